@@ -1,0 +1,322 @@
+"""Sample-quality metrics for the 2-D toy problems.
+
+Protocol: /work/shared/conventions.md, "2-D mixture protocol (PacGAN/VEEGAN)":
+2,500 generated samples; a sample is *high quality* when it lies within 3 std of
+its nearest mode; a mode is *recovered* when it has at least one high-quality
+sample.
+
+* :func:`mode_stats` and :func:`sliced_w1` run in the samples' own namespace ``xp``
+  (only the final scalars come back to the host).
+* :func:`w1` and :func:`w2` are exact: they copy the clouds to host NumPy
+  (float64) and call POT's network simplex ``ot.emd2`` (POT is imported lazily;
+  ``pip install POT`` or ``pip install 'refimpl[toy]'``).
+"""
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as _np  # host side: POT inputs, random directions, index tables
+
+from .backend import device_of, from_host, namespace, to_numpy
+from .datasets import Mixture, get_dataset, sample
+
+__all__ = ["N_EVAL", "mode_stats", "w1", "w2", "sliced_w1", "evaluate"]
+
+#: Number of generated samples of the evaluation protocol.
+N_EVAL = 2500
+
+#: Default number of random directions of :func:`sliced_w1`.
+N_PROJECTIONS = 500
+
+
+def _import_ot():
+    try:
+        import ot
+    except ImportError as e:  # pragma: no cover - depends on the install
+        raise ImportError("exact Wasserstein metrics need POT: pip install POT "
+                          "(or pip install 'refimpl[toy]')") from e
+    return ot
+
+
+# ----------------------------------------------------------------------------- modes
+
+def mode_stats(samples, centers, std):
+    """Mode coverage and sample quality of 2-D samples against a Gaussian mixture.
+
+    Parameters
+    ----------
+    samples : array, shape (n, d)
+        Generated samples, any backend (computed in their namespace ``xp``).
+    centers : array_like, shape (K, d)
+        Mode centres (host array or an array of the same backend).
+    std : float
+        Per-coordinate std :math:`\\sigma` of the modes.
+
+    Returns
+    -------
+    dict
+        ``modes`` (int): number of modes with at least one high-quality sample;
+        ``high_quality`` (float): fraction of samples with
+        :math:`\\min_k \\|x - c_k\\| \\le 3\\sigma`;
+        ``counts`` (list of K ints): high-quality samples per mode, each sample
+        assigned to its nearest centre (ties: lowest index);
+        ``n`` (int): number of samples.
+
+    Notes
+    -----
+    Protocol: conventions.md, "2-D mixture protocol"; distances are compared squared,
+    :math:`\\|x - c_k\\|^2 \\le 9\\sigma^2`, in the samples' dtype.
+    """
+    xp = namespace(samples)
+    if samples.ndim != 2:
+        raise ValueError(f"samples must have shape (n, d), got {samples.shape}")
+    n = samples.shape[0]
+    if n == 0:
+        raise ValueError("mode_stats needs at least one sample")
+    if isinstance(centers, _np.ndarray) or not hasattr(centers, "__array_namespace__"):
+        c = from_host(_np.asarray(centers, dtype=_np.float64), xp, samples.dtype, device_of(samples))
+    else:
+        c = xp.astype(centers, samples.dtype)
+    if c.ndim != 2 or c.shape[1] != samples.shape[1]:
+        raise ValueError(f"centers must have shape (K, {samples.shape[1]}), got {c.shape}")
+    K = c.shape[0]
+    diff = xp.expand_dims(samples, axis=1) - xp.expand_dims(c, axis=0)      # (n, K, d)
+    d2 = xp.sum(diff * diff, axis=2)                                         # (n, K)
+    nearest = xp.argmin(d2, axis=1)                                          # (n,)
+    hq = xp.min(d2, axis=1) <= 9.0 * float(std) ** 2                         # (n,)
+    ks = xp.arange(K, dtype=nearest.dtype, device=device_of(samples))
+    onehot = (xp.expand_dims(nearest, axis=1) == xp.expand_dims(ks, axis=0)) & xp.expand_dims(hq, axis=1)
+    counts = to_numpy(xp.sum(xp.astype(onehot, xp.int64), axis=0))
+    n_hq = int(to_numpy(xp.sum(xp.astype(hq, xp.int64))))
+    return {"modes": int(_np.count_nonzero(counts)), "high_quality": n_hq / n,
+            "counts": [int(v) for v in counts], "n": int(n)}
+
+
+# ----------------------------------------------------------------------------- exact W1 / W2
+
+def _as_host_cloud(x, name):
+    a = _np.asarray(to_numpy(x), dtype=_np.float64)
+    if a.ndim == 1:
+        a = a[:, None]
+    if a.ndim != 2 or a.shape[0] == 0:
+        raise ValueError(f"{name} must have shape (n, d) with n >= 1 (or (n,) for 1-D), got {a.shape}")
+    return a
+
+
+def _host_clouds(x, y):
+    a, b = _as_host_cloud(x, "x"), _as_host_cloud(y, "y")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"x and y must have the same dimension, got {a.shape[1]} and {b.shape[1]}")
+    return a, b
+
+
+def _sq_dists(a, b):
+    """(n, m) squared Euclidean distances by coordinate differences (no cancellation)."""
+    d2 = _np.zeros((a.shape[0], b.shape[0]))
+    for k in range(a.shape[1]):
+        diff = a[:, k, None] - b[None, :, k]
+        d2 += diff * diff
+    return d2
+
+
+def _emd2_uniform(M, num_itermax):
+    """Exact OT cost ``min_P <P, M>`` with uniform marginals; raises if POT is not optimal."""
+    ot = _import_ot()
+    n, m = M.shape
+    a = _np.full(n, 1.0 / n)
+    b = _np.full(m, 1.0 / m)
+    if num_itermax is None:
+        num_itermax = max(1_000_000, 20 * n * m)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the result code is checked below
+        cost, log = ot.emd2(a, b, M, numItermax=int(num_itermax), log=True)
+    if log["result_code"] != 1:
+        raise RuntimeError(f"POT emd2 did not reach the optimum (result_code {log['result_code']}: "
+                           f"{log['warning']}); numItermax was {num_itermax}")
+    return float(cost)
+
+
+def w1(x, y, *, num_itermax=None):
+    """Exact 1-Wasserstein distance between two uniform point clouds.
+
+    .. math:: W_1(\\mu, \\nu) = \\min_{P \\in \\Pi(1_n/n,\\, 1_m/m)} \\sum_{ij} P_{ij} \\|x_i - y_j\\|_2
+
+    Parameters
+    ----------
+    x : array, shape (n, d) (or (n,) for 1-D)
+    y : array, shape (m, d) (or (m,))
+        Any backend; copied to host float64.
+    num_itermax : int, optional
+        Network-simplex iteration cap (default ``max(10**6, 20 n m)``).
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    RuntimeError
+        When POT reports a non-optimal result (e.g. iteration cap reached).
+
+    Notes
+    -----
+    Solved by POT ``ot.emd2`` on host NumPy. Protocol: conventions.md, "2-D mixture protocol".
+    """
+    a, b = _host_clouds(x, y)
+    return _emd2_uniform(_np.sqrt(_sq_dists(a, b)), num_itermax)
+
+
+def w2(x, y, *, num_itermax=None):
+    """Exact 2-Wasserstein distance between two uniform point clouds.
+
+    .. math:: W_2(\\mu, \\nu) = \\Big(\\min_{P \\in \\Pi(1_n/n,\\, 1_m/m)} \\sum_{ij} P_{ij} \\|x_i - y_j\\|_2^2\\Big)^{1/2}
+
+    Parameters and errors as :func:`w1` (squared Euclidean cost, then the square root).
+
+    Returns
+    -------
+    float
+    """
+    a, b = _host_clouds(x, y)
+    return math.sqrt(max(_emd2_uniform(_sq_dists(a, b), num_itermax), 0.0))
+
+
+def _w1_w2(x, y, num_itermax=None):
+    """(W1, W2) sharing the distance matrix; the two network simplex solves run in two
+    threads (POT's solver releases the GIL)."""
+    a, b = _host_clouds(x, y)
+    d2 = _sq_dists(a, b)
+    d = _np.sqrt(d2)
+    with ThreadPoolExecutor(max_workers=2) as ex:
+        f1 = ex.submit(_emd2_uniform, d, num_itermax)
+        f2 = ex.submit(_emd2_uniform, d2, num_itermax)
+        return f1.result(), math.sqrt(max(f2.result(), 0.0))
+
+
+# ----------------------------------------------------------------------------- sliced W1
+
+def _quantile_table(n, m):
+    """Exact 1-D quantile coupling of uniform n- and m-point measures (host int tables).
+
+    The quantile functions are step functions with jumps at ``i/n`` and ``j/m``; on
+    each piece ``(t_{k-1}, t_k)`` of the merged breakpoints the coupling pairs the
+    sorted points ``ix_k = floor(s n)``, ``iy_k = floor(s m)`` (``s`` the midpoint),
+    with mass ``t_k - t_{k-1}``. Computed in integers with denominator ``L = lcm(n, m)``.
+    """
+    L = n * m // math.gcd(n, m)
+    bp = _np.union1d(_np.arange(n + 1, dtype=_np.int64) * (L // n),
+                     _np.arange(m + 1, dtype=_np.int64) * (L // m))
+    lo, hi = bp[:-1], bp[1:]
+    ix = ((lo + hi) * n) // (2 * L)
+    iy = ((lo + hi) * m) // (2 * L)
+    w = (hi - lo) / L
+    return ix, iy, w
+
+
+def sliced_w1(x, y, n_projections=N_PROJECTIONS, *, rng):
+    """Monte-Carlo sliced 1-Wasserstein distance (no POT needed), in the inputs' namespace.
+
+    .. math:: SW_1(\\mu, \\nu) = \\mathbb{E}_{\\theta \\sim U(S^{d-1})}
+              W_1(\\theta_\\# \\mu, \\theta_\\# \\nu)
+              \\approx \\frac1P \\sum_{p=1}^P \\int_0^1 |F_{p}^{-1}(t) - G_{p}^{-1}(t)|\\, dt
+
+    Parameters
+    ----------
+    x : array, shape (n, d) (or (n,) for 1-D)
+    y : array, shape (m, d) (or (m,)), same backend as ``x``
+    n_projections : int, optional
+        Number ``P`` of random directions (default 500).
+    rng : numpy.random.Generator or int
+        Host generator (or seed) for the directions: ``theta = g / ||g||`` with
+        ``g = rng.standard_normal((P, d))``.
+
+    Returns
+    -------
+    float
+
+    Notes
+    -----
+    Each 1-D term is exact: for equal sizes the mean absolute difference of the
+    sorted projections; for unequal sizes the integral of the difference of the two
+    quantile functions over the merged breakpoints ``{i/n} U {j/m}`` (quantile matching).
+    Since projections are 1-Lipschitz, every term, hence the estimate, is
+    ``<= W1(x, y)`` for any directions; the Monte-Carlo error of the mean of ``P``
+    terms in ``[0, W1]`` is at most ``W1 * sqrt(log(2/delta)/(2P))`` with
+    probability ``1 - delta`` (Hoeffding). In 1-D it equals the exact W1.
+    Reference: conventions.md, "2-D mixture protocol" (evaluation metric of this project).
+    """
+    if not isinstance(rng, _np.random.Generator):
+        rng = _np.random.default_rng(rng)
+    xp = namespace(x, y)
+    if x.ndim == 1:
+        x = xp.reshape(x, (-1, 1))
+    if y.ndim == 1:
+        y = xp.reshape(y, (-1, 1))
+    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
+        raise ValueError(f"x and y must have shapes (n, d) and (m, d), got {x.shape} and {y.shape}")
+    n, d = x.shape
+    m = y.shape[0]
+    if n == 0 or m == 0:
+        raise ValueError("sliced_w1 needs non-empty clouds")
+    if y.dtype != x.dtype:
+        y = xp.astype(y, x.dtype)
+    g = rng.standard_normal((int(n_projections), d))
+    theta = g / _np.linalg.norm(g, axis=1, keepdims=True)
+    dev = device_of(x)
+    th = from_host(theta.T, xp, x.dtype, dev)                              # (d, P)
+    px = xp.sort(x @ th, axis=0)                                            # (n, P)
+    py = xp.sort(y @ th, axis=0)                                            # (m, P)
+    if n == m:
+        per_dir = xp.mean(xp.abs(px - py), axis=0)
+    else:
+        ix, iy, w = _quantile_table(n, m)
+        gx = xp.take(px, from_host(ix, xp, xp.int64, dev), axis=0)
+        gy = xp.take(py, from_host(iy, xp, xp.int64, dev), axis=0)
+        wt = from_host(w, xp, x.dtype, dev)
+        per_dir = xp.sum(xp.abs(gx - gy) * xp.expand_dims(wt, axis=1), axis=0)
+    return float(to_numpy(xp.mean(per_dir)))
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+def evaluate(samples, dataset_name, rng, n_target=N_EVAL, *, n_projections=N_PROJECTIONS):
+    """All toy metrics of generated samples against fresh target samples.
+
+    Parameters
+    ----------
+    samples : array, shape (n, 2)
+        Generated samples (protocol: ``n = 2500``), any backend.
+    dataset_name : str or Mixture or SwissRoll
+    rng : numpy.random.Generator
+        Draws the ``n_target`` target samples first, then the sliced-W1 directions.
+    n_target : int, optional
+        Number of fresh target samples (default 2,500).
+    n_projections : int, optional
+        Directions for :func:`sliced_w1`.
+
+    Returns
+    -------
+    dict
+        ``modes`` (int or None) and ``high_quality`` (float or None) from
+        :func:`mode_stats` against the dataset's centres (None for the swiss roll,
+        which has no modes); ``w1``, ``w2`` (float): exact W1/W2 between the samples
+        and the targets (:func:`w1`, :func:`w2`); ``sliced_w1`` (float): :func:`sliced_w1`
+        between the same two clouds.
+
+    Notes
+    -----
+    Protocol: conventions.md, "2-D mixture protocol". The two exact solves run
+    concurrently in two threads.
+    """
+    spec = get_dataset(dataset_name)
+    xp = namespace(samples)
+    target = sample(spec, n_target, rng, xp=xp, dtype=samples.dtype, device=device_of(samples))
+    out = {"modes": None, "high_quality": None}
+    if isinstance(spec, Mixture):
+        ms = mode_stats(samples, spec.centers, spec.std)
+        out["modes"], out["high_quality"] = ms["modes"], ms["high_quality"]
+    out["w1"], out["w2"] = _w1_w2(samples, target)
+    out["sliced_w1"] = sliced_w1(samples, target, n_projections, rng=rng)
+    return out

@@ -1,0 +1,283 @@
+"""The GAN training loop, shared by every method.
+
+An *outer iteration* is ``n_critic`` critic steps followed by the generator phase
+(``n_gen`` generator steps by default). A method is a :class:`GANMethod` (or a
+subclass that overrides :meth:`GANMethod.critic_phase`, :meth:`GANMethod.generator_phase`
+or :meth:`GANMethod.outer_step`); :func:`train` runs any method with the same
+logging, evaluation, atomic checkpoints, resume, interrupt handling and non-finite
+checks. State is a plain dict of parameter lists and optimiser states; every step
+is a function ``(state, rng, data) -> (state, logs)``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import pathlib
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .backend import from_host, namespace, scalar
+from .checkpoint import load as load_checkpoint, save as save_checkpoint
+from .nn import MLP
+from .objectives import Objective, clip_params, critic_grads, generator_grads
+from .optim import make_optimiser
+
+
+# ----------------------------------------------------------------------------- configuration
+@dataclass(frozen=True)
+class GANConfig:
+    """A GAN: networks, objective, batch and optimisers (defaults: the WGAN-GP toy setting)."""
+    objective: str = "wgan-gp"          # wgan | wgan-gp | wgan-lp | dragan | standard
+    lam: float = 10.0
+    clip: float = 0.01
+    data_dim: int = 2
+    latent_dim: int = 2
+    gen_hidden: tuple = (512, 512, 512)
+    critic_hidden: tuple = (512, 512, 512)
+    gen_activation: str = "relu"
+    critic_activation: str = "relu"
+    gen_output: str = "linear"
+    batch_size: int = 256
+    n_critic: int = 5
+    n_gen: int = 1
+    optimiser: str = "adam"             # adam | rmsprop | sgd
+    lr_gen: float = 1e-4
+    lr_critic: float = 1e-4
+    betas: tuple = (0.5, 0.9)
+
+    def __post_init__(self):
+        for k in ("data_dim", "latent_dim", "batch_size", "n_critic", "n_gen"):
+            v = getattr(self, k)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{k} must be an integer >= 1, got {v!r}")
+        Objective(self.objective, self.lam, self.clip)       # validates name, lam, clip
+        self.make_optimiser(self.lr_gen), self.make_optimiser(self.lr_critic)
+
+    def make_optimiser(self, lr):
+        if self.optimiser == "adam":
+            return make_optimiser("adam", lr=lr, beta1=self.betas[0], beta2=self.betas[1])
+        return make_optimiser(self.optimiser, lr=lr)
+
+
+def config_dict(cfg):
+    """A JSON-ready dict of a (nested) config dataclass."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()}
+
+
+# ----------------------------------------------------------------------------- data sources
+class ToyData:
+    """Samples of a 2-D toy mixture, drawn on the host and moved to the device."""
+
+    def __init__(self, name, xp, dtype, device=None):
+        from .datasets import get_dataset
+        self.spec = get_dataset(name)
+        self.xp, self.dtype, self.device = xp, dtype, device
+
+    def sample(self, rng, n):
+        from .datasets import sample
+        return sample(self.spec, n, rng, xp=self.xp, dtype=self.dtype, device=self.device)
+
+
+class ArrayData:
+    """A dataset held on the device; batches are taken by index (indices drawn on the host)."""
+
+    def __init__(self, array):
+        self.array = array                      # (N, d) on the device
+        self.xp = namespace(array)
+
+    def sample(self, rng, n):
+        idx = from_host(rng.integers(0, self.array.shape[0], size=n), self.xp, None, self.array.device)
+        return self.xp.take(self.array, idx, axis=0)
+
+
+# ----------------------------------------------------------------------------- the default method
+class GANMethod:
+    """A GAN trained with one of the objectives of :mod:`refimpl.objectives`.
+
+    Subclasses (RWP, SBE, W1-FE, SWGAN) override the phases they change and reuse
+    the rest. All randomness comes from the ``rng`` passed to each call.
+    """
+    name = "gan"
+
+    def __init__(self, cfg: GANConfig):
+        self.cfg = cfg
+        self.objective = Objective(cfg.objective, cfg.lam, cfg.clip)
+        self.gen = MLP((cfg.latent_dim, *cfg.gen_hidden, cfg.data_dim), cfg.gen_activation, cfg.gen_output)
+        self.critic = MLP((cfg.data_dim, *cfg.critic_hidden, 1), cfg.critic_activation, "linear")
+        self.opt_gen = cfg.make_optimiser(cfg.lr_gen)
+        self.opt_critic = cfg.make_optimiser(cfg.lr_critic)
+
+    def config(self):
+        return config_dict(self.cfg)
+
+    def init_state(self, rng, xp, dtype, device=None):
+        gp = self.gen.init(rng, xp=xp, dtype=dtype, device=device)
+        cp = self.critic.init(rng, xp=xp, dtype=dtype, device=device)
+        if self.objective.name == "wgan":
+            cp = clip_params(cp, self.objective.clip)
+        return {"gen": gp, "critic": cp, "opt_gen": self.opt_gen.init(gp), "opt_critic": self.opt_critic.init(cp)}
+
+    def latent(self, rng, n, like):
+        """``z ~ N(0, I)`` of shape (n, latent_dim), drawn on the host, on ``like``'s device."""
+        xp = namespace(like)
+        return from_host(rng.standard_normal((n, self.cfg.latent_dim)), xp, like.dtype, like.device)
+
+    def generate(self, state, z):
+        return self.gen.forward(state["gen"], z)[0]
+
+    # -- steps
+    def critic_step(self, state, rng, data):
+        real = data.sample(rng, self.cfg.batch_size)
+        z = self.latent(rng, self.cfg.batch_size, real)
+        fake = self.generate(state, z)
+        loss, grads, logs = critic_grads(self.objective, self.critic, state["critic"], real, fake, rng)
+        cp, oc = self.opt_critic.step(state["critic"], grads, state["opt_critic"])
+        if self.objective.name == "wgan":
+            cp = clip_params(cp, self.objective.clip)
+        return {**state, "critic": cp, "opt_critic": oc}, logs
+
+    def generator_step(self, state, rng, data):
+        z = self.latent(rng, self.cfg.batch_size, state["gen"][0][0])
+        loss, grads, _ = generator_grads(self.objective, self.gen, state["gen"], self.critic, state["critic"], z)
+        gp, og = self.opt_gen.step(state["gen"], grads, state["opt_gen"])
+        return {**state, "gen": gp, "opt_gen": og}, {"gen_loss": loss}
+
+    def critic_phase(self, state, rng, data):
+        logs = {}
+        for _ in range(self.cfg.n_critic):
+            state, logs = self.critic_step(state, rng, data)
+        return state, logs
+
+    def generator_phase(self, state, rng, data):
+        logs = {}
+        for _ in range(self.cfg.n_gen):
+            state, logs = self.generator_step(state, rng, data)
+        return state, logs
+
+    def outer_step(self, state, rng, data):
+        """One outer iteration; returns the new state and the last logs (0-d arrays)."""
+        state, lc = self.critic_phase(state, rng, data)
+        state, lg = self.generator_phase(state, rng, data)
+        return state, {**lc, **lg}
+
+
+# ----------------------------------------------------------------------------- the loop
+class NonFiniteLoss(FloatingPointError):
+    """A loss became NaN or infinite; the message names the iteration."""
+
+
+@dataclass
+class TrainResult:
+    state: dict
+    curve: list = field(default_factory=list)     # dict rows: iteration, seconds, metrics...
+    iterations: int = 0
+    seconds: float = 0.0
+    final_metrics: dict = field(default_factory=dict)
+    interrupted: bool = False
+
+
+def _fmt_time(s):
+    s = max(0, int(s))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000, eval_fn=None,
+          eval_every=0, checkpoint_path=None, checkpoint_every=0, resume=False, check_every=1,
+          progress=True, stream=None):
+    """Run ``iters`` outer iterations of ``method`` on ``data``.
+
+    Parameters
+    ----------
+    method : GANMethod (or subclass).
+    data : an object with ``sample(rng, n) -> (n, d)`` array on the device.
+    eval_fn : callable ``(state, iteration) -> dict`` of metrics (Python numbers), run
+        every ``eval_every`` iterations and at the end; its rows form the curve.
+    checkpoint_path : file for atomic checkpoints (params, optimiser states, RNG state,
+        iteration, curve, elapsed time), written every ``checkpoint_every`` iterations,
+        at the end, and on Ctrl-C. ``resume=True`` continues from it; a numpy run
+        interrupted and resumed ends bit-identical to an uninterrupted one.
+    check_every : losses are moved to the host and checked for NaN/Inf every this many
+        iterations (1 on the CPU; larger on a GPU to avoid a sync per step).
+
+    Raises
+    ------
+    NonFiniteLoss
+        Naming the iteration; the last checkpoint written (from finite state) is kept.
+    """
+    if not isinstance(iters, int) or iters < 1:
+        raise ValueError(f"iters must be an integer >= 1, got {iters!r}")
+    for k, v in (("eval_every", eval_every), ("checkpoint_every", checkpoint_every), ("check_every", check_every)):
+        if not isinstance(v, int) or v < 0:
+            raise ValueError(f"{k} must be an integer >= 0, got {v!r}")
+    if (resume or checkpoint_every) and checkpoint_path is None:
+        raise ValueError("resume and checkpoint_every need a checkpoint_path")
+    stream = stream or sys.stderr
+    rng = np.random.default_rng(seed)
+    start, curve, elapsed0 = 0, [], 0.0
+    fingerprint = {"method": method.name, "config": method.config(), "seed": seed, "dtype": str(dtype)}
+    if resume and pathlib.Path(checkpoint_path).exists():
+        ck = load_checkpoint(checkpoint_path, xp, device)
+        if ck["fingerprint"] != fingerprint:
+            raise ValueError(f"checkpoint {checkpoint_path} was written by a different run "
+                             f"({ck['fingerprint']}); refusing to resume it with {fingerprint}")
+        state, start, curve, elapsed0 = ck["state"], ck["iteration"], ck["curve"], ck["seconds"]
+        rng.bit_generator.state = ck["rng"]
+        if progress:
+            print(f"resumed from {checkpoint_path} at iteration {start}", file=stream)
+    else:
+        state = method.init_state(rng, xp, dtype, device)
+
+    def checkpoint(st, it, rng_state, elapsed):
+        if checkpoint_path is not None:
+            save_checkpoint(checkpoint_path, {"fingerprint": fingerprint, "state": st, "iteration": it,
+                                              "rng": rng_state, "curve": curve, "seconds": elapsed})
+
+    t0 = time.perf_counter() - elapsed0
+    last_print = -1e9
+    latest = dict(curve[-1]) if curve else {}
+    good = (state, start, rng.bit_generator.state)   # last state known finite, at an iteration boundary
+    it = start
+    try:
+        for it in range(start + 1, iters + 1):
+            new_state, logs = method.outer_step(state, rng, data)
+            if check_every and (it % check_every == 0 or it == iters):
+                vals = {k: scalar(v) for k, v in logs.items()}
+                bad = [k for k, v in vals.items() if not math.isfinite(v)]
+                if bad:
+                    raise NonFiniteLoss(f"non-finite {', '.join(bad)} at iteration {it} "
+                                        f"({', '.join(f'{k}={vals[k]}' for k in bad)}); the last good checkpoint "
+                                        f"(iteration {good[1]}) is kept" if checkpoint_path else
+                                        f"non-finite {', '.join(bad)} at iteration {it}")
+                latest.update(vals)
+                good = (new_state, it, rng.bit_generator.state)
+            state = new_state
+            if eval_fn is not None and ((eval_every and it % eval_every == 0) or it == iters):
+                metrics = eval_fn(state, it)
+                row = {"iteration": it, "seconds": round(time.perf_counter() - t0, 3), **metrics}
+                curve.append(row)
+                latest.update(metrics)
+            if checkpoint_every and it % checkpoint_every == 0 and good[1] == it:
+                checkpoint(state, it, rng.bit_generator.state, time.perf_counter() - t0)
+            now = time.perf_counter()
+            if progress and (now - last_print > 2.0 or it == iters):
+                last_print = now
+                el = now - t0
+                eta = (el - elapsed0) / max(it - start, 1) * (iters - it)
+                shown = " ".join(f"{k} {v:.4g}" for k, v in latest.items() if isinstance(v, (int, float))
+                                 and k not in ("iteration", "seconds"))
+                print(f"it {it}/{iters} | {shown} | {_fmt_time(el)} elapsed, ~{_fmt_time(eta)} left",
+                      file=stream, flush=True)
+    except KeyboardInterrupt:
+        st, it_good, rs = good
+        checkpoint(st, it_good, rs, time.perf_counter() - t0)
+        if progress:
+            where = f"checkpoint written at iteration {it_good}" if checkpoint_path else "no checkpoint path"
+            print(f"\ninterrupted: {where}", file=stream, flush=True)
+        return TrainResult(st, curve, it_good, time.perf_counter() - t0, dict(latest), interrupted=True)
+    seconds = time.perf_counter() - t0
+    checkpoint(state, iters, rng.bit_generator.state, seconds)
+    final = dict(curve[-1]) if curve else {}
+    return TrainResult(state, curve, iters, seconds, final)

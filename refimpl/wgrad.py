@@ -1,0 +1,371 @@
+"""Discrete Wasserstein-2 metric tensor on the pixel graph of an image (WWGAN).
+
+An image with ``C`` channels of ``H x W`` pixels is a nonnegative mass ``X`` on the
+``n = C*H*W`` vertices of a pixel graph; edges join nearby pixels of the *same*
+channel. The Wasserstein gradient of a function ``f`` at ``X`` is ``L(X) g`` with
+``g = grad_X f(X)`` (Dukler et al. 2019, "Wasserstein of Wasserstein loss", Prop. 5)
+and the 1-Lipschitz condition reads ``g^T L(X) g <= 1``. With the degrees
+
+    d_i = sum_j w_ij / sum_i' sum_j' w_i'j'        (every edge counted from both ends)
+
+and ``theta_ij = X_i/d_i + X_j/d_j`` the quadratic form is (Remark 6, summed over
+unordered edges as fixed in ``shared/conventions.md``)
+
+    g^T L(X) g = sum_{i~j} w_ij (g_i - g_j)^2 theta_ij / 2,
+
+and Remark 7 / eq. (9) adds ``alpha * (sum_i g_i)^2`` for ``L~ = alpha 11^T + L``.
+
+:func:`laplacian_dense` builds the ``n x n`` matrix (reference, small images only);
+:func:`wasserstein_norm_sq`, :func:`wasserstein_gradient` and
+:func:`wasserstein_norm_sq_and_gradient` work by shifted slices of the image, one
+pass per neighbour offset, ``O(B*n)`` work for a batch. Flattening is C-H-W
+row-major: vertex ``c*H*W + y*W + x`` is pixel ``(y, x)`` of channel ``c``.
+
+The authors' public code uses another quadratic form; it is offered as
+``PixelGraph(..., variant="authors")``:
+``sum_{i~j} w_ij (g_i - g_j)^2 (X_i + X_j)``, no degree normalisation (with
+``X = (x + 1)/2`` the edge factor ``X_i + X_j`` is their ``1 + (x_i + x_j)/2``).
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as _np  # host side only: graph constants (offsets, degrees)
+
+from refimpl.backend import device_of, from_host, namespace
+
+__all__ = ["PixelGraph", "laplacian_dense", "wasserstein_norm_sq", "wasserstein_gradient",
+           "wasserstein_norm_sq_and_gradient", "image_to_mass", "NEIGHBOUR_PATTERNS"]
+
+#: Named neighbour patterns, one offset ``(dy, dx)`` per unordered pair of directions
+#: (the opposite offset is implied). ``"two-step"``: every pixel reachable in at most
+#: two 4-neighbour steps (the 8 neighbours plus ``(0, +-2)``, ``(+-2, 0)``; 12 in all),
+#: the "diamond" pattern of the authors' code.
+NEIGHBOUR_PATTERNS = {
+    4: ((0, 1), (1, 0)),
+    8: ((0, 1), (1, 0), (1, 1), (1, -1)),
+    "two-step": ((0, 1), (1, 0), (1, 1), (1, -1), (0, 2), (2, 0)),
+}
+_VARIANTS = ("paper", "authors")
+
+
+def _canonical(off):
+    dy, dx = off
+    if dy < 0 or (dy == 0 and dx < 0):
+        dy, dx = -dy, -dx
+    return (dy, dx)
+
+
+class PixelGraph:
+    """Pixel graph ``G = (V, E, w)`` of ``channels x height x width`` images (WWGAN Sec. 3.2).
+
+    Parameters
+    ----------
+    height, width : int
+        Image size in pixels (``height * width >= 2``).
+    channels : int, default 1
+        Number of channels; each channel is its own copy of the grid, no edges between
+        channels.
+    neighbours : {4, 8, "two-step"} or sequence of (dy, dx)
+        Neighbour pattern (see :data:`NEIGHBOUR_PATTERNS`), or explicit offsets; an
+        offset and its opposite describe the same edges, give one of them.
+    weights : float or sequence of float, optional
+        Positive edge weight ``w_ij`` per offset (in the order of :attr:`offsets`);
+        default 1 for every edge.
+    variant : {"paper", "authors"}, default "paper"
+        ``"paper"``: Prop. 5 with degree-normalised ``theta_ij = X_i/d_i + X_j/d_j``
+        and the factor 1/2. ``"authors"``: the public code's form, edge factor
+        ``X_i + X_j`` with no degrees and no 1/2 (not the paper's tensor).
+
+    Attributes
+    ----------
+    offsets : tuple of (int, int)
+        Canonical offsets ``(dy, dx)`` with ``dy > 0`` or ``dy == 0, dx > 0``.
+    weights : tuple of float
+    n : int
+        Number of vertices ``C*H*W``.
+    degree : numpy.ndarray, shape (H, W)
+        Normalised degree ``d_i`` (same in every channel; host float64).
+    total_weight : float
+        ``sum_i sum_j w_ij`` over the whole graph (each edge counted twice).
+
+    Raises
+    ------
+    ValueError
+        Unknown pattern or variant, bad sizes or weights, or a pixel with no
+        neighbour (degree 0: ``theta`` would divide by zero, e.g. ``H = W = 1``).
+    """
+
+    def __init__(self, height, width, channels=1, neighbours=4, weights=None, variant="paper"):
+        for name, v in (("height", height), ("width", width), ("channels", channels)):
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        self.height, self.width, self.channels = int(height), int(width), int(channels)
+        if variant not in _VARIANTS:
+            raise ValueError(f"unknown variant {variant!r}; choose one of {_VARIANTS}")
+        self.variant = variant
+        self.neighbours = neighbours
+        if isinstance(neighbours, (str, numbers.Integral)) and not isinstance(neighbours, bool):
+            if neighbours not in NEIGHBOUR_PATTERNS:
+                raise ValueError(f"unknown neighbours {neighbours!r}; choose 4, 8, 'two-step' "
+                                 "or give a sequence of (dy, dx) offsets")
+            offsets = NEIGHBOUR_PATTERNS[neighbours]
+        else:
+            try:
+                offsets = tuple(_canonical((int(a), int(b))) for a, b in neighbours)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"unknown neighbours {neighbours!r}; choose 4, 8, 'two-step' "
+                                 "or give a sequence of (dy, dx) offsets") from e
+            if not offsets or (0, 0) in offsets or len(set(offsets)) != len(offsets):
+                raise ValueError(f"offsets must be nonempty, nonzero and distinct up to sign: {neighbours!r}")
+        self.offsets = tuple(offsets)
+        if weights is None:
+            weights = 1.0
+        if isinstance(weights, numbers.Real):
+            weights = (weights,) * len(self.offsets)
+        weights = tuple(float(w) for w in weights)
+        if len(weights) != len(self.offsets) or not all(_np.isfinite(w) and w > 0 for w in weights):
+            raise ValueError(f"weights must be {len(self.offsets)} positive finite numbers "
+                             f"(one per offset {self.offsets}), got {weights!r}")
+        self.weights = weights
+        H, W = self.height, self.width
+        deg = _np.zeros((H, W))
+        n_edges = 0
+        for (dy, dx), w in zip(self.offsets, self.weights):
+            ys, yd, xs, xd = _slices(dy, dx, H, W)
+            m = _np.zeros((H, W), dtype=bool)
+            m[ys, xs] = True
+            n_edges += int(m.sum())
+            deg[ys, xs] += w
+            deg[yd, xd] += w
+        if not (deg > 0).all():
+            y, x = map(int, _np.argwhere(deg <= 0)[0])
+            raise ValueError(f"pixel graph {H}x{W} with neighbours {neighbours!r} has isolated "
+                             f"pixels (degree 0, e.g. pixel ({y}, {x})); theta_ij = X_i/d_i + X_j/d_j "
+                             "is undefined there")
+        self.n = self.channels * H * W
+        self.n_edges = n_edges * self.channels
+        self.total_weight = float(deg.sum()) * self.channels
+        self.degree = deg / self.total_weight
+        self._inv_degree = self.total_weight / deg        # 1/d_i, host float64 (H, W)
+
+    def __repr__(self):
+        return (f"PixelGraph(height={self.height}, width={self.width}, channels={self.channels}, "
+                f"neighbours={self.neighbours!r}, variant={self.variant!r})")
+
+    def edge_list(self):
+        """Unordered edges as host arrays ``(i, j, w)`` of flat C-H-W indices and weights."""
+        H, W = self.height, self.width
+        idx = _np.arange(self.n).reshape(self.channels, H, W)
+        src, dst, wts = [], [], []
+        for (dy, dx), w in zip(self.offsets, self.weights):
+            ys, yd, xs, xd = _slices(dy, dx, H, W)
+            s, d = idx[:, ys, xs].ravel(), idx[:, yd, xd].ravel()
+            src.append(s), dst.append(d), wts.append(_np.full(s.shape, w))
+        return _np.concatenate(src), _np.concatenate(dst), _np.concatenate(wts)
+
+
+def _slices(dy, dx, H, W):
+    """Slices (rows_src, rows_dst, cols_src, cols_dst) pairing pixel p with p + (dy, dx)."""
+    ys, yd = slice(0, max(H - dy, 0)), slice(dy, H)
+    if dx >= 0:
+        xs, xd = slice(0, max(W - dx, 0)), slice(dx, W)
+    else:
+        xs, xd = slice(-dx, W), slice(0, max(W + dx, 0))
+    if H - dy <= 0 or W - abs(dx) <= 0:             # no edge of this offset fits
+        ys = yd = slice(0, 0)
+    return ys, yd, xs, xd
+
+
+def _pad2(xp, a, top, bottom, left, right):
+    """Zero-pad the last two axes of ``a`` (Array API: concat with zeros)."""
+    dev = device_of(a)
+    if top or bottom:
+        parts = []
+        if top:
+            parts.append(xp.zeros((*a.shape[:-2], top, a.shape[-1]), dtype=a.dtype, device=dev))
+        parts.append(a)
+        if bottom:
+            parts.append(xp.zeros((*a.shape[:-2], bottom, a.shape[-1]), dtype=a.dtype, device=dev))
+        a = xp.concat(parts, axis=-2)
+    if left or right:
+        parts = []
+        if left:
+            parts.append(xp.zeros((*a.shape[:-1], left), dtype=a.dtype, device=dev))
+        parts.append(a)
+        if right:
+            parts.append(xp.zeros((*a.shape[:-1], right), dtype=a.dtype, device=dev))
+        a = xp.concat(parts, axis=-1)
+    return a
+
+
+def _place(xp, t, rows, cols, H, W):
+    """Embed ``t`` (values on ``[..., rows, cols]``) into a zero (..., H, W) array."""
+    return _pad2(xp, t, rows.start, H - rows.stop, cols.start, W - cols.stop)
+
+
+def _check_mass(xp, graph, X, batched_ok):
+    if not xp.isdtype(X.dtype, "real floating"):
+        raise ValueError(f"mass X must be a real floating array, got dtype {X.dtype}")
+    C, H, W = graph.channels, graph.height, graph.width
+    ok_shape = tuple(X.shape[-3:]) == (C, H, W) and (X.ndim == 3 or (batched_ok and X.ndim == 4))
+    if not ok_shape:
+        want = "(C, H, W) or (B, C, H, W)" if batched_ok else "(C, H, W)"
+        raise ValueError(f"mass X has shape {tuple(X.shape)}; expected {want} with "
+                         f"(C, H, W) = {(C, H, W)} from {graph!r}")
+    if not bool(xp.all(X >= 0)):
+        raise ValueError("mass X must be nonnegative (and not NaN); map images in [-1, 1] "
+                         "with image_to_mass first")
+
+
+def _edge_factor(xp, graph, X):
+    """``Y`` with edge factor ``kappa * (Y_i + Y_j)``: paper ``Y = X/d``, kappa 1/2."""
+    if graph.variant == "authors":
+        return X, 1.0
+    inv_d = from_host(graph._inv_degree, xp, dtype=X.dtype, device=device_of(X))
+    return X * inv_d, 0.5
+
+
+def laplacian_dense(graph, X, alpha=0.0, gamma=0.0):
+    """Dense metric tensor ``alpha 11^T + gamma I + L(X)`` (reference for small images).
+
+    Dukler et al. 2019, Prop. 5 (``L``) and eq. (9) (``alpha 11^T``):
+    ``L_ij = -w_ij theta_ij / 2`` for ``j ~ i``, ``L_ii = sum_{k~i} w_ik theta_ik / 2``.
+
+    Parameters
+    ----------
+    graph : PixelGraph
+    X : array, shape (C, H, W)
+        Nonnegative mass (see :func:`image_to_mass`).
+    alpha, gamma : float
+        Weights of ``11^T`` (Remark 7) and of the identity (authors' ``gamma||g||^2``).
+
+    Returns
+    -------
+    array, shape (n, n)
+        Symmetric, in ``X``'s namespace and dtype; rows follow C-H-W row-major order.
+        ``O(n^2)`` memory: meant for tests and small images.
+    """
+    xp = namespace(X)
+    _check_mass(xp, graph, X, batched_ok=False)
+    C, H, W = graph.channels, graph.height, graph.width
+    n, dev = graph.n, device_of(X)
+    Y, kappa = _edge_factor(xp, graph, X)
+    A = xp.zeros((n, n), dtype=X.dtype, device=dev)
+    for (dy, dx), w in zip(graph.offsets, graph.weights):
+        ys, yd, xs, xd = _slices(dy, dx, H, W)
+        if ys.stop <= ys.start:
+            continue
+        a = (w * kappa) * (Y[:, ys, xs] + Y[:, yd, xd])          # a_ij on the edges (C, h, w)
+        v = xp.reshape(_place(xp, a, ys, xs, H, W), (n, 1))      # at source pixel i
+        A = A + xp.eye(n, k=dy * W + dx, dtype=X.dtype, device=dev) * v   # A[i, i + k] = a_ij
+    A = A + xp.matrix_transpose(A)
+    L = xp.eye(n, dtype=X.dtype, device=dev) * xp.sum(A, axis=1)[:, None] - A
+    if alpha != 0:
+        L = L + alpha * xp.ones((n, n), dtype=X.dtype, device=dev)
+    if gamma != 0:
+        L = L + gamma * xp.eye(n, dtype=X.dtype, device=dev)
+    return L
+
+
+def _validate_pair(graph, X, g):
+    xp = namespace(X, g)
+    _check_mass(xp, graph, X, batched_ok=True)
+    if not xp.isdtype(g.dtype, "real floating"):
+        raise ValueError(f"g must be a real floating array, got dtype {g.dtype}")
+    if g.ndim != 4 or tuple(g.shape[1:]) != (graph.channels, graph.height, graph.width):
+        raise ValueError(f"g has shape {tuple(g.shape)}; expected (B, {graph.channels}, "
+                         f"{graph.height}, {graph.width}) from {graph!r}")
+    if X.ndim == 4 and X.shape[0] != g.shape[0]:
+        raise ValueError(f"batch sizes differ: X {tuple(X.shape)}, g {tuple(g.shape)}")
+    dt = xp.result_type(X, g)
+    return xp, xp.astype(X, dt, copy=False), xp.astype(g, dt, copy=False)
+
+
+def wasserstein_norm_sq_and_gradient(graph, X, g, alpha=0.0, gamma=0.0, need_gradient=True):
+    """``s2 = g^T L~(X) g`` and ``L~(X) g`` in one stencil pass, batched.
+
+    Dukler et al. 2019, Remark 6 and eq. (9): per image
+    ``s2 = sum_{i~j} w_ij (g_i - g_j)^2 theta_ij / 2 + alpha (sum_i g_i)^2 + gamma ||g||^2``,
+    with ``L~ = alpha 11^T + gamma I + L(X)``; ``L~ g`` is the gradient of ``s2 / 2``
+    in ``g``. For the WWGAN penalty ``lambda*mean((sqrt(s2) - 1)^2)`` the double
+    backward seed is ``lambda * 2 (s - 1)/s * L~ g / B`` with ``s = sqrt(s2)``.
+
+    Parameters
+    ----------
+    graph : PixelGraph
+    X : array, shape (B, C, H, W) or (C, H, W)
+        Nonnegative mass (one per image, or one shared by the batch).
+    g : array, shape (B, C, H, W)
+        Euclidean gradients ``grad_X f``.
+    alpha, gamma : float
+        Weights of ``11^T`` (Remark 7) and ``I`` (authors' code).
+    need_gradient : bool
+        When False the second output is ``None`` (cheaper).
+
+    Returns
+    -------
+    s2 : array, shape (B,)
+    Lg : array, shape (B, C, H, W) or None
+        Both in the inputs' namespace and promoted floating dtype.
+    """
+    xp, X, g = _validate_pair(graph, X, g)
+    H, W = graph.height, graph.width
+    Y, kappa = _edge_factor(xp, graph, X)
+    s2 = xp.zeros((g.shape[0],), dtype=g.dtype, device=device_of(g))
+    Lg = xp.zeros_like(g) if need_gradient else None
+    for (dy, dx), w in zip(graph.offsets, graph.weights):
+        ys, yd, xs, xd = _slices(dy, dx, H, W)
+        if ys.stop <= ys.start:
+            continue
+        D = g[..., ys, xs] - g[..., yd, xd]                          # g_i - g_j
+        T = ((w * kappa) * (Y[..., ys, xs] + Y[..., yd, xd])) * D   # w theta/2 (g_i - g_j)
+        s2 = s2 + xp.sum(T * D, axis=(-3, -2, -1))
+        if need_gradient:
+            Lg = Lg + _place(xp, T, ys, xs, H, W) - _place(xp, T, yd, xd, H, W)
+    if alpha != 0:
+        S = xp.sum(g, axis=(-3, -2, -1))
+        s2 = s2 + alpha * S * S
+        if need_gradient:
+            Lg = Lg + alpha * S[:, None, None, None]
+    if gamma != 0:
+        s2 = s2 + gamma * xp.sum(g * g, axis=(-3, -2, -1))
+        if need_gradient:
+            Lg = Lg + gamma * g
+    return s2, Lg
+
+
+def wasserstein_norm_sq(graph, X, g, alpha=0.0, gamma=0.0):
+    """Squared Wasserstein norm ``g^T (alpha 11^T + gamma I + L(X)) g`` per image.
+
+    Dukler et al. 2019, Prop. 5 / Remark 6 (quadratic form) and eq. (9). Shapes and
+    arguments as :func:`wasserstein_norm_sq_and_gradient`; returns shape (B,).
+    """
+    return wasserstein_norm_sq_and_gradient(graph, X, g, alpha, gamma, need_gradient=False)[0]
+
+
+def wasserstein_gradient(graph, X, g, alpha=0.0, gamma=0.0):
+    """Wasserstein gradient ``(alpha 11^T + gamma I + L(X)) g`` per image.
+
+    Dukler et al. 2019, Prop. 5: ``grad f(X) = L(X) grad_X f(X)``; exactly the
+    gradient in ``g`` of ``0.5 * wasserstein_norm_sq``. ``X`` (B, C, H, W) or
+    (C, H, W), ``g`` (B, C, H, W) -> (B, C, H, W).
+    """
+    return wasserstein_norm_sq_and_gradient(graph, X, g, alpha, gamma)[1]
+
+
+def image_to_mass(x, clip=False):
+    """Mass of images in [-1, 1]: ``X = (x + 1) / 2`` in [0, 1] (conventions, WWGAN).
+
+    The affine map keeps interpolates ``eps*x + (1-eps)*y`` of images in [-1, 1]
+    nonnegative and makes the paper's edge factor equal the authors'
+    ``1 + (x_i + x_j)/2 = X_i + X_j``. The mass is not normalised to total 1
+    (Remark 7's ``alpha`` term is the paper's answer to unnormalised intensity).
+    Values below -1 give negative mass, which the operators reject; ``clip=True``
+    sets them to 0 instead. Any shape; same namespace and dtype.
+    """
+    xp = namespace(x)
+    m = (x + 1) / 2
+    if clip:
+        m = xp.where(m < 0, xp.zeros_like(m), m)
+    return m

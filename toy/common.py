@@ -1,0 +1,60 @@
+"""What every toy experiment receives and the helpers it uses to write its outputs.
+
+An experiment is a function ``run(opts: RunOptions) -> dict`` registered in
+``toy/registry.py``. It writes its files into ``opts.out`` (created by the CLI) and
+returns the final metrics, which the CLI also prints.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import pathlib
+from dataclasses import dataclass, field
+
+from refimpl.checkpoint import atomic_write as atomic_write_bytes
+
+
+@dataclass
+class RunOptions:
+    out: pathlib.Path                    # output folder (exists)
+    backend: str = "numpy"               # numpy | cupy (array_api_strict also works, slowly)
+    seed: int = 0
+    iters: int | None = None             # None: the experiment's default
+    quick: bool = False                  # short smoke run (CI)
+    checkpoint_every: int = 0            # 0: the experiment's default
+    resume: bool = False
+    extra: dict = field(default_factory=dict)   # experiment-specific flags, e.g. latent_dim, data_dir
+
+
+def write_json(path, obj):
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n").encode())
+
+
+def _jsonable(o):
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if isinstance(o, pathlib.Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def write_csv(path, rows: list[dict]):
+    """Write a list of dicts (same keys) as CSV, atomically."""
+    import io
+    buf = io.StringIO()
+    if rows:
+        w = csv.DictWriter(buf, fieldnames=list(rows[0].keys()))
+        w.writeheader()
+        w.writerows(rows)
+    atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def plt():
+    """matplotlib.pyplot with the headless Agg backend, or a clear error."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as pyplot
+    except ImportError as e:
+        raise RuntimeError("plots need matplotlib: pip install 'refimpl[toy]'") from e
+    return pyplot

@@ -1,0 +1,103 @@
+"""Shared runner for the 2-D GAN experiments: train a method, evaluate, write every output.
+
+Outputs in ``opts.out``: ``metrics.json`` (final metrics, wall-clock seconds, full
+config), ``curve.csv`` (metrics against iteration and seconds), ``samples.npy``
+(2,500 final samples), ``samples.png`` (samples over the target modes),
+``curves.png`` (learning curves) and ``checkpoint.pkl`` (resumable state).
+"""
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+import numpy as np
+
+from refimpl.backend import backend_name, get_namespace, namespace, to_numpy
+from refimpl.metrics import N_EVAL, evaluate
+from refimpl.train import ToyData, train
+
+from .common import RunOptions, plt, write_csv, write_json
+
+# flags of the command line that override config fields (name in opts.extra -> config field)
+OVERRIDES = ("lam", "n_critic", "n_gen", "batch_size", "latent_dim", "lr_gen", "lr_critic")
+
+
+def apply_overrides(cfg, opts: RunOptions, fields=OVERRIDES):
+    """``cfg`` with the command line's overrides; invalid values raise ``ValueError`` (nothing written yet)."""
+    kw = {k: opts.extra[k] for k in fields if opts.extra.get(k) is not None and hasattr(cfg, k)}
+    return dataclasses.replace(cfg, **kw) if kw else cfg
+
+
+def eval_samples(method, state, seed, it, n=N_EVAL):
+    """``n`` generated samples from a latent stream fixed by (seed, iteration), independent of training."""
+    rng = np.random.default_rng([seed, 7919, it])
+    like = state["gen"][0][0]
+    return method.generate(state, method.latent(rng, n, like))
+
+
+def make_eval_fn(method, dataset, seed):
+    def eval_fn(state, it):
+        samples = eval_samples(method, state, seed, it)
+        return evaluate(samples, dataset, np.random.default_rng([seed, 104729, it]))
+    return eval_fn
+
+
+def plot_samples(path, samples, dataset, title):
+    from refimpl.datasets import get_dataset
+    pyplot = plt()
+    spec = get_dataset(dataset)
+    fig, ax = pyplot.subplots(figsize=(5, 5))
+    ax.scatter(samples[:, 0], samples[:, 1], s=2, alpha=0.4, label="generated")
+    centers = getattr(spec, "centers", None)
+    if centers is not None:
+        ax.scatter(centers[:, 0], centers[:, 1], marker="x", c="red", s=40, label="modes")
+    ax.set_title(title)
+    ax.set_aspect("equal")
+    ax.legend(loc="upper right", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    pyplot.close(fig)
+
+
+def plot_curves(path, curve, title):
+    pyplot = plt()
+    keys = [k for k in ("w1", "w2", "sliced_w1", "modes", "high_quality") if curve and k in curve[0]]
+    fig, axes = pyplot.subplots(1, len(keys), figsize=(3.2 * len(keys), 3))
+    axes = np.atleast_1d(axes)
+    its = [r["iteration"] for r in curve]
+    for ax, k in zip(axes, keys):
+        ax.plot(its, [r[k] for r in curve], marker=".")
+        ax.set_xlabel("generator iteration")
+        ax.set_title(k)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    pyplot.close(fig)
+
+
+def run_gan(opts: RunOptions, method, dataset, *, iters, eval_every, title, dtype="float32", extra_metrics=None):
+    """Train ``method`` on a toy ``dataset`` and write the standard outputs; returns the final metrics."""
+    xp = get_namespace(opts.backend)
+    opts.out.mkdir(parents=True, exist_ok=True)
+    ck = pathlib.Path(opts.out) / "checkpoint.pkl"
+    if ck.exists() and not opts.resume:
+        raise FileExistsError(f"{ck} exists: pass --resume to continue that run, or choose another --out")
+    res = train(method, ToyData(dataset, xp, dtype), xp=xp, dtype=dtype, seed=opts.seed, iters=iters,
+                eval_fn=make_eval_fn(method, dataset, opts.seed), eval_every=eval_every,
+                checkpoint_path=ck, checkpoint_every=opts.checkpoint_every or max(eval_every, 1),
+                resume=opts.resume, check_every=1 if backend_name(xp) != "cupy" else 50)
+    if res.interrupted:
+        raise KeyboardInterrupt
+    samples = to_numpy(eval_samples(method, res.state, opts.seed, res.iterations))
+    metrics = {**res.final_metrics, "seconds": round(res.seconds, 2), "iterations": res.iterations,
+               "backend": opts.backend, "seed": opts.seed, "dtype": dtype, "method": method.name,
+               "dataset": dataset, "config": method.config(), **(extra_metrics or {})}
+    metrics.pop("iteration", None)
+    np.save(opts.out / "samples.npy", samples)
+    write_csv(opts.out / "curve.csv", res.curve)
+    write_json(opts.out / "metrics.json", metrics)
+    plot_samples(opts.out / "samples.png", samples, dataset,
+                 f"{title}: {metrics.get('modes')} modes, hq {metrics.get('high_quality', 0):.2f}, "
+                 f"W1 {metrics.get('w1', float('nan')):.3f}")
+    plot_curves(opts.out / "curves.png", res.curve, title)
+    return metrics
