@@ -152,7 +152,7 @@ def critic_grads(obj, critic, cparams, real, fake, rng):
     xp = namespace(real, fake)
     br = real.shape[0]
     scores, cache = critic.forward(cparams, xp.concat([real, fake], axis=0))   # one pass, (Br+Bf, 1)
-    loss, d_real, d_fake = critic_scores_loss(obj, scores[:br], scores[br:])
+    loss, d_real, d_fake = critic_scores_loss(obj, scores[:br, :], scores[br:, :])
     _, grads = critic.backward(cparams, cache, xp.concat([d_real, d_fake], axis=0), need_dx=False)
     logs = {"critic_loss": loss}
     if obj.penalty is not None:

@@ -145,6 +145,19 @@ def test_folder_roundtrip(tmp_path):
     assert xg.shape == (2, 1, 6, 5)
 
 
+def test_folder_jpeg(tmp_path):
+    Image = pytest.importorskip("PIL.Image")
+    yy, xx = np.mgrid[0:16, 0:16]
+    a = np.stack([yy * 16, xx * 16, np.full_like(yy, 128)], -1).astype(np.uint8)   # smooth: JPEG-friendly
+    Image.fromarray(a).save(tmp_path / "a.jpg", quality=100)
+    x, _ = load_images("folder", tmp_path, size=16)
+    with Image.open(tmp_path / "a.jpg") as im:               # lossy codec: compare with its decode
+        dec = np.asarray(im.convert("RGB"))
+    want = dec.transpose(2, 0, 1).astype(np.float32) / np.float32(127.5) - np.float32(1)
+    assert x.shape == (1, 3, 16, 16)
+    np.testing.assert_array_equal(x[0], want)
+
+
 def test_folder_without_pillow(tmp_path, monkeypatch):
     pytest.importorskip("PIL")
     _write_pngs(tmp_path, np.random.default_rng(5))

@@ -62,7 +62,13 @@ def _grid_min(tk, ts, alpha, h, metric, n=65, iters=60):
 
 
 def _bisect_argmin(yk, c, wf, wd, h):
-    """Minimiser of wf|y - c| + wd (y - yk)^2/(2h) (wd > 0) by bisection on the subgradient."""
+    """Minimiser of wf|y - c| + wd (y - yk)^2/(2h) (wd > 0) by bisection on the subgradient.
+
+    The weights are first divided by their maximum (same argmin), so that subnormal
+    weights such as alpha = 5e-324 do not underflow the subgradient.
+    """
+    s = max(wf, wd)
+    wf, wd = wf / s, wd / s
     lo, hi = min(yk, c), max(yk, c)
     for _ in range(300):
         m = 0.5 * (lo + hi)

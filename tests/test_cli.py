@@ -1,0 +1,63 @@
+"""The toy command line: listing, a quick run's outputs, resume, and clear failures on bad input."""
+import json
+
+import numpy as np
+import pytest
+
+from toy.__main__ import main
+
+
+def test_list(capsys):
+    assert main(["list"]) == 0
+    assert "wgan-gp-grid" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["nope"], "unknown experiment 'nope'"),
+    (["wgan-gp-grid", "--iters", "0"], "must be >= 1"),
+    (["wgan-gp-grid", "--lam", "-1"], "must be a finite number > 0"),
+    (["wgan-gp-grid", "--n-critic", "0"], "must be >= 1"),
+    (["wgan-gp-grid", "--backend", "tpu"], "invalid choice"),
+    (["wgan-gp-grid", "--bogus"], "unrecognized arguments"),
+])
+def test_bad_input_exits_nonzero_and_writes_nothing(tmp_path, capsys, argv, msg):
+    out = tmp_path / "o"
+    with pytest.raises(SystemExit) as e:
+        main(argv + ["--out", str(out)])
+    assert e.value.code == 2
+    assert msg in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_cupy_without_gpu_fails_clearly(tmp_path, capsys):
+    from refimpl.backend import cuda_available
+    if cuda_available()[0]:
+        pytest.skip("a CUDA device is present")
+    out = tmp_path / "o"
+    assert main(["wgan-gp-grid", "--backend", "cupy", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "cupy" in err and ("no CUDA device was found" in err or "cupy is not installed" in err)
+    assert not out.exists()
+
+
+def test_resume_without_checkpoint_fails(tmp_path, capsys):
+    assert main(["wgan-gp-grid", "--resume", "--out", str(tmp_path / "o")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_quick_run_writes_outputs_and_resumes(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["wgan-gp-grid", "--quick", "--iters", "3", "--batch-size", "32", "--out", str(out)]) == 0
+    for f in ("metrics.json", "curve.csv", "samples.npy", "samples.png", "curves.png", "checkpoint.pkl"):
+        assert (out / f).exists(), f
+    m = json.loads((out / "metrics.json").read_text())
+    for k in ("modes", "high_quality", "w1", "w2", "sliced_w1", "seconds", "config"):
+        assert k in m
+    assert m["config"]["batch_size"] == 32
+    assert np.load(out / "samples.npy").shape == (2500, 2)
+    # a second run into the same folder without --resume refuses to overwrite
+    assert main(["wgan-gp-grid", "--quick", "--iters", "3", "--batch-size", "32", "--out", str(out)]) == 2
+    assert "--resume" in capsys.readouterr().err
+    # resume continues to a longer horizon
+    assert main(["wgan-gp-grid", "--quick", "--iters", "5", "--batch-size", "32", "--out", str(out), "--resume"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["iterations"] == 5
