@@ -290,3 +290,16 @@ def test_image_to_mass(xp):
     x = from_host(np.array([-1.0, 0.0, 1.0, -1.5]), xp)
     np.testing.assert_array_equal(to_numpy(image_to_mass(x)), [0.0, 0.5, 1.0, -0.25])
     np.testing.assert_array_equal(to_numpy(image_to_mass(x, clip=True)), [0.0, 0.5, 1.0, 0.0])
+
+
+@pytest.mark.parametrize("neighbours", [4, 8, "two-step"])
+def test_torch_algorithm2_peer_agrees(neighbours):
+    """The benchmark's conv2d Algorithm 2 (with the fix W = H*H*V) equals the stencil."""
+    torch = pytest.importorskip("torch")
+    from toy.bench_wgrad import torch_algorithm2
+    rng = np.random.default_rng(7)
+    graph = PixelGraph(5, 6, 2, neighbours, weights=rng.uniform(0.5, 2, {4: 2, 8: 4, "two-step": 6}[neighbours]))
+    X, g = rng.random((3, 2, 5, 6)), rng.standard_normal((3, 2, 5, 6))
+    alg2 = torch_algorithm2(torch, torch.from_numpy(g), torch.from_numpy(X), graph.offsets, graph.weights)
+    np.testing.assert_allclose(alg2(torch.from_numpy(g), torch.from_numpy(X)).numpy(),
+                               wasserstein_norm_sq(graph, X, g), rtol=1e-12)

@@ -16,7 +16,7 @@ from refimpl.checkpoint import atomic_write as atomic_write_bytes
 
 @dataclass
 class RunOptions:
-    out: pathlib.Path                    # output folder (exists)
+    out: pathlib.Path                    # output folder; the experiment creates it after validating its config
     backend: str = "numpy"               # numpy | cupy (array_api_strict also works, slowly)
     seed: int = 0
     iters: int | None = None             # None: the experiment's default
