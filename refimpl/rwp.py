@@ -1,0 +1,163 @@
+"""Relaxed Wasserstein Proximal (RWP) on the generator: Algorithm 1 and Appendix D of
+*Wasserstein proximal of GANs* (eq. 4, Sec. 2.2 and 3.1).
+
+Every outer iteration runs the critic phase of the objective unchanged, takes a real
+copy ``theta_prev`` of the generator parameters, and then ``l`` generator steps on
+
+.. math::
+
+    L(\\theta) = F(\\theta) + \\frac{1}{2h} \\frac{1}{B} \\sum_{i=1}^B
+        \\| g_\\theta(z_i) - g_{\\theta_{prev}}(z_i) \\|_2^2 ,
+
+with fresh ``z`` at every step and both networks on the same ``z``. ``F`` is the
+generator loss of the objective (``-mean f(G(z))`` for the Wasserstein family, the
+non-saturating ``mean softplus(-f(G(z)))`` for Standard GAN and DRAGAN).
+
+Errata (``shared/conventions.md``, "Wasserstein proximal"): the proximal term has a
+``+`` sign and the factor ``1/(2h)`` (eq. 4); Appendix D's minus sign and
+Algorithm 1's ``1/h`` are typos.
+"""
+from __future__ import annotations
+
+import math
+
+from .backend import namespace
+from .nn import copy_params
+from .objectives import generator_dfake
+from .train import GANConfig, GANMethod
+
+#: Appendix C defaults ``(h, l)`` per objective. WGAN-GP: h = 0.1, l = 10; Standard GAN and
+#: DRAGAN: h = 0.2, l = 5. The paper has no WGAN-LP or WGAN (clipping) run: they take the
+#: WGAN-GP values (same Wasserstein generator loss).
+RWP_DEFAULTS = {"wgan-gp": (0.1, 10), "wgan-lp": (0.1, 10), "wgan": (0.1, 10),
+                "standard": (0.2, 5), "dragan": (0.2, 5)}
+
+
+def check_h(h):
+    """``h`` as a float; ``ValueError`` unless it is a finite real number > 0."""
+    if isinstance(h, bool) or not isinstance(h, (int, float)) or not math.isfinite(h) or h <= 0:
+        raise ValueError(f"the proximal step size h must be a finite number > 0, got {h!r}")
+    return float(h)
+
+
+def check_steps(l, name="l"):
+    """``l`` as an int; ``ValueError`` unless it is an integer >= 1."""
+    if isinstance(l, bool) or not isinstance(l, int) or l < 1:
+        raise ValueError(f"the number of generator steps {name} must be an integer >= 1, got {l!r}")
+    return l
+
+
+def proximal_term(fake, fake_prev, h):
+    """Relaxed Wasserstein proximal term and its gradient w.r.t. the live samples.
+
+    .. math::
+
+        P = \\frac{1}{2h} \\frac{1}{B} \\sum_{i=1}^B \\sum_{j=1}^n (x_{ij} - y_{ij})^2,
+        \\qquad \\frac{\\partial P}{\\partial x_i} = \\frac{x_i - y_i}{h B}
+
+    (Wasserstein proximal of GANs, eq. 4; sign and ``1/(2h)`` as in conventions.md.)
+
+    Parameters
+    ----------
+    fake : array (B, n)
+        ``x_i = g_theta(z_i)``, the live generator's samples.
+    fake_prev : array (B, n)
+        ``y_i = g_theta_prev(z_i)`` on the same ``z_i`` (a constant of the step).
+    h : float
+        Proximal step size, > 0.
+
+    Returns
+    -------
+    value : 0-d array
+    dfake : array (B, n), ``dP/dx``.
+    """
+    h = check_h(h)
+    if tuple(fake.shape) != tuple(fake_prev.shape) or len(fake.shape) != 2:
+        raise ValueError(f"fake and fake_prev must be (B, n) arrays of one shape, got "
+                         f"{tuple(fake.shape)} and {tuple(fake_prev.shape)}")
+    xp = namespace(fake, fake_prev)
+    B = fake.shape[0]
+    diff = fake - fake_prev
+    value = xp.sum(diff * diff) * (1.0 / (2.0 * h * B))
+    return value, diff * (1.0 / (h * B))
+
+
+def rwp_generator_grads(obj, gen, gparams, gprev, critic, cparams, z, h):
+    """The RWP generator objective ``F + P`` and its gradient w.r.t. the live generator parameters.
+
+    ``F`` is the objective's generator loss on ``g_theta(z)`` and ``P`` is
+    :func:`proximal_term` between ``g_theta(z)`` and ``g_theta_prev(z)`` (same ``z``).
+    The gradient is one generator backward seeded with ``dF/dx + dP/dx``
+    (Wasserstein proximal of GANs, eq. 4 and Appendix D).
+
+    Parameters
+    ----------
+    obj : Objective
+    gen, critic : MLP
+    gparams, gprev : generator parameter lists (live, and the copy taken before the phase)
+    cparams : critic parameters
+    z : array (B, latent_dim)
+    h : float > 0
+
+    Returns
+    -------
+    total : 0-d array, ``F + P``
+    grads : list of (dW, db) like ``gparams``
+    logs : dict with ``gen_loss`` (``F``) and ``prox`` (``P``), 0-d arrays
+    """
+    fake, cache = gen.forward(gparams, z)
+    fake_prev, _ = gen.forward(gprev, z)
+    loss, dfake = generator_dfake(obj, critic, cparams, fake)
+    prox, dprox = proximal_term(fake, fake_prev, h)
+    _, grads = gen.backward(gparams, cache, dfake + dprox, need_dx=False)
+    return loss + prox, grads, {"gen_loss": loss, "prox": prox}
+
+
+class RWPMethod(GANMethod):
+    """A GAN whose generator phase is the Relaxed Wasserstein Proximal (Algorithm 1, Appendix D).
+
+    The critic phase is the objective's own (``cfg.n_critic`` steps). The generator phase
+    copies the generator parameters (:func:`refimpl.nn.copy_params`, new arrays) and then
+    runs ``l`` optimiser steps on :func:`rwp_generator_grads`, each on a fresh latent batch.
+    ``l`` replaces ``cfg.n_gen`` (which must be left at 1 or equal ``l``).
+
+    Parameters
+    ----------
+    cfg : GANConfig (any objective: standard, wgan-gp, wgan-lp, dragan, wgan)
+    h : float > 0, optional
+        Proximal step size; default from Appendix C (:data:`RWP_DEFAULTS`).
+    l : int >= 1, optional
+        Generator steps per outer iteration; default from Appendix C.
+    """
+    name = "rwp"
+
+    def __init__(self, cfg: GANConfig, h=None, l=None):
+        super().__init__(cfg)
+        dh, dl = RWP_DEFAULTS[cfg.objective]
+        self.h = check_h(dh if h is None else h)
+        self.l = check_steps(dl if l is None else l)
+        if cfg.n_gen not in (1, self.l):
+            raise ValueError(f"RWP runs l = {self.l} generator steps per outer iteration; "
+                             f"cfg.n_gen = {cfg.n_gen} conflicts with it (leave n_gen at 1)")
+
+    def config(self):
+        return {**super().config(), "rwp_h": self.h, "rwp_l": self.l}
+
+    @property
+    def gen_steps_per_outer(self):
+        return self.l
+
+    def rwp_generator_step(self, state, gprev, rng):
+        """One optimiser step on ``F + P`` with a fresh ``z``; returns ``(state, logs)``."""
+        z = self.latent(rng, self.cfg.batch_size, state["gen"][0][0])
+        _, grads, logs = rwp_generator_grads(self.objective, self.gen, state["gen"], gprev,
+                                             self.critic, state["critic"], z, self.h)
+        gp, og = self.opt_gen.step(state["gen"], grads, state["opt_gen"])
+        return {**state, "gen": gp, "opt_gen": og}, logs
+
+    def generator_phase(self, state, rng, data):
+        gprev = copy_params(state["gen"])          # theta_prev: a real copy, fixed for the l steps
+        logs = {}
+        for _ in range(self.l):
+            state, logs = self.rwp_generator_step(state, gprev, rng)
+        return state, logs

@@ -1,0 +1,200 @@
+"""W1 forward Euler (W1-FE): a WGAN whose generator follows Euler steps of the W1 gradient flow.
+
+Paper: Malik & Huang, "A Differential Equation Approach for Wasserstein GANs and
+Beyond" (``/work/shared/papers/w1-forward-euler-ode.md``), Algorithm 1, eqs. (4.1)
+and (4.3), Prop. 4.1; project reading in ``conventions.md``, "W1 forward Euler (W1-FE)".
+
+One outer iteration (Algorithm 1):
+
+1. ``SimulatePhi``: ``n_critic`` critic steps of a Wasserstein critic from the shared
+   loop (:meth:`GANMethod.critic_phase`): ``wgan`` (weight clipping), ``wgan-gp``
+   (W1-FE-GP, two-sided penalty) or ``wgan-lp`` (W1-FE-LP, Petzka's one-sided penalty).
+2. Draw one latent batch ``z_1..z_B ~ N(0, I)``, push it through the generator,
+   ``y_i = G_theta(z_i)``, and take one forward Euler step of the flow (4.1):
+
+   .. math:: \\zeta_i = y_i + \\varepsilon\\, \\nabla_x f(y_i).
+
+3. ``K`` optimiser steps ("persistent training") on
+
+   .. math:: L(\\theta) = \\frac1B \\sum_{i=1}^B \\lVert \\zeta_i - G_\\theta(z_i) \\rVert_2^2,
+
+   with ``z_i`` and ``zeta_i`` held fixed (constants: no gradient flows into ``zeta``).
+   ``||.||^2`` is summed over the coordinates of a sample; it is not a framework
+   "MSE" that also divides by the dimension.
+
+Sign conversion. The paper's potential ``phi`` is the Kantorovich potential whose
+negative gradient points along the transport rays towards the data (Remark 2.3),
+and (4.1) reads ``Y_{n+1} = Y_n - eps * grad phi(Y_n)``. This project's critic ``f``
+is large on data (conventions.md, "One critic sign"), i.e. ``f = -phi``, so the
+Euler step is ``y + eps * grad f(y)``.
+
+Prop. 4.1 in this sign: with ``zeta_i - G(z_i) = eps * grad f(y_i)`` at the current
+parameters,
+
+.. math:: \\nabla_\\theta L = -\\frac2B \\sum_i J_i^\\top (\\zeta_i - G_\\theta(z_i))
+          = 2\\varepsilon\\, \\nabla_\\theta\\Big(-\\frac1B \\sum_i f(G_\\theta(z_i))\\Big),
+
+``J_i = dG_theta(z_i)/dtheta``; so with plain SGD of rate ``gamma`` and ``K = 1`` the
+W1-FE step is the WGAN generator step on ``-mean f(G(z))`` with rate ``2 eps gamma``
+(tested in ``tests/test_w1fe.py``). (The paper's proof drops a ``nabla`` and a sign;
+the statement holds.)
+
+The exact, non-parametric version of the flow (the optimal matching gives
+``grad f``) is :mod:`refimpl.w1flow`.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+from .backend import namespace
+from .train import GANConfig, GANMethod, config_dict
+
+__all__ = ["W1FE", "W1FE_CRITICS", "euler_targets", "persistent_loss_grads"]
+
+#: Critic objectives that estimate a Kantorovich potential (``SimulatePhi``).
+W1FE_CRITICS = ("wgan", "wgan-gp", "wgan-lp")
+
+
+def euler_targets(critic, cparams, y, eps):
+    """Forward Euler targets ``zeta_i = y_i + eps * grad_x f(y_i)`` (paper eq. 4.3, project sign).
+
+    Parameters
+    ----------
+    critic : refimpl.nn.MLP
+        Scalar-output critic ``f`` (large on data).
+    cparams : list of (W, b)
+    y : array, shape (B, d)
+        Generated samples ``G_theta(z_i)``.
+    eps : float
+        Time step ``eps > 0``.
+
+    Returns
+    -------
+    zeta : array, shape (B, d)
+        The targets, in ``y``'s namespace and dtype.
+    grad : array, shape (B, d)
+        ``grad_x f(y_i)`` per sample.
+
+    Notes
+    -----
+    Paper (w1-forward-euler-ode) eq. (4.3) with ``phi = -f`` (conventions.md, "W1 forward Euler").
+    """
+    g, _ = critic.input_gradient(cparams, y)                 # (B, d)
+    return y + eps * g, g
+
+
+def persistent_loss_grads(gen, gparams, z, zeta):
+    """The persistent-training objective and its parameter gradients.
+
+    .. math:: L(\\theta) = \\frac1B \\sum_{i=1}^B \\lVert \\zeta_i - G_\\theta(z_i) \\rVert_2^2,
+              \\qquad \\frac{\\partial L}{\\partial G_\\theta(z_i)} = \\frac2B (G_\\theta(z_i) - \\zeta_i).
+
+    Paper (w1-forward-euler-ode) Algorithm 1, inner loop; ``zeta`` is a constant.
+
+    Parameters
+    ----------
+    gen : refimpl.nn.MLP
+        Generator ``G_theta``.
+    gparams : list of (W, b)
+    z : array, shape (B, latent_dim)
+        Latent batch (held fixed over the K steps).
+    zeta : array, shape (B, d)
+        Targets (held fixed over the K steps).
+
+    Returns
+    -------
+    loss : 0-d array
+        ``L(theta)``.
+    grads : list of (dW, db) like ``gparams``
+        ``dL/dtheta`` (the generator's backward seeded with ``2 (G(z) - zeta) / B``).
+    """
+    xp = namespace(z, zeta)
+    fake, cache = gen.forward(gparams, z)                    # (B, d)
+    if tuple(fake.shape) != tuple(zeta.shape):
+        raise ValueError(f"zeta must have the generator output's shape {tuple(fake.shape)}, got {tuple(zeta.shape)}")
+    B = fake.shape[0]
+    r = fake - zeta                                          # (B, d)
+    loss = xp.sum(r * r) / B
+    _, grads = gen.backward(gparams, cache, (2.0 / B) * r, need_dx=False)
+    return loss, grads
+
+
+def _check_eps(eps):
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
+        raise ValueError(f"eps must be a real number > 0, got {eps!r}")
+    if not (math.isfinite(float(eps)) and float(eps) > 0):
+        raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
+    return float(eps)
+
+
+def _check_K(K):
+    if isinstance(K, bool) or not isinstance(K, numbers.Integral) or K < 1:
+        raise ValueError(f"K (persistent generator steps) must be an integer >= 1, got {K!r}")
+    return int(K)
+
+
+class W1FE(GANMethod):
+    """W1-FE (Algorithm 1 of w1-forward-euler-ode): WGAN critic, Euler targets, K persistent steps.
+
+    Parameters
+    ----------
+    cfg : GANConfig
+        ``objective`` is ``SimulatePhi``: ``wgan-lp`` (W1-FE-LP), ``wgan-gp``
+        (W1-FE-GP) or ``wgan`` (clipping). ``n_critic`` critic steps per outer
+        iteration. ``lr_gen`` and ``optimiser`` set the generator's optimiser (any:
+        the paper uses Adam in its experiments and SGD in Prop. 4.1). ``n_gen``
+        Euler steps (each with a fresh latent batch and ``K`` persistent steps) follow
+        each critic phase; Algorithm 1 is ``n_gen = 1`` (the default).
+    eps : float
+        Euler time step ``eps > 0`` (paper: 1).
+    K : int
+        Persistency level ``K >= 1``: optimiser steps per set of targets.
+
+    Notes
+    -----
+    Logs of the generator phase (0-d arrays): ``gen_loss`` = ``L`` before the first
+    persistent step (equal to ``eps^2 mean ||grad f(y)||^2``), ``gen_loss_last`` =
+    ``L`` before the K-th step, ``grad_norm`` = ``mean_i ||grad f(y_i)||``.
+    """
+    name = "w1fe"
+
+    def __init__(self, cfg: GANConfig, eps=1.0, K=1):
+        if cfg.objective not in W1FE_CRITICS:
+            raise ValueError(f"W1-FE needs a Wasserstein critic (SimulatePhi), one of {', '.join(W1FE_CRITICS)}; "
+                             f"got objective {cfg.objective!r}")
+        self.eps = _check_eps(eps)
+        self.K = _check_K(K)
+        super().__init__(cfg)
+
+    def config(self):
+        return {**config_dict(self.cfg), "eps": self.eps, "K": self.K}
+
+    def targets(self, state, z):
+        """``(y, zeta, grad f(y))`` for a latent batch ``z`` (B, latent_dim) at the current state."""
+        y = self.generate(state, z)
+        zeta, g = euler_targets(self.critic, state["critic"], y, self.eps)
+        return y, zeta, g
+
+    def persistent_steps(self, state, z, zeta):
+        """``K`` optimiser steps on :func:`persistent_loss_grads` with ``z``, ``zeta`` fixed.
+
+        Returns the new state and the list of the ``K`` losses (each before its step).
+        Uses no randomness.
+        """
+        gp, og = state["gen"], state["opt_gen"]
+        losses = []
+        for _ in range(self.K):
+            loss, grads = persistent_loss_grads(self.gen, gp, z, zeta)
+            gp, og = self.opt_gen.step(gp, grads, og)
+            losses.append(loss)
+        return {**state, "gen": gp, "opt_gen": og}, losses
+
+    def generator_step(self, state, rng, data):
+        """One Euler step of Algorithm 1: one latent draw, the targets, then ``K`` persistent steps."""
+        z = self.latent(rng, self.cfg.batch_size, state["gen"][0][0])
+        xp = namespace(z)
+        _, zeta, g = self.targets(state, z)
+        state, losses = self.persistent_steps(state, z, zeta)
+        grad_norm = xp.mean(xp.sqrt(xp.sum(g * g, axis=1)))
+        return state, {"gen_loss": losses[0], "gen_loss_last": losses[-1], "grad_norm": grad_norm}

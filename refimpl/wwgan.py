@@ -1,0 +1,176 @@
+"""WWGAN: the Wasserstein-of-Wasserstein gradient penalty and its critic loss.
+
+Dukler, Li, Lin, Montufar (2019), "Wasserstein of Wasserstein loss for learning
+generative models", Sec. 3.4 and Algorithm 1; the metric tensor is Prop. 5 with
+Remark 7's ``L~ = alpha 11^T + L`` (eq. 9), implemented in :mod:`refimpl.wgrad`.
+Conventions: ``shared/conventions.md``, "Wasserstein-of-Wasserstein (WWGAN)".
+
+The critic ``f`` (an MLP on flat images, C-H-W row-major) maximises
+``E_data f - E_gen f`` (project sign), so the loss minimised by the critic is
+
+    mean f(fake) - mean f(real) + lam * mean_b (s_b - 1)^2,
+    s_b = sqrt(g_b^T L~(X_b) g_b),   g_b = grad_x f(x_hat_b),   X_b = (x_hat_b + 1)/2,
+
+at the interpolates ``x_hat = eps x + (1 - eps) G(z)``, ``eps ~ U[0, 1]`` per sample
+(the same points as WGAN-GP). ``x_hat`` does not depend on the critic parameters,
+so ``dP/dparams`` flows through ``g`` only: it is the double backward
+:meth:`refimpl.nn.MLP.input_gradient_vjp` seeded with
+
+    u_b = dP/dg_b = lam * 2 (s_b - 1)/s_b * L~(X_b) g_b / B
+
+(because ``d s_b^2 / d g_b = 2 L~ g_b``). Where ``s_b = 0`` the direction is
+undefined and 0 is used (as :func:`refimpl.objectives.gradient_penalty` does).
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+from .backend import namespace
+from .nn import add_params
+from .objectives import Objective, _penalty_points, critic_scores_loss
+from .train import GANConfig, GANMethod, config_dict
+from .wgrad import PixelGraph, image_to_mass, wasserstein_norm_sq_and_gradient
+
+__all__ = ["wasserstein_penalty", "wwgan_critic_grads", "WWGANMethod"]
+
+
+def _check_image_dim(graph, d):
+    if graph.n != d:
+        raise ValueError(f"the critic input has {d} coordinates but the pixel graph {graph!r} "
+                         f"has C*H*W = {graph.n} vertices")
+
+
+def wasserstein_penalty(critic, cparams, x_hat, lam, graph, alpha=0.0, gamma=0.0):
+    """WWGAN gradient penalty and its parameter gradients (double backward).
+
+    Dukler et al. 2019, Sec. 3.4 (penalty) with eq. (9) (``L~ = alpha 11^T + L``):
+
+    .. math:: P = \\lambda \\frac1B \\sum_b (s_b - 1)^2, \\qquad
+              s_b = \\sqrt{g_b^T \\tilde L(X_b)\\, g_b},\\quad g_b = \\nabla_x f(\\hat x_b),
+              \\quad X_b = (\\hat x_b + 1)/2,
+
+    and ``dP/dparams`` is ``input_gradient_vjp`` with seed
+    ``lam * 2 (s_b - 1)/s_b * L~(X_b) g_b / B`` (0 where ``s_b = 0``, so the result
+    is always finite).
+
+    Parameters
+    ----------
+    critic : refimpl.nn.MLP
+        Scalar-output network on flat images, input size ``graph.n = C*H*W``.
+    cparams : list of (W, b)
+    x_hat : array, shape (B, C*H*W)
+        Penalty points, flattened C-H-W row-major, values in [-1, 1] (mapped to mass
+        with :func:`refimpl.wgrad.image_to_mass`, ``clip=True``: values below -1 count
+        as mass 0).
+    lam : float
+        Penalty weight.
+    graph : refimpl.wgrad.PixelGraph
+        Pixel graph of ``(C, H, W)`` images; ``graph.variant`` selects the paper's
+        tensor (default) or the authors' code's.
+    alpha, gamma : float
+        Weights of ``11^T`` (Remark 7) and ``I`` (authors' code), >= 0.
+
+    Returns
+    -------
+    penalty : 0-d array
+    grads : list of (dW, db) like ``cparams``
+    norms : array, shape (B,)
+        The Wasserstein gradient norms ``s_b``.
+    """
+    xp = namespace(x_hat)
+    B, d = x_hat.shape
+    _check_image_dim(graph, d)
+    shape4 = (B, graph.channels, graph.height, graph.width)
+    g, tape = critic.input_gradient(cparams, x_hat)                       # (B, d)
+    X = image_to_mass(xp.reshape(x_hat, shape4), clip=True)                # (B, C, H, W)
+    s2, Lg = wasserstein_norm_sq_and_gradient(graph, X, xp.reshape(g, shape4), alpha, gamma)
+    s = xp.sqrt(s2)                                                        # (B,)
+    r = s - 1.0
+    pen = lam * xp.mean(r * r)
+    pos = s > 0
+    coef = xp.where(pos, (2.0 * lam / B) * r / xp.where(pos, s, xp.ones_like(s)), xp.zeros_like(s))
+    u = coef[:, None] * xp.reshape(Lg, (B, d))                             # dP/dg, (B, d)
+    _, grads = critic.input_gradient_vjp(cparams, tape, u, need_dx=False)
+    return pen, grads, s
+
+
+def wwgan_critic_grads(critic, cparams, real, fake, rng, lam, graph, alpha=0.0, gamma=0.0):
+    """WWGAN critic loss (to minimise) and its parameter gradients on one batch.
+
+    Dukler et al. 2019, Algorithm 1 line 7 in the project's sign:
+    ``mean f(fake) - mean f(real) + lam * mean_b (s_b - 1)^2`` at
+    ``x_hat = eps real + (1 - eps) fake``, ``eps ~ U[0, 1]`` per sample drawn from ``rng``
+    (the same draw as WGAN-GP's :func:`refimpl.objectives.critic_grads`).
+
+    Parameters
+    ----------
+    real : array (B, C*H*W); fake : array (B, C*H*W) (constants)
+    rng : numpy.random.Generator
+    lam, graph, alpha, gamma : see :func:`wasserstein_penalty`.
+
+    Returns
+    -------
+    loss : 0-d array; grads : list of (dW, db); logs : dict of 0-d arrays
+        (``critic_loss`` with the penalty, ``penalty``, ``w_norm`` = mean ``s_b``).
+    """
+    xp = namespace(real, fake)
+    br = real.shape[0]
+    obj = Objective("wgan-gp", lam)
+    scores, cache = critic.forward(cparams, xp.concat([real, fake], axis=0))
+    loss, d_real, d_fake = critic_scores_loss(obj, scores[:br, :], scores[br:, :])
+    _, grads = critic.backward(cparams, cache, xp.concat([d_real, d_fake], axis=0), need_dx=False)
+    pen, pgrads, s = wasserstein_penalty(critic, cparams, _penalty_points(obj, real, fake, rng),
+                                         lam, graph, alpha, gamma)
+    loss = loss + pen
+    return loss, add_params(grads, pgrads), {"critic_loss": loss, "penalty": pen, "w_norm": xp.mean(s)}
+
+
+class WWGANMethod(GANMethod):
+    """WWGAN (Dukler et al. 2019, Algorithm 1): WGAN-GP with the Wasserstein penalty.
+
+    Everything but the critic step is :class:`refimpl.train.GANMethod` with the
+    Wasserstein loss (``cfg.objective`` must be ``"wgan-gp"``; ``cfg.lam`` is the
+    penalty weight). The critic step draws real, ``z`` and ``eps`` from ``rng`` in
+    the same order as the WGAN-GP step, so both methods see the same random streams.
+
+    Parameters
+    ----------
+    cfg : GANConfig
+        ``data_dim`` must equal ``channels * height * width``.
+    image_shape : (C, H, W)
+    neighbours : 4, 8, "two-step" or offsets (see :class:`refimpl.wgrad.PixelGraph`)
+    variant : "paper" (default) or "authors"
+    alpha, gamma : float >= 0
+        Remark 7's ``alpha 11^T`` and the authors' ``gamma I``.
+    """
+    name = "wwgan"
+
+    def __init__(self, cfg: GANConfig, image_shape, neighbours=4, variant="paper", alpha=0.0, gamma=0.0):
+        if cfg.objective != "wgan-gp":
+            raise ValueError(f"WWGAN uses the Wasserstein critic loss: cfg.objective must be 'wgan-gp', "
+                             f"got {cfg.objective!r}")
+        for k, v in (("alpha", alpha), ("gamma", gamma)):
+            if not (isinstance(v, numbers.Real) and math.isfinite(v) and v >= 0):
+                raise ValueError(f"{k} must be a finite number >= 0, got {v!r}")
+        super().__init__(cfg)
+        C, H, W = (int(v) for v in image_shape)
+        self.graph = PixelGraph(H, W, channels=C, neighbours=neighbours, variant=variant)
+        _check_image_dim(self.graph, cfg.data_dim)
+        self.image_shape, self.neighbours, self.variant = (C, H, W), neighbours, variant
+        self.alpha, self.gamma = float(alpha), float(gamma)
+
+    def config(self):
+        nb = self.neighbours if isinstance(self.neighbours, (int, str)) else [list(o) for o in self.graph.offsets]
+        return {**config_dict(self.cfg), "penalty": "wasserstein", "image_shape": list(self.image_shape),
+                "neighbours": nb, "variant": self.variant, "alpha": self.alpha, "gamma": self.gamma,
+                "mass": "(x + 1) / 2"}
+
+    def critic_step(self, state, rng, data):
+        real = data.sample(rng, self.cfg.batch_size)
+        z = self.latent(rng, self.cfg.batch_size, real)
+        fake = self.generate(state, z)
+        _, grads, logs = wwgan_critic_grads(self.critic, state["critic"], real, fake, rng, self.cfg.lam,
+                                            self.graph, self.alpha, self.gamma)
+        cp, oc = self.opt_critic.step(state["critic"], grads, state["opt_critic"])
+        return {**state, "critic": cp, "opt_critic": oc}, logs
