@@ -94,7 +94,8 @@ def gradient_penalty(critic, cparams, x_hat, lam, kind="two-sided"):
     return pen, grads, norm
 
 
-def _penalty_points(obj, real, fake, rng):
+def penalty_points(obj, real, fake, rng):
+    """Where the penalty is evaluated: interpolates (WGAN-GP, WGAN-LP) or perturbed data (DRAGAN)."""
     xp = namespace(real)
     B = real.shape[0]
     if obj.name == "dragan":
@@ -156,7 +157,7 @@ def critic_grads(obj, critic, cparams, real, fake, rng):
     _, grads = critic.backward(cparams, cache, xp.concat([d_real, d_fake], axis=0), need_dx=False)
     logs = {"critic_loss": loss}
     if obj.penalty is not None:
-        pen, pgrads, _ = gradient_penalty(critic, cparams, _penalty_points(obj, real, fake, rng), obj.lam, obj.penalty)
+        pen, pgrads, _ = gradient_penalty(critic, cparams, penalty_points(obj, real, fake, rng), obj.lam, obj.penalty)
         grads = add_params(grads, pgrads)
         loss = loss + pen
         logs = {"critic_loss": loss, "penalty": pen}

@@ -47,12 +47,15 @@ class GANConfig:
     lr_gen: float = 1e-4
     lr_critic: float = 1e-4
     betas: tuple = (0.5, 0.9)
+    data_scale: float = 1.0             # train on data / data_scale; samples() maps back to data units
 
     def __post_init__(self):
         for k in ("data_dim", "latent_dim", "batch_size", "n_critic", "n_gen"):
             v = getattr(self, k)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{k} must be an integer >= 1, got {v!r}")
+        if not (isinstance(self.data_scale, (int, float)) and math.isfinite(self.data_scale) and self.data_scale > 0):
+            raise ValueError(f"data_scale must be a finite number > 0, got {self.data_scale!r}")
         Objective(self.objective, self.lam, self.clip)       # validates name, lam, clip
         self.make_optimiser(self.lr_gen), self.make_optimiser(self.lr_critic)
 
@@ -69,16 +72,21 @@ def config_dict(cfg):
 
 # ----------------------------------------------------------------------------- data sources
 class ToyData:
-    """Samples of a 2-D toy mixture, drawn on the host and moved to the device."""
+    """Samples of a 2-D toy mixture, drawn on the host and moved to the device.
 
-    def __init__(self, name, xp, dtype, device=None):
+    ``scale`` divides every sample (centres and std together), e.g. 2.828 for the
+    coordinates of the WGAN-GP authors' toy code (conventions, 2-D mixture protocol).
+    """
+
+    def __init__(self, name, xp, dtype, device=None, scale=1.0):
         from .datasets import get_dataset
         self.spec = get_dataset(name)
-        self.xp, self.dtype, self.device = xp, dtype, device
+        self.xp, self.dtype, self.device, self.scale = xp, dtype, device, scale
 
     def sample(self, rng, n):
         from .datasets import sample
-        return sample(self.spec, n, rng, xp=self.xp, dtype=self.dtype, device=self.device)
+        x = sample(self.spec, n, rng, xp=self.xp, dtype=self.dtype, device=self.device)
+        return x if self.scale == 1.0 else x / self.scale
 
 
 class ArrayData:
@@ -126,7 +134,13 @@ class GANMethod:
         return from_host(rng.standard_normal((n, self.cfg.latent_dim)), xp, like.dtype, like.device)
 
     def generate(self, state, z):
+        """``G(z)`` in training units (data / ``data_scale``)."""
         return self.gen.forward(state["gen"], z)[0]
+
+    def samples(self, state, z):
+        """Generated samples in data units: ``data_scale * G(z)`` (what metrics see)."""
+        y = self.generate(state, z)
+        return y if self.cfg.data_scale == 1.0 else y * self.cfg.data_scale
 
     # -- steps
     def critic_step(self, state, rng, data):

@@ -28,7 +28,7 @@ import numbers
 
 from .backend import namespace
 from .nn import add_params
-from .objectives import Objective, _penalty_points, critic_scores_loss
+from .objectives import Objective, penalty_points, critic_scores_loss
 from .train import GANConfig, GANMethod, config_dict
 from .wgrad import PixelGraph, image_to_mass, wasserstein_norm_sq_and_gradient
 
@@ -120,7 +120,7 @@ def wwgan_critic_grads(critic, cparams, real, fake, rng, lam, graph, alpha=0.0, 
     scores, cache = critic.forward(cparams, xp.concat([real, fake], axis=0))
     loss, d_real, d_fake = critic_scores_loss(obj, scores[:br, :], scores[br:, :])
     _, grads = critic.backward(cparams, cache, xp.concat([d_real, d_fake], axis=0), need_dx=False)
-    pen, pgrads, s = wasserstein_penalty(critic, cparams, _penalty_points(obj, real, fake, rng),
+    pen, pgrads, s = wasserstein_penalty(critic, cparams, penalty_points(obj, real, fake, rng),
                                          lam, graph, alpha, gamma)
     loss = loss + pen
     return loss, add_params(grads, pgrads), {"critic_loss": loss, "penalty": pen, "w_norm": xp.mean(s)}

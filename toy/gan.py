@@ -32,7 +32,7 @@ def eval_samples(method, state, seed, it, n=N_EVAL):
     """``n`` generated samples from a latent stream fixed by (seed, iteration), independent of training."""
     rng = np.random.default_rng([seed, 7919, it])
     like = state["gen"][0][0]
-    return method.generate(state, method.latent(rng, n, like))
+    return method.samples(state, method.latent(rng, n, like))
 
 
 def make_eval_fn(method, dataset, seed):
@@ -82,7 +82,7 @@ def run_gan(opts: RunOptions, method, dataset, *, iters, eval_every, title, dtyp
     ck = pathlib.Path(opts.out) / "checkpoint.pkl"
     if ck.exists() and not opts.resume:
         raise FileExistsError(f"{ck} exists: pass --resume to continue that run, or choose another --out")
-    res = train(method, ToyData(dataset, xp, dtype), xp=xp, dtype=dtype, seed=opts.seed, iters=iters,
+    res = train(method, ToyData(dataset, xp, dtype, scale=method.cfg.data_scale), xp=xp, dtype=dtype, seed=opts.seed, iters=iters,
                 eval_fn=make_eval_fn(method, dataset, opts.seed), eval_every=eval_every,
                 checkpoint_path=ck, checkpoint_every=opts.checkpoint_every or max(eval_every, 1),
                 resume=opts.resume, check_every=1 if backend_name(xp) != "cupy" else 50)

@@ -1,0 +1,307 @@
+"""Sample-quality metrics for image GANs: exact pixel-space W1 and a classifier Frechet distance.
+
+* :func:`image_w1`: exact 1-Wasserstein distance between two sets of images viewed as
+  uniform point clouds in ``R^(C*H*W)`` with the Euclidean cost (POT ``emd2`` on the
+  host, through :func:`refimpl.metrics.w1`).
+* :func:`frechet_distance` / :func:`frechet_distance_gaussians`: the Frechet (W2)
+  distance between Gaussians fitted to two feature sets (Heusel et al. 2017, the
+  formula behind FID), with the matrix square root by a symmetric eigendecomposition
+  on the host.
+* :func:`train_classifier` / :class:`ClassifierFrechet`: the features are the
+  penultimate layer of a small MLP classifier trained with this library (softmax
+  cross-entropy, :func:`softmax_cross_entropy`) on the same data set. **This is a
+  stand-in for FID**, which needs Inception-v3 weights that cannot be downloaded here;
+  its numbers are not comparable with published FIDs (the paper's Fig. 6), only between
+  runs that use the same cached classifier.
+
+Host-side maths (POT, eigendecompositions) uses NumPy float64; the classifier trains
+and runs in the caller's Array API namespace ``xp``.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import pathlib
+
+import numpy as _np  # host side: POT inputs, eigendecompositions, cache files
+
+from .backend import device_of, from_host, namespace, to_numpy
+from .checkpoint import atomic_write
+from .metrics import w1 as _cloud_w1
+from .nn import MLP
+from .optim import make_optimiser
+
+__all__ = ["image_w1", "sqrtm_psd", "frechet_distance_gaussians", "frechet_distance",
+           "softmax_cross_entropy", "train_classifier", "classifier_features", "classifier_accuracy",
+           "ClassifierFrechet"]
+
+
+# ----------------------------------------------------------------------------- exact W1
+def _flat_host(x, name):
+    a = _np.asarray(to_numpy(x), dtype=_np.float64)
+    if a.ndim < 2:
+        raise ValueError(f"{name} must have shape (N, ...) with N images, got {a.shape}")
+    return a.reshape(a.shape[0], -1)
+
+
+def image_w1(x, y, *, num_itermax=None):
+    """Exact W1 between two image sets in pixel space, Euclidean ground cost.
+
+    .. math:: W_1 = \\min_{P \\in \\Pi(1_n/n, 1_m/m)} \\sum_{ij} P_{ij} \\|x_i - y_j\\|_2
+
+    Parameters
+    ----------
+    x : array, shape (n, C, H, W) or (n, d)
+    y : array, shape (m, C, H, W) or (m, d)
+        Any backend; flattened row-major and copied to host float64.
+    num_itermax : int, optional
+        Network-simplex iteration cap (see :func:`refimpl.metrics.w1`).
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        When the two sets have different numbers of coordinates.
+    RuntimeError
+        When POT does not reach the optimum.
+    """
+    a, b = _flat_host(x, "x"), _flat_host(y, "y")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"image sets of different sizes: {a.shape[1]} and {b.shape[1]} coordinates")
+    return _cloud_w1(a, b, num_itermax=num_itermax)
+
+
+# ----------------------------------------------------------------------------- Frechet distance
+def sqrtm_psd(S):
+    """Symmetric PSD square root by eigendecomposition (host float64).
+
+    ``S = V diag(e) V^T`` (``numpy.linalg.eigh`` of the symmetrised ``S``), then
+    ``S^(1/2) = V diag(sqrt(max(e, 0))) V^T``; eigenvalues below 0 (round-off) are set to 0.
+
+    Parameters
+    ----------
+    S : array_like, shape (d, d)
+
+    Returns
+    -------
+    numpy.ndarray, shape (d, d), symmetric PSD.
+    """
+    S = _np.asarray(S, dtype=_np.float64)
+    e, V = _np.linalg.eigh(0.5 * (S + S.T))
+    return (V * _np.sqrt(_np.maximum(e, 0.0))) @ V.T
+
+
+def frechet_distance_gaussians(mu1, S1, mu2, S2):
+    """Frechet (squared W2) distance between ``N(mu1, S1)`` and ``N(mu2, S2)``.
+
+    Dowson & Landau (1982); the FID formula of Heusel et al. (2017):
+
+    .. math:: d^2 = \\|\\mu_1 - \\mu_2\\|^2 + \\operatorname{tr} S_1 + \\operatorname{tr} S_2
+              - 2 \\operatorname{tr} (S_1^{1/2} S_2 S_1^{1/2})^{1/2}
+
+    The trace term is computed from the eigenvalues of the symmetric PSD matrix
+    ``S_1^{1/2} S_2 S_1^{1/2}`` (negative round-off eigenvalues set to 0); it equals
+    ``tr (S_1 S_2)^{1/2}`` of the usual statement.
+
+    Parameters
+    ----------
+    mu1, mu2 : array_like, shape (d,)
+    S1, S2 : array_like, shape (d, d), symmetric PSD
+
+    Returns
+    -------
+    float, >= 0 (clipped at 0 against round-off).
+    """
+    mu1, mu2 = _np.atleast_1d(_np.asarray(mu1, float)), _np.atleast_1d(_np.asarray(mu2, float))
+    S1, S2 = _np.atleast_2d(_np.asarray(S1, float)), _np.atleast_2d(_np.asarray(S2, float))
+    d = mu1.shape[0]
+    if mu2.shape != (d,) or S1.shape != (d, d) or S2.shape != (d, d):
+        raise ValueError(f"shapes do not match: mu1 {mu1.shape}, mu2 {mu2.shape}, S1 {S1.shape}, S2 {S2.shape}")
+    A = sqrtm_psd(S1)
+    M = A @ S2 @ A
+    ev = _np.linalg.eigvalsh(0.5 * (M + M.T))
+    tr_sqrt = float(_np.sum(_np.sqrt(_np.maximum(ev, 0.0))))
+    diff = mu1 - mu2
+    return max(float(diff @ diff + _np.trace(S1) + _np.trace(S2) - 2.0 * tr_sqrt), 0.0)
+
+
+def _moments(f):
+    f = _np.asarray(to_numpy(f), dtype=_np.float64)
+    if f.ndim != 2 or f.shape[0] < 2:
+        raise ValueError(f"features must have shape (N, k) with N >= 2, got {f.shape}")
+    return f.mean(axis=0), _np.cov(f, rowvar=False, ddof=1).reshape(f.shape[1], f.shape[1])
+
+
+def frechet_distance(f1, f2):
+    """Frechet distance between Gaussians fitted to two feature sets (sample mean, covariance
+    with ``ddof=1``); see :func:`frechet_distance_gaussians`.
+
+    Parameters
+    ----------
+    f1 : array, shape (n, k); f2 : array, shape (m, k) (any backend; host float64)
+
+    Returns
+    -------
+    float
+    """
+    return frechet_distance_gaussians(*_moments(f1), *_moments(f2))
+
+
+# ----------------------------------------------------------------------------- classifier
+def softmax_cross_entropy(logits, labels):
+    """Mean softmax cross-entropy and its gradient w.r.t. the logits.
+
+    .. math:: \\ell = \\frac1B \\sum_b \\Big(\\log \\sum_k e^{z_{bk}} - z_{b y_b}\\Big), \\qquad
+              \\frac{\\partial \\ell}{\\partial z_{bk}} = \\frac{\\operatorname{softmax}(z_b)_k - [k = y_b]}{B}
+
+    (log-sum-exp shifted by the row maximum, so it never overflows).
+
+    Parameters
+    ----------
+    logits : array, shape (B, K), real floating
+    labels : array, shape (B,), integer in ``0..K-1`` (same namespace and device)
+
+    Returns
+    -------
+    loss : 0-d array; dlogits : array (B, K)
+    """
+    xp = namespace(logits, labels)
+    B, K = logits.shape
+    z = logits - xp.max(logits, axis=1, keepdims=True)
+    logp = z - xp.log(xp.sum(xp.exp(z), axis=1, keepdims=True))
+    ks = xp.arange(K, dtype=labels.dtype, device=device_of(labels))
+    onehot = xp.astype(xp.reshape(labels, (B, 1)) == xp.reshape(ks, (1, K)), logits.dtype)
+    loss = -xp.sum(onehot * logp) / B
+    return loss, (xp.exp(logp) - onehot) / B
+
+
+def classifier_features(mlp, params, images, batch=1000):
+    """Penultimate-layer activations ``h_{L-1}`` of the classifier (host float64).
+
+    Parameters
+    ----------
+    images : array, shape (N, C, H, W) or (N, d) in the classifier's namespace and dtype
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, mlp.sizes[-2])
+    """
+    xp = namespace(images)
+    x = xp.reshape(images, (images.shape[0], -1))
+    out = []
+    n = x.shape[0]
+    for i in range(0, n, batch):
+        _, cache = mlp.forward(params, x[i:min(i + batch, n), :])
+        out.append(_np.asarray(to_numpy(cache.hs[-2]), dtype=_np.float64))
+    return _np.concatenate(out, axis=0)
+
+
+def classifier_accuracy(mlp, params, images, labels, batch=1000):
+    """Fraction of ``images`` whose arg-max logit equals the label (host float)."""
+    xp = namespace(images)
+    x = xp.reshape(images, (images.shape[0], -1))
+    pred = []
+    n = x.shape[0]
+    for i in range(0, n, batch):
+        pred.append(_np.argmax(to_numpy(mlp.forward(params, x[i:min(i + batch, n), :])[0]), axis=1))
+    return float(_np.mean(_np.concatenate(pred) == _np.asarray(to_numpy(labels))))
+
+
+def _cache_key(images, labels, spec):
+    h = hashlib.sha256(json.dumps(spec, sort_keys=True).encode())
+    h.update(_np.ascontiguousarray(to_numpy(images), dtype=_np.float32).tobytes())
+    h.update(_np.ascontiguousarray(to_numpy(labels), dtype=_np.int64).tobytes())
+    return h.hexdigest()[:16]
+
+
+def train_classifier(images, labels, *, hidden=(128, 64), activation="relu", steps=2000, batch_size=128,
+                     lr=1e-3, seed=0, cache_dir=None, tag="classifier", progress=None):
+    """Train (or load from the cache) a softmax MLP classifier for the Frechet features.
+
+    Network ``MLP((C*H*W, *hidden, K))`` (``K = max(label) + 1``), Adam
+    ``(lr, 0.9, 0.999)`` on :func:`softmax_cross_entropy` for ``steps`` mini-batches of
+    ``batch_size`` images drawn with replacement (host ``numpy.random.default_rng(seed)``).
+    The feature layer is ``hidden[-1]``.
+
+    Parameters
+    ----------
+    images : array, shape (N, C, H, W) (any backend; training runs in its namespace and dtype)
+    labels : array, shape (N,) integer (same namespace)
+    cache_dir : path, optional
+        Folder for the weights (``{tag}-{key}.npz``; ``key`` hashes the data and every
+        setting above). A matching file is loaded instead of training; ``None``: no cache.
+    progress : callable(str), optional
+        Receives a line per 500 steps.
+
+    Returns
+    -------
+    mlp : MLP; params : list of (W, b) in the images' namespace; info : dict
+        ``cached`` (bool), ``train_loss`` (last mini-batch), ``path`` (or None).
+    """
+    xp = namespace(images, labels)
+    x = xp.reshape(images, (images.shape[0], -1))
+    dtype, dev = x.dtype, device_of(x)
+    K = int(_np.max(to_numpy(labels))) + 1
+    mlp = MLP((int(x.shape[1]), *(int(h) for h in hidden), K), activation, "linear")
+    spec = {"sizes": list(mlp.sizes), "activation": activation, "steps": int(steps), "batch_size": int(batch_size),
+            "lr": float(lr), "seed": int(seed), "dtype": "float64" if dtype == xp.float64 else "float32"}
+    path = None
+    if cache_dir is not None:
+        path = pathlib.Path(cache_dir) / f"{tag}-{_cache_key(images, labels, spec)}.npz"
+        if path.exists():
+            with _np.load(path) as z:
+                params = [(from_host(z[f"W{l}"], xp, dtype, dev), from_host(z[f"b{l}"], xp, dtype, dev))
+                          for l in range(mlp.n_layers)]
+                info = json.loads(str(z["info"]))
+            return mlp, params, {**info, "cached": True, "path": str(path)}
+    rng = _np.random.default_rng(seed)
+    params = mlp.init(rng, xp=xp, dtype=dtype, device=dev)
+    opt = make_optimiser("adam", lr=lr, beta1=0.9, beta2=0.999)
+    state = opt.init(params)
+    loss = None
+    for t in range(1, steps + 1):
+        idx = from_host(rng.integers(0, x.shape[0], size=batch_size), xp, None, dev)
+        xb, yb = xp.take(x, idx, axis=0), xp.take(labels, idx, axis=0)
+        logits, cache = mlp.forward(params, xb)
+        loss, dlogits = softmax_cross_entropy(logits, yb)
+        _, grads = mlp.backward(params, cache, dlogits, need_dx=False)
+        params, state = opt.step(params, grads, state)
+        if progress is not None and (t % 500 == 0 or t == steps):
+            progress(f"classifier step {t}/{steps}: loss {float(to_numpy(loss)):.4f}")
+    info = {"spec": spec, "train_loss": float(to_numpy(loss)) if loss is not None else math.nan}
+    if path is not None:
+        buf = io.BytesIO()
+        arrays = {}
+        for l, (W, b) in enumerate(params):
+            arrays[f"W{l}"], arrays[f"b{l}"] = to_numpy(W), to_numpy(b)
+        _np.savez(buf, info=_np.array(json.dumps(info)), **arrays)
+        atomic_write(path, buf.getvalue())
+    return mlp, params, {**info, "cached": False, "path": None if path is None else str(path)}
+
+
+class ClassifierFrechet:
+    """Frechet distance on classifier features against fixed reference images.
+
+    A stand-in for FID (see the module docstring): ``score(images)`` is
+    :func:`frechet_distance` between the penultimate-layer features of ``images`` and
+    of ``reference``; the reference moments are computed once.
+
+    Parameters
+    ----------
+    mlp, params : from :func:`train_classifier`
+    reference : array, shape (N, C, H, W), e.g. held-out real images
+    """
+
+    def __init__(self, mlp, params, reference):
+        self.mlp, self.params = mlp, params
+        self.mu, self.cov = _moments(classifier_features(mlp, params, reference))
+
+    def score(self, images):
+        """Frechet distance of ``images`` (N, C, H, W) to the reference (float)."""
+        return frechet_distance_gaussians(*_moments(classifier_features(self.mlp, self.params, images)),
+                                          self.mu, self.cov)

@@ -1,0 +1,439 @@
+"""Parametric smoothed WGAN (SWGAN): Algorithm 1 with neural dual potentials.
+
+Paper: Sanjabi et al., "Solving Approximate Wasserstein GANs to Stationarity"
+(``/work/shared/papers/smoothed-wgan-stationarity.md``), Sec. 4 (Lemma 4.1), Sec. 4.1
+(eq. 12), Sec. 4.2 (eqs. 14-15), Sec. 5 (Theorem 5.1, Algorithm 1), Sec. 6.1,
+Appendix I.1 and Table 1; project reading in ``conventions.md``, "Smoothed OT (SWGAN)".
+
+One outer iteration (one generator step of Algorithm 1):
+
+1. **Dual oracle** (Sec. 4.1, parametric). Two networks give the potentials,
+   ``phi(x)`` on generated points and ``psi(y)`` on data. Each dual step draws a
+   fresh batch, ``x_i = G_theta(z_i)`` (``i = 1..M``) and data ``y_j`` (``j = 1..N``),
+   forms all ``M x N`` costs ``C_ij = c(x_i, y_j)`` (:func:`pairwise_cost`, the values of
+   :func:`refimpl.ot.cost_matrix`, faster in low dimension) and ascends the dual of Lemma 4.1
+   (eq. 12, uniform weights):
+
+   .. math:: F = \\frac1M \\sum_i \\phi_i - \\frac1N \\sum_j \\psi_j
+             - \\frac{1}{MN} \\sum_{ij} f_\\lambda(\\phi_i - \\psi_j - C_{ij}),
+
+   ``f_lam(v) = v_+^2/(2 lam)`` (L2) or ``(lam/e) exp(v/lam)`` (KL) (values and
+   ``dF/dphi_i``, ``dF/dpsi_j`` from :func:`refimpl.ot.dual_objective`), back-propagated
+   into both networks (chain rule ``dF/dw = sum_i dF/dphi_i dphi_i/dw``); Adam minimises
+   ``-F``. At most ``n_critic`` steps; before each update the termination statistic of
+   eq. 15 is computed on the step's batch and the phase stops when it is close to 1
+   (see *Termination* below).
+2. **Generator step** (Algorithm 1, Theorem 5.1). On a fresh batch, with the density
+   ratios ``m_ij = M(phi_i - psi_j - C_ij)`` (``V_+/lam`` for L2, eq. 11) held constant,
+
+   .. math:: g = \\frac{1}{MN} \\sum_{ij} m_{ij} \\nabla_\\theta c(G_\\theta(z_i), y_j)
+             = \\sum_i J_i^\\top \\frac{1}{MN} \\sum_j m_{ij} \\partial_x c(x_i, y_j),
+
+   ``J_i = dG_theta(z_i)/dtheta``: one generator backward seeded with
+   :func:`cost_input_gradient` ``/ (MN)``. ``g`` is the gradient of the generator
+   objective ``(1/(MN)) sum_ij m_ij c(G_theta(z_i), y_j)`` at fixed ``m``; at the exact
+   dual optimum it is the gradient of ``d_{c,lam}`` (envelope theorem; tested).
+
+Termination (eq. 15). With ``V`` and ``m`` of the step's batch the statistic is the mean
+density ratio over all ``M x N`` pairs of the batch, ``s = (1/(MN)) sum_ij m_ij`` (equal
+to :func:`refimpl.ot.termination_statistic`; the paper's form uses ``S`` i.i.d. diagonal
+pairs, the all-pairs mean estimates the same ``E m`` with less variance). The phase stops
+*before* the update when ``|s - 1| <= stop_tol`` (default 0.05; the paper gives no
+value). ``stop_tol = 0`` disables the test (always ``n_critic`` steps). The check is a
+necessary condition only (Sec. 4.2): ``s = 1`` holds at the optimum but also elsewhere.
+
+Critic sign. The project's critic ``f`` is large on data (conventions.md, "One critic
+sign"). As ``lam -> 0`` the dual forces ``phi(x) - psi(y) <= c(x, y)`` and for a metric
+cost ``phi = psi = -f`` gives ``F = E_data f - E_gen f``, the Kantorovich dual; so the
+project's critic is ``f = -psi`` (on data) and ``-phi`` (on generated points).
+:meth:`SWGANMethod.critic_values` returns ``-psi(x)``; the module itself keeps the
+paper's ``phi``/``psi``.
+
+Defaults (Table 1, Appendix I.1): ``lam = 0.01``, L2 regulariser, ``c = ||x - y||_1``,
+batch 128 x 128, Adam(``beta = (0.5, 0.9)``), generator lr ``3e-3``, dual lr ``1e-3``,
+at most 20 dual steps per generator step, 10,000 generator steps; generator 2 hidden
+layers of 128 tanh, potentials 2 hidden layers of 128 ReLU; 4-D Gaussian latent.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+
+from .backend import namespace, scalar
+from .nn import MLP
+from .ot import COSTS, REGS, density_ratio, dual_objective
+from .optim import make_optimiser
+from .train import GANMethod, config_dict
+
+__all__ = ["SWGANConfig", "SWGANMethod", "pairwise_cost", "cost_input_gradient", "generator_objective",
+           "dual_loss_grads", "generator_grads", "should_stop"]
+
+
+# ----------------------------------------------------------------------------- checks
+def _check_points(xp, x, y):
+    if getattr(x, "ndim", None) != 2 or getattr(y, "ndim", None) != 2:
+        raise ValueError(f"x and y must be 2-D (points, dim), got shapes {getattr(x, 'shape', None)} "
+                         f"and {getattr(y, 'shape', None)}")
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"x and y have different dimensions: {x.shape[1]} != {y.shape[1]}")
+    if x.shape[1] < 1:
+        raise ValueError("points must have at least one coordinate")
+    for a, name in ((x, "x"), (y, "y")):
+        if not xp.isdtype(a.dtype, "real floating"):
+            raise ValueError(f"{name} must have a real floating dtype, got {a.dtype}")
+
+
+def _check_cost(cost):
+    if cost not in COSTS:
+        raise ValueError(f"unknown cost {cost!r}; choose one of {', '.join(COSTS)}")
+
+
+_PER_COORD_MAX_DIM = 16     # pairwise costs and their gradients loop over coordinates up to this dimension
+
+
+def pairwise_cost(x, y, cost="l1"):
+    """``C[i, j] = c(x_i, y_j)``: the same values as :func:`refimpl.ot.cost_matrix`, faster for low ``d``.
+
+    For ``d <= 16`` it accumulates one ``(M, N)`` difference per coordinate: NumPy reductions
+    over a short last axis are slow (about 10x for ``d = 2``, 128 x 128), and this is the inner
+    loop of every dual step. Above, chunks of the feature axis (slice stops clamped to ``d``, as
+    array_api_strict requires). Differences are formed explicitly (no ``|x|^2 + |y|^2 - 2 x.y``).
+
+    Parameters
+    ----------
+    x : array (M, d), y : array (N, d)
+    cost : {"l1", "euclidean", "sqeuclidean"}
+
+    Returns
+    -------
+    C : array (M, N)
+    """
+    xp = namespace(x, y)
+    _check_cost(cost)
+    _check_points(xp, x, y)
+    M, N, d = x.shape[0], y.shape[0], x.shape[1]
+    if not (bool(xp.all(xp.isfinite(x))) and bool(xp.all(xp.isfinite(y)))):
+        raise ValueError("points x and y must be finite")
+    acc = None
+    if d <= _PER_COORD_MAX_DIM:
+        for k in range(d):
+            diff = x[:, k:k + 1] - y[:, k][None, :]                           # (M, N)
+            term = xp.abs(diff) if cost == "l1" else diff * diff
+            acc = term if acc is None else acc + term
+    else:
+        chunk = max(1, (1 << 22) // max(1, M * N))
+        for s in range(0, d, chunk):
+            e = min(s + chunk, d)
+            diff = x[:, None, s:e] - y[None, :, s:e]                          # (M, N, k)
+            term = xp.sum(xp.abs(diff) if cost == "l1" else diff * diff, axis=-1)
+            acc = term if acc is None else acc + term
+    return xp.sqrt(acc) if cost == "euclidean" else acc
+
+
+# ----------------------------------------------------------------------------- generator side
+def cost_input_gradient(x, y, m, cost="l1"):
+    """Weighted input gradient of the ground cost, ``G_i = sum_j m_ij d c(x_i, y_j) / d x_i``.
+
+    * ``l1``, ``c = sum_k |x_k - y_k|``: ``d c / d x = sign(x - y)`` (subgradient 0 where
+      a coordinate difference is exactly 0);
+    * ``euclidean``, ``c = ||x - y||_2``: ``(x - y) / ||x - y||`` (0 at coincident points);
+    * ``sqeuclidean``, ``c = ||x - y||_2^2``: ``2 (x - y)``.
+
+    Used for the generator gradient of Algorithm 1 (Sec. 5):
+    ``g = sum_i J_i^T G_i / (M N)`` with ``m`` the density ratios of eq. 11.
+
+    Parameters
+    ----------
+    x : array (M, d)
+        Generated points ``x_i = G_theta(z_i)``.
+    y : array (N, d)
+        Data points.
+    m : array (M, N)
+        Weights (the density ratios ``m_ij``, treated as constants).
+    cost : {"l1", "euclidean", "sqeuclidean"}
+
+    Returns
+    -------
+    G : array (M, d)
+        Differences ``x_i - y_j`` are formed explicitly (no cancellation), in chunks of
+        the feature axis.
+    """
+    xp = namespace(x, y, m)
+    _check_cost(cost)
+    _check_points(xp, x, y)
+    M, N, d = x.shape[0], y.shape[0], x.shape[1]
+    if getattr(m, "ndim", None) != 2 or tuple(m.shape) != (M, N):
+        raise ValueError(f"m must have shape ({M}, {N}) to match x and y, got {getattr(m, 'shape', None)}")
+    if not xp.isdtype(m.dtype, "real floating"):
+        raise ValueError(f"m must have a real floating dtype, got {m.dtype}")
+    if cost == "euclidean":
+        C = pairwise_cost(x, y, "euclidean")
+        pos = C > 0
+        m = xp.where(pos, m / xp.where(pos, C, xp.ones_like(C)), xp.zeros_like(C))
+    elif cost == "sqeuclidean":
+        m = 2.0 * m
+    if d <= _PER_COORD_MAX_DIM:
+        # one (M, N) pass per coordinate: NumPy reductions over a short last axis are slow
+        cols = []
+        for k in range(d):
+            diff = x[:, k:k + 1] - y[:, k][None, :]                       # (M, N)
+            cols.append(xp.sum(m * (xp.sign(diff) if cost == "l1" else diff), axis=1))
+        return xp.stack(cols, axis=1)
+    chunk = max(1, (1 << 22) // max(1, M * N))
+    parts = []
+    for s in range(0, d, chunk):
+        e = min(s + chunk, d)                  # array_api_strict rejects out-of-range slice stops
+        diff = x[:, None, s:e] - y[None, :, s:e]                          # (M, N, k)
+        dc = xp.sign(diff) if cost == "l1" else diff
+        parts.append(xp.sum(m[:, :, None] * dc, axis=1))                  # (M, k)
+    return parts[0] if len(parts) == 1 else xp.concat(parts, axis=1)
+
+
+def generator_objective(x, y, m, cost="l1", C=None):
+    """Generator objective of Algorithm 1 at fixed density ratios, and its input gradient.
+
+    .. math:: L(x) = \\frac{1}{MN} \\sum_{ij} m_{ij}\\, c(x_i, y_j), \\qquad
+              \\frac{\\partial L}{\\partial x_i} = \\frac{1}{MN} \\sum_j m_{ij}\\,
+              \\partial_x c(x_i, y_j)
+
+    (Sec. 5, Algorithm 1 and Theorem 5.1, ``S = M = N`` in the paper.)
+
+    Parameters
+    ----------
+    x : array (M, d), y : array (N, d), m : array (M, N)
+    cost : {"l1", "euclidean", "sqeuclidean"}
+    C : array (M, N), optional
+        ``pairwise_cost(x, y, cost)`` if already computed.
+
+    Returns
+    -------
+    value : 0-d array
+    dx : array (M, d)
+    """
+    xp = namespace(x, y, m)
+    dx = cost_input_gradient(x, y, m, cost)
+    if C is None:
+        C = pairwise_cost(x, y, cost)
+    scale = 1.0 / (x.shape[0] * y.shape[0])
+    return xp.sum(m * C) * scale, dx * scale
+
+
+def generator_grads(gen, gparams, z, y, phi_net, phi_params, psi_net, psi_params, lam, reg, cost):
+    """Algorithm 1's generator gradient ``g`` on one batch (Sec. 5, Theorem 5.1).
+
+    ``x = G_theta(z)``; ``m_ij = M(phi(x_i) - psi(y_j) - c(x_i, y_j))`` (eq. 11) is computed
+    once and held constant; ``g = (1/(MN)) sum_ij m_ij grad_theta c(G_theta(z_i), y_j)``.
+
+    Parameters
+    ----------
+    gen, phi_net, psi_net : MLP
+    gparams, phi_params, psi_params : parameter lists
+    z : array (M, latent_dim)
+    y : array (N, d)
+    lam : float > 0, reg : {"kl", "l2"}, cost : str
+
+    Returns
+    -------
+    loss : 0-d array, ``(1/(MN)) sum_ij m_ij C_ij``
+    grads : list of (dW, db) like ``gparams``
+    m : array (M, N), the density ratios used
+    """
+    x, cache = gen.forward(gparams, z)
+    C = pairwise_cost(x, y, cost)
+    phi = phi_net.forward(phi_params, x)[0][:, 0]
+    psi = psi_net.forward(psi_params, y)[0][:, 0]
+    m = density_ratio(phi, psi, C, lam, reg)
+    loss, dx = generator_objective(x, y, m, cost, C)
+    _, grads = gen.backward(gparams, cache, dx, need_dx=False)
+    return loss, grads, m
+
+
+# ----------------------------------------------------------------------------- dual side
+def dual_loss_grads(phi_net, phi_params, psi_net, psi_params, x, y, lam, reg="l2", cost="l1"):
+    """Parametric dual objective (Lemma 4.1, eq. 12) on one batch and its parameter gradients.
+
+    ``F(w) = F(phi_w(x), psi_w(y))`` of :func:`refimpl.ot.dual_objective` with
+    ``C = pairwise_cost(x, y, cost)`` (= ``refimpl.ot.cost_matrix``); the gradients are those of the *loss* ``-F``
+    (to be minimised): ``-sum_i (dF/dphi_i) dphi_i/dw`` by one backward of each net
+    seeded with ``-dF/dphi`` and ``-dF/dpsi``. ``x`` and ``y`` are constants here.
+
+    Parameters
+    ----------
+    phi_net, psi_net : MLP with scalar output
+    phi_params, psi_params : parameter lists
+    x : array (M, d)
+        Generated points (the potential ``phi``'s inputs).
+    y : array (N, d)
+        Data (``psi``'s inputs).
+    lam : float > 0
+    reg : {"l2", "kl"}
+    cost : {"l1", "euclidean", "sqeuclidean"}
+
+    Returns
+    -------
+    F : 0-d array
+        The dual value (a lower bound of the batch's ``d_{c,lam}``).
+    grads_phi, grads_psi : lists of (dW, db), gradients of ``-F``.
+    stat : 0-d array
+        Termination statistic (eq. 15), ``(1/(MN)) sum_ij m_ij = 1 - sum_i dF/dphi_i``.
+    """
+    C = pairwise_cost(x, y, cost)
+    phi_out, cphi = phi_net.forward(phi_params, x)
+    psi_out, cpsi = psi_net.forward(psi_params, y)
+    xp = namespace(C)
+    F, dphi, dpsi = dual_objective(phi_out[:, 0], psi_out[:, 0], C, lam, reg)
+    _, gphi = phi_net.backward(phi_params, cphi, -dphi[:, None], need_dx=False)
+    _, gpsi = psi_net.backward(psi_params, cpsi, -dpsi[:, None], need_dx=False)
+    return F, gphi, gpsi, 1.0 - xp.sum(dphi)
+
+
+def should_stop(stat, tol):
+    """Termination rule of the dual phase (eq. 15): ``|stat - 1| <= tol`` (never when ``tol == 0``)."""
+    return tol > 0 and abs(scalar(stat) - 1.0) <= tol
+
+
+# ----------------------------------------------------------------------------- the method
+def _pos_int(name, v):
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+
+
+def _pos_real(name, v, allow_zero=False):
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v < 0 \
+            or (v == 0 and not allow_zero):
+        raise ValueError(f"{name} must be a finite number {'>= 0' if allow_zero else '> 0'}, got {v!r}")
+
+
+@dataclass(frozen=True)
+class SWGANConfig:
+    """Hyperparameters of parametric SWGAN (defaults: Table 1 and Appendix I.1).
+
+    ``batch_size`` is ``M`` (generated points per batch) and ``data_batch_size`` is
+    ``N`` (data points; ``None``: equal to ``batch_size``); the dual loss uses all
+    ``M x N`` pairs. ``n_critic`` is the maximum number of dual steps per generator
+    step, ``stop_tol`` the tolerance of the eq. 15 test (0 disables it). ``data_scale``
+    has the meaning of :class:`refimpl.train.GANConfig`'s (the data source divides the data
+    by it and :meth:`GANMethod.samples` multiplies generated points back); the costs, and so
+    ``lam``, are then in the scaled units.
+    """
+    lam: float = 0.01
+    reg: str = "l2"
+    cost: str = "l1"
+    data_dim: int = 2
+    latent_dim: int = 4
+    gen_hidden: tuple = (128, 128)
+    potential_hidden: tuple = (128, 128)
+    gen_activation: str = "tanh"
+    potential_activation: str = "relu"
+    gen_output: str = "linear"
+    batch_size: int = 128
+    data_batch_size: int | None = None
+    n_critic: int = 20
+    stop_tol: float = 0.05
+    n_gen: int = 1
+    optimiser: str = "adam"
+    lr_gen: float = 3e-3
+    lr_critic: float = 1e-3
+    betas: tuple = (0.5, 0.9)
+    data_scale: float = 1.0     # train on data / data_scale (as GANConfig); samples() maps back
+
+    def __post_init__(self):
+        for k in ("data_dim", "latent_dim", "batch_size", "n_critic", "n_gen"):
+            _pos_int(k, getattr(self, k))
+        if self.data_batch_size is not None:
+            _pos_int("data_batch_size", self.data_batch_size)
+        _pos_real("lam", self.lam)
+        _pos_real("stop_tol", self.stop_tol, allow_zero=True)
+        _pos_real("data_scale", self.data_scale)
+        if self.reg not in REGS:
+            raise ValueError(f"unknown regulariser reg={self.reg!r}; choose one of {', '.join(REGS)}")
+        _check_cost(self.cost)
+        self.make_optimiser(self.lr_gen), self.make_optimiser(self.lr_critic)
+        MLP((self.latent_dim, *self.gen_hidden, self.data_dim), self.gen_activation, self.gen_output)
+        MLP((self.data_dim, *self.potential_hidden, 1), self.potential_activation, "linear")
+
+    @property
+    def n_data(self):
+        return self.batch_size if self.data_batch_size is None else self.data_batch_size
+
+    def make_optimiser(self, lr):
+        if self.optimiser == "adam":
+            return make_optimiser("adam", lr=lr, beta1=self.betas[0], beta2=self.betas[1])
+        return make_optimiser(self.optimiser, lr=lr)
+
+
+class SWGANMethod(GANMethod):
+    """Parametric SWGAN (Algorithm 1 with the parametric dual oracle of Sec. 4.1).
+
+    State: ``gen``, ``opt_gen`` as in :class:`refimpl.train.GANMethod`, plus ``phi``,
+    ``psi`` (potential-network parameters), ``opt_phi``, ``opt_psi``, and two counters
+    ``dual_steps`` (dual updates so far) and ``outer`` (generator phases so far).
+    Logs per outer iteration: ``dual`` (``F`` on the last dual batch), ``stat`` (the
+    eq. 15 statistic that ended the phase, or the one before the last update),
+    ``dual_steps`` (updates in this phase) and ``gen_loss``.
+    """
+    name = "swgan"
+
+    def __init__(self, cfg: SWGANConfig = SWGANConfig()):
+        if not isinstance(cfg, SWGANConfig):
+            raise TypeError(f"SWGANMethod needs an SWGANConfig, got {type(cfg).__name__}")
+        self.cfg = cfg
+        self.gen = MLP((cfg.latent_dim, *cfg.gen_hidden, cfg.data_dim), cfg.gen_activation, cfg.gen_output)
+        self.phi_net = MLP((cfg.data_dim, *cfg.potential_hidden, 1), cfg.potential_activation, "linear")
+        self.psi_net = MLP((cfg.data_dim, *cfg.potential_hidden, 1), cfg.potential_activation, "linear")
+        self.opt_gen = cfg.make_optimiser(cfg.lr_gen)
+        self.opt_critic = cfg.make_optimiser(cfg.lr_critic)
+
+    def config(self):
+        return config_dict(self.cfg)
+
+    def init_state(self, rng, xp, dtype, device=None):
+        gp = self.gen.init(rng, xp=xp, dtype=dtype, device=device)
+        php = self.phi_net.init(rng, xp=xp, dtype=dtype, device=device)
+        psp = self.psi_net.init(rng, xp=xp, dtype=dtype, device=device)
+        return {"gen": gp, "phi": php, "psi": psp, "opt_gen": self.opt_gen.init(gp),
+                "opt_phi": self.opt_critic.init(php), "opt_psi": self.opt_critic.init(psp),
+                "dual_steps": 0, "outer": 0}
+
+    def critic_values(self, state, x):
+        """The project's critic ``f(x) = -psi(x)`` (large on data; module docstring), shape (B,)."""
+        return -self.psi_net.forward(state["psi"], x)[0][:, 0]
+
+    # -- dual oracle
+    def dual_batch(self, state, rng, data):
+        """A fresh batch: data ``y`` (N, d) then generated ``x = G(z)`` (M, d)."""
+        y = data.sample(rng, self.cfg.n_data)
+        x = self.generate(state, self.latent(rng, self.cfg.batch_size, y))
+        return x, y
+
+    def critic_phase(self, state, rng, data):
+        """Up to ``n_critic`` Adam steps on ``-F``, stopped early by eq. 15 (module docstring)."""
+        cfg = self.cfg
+        steps, F, stat = 0, None, None
+        for _ in range(cfg.n_critic):
+            x, y = self.dual_batch(state, rng, data)
+            F, gphi, gpsi, stat = dual_loss_grads(self.phi_net, state["phi"], self.psi_net, state["psi"],
+                                                  x, y, cfg.lam, cfg.reg, cfg.cost)
+            if should_stop(stat, cfg.stop_tol):
+                break
+            php, oph = self.opt_critic.step(state["phi"], gphi, state["opt_phi"])
+            psp, ops = self.opt_critic.step(state["psi"], gpsi, state["opt_psi"])
+            state = {**state, "phi": php, "psi": psp, "opt_phi": oph, "opt_psi": ops}
+            steps += 1
+        state = {**state, "dual_steps": state["dual_steps"] + steps}
+        return state, {"dual": F, "stat": stat, "dual_steps": steps}
+
+    # -- generator
+    def generator_step(self, state, rng, data):
+        cfg = self.cfg
+        y = data.sample(rng, cfg.n_data)
+        z = self.latent(rng, cfg.batch_size, y)
+        loss, grads, _ = generator_grads(self.gen, state["gen"], z, y, self.phi_net, state["phi"],
+                                         self.psi_net, state["psi"], cfg.lam, cfg.reg, cfg.cost)
+        gp, og = self.opt_gen.step(state["gen"], grads, state["opt_gen"])
+        return {**state, "gen": gp, "opt_gen": og}, {"gen_loss": loss}
+
+    def outer_step(self, state, rng, data):
+        state, logs = super().outer_step(state, rng, data)
+        return {**state, "outer": state["outer"] + 1}, logs

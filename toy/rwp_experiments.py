@@ -1,0 +1,424 @@
+"""RWP and SBE on the 2-D mixtures: analogues of Figs. 2, 4 and 5 of *Wasserstein proximal of GANs*.
+
+Experiments (``python -m toy NAME``):
+
+* ``rwp-grid`` (Fig. 2): WGAN-GP, Standard GAN and DRAGAN, each with and without RWP;
+  exact W1 and modes against generator iterations and against training wall-clock,
+  mean over seeds with a min/max envelope.
+* ``rwp-gen-iters`` (Fig. 4): WGAN-GP with 10 generator steps per outer iteration, with and
+  without RWP; stability = spread of W1 over the last third of training.
+* ``sbe-grid`` (Fig. 5): SBE on WGAN-GP against WGAN-GP, aligned by generator iterations.
+
+Reduced CPU setting (the paper's DCGAN/CIFAR-10 runs are far beyond 2 CPU cores): generator
+and critic MLPs of 2 hidden layers of 64 ReLU units, batch 64 (Appendix C's batch), 2-D
+Gaussian latent, ``ring8`` data (``--dataset grid25`` for the grid), float32. Optimisers as
+Appendix C: WGAN-GP Adam(1e-4, 0.5, 0.9) with 5 critic steps; Standard GAN and DRAGAN
+Adam(2e-4, 0.1, 0.999) with 1 critic step. RWP: WGAN-GP h = 0.1, l = 10; Standard/DRAGAN
+h = 0.2, l = 5 (``--h`` overrides h). SBE: h = 0.2, 5 potential steps, potential of one hidden
+layer of 64 tanh units.
+
+Evaluation. Curve points use 1,000 generated against 1,000 fresh target samples (exact W1 by
+POT, modes and high-quality fraction of the 2-D protocol); the final point of each run is also
+evaluated with the full protocol (2,500 samples; ``final_protocol`` in the metrics). Two
+training clocks are recorded, both without the time spent in evaluations: wall-clock
+(``train_seconds``, the paper's axis) and the process's CPU time (``train_cpu_seconds``),
+which is the cost a dedicated machine would see when other jobs share the CPU cores.
+Variants are interleaved per seed so that load changes on a shared machine hit them alike.
+
+Outputs in ``opts.out``: one sub-folder per ``VARIANT/seedS`` (curve.csv, metrics.json,
+samples.npy, samples.png, curves.png, checkpoint.pkl) and the aggregate ``metrics.json``,
+``curve.csv`` (mean/min/max per variant and evaluation point), ``curve_runs.csv`` (every run)
+and ``curves.png`` (mean with min/max envelope).
+"""
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import time
+
+import numpy as np
+
+from refimpl.backend import backend_name, get_namespace, to_numpy
+from refimpl.datasets import get_dataset
+from refimpl.datasets import sample as sample_dataset
+from refimpl.metrics import N_EVAL, evaluate, mode_stats, w1
+from refimpl.rwp import RWPMethod
+from refimpl.sbe import SBEMethod
+from refimpl.train import GANConfig, GANMethod, ToyData, train
+
+from .common import RunOptions, plt, write_csv, write_json
+from .gan import apply_overrides, eval_samples, plot_curves, plot_samples
+
+#: the reduced networks of the CPU runs
+HIDDEN = (64, 64)
+BATCH = 64
+N_CURVE = 1000            # samples per curve evaluation (generated and target)
+DEFAULT_SEEDS = (0, 1, 2, 3, 4)
+DEFAULT_DATASET = "ring8"
+
+WGAN_GP = dict(objective="wgan-gp", n_critic=5, lr_gen=1e-4, lr_critic=1e-4, betas=(0.5, 0.9))
+LOGISTIC = dict(n_critic=1, lr_gen=2e-4, lr_critic=2e-4, betas=(0.1, 0.999))
+
+
+def base_config(objective, **kw):
+    """The reduced toy config of an objective (Appendix C optimisers, small MLPs)."""
+    opt = WGAN_GP if objective in ("wgan-gp", "wgan-lp") else {**LOGISTIC, "objective": objective}
+    opt = {**opt, "objective": objective}
+    return GANConfig(gen_hidden=HIDDEN, critic_hidden=HIDDEN, batch_size=BATCH, **{**opt, **kw})
+
+
+# ----------------------------------------------------------------------------- options
+def _extra(opts):
+    return {k: v for k, v in (opts.extra or {}).items() if v is not None}
+
+
+def _seeds(opts, default=DEFAULT_SEEDS):
+    ex = _extra(opts)
+    if opts.quick and "seeds" not in ex:
+        return [opts.seed]
+    s = ex.get("seeds")
+    if s is None:
+        return list(default)
+    if isinstance(s, str):
+        try:
+            s = [int(t) for t in s.split(",") if t.strip()]
+        except ValueError:
+            raise ValueError(f"--seeds must be a comma list of integers, got {ex['seeds']!r}") from None
+    s = [int(t) for t in s]
+    if not s or any(t < 0 for t in s) or len(set(s)) != len(s):
+        raise ValueError(f"--seeds must be distinct integers >= 0, got {s}")
+    return s
+
+
+def _dataset(opts):
+    name = _extra(opts).get("dataset", DEFAULT_DATASET)
+    get_dataset(name)                               # ValueError for unknown names
+    return name
+
+
+def _sample_sizes(opts):
+    """(curve, final-protocol) sample counts: N_CURVE and 2,500; ``quick`` uses 200 for both
+    (a smoke run, not the protocol). ``opts.extra`` keys ``curve_samples``/``protocol_samples`` override."""
+    ex = _extra(opts)
+    q = 200 if opts.quick else None
+    sizes = (int(ex.get("curve_samples", q or N_CURVE)), int(ex.get("protocol_samples", q or N_EVAL)))
+    if min(sizes) < 1:
+        raise ValueError(f"sample counts must be >= 1, got {sizes}")
+    return sizes
+
+
+def _iters(opts, default, quick=6):
+    return int(opts.iters) if opts.iters else (quick if opts.quick else default)
+
+
+def _eval_every(iters, quick, n_points=15):
+    return iters if quick else max(1, iters // n_points)
+
+
+# ----------------------------------------------------------------------------- one run
+def _curve_eval(method, state, dataset, seed, it, n):
+    """W1 (exact) and mode statistics on ``n`` generated vs ``n`` fresh target samples."""
+    spec = get_dataset(dataset)
+    samples = to_numpy(eval_samples(method, state, seed, it, n=n)).astype(np.float64)
+    target = sample_dataset(spec, n, np.random.default_rng([seed, 104729, it]))
+    ms = mode_stats(samples, spec.centers, spec.std)
+    return {"w1": w1(samples, target), "modes": ms["modes"], "high_quality": ms["high_quality"]}
+
+
+def run_one(opts: RunOptions, method, dataset, *, iters, eval_every, title, gen_per_outer, dtype="float32",
+            n_curve=N_CURVE, n_protocol=N_EVAL):
+    """Train one method and write the standard outputs of one run into ``opts.out``.
+
+    Like :func:`toy.gan.run_gan`, but the curve is evaluated on ``n_curve`` samples and carries
+    ``gen_iters`` (outer iterations x generator steps per outer iteration) and
+    ``train_seconds`` (wall-clock minus the time spent evaluating); the final state is also
+    evaluated on ``n_protocol`` samples (the 2-D protocol's 2,500 by default).
+
+    Returns
+    -------
+    metrics : dict; curve : list of dict rows
+    """
+    xp = get_namespace(opts.backend)
+    out = pathlib.Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ck = out / "checkpoint.pkl"
+    if ck.exists() and not opts.resume:
+        raise FileExistsError(f"{ck} exists: pass --resume to continue that run, or choose another --out")
+    clock_file = out / "clocks.json"
+    # training clocks: wall-clock and this process's CPU time, both without the evaluations;
+    # a resumed run continues from the values stored at its last evaluation
+    off = {"train_seconds": 0.0, "train_cpu_seconds": 0.0}
+    if opts.resume and clock_file.exists():
+        import json
+        off = json.loads(clock_file.read_text())
+    start = {"wall": time.perf_counter(), "cpu": time.process_time()}
+    spent = {"wall": 0.0, "cpu": 0.0}                   # time inside evaluations
+
+    def eval_fn(state, it):
+        w0, c0 = time.perf_counter(), time.process_time()
+        clocks = {"train_seconds": round(off["train_seconds"] + w0 - start["wall"] - spent["wall"], 3),
+                  "train_cpu_seconds": round(off["train_cpu_seconds"] + c0 - start["cpu"] - spent["cpu"], 3)}
+        m = {**_curve_eval(method, state, dataset, opts.seed, it, n_curve), "gen_iters": it * gen_per_outer, **clocks}
+        write_json(clock_file, clocks)
+        spent["wall"] += time.perf_counter() - w0
+        spent["cpu"] += time.process_time() - c0
+        return m
+
+    res = train(method, ToyData(dataset, xp, dtype), xp=xp, dtype=dtype, seed=opts.seed, iters=iters,
+                eval_fn=eval_fn, eval_every=eval_every, checkpoint_path=ck,
+                checkpoint_every=opts.checkpoint_every or max(eval_every, 1), resume=opts.resume,
+                check_every=1 if backend_name(xp) != "cupy" else 50, progress=False)
+    if res.interrupted:
+        raise KeyboardInterrupt
+    curve = res.curve
+    samples = eval_samples(method, res.state, opts.seed, res.iterations, n=n_protocol)
+    final = evaluate(samples, dataset, np.random.default_rng([opts.seed, 104729, res.iterations]),
+                     n_target=n_protocol)
+    last = curve[-1]
+    metrics = {"w1": last["w1"], "modes": last["modes"], "high_quality": last["high_quality"],
+               "final_protocol": final, "train_seconds": last["train_seconds"],
+               "train_cpu_seconds": last["train_cpu_seconds"], "seconds": round(res.seconds, 2),
+               "iterations": res.iterations, "gen_iters": last["gen_iters"], "curve_samples": n_curve,
+               "protocol_samples": n_protocol, "backend": opts.backend,
+               "seed": opts.seed, "dtype": dtype, "method": method.name, "dataset": dataset,
+               "config": method.config()}
+    np.save(out / "samples.npy", to_numpy(samples))
+    write_csv(out / "curve.csv", curve)
+    write_json(out / "metrics.json", metrics)
+    plot_samples(out / "samples.png", to_numpy(samples), dataset,
+                 f"{title}: {final['modes']} modes, hq {final['high_quality']:.2f}, W1 {final['w1']:.3f}")
+    plot_curves(out / "curves.png", curve, title)
+    return metrics, curve
+
+
+# ----------------------------------------------------------------------------- several seeds
+@dataclasses.dataclass
+class Variant:
+    key: str                  # sub-folder name
+    label: str                # legend
+    make: object              # () -> GANMethod
+    gen_per_outer: int
+
+
+def _aggregate(runs):
+    """Mean/min/max over seeds at each evaluation point (the runs share their iterations)."""
+    n = min(len(c) for _, c in runs)
+    rows = []
+    for i in range(n):
+        pts = [c[i] for _, c in runs]
+        row = {"iteration": pts[0]["iteration"], "gen_iters": pts[0]["gen_iters"],
+               "train_seconds": float(np.mean([p["train_seconds"] for p in pts])),
+               "train_cpu_seconds": float(np.mean([p["train_cpu_seconds"] for p in pts]))}
+        for k in ("w1", "modes", "high_quality"):
+            v = np.array([p[k] for p in pts], dtype=float)
+            row.update({f"{k}_mean": float(v.mean()), f"{k}_min": float(v.min()), f"{k}_max": float(v.max())})
+        rows.append(row)
+    return rows
+
+
+def _last_third_spread(runs):
+    """Stability over the last third of training: per-seed std of W1, and the pooled std and
+    range of every W1 value in the last third across seeds."""
+    pooled, per_seed = [], []
+    for _, c in runs:
+        it_max = c[-1]["iteration"]
+        v = [r["w1"] for r in c if r["iteration"] > 2 * it_max / 3]
+        pooled += v
+        per_seed.append(float(np.std(v)) if len(v) > 1 else 0.0)
+    return {"w1_last_third_pooled_std": float(np.std(pooled)),
+            "w1_last_third_range": float(np.max(pooled) - np.min(pooled)),
+            "w1_last_third_mean": float(np.mean(pooled)),
+            "w1_last_third_per_seed_std_mean": float(np.mean(per_seed)), "n_points": len(pooled)}
+
+
+def _first_time_below(rows, thr, key="w1_mean", x="train_seconds"):
+    for r in rows:
+        if r[key] <= thr:
+            return r[x]
+    return None
+
+
+def _value_at(rows, x_value, key="w1_mean", x="train_seconds"):
+    """The last curve value at or before ``x_value`` (step interpolation)."""
+    v = None
+    for r in rows:
+        if r[x] <= x_value + 1e-9:
+            v = r[key]
+    return v
+
+
+def compare(agg, base, new, x="train_seconds"):
+    """How ``new`` compares with ``base``: first time the mean W1 reaches the larger of the two
+    final mean W1 values, final W1, and W1 at the time both runs reach (the shorter run's end)."""
+    a, b = agg[base], agg[new]
+    thr = max(a[-1]["w1_mean"], b[-1]["w1_mean"])
+    common = min(a[-1][x], b[-1][x])
+    return {"threshold_w1": thr,
+            f"{base}_first_{x}_at_threshold": _first_time_below(a, thr, x=x),
+            f"{new}_first_{x}_at_threshold": _first_time_below(b, thr, x=x),
+            f"{base}_final_w1_mean": a[-1]["w1_mean"], f"{new}_final_w1_mean": b[-1]["w1_mean"],
+            f"{new}_ends_lower": b[-1]["w1_mean"] < a[-1]["w1_mean"],
+            f"common_{x}": common,
+            f"{base}_w1_at_common": _value_at(a, common, x=x), f"{new}_w1_at_common": _value_at(b, common, x=x)}
+
+
+def plot_envelopes(path, agg, groups, labels, title, xs=("gen_iters", "train_seconds", "train_cpu_seconds")):
+    """Rows = groups of variants; columns = W1 and modes against each x axis; mean line with a
+    min/max band (the format of the paper's Figs. 2, 4, 5)."""
+    pyplot = plt()
+    cols = [(k, x) for k in ("w1", "modes") for x in xs]
+    fig, axes = pyplot.subplots(len(groups), len(cols), figsize=(3.4 * len(cols), 2.9 * len(groups)), squeeze=False)
+    xlabel = {"gen_iters": "generator iterations", "train_seconds": "training wall-clock (s)",
+              "train_cpu_seconds": "training CPU time (s)",
+              "iteration": "outer iterations"}
+    for gi, (gname, keys) in enumerate(groups):
+        for ci, (k, x) in enumerate(cols):
+            ax = axes[gi][ci]
+            for key in keys:
+                rows = agg[key]
+                xv = [r[x] for r in rows]
+                line, = ax.plot(xv, [r[f"{k}_mean"] for r in rows], lw=1.8, marker=".", ms=4, label=labels[key])
+                ax.fill_between(xv, [r[f"{k}_min"] for r in rows], [r[f"{k}_max"] for r in rows],
+                                color=line.get_color(), alpha=0.2)
+            if k == "w1":
+                ax.set_yscale("log")
+            ax.set_xlabel(xlabel[x], fontsize=8)
+            ax.set_title(f"{gname}: {'exact W1' if k == 'w1' else 'modes'}", fontsize=9)
+            ax.tick_params(labelsize=7)
+            ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    pyplot.close(fig)
+
+
+def run_variants(opts, variants, groups, pairs, *, dataset, iters, eval_every, seeds, title):
+    """Run every (variant, seed) into ``opts.out/KEY/seedS`` (seeds outer, variants inner),
+    then write the aggregate metrics.json, curve.csv, curve_runs.csv and curves.png."""
+    out = pathlib.Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    n_curve, n_protocol = _sample_sizes(opts)
+    runs = {v.key: [] for v in variants}
+    for seed in seeds:
+        for v in variants:
+            sub = dataclasses.replace(opts, out=out / v.key / f"seed{seed}", seed=seed)
+            method = v.make()
+            if opts.resume is False or not (sub.out / "checkpoint.pkl").exists():
+                sub = dataclasses.replace(sub, resume=False)
+            print(f"[{title}] {v.key} seed {seed}: {iters} outer iterations", flush=True)
+            runs[v.key].append(run_one(sub, method, dataset, iters=iters, eval_every=eval_every,
+                                       title=f"{v.label} (seed {seed})", gen_per_outer=v.gen_per_outer,
+                                       n_curve=n_curve, n_protocol=n_protocol))
+    agg = {k: _aggregate(r) for k, r in runs.items()}
+    labels = {v.key: v.label for v in variants}
+    summary = {}
+    for v in variants:
+        ms = [m for m, _ in runs[v.key]]
+        fp = [m["final_protocol"] for m in ms]
+        summary[v.key] = {
+            "label": v.label, "seeds": seeds, "iterations": iters, "gen_iters": ms[0]["gen_iters"],
+            "w1_final_mean": float(np.mean([m["w1"] for m in ms])),
+            "w1_final_min": float(np.min([m["w1"] for m in ms])), "w1_final_max": float(np.max([m["w1"] for m in ms])),
+            "modes_final_mean": float(np.mean([m["modes"] for m in ms])),
+            "protocol_w1_mean": float(np.mean([f["w1"] for f in fp])),
+            "protocol_modes_mean": float(np.mean([f["modes"] for f in fp])),
+            "protocol_high_quality_mean": float(np.mean([f["high_quality"] for f in fp])),
+            "train_seconds_mean": float(np.mean([m["train_seconds"] for m in ms])),
+            "train_cpu_seconds_mean": float(np.mean([m["train_cpu_seconds"] for m in ms])),
+            "stability": _last_third_spread(runs[v.key]),
+            "config": ms[0]["config"]}
+    comparisons = {f"{b} vs {n}": {"wall_clock": compare(agg, b, n, "train_seconds"),
+                                   "cpu_time": compare(agg, b, n, "train_cpu_seconds"),
+                                   "gen_iters": compare(agg, b, n, "gen_iters")} for b, n in pairs}
+    metrics = {"experiment": title, "dataset": dataset, "seeds": seeds, "iterations": iters,
+               "eval_every": eval_every, "curve_samples": n_curve, "protocol_samples": n_protocol,
+               "backend": opts.backend,
+               "variants": summary, "comparisons": comparisons}
+    write_json(out / "metrics.json", metrics)
+    write_csv(out / "curve.csv", [{"variant": k, **r} for k, rows in agg.items() for r in rows])
+    write_csv(out / "curve_runs.csv", [{"variant": k, "seed": m["seed"], **r} for k, rr in runs.items()
+                                       for m, c in rr for r in c])
+    plot_envelopes(out / "curves.png", agg, groups, labels, f"{title} ({dataset}, seeds {seeds})")
+    return metrics
+
+
+# ----------------------------------------------------------------------------- experiments
+def _h(opts, default):
+    return _extra(opts).get("h", default)
+
+
+def run_rwp_grid(opts: RunOptions):
+    """Fig. 2 analogue: WGAN-GP, Standard GAN, DRAGAN, each with and without RWP.
+
+    ``opts.extra['objectives']`` (list or comma string) restricts the objectives
+    (default all three); ``--seeds`` the seeds (default 0-4; ``--quick``: ``--seed`` only).
+    """
+    dataset, seeds = _dataset(opts), _seeds(opts)
+    iters = _iters(opts, 1000)
+    objs = _extra(opts).get("objectives", ("wgan-gp", "standard", "dragan"))
+    if isinstance(objs, str):
+        objs = [o.strip() for o in objs.split(",") if o.strip()]
+    names = {"wgan-gp": "WGAN-GP", "standard": "Standard", "dragan": "DRAGAN"}
+    bad = [o for o in objs if o not in names]
+    if bad or not objs:
+        raise ValueError(f"objectives must be among {sorted(names)}, got {objs}")
+    variants, groups, pairs = [], [], []
+    for o in objs:
+        cfg = apply_overrides(base_config(o), opts)
+        probe = RWPMethod(cfg, h=_h(opts, None), l=_extra(opts).get("l"))   # validates; Appendix C defaults
+        h, l = probe.h, probe.l
+
+        def plain(cfg=cfg, o=o):
+            m = GANMethod(cfg)
+            m.name = o
+            return m
+
+        def rwp(cfg=cfg, h=h, l=l):
+            return RWPMethod(cfg, h=h, l=l)
+        variants += [Variant(o, names[o], plain, cfg.n_gen),
+                     Variant(f"{o}-rwp", f"{names[o]} + RWP (h={h:g}, l={l})", rwp, l)]
+        groups.append((names[o], [o, f"{o}-rwp"]))
+        pairs.append((o, f"{o}-rwp"))
+    return run_variants(opts, variants, groups, pairs, dataset=dataset, iters=iters,
+                        eval_every=_eval_every(iters, opts.quick), seeds=seeds, title="rwp-grid")
+
+
+def run_rwp_gen_iters(opts: RunOptions):
+    """Fig. 4 analogue: WGAN-GP with 10 generator steps per outer iteration, with and without RWP."""
+    dataset, seeds = _dataset(opts), _seeds(opts, (0, 1, 2))
+    iters = _iters(opts, 1000)
+    n_gen = _extra(opts).get("n_gen", 10)
+    cfg = apply_overrides(base_config("wgan-gp"), opts, fields=("lam", "n_critic", "batch_size", "latent_dim",
+                                                                 "lr_gen", "lr_critic"))
+    h = RWPMethod(cfg, h=_h(opts, 0.1), l=n_gen).h
+
+    def plain():
+        m = GANMethod(dataclasses.replace(cfg, n_gen=n_gen))
+        m.name = "wgan-gp"
+        return m
+    variants = [Variant("wgan-gp-10g", f"WGAN-GP, {n_gen} gen steps", plain, n_gen),
+                Variant("wgan-gp-10g-rwp", f"WGAN-GP + RWP (h={h:g}, l={n_gen})",
+                        lambda: RWPMethod(cfg, h=h, l=n_gen), n_gen)]
+    return run_variants(opts, variants, [("WGAN-GP", [v.key for v in variants])],
+                        [("wgan-gp-10g", "wgan-gp-10g-rwp")], dataset=dataset, iters=iters,
+                        eval_every=_eval_every(iters, opts.quick, 20), seeds=seeds, title="rwp-gen-iters")
+
+
+def run_sbe_grid(opts: RunOptions):
+    """Fig. 5 analogue: SBE (h = 0.2, 5 critic, 5 potential, 1 generator step) against WGAN-GP,
+    aligned by generator iterations (both take one generator step per outer iteration)."""
+    dataset, seeds = _dataset(opts), _seeds(opts, (0, 1, 2))
+    iters = _iters(opts, 1000)
+    cfg = apply_overrides(base_config("wgan-gp"), opts)
+    h = _h(opts, 0.2)
+    SBEMethod(cfg, h=h)                                   # validates before anything is written
+
+    def plain():
+        m = GANMethod(cfg)
+        m.name = "wgan-gp"
+        return m
+    variants = [Variant("wgan-gp", "WGAN-GP", plain, cfg.n_gen),
+                Variant("sbe", f"SBE on WGAN-GP (h={h:g})", lambda: SBEMethod(cfg, h=h, phi_hidden=64), cfg.n_gen)]
+    return run_variants(opts, variants, [("SBE vs WGAN-GP", ["wgan-gp", "sbe"])], [("wgan-gp", "sbe")],
+                        dataset=dataset, iters=iters, eval_every=_eval_every(iters, opts.quick), seeds=seeds,
+                        title="sbe-grid")

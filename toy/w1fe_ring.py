@@ -1,0 +1,397 @@
+"""Figures 1, 2 and 4 of "A Differential Equation Approach for Wasserstein GANs" (W1-FE) on the 8-mode ring.
+
+Paper: ``/work/shared/papers/w1-forward-euler-ode.md``, Sec. 5 (Fig. 1, Fig. 2) and
+Appendix B.1 (Fig. 4); method :class:`refimpl.w1fe.W1FE`; protocol: conventions.md,
+"2-D mixture protocol" (ring8, 2,500 evaluation samples, 3-std quality).
+
+Paper settings (the defaults here): generator and critic MLPs with 3 hidden layers
+of 128 ReLU, 2-D standard Gaussian latent, batch 512, 10 critic steps per epoch
+(one *epoch* = one outer iteration of Algorithm 1), Adam with lr 1e-4 for both nets
+(betas not given in the paper: the project's (0.5, 0.9)), eps = 1, penalty weight 10,
+float32. W1-FE-LP (one-sided penalty) and W1-FE-GP (two-sided) for K in {1, 3, 5, 10}.
+
+CPU budget. On the project's shared 2-core machine one epoch costs 0.085-0.105 s of
+CPU on one BLAS thread (K = 1 to 10; 0.25-0.35 s wall under the shared load) and one
+exact W1 of 2,500 x 2,500 points 2-8 s, so the default is 800 epochs (the paper's
+horizon) with exact W1 every 100 epochs and the cheap sliced W1, modes and quality
+every 25, on the grid ``DEFAULT_GRID`` (LP with every K, GP with K = 1 and 10) and one
+seed: measured 4-5 minutes wall per run, 26 minutes for the grid. ``--seeds 0,1,2``
+runs the paper's three seeds; ``--K k`` restricts the grid to one K;
+``opts.extra["grid"]`` (Python) takes any list of ``(penalty, K)`` pairs.
+
+Outputs in ``opts.out``:
+
+* ``<penalty>-K<k>-seed<s>/``: ``curve.csv`` (iteration, train_seconds (wall),
+  train_cpu_seconds, w1 (exact, blank between exact evaluations), sliced_w1, modes,
+  high_quality), ``metrics.json``, ``samples.npy``, ``samples.png``, ``snapshots.npz``
+  (``G(z)`` and the Euler targets ``zeta`` for 256 fixed ``z`` at a few epochs),
+  ``checkpoint.pkl``. A run whose ``metrics.json`` exists with the same configuration
+  is reused, not re-run.
+* ``summary.json`` / ``summary.csv``: per run and per (penalty, K) over seeds: final and
+  best W1, modes, high quality, training time, and the epochs / CPU seconds to first
+  reach each level of ``W1_THRESHOLDS`` (exact W1) and ``SLICED_THRESHOLDS`` (sliced W1);
+  a mean over seeds is given only when every seed reached the level (else ``">N (r/s)"``).
+* ``w1_vs_epoch.png``, ``w1_vs_time.png`` (Fig. 2 and Fig. 4: LP and GP panels),
+  ``transport.png`` (Fig. 1: data, initial samples, arrows ``G_0(z) -> G_t(z)``; and the
+  Euler arrows ``G_t(z) -> zeta``).
+
+Timing: training time is measured around each outer iteration only (evaluation
+excluded), both wall-clock and process CPU time; the CPU time is the comparison
+used, since the wall clock of a shared machine depends on the other jobs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import pathlib
+import time
+
+import numpy as np
+
+from refimpl.backend import get_namespace, to_numpy
+from refimpl.datasets import get_dataset, sample
+from refimpl.metrics import N_EVAL, mode_stats, sliced_w1, w1
+from refimpl.train import GANConfig, ToyData, config_dict, train
+from refimpl.w1fe import W1FE
+
+from .common import RunOptions, plt, write_csv, write_json
+from .gan import apply_overrides, eval_samples, plot_samples
+
+DATASET = "ring8"
+PENALTIES = {"lp": "wgan-lp", "gp": "wgan-gp"}
+PAPER_KS = (1, 3, 5, 10)
+DEFAULT_GRID = (("lp", 1), ("lp", 3), ("lp", 5), ("lp", 10), ("gp", 1), ("gp", 10))
+DEFAULT_ITERS = 800
+EXACT_EVERY = 100           # exact W1 (2-8 s each on this machine)
+EVAL_EVERY = 25             # sliced W1, modes, quality (cheap)
+EPS = 1.0
+# time-to-threshold levels. Exact W1 of 2,500 vs 2,500 samples: the data-vs-data floor on ring8
+# is about 0.06 (mode-weight fluctuations of the two samples). Exact W1 is evaluated every
+# EXACT_EVERY epochs, the sliced W1 every EVAL_EVERY (finer time resolution).
+W1_THRESHOLDS = (0.3, 0.2, 0.15)
+SLICED_THRESHOLDS = (0.15, 0.12, 0.1, 0.08)
+N_SNAPSHOT = 256
+
+QUICK = dict(iters=6, eval_every=2, exact_every=3, n_eval=400, hidden=(16, 16), batch=64, n_critic=2,
+             grid=(("lp", 1), ("lp", 3), ("gp", 1)))
+
+
+def paper_config(penalty, opts: RunOptions):
+    """GANConfig of Sec. 5 for ``penalty`` in {'lp', 'gp'} (quick: tiny nets), with the CLI overrides."""
+    q = opts.quick
+    hidden = QUICK["hidden"] if q else (128, 128, 128)
+    cfg = GANConfig(objective=PENALTIES[penalty], lam=10.0, data_dim=2, latent_dim=2,
+                    gen_hidden=hidden, critic_hidden=hidden, gen_activation="relu", critic_activation="relu",
+                    batch_size=QUICK["batch"] if q else 512, n_critic=QUICK["n_critic"] if q else 10, n_gen=1,
+                    optimiser="adam", lr_gen=1e-4, lr_critic=1e-4, betas=(0.5, 0.9))
+    return apply_overrides(cfg, opts, fields=("lam", "n_critic", "batch_size", "latent_dim", "lr_gen", "lr_critic"))
+
+
+def _grid(opts: RunOptions):
+    ex = opts.extra or {}
+    grid = ex.get("grid") or (QUICK["grid"] if opts.quick else DEFAULT_GRID)
+    grid = [(str(p), int(k)) for p, k in grid]
+    for p, k in grid:
+        if p not in PENALTIES:
+            raise ValueError(f"unknown penalty {p!r} in the grid; use one of {', '.join(PENALTIES)}")
+        if k < 1:
+            raise ValueError(f"K must be >= 1, got {k}")
+    if ex.get("K") is not None:
+        grid = [(p, k) for p, k in grid if k == ex["K"]] or [(p, ex["K"]) for p in dict.fromkeys(p for p, _ in grid)]
+    return grid
+
+
+def _seeds(opts: RunOptions):
+    s = (opts.extra or {}).get("seeds")
+    if s is None:
+        return [opts.seed]
+    if isinstance(s, str):
+        try:
+            vals = [int(v) for v in s.split(",") if v.strip()]
+        except ValueError:
+            raise ValueError(f"--seeds must be a comma list of integers, got {s!r}") from None
+    else:
+        vals = [int(v) for v in s]
+    if not vals or any(v < 0 for v in vals):
+        raise ValueError(f"--seeds must list integers >= 0, got {s!r}")
+    return vals
+
+
+class _Timed(W1FE):
+    """W1FE that accumulates the wall and CPU time of its outer iterations (evaluation excluded)."""
+
+    def __init__(self, cfg, eps, K):
+        super().__init__(cfg, eps=eps, K=K)
+        self.wall, self.cpu = 0.0, 0.0
+
+    def outer_step(self, state, rng, data):
+        w, c = time.perf_counter(), time.process_time()
+        out = super().outer_step(state, rng, data)
+        self.wall += time.perf_counter() - w
+        self.cpu += time.process_time() - c
+        return out
+
+
+def first_reach(its, vals, thr):
+    """First iteration (and index) where ``vals <= thr``; (None, None) if never. Blank values skipped."""
+    for i, (it, v) in enumerate(zip(its, vals)):
+        if v is not None and v == v and v <= thr:
+            return it, i
+    return None, None
+
+
+def snapshot_iterations(iters, eval_every):
+    """Evaluated iterations nearest below iters/8, iters/4, iters/2 and the last one (Fig. 1 panels)."""
+    evals = {k * eval_every for k in range(1, iters // eval_every + 1)} | {iters}
+    return sorted({max([e for e in evals if e <= max(iters * f, min(evals))]) for f in (1 / 8, 1 / 4, 1 / 2, 1)})
+
+
+def reach_times(curve):
+    """``{"w1<=t" / "sliced<=t": {"epoch": e, "cpu_s": c}}``: first evaluation at or below each level
+    (``None`` values where the level is never reached)."""
+    its = [r["iteration"] for r in curve]
+    out = {}
+    for key, name, levels in (("w1", "w1", W1_THRESHOLDS), ("sliced_w1", "sliced", SLICED_THRESHOLDS)):
+        for t in levels:
+            it, i = first_reach(its, [r[key] for r in curve], t)
+            out[f"{name}<={t:g}"] = {"epoch": it, "cpu_s": curve[i]["train_cpu_seconds"] if i is not None else None}
+    return out
+
+
+def same_run(old, new):
+    """Whether a finished run's fingerprint ``old`` matches ``new``. A config key absent from ``old``
+    (a GANConfig field added after that run) matches when ``new`` holds the field's default."""
+    if not isinstance(old, dict) or set(old) != set(new):
+        return False
+    if any(old[k] != new[k] for k in new if k != "config"):
+        return False
+    oc, nc = dict(old["config"]), dict(new["config"])
+    defaults = {f.name: (list(f.default) if isinstance(f.default, tuple) else f.default)
+                for f in dataclasses.fields(GANConfig)}
+    for k in set(nc) - set(oc):
+        if k not in defaults or defaults[k] != nc[k]:
+            return False
+        del nc[k]
+    return oc == nc
+
+
+def _one_run(opts, xp, penalty, K, seed, iters, eval_every, exact_every, n_eval):
+    cfg = paper_config(penalty, opts)
+    method = _Timed(cfg, EPS, K)
+    method.name = f"w1fe-{penalty}"
+    out = pathlib.Path(opts.out) / f"{penalty}-K{K}-seed{seed}"
+    fingerprint = {"method": method.name, "config": method.config(), "seed": seed, "iters": iters,
+                   "eval_every": eval_every, "exact_every": exact_every, "n_eval": n_eval}
+    mpath = out / "metrics.json"
+    if mpath.exists():
+        old = json.loads(mpath.read_text())
+        if same_run(old.get("fingerprint"), fingerprint):
+            old["reused"] = True
+            return old
+    out.mkdir(parents=True, exist_ok=True)
+    ck = out / "checkpoint.pkl"
+    if ck.exists() and not opts.resume:
+        raise FileExistsError(f"{ck} exists: pass --resume to continue that run, or choose another --out")
+    if ck.exists():
+        from refimpl.checkpoint import load
+        curve = load(ck)["curve"]
+        if curve:
+            method.wall, method.cpu = curve[-1]["train_seconds"], curve[-1]["train_cpu_seconds"]
+
+    spec = get_dataset(DATASET)
+    snap_its = snapshot_iterations(iters, eval_every)
+    z_snap = method.latent(np.random.default_rng([seed, 31337]), N_SNAPSHOT, xp.zeros((1,), dtype=xp.float32))
+    g0 = method.init_state(np.random.default_rng(seed), xp, "float32")    # train() draws the init first
+    snaps = {"z": to_numpy(z_snap), "G0": to_numpy(method.generate(g0, z_snap)), "its": [], "G": [], "zeta": []}
+
+    def eval_fn(state, it):
+        samples = eval_samples(method, state, seed, it, n=n_eval)
+        rng = np.random.default_rng([seed, 104729, it])
+        target = sample(spec, n_eval, rng, xp=xp, dtype=samples.dtype)
+        ms = mode_stats(samples, spec.centers, spec.std)
+        row = {"train_seconds": round(method.wall, 3), "train_cpu_seconds": round(method.cpu, 3),
+               "w1": w1(samples, target) if (it % exact_every == 0 or it == iters) else None,
+               "sliced_w1": sliced_w1(samples, target, rng=rng),
+               "modes": ms["modes"], "high_quality": ms["high_quality"]}
+        if it in snap_its:
+            y, zeta, _ = method.targets(state, z_snap)
+            snaps["its"].append(it)
+            snaps["G"].append(to_numpy(y))
+            snaps["zeta"].append(to_numpy(zeta))
+        return row
+
+    res = train(method, ToyData(DATASET, xp, "float32", scale=cfg.data_scale), xp=xp, dtype="float32", seed=seed, iters=iters,
+                eval_fn=eval_fn, eval_every=eval_every, checkpoint_path=ck, checkpoint_every=max(eval_every, 1),
+                resume=opts.resume, progress=not opts.quick)
+    if res.interrupted:
+        raise KeyboardInterrupt
+    curve = res.curve
+    samples = to_numpy(eval_samples(method, res.state, seed, res.iterations, n=n_eval))
+    its = [r["iteration"] for r in curve]
+    exact = [(r["iteration"], r["w1"]) for r in curve if r["w1"] is not None]
+    last = curve[-1]
+    metrics = {"penalty": penalty, "K": K, "seed": seed, "iterations": res.iterations,
+               "w1": last["w1"], "best_w1": min(v for _, v in exact), "sliced_w1": last["sliced_w1"],
+               "modes": last["modes"], "high_quality": last["high_quality"],
+               "train_seconds": last["train_seconds"], "train_cpu_seconds": last["train_cpu_seconds"],
+               "cpu_seconds_per_epoch": last["train_cpu_seconds"] / max(res.iterations, 1),
+               "reach": reach_times(curve), "eps": EPS,
+               "n_eval": n_eval, "fingerprint": fingerprint, "config": config_dict(cfg)}
+    np.save(out / "samples.npy", samples)
+    if snaps["its"]:
+        np.savez(out / "snapshots.npz", z=snaps["z"], G0=snaps["G0"], its=np.asarray(snaps["its"]),
+                 G=np.stack(snaps["G"]), zeta=np.stack(snaps["zeta"]))
+    write_csv(out / "curve.csv", curve)
+    write_json(mpath, metrics)
+    plot_samples(out / "samples.png", samples, DATASET,
+                 f"W1-FE-{penalty.upper()} K={K}: {metrics['modes']} modes, hq {metrics['high_quality']:.2f}, "
+                 f"W1 {metrics['w1']:.3f}")
+    metrics["curve"] = curve
+    return metrics
+
+
+def _read_curve(run_dir):
+    import csv
+    rows = []
+    with open(run_dir / "curve.csv") as f:
+        for r in csv.DictReader(f):
+            row = {k: (float(v) if v not in ("", None) else None) for k, v in r.items()}
+            row["iteration"] = int(row["iteration"])
+            rows.append(row)
+    return rows
+
+
+def _mean(vals):
+    v = [x for x in vals if x is not None]
+    return (sum(v) / len(v)) if v else None
+
+
+def _summary(runs):
+    groups = {}
+    for m in runs:
+        groups.setdefault((m["penalty"], m["K"]), []).append(m)
+    table = []
+    for (p, K), ms in sorted(groups.items()):
+        row = {
+            "penalty": p, "K": K, "seeds": len(ms),
+            "w1_final": _mean([m["w1"] for m in ms]), "w1_best": _mean([m["best_w1"] for m in ms]),
+            "sliced_w1_final": _mean([m["sliced_w1"] for m in ms]),
+            "modes": _mean([m["modes"] for m in ms]), "high_quality": _mean([m["high_quality"] for m in ms]),
+            "cpu_s_per_epoch": _mean([m["cpu_seconds_per_epoch"] for m in ms]),
+        }
+        reach = [reach_times(m["curve"]) for m in ms]
+        for lvl in reach[0]:
+            got = [r[lvl] for r in reach if r[lvl]["epoch"] is not None]
+            if len(got) == len(ms):
+                row[f"epochs:{lvl}"] = _mean([g["epoch"] for g in got])
+                row[f"cpu_s:{lvl}"] = round(_mean([g["cpu_s"] for g in got]), 2)
+            else:
+                row[f"epochs:{lvl}"] = row[f"cpu_s:{lvl}"] = f">{ms[0]['iterations']} ({len(got)}/{len(ms)})"
+        table.append(row)
+    return table
+
+
+def _plots(out, runs):
+    pyplot = plt()
+    pens = [p for p in PENALTIES if any(m["penalty"] == p for m in runs)]
+    colors = {1: "tab:blue", 3: "tab:orange", 5: "tab:green", 10: "tab:red"}
+    for fname, xkey, xlabel in (("w1_vs_epoch.png", "iteration", "epoch (outer iteration)"),
+                                ("w1_vs_time.png", "train_cpu_seconds", "training CPU seconds (1 thread)")):
+        fig, axes = pyplot.subplots(2, len(pens), figsize=(5 * len(pens), 7), squeeze=False)
+        for col, p in enumerate(pens):
+            for m in sorted((m for m in runs if m["penalty"] == p), key=lambda m: (m["K"], m["seed"])):
+                c = m["curve"]
+                lab = f"K={m['K']}" + (f" s{m['seed']}" if m["seed"] else "")
+                ex = [r for r in c if r["w1"] is not None]
+                kw = dict(color=colors.get(m["K"]), alpha=1.0 if m["seed"] == min(r["seed"] for r in runs) else 0.5)
+                axes[0, col].plot([r[xkey] for r in ex], [r["w1"] for r in ex], marker="o", ms=3, label=lab, **kw)
+                axes[1, col].plot([r[xkey] for r in c], [r["sliced_w1"] for r in c], label=lab, **kw)
+            for row, name, thrs in ((0, "exact W1", W1_THRESHOLDS), (1, "sliced W1", SLICED_THRESHOLDS)):
+                ax = axes[row, col]
+                for thr in thrs:
+                    ax.axhline(thr, color="grey", ls=":", lw=0.8)
+                ax.set_yscale("log")
+                ax.set_title(f"W1-FE-{p.upper()}: {name}", fontsize=9)
+                ax.set_xlabel(xlabel)
+                ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / fname, dpi=110)
+        pyplot.close(fig)
+
+    # Fig. 1: transport arrows, LP (else the first penalty), first seed, K = 1 and 3 (else the first two)
+    pen, seed0 = ("lp" if "lp" in pens else pens[0]), runs[0]["seed"]
+    cands = sorted((m for m in runs if m["penalty"] == pen and m["seed"] == seed0), key=lambda m: m["K"])
+    cands = [m for m in cands if m["K"] in (1, 3)] or cands[:2]
+    shown = []
+    for m in cands:
+        d = pathlib.Path(out) / f"{pen}-K{m['K']}-seed{seed0}" / "snapshots.npz"
+        if d.exists():
+            shown.append((m, np.load(d)))
+    if not shown:
+        return
+    data = sample(get_dataset(DATASET), 1000, np.random.default_rng(0), xp=np, dtype="float64")
+    n_snap = max(len(s[1]["its"]) for s in shown)
+    fig, axes = pyplot.subplots(2 * len(shown), n_snap, figsize=(3 * n_snap, 6 * len(shown)), squeeze=False)
+    for r, (m, s) in enumerate(shown):
+        for c_, it in enumerate(s["its"]):
+            for kind in (0, 1):
+                ax = axes[2 * r + kind, c_]
+                ax.scatter(data[:, 0], data[:, 1], s=2, c="green", alpha=0.4)
+                if kind == 0:   # paper's Fig. 1: G_0(z) (magenta) -> G_t(z), arrow heads at the samples
+                    a, b = s["G0"], s["G"][c_]
+                    ax.scatter(a[:, 0], a[:, 1], s=3, c="magenta", alpha=0.5)
+                    title = f"K={m['K']} epoch {int(it)}: G_0(z) -> G_t(z)"
+                else:           # Euler arrows of Algorithm 1: G_t(z) -> zeta = G_t(z) + eps grad f
+                    a, b = s["G"][c_], s["zeta"][c_]
+                    ax.scatter(a[:, 0], a[:, 1], s=3, c="black", alpha=0.6)
+                    title = f"K={m['K']} epoch {int(it)}: G(z) -> zeta (eps={EPS:g})"
+                ax.quiver(a[:, 0], a[:, 1], b[:, 0] - a[:, 0], b[:, 1] - a[:, 1], angles="xy", scale_units="xy",
+                          scale=1, color="grey", alpha=0.5, width=0.003)
+                ax.set_title(title, fontsize=8)
+                ax.set_xlim(-3, 3)
+                ax.set_ylim(-3, 3)
+                ax.set_aspect("equal")
+        for c_ in range(len(s["its"]), n_snap):
+            axes[2 * r, c_].axis("off")
+            axes[2 * r + 1, c_].axis("off")
+    fig.tight_layout()
+    fig.savefig(out / "transport.png", dpi=90)
+    pyplot.close(fig)
+
+
+def run(opts: RunOptions) -> dict:
+    """Run the grid of W1-FE runs on ring8; write per-run folders, the summary and the figures."""
+    xp = get_namespace(opts.backend)
+    grid, seeds = _grid(opts), _seeds(opts)
+    for p in dict.fromkeys(p for p, _ in grid):
+        paper_config(p, opts)                                   # invalid overrides fail before any output
+    if opts.quick:
+        iters = opts.iters or QUICK["iters"]
+        eval_every, exact_every, n_eval = QUICK["eval_every"], QUICK["exact_every"], QUICK["n_eval"]
+    else:
+        iters = opts.iters or DEFAULT_ITERS
+        eval_every, exact_every, n_eval = min(EVAL_EVERY, iters), min(EXACT_EVERY, iters), N_EVAL
+    out = pathlib.Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = []
+    for seed in seeds:
+        for p, K in grid:
+            m = _one_run(opts, xp, p, K, seed, iters, eval_every, exact_every, n_eval)
+            if "curve" not in m:
+                m["curve"] = _read_curve(out / f"{p}-K{K}-seed{seed}")
+            runs.append(m)
+    table = _summary(runs)
+    keep = ("penalty", "K", "seed", "iterations", "w1", "best_w1", "sliced_w1", "modes", "high_quality",
+            "train_seconds", "train_cpu_seconds", "cpu_seconds_per_epoch")
+    per_run = [{**{k: m.get(k) for k in keep}, "reach": reach_times(m["curve"]), "reused": bool(m.get("reused"))}
+               for m in runs]
+    write_csv(out / "summary.csv", table)
+    result = {"experiment": "w1fe-ring", "dataset": DATASET, "iters": iters, "eval_every": eval_every,
+              "exact_w1_every": exact_every, "n_eval": n_eval, "eps": EPS, "seeds": seeds,
+              "grid": [list(g) for g in grid], "w1_thresholds": W1_THRESHOLDS, "sliced_thresholds": SLICED_THRESHOLDS,
+              "backend": opts.backend, "table": table, "runs": per_run,
+              "config": {p: config_dict(paper_config(p, opts)) for p in dict.fromkeys(p for p, _ in grid)}}
+    write_json(out / "summary.json", result)
+    _plots(out, runs)
+    return result
