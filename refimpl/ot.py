@@ -23,17 +23,21 @@ The critic sign of the project (large on data) is ``-psi`` on the data side and
 Solvers (``solve_regularized``):
 
 * KL: Sinkhorn in the log domain (exact block maximisation of ``F`` over ``psi``
-  then ``phi``), stabilised by absorption: between log-domain steps the iterations
-  run as matrix-vector scalings of the current pseudo-plan and the scalings are
-  absorbed into ``(phi, psi)`` before they leave ``[e^-B, e^B]``
-  (``B = 0.15 * log(1/tiny)``), so nothing overflows or becomes NaN at small ``lam``.
-* L2: semi-smooth Newton on ``F`` (the generalised Hessian is minus a weighted
-  bipartite graph Laplacian of the support of ``P``), solved by Jacobi-preconditioned
-  conjugate gradients, with an Armijo line search; the start (and the fallback when
-  a line search fails) are exact block maximisations, each potential the root of the
-  piecewise-linear equation ``sum_j b_j (phi_i - psi_j - C_ij)_+ / lam = 1``, found by
-  Newton's method from the right (finite and monotone for a convex piecewise-linear
-  function).
+  then ``phi``, eqs. 25-26), stabilised by absorption: between log-domain sweeps the
+  iterations run as matrix-vector scalings of the current pseudo-plan, and the
+  scalings are absorbed into ``(phi, psi)`` before they leave ``[e^-B, e^B]``
+  (``B = 0.15 log(1/tiny)``), so nothing overflows or becomes NaN at small ``lam``.
+  Sinkhorn converges linearly and slowly for small ``lam``: when its measured rate
+  predicts more than 200 further iterations, Newton steps on the same dual finish
+  (Sinkhorn-Newton).
+* L2: semi-smooth Newton on ``F``. The generalised Hessian of ``-F`` is a weighted
+  bipartite graph Laplacian on the support of ``P``; the Newton system, regularised
+  by ``mu diag(a, b)/lam`` (``mu`` proportional to the marginal error), is solved
+  densely (``M + N <= 600``) or by Jacobi-preconditioned conjugate gradients; Armijo
+  line search, extended when the step is regularisation-limited. Start: one block
+  sweep's start points; fallback when a line search fails: an exact block sweep, each
+  potential the root of the piecewise-linear ``sum_j b_j (phi_i - psi_j - C_ij)_+ = lam``
+  found by Newton's method from the right (monotone, finite).
 
 Stopping rule: with ``r = P 1``, ``c = P^T 1`` one has exactly
 ``gap = primal(P) - F = <phi, r - a> - <psi, c - b>`` for the pseudo-plan of any
@@ -218,7 +222,7 @@ def density_ratio(phi, psi, C, lam, reg):
     ``M(v) = exp(v/lam - 1)`` (KL) or ``v_+/lam`` (L2), ``V_ij = phi_i - psi_j - C_ij``;
     ``phi`` (M,), ``psi`` (N,), ``C`` (M, N). Returns an (M, N) array.
     """
-    xp = namespace(C)
+    xp = _check_costs(C)
     lam, reg = _real_positive("lam", lam), _reg_name(reg)
     _check_potentials(xp, phi, psi, C)
     return _density(phi[:, None] - psi[None, :] - C, lam, reg, xp)
@@ -329,6 +333,8 @@ def termination_statistic(phi, psi, C, lam, reg, a=None, b=None):
             if namespace(v) is not xp or v.shape != C.shape:
                 raise ValueError(f"{name} must be an array of shape {C.shape} like the paired costs")
         _check_float(xp, C, "paired costs C")
+        if not bool(xp.all(xp.isfinite(C))) or bool(xp.any(C < 0)):
+            raise ValueError("paired costs C must be finite and >= 0")
         return xp.mean(_density(phi - psi - C, lam, reg, xp))
     return xp.sum(plan_from_potentials(phi, psi, C, lam, reg, a, b))
 
@@ -639,7 +645,8 @@ def solve_regularized(C, lam, reg="kl", a=None, b=None, tol=1e-9, max_iter=None,
     merr = xp.maximum(xp.max(xp.abs(st.r - a)), xp.max(xp.abs(st.c - b)))
     if not ok:
         warnings.warn(f"solve_regularized(reg={reg!r}) did not converge: max_iter={max_iter} reached "
-                      f"before |gap| <= tol*|primal| and marginal error <= tol (tol={tol_eff:g}); gap={float(primal - dual):.3e}, "
-                      f"marginal error={float(merr):.3e}", RuntimeWarning, stacklevel=2)
+                      f"before |gap| <= tol*|primal| and marginal error <= tol (tol={tol_eff:g}); "
+                      f"gap={float(primal - dual):.3e}, marginal error={float(merr):.3e}",
+                      RuntimeWarning, stacklevel=2)
     return OTResult(plan=plan, phi=st.phi, psi=st.psi, primal=primal, dual=dual, gap=primal - dual,
                     marginal_error=merr, iterations=iters, converged=ok)

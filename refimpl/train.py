@@ -186,9 +186,10 @@ class NonFiniteLoss(FloatingPointError):
 @dataclass
 class TrainResult:
     state: dict
-    curve: list = field(default_factory=list)     # dict rows: iteration, seconds, metrics...
+    curve: list = field(default_factory=list)     # dict rows: iteration, seconds, train_seconds, metrics...
     iterations: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0                          # wall clock, evaluations included
+    train_seconds: float = 0.0                    # wall clock without the evaluations
     final_metrics: dict = field(default_factory=dict)
     interrupted: bool = False
 
@@ -230,7 +231,7 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
         raise ValueError("resume and checkpoint_every need a checkpoint_path")
     stream = stream or sys.stderr
     rng = np.random.default_rng(seed)
-    start, curve, elapsed0 = 0, [], 0.0
+    start, curve, elapsed0, eval0 = 0, [], 0.0, 0.0
     fingerprint = {"method": method.name, "config": method.config(), "seed": seed, "dtype": str(dtype)}
     if resume and pathlib.Path(checkpoint_path).exists():
         ck = load_checkpoint(checkpoint_path, xp, device)
@@ -238,6 +239,7 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
             raise ValueError(f"checkpoint {checkpoint_path} was written by a different run "
                              f"({ck['fingerprint']}); refusing to resume it with {fingerprint}")
         state, start, curve, elapsed0 = ck["state"], ck["iteration"], ck["curve"], ck["seconds"]
+        eval0 = ck.get("eval_seconds", 0.0)
         rng.bit_generator.state = ck["rng"]
         if progress:
             print(f"resumed from {checkpoint_path} at iteration {start}", file=stream)
@@ -247,9 +249,11 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
     def checkpoint(st, it, rng_state, elapsed):
         if checkpoint_path is not None:
             save_checkpoint(checkpoint_path, {"fingerprint": fingerprint, "state": st, "iteration": it,
-                                              "rng": rng_state, "curve": curve, "seconds": elapsed})
+                                              "rng": rng_state, "curve": curve, "seconds": elapsed,
+                                              "eval_seconds": eval_time[0]})
 
     t0 = time.perf_counter() - elapsed0
+    eval_time = [eval0]                      # seconds spent in eval_fn (excluded from train_seconds)
     last_print = -1e9
     latest = dict(curve[-1]) if curve else {}
     good = (state, start, rng.bit_generator.state)   # last state known finite, at an iteration boundary
@@ -269,8 +273,12 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
                 good = (new_state, it, rng.bit_generator.state)
             state = new_state
             if eval_fn is not None and ((eval_every and it % eval_every == 0) or it == iters):
+                te = time.perf_counter()
                 metrics = eval_fn(state, it)
-                row = {"iteration": it, "seconds": round(time.perf_counter() - t0, 3), **metrics}
+                eval_time[0] += time.perf_counter() - te
+                now = time.perf_counter() - t0
+                row = {"iteration": it, "seconds": round(now, 3), "train_seconds": round(now - eval_time[0], 3),
+                       **metrics}
                 curve.append(row)
                 latest.update(metrics)
             if checkpoint_every and it % checkpoint_every == 0 and good[1] == it:
@@ -290,8 +298,9 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
         if progress:
             where = f"checkpoint written at iteration {it_good}" if checkpoint_path else "no checkpoint path"
             print(f"\ninterrupted: {where}", file=stream, flush=True)
-        return TrainResult(st, curve, it_good, time.perf_counter() - t0, dict(latest), interrupted=True)
+        el = time.perf_counter() - t0
+        return TrainResult(st, curve, it_good, el, el - eval_time[0], dict(latest), interrupted=True)
     seconds = time.perf_counter() - t0
     checkpoint(state, iters, rng.bit_generator.state, seconds)
     final = dict(curve[-1]) if curve else {}
-    return TrainResult(state, curve, iters, seconds, final)
+    return TrainResult(state, curve, iters, seconds, seconds - eval_time[0], final)

@@ -79,3 +79,28 @@ def test_device_dataset_stays_on_device():
     np.testing.assert_array_equal(to_numpy(batch), np.arange(40.0).reshape(20, 2)[np.random.default_rng(0).integers(0, 20, 8)])
     z = noise(np.random.default_rng(1), 4, 3, batch)
     assert isinstance(z, cupy.ndarray) and z.dtype == batch.dtype
+
+
+@pytest.mark.parametrize("method", ["wgan-gp", "rwp", "sbe", "w1fe", "wwgan", "swgan"])
+def test_image_experiment_smoke_on_numpy(tmp_path, method):
+    """The image-scale runner of gpu/ on the CPU (same code as on CuPy): every method, 8x8 digits."""
+    pytest.importorskip("sklearn", reason="the offline digits data needs scikit-learn")
+    import json
+    from gpu.__main__ import main
+    out = tmp_path / method
+    assert main([method, "--dataset", "digits", "--backend", "numpy", "--quick", "--out", str(out)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["iterations"] == 3 and m["image_shape"] == [1, 8, 8] and np.isfinite(m["w1_pixels"])
+    assert np.load(out / "samples.npy").shape == (100, 64)
+    assert (out / "samples.png").exists() and (out / "curve.csv").exists()
+
+
+def test_image_experiment_bad_input(tmp_path, capsys):
+    from gpu.__main__ import main
+    if not HAS_GPU:
+        assert main(["wgan-gp", "--dataset", "digits", "--out", str(tmp_path / "x")]) == 2
+        assert "backend 'cupy' is unavailable" in capsys.readouterr().err
+    assert main(["wgan-gp", "--dataset", "mnist", "--backend", "numpy", "--out", str(tmp_path / "y")]) == 2
+    assert "data_dir" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["nope"])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from refimpl.backend import from_host, to_numpy
-from refimpl.nn import MLP, copy_params
+from refimpl.nn import copy_params
 from refimpl.objectives import Objective
 from refimpl.rwp import RWP_DEFAULTS, RWPMethod, proximal_term, rwp_generator_grads
 from refimpl.train import GANConfig, GANMethod, ToyData, train

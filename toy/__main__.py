@@ -57,6 +57,8 @@ def build_parser():
     ap.add_argument("--checkpoint-every", type=_nonneg_int, default=0)
     ap.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pkl")
     g = ap.add_argument_group("overrides (experiments that use them)")
+    g.add_argument("--objective", choices=["wgan", "wgan-gp", "wgan-lp", "dragan", "standard"], default=None,
+                   help="GAN objective / critic penalty (W1-FE: wgan-gp or wgan-lp)")
     g.add_argument("--lam", type=_positive_float, default=None, help="penalty weight lambda")
     g.add_argument("--n-critic", type=_positive_int, default=None)
     g.add_argument("--n-gen", type=_positive_int, default=None)

@@ -19,7 +19,7 @@ from refimpl.train import ToyData, train
 from .common import RunOptions, plt, write_csv, write_json
 
 # flags of the command line that override config fields (name in opts.extra -> config field)
-OVERRIDES = ("lam", "n_critic", "n_gen", "batch_size", "latent_dim", "lr_gen", "lr_critic")
+OVERRIDES = ("objective", "lam", "n_critic", "n_gen", "batch_size", "latent_dim", "lr_gen", "lr_critic")
 
 
 def apply_overrides(cfg, opts: RunOptions, fields=OVERRIDES):
@@ -89,7 +89,8 @@ def run_gan(opts: RunOptions, method, dataset, *, iters, eval_every, title, dtyp
     if res.interrupted:
         raise KeyboardInterrupt
     samples = to_numpy(eval_samples(method, res.state, opts.seed, res.iterations))
-    metrics = {**res.final_metrics, "seconds": round(res.seconds, 2), "iterations": res.iterations,
+    metrics = {**res.final_metrics, "seconds": round(res.seconds, 2), "train_seconds": round(res.train_seconds, 2),
+               "iterations": res.iterations,
                "backend": opts.backend, "seed": opts.seed, "dtype": dtype, "method": method.name,
                "dataset": dataset, "config": method.config(), **(extra_metrics or {})}
     metrics.pop("iteration", None)

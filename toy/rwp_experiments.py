@@ -33,6 +33,7 @@ and ``curves.png`` (mean with min/max envelope).
 from __future__ import annotations
 
 import dataclasses
+import json
 import pathlib
 import time
 
@@ -149,7 +150,6 @@ def run_one(opts: RunOptions, method, dataset, *, iters, eval_every, title, gen_
     # a resumed run continues from the values stored at its last evaluation
     off = {"train_seconds": 0.0, "train_cpu_seconds": 0.0}
     if opts.resume and clock_file.exists():
-        import json
         off = json.loads(clock_file.read_text())
     start = {"wall": time.perf_counter(), "cpu": time.process_time()}
     spent = {"wall": 0.0, "cpu": 0.0}                   # time inside evaluations

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import pathlib
 import time
 
@@ -97,6 +96,11 @@ def _grid(opts: RunOptions):
             raise ValueError(f"unknown penalty {p!r} in the grid; use one of {', '.join(PENALTIES)}")
         if k < 1:
             raise ValueError(f"K must be >= 1, got {k}")
+    if ex.get("objective") is not None:               # --objective wgan-gp | wgan-lp restricts the penalty
+        pen = {"wgan-gp": "gp", "wgan-lp": "lp"}.get(ex["objective"])
+        if pen is None:
+            raise ValueError(f"w1fe-ring takes --objective wgan-gp or wgan-lp, got {ex['objective']!r}")
+        grid = [(p, k) for p, k in grid if p == pen] or [(pen, k) for k in dict.fromkeys(k for _, k in grid)]
     if ex.get("K") is not None:
         grid = [(p, k) for p, k in grid if k == ex["K"]] or [(p, ex["K"]) for p in dict.fromkeys(p for p, _ in grid)]
     return grid
