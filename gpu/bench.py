@@ -18,10 +18,8 @@ import time
 
 import numpy as np
 
-from refimpl.nn import MLP
-from refimpl.objectives import Objective, critic_grads
-from refimpl.optim import Adam
 from refimpl.train import ArrayData, GANConfig, GANMethod
+from toy.bench_engine import refimpl_step_fn, torch_mlp, torch_step_fn, torch_wgan_gp_critic_update
 
 from . import require_cupy
 
@@ -54,46 +52,6 @@ def critic_step_flops(sizes, batch):
     return per_row * (2 * batch * 3 + batch * 4)
 
 
-def refimpl_critic_step(xp, sizes, batch):
-    rng = np.random.default_rng(0)
-    net = MLP(sizes, "relu")
-    st = {"p": net.init(rng, xp=xp, dtype="float32")}
-    opt = Adam(1e-4, 0.5, 0.9)
-    st["o"] = opt.init(st["p"])
-    obj = Objective("wgan-gp", 10.0)
-    real = xp.asarray(rng.standard_normal((batch, sizes[0])), dtype=xp.float32)
-    fake = xp.asarray(rng.standard_normal((batch, sizes[0])), dtype=xp.float32)
-
-    def step():
-        _, grads, _ = critic_grads(obj, net, st["p"], real, fake, rng)
-        st["p"], st["o"] = opt.step(st["p"], grads, st["o"])
-    return step
-
-
-def torch_critic_step(torch, sizes, batch):
-    dev = torch.device("cuda")
-    layers = []
-    for l in range(len(sizes) - 1):
-        layers.append(torch.nn.Linear(sizes[l], sizes[l + 1]))
-        if l < len(sizes) - 2:
-            layers.append(torch.nn.ReLU())
-    critic = torch.nn.Sequential(*layers).to(dev)
-    opt = torch.optim.Adam(critic.parameters(), lr=1e-4, betas=(0.5, 0.9))
-    real = torch.randn(batch, sizes[0], device=dev)
-    fake = torch.randn(batch, sizes[0], device=dev)
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        scores = critic(torch.cat([real, fake]))
-        eps = torch.rand(batch, 1, device=dev)
-        x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
-        (g,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
-        loss = scores[batch:].mean() - scores[:batch].mean() + 10.0 * ((g.norm(dim=1) - 1) ** 2).mean()
-        loss.backward()
-        opt.step()
-    return step
-
-
 def refimpl_image_step(xp, width, batch, data_dim=784, latent=128):
     cfg = GANConfig(data_dim=data_dim, latent_dim=latent, gen_hidden=(width,) * 3, critic_hidden=(width,) * 3,
                     batch_size=batch)
@@ -109,15 +67,8 @@ def refimpl_image_step(xp, width, batch, data_dim=784, latent=128):
 
 def torch_image_step(torch, width, batch, data_dim=784, latent=128):
     dev = torch.device("cuda")
-
-    def mlp(sizes):
-        layers = []
-        for l in range(len(sizes) - 1):
-            layers.append(torch.nn.Linear(sizes[l], sizes[l + 1]))
-            if l < len(sizes) - 2:
-                layers.append(torch.nn.ReLU())
-        return torch.nn.Sequential(*layers).to(dev)
-    G, D = mlp((latent, width, width, width, data_dim)), mlp((data_dim, width, width, width, 1))
+    G = torch_mlp(torch, (latent, width, width, width, data_dim), device=dev)
+    D = torch_mlp(torch, (data_dim, width, width, width, 1), device=dev)
     og = torch.optim.Adam(G.parameters(), lr=1e-4, betas=(0.5, 0.9))
     od = torch.optim.Adam(D.parameters(), lr=1e-4, betas=(0.5, 0.9))
     data = torch.rand(10_000, data_dim, device=dev) * 2 - 1
@@ -127,14 +78,7 @@ def torch_image_step(torch, width, batch, data_dim=784, latent=128):
             real = data[torch.randint(0, data.shape[0], (batch,), device=dev)]
             with torch.no_grad():
                 fake = G(torch.randn(batch, latent, device=dev))
-            od.zero_grad(set_to_none=True)
-            scores = D(torch.cat([real, fake]))
-            eps = torch.rand(batch, 1, device=dev)
-            x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
-            (g,) = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)
-            loss = scores[batch:].mean() - scores[:batch].mean() + 10.0 * ((g.norm(dim=1) - 1) ** 2).mean()
-            loss.backward()
-            od.step()
+            torch_wgan_gp_critic_update(torch, D, od, real, fake)
         og.zero_grad(set_to_none=True)
         (-D(G(torch.randn(batch, latent, device=dev))).mean()).backward()
         og.step()
@@ -168,8 +112,8 @@ def main(argv=None):
     for b in batches:
         for w in widths:
             sizes = (2, w, w, w, 1)
-            tc = timed_c(refimpl_critic_step(xp, sizes, b), repeats)
-            tt = timed_t(torch_critic_step(torch, sizes, b), repeats)
+            tc = timed_c(refimpl_step_fn(sizes, b, "float32", xp=xp), repeats)
+            tt = timed_t(torch_step_fn(sizes, b, "float32", device="cuda"), repeats)
             fl = critic_step_flops(sizes, b)
             print(f"{b:6d} {w:6d} {tc * 1e3:9.3f} {tt * 1e3:9.3f} {tc / tt:6.2f} {b / tc:10.0f} "
                   f"{fl / tc / 1e12:8.2f} {fl / tc / peak:8.1%}")

@@ -432,7 +432,7 @@ class _Dual:
             Dp = xp.maximum(s[:, None] - T, self.zero)
             step = (Dp @ w - lam) / (xp.sign(Dp) @ w)
             s = s - step
-            if float(xp.max(step)) <= 4 * self.eps * (float(xp.max(xp.abs(s))) + lam):
+            if float(xp.max(xp.abs(step))) <= 4 * self.eps * (float(xp.max(xp.abs(s))) + lam):
                 break
         return s
 

@@ -248,7 +248,7 @@ def laplacian_dense(graph, X, alpha=0.0, gamma=0.0):
     """
     xp = namespace(X)
     _check_mass(xp, graph, X, batched_ok=False)
-    C, H, W = graph.channels, graph.height, graph.width
+    H, W = graph.height, graph.width
     n, dev = graph.n, device_of(X)
     Y, kappa = _edge_factor(xp, graph, X)
     A = xp.zeros((n, n), dtype=X.dtype, device=dev)

@@ -7,7 +7,6 @@ Independent oracles, all on the host in NumPy float64 or exact rationals:
 * ``d_W`` / ``F_W1``: POT's exact OT (W2) and scipy's 1-D W1 on ``Theta = {a < 0 < b}``;
 * Prop. 5 and the step count: the theorems themselves.
 """
-import math
 from fractions import Fraction
 
 import numpy as np

@@ -28,7 +28,7 @@ def _leaf(params):
     return [(torch.tensor(W, requires_grad=True), torch.tensor(b, requires_grad=True)) for W, b in params]
 
 
-def _close(ours, theirs):
+def _assert_grads_close(ours, theirs):
     for (W, b), (tW, tb) in zip(ours, theirs):
         np.testing.assert_allclose(W, tW.grad.numpy(), rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(b, tb.grad.numpy(), rtol=1e-10, atol=1e-12)
@@ -65,13 +65,13 @@ def test_critic_and_generator_gradients_match_autograd(name, act):
             r = torch.clamp(r, min=0)
         loss = loss + 10.0 * (r ** 2).mean()
     loss.backward()
-    _close(grads, tc)
+    _assert_grads_close(grads, tc)
 
     _, ggrads, _ = generator_grads(obj, gen, gp, critic, cp, z)
     tg = _leaf(gp)
     s = f(_torch_forward(tg, torch.tensor(z), act, "linear"))
     (sp(-s).mean() if obj.logistic else -s.mean()).backward()
-    _close(ggrads, tg)
+    _assert_grads_close(ggrads, tg)
 
 
 @pytest.mark.parametrize("act", ["tanh", "softplus", "elu", "sigmoid", "leaky_relu"])
@@ -87,5 +87,5 @@ def test_double_backward_matches_autograd(act):
     (tg,) = torch.autograd.grad(_torch_forward(tp, tx, act, "softplus").sum(), tx, create_graph=True)
     np.testing.assert_allclose(g, tg.detach().numpy(), rtol=1e-12, atol=1e-14)
     (tg * torch.tensor(u)).sum().backward()
-    _close(grads, tp)
+    _assert_grads_close(grads, tp)
     np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-10, atol=1e-12)

@@ -15,7 +15,7 @@ def _run(xp, tmp_path, iters, method=None, **kw):
                  eval_fn=lambda st, it: {"it_seen": it}, eval_every=2, progress=False, **kw)
 
 
-def _same(a, b):
+def _assert_same_params(a, b):
     for (W1, b1), (W2, b2) in zip(a, b):
         assert np.array_equal(to_numpy(W1), to_numpy(W2)) and np.array_equal(to_numpy(b1), to_numpy(b2))
 
@@ -23,8 +23,8 @@ def _same(a, b):
 def test_one_seed_is_deterministic(xp, tmp_path):
     r1 = _run(xp, tmp_path, 4)
     r2 = _run(xp, tmp_path, 4)
-    _same(r1.state["gen"], r2.state["gen"])
-    _same(r1.state["critic"], r2.state["critic"])
+    _assert_same_params(r1.state["gen"], r2.state["gen"])
+    _assert_same_params(r1.state["critic"], r2.state["critic"])
 
 
 def test_resume_is_bit_identical(xp, tmp_path):
@@ -32,8 +32,8 @@ def test_resume_is_bit_identical(xp, tmp_path):
     _run(xp, tmp_path, 5, checkpoint_path=tmp_path / "b.pkl", checkpoint_every=2)
     assert load(tmp_path / "b.pkl")["iteration"] == 5
     resumed = _run(xp, tmp_path, 8, checkpoint_path=tmp_path / "b.pkl", checkpoint_every=2, resume=True)
-    _same(full.state["gen"], resumed.state["gen"])
-    _same(full.state["critic"], resumed.state["critic"])
+    _assert_same_params(full.state["gen"], resumed.state["gen"])
+    _assert_same_params(full.state["critic"], resumed.state["critic"])
     for k in ("m", "v"):
         for x, y in zip(full.state["opt_critic"][k], resumed.state["opt_critic"][k]):
             assert np.array_equal(to_numpy(x), to_numpy(y))
@@ -64,8 +64,8 @@ def test_ctrl_c_writes_checkpoint_and_resume_is_bit_identical(xp, tmp_path):
     assert load(ck)["iteration"] == 4
     resumed = _run(xp, tmp_path, 7, checkpoint_path=ck, resume=True)
     assert [r["iteration"] for r in resumed.curve] == [r["iteration"] for r in full.curve]
-    _same(full.state["gen"], resumed.state["gen"])
-    _same(full.state["critic"], resumed.state["critic"])
+    _assert_same_params(full.state["gen"], resumed.state["gen"])
+    _assert_same_params(full.state["critic"], resumed.state["critic"])
 
 
 class _Exploding(GANMethod):

@@ -65,15 +65,17 @@ def blas_ceiling(shapes, dtype, repeats):
     return t, flops
 
 
-def refimpl_step_fn(sizes, batch, dtype, seed=0):
+def refimpl_step_fn(sizes, batch, dtype, seed=0, xp=np):
+    """One refimpl WGAN-GP critic step (critic_grads + Adam) as a closure, on backend ``xp``."""
+    from refimpl.backend import from_host
     rng = np.random.default_rng(seed)
     net = MLP(sizes, "relu")
-    state = {"p": net.init(rng, dtype=dtype)}
+    state = {"p": net.init(rng, xp=xp, dtype=dtype)}
     opt = Adam(1e-4, 0.5, 0.9)
     state["o"] = opt.init(state["p"])
     obj = Objective("wgan-gp", lam=10.0)
-    real = rng.standard_normal((batch, sizes[0])).astype(dtype)
-    fake = rng.standard_normal((batch, sizes[0])).astype(dtype)
+    real = from_host(rng.standard_normal((batch, sizes[0])), xp, dtype)
+    fake = from_host(rng.standard_normal((batch, sizes[0])), xp, dtype)
 
     def step():
         _, grads, _ = critic_grads(obj, net, state["p"], real, fake, rng)
@@ -81,31 +83,40 @@ def refimpl_step_fn(sizes, batch, dtype, seed=0):
     return step
 
 
-def torch_step_fn(sizes, batch, dtype, seed=0):
-    import torch
-    torch.manual_seed(seed)
-    tdt = {"float32": torch.float32, "float64": torch.float64}[dtype]
+def torch_mlp(torch, sizes, dtype=None, device="cpu"):
+    """``torch.nn.Sequential`` of Linear layers with ReLU between them."""
     layers = []
     for l in range(len(sizes) - 1):
         layers.append(torch.nn.Linear(sizes[l], sizes[l + 1]))
         if l < len(sizes) - 2:
             layers.append(torch.nn.ReLU())
-    critic = torch.nn.Sequential(*layers).to(tdt)
-    opt = torch.optim.Adam(critic.parameters(), lr=1e-4, betas=(0.5, 0.9))
-    real = torch.randn(batch, sizes[0], dtype=tdt)
-    fake = torch.randn(batch, sizes[0], dtype=tdt)
+    return torch.nn.Sequential(*layers).to(device=device, dtype=dtype)
 
-    def step():
-        opt.zero_grad(set_to_none=True)
-        scores = critic(torch.cat([real, fake]))
-        eps = torch.rand(batch, 1, dtype=tdt)
-        x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
-        (g,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
-        gp = 10.0 * ((g.norm(dim=1) - 1) ** 2).mean()
-        loss = scores[batch:].mean() - scores[:batch].mean() + gp
-        loss.backward()
-        opt.step()
-    return step
+
+def torch_wgan_gp_critic_update(torch, critic, opt, real, fake):
+    """The peer's WGAN-GP critic update: autograd.grad(create_graph=True), then Adam."""
+    batch = real.shape[0]
+    opt.zero_grad(set_to_none=True)
+    scores = critic(torch.cat([real, fake]))
+    eps = torch.rand(batch, 1, dtype=real.dtype, device=real.device)
+    x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
+    (g,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    gp = 10.0 * ((g.norm(dim=1) - 1) ** 2).mean()
+    loss = scores[batch:].mean() - scores[:batch].mean() + gp
+    loss.backward()
+    opt.step()
+
+
+def torch_step_fn(sizes, batch, dtype, seed=0, device="cpu"):
+    """The same step in PyTorch, as a closure."""
+    import torch
+    torch.manual_seed(seed)
+    tdt = {"float32": torch.float32, "float64": torch.float64}[dtype]
+    critic = torch_mlp(torch, sizes, tdt, device)
+    opt = torch.optim.Adam(critic.parameters(), lr=1e-4, betas=(0.5, 0.9))
+    real = torch.randn(batch, sizes[0], dtype=tdt, device=device)
+    fake = torch.randn(batch, sizes[0], dtype=tdt, device=device)
+    return lambda: torch_wgan_gp_critic_update(torch, critic, opt, real, fake)
 
 
 def measure(sizes, batch, dtype, repeats):

@@ -12,7 +12,7 @@ import pathlib
 
 import numpy as np
 
-from refimpl.backend import backend_name, get_namespace, namespace, to_numpy
+from refimpl.backend import backend_name, get_namespace, to_numpy
 from refimpl.metrics import N_EVAL, evaluate
 from refimpl.train import ToyData, train
 

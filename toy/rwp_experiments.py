@@ -48,7 +48,11 @@ from refimpl.sbe import SBEMethod
 from refimpl.train import GANConfig, GANMethod, ToyData, train
 
 from .common import RunOptions, plt, write_csv, write_json
-from .gan import apply_overrides, eval_samples, plot_curves, plot_samples
+from .gan import OVERRIDES, apply_overrides, eval_samples, plot_curves, plot_samples
+
+#: config overrides taken from the command line; the objective is chosen per variant instead
+FIELDS = tuple(f for f in OVERRIDES if f != "objective")
+NAMES = {"wgan-gp": "WGAN-GP", "wgan-lp": "WGAN-LP", "standard": "Standard", "dragan": "DRAGAN"}
 
 #: the reduced networks of the CPU runs
 HIDDEN = (64, 64)
@@ -350,21 +354,23 @@ def _h(opts, default):
 def run_rwp_grid(opts: RunOptions):
     """Fig. 2 analogue: WGAN-GP, Standard GAN, DRAGAN, each with and without RWP.
 
-    ``opts.extra['objectives']`` (list or comma string) restricts the objectives
-    (default all three); ``--seeds`` the seeds (default 0-4; ``--quick``: ``--seed`` only).
+    ``--objective`` (one) or ``opts.extra['objectives']`` (list or comma string) restricts the
+    objectives (default wgan-gp, standard, dragan; wgan-lp is also accepted); ``--seeds`` the
+    seeds (default 0-4; ``--quick``: ``--seed`` only).
     """
     dataset, seeds = _dataset(opts), _seeds(opts)
     iters = _iters(opts, 1000)
-    objs = _extra(opts).get("objectives", ("wgan-gp", "standard", "dragan"))
+    ex = _extra(opts)
+    objs = ex.get("objectives", [ex["objective"]] if "objective" in ex else ("wgan-gp", "standard", "dragan"))
     if isinstance(objs, str):
         objs = [o.strip() for o in objs.split(",") if o.strip()]
-    names = {"wgan-gp": "WGAN-GP", "standard": "Standard", "dragan": "DRAGAN"}
+    names = NAMES
     bad = [o for o in objs if o not in names]
     if bad or not objs:
         raise ValueError(f"objectives must be among {sorted(names)}, got {objs}")
     variants, groups, pairs = [], [], []
     for o in objs:
-        cfg = apply_overrides(base_config(o), opts)
+        cfg = apply_overrides(base_config(o), opts, fields=FIELDS)
         probe = RWPMethod(cfg, h=_h(opts, None), l=_extra(opts).get("l"))   # validates; Appendix C defaults
         h, l = probe.h, probe.l
 
@@ -388,8 +394,7 @@ def run_rwp_gen_iters(opts: RunOptions):
     dataset, seeds = _dataset(opts), _seeds(opts, (0, 1, 2))
     iters = _iters(opts, 1000)
     n_gen = _extra(opts).get("n_gen", 10)
-    cfg = apply_overrides(base_config("wgan-gp"), opts, fields=("lam", "n_critic", "batch_size", "latent_dim",
-                                                                 "lr_gen", "lr_critic"))
+    cfg = apply_overrides(base_config("wgan-gp"), opts, fields=tuple(f for f in FIELDS if f != "n_gen"))
     h = RWPMethod(cfg, h=_h(opts, 0.1), l=n_gen).h
 
     def plain():
@@ -409,7 +414,7 @@ def run_sbe_grid(opts: RunOptions):
     aligned by generator iterations (both take one generator step per outer iteration)."""
     dataset, seeds = _dataset(opts), _seeds(opts, (0, 1, 2))
     iters = _iters(opts, 1000)
-    cfg = apply_overrides(base_config("wgan-gp"), opts)
+    cfg = apply_overrides(base_config("wgan-gp"), opts, fields=FIELDS)
     h = _h(opts, 0.2)
     SBEMethod(cfg, h=h)                                   # validates before anything is written
 

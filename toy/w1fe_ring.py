@@ -154,7 +154,6 @@ def snapshot_iterations(iters, eval_every):
 def reach_times(curve):
     """``{"w1<=t" / "sliced<=t": {"epoch": e, "cpu_s": c}}``: first evaluation at or below each level
     (``None`` values where the level is never reached)."""
-    its = [r["iteration"] for r in curve]
     out = {}
     for key, name, levels in (("w1", "w1", W1_THRESHOLDS), ("sliced_w1", "sliced", SLICED_THRESHOLDS)):
         for t in levels:
@@ -232,7 +231,6 @@ def _one_run(opts, xp, penalty, K, seed, iters, eval_every, exact_every, n_eval)
         raise KeyboardInterrupt
     curve = res.curve
     samples = to_numpy(eval_samples(method, res.state, seed, res.iterations, n=n_eval))
-    its = [r["iteration"] for r in curve]
     exact = [(r["iteration"], r["w1"]) for r in curve if r["w1"] is not None]
     last = curve[-1]
     metrics = {"penalty": penalty, "K": K, "seed": seed, "iterations": res.iterations,

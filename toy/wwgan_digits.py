@@ -47,7 +47,6 @@ Classifier weights are cached in ``opts.out.parent / ".cache"``.
 """
 from __future__ import annotations
 
-import dataclasses
 import pathlib
 import sys
 import time
