@@ -36,7 +36,7 @@ def test_registered():
 def test_rwp_grid_quick(tmp_path):
     out = tmp_path / "grid"
     m = resolve("rwp-grid")(RunOptions(out=out, quick=True, iters=2,
-                                       extra={**TINY, "objectives": "dragan", "h": None, "seeds": None}))
+                                       extra={**TINY, "objective": "dragan", "h": None, "seeds": None}))
     _check(out, ["dragan", "dragan-rwp"], 2, {"dragan": 1, "dragan-rwp": 5})
     assert m["variants"]["dragan-rwp"]["config"]["rwp_h"] == 0.2
     assert m["variants"]["dragan-rwp"]["config"]["n_critic"] == 1
@@ -67,4 +67,6 @@ def test_bad_options_raise_before_writing(tmp_path):
         resolve("rwp-grid")(RunOptions(out=tmp_path / "c", quick=True, extra={"objectives": "wgan"}))
     with pytest.raises(ValueError, match="dataset"):
         resolve("sbe-grid")(RunOptions(out=tmp_path / "d", quick=True, extra={"dataset": "nope"}))
-    assert not any((tmp_path / k).exists() for k in "abcd")
+    with pytest.raises(ValueError, match="WGAN-GP"):
+        resolve("rwp-gen-iters")(RunOptions(out=tmp_path / "e", quick=True, extra={"objective": "dragan"}))
+    assert not any((tmp_path / k).exists() for k in "abcde")

@@ -347,6 +347,12 @@ def run_variants(opts, variants, groups, pairs, *, dataset, iters, eval_every, s
 
 
 # ----------------------------------------------------------------------------- experiments
+def _wgan_gp_only(opts, name):
+    o = _extra(opts).get("objective")
+    if o is not None and o != "wgan-gp":
+        raise ValueError(f"{name} runs WGAN-GP (as the paper's figure); --objective {o} is not offered")
+
+
 def _h(opts, default):
     return _extra(opts).get("h", default)
 
@@ -390,7 +396,9 @@ def run_rwp_grid(opts: RunOptions):
 
 
 def run_rwp_gen_iters(opts: RunOptions):
-    """Fig. 4 analogue: WGAN-GP with 10 generator steps per outer iteration, with and without RWP."""
+    """Fig. 4 analogue: WGAN-GP with 10 generator steps per outer iteration (``--n-gen``), with and
+    without RWP (``--h``, default 0.1); seeds 0-2 by default."""
+    _wgan_gp_only(opts, "rwp-gen-iters")
     dataset, seeds = _dataset(opts), _seeds(opts, (0, 1, 2))
     iters = _iters(opts, 1000)
     n_gen = _extra(opts).get("n_gen", 10)
@@ -411,7 +419,9 @@ def run_rwp_gen_iters(opts: RunOptions):
 
 def run_sbe_grid(opts: RunOptions):
     """Fig. 5 analogue: SBE (h = 0.2, 5 critic, 5 potential, 1 generator step) against WGAN-GP,
-    aligned by generator iterations (both take one generator step per outer iteration)."""
+    aligned by generator iterations (both take one generator step per outer iteration); seeds 0-2
+    by default."""
+    _wgan_gp_only(opts, "sbe-grid")
     dataset, seeds = _dataset(opts), _seeds(opts, (0, 1, 2))
     iters = _iters(opts, 1000)
     cfg = apply_overrides(base_config("wgan-gp"), opts, fields=FIELDS)

@@ -154,6 +154,7 @@ def snapshot_iterations(iters, eval_every):
 def reach_times(curve):
     """``{"w1<=t" / "sliced<=t": {"epoch": e, "cpu_s": c}}``: first evaluation at or below each level
     (``None`` values where the level is never reached)."""
+    its = [r["iteration"] for r in curve]
     out = {}
     for key, name, levels in (("w1", "w1", W1_THRESHOLDS), ("sliced_w1", "sliced", SLICED_THRESHOLDS)):
         for t in levels:
