@@ -140,7 +140,8 @@ class GANMethod:
     def samples(self, state, z):
         """Generated samples in data units: ``data_scale * G(z)`` (what metrics see)."""
         y = self.generate(state, z)
-        return y if self.cfg.data_scale == 1.0 else y * self.cfg.data_scale
+        scale = getattr(self.cfg, "data_scale", 1.0)
+        return y if scale == 1.0 else y * scale
 
     # -- steps
     def critic_step(self, state, rng, data):
@@ -231,7 +232,7 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
         raise ValueError("resume and checkpoint_every need a checkpoint_path")
     stream = stream or sys.stderr
     rng = np.random.default_rng(seed)
-    start, curve, elapsed0, eval0 = 0, [], 0.0, 0.0
+    start, curve, elapsed0, eval0, cpu0 = 0, [], 0.0, 0.0, 0.0
     fingerprint = {"method": method.name, "config": method.config(), "seed": seed, "dtype": str(dtype)}
     if resume and pathlib.Path(checkpoint_path).exists():
         ck = load_checkpoint(checkpoint_path, xp, device)
@@ -239,7 +240,7 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
             raise ValueError(f"checkpoint {checkpoint_path} was written by a different run "
                              f"({ck['fingerprint']}); refusing to resume it with {fingerprint}")
         state, start, curve, elapsed0 = ck["state"], ck["iteration"], ck["curve"], ck["seconds"]
-        eval0 = ck.get("eval_seconds", 0.0)
+        eval0, cpu0 = ck.get("eval_seconds", 0.0), ck.get("train_cpu_seconds", 0.0)
         rng.bit_generator.state = ck["rng"]
         if progress:
             print(f"resumed from {checkpoint_path} at iteration {start}", file=stream)
@@ -250,10 +251,13 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
         if checkpoint_path is not None:
             save_checkpoint(checkpoint_path, {"fingerprint": fingerprint, "state": st, "iteration": it,
                                               "rng": rng_state, "curve": curve, "seconds": elapsed,
-                                              "eval_seconds": eval_time[0]})
+                                              "eval_seconds": eval_time[0],
+                                              "train_cpu_seconds": time.process_time() - c0 - eval_cpu[0]})
 
     t0 = time.perf_counter() - elapsed0
+    c0 = time.process_time() - cpu0
     eval_time = [eval0]                      # seconds spent in eval_fn (excluded from train_seconds)
+    eval_cpu = [0.0]                         # process CPU seconds spent in eval_fn
     last_print = -1e9
     latest = dict(curve[-1]) if curve else {}
     good = (state, start, rng.bit_generator.state)   # last state known finite, at an iteration boundary
@@ -273,12 +277,13 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
                 good = (new_state, it, rng.bit_generator.state)
             state = new_state
             if eval_fn is not None and ((eval_every and it % eval_every == 0) or it == iters):
-                te = time.perf_counter()
+                te, ce = time.perf_counter(), time.process_time()
                 metrics = eval_fn(state, it)
                 eval_time[0] += time.perf_counter() - te
+                eval_cpu[0] += time.process_time() - ce
                 now = time.perf_counter() - t0
                 row = {"iteration": it, "seconds": round(now, 3), "train_seconds": round(now - eval_time[0], 3),
-                       **metrics}
+                       "train_cpu_seconds": round(time.process_time() - c0 - eval_cpu[0], 3), **metrics}
                 curve.append(row)
                 latest.update(metrics)
             if checkpoint_every and it % checkpoint_every == 0 and good[1] == it:

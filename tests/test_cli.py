@@ -42,7 +42,7 @@ def test_cupy_without_gpu_fails_clearly(tmp_path, capsys):
 
 def test_resume_without_checkpoint_fails(tmp_path, capsys):
     assert main(["wgan-gp-grid", "--resume", "--out", str(tmp_path / "o")]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    assert "there is no checkpoint in" in capsys.readouterr().err
 
 
 def test_quick_run_writes_outputs_and_resumes(tmp_path, capsys):

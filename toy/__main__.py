@@ -67,6 +67,7 @@ def build_parser():
     g.add_argument("--lr-gen", type=_positive_float, default=None)
     g.add_argument("--lr-critic", type=_positive_float, default=None)
     g.add_argument("--h", type=_positive_float, default=None, help="proximal step size h (RWP, SBE)")
+    g.add_argument("--l", type=_positive_int, default=None, help="generator steps per outer iteration (RWP)")
     g.add_argument("--K", type=_positive_int, default=None, help="persistent generator steps (W1-FE)")
     g.add_argument("--seeds", type=str, default=None, help="comma list of seeds for multi-seed experiments")
     g.add_argument("--data-dir", type=pathlib.Path, default=None, help="image data folder (MNIST, CIFAR-10)")
@@ -92,8 +93,9 @@ def main(argv=None):
             print(f"error: {e}", file=sys.stderr)
             return 2
     out = args.out or pathlib.Path("runs") / f"{args.name}-seed{args.seed}"
-    if args.resume and not (out / "checkpoint.pkl").exists():
-        print(f"error: --resume given but {out / 'checkpoint.pkl'} does not exist", file=sys.stderr)
+    if args.resume and not (out / "checkpoint.pkl").exists() and not any(out.glob("*/checkpoint.pkl")):
+        print(f"error: --resume given but there is no checkpoint in {out} (checkpoint.pkl, or */checkpoint.pkl "
+              "for multi-run experiments)", file=sys.stderr)
         return 2
     extra = {k: v for k, v in vars(args).items()
              if k not in ("name", "backend", "seed", "iters", "out", "quick", "checkpoint_every", "resume")}
