@@ -62,7 +62,7 @@ from dataclasses import dataclass
 
 from .backend import namespace, scalar
 from .nn import MLP
-from .ot import COSTS, REGS, density_ratio, dual_objective
+from .ot import COSTS, REGS, cost_matrix, density_ratio, dual_objective
 from .optim import make_optimiser
 from .train import GANMethod, config_dict
 
@@ -93,42 +93,8 @@ _PER_COORD_MAX_DIM = 16     # pairwise costs and their gradients loop over coord
 
 
 def pairwise_cost(x, y, cost="l1"):
-    """``C[i, j] = c(x_i, y_j)``: the same values as :func:`refimpl.ot.cost_matrix`, faster for low ``d``.
-
-    For ``d <= 16`` it accumulates one ``(M, N)`` difference per coordinate: NumPy reductions
-    over a short last axis are slow (about 10x for ``d = 2``, 128 x 128), and this is the inner
-    loop of every dual step. Above, chunks of the feature axis (slice stops clamped to ``d``, as
-    array_api_strict requires). Differences are formed explicitly (no ``|x|^2 + |y|^2 - 2 x.y``).
-
-    Parameters
-    ----------
-    x : array (M, d), y : array (N, d)
-    cost : {"l1", "euclidean", "sqeuclidean"}
-
-    Returns
-    -------
-    C : array (M, N)
-    """
-    xp = namespace(x, y)
-    _check_cost(cost)
-    _check_points(xp, x, y)
-    M, N, d = x.shape[0], y.shape[0], x.shape[1]
-    if not (bool(xp.all(xp.isfinite(x))) and bool(xp.all(xp.isfinite(y)))):
-        raise ValueError("points x and y must be finite")
-    acc = None
-    if d <= _PER_COORD_MAX_DIM:
-        for k in range(d):
-            diff = x[:, k:k + 1] - y[:, k][None, :]                           # (M, N)
-            term = xp.abs(diff) if cost == "l1" else diff * diff
-            acc = term if acc is None else acc + term
-    else:
-        chunk = max(1, (1 << 22) // max(1, M * N))
-        for s in range(0, d, chunk):
-            e = min(s + chunk, d)
-            diff = x[:, None, s:e] - y[None, :, s:e]                          # (M, N, k)
-            term = xp.sum(xp.abs(diff) if cost == "l1" else diff * diff, axis=-1)
-            acc = term if acc is None else acc + term
-    return xp.sqrt(acc) if cost == "euclidean" else acc
+    """``C[i, j] = c(x_i, y_j)`` (M, N): :func:`refimpl.ot.cost_matrix` with SWGAN's default cost (L1)."""
+    return cost_matrix(x, y, cost)
 
 
 # ----------------------------------------------------------------------------- generator side
