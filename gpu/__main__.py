@@ -38,6 +38,8 @@ def main(argv=None):
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--quick", action="store_true", help="tiny smoke run: width 32, batch 16, 3 iterations")
     a = ap.parse_args(argv)
+    from toy.common import tune_allocator
+    tune_allocator()
     kw = dict(method=a.name, dataset=a.dataset, data_dir=a.data_dir, backend=a.backend, dtype=a.dtype,
               width=a.width, batch_size=a.batch_size, iters=a.iters or 20_000, eval_every=a.eval_every,
               seed=a.seed, h=a.h, K=a.K, lam=a.lam)

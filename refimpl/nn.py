@@ -93,6 +93,12 @@ def get_activation(name):
         raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(sorted(ACTIVATIONS))}") from None
 
 
+def _times_wt(x, W):
+    """``x @ W.T``; for a one-unit layer (``W`` (n, 1)) the outer product ``x * W.T``, which is
+    exact (one product per entry) and avoids BLAS's slow K = 1 matrix product."""
+    return x * W.T if W.shape[1] == 1 else x @ W.T
+
+
 # ----------------------------------------------------------------------------- parameter trees
 def copy_params(params):
     """A real copy (new arrays) of a list of ``(W, b)``."""
@@ -243,7 +249,7 @@ class MLP:
             if need_params:
                 grads[l] = (cache.hs[l].T @ da, xp.sum(da, axis=0))
             if l > 0 or need_dx:
-                dh = da @ W.T                               # (B, n_{l-1})
+                dh = _times_wt(da, W)                       # (B, n_{l-1})
         return (dh if need_dx else None), (grads if need_params else None)
 
     # -- pass 3: input gradient
@@ -266,7 +272,7 @@ class MLP:
         for l in range(L - 1, -1, -1):
             dacts[l] = self.act(l).df(cache.as_[l], cache.hs[l + 1])
             es[l] = d * dacts[l]                            # e_l = d_l * s'(a_l)
-            d = es[l] @ params[l][0].T                      # d_{l-1} = e_l W_l^T
+            d = _times_wt(es[l], params[l][0])              # d_{l-1} = e_l W_l^T
             ds[l] = d
         return d, Tape(cache, dacts, ds, es)
 
@@ -328,7 +334,7 @@ class MLP:
                     gW[l] = gW[l] + cache.hs[l].T @ ba
                     gb[l] = xp.sum(ba, axis=0)
                 if l > 0 or need_dx:
-                    bar_h = ba @ params[l][0].T
+                    bar_h = _times_wt(ba, params[l][0])
         grads = None
         if need_params:
             grads = [(gW[l], gb[l] if gb[l] is not None else xp.zeros_like(params[l][1])) for l in range(L)]

@@ -99,6 +99,8 @@ def main(argv=None):
         return 2
     extra = {k: v for k, v in vars(args).items()
              if k not in ("name", "backend", "seed", "iters", "out", "quick", "checkpoint_every", "resume")}
+    from .common import tune_allocator
+    tune_allocator()
     opts = RunOptions(out=out, backend=args.backend, seed=args.seed, iters=args.iters, quick=args.quick,
                       checkpoint_every=args.checkpoint_every, resume=args.resume, extra=extra)
     existed = out.exists()

@@ -131,7 +131,11 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="small repeats and a reduced scaling table")
     ap.add_argument("--threads", type=int, default=None, help="threads for both (default: all cores)")
     ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--no-malloc-tuning", action="store_true", help="keep glibc's default allocator thresholds")
     args = ap.parse_args(argv)
+    if not args.no_malloc_tuning:
+        from toy.common import tune_allocator
+        tune_allocator()      # affects both refimpl and PyTorch: same process, same allocator
     try:
         import torch
     except ImportError:

@@ -26,6 +26,24 @@ class RunOptions:
     extra: dict = field(default_factory=dict)   # experiment-specific flags, e.g. latent_dim, data_dir
 
 
+def tune_allocator():
+    """Raise glibc's mmap and trim thresholds so the ~1 MB temporaries of every step are reused
+    from the heap instead of being mapped fresh (and page-faulted) each time.
+
+    A process-level setting for the command lines and benchmarks (never done by the library);
+    a no-op where glibc's ``mallopt`` is unavailable. See docs/performance.md for its effect.
+    """
+    import ctypes
+    import ctypes.util
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+        libc.mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024)      # glibc's maximum
+        libc.mallopt(M_TRIM_THRESHOLD, 512 * 1024 * 1024)
+    except (OSError, AttributeError):
+        pass
+
+
 def write_json(path, obj):
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n").encode())
 
