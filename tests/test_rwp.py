@@ -12,6 +12,7 @@ from refimpl.objectives import Objective
 from refimpl.rwp import RWP_DEFAULTS, RWPMethod, proximal_term, rwp_generator_grads
 from refimpl.train import GANConfig, GANMethod, ToyData, train
 from tests.conftest import assert_xp
+from tests.fd import assert_grads_close, fd_host_params
 
 H = 1e-6
 OBJS = ("standard", "wgan-gp", "wgan-lp", "dragan")
@@ -29,28 +30,8 @@ def dev(hparams, xp):
 
 
 def fd_params(fun, params, xp):
-    """Central differences of scalar ``fun(params)`` w.r.t. every parameter entry (host arrays)."""
-    hp = host(params)
-    out = []
-    for l, (W, b) in enumerate(hp):
-        gl = []
-        for k, a in enumerate((W, b)):
-            g = np.zeros_like(a)
-            for idx in np.ndindex(*a.shape):
-                pp = [(w.copy(), c.copy()) for w, c in hp]
-                pm = [(w.copy(), c.copy()) for w, c in hp]
-                pp[l][k][idx] += H
-                pm[l][k][idx] -= H
-                g[idx] = (fun(dev(pp, xp)) - fun(dev(pm, xp))) / (2 * H)
-            gl.append(g)
-        out.append(tuple(gl))
-    return out
-
-
-def assert_grads_close(grads, fd, rtol=1e-6, atol=1e-8):
-    for (gW, gb), (fW, fb) in zip(grads, fd):
-        np.testing.assert_allclose(to_numpy(gW), fW, rtol=rtol, atol=atol)
-        np.testing.assert_allclose(to_numpy(gb), fb, rtol=rtol, atol=atol)
+    """Central differences of scalar ``fun(params on xp)`` w.r.t. every parameter entry."""
+    return fd_host_params(lambda hp: fun(dev(hp, xp)), host(params))
 
 
 def same(p, q):

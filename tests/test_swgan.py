@@ -14,6 +14,7 @@ from refimpl.swgan import (SWGANConfig, SWGANMethod, cost_input_gradient, dual_l
                            generator_grads, generator_objective, pairwise_cost, should_stop)
 from refimpl.train import GANConfig, ToyData, train
 from tests.conftest import assert_xp
+from tests.fd import assert_grads_close as assert_close_fd, fd_host_params as fd_params
 
 H = 1e-6
 TINY = dict(data_dim=2, latent_dim=2, gen_hidden=(6,), potential_hidden=(8,), batch_size=5,
@@ -49,28 +50,8 @@ def host(params):
     return [(to_numpy(W).astype(np.float64), to_numpy(b).astype(np.float64)) for W, b in params]
 
 
-def fd_params(fun, hp):
-    """Central differences of scalar ``fun(host params)`` w.r.t. every entry."""
-    out = []
-    for l, (W, b) in enumerate(hp):
-        gl = []
-        for k, a in enumerate((W, b)):
-            g = np.zeros_like(a)
-            for idx in np.ndindex(*a.shape):
-                pp = [[w.copy(), c.copy()] for w, c in hp]
-                pm = [[w.copy(), c.copy()] for w, c in hp]
-                pp[l][k][idx] += H
-                pm[l][k][idx] -= H
-                g[idx] = (fun(pp) - fun(pm)) / (2 * H)
-            gl.append(g)
-        out.append(gl)
-    return out
-
-
 def assert_grads_close(grads, fd, rtol=1e-6, atol=1e-9):
-    for (gW, gb), (fW, fb) in zip(grads, fd):
-        np.testing.assert_allclose(to_numpy(gW), fW, rtol=rtol, atol=atol)
-        np.testing.assert_allclose(to_numpy(gb), fb, rtol=rtol, atol=atol)
+    assert_close_fd(grads, fd, rtol, atol)
 
 
 def off_kink_points(rng, M, N, d, margin=1e-2):
