@@ -61,3 +61,16 @@ def test_quick_run_writes_outputs_and_resumes(tmp_path, capsys):
     # resume continues to a longer horizon
     assert main(["wgan-gp-grid", "--quick", "--iters", "5", "--batch-size", "32", "--out", str(out), "--resume"]) == 0
     assert json.loads((out / "metrics.json").read_text())["iterations"] == 5
+
+
+@pytest.mark.parametrize("name", sorted(__import__("toy.registry", fromlist=["EXPERIMENTS"]).EXPERIMENTS))
+def test_every_experiment_runs_on_array_api_strict(tmp_path, name):
+    """One code path: every registered experiment's smoke run on the strict backend, which
+    rejects any call outside the Array API standard; metrics.json must be written."""
+    if name == "wwgan-digits":
+        pytest.importorskip("sklearn", reason="the offline digits data needs scikit-learn")
+    out = tmp_path / name
+    assert main([name, "--quick", "--iters", "2", "--batch-size", "16", "--backend", "array_api_strict",
+                 "--out", str(out)]) == 0
+    assert (out / "metrics.json").exists()
+    assert json.loads((out / "metrics.json").read_text())

@@ -20,9 +20,9 @@ def test_registered():
 def test_swgan_grid_quick(tmp_path):
     m = run(RunOptions(out=tmp_path, quick=True, extra={"latent_dim": 2}))
     assert m["latent_dim"] == 2 and m["seeds"] == [0]
-    for f in ("summary.json", "table.md", "comparison.png"):
+    for f in ("metrics.json", "table.md", "comparison.png"):
         assert (tmp_path / f).stat().st_size > 0, f
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    summary = json.loads((tmp_path / "metrics.json").read_text())
     assert summary["swgan_config"]["latent_dim"] == 2 and summary["wgan_gp_config"]["latent_dim"] == 2
     assert summary["swgan_config"]["lam"] == 0.01 and summary["swgan_config"]["cost"] == "l1"
     assert [r["method"] for r in summary["rows"]] == ["SWGAN", "WGAN-GP"]

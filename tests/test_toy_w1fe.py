@@ -14,9 +14,9 @@ from toy.w1fe_ring import QUICK, first_reach, run, same_run, snapshot_iterations
 
 def test_w1fe_ring_quick(tmp_path):
     m = run(RunOptions(out=tmp_path, quick=True))
-    for f in ("summary.json", "summary.csv", "w1_vs_epoch.png", "w1_vs_time.png", "transport.png"):
+    for f in ("metrics.json", "summary.csv", "w1_vs_epoch.png", "w1_vs_time.png", "transport.png"):
         assert (tmp_path / f).stat().st_size > 0, f
-    saved = json.loads((tmp_path / "summary.json").read_text())
+    saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["table"] == m["table"]
     assert {(r["penalty"], r["K"]) for r in saved["table"]} == set(QUICK["grid"])
     for p, K in QUICK["grid"]:

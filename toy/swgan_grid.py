@@ -23,7 +23,7 @@ dual steps, 300 evaluation samples, WGAN-GP 5 iterations (not time-matched).
 
 Outputs in ``--out``: ``swgan-seedS/`` and ``wgan-gp-seedS/`` (``metrics.json``,
 ``curve.csv``, ``samples.npy``, ``samples.png``, ``curves.png``, ``checkpoint.pkl``;
-WGAN-GP also ``budget.json``), ``summary.json``, ``table.md`` and ``comparison.png``
+WGAN-GP also ``budget.json``), ``metrics.json``, ``table.md`` and ``comparison.png``
 (final samples side by side, first seed).
 """
 from __future__ import annotations
@@ -188,7 +188,7 @@ def run(opts: RunOptions):
 
     summary = {"latent_dim": latent, "dataset": DATASET, "seeds": seeds, "n_eval": n_eval, "rows": rows,
                "swgan_config": sw.config(), "wgan_gp_config": wg.config()}
-    write_json(opts.out / "summary.json", summary)
+    write_json(opts.out / "metrics.json", summary)
     lines = [f"Latent dim {latent}, grid25, {n_eval} samples per evaluation; seconds: training only.", "",
              "| seed | method | iterations | train s | s/iter | dual steps/iter | modes | high quality | W1 |",
              "|---|---|---|---|---|---|---|---|---|"]

@@ -27,7 +27,7 @@ Outputs in ``opts.out``:
   (``G(z)`` and the Euler targets ``zeta`` for 256 fixed ``z`` at a few epochs),
   ``checkpoint.pkl``. A run whose ``metrics.json`` exists with the same configuration
   is reused, not re-run.
-* ``summary.json`` / ``summary.csv``: per run and per (penalty, K) over seeds: final and
+* ``metrics.json`` / ``summary.csv``: per run and per (penalty, K) over seeds: final and
   best W1, modes, high quality, training time, and the epochs / CPU seconds to first
   reach each level of ``W1_THRESHOLDS`` (exact W1) and ``SLICED_THRESHOLDS`` (sliced W1);
   a mean over seeds is given only when every seed reached the level (else ``">N (r/s)"``).
@@ -395,6 +395,6 @@ def run(opts: RunOptions) -> dict:
               "grid": [list(g) for g in grid], "w1_thresholds": W1_THRESHOLDS, "sliced_thresholds": SLICED_THRESHOLDS,
               "backend": opts.backend, "table": table, "runs": per_run,
               "config": {p: config_dict(paper_config(p, opts)) for p in dict.fromkeys(p for p, _ in grid)}}
-    write_json(out / "summary.json", result)
+    write_json(out / "metrics.json", result)
     _plots(out, runs)
     return result
