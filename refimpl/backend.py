@@ -165,6 +165,17 @@ def device_of(x):
     return getattr(x, "device", None)
 
 
+def synchronize(xp):
+    """Wait for the device of namespace ``xp`` to finish queued work (a no-op on the CPU).
+
+    Timing code calls this before reading the clock, since CuPy launches kernels
+    asynchronously.
+    """
+    if backend_name(xp) == "cupy":
+        import cupy
+        cupy.cuda.Device().synchronize()
+
+
 def scalar(x):
     """Python float of a 0-d array (one host round trip)."""
     return float(to_numpy(x))

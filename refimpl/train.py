@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .backend import from_host, namespace, scalar
+from .backend import from_host, namespace, scalar, synchronize
 from .checkpoint import load as load_checkpoint, save as save_checkpoint
 from .nn import MLP
 from .objectives import Objective, clip_params, critic_grads, generator_grads
@@ -277,6 +277,7 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
                 good = (new_state, it, rng.bit_generator.state)
             state = new_state
             if eval_fn is not None and ((eval_every and it % eval_every == 0) or it == iters):
+                synchronize(xp)                      # time the queued GPU work, not its launch
                 te, ce = time.perf_counter(), time.process_time()
                 metrics = eval_fn(state, it)
                 eval_time[0] += time.perf_counter() - te
@@ -305,6 +306,7 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
             print(f"\ninterrupted: {where}", file=stream, flush=True)
         el = time.perf_counter() - t0
         return TrainResult(st, curve, it_good, el, el - eval_time[0], dict(latest), interrupted=True)
+    synchronize(xp)
     seconds = time.perf_counter() - t0
     checkpoint(state, iters, rng.bit_generator.state, seconds)
     final = dict(curve[-1]) if curve else {}

@@ -104,3 +104,8 @@ def test_image_experiment_bad_input(tmp_path, capsys):
     assert "data_dir" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["nope"])
+
+
+def test_synchronize_is_a_noop_on_cpu_backends(xp):
+    from refimpl.backend import synchronize
+    assert synchronize(xp) is None
