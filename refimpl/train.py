@@ -195,6 +195,34 @@ class TrainResult:
     interrupted: bool = False
 
 
+def _same_run(old, new, method):
+    """Whether a checkpoint's fingerprint ``old`` belongs to the run ``new``.
+
+    Equal fingerprints match. A config field added to the library after the checkpoint
+    was written also matches when the new run leaves it at its default, so checkpoints
+    survive new options; any other difference (a changed value, a removed field) does not.
+    """
+    if old == new:
+        return True
+    strip = lambda fp: {k: v for k, v in fp.items() if k != "config"}
+    if strip(old) != strip(new):
+        return False
+    oc, nc = old.get("config", {}), new.get("config", {})
+    cfg = getattr(method, "cfg", None)
+    defaults = {f.name: f.default for f in dataclasses.fields(cfg)} if dataclasses.is_dataclass(cfg) else {}
+    for k in set(oc) | set(nc):
+        if k in oc and k in nc:
+            if oc[k] != nc[k]:
+                return False
+        elif k in oc:
+            return False
+        else:
+            d = defaults.get(k, dataclasses.MISSING)
+            if (list(d) if isinstance(d, tuple) else d) != nc[k]:
+                return False
+    return True
+
+
 def _fmt_time(s):
     s = max(0, int(s))
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
@@ -236,7 +264,7 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
     fingerprint = {"method": method.name, "config": method.config(), "seed": seed, "dtype": str(dtype)}
     if resume and pathlib.Path(checkpoint_path).exists():
         ck = load_checkpoint(checkpoint_path, xp, device)
-        if ck["fingerprint"] != fingerprint:
+        if not _same_run(ck["fingerprint"], fingerprint, method):
             raise ValueError(f"checkpoint {checkpoint_path} was written by a different run "
                              f"({ck['fingerprint']}); refusing to resume it with {fingerprint}")
         state, start, curve, elapsed0 = ck["state"], ck["iteration"], ck["curve"], ck["seconds"]

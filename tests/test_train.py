@@ -131,3 +131,22 @@ def test_wgan_clipping_keeps_weights_in_bounds(xp, tmp_path):
     res = _run(xp, tmp_path, 3, method=method)
     for W, b in res.state["critic"]:
         assert np.max(np.abs(to_numpy(W))) <= 0.01 and np.max(np.abs(to_numpy(b))) <= 0.01
+
+
+def test_resume_accepts_a_checkpoint_from_before_a_new_default_field(xp, tmp_path):
+    """A checkpoint written before a config field existed resumes when the field is at its
+    default, and is refused when it is not."""
+    import pickle
+    ck = tmp_path / "g.pkl"
+    full = _run(xp, tmp_path, 6)
+    _run(xp, tmp_path, 3, checkpoint_path=ck)
+    payload = pickle.loads(ck.read_bytes())
+    del payload["fingerprint"]["config"]["data_scale"]          # as written by an older version
+    ck.write_bytes(pickle.dumps(payload))
+    resumed = _run(xp, tmp_path, 6, checkpoint_path=ck, resume=True)
+    _assert_same_params(full.state["gen"], resumed.state["gen"])
+    import dataclasses
+    other = GANMethod(dataclasses.replace(SMALL, data_scale=2.0))
+    ck.write_bytes(pickle.dumps(payload))
+    with pytest.raises(ValueError, match="different run"):
+        _run(xp, tmp_path, 6, method=other, checkpoint_path=ck, resume=True)
