@@ -18,8 +18,9 @@ def _run(opts: RunOptions, dataset):
     iters = opts.iters or (QUICK_ITERS if opts.quick else DEFAULT_ITERS)
     eval_every = iters if opts.quick else 250
     method = GANMethod(cfg)
-    method.name = "wgan-gp"
-    return run_gan(opts, method, dataset, iters=iters, eval_every=eval_every, title=f"WGAN-GP {dataset}")
+    method.name = cfg.objective              # "wgan-gp" unless --objective overrides it
+    return run_gan(opts, method, dataset, iters=iters, eval_every=eval_every,
+                   title=f"{cfg.objective.upper()} {dataset}")
 
 
 def run_grid(opts: RunOptions):
