@@ -17,7 +17,6 @@ import pathlib
 import numpy as np
 
 from refimpl.backend import backend_name, get_namespace, to_numpy
-from refimpl.checkpoint import atomic_write
 from refimpl.image_metrics import image_w1
 from refimpl.images import load_images
 from refimpl.train import GANConfig, GANMethod, train
@@ -97,7 +96,7 @@ def sample_grid_png(path, images, shape, ncol=10):
 
 def run_image_experiment(run: ImageRun, out, resume=False, checkpoint_every=0, progress=True):
     """Train, evaluate and write the outputs of one image-scale run; returns the final metrics."""
-    from toy.common import write_csv, write_json
+    from toy.common import write_csv, write_json, write_npy
     xp = get_namespace(run.backend)
     data, shape = device_dataset(run.dataset, xp, data_dir=run.data_dir, split="train", dtype=run.dtype)
     test, _ = load_images(run.dataset, data_dir=run.data_dir, split="test", limit=run.n_eval)
@@ -128,10 +127,8 @@ def run_image_experiment(run: ImageRun, out, resume=False, checkpoint_every=0, p
                "seconds_per_iteration": round(res.train_seconds / max(res.iterations, 1), 5),
                "image_shape": list(shape), "run": dataclasses.asdict(run), "config": method.config()}
     metrics.pop("iteration", None)
-    buf = __import__("io").BytesIO()
-    np.save(buf, samples)
-    atomic_write(out / "samples.npy", buf.getvalue())
     write_csv(out / "curve.csv", res.curve)
-    write_json(out / "metrics.json", metrics)
     sample_grid_png(out / "samples.png", samples[:100], shape)
+    write_npy(out / "samples.npy", samples)
+    write_json(out / "metrics.json", metrics)        # last: marks a complete set of outputs
     return metrics

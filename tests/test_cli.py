@@ -74,3 +74,13 @@ def test_every_experiment_runs_on_array_api_strict(tmp_path, name):
                  "--out", str(out)]) == 0
     assert (out / "metrics.json").exists()
     assert json.loads((out / "metrics.json").read_text())
+
+
+def test_write_csv_takes_the_union_of_columns(tmp_path):
+    """Curve rows of a run resumed from an older checkpoint lack the newer columns."""
+    import csv
+    from toy.common import write_csv
+    write_csv(tmp_path / "c.csv", [{"iteration": 1, "w1": 2.0}, {"iteration": 2, "train_seconds": 3.0, "w1": 1.5}])
+    rows = list(csv.DictReader(open(tmp_path / "c.csv")))
+    assert list(rows[0]) == ["iteration", "w1", "train_seconds"]
+    assert rows[0]["train_seconds"] == "" and rows[1]["train_seconds"] == "3.0" and rows[1]["w1"] == "1.5"

@@ -56,12 +56,24 @@ def _jsonable(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def write_npy(path, array):
+    """``numpy.save`` to ``path``, atomically."""
+    import io
+
+    import numpy as np
+    buf = io.BytesIO()
+    np.save(buf, array)
+    atomic_write_bytes(path, buf.getvalue())
+
+
 def write_csv(path, rows: list[dict]):
-    """Write a list of dicts (same keys) as CSV, atomically."""
+    """Write a list of dicts as CSV, atomically. The columns are every key that appears, in order
+    of first appearance (rows from a resumed older run may lack newer columns: left empty)."""
     import io
     buf = io.StringIO()
     if rows:
-        w = csv.DictWriter(buf, fieldnames=list(rows[0].keys()))
+        fields = list(dict.fromkeys(k for r in rows for k in r))
+        w = csv.DictWriter(buf, fieldnames=fields, restval="")
         w.writeheader()
         w.writerows(rows)
     atomic_write_bytes(path, buf.getvalue().encode())

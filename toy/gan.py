@@ -16,7 +16,7 @@ from refimpl.backend import backend_name, get_namespace, to_numpy
 from refimpl.metrics import N_EVAL, evaluate
 from refimpl.train import ToyData, train
 
-from .common import RunOptions, plt, write_csv, write_json
+from .common import RunOptions, plt, write_csv, write_json, write_npy
 
 # flags of the command line that override config fields (name in opts.extra -> config field)
 OVERRIDES = ("objective", "lam", "n_critic", "n_gen", "batch_size", "latent_dim", "lr_gen", "lr_critic")
@@ -94,11 +94,12 @@ def run_gan(opts: RunOptions, method, dataset, *, iters, eval_every, title, dtyp
                "backend": opts.backend, "seed": opts.seed, "dtype": dtype, "method": method.name,
                "dataset": dataset, "config": method.config(), **(extra_metrics or {})}
     metrics.pop("iteration", None)
-    np.save(opts.out / "samples.npy", samples)
+    # metrics.json last: its presence marks a complete set of outputs
     write_csv(opts.out / "curve.csv", res.curve)
-    write_json(opts.out / "metrics.json", metrics)
     plot_samples(opts.out / "samples.png", samples, dataset,
-                 f"{title}: {metrics.get('modes')} modes, hq {metrics.get('high_quality', 0):.2f}, "
+                 f"{title}: {metrics.get('modes')} modes, hq {metrics.get('high_quality') or 0:.2f}, "
                  f"W1 {metrics.get('w1', float('nan')):.3f}")
     plot_curves(opts.out / "curves.png", res.curve, title)
+    write_npy(opts.out / "samples.npy", samples)
+    write_json(opts.out / "metrics.json", metrics)
     return metrics
