@@ -64,7 +64,7 @@ from .backend import namespace, scalar
 from .nn import MLP
 from .ot import COSTS, REGS, cost_matrix, density_ratio, dual_objective
 from .optim import make_optimiser
-from .train import GANMethod, config_dict
+from .train import GANMethod
 
 __all__ = ["SWGANConfig", "SWGANMethod", "pairwise_cost", "cost_input_gradient", "generator_objective",
            "dual_loss_grads", "generator_grads", "should_stop"]
@@ -344,15 +344,9 @@ class SWGANMethod(GANMethod):
     def __init__(self, cfg: SWGANConfig = SWGANConfig()):
         if not isinstance(cfg, SWGANConfig):
             raise TypeError(f"SWGANMethod needs an SWGANConfig, got {type(cfg).__name__}")
-        self.cfg = cfg
-        self.gen = MLP((cfg.latent_dim, *cfg.gen_hidden, cfg.data_dim), cfg.gen_activation, cfg.gen_output)
+        self._setup_generator(cfg)
         self.phi_net = MLP((cfg.data_dim, *cfg.potential_hidden, 1), cfg.potential_activation, "linear")
         self.psi_net = MLP((cfg.data_dim, *cfg.potential_hidden, 1), cfg.potential_activation, "linear")
-        self.opt_gen = cfg.make_optimiser(cfg.lr_gen)
-        self.opt_critic = cfg.make_optimiser(cfg.lr_critic)
-
-    def config(self):
-        return config_dict(self.cfg)
 
     def init_state(self, rng, xp, dtype, device=None):
         gp = self.gen.init(rng, xp=xp, dtype=dtype, device=device)

@@ -111,10 +111,16 @@ class GANMethod:
     name = "gan"
 
     def __init__(self, cfg: GANConfig):
-        self.cfg = cfg
+        self._setup_generator(cfg)
         self.objective = Objective(cfg.objective, cfg.lam, cfg.clip)
-        self.gen = MLP((cfg.latent_dim, *cfg.gen_hidden, cfg.data_dim), cfg.gen_activation, cfg.gen_output)
         self.critic = MLP((cfg.data_dim, *cfg.critic_hidden, 1), cfg.critic_activation, "linear")
+
+    def _setup_generator(self, cfg):
+        """The parts every method shares: config, generator spec and both optimisers
+        (``cfg`` needs latent_dim, gen_hidden, data_dim, gen_activation, gen_output,
+        lr_gen, lr_critic and ``make_optimiser``)."""
+        self.cfg = cfg
+        self.gen = MLP((cfg.latent_dim, *cfg.gen_hidden, cfg.data_dim), cfg.gen_activation, cfg.gen_output)
         self.opt_gen = cfg.make_optimiser(cfg.lr_gen)
         self.opt_critic = cfg.make_optimiser(cfg.lr_critic)
 
