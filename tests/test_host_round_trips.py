@@ -1,7 +1,7 @@
 """No host round trips inside an outer step (issue 14, section 2), counted on array_api_strict.
 
 Each ``bool()``, ``float()``, ``int()``, ``__index__``, NumPy conversion or ``to_numpy``
-of a CuPy array is a device synchronisation. :class:`tests.roundtrips.HostRoundTrips`
+of a CuPy array is a device synchronisation. :class:`gpu.counters.HostRoundTrips`
 counts those calls on array_api_strict arrays while one ``outer_step`` of every method
 runs on device-resident data; the target is zero. The logged scalars are moved to the
 host by ``train()`` every ``check_every`` iterations, outside ``outer_step``.
@@ -19,7 +19,7 @@ from refimpl.swgan import SWGANConfig, SWGANMethod
 from refimpl.train import ArrayData, GANConfig, GANMethod
 from refimpl.w1fe import W1FE
 from refimpl.wwgan import WWGANMethod
-from tests.roundtrips import HostRoundTrips
+from gpu.counters import HostRoundTrips
 
 xps = pytest.importorskip("array_api_strict")
 
