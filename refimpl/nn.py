@@ -30,8 +30,13 @@ class Activation(NamedTuple):
     smooth: bool
 
 
+_XP_OF_TYPE = {}
+
+
 def _xp(a):
-    return namespace(a)
+    """``namespace(a)``, memoised per array type (the namespace depends on the type only)."""
+    xp = _XP_OF_TYPE.get(type(a))
+    return xp if xp is not None else _XP_OF_TYPE.setdefault(type(a), namespace(a))
 
 
 def _ind(xp, cond, like):
