@@ -1,27 +1,49 @@
-"""GPU benchmark: refimpl on CuPy against PyTorch CUDA, same run, float32.
+"""GPU benchmark: refimpl on CuPy against PyTorch CUDA, same run, same random numbers, float32.
 
 Workloads: (1) the WGAN-GP critic step of ``toy/bench_engine.py`` (critic on a real
 and a fake batch, gradient penalty through ``input_gradient`` +
 ``input_gradient_vjp``, Adam); (2) a full image-scale WGAN-GP outer iteration (5
 critic steps and 1 generator step) with MLPs ``128-W-W-W-784`` and ``784-W-W-W-1``
-on device-resident data. Batch 64 to 4096, width 512 to 2048. Prints time per step,
-samples per second, the ratio CuPy/PyTorch, and the achieved TFLOP/s against the
-device's measured matrix-product rate. Timing synchronises the device.
+on device-resident data.
 
-    python -m gpu.bench [--quick]
+Like for like: both sides draw their random numbers (batch indices, latent codes,
+penalty weights) on the host from a ``numpy.random.Generator`` and upload them, as
+refimpl does. PyTorch runs with TF32 off (``torch.backends.cuda.matmul.allow_tf32 =
+False``, CuPy's default: full float32 products); separate columns give PyTorch with
+TF32 on and, for the image step, PyTorch drawing on the device (``torch.randn``,
+``torch.randint``). ``ratio`` is refimpl / PyTorch (host RNG, TF32 off): below 1 is
+faster. TFLOP/s counts the nominal matrix-product FLOPs of a step
+(:func:`critic_step_flops`, :func:`image_step_flops`), the same for both sides, and
+``of_peak`` divides by the device's measured float32 matmul rate. Timing synchronises
+the device; the median of ``--repeats`` runs after 3 warm-up runs.
+
+    python -m gpu.bench [--quick] [--repeats R] [--out DIR]
+    python -m gpu.bench --dry-run --out DIR     # NumPy backend, tiny sizes, PyTorch CPU peer if installed
+
+``--out`` writes ``bench.json`` (``{"meta": ..., "rows": [...]}``) and ``bench.csv``
+(one row per workload, batch and width, the meta fields as leading columns): device
+name, driver and CUDA versions, library versions, the settings.
 """
 from __future__ import annotations
 
 import argparse
+import csv
+import json
+import pathlib
+import platform
 import statistics
+import subprocess
 import time
 
 import numpy as np
 
+from refimpl.backend import backend_name, from_host, get_namespace, synchronize
 from refimpl.train import ArrayData, GANConfig, GANMethod
-from toy.bench_engine import refimpl_step_fn, torch_mlp, torch_step_fn, torch_wgan_gp_critic_update
+from toy.bench_engine import refimpl_step_fn, torch_mlp, torch_wgan_gp_critic_update
 
 from . import require_cupy
+
+DATA_DIM, LATENT = 784, 128
 
 
 def _timer(sync):
@@ -39,95 +61,286 @@ def _timer(sync):
     return median_time
 
 
-def matmul_rate(xp, sync, n=4096):
+def matmul_rate(xp, sync, n=4096, repeats=10):
     """Measured float32 matrix-product rate of the device (FLOP/s)."""
-    a = xp.asarray(np.random.default_rng(0).standard_normal((n, n)), dtype=xp.float32)
-    t = _timer(sync)(lambda: a @ a, 10)
+    a = from_host(np.random.default_rng(0).standard_normal((n, n)), xp, "float32")
+    t = _timer(sync)(lambda: a @ a, repeats)
     return 2 * n ** 3 / t
 
 
+def _mlp_flops_per_row(sizes):
+    return sum(2 * a * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
 def critic_step_flops(sizes, batch):
-    """Matrix-product FLOPs of one WGAN-GP critic step (forward 2B, backward 2B, GP on B)."""
-    per_row = sum(2 * a * b for a, b in zip(sizes[:-1], sizes[1:]))
-    return per_row * (2 * batch * 3 + batch * 4)
+    """Matrix-product FLOPs of one WGAN-GP critic step (forward and backward on 2B, GP on B)."""
+    return _mlp_flops_per_row(sizes) * (2 * batch * 3 + batch * 4)
 
 
-def refimpl_image_step(xp, width, batch, data_dim=784, latent=128):
-    cfg = GANConfig(data_dim=data_dim, latent_dim=latent, gen_hidden=(width,) * 3, critic_hidden=(width,) * 3,
+def image_step_flops(width, batch, data_dim=DATA_DIM, latent=LATENT):
+    """Nominal matrix-product FLOPs of one image-scale outer iteration (5 critic + 1 generator step).
+
+    Critic step: ``G`` forward on B, then :func:`critic_step_flops`. Generator step:
+    ``G`` forward and backward (3 passes), ``D`` forward and input backward (2 passes).
+    """
+    g = _mlp_flops_per_row((latent, width, width, width, data_dim))
+    d = (data_dim, width, width, width, 1)
+    critic = g * batch + critic_step_flops(d, batch)
+    return 5 * critic + 3 * g * batch + 2 * _mlp_flops_per_row(d) * batch
+
+
+# ----------------------------------------------------------------------------- the two sides
+def refimpl_image_step(xp, width, batch, seed=0, n_data=10_000):
+    """One refimpl outer iteration (closure) on device-resident data; host RNG as in training."""
+    cfg = GANConfig(data_dim=DATA_DIM, latent_dim=LATENT, gen_hidden=(width,) * 3, critic_hidden=(width,) * 3,
                     batch_size=batch)
     method = GANMethod(cfg)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     st = {"s": method.init_state(rng, xp, "float32")}
-    data = ArrayData(xp.asarray(rng.uniform(-1, 1, (10_000, data_dim)), dtype=xp.float32))
+    data = ArrayData(from_host(rng.uniform(-1, 1, (n_data, DATA_DIM)), xp, "float32"))
 
     def step():
         st["s"], _ = method.outer_step(st["s"], rng, data)
     return step
 
 
-def torch_image_step(torch, width, batch, data_dim=784, latent=128):
-    dev = torch.device("cuda")
-    G = torch_mlp(torch, (latent, width, width, width, data_dim), device=dev)
-    D = torch_mlp(torch, (data_dim, width, width, width, 1), device=dev)
+class _TorchDraws:
+    """The peer's random numbers: host ``numpy`` draws uploaded (like refimpl), or ``torch`` on the device."""
+
+    def __init__(self, torch, dev, on_device, seed=0):
+        self.torch, self.dev, self.on_device = torch, dev, on_device
+        self.rng = np.random.default_rng(seed)
+
+    def _up(self, a, dtype):
+        return self.torch.as_tensor(a, dtype=dtype).to(self.dev)
+
+    def normal(self, n, d):
+        t = self.torch
+        return t.randn(n, d, device=self.dev) if self.on_device else self._up(self.rng.standard_normal((n, d)), t.float32)
+
+    def uniform01(self, n, d):
+        t = self.torch
+        return t.rand(n, d, device=self.dev) if self.on_device else self._up(self.rng.uniform(size=(n, d)), t.float32)
+
+    def indices(self, high, n):
+        t = self.torch
+        return t.randint(0, high, (n,), device=self.dev) if self.on_device else self._up(self.rng.integers(0, high, n), t.int64)
+
+
+def torch_critic_step(torch, sizes, batch, dev, seed=0):
+    """The critic step in PyTorch with host-drawn, uploaded penalty weights (refimpl's random source)."""
+    torch.manual_seed(seed)
+    draws = _TorchDraws(torch, dev, on_device=False, seed=seed)
+    critic = torch_mlp(torch, sizes, torch.float32, dev)
+    opt = torch.optim.Adam(critic.parameters(), lr=1e-4, betas=(0.5, 0.9))
+    real, fake = draws.normal(batch, sizes[0]), draws.normal(batch, sizes[0])
+    return lambda: torch_wgan_gp_critic_update(torch, critic, opt, real, fake, eps=draws.uniform01(batch, 1))
+
+
+def torch_image_step(torch, width, batch, dev, on_device_rng=False, seed=0, n_data=10_000):
+    """The image-scale outer iteration in PyTorch; ``on_device_rng`` draws with torch on the device."""
+    torch.manual_seed(seed)
+    draws = _TorchDraws(torch, dev, on_device_rng, seed)
+    G = torch_mlp(torch, (LATENT, width, width, width, DATA_DIM), torch.float32, dev)
+    D = torch_mlp(torch, (DATA_DIM, width, width, width, 1), torch.float32, dev)
     og = torch.optim.Adam(G.parameters(), lr=1e-4, betas=(0.5, 0.9))
     od = torch.optim.Adam(D.parameters(), lr=1e-4, betas=(0.5, 0.9))
-    data = torch.rand(10_000, data_dim, device=dev) * 2 - 1
+    data = draws._up(np.random.default_rng(seed).uniform(-1, 1, (n_data, DATA_DIM)), torch.float32)
 
     def step():
         for _ in range(5):
-            real = data[torch.randint(0, data.shape[0], (batch,), device=dev)]
+            real = data[draws.indices(n_data, batch)]
             with torch.no_grad():
-                fake = G(torch.randn(batch, latent, device=dev))
-            torch_wgan_gp_critic_update(torch, D, od, real, fake)
+                fake = G(draws.normal(batch, LATENT))
+            torch_wgan_gp_critic_update(torch, D, od, real, fake, eps=draws.uniform01(batch, 1))
         og.zero_grad(set_to_none=True)
-        (-D(G(torch.randn(batch, latent, device=dev))).mean()).backward()
+        (-D(G(draws.normal(batch, LATENT))).mean()).backward()
         og.step()
     return step
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--repeats", type=int, default=None)
-    args = ap.parse_args(argv)
-    xp = require_cupy()
-    import cupy
+def _set_tf32(torch, on):
+    torch.backends.cuda.matmul.allow_tf32 = on
+    torch.set_float32_matmul_precision("high" if on else "highest")
+
+
+# ----------------------------------------------------------------------------- environment
+def _version(mod):
     try:
-        import torch
-    except ImportError:
-        raise SystemExit("the peer needs PyTorch with CUDA: pip install torch (never a refimpl dependency)")
-    if not torch.cuda.is_available():
-        raise SystemExit("PyTorch sees no CUDA device: install a CUDA build of torch for the peer")
-    sync_c = cupy.cuda.Device().synchronize
-    sync_t = torch.cuda.synchronize
-    timed_c, timed_t = _timer(sync_c), _timer(sync_t)
-    repeats = args.repeats or (5 if args.quick else 20)
-    peak = matmul_rate(xp, sync_c)
-    print(f"device: {cupy.cuda.runtime.getDeviceProperties(0)['name'].decode()}; "
-          f"measured float32 matmul {peak / 1e12:.1f} TFLOP/s (4096^3)")
-    batches = (64, 1024) if args.quick else (64, 256, 1024, 4096)
-    widths = (512, 2048) if args.quick else (512, 1024, 2048)
-    print("\n(1) WGAN-GP critic step, MLP (2, W, W, W, 1), float32")
-    print(f"{'batch':>6} {'width':>6} {'cupy ms':>9} {'torch ms':>9} {'ratio':>6} {'samples/s':>10} {'TFLOP/s':>8} {'of peak':>8}")
+        return __import__(mod).__version__
+    except Exception:
+        return None
+
+
+def environment(xp, torch, dev):
+    """Device name, driver and CUDA versions, library versions (``None`` where not applicable)."""
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        refimpl_version = version("refimpl")
+    except PackageNotFoundError:
+        refimpl_version = None
+    meta = {"backend": backend_name(xp), "device": platform.processor() or platform.machine(), "driver": None,
+            "cuda_driver_api": None, "cuda_runtime": None, "python": platform.python_version(),
+            "numpy": np.__version__, "cupy": _version("cupy"), "torch": None if torch is None else torch.__version__,
+            "torch_cuda": None if torch is None else torch.version.cuda, "refimpl": refimpl_version,
+            "peer": "none" if torch is None else f"torch on {dev}"}
+    if meta["backend"] == "cupy":
+        import cupy
+        rt = cupy.cuda.runtime
+        meta["device"] = rt.getDeviceProperties(cupy.cuda.Device().id)["name"].decode()
+        fmt = lambda v: f"{v // 1000}.{v % 1000 // 10}"
+        meta["cuda_driver_api"], meta["cuda_runtime"] = fmt(rt.driverGetVersion()), fmt(rt.runtimeGetVersion())
+        try:
+            meta["driver"] = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                            capture_output=True, text=True, timeout=20).stdout.split("\n")[0].strip() or None
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return meta
+
+
+def write_results(out, meta, rows):
+    """``bench.json`` and ``bench.csv`` in ``out`` (created)."""
+    out = pathlib.Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    keys = list(meta) + sorted({k for r in rows for k in r}, key=lambda k: (k not in ROW_KEYS, ROW_KEYS.index(k)
+                                                                                 if k in ROW_KEYS else k))
+    with open(out / "bench.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        for r in rows:
+            w.writerow({**meta, **r})
+
+
+ROW_KEYS = ["workload", "batch", "width", "refimpl_ms", "torch_ms", "ratio", "torch_tf32_ms", "ratio_tf32",
+            "torch_device_rng_ms", "ratio_device_rng", "samples_per_s", "tflops_refimpl", "tflops_torch",
+            "of_peak"]
+
+
+# ----------------------------------------------------------------------------- the run
+def _ms(t):
+    return None if t is None else round(t * 1e3, 4)
+
+
+def _ratio(a, b):
+    return None if a is None or b is None else round(a / b, 4)
+
+
+def _fmt(v, spec):
+    return f"{'-':>{spec.split('.')[0]}}" if v is None else format(v, spec)
+
+
+def run(xp, torch, dev, batches, widths, repeats, peak, say=print):
+    """Time both workloads for every (batch, width); returns the rows (dicts)."""
+    sync_x = lambda: synchronize(xp)
+    sync_t = (lambda: torch.cuda.synchronize()) if (torch is not None and dev == "cuda") else (lambda: None)
+    tx, tt = _timer(sync_x), _timer(sync_t)
+    gpu = dev == "cuda"
+
+    def peer(make):
+        if torch is None:
+            return None, None
+        if gpu:
+            _set_tf32(torch, False)
+        t_off = tt(make(), repeats)
+        t_on = None
+        if gpu:
+            _set_tf32(torch, True)
+            t_on = tt(make(), repeats)
+            _set_tf32(torch, False)
+        return t_off, t_on
+
+    rows = []
+    head = (f"{'batch':>6} {'width':>6} {'refimpl ms':>10} {'torch ms':>9} {'ratio':>6} {'tf32 ms':>8} "
+            f"{'dev-rng ms':>10} {'samples/s':>10} {'TFLOP/s':>8} {'of peak':>8}")
+    say("\n(1) WGAN-GP critic step, MLP (2, W, W, W, 1), float32")
+    say(head)
     for b in batches:
         for w in widths:
             sizes = (2, w, w, w, 1)
-            tc = timed_c(refimpl_step_fn(sizes, b, "float32", xp=xp), repeats)
-            tt = timed_t(torch_step_fn(sizes, b, "float32", device="cuda"), repeats)
-            fl = critic_step_flops(sizes, b)
-            print(f"{b:6d} {w:6d} {tc * 1e3:9.3f} {tt * 1e3:9.3f} {tc / tt:6.2f} {b / tc:10.0f} "
-                  f"{fl / tc / 1e12:8.2f} {fl / tc / peak:8.1%}")
-    print("\n(2) image-scale WGAN-GP outer iteration (5 critic + 1 generator step), 128-W-W-W-784 / 784-W-W-W-1")
-    print(f"{'batch':>6} {'width':>6} {'cupy ms':>9} {'torch ms':>9} {'ratio':>6} {'samples/s':>10}")
+            tr = tx(refimpl_step_fn(sizes, b, "float32", xp=xp), repeats)
+            t_off, t_on = peer(lambda: torch_critic_step(torch, sizes, b, dev))
+            rows.append(_row("critic", b, w, tr, t_off, t_on, None, b / tr, critic_step_flops(sizes, b), peak))
+            say(_line(rows[-1]))
+    say("\n(2) image-scale WGAN-GP outer iteration (5 critic + 1 generator step), "
+        f"{LATENT}-W-W-W-{DATA_DIM} / {DATA_DIM}-W-W-W-1, float32")
+    say(head)
+    r_img = max(3, repeats // 4)
     for b in batches:
         for w in widths:
-            tc = timed_c(refimpl_image_step(xp, w, b), max(3, repeats // 4))
-            tt = timed_t(torch_image_step(torch, w, b), max(3, repeats // 4))
-            print(f"{b:6d} {w:6d} {tc * 1e3:9.3f} {tt * 1e3:9.3f} {tc / tt:6.2f} {6 * b / tc:10.0f}")
+            tr = tx(refimpl_image_step(xp, w, b), r_img)
+            t_off, t_on = peer(lambda: torch_image_step(torch, w, b, dev))
+            t_dev = None
+            if torch is not None:
+                t_dev = tt(torch_image_step(torch, w, b, dev, on_device_rng=True), r_img)
+            rows.append(_row("image", b, w, tr, t_off, t_on, t_dev, 6 * b / tr, image_step_flops(w, b), peak))
+            say(_line(rows[-1]))
+    return rows
+
+
+def _row(workload, b, w, tr, t_off, t_on, t_dev, sps, flops, peak):
+    return {"workload": workload, "batch": b, "width": w, "refimpl_ms": _ms(tr), "torch_ms": _ms(t_off),
+            "ratio": _ratio(tr, t_off), "torch_tf32_ms": _ms(t_on), "ratio_tf32": _ratio(tr, t_on),
+            "torch_device_rng_ms": _ms(t_dev), "ratio_device_rng": _ratio(tr, t_dev),
+            "samples_per_s": round(sps, 1), "tflops_refimpl": round(flops / tr / 1e12, 4),
+            "tflops_torch": None if t_off is None else round(flops / t_off / 1e12, 4),
+            "of_peak": round(flops / tr / peak, 4)}
+
+
+def _line(r):
+    return (f"{r['batch']:6d} {r['width']:6d} {_fmt(r['refimpl_ms'], '10.3f')} {_fmt(r['torch_ms'], '9.3f')} "
+            f"{_fmt(r['ratio'], '6.2f')} {_fmt(r['torch_tf32_ms'], '8.3f')} {_fmt(r['torch_device_rng_ms'], '10.3f')} "
+            f"{r['samples_per_s']:10.0f} {r['tflops_refimpl']:8.3f} {r['of_peak']:8.1%}")
+
+
+def _torch_peer(gpu):
+    try:
+        import torch
+    except ImportError:
+        if gpu:
+            raise SystemExit("the peer needs PyTorch with CUDA: pip install torch (never a refimpl dependency)")
+        return None
+    if gpu and not torch.cuda.is_available():
+        raise SystemExit("PyTorch sees no CUDA device: install a CUDA build of torch for the peer")
+    return torch
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="batches 64 and 1024, widths 512 and 1024, 5 repeats")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="NumPy backend, batch 8, width 16, 2 repeats (checks the script, measures nothing useful)")
+    ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--out", default=None, help="folder for bench.json and bench.csv")
+    args = ap.parse_args(argv)
+    if args.repeats is not None and args.repeats < 1:
+        ap.error("--repeats must be >= 1")
+    if args.dry_run:
+        xp, dev = get_namespace("numpy"), "cpu"
+        batches, widths, repeats, n_peak = (8,), (16,), args.repeats or 2, 256
+    else:
+        xp, dev = require_cupy(), "cuda"
+        batches = (64, 1024) if args.quick else (64, 256, 1024, 4096)
+        widths = (512, 1024) if args.quick else (512, 1024, 2048)
+        repeats, n_peak = args.repeats or (5 if args.quick else 20), 4096
+    torch = _torch_peer(dev == "cuda")
+    meta = environment(xp, torch, dev)
+    peak = matmul_rate(xp, lambda: synchronize(xp), n_peak, 3 if args.dry_run else 10)
+    meta.update({"dtype": "float32", "random_source": "host numpy Generator, uploaded (both sides)",
+                 "torch_tf32": "off in torch_ms; on in torch_tf32_ms", "repeats": repeats,
+                 "matmul_peak_tflops": round(peak / 1e12, 4), "matmul_peak_n": n_peak, "dry_run": args.dry_run})
+    print(f"device: {meta['device']} (driver {meta['driver']}, CUDA runtime {meta['cuda_runtime']}); "
+          f"cupy {meta['cupy']}, torch {meta['torch']}, numpy {meta['numpy']}; "
+          f"measured float32 matmul {peak / 1e12:.2f} TFLOP/s ({n_peak}^3)")
+    rows = run(xp, torch, dev, batches, widths, repeats, peak)
+    if args.out:
+        write_results(args.out, meta, rows)
+        print(f"\nwrote {pathlib.Path(args.out) / 'bench.json'} and bench.csv")
+    return 0
 
 
 if __name__ == "__main__":
     try:
-        main()
+        raise SystemExit(main())
     except RuntimeError as e:
         raise SystemExit(f"error: {e}")

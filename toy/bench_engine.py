@@ -93,12 +93,15 @@ def torch_mlp(torch, sizes, dtype=None, device="cpu"):
     return torch.nn.Sequential(*layers).to(device=device, dtype=dtype)
 
 
-def torch_wgan_gp_critic_update(torch, critic, opt, real, fake):
-    """The peer's WGAN-GP critic update: autograd.grad(create_graph=True), then Adam."""
+def torch_wgan_gp_critic_update(torch, critic, opt, real, fake, eps=None):
+    """The peer's WGAN-GP critic update: autograd.grad(create_graph=True), then Adam.
+
+    ``eps`` (B, 1): the interpolation weights; default: drawn with ``torch.rand`` on the device.
+    """
     batch = real.shape[0]
     opt.zero_grad(set_to_none=True)
     scores = critic(torch.cat([real, fake]))
-    eps = torch.rand(batch, 1, dtype=real.dtype, device=real.device)
+    eps = torch.rand(batch, 1, dtype=real.dtype, device=real.device) if eps is None else eps
     x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
     (g,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
     gp = 10.0 * ((g.norm(dim=1) - 1) ** 2).mean()
