@@ -12,7 +12,7 @@ refimpl does. PyTorch runs with TF32 off (``torch.backends.cuda.matmul.allow_tf3
 False``, CuPy's default: full float32 products); separate columns give PyTorch with
 TF32 on and, for the image step, PyTorch drawing on the device (``torch.randn``,
 ``torch.randint``). ``ratio`` is refimpl / PyTorch (host RNG, TF32 off): below 1 is
-faster. TFLOP/s counts the nominal matrix-product FLOPs of a step
+faster. TFLOP/s counts the matrix-product FLOPs of refimpl's step
 (:func:`critic_step_flops`, :func:`image_step_flops`), the same for both sides, and
 ``of_peak`` divides by the device's measured float32 matmul rate. Timing synchronises
 the device; the median of ``--repeats`` runs after 3 warm-up runs.
@@ -39,7 +39,7 @@ import numpy as np
 
 from refimpl.backend import backend_name, from_host, get_namespace, synchronize
 from refimpl.train import ArrayData, GANConfig, GANMethod
-from toy.bench_engine import refimpl_step_fn, torch_mlp, torch_wgan_gp_critic_update
+from toy.bench_engine import matmul_shapes, refimpl_step_fn, torch_mlp, torch_wgan_gp_critic_update
 
 from . import require_cupy
 
@@ -68,25 +68,33 @@ def matmul_rate(xp, sync, n=4096, repeats=10):
     return 2 * n ** 3 / t
 
 
-def _mlp_flops_per_row(sizes):
-    return sum(2 * a * b for a, b in zip(sizes[:-1], sizes[1:]))
+def _forward(sizes, n):
+    return [(n, a, b) for a, b in zip(sizes[:-1], sizes[1:])]
 
 
 def critic_step_flops(sizes, batch):
-    """Matrix-product FLOPs of one WGAN-GP critic step (forward and backward on 2B, GP on B)."""
-    return _mlp_flops_per_row(sizes) * (2 * batch * 3 + batch * 4)
+    """Matrix-product FLOPs of one WGAN-GP critic step (``toy.bench_engine.matmul_shapes``)."""
+    return sum(2 * m * k * n for m, k, n in matmul_shapes(sizes, batch))
+
+
+def image_step_shapes(width, batch, data_dim=DATA_DIM, latent=LATENT):
+    """``(m, k, n)`` of every matrix product of one image-scale outer iteration (5 critic + 1 generator step).
+
+    Critic step: ``G`` forward on B, then the critic step's products. Generator step:
+    ``G`` forward, ``D`` forward, ``D`` backward to its input (no weight gradients),
+    ``G`` backward (weight gradients, and input gradients except at the latent layer).
+    """
+    g = (latent, width, width, width, data_dim)
+    d = (data_dim, width, width, width, 1)
+    critic = _forward(g, batch) + matmul_shapes(d, batch)
+    gen = (_forward(g, batch) + _forward(d, batch) + [(n, b, a) for n, a, b in _forward(d, batch)]
+           + [(a, batch, b) for _, a, b in _forward(g, batch)] + [(batch, b, a) for _, a, b in _forward(g, batch)[1:]])
+    return 5 * critic + gen
 
 
 def image_step_flops(width, batch, data_dim=DATA_DIM, latent=LATENT):
-    """Nominal matrix-product FLOPs of one image-scale outer iteration (5 critic + 1 generator step).
-
-    Critic step: ``G`` forward on B, then :func:`critic_step_flops`. Generator step:
-    ``G`` forward and backward (3 passes), ``D`` forward and input backward (2 passes).
-    """
-    g = _mlp_flops_per_row((latent, width, width, width, data_dim))
-    d = (data_dim, width, width, width, 1)
-    critic = g * batch + critic_step_flops(d, batch)
-    return 5 * critic + 3 * g * batch + 2 * _mlp_flops_per_row(d) * batch
+    """Matrix-product FLOPs of one image-scale outer iteration (:func:`image_step_shapes`)."""
+    return sum(2 * m * k * n for m, k, n in image_step_shapes(width, batch, data_dim, latent))
 
 
 # ----------------------------------------------------------------------------- the two sides

@@ -1,0 +1,140 @@
+"""gpu.verify (dry run), gpu.bench's FLOP count and output files, the per-test time limit, gpu.launches.
+
+The dry run is the GPU verification script with the NumPy backend and tiny sizes: it
+runs in every CI run so the script cannot rot before a GPU runs it (docs/gpu.md).
+"""
+import collections
+import csv
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def _fake_wheel(folder):
+    """A minimal valid wheel (one empty module), enough for ``pip install --dry-run --no-index``."""
+    folder.mkdir()
+    path = folder / "verifyprobe-1.0-py3-none-any.whl"
+    info = "verifyprobe-1.0.dist-info"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("verifyprobe.py", "")
+        z.writestr(f"{info}/METADATA", "Metadata-Version: 2.1\nName: verifyprobe\nVersion: 1.0\n")
+        z.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        z.writestr(f"{info}/RECORD", f"verifyprobe.py,,\n{info}/METADATA,,\n{info}/WHEEL,,\n{info}/RECORD,,\n")
+    return folder
+
+
+def test_verify_dry_run_writes_logs_junit_and_benchmark(tmp_path):
+    pytest.importorskip("sklearn", reason="the train step uses the offline digits data (scikit-learn)")
+    from gpu.verify import main
+    out = tmp_path / "verify"
+    assert main(["--dry-run", "--out", str(out), "--wheels", str(_fake_wheel(tmp_path / "wheels"))]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["ok"] and s["dry_run"]
+    assert [r["step"] for r in s["steps"]] == ["install", "environment", "tests", "train", "bench"]
+    assert all(r["status"] == "passed" for r in s["steps"])
+    install = s["steps"][0]["command"]
+    assert "--no-index" in install and "--dry-run" in install and "verifyprobe-1.0-py3-none-any.whl" in install
+    assert "verifyprobe" in (out / "install.log").read_text()
+    assert s["steps"][2]["junit"] == {"tests": 2, "failures": 0, "errors": 0, "skipped": 0}
+    env = json.loads((out / "environment.json").read_text())
+    assert env["numpy"] == np.__version__ and "nvidia_smi" in env
+    m = json.loads((out / "train" / "metrics.json").read_text())
+    assert m["iterations"] == 3 and np.isfinite(m["w1_pixels"])
+    b = json.loads((out / "bench" / "bench.json").read_text())
+    assert b["meta"]["backend"] == "numpy" and b["meta"]["dry_run"] is True
+    for key in ("device", "driver", "cuda_runtime", "numpy", "cupy", "torch", "refimpl", "random_source"):
+        assert key in b["meta"]
+    assert {r["workload"] for r in b["rows"]} == {"critic", "image"}
+    for r in b["rows"]:
+        assert r["refimpl_ms"] > 0 and r["tflops_refimpl"] > 0
+    with open(out / "bench" / "bench.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 and rows[0]["backend"] == "numpy" and rows[0]["device"] and "tflops_refimpl" in rows[0]
+
+
+def test_verify_refuses_bad_folders(tmp_path, capsys):
+    from gpu.verify import main
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit) as e:
+        main(["--dry-run", "--out", str(tmp_path / "o"), "--wheels", str(tmp_path / "empty")])
+    assert e.value.code == 2 and "no .whl files" in capsys.readouterr().err
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("a user's file")
+    with pytest.raises(SystemExit) as e:
+        main(["--dry-run", "--out", str(tmp_path / "full")])
+    assert e.value.code == 2 and "not empty" in capsys.readouterr().err
+    assert (tmp_path / "full" / "keep.txt").read_text() == "a user's file"
+
+
+def test_step_past_its_limit_is_stopped_and_reported(tmp_path):
+    from gpu.verify import run_step
+    rec = run_step("sleep", [sys.executable, "-c", "import time; print('started', flush=True); time.sleep(60)"],
+                   tmp_path, 1.5)
+    assert rec["status"] == "timeout" and 1.5 <= rec["seconds"] < 30
+    assert "started" in (tmp_path / "sleep.log").read_text()
+    assert run_step("quick", [sys.executable, "-c", "pass"], tmp_path, 30)["status"] == "passed"
+    assert run_step("bad", [sys.executable, "-c", "raise SystemExit(3)"], tmp_path, 30)["rc"] == 3
+
+
+def test_per_test_time_limit_plugin(tmp_path):
+    (tmp_path / "test_sleepy.py").write_text("import time\n\ndef test_sleeps():\n    time.sleep(30)\n\n"
+                                            "def test_quick():\n    pass\n")
+    env = {**os.environ, "REFIMPL_TEST_TIMEOUT": "1", "PYTHONPATH": str(ROOT)}
+    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "gpu.timeouts", "-p", "no:cacheprovider",
+                        str(tmp_path / "test_sleepy.py")], capture_output=True, text=True, env=env, cwd=tmp_path,
+                       timeout=60)
+    assert p.returncode == 1, p.stdout
+    assert "1 failed, 1 passed" in p.stdout and "ran past the per-test limit of 1 s" in p.stdout
+
+
+def test_image_step_flops_count_the_products_refimpl_makes():
+    """Every matrix product of one refimpl outer step, counted on array_api_strict, against the formula."""
+    xps = pytest.importorskip("array_api_strict")
+    from gpu.bench import image_step_flops, image_step_shapes
+    from refimpl.backend import from_host
+    from refimpl.train import ArrayData, GANConfig, GANMethod
+    width, batch, d, latent = 6, 5, 7, 3
+    A = type(xps.asarray(0.0))
+    seen = []
+    orig = A.__matmul__
+
+    def counted(a, b):
+        seen.append((a.shape[0], a.shape[1], b.shape[1]))
+        return orig(a, b)
+    cfg = GANConfig(data_dim=d, latent_dim=latent, gen_hidden=(width,) * 3, critic_hidden=(width,) * 3,
+                    batch_size=batch)
+    m = GANMethod(cfg)
+    rng = np.random.default_rng(0)
+    data = ArrayData(from_host(rng.uniform(-1, 1, (50, d)), xps, "float32"))
+    state = m.init_state(rng, xps, "float32")
+    A.__matmul__ = counted
+    try:
+        m.outer_step(state, rng, data)
+    finally:
+        A.__matmul__ = orig
+    # products with a unit dimension (the critic's 1-wide output) refimpl may do by broadcasting instead
+    full = lambda shapes: collections.Counter(s for s in shapes if 1 not in s)
+    assert len(seen) > 100 and full(seen) == full(image_step_shapes(width, batch, d, latent))
+    got = sum(2 * a * b * c for a, b, c in seen)
+    unit = sum(2 * a * b * c for a, b, c in image_step_shapes(width, batch, d, latent) if 1 in (a, b, c))
+    assert abs(image_step_flops(width, batch, d, latent) - got) <= unit
+
+
+def test_launch_counts_script(tmp_path, capsys):
+    pytest.importorskip("array_api_strict")
+    from gpu.launches import main
+    assert main(["--methods", "wgan-gp,swgan", "--top", "2", "--out", str(tmp_path)]) == 0
+    rows = {r["method"]: r for r in json.loads((tmp_path / "launches.json").read_text())["rows"]}
+    assert rows["wgan-gp"]["arrays"] > 100 and rows["wgan-gp"]["namespace"] > 0
+    assert rows["swgan"]["arrays"] > rows["wgan-gp"]["arrays"]
+    assert "top namespace() sites" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["--methods", "nope"])
