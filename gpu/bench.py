@@ -211,8 +211,8 @@ def write_results(out, meta, rows):
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    keys = list(meta) + sorted({k for r in rows for k in r}, key=lambda k: (k not in ROW_KEYS, ROW_KEYS.index(k)
-                                                                                 if k in ROW_KEYS else k))
+    present = {k for r in rows for k in r}
+    keys = list(meta) + [k for k in ROW_KEYS if k in present] + sorted(present - set(ROW_KEYS))
     with open(out / "bench.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()

@@ -40,7 +40,7 @@ PY = sys.executable
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 # step -> share of the budget it may use at most (the rest of the budget always caps it too)
 LIMITS = {"install": 60, "environment": 30, "tests": 210, "train": 60, "bench": 150}
-GPU_TESTS = ["-m", "not slow", "-k", "cupy or gpu"]
+GPU_TESTS = ["-m", "not slow", "-k", "(cupy or gpu) and not verify"]
 DRY_TESTS = ["tests/test_gpu.py", "-k", "synchronize or imports_without_cupy"]
 LIBRARIES = ("refimpl", "numpy", "scipy", "cupy-cuda13x", "cupy-cuda12x", "torch", "array-api-compat",
              "array-api-strict", "POT", "hypothesis", "pytest", "scikit-learn", "matplotlib", "pillow")
