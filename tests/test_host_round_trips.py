@@ -78,3 +78,18 @@ def test_outer_step_makes_no_host_round_trip(name):
         state, logs = method.outer_step(state, rng, data)
     assert logs and all(np.isfinite(scalar(v)) for v in logs.values())   # the step did run
     assert rt.total == 0, f"{name} outer step: {rt.report()}"
+
+
+def test_train_moves_only_the_logged_scalars_every_check_every():
+    """The round trips of a whole run are the logged losses, moved every ``check_every`` iterations."""
+    from refimpl.train import train
+    method = METHODS["wgan-gp"]()
+    data = ArrayData(from_host(np.random.default_rng(1).uniform(-1, 1, (64, 2)), xps, "float32"))
+    with HostRoundTrips() as rt:
+        res = train(method, data, xp=xps, iters=6, check_every=3, progress=False)
+    _, logs = method.outer_step(method.init_state(np.random.default_rng(2), xps, "float32"),
+                                np.random.default_rng(3), data)
+    assert res.iterations == 6 and logs
+    # two checks (iterations 3 and 6), at most one round trip per logged scalar each
+    assert 2 <= rt.total <= 2 * len(logs), rt.report()
+    assert all(site.startswith("train.py") for site in rt.by_site), rt.report()
