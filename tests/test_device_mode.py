@@ -64,3 +64,13 @@ def test_backend_specs():
     assert isinstance(make_xp("array_api_strict:device2"), DeviceNamespace)
     with pytest.raises(ValueError, match="not a valid choice"):
         make_xp("array_api_strict:gpu7")
+
+
+def test_gpu_data_stays_on_the_requested_device():
+    pytest.importorskip("sklearn", reason="the offline digits data needs scikit-learn")
+    from gpu.data import device_dataset, noise
+    data, shape = device_dataset("digits", xps, device=DEV1, limit=50)
+    batch = data.sample(np.random.default_rng(0), 8)
+    z = noise(np.random.default_rng(1), 8, 3, batch)
+    assert shape == (1, 8, 8) and data.array.device == DEV1
+    assert batch.device == DEV1 and batch.shape == (8, 64) and z.device == DEV1 and z.dtype == xps.float32
