@@ -22,7 +22,7 @@ the exact W1 and W2 (:func:`refimpl.metrics.evaluate`). ``--quick``: 5 iteration
 dual steps, 300 evaluation samples, WGAN-GP 5 iterations (not time-matched).
 
 Outputs in ``--out``: ``swgan-seedS/`` and ``wgan-gp-seedS/`` (``metrics.json``,
-``curve.csv``, ``samples.npy``, ``samples.png``, ``curves.png``, ``checkpoint.pkl``;
+``curve.csv``, ``samples.npy``, ``samples.png``, ``curves.png``, ``checkpoint.npz``;
 WGAN-GP also ``budget.json``), ``metrics.json``, ``table.md`` and ``comparison.png``
 (final samples side by side, first seed).
 """
@@ -34,14 +34,15 @@ import time
 
 import numpy as np
 
-from refimpl.backend import backend_name, get_namespace, to_numpy
+from refimpl.backend import get_namespace, to_numpy
 from refimpl.checkpoint import load as load_checkpoint
+from refimpl.runs import checkpoint_file, has_checkpoint
 from refimpl.datasets import get_dataset, sample
 from refimpl.metrics import N_EVAL, evaluate, mode_stats, sliced_w1
 from refimpl.swgan import SWGANConfig, SWGANMethod
-from refimpl.train import GANConfig, GANMethod, ToyData, train
+from refimpl.train import GANConfig, GANMethod, ToyData
 
-from .common import RunOptions, plt, write_csv, write_json
+from .common import RunOptions, plt, train_run, write_csv, write_json, write_npy
 from .gan import apply_overrides, eval_samples, plot_curves, plot_samples
 
 DATASET = "grid25"
@@ -99,13 +100,9 @@ def train_and_evaluate(opts: RunOptions, method, *, iters, eval_every, n_eval, t
     the protocol; ``n_eval`` in quick runs). Returns the final metrics.
     """
     xp = get_namespace(opts.backend)
-    opts.out.mkdir(parents=True, exist_ok=True)
-    ck = opts.out / "checkpoint.pkl"
-    if ck.exists() and not opts.resume:
-        raise FileExistsError(f"{ck} exists: pass --resume to continue that run, or choose another --out")
     spent = {"eval": 0.0}
-    if opts.resume and ck.exists():
-        curve = load_checkpoint(ck, np)["curve"]
+    if opts.resume and has_checkpoint(opts.out):
+        curve = load_checkpoint(checkpoint_file(opts.out), np)["curve"]
         spent["eval"] = curve[-1]["eval_seconds"] if curve else 0.0
 
     def eval_fn(state, it):
@@ -123,12 +120,8 @@ def train_and_evaluate(opts: RunOptions, method, *, iters, eval_every, n_eval, t
         return {**m, "eval_seconds": round(spent["eval"], 3)}
 
     data = ToyData(DATASET, xp, "float32", scale=getattr(method.cfg, "data_scale", 1.0))
-    res = train(method, data, xp=xp, dtype="float32", seed=opts.seed, iters=iters,
-                eval_fn=eval_fn, eval_every=eval_every, checkpoint_path=ck,
-                checkpoint_every=opts.checkpoint_every or max(eval_every, 1), resume=opts.resume,
-                check_every=1 if backend_name(xp) != "cupy" else 50)
-    if res.interrupted:
-        raise KeyboardInterrupt
+    res = train_run(opts, method, data, dataset=DATASET, xp=xp, dtype="float32", iters=iters, eval_fn=eval_fn,
+                    eval_every=eval_every, run_info={"n_eval": n_eval})
     for row in res.curve:
         row["train_seconds"] = round(row["seconds"] - row["eval_seconds"], 3)
     fin = res.curve[-1]
@@ -138,7 +131,7 @@ def train_and_evaluate(opts: RunOptions, method, *, iters, eval_every, n_eval, t
     metrics.update({"seconds": round(res.seconds, 2), "iterations": res.iterations, "n_eval": n_eval,
                     "backend": opts.backend, "seed": opts.seed, "dtype": "float32", "method": method.name,
                     "dataset": DATASET, "config": method.config()})
-    np.save(opts.out / "samples.npy", samples)
+    write_npy(opts.out / "samples.npy", samples)
     write_csv(opts.out / "curve.csv", res.curve)
     write_json(opts.out / "metrics.json", metrics)
     plot_samples(opts.out / "samples.png", samples, DATASET,
@@ -163,7 +156,7 @@ def run(opts: RunOptions):
         o = dataclasses.replace(opts, out=opts.out / f"swgan-seed{seed}", seed=seed)
         ms = train_and_evaluate(o, sw, iters=iters, eval_every=max(1, iters // 10), n_eval=n_eval,
                                 title=f"SWGAN d={latent} seed {seed}")
-        st = load_checkpoint(o.out / "checkpoint.pkl", np)["state"]
+        st = load_checkpoint(checkpoint_file(o.out), np)["state"]
         rows.append({"seed": seed, **_row("SWGAN", ms, dual_steps=round(st["dual_steps"] / st["outer"], 2))})
 
         # WGAN-GP with the same training wall-clock (iteration count fixed once, kept for --resume)
