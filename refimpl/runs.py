@@ -214,10 +214,17 @@ def claim_output(out, experiment, resume) -> bool:
         raise OutputError(f"{out} is not empty (it holds {who}); choose another --out")
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    if owner is None:
-        from .outputs import write_json
-        write_json(out / MARKER, {"experiment": experiment})
+    if not contents:
+        _mark(out, experiment)
     return created
+
+
+def _mark(out, experiment):
+    """Record ``experiment`` as the owner of ``out`` (a folder without a marker is adopted only
+    after a successful run, so a refused resume leaves it as it was)."""
+    if _owner(out) is None:
+        from .outputs import write_json
+        write_json(pathlib.Path(out) / MARKER, {"experiment": experiment})
 
 
 def _only_marker(out: pathlib.Path):
@@ -350,6 +357,7 @@ def execute(run: Callable, opts: RunOptions, *, resume_command: str, stream=None
         created = claim_output(out, opts.experiment, opts.resume)
         with interrupts(), blas_threads(threads, required=opts.threads is not None) as applied:
             metrics = run(dataclasses.replace(opts, threads=threads))
+        _mark(out, opts.experiment)
         _record(out, {"threads": applied})
         status = 0
     except KeyboardInterrupt:
@@ -358,7 +366,8 @@ def execute(run: Callable, opts: RunOptions, *, resume_command: str, stream=None
     except OSError as e:
         status = _error(_os_error(e))
     except ImportError as e:
-        status = _error(f"{e} (missing package {e.name}; every experiment runs after {INSTALL})")
+        missing = f"missing package {e.name}; " if e.name else ""
+        status = _error(f"{e} ({missing}every experiment runs after {INSTALL})")
     except (ValueError, RuntimeError, FloatingPointError) as e:   # bad options, checkpoints, non-finite losses
         status = _error(str(e))
     if status and created and out.is_dir() and _only_marker(out):
