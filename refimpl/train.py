@@ -211,19 +211,19 @@ def _flat(d, prefix=""):
     return out
 
 
-def fingerprint_diff(old, new, method=None):
+def fingerprint_diff(old, new, config=None):
     """The fields in which a checkpoint's fingerprint ``old`` differs from the run ``new``, as
     ``["name: old -> new", ...]`` (empty: the same run).
 
     A config field added to the library after the checkpoint was written matches when the new
     run leaves it at its default, and so does a top-level field (``experiment``, ``dataset``)
     that older checkpoints did not record; any other difference (a changed value, a removed
-    field) does not.
+    field) does not. ``config`` (a config dataclass or its class) supplies those defaults.
     """
     if not isinstance(old, dict):
         return [f"fingerprint: {old!r} -> {new!r}"]
     fo, fn = _flat(old), _flat(new)
-    cfg = getattr(method, "cfg", None)
+    cfg = config
     defaults = {f"config.{f.name}": (list(f.default) if isinstance(f.default, tuple) else f.default)
                 for f in dataclasses.fields(cfg)} if dataclasses.is_dataclass(cfg) else {}
     diff = []
@@ -328,7 +328,7 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
     if source is not None and source.exists():
         ck = load_checkpoint(source, xp, device)
         _check_checkpoint(ck, source)
-        diff = fingerprint_diff(ck["fingerprint"], fingerprint, method)
+        diff = fingerprint_diff(ck["fingerprint"], fingerprint, getattr(method, "cfg", None))
         if diff:
             raise ValueError(f"checkpoint {source} was written by a different run; refusing to resume it. "
                              f"Differences (checkpoint -> this run): {'; '.join(diff)}")

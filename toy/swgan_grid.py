@@ -42,7 +42,7 @@ from refimpl.metrics import N_EVAL, evaluate, mode_stats, sliced_w1
 from refimpl.swgan import SWGANConfig, SWGANMethod
 from refimpl.train import GANConfig, GANMethod, ToyData
 
-from .common import RunOptions, plt, train_run, write_csv, write_json, write_npy
+from .common import Run, atomic_write_bytes, RunOptions, execute_runs, plt, train_run, write_csv, write_json, write_npy
 from .gan import apply_overrides, eval_samples, plot_curves, plot_samples
 
 DATASET = "grid25"
@@ -149,36 +149,40 @@ def run(opts: RunOptions):
     iters = opts.iters or (QUICK_ITERS if opts.quick else DEFAULT_ITERS)
     n_eval = opts.extra.get("n_eval") or (QUICK_N_EVAL if opts.quick else N_EVAL)
     xp = get_namespace(opts.backend)
-    opts.out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for seed in seeds:
-        sw = SWGANMethod(cfg)
-        o = dataclasses.replace(opts, out=opts.out / f"swgan-seed{seed}", seed=seed)
-        ms = train_and_evaluate(o, sw, iters=iters, eval_every=max(1, iters // 10), n_eval=n_eval,
-                                title=f"SWGAN d={latent} seed {seed}")
-        st = load_checkpoint(checkpoint_file(o.out), np)["state"]
-        rows.append({"seed": seed, **_row("SWGAN", ms, dual_steps=round(st["dual_steps"] / st["outer"], 2))})
+    swgan_train_seconds = {}
 
-        # WGAN-GP with the same training wall-clock (iteration count fixed once, kept for --resume)
+    def train_swgan(sub):
+        ms = train_and_evaluate(sub, SWGANMethod(cfg), iters=iters, eval_every=max(1, iters // 10), n_eval=n_eval,
+                                title=f"SWGAN d={latent} seed {sub.seed}")
+        st = load_checkpoint(checkpoint_file(sub.out), np)["state"]
+        swgan_train_seconds[sub.seed] = ms["train_seconds"]
+        return {"seed": sub.seed, **_row("SWGAN", ms, dual_steps=round(st["dual_steps"] / st["outer"], 2))}
+
+    def train_wgan_gp(sub):
+        """WGAN-GP with the same training wall-clock (iteration count fixed once, kept for --resume)."""
         wg = GANMethod(wgan_gp_config(latent))
         wg.name = "wgan-gp"
-        ow = dataclasses.replace(opts, out=opts.out / f"wgan-gp-seed{seed}", seed=seed)
-        ow.out.mkdir(parents=True, exist_ok=True)
-        budget_file = ow.out / "budget.json"
-        if opts.resume and budget_file.exists():
+        sub.out.mkdir(parents=True, exist_ok=True)
+        budget_file = sub.out / "budget.json"
+        if sub.resume and budget_file.exists():
             budget = json.loads(budget_file.read_text())
         elif opts.quick:
             budget = {"iterations": iters, "note": "quick run: not matched in time"}
         else:
-            spi = seconds_per_iteration(wg, xp, CALIBRATION_ITERS, seed)
-            budget = {"swgan_train_seconds": ms["train_seconds"], "wgan_gp_s_per_iter": spi,
-                      "iterations": max(1, int(ms["train_seconds"] / spi))}
+            spi = seconds_per_iteration(wg, xp, CALIBRATION_ITERS, sub.seed)
+            budget = {"swgan_train_seconds": swgan_train_seconds[sub.seed], "wgan_gp_s_per_iter": spi,
+                      "iterations": max(1, int(swgan_train_seconds[sub.seed] / spi))}
         write_json(budget_file, budget)
         iw = budget["iterations"]
-        mw = train_and_evaluate(ow, wg, iters=iw, eval_every=max(1, iw // 10), n_eval=n_eval,
-                                title=f"WGAN-GP d={latent} seed {seed}")
-        rows.append({"seed": seed, **_row("WGAN-GP", mw)})
+        mw = train_and_evaluate(sub, wg, iters=iw, eval_every=max(1, iw // 10), n_eval=n_eval,
+                                title=f"WGAN-GP d={latent} seed {sub.seed}")
+        return {"seed": sub.seed, **_row("WGAN-GP", mw)}
 
+    plan = [run for seed in seeds for run in (Run(f"swgan-seed{seed}", seed, train_swgan),
+                                               Run(f"wgan-gp-seed{seed}", seed, train_wgan_gp))]
+    done = execute_runs(opts, plan)
+    rows = [done[r.key] for r in plan]
+    sw, wg = SWGANMethod(cfg), GANMethod(wgan_gp_config(latent))
     summary = {"latent_dim": latent, "dataset": DATASET, "seeds": seeds, "n_eval": n_eval, "rows": rows,
                "swgan_config": sw.config(), "wgan_gp_config": wg.config()}
     write_json(opts.out / "metrics.json", summary)
@@ -189,7 +193,7 @@ def run(opts: RunOptions):
         ds = "" if r["mean_dual_steps"] is None else f"{r['mean_dual_steps']:.2f}"
         lines.append(f"| {r['seed']} | {r['method']} | {r['iterations']} | {r['train_seconds']:.0f} | "
                      f"{r['s_per_iter']:.4f} | {ds} | {r['modes']}/25 | {r['high_quality']:.3f} | {r['w1']:.4f} |")
-    (opts.out / "table.md").write_text("\n".join(lines) + "\n")
+    atomic_write_bytes(opts.out / "table.md", ("\n".join(lines) + "\n").encode())
     _comparison(opts.out, seeds[0], latent, rows)
     first = {r["method"]: r for r in rows if r["seed"] == seeds[0]}
     return {"latent_dim": latent, "seeds": seeds,

@@ -41,7 +41,7 @@ used, since the wall clock of a shared machine depends on the other jobs.
 """
 from __future__ import annotations
 
-import dataclasses
+import functools
 import json
 import pathlib
 import time
@@ -51,11 +51,11 @@ import numpy as np
 from refimpl.backend import get_namespace, synchronize, to_numpy
 from refimpl.datasets import get_dataset, sample
 from refimpl.metrics import N_EVAL, mode_stats, sliced_w1, w1
-from refimpl.runs import checkpoint_file, has_checkpoint
-from refimpl.train import GANConfig, ToyData, config_dict
+from refimpl.runs import checkpoint_file
+from refimpl.train import GANConfig, ToyData, config_dict, fingerprint_diff
 from refimpl.w1fe import W1FE
 
-from .common import RunOptions, plt, train_run, write_csv, write_json, write_npy, write_npz
+from .common import Run, RunOptions, execute_runs, plt, train_run, write_csv, write_json, write_npy, write_npz
 from .gan import apply_overrides, eval_samples, plot_samples
 
 DATASET = "ring8"
@@ -171,27 +171,17 @@ def reach_times(curve):
 
 
 def same_run(old, new):
-    """Whether a finished run's fingerprint ``old`` matches ``new``. A config key absent from ``old``
-    (a GANConfig field added after that run) matches when ``new`` holds the field's default."""
-    if not isinstance(old, dict) or set(old) != set(new):
-        return False
-    if any(old[k] != new[k] for k in new if k != "config"):
-        return False
-    oc, nc = dict(old["config"]), dict(new["config"])
-    defaults = {f.name: (list(f.default) if isinstance(f.default, tuple) else f.default)
-                for f in dataclasses.fields(GANConfig)}
-    for k in set(nc) - set(oc):
-        if k not in defaults or defaults[k] != nc[k]:
-            return False
-        del nc[k]
-    return oc == nc
+    """Whether a finished run's fingerprint ``old`` matches ``new`` (:func:`refimpl.train.fingerprint_diff`:
+    a config key absent from ``old`` matches when ``new`` holds the GANConfig field's default)."""
+    return isinstance(old, dict) and not fingerprint_diff(old, new, GANConfig)
 
 
-def _one_run(opts, xp, penalty, K, seed, iters, eval_every, exact_every, n_eval):
-    cfg = paper_config(penalty, opts)
+def _one_run(sub, *, xp, penalty, K, iters, eval_every, exact_every, n_eval):
+    """One (penalty, K, seed) run in ``sub.out`` (a :class:`refimpl.runs.Run`'s train function)."""
+    cfg = paper_config(penalty, sub)
     method = _Timed(cfg, EPS, K)
     method.name = f"w1fe-{penalty}"
-    out = pathlib.Path(opts.out) / f"{penalty}-K{K}-seed{seed}"
+    out, seed = pathlib.Path(sub.out), sub.seed
     fingerprint = {"method": method.name, "config": method.config(), "seed": seed, "iters": iters,
                    "eval_every": eval_every, "exact_every": exact_every, "n_eval": n_eval}
     mpath = out / "metrics.json"
@@ -201,7 +191,6 @@ def _one_run(opts, xp, penalty, K, seed, iters, eval_every, exact_every, n_eval)
             old["reused"] = True
             return old
     out.mkdir(parents=True, exist_ok=True)
-    sub = dataclasses.replace(opts, out=out, seed=seed, resume=opts.resume and has_checkpoint(out))
     if sub.resume:
         from refimpl.checkpoint import load
         curve = load(checkpoint_file(out))["curve"]
@@ -232,7 +221,7 @@ def _one_run(opts, xp, penalty, K, seed, iters, eval_every, exact_every, n_eval)
 
     res = train_run(sub, method, ToyData(DATASET, xp, "float32", scale=cfg.data_scale), dataset=DATASET, xp=xp,
                     dtype="float32", iters=iters, eval_fn=eval_fn, eval_every=eval_every,
-                    run_info={"K": K, "exact_every": exact_every, "n_eval": n_eval}, progress=not opts.quick)
+                    run_info={"K": K, "exact_every": exact_every, "n_eval": n_eval}, progress=not sub.quick)
     curve = res.curve
     samples = to_numpy(eval_samples(method, res.state, seed, res.iterations, n=n_eval))
     exact = [(r["iteration"], r["w1"]) for r in curve if r["w1"] is not None]
@@ -379,14 +368,17 @@ def run(opts: RunOptions) -> dict:
         iters = opts.iters or DEFAULT_ITERS
         eval_every, exact_every, n_eval = min(EVAL_EVERY, iters), min(EXACT_EVERY, iters), N_EVAL
     out = pathlib.Path(opts.out)
-    out.mkdir(parents=True, exist_ok=True)
+    plan = [Run(f"{p}-K{K}-seed{seed}", seed,
+                functools.partial(_one_run, xp=xp, penalty=p, K=K, iters=iters, eval_every=eval_every,
+                                  exact_every=exact_every, n_eval=n_eval))
+            for seed in seeds for p, K in grid]
+    done = execute_runs(opts, plan)
     runs = []
-    for seed in seeds:
-        for p, K in grid:
-            m = _one_run(opts, xp, p, K, seed, iters, eval_every, exact_every, n_eval)
-            if "curve" not in m:
-                m["curve"] = _read_curve(out / f"{p}-K{K}-seed{seed}")
-            runs.append(m)
+    for r in plan:
+        m = done[r.key]
+        if "curve" not in m:
+            m["curve"] = _read_curve(out / r.key)
+        runs.append(m)
     table = _summary(runs)
     keep = ("penalty", "K", "seed", "iterations", "w1", "best_w1", "sliced_w1", "modes", "high_quality",
             "train_seconds", "train_cpu_seconds", "cpu_seconds_per_epoch")
