@@ -299,6 +299,23 @@ def train_run(opts: RunOptions, method, data, *, dataset, xp, dtype="float32", i
 
 
 # ----------------------------------------------------------------------------- several runs
+def seeds_of(opts: RunOptions, default=None) -> list:
+    """The seeds of a multi-run experiment: ``opts.extra["seeds"]`` (a comma string or a list of
+    distinct integers >= 0) if given; else ``[opts.seed]`` for ``--quick`` or when ``default``
+    is None; else ``list(default)``. ``ValueError`` naming ``--seeds`` for anything else."""
+    s = (opts.extra or {}).get("seeds")
+    if s is None:
+        return [opts.seed] if opts.quick or default is None else list(default)
+    try:
+        vals = [int(v) for v in (s.split(",") if isinstance(s, str) else s) if str(v).strip()]
+    except (TypeError, ValueError):
+        raise ValueError(f"--seeds must be a comma list of integers, got {s!r}") from None
+    if not vals or any(v < 0 for v in vals) or len(set(vals)) != len(vals):
+        raise ValueError(f"--seeds must be distinct integers >= 0, got {s!r}")
+    return vals
+
+
+
 @dataclass(frozen=True)
 class Run:
     """One run of an experiment: ``train(opts)`` writes the standard outputs into ``opts.out``

@@ -357,3 +357,51 @@ def test_checkpoint_format_is_npz_that_numpy_reads_without_pickle(done):
     with np.load(done / "checkpoint.npz", allow_pickle=False) as z:
         tree = json.loads(z["__tree__"].tobytes())
     assert "dict" in tree
+
+
+# ----------------------------------------------------------------------------- the layer's pieces
+def test_execute_runs_resumes_each_run_from_its_own_checkpoint(tmp_path):
+    from refimpl.runs import Run, RunOptions, execute_runs
+    seen = []
+
+    def train(sub):
+        seen.append((sub.out.name, sub.seed, sub.resume))
+        sub.out.mkdir(parents=True, exist_ok=True)
+        if sub.out.name == "b" and not (sub.out / "checkpoint.npz").exists():
+            checkpoint.save(sub.out / "checkpoint.npz", {"iteration": 1})
+            raise KeyboardInterrupt
+        checkpoint.save(sub.out / "checkpoint.npz", {"iteration": 2})
+        return {"seed": sub.seed}
+    plan = [Run("a", 0, train), Run("b", 1, train), Run("c", 2, train)]
+    with pytest.raises(KeyboardInterrupt):
+        execute_runs(RunOptions(out=tmp_path), plan)
+    got = execute_runs(RunOptions(out=tmp_path, resume=True), plan, lambda r: sorted(r.items()))
+    assert seen == [("a", 0, False), ("b", 1, False), ("a", 0, True), ("b", 1, True), ("c", 2, False)]
+    assert got == [("a", {"seed": 0}), ("b", {"seed": 1}), ("c", {"seed": 2})]
+    with pytest.raises(ValueError, match="distinct"):
+        execute_runs(RunOptions(out=tmp_path), [plan[0], plan[0]])
+
+
+def test_seeds_and_threads_defaults():
+    from refimpl.runs import RunOptions, default_threads, seeds_of
+    o = RunOptions(out=pathlib.Path("x"), seed=4)
+    assert seeds_of(o) == [4] and seeds_of(o, (0, 1)) == [0, 1]
+    assert seeds_of(RunOptions(out=o.out, seed=4, quick=True), (0, 1)) == [4]
+    assert seeds_of(RunOptions(out=o.out, extra={"seeds": "3,1"})) == [3, 1]
+    for bad in ("1,1", "a", "-1", ""):
+        with pytest.raises(ValueError, match="--seeds"):
+            seeds_of(RunOptions(out=o.out, extra={"seeds": bad}))
+    assert default_threads() >= 1 and default_threads(10 ** 6) == 1
+    assert default_threads(2) == max(1, default_threads() // 2)
+
+
+def test_gpu_device_option_reaches_the_run():
+    from gpu.__main__ import build_parser
+    from gpu.experiments import ImageRun
+    assert build_parser().parse_args(["wgan-gp", "--device", "1"]).device == 1
+    assert build_parser().parse_args(["wgan-gp"]).device is None
+    assert ImageRun(device=1).device == 1
+    with pytest.raises(ValueError, match="device"):
+        ImageRun(device=-1)
+    with pytest.raises(ValueError, match="seed"):
+        ImageRun(seed=-1)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from refimpl.checkpoint import atomic_write as atomic_write_bytes
 from refimpl.outputs import grid_image, plt, write_csv, write_json, write_npy, write_npz
-from refimpl.runs import Run, RunOptions, execute_runs, train_run, tune_allocator
+from refimpl.runs import Run, RunOptions, execute_runs, seeds_of, train_run, tune_allocator
 
-__all__ = ["RunOptions", "Run", "execute_runs", "train_run", "tune_allocator", "write_json", "write_csv",
+__all__ = ["RunOptions", "Run", "execute_runs", "seeds_of", "train_run", "tune_allocator", "write_json", "write_csv",
            "write_npy", "write_npz", "plt", "grid_image", "atomic_write_bytes"]

@@ -47,7 +47,7 @@ from refimpl.rwp import RWPMethod
 from refimpl.sbe import SBEMethod
 from refimpl.train import GANConfig, GANMethod, ToyData
 
-from .common import Run, RunOptions, execute_runs, plt, train_run, write_csv, write_json, write_npy
+from .common import Run, RunOptions, execute_runs, plt, seeds_of, train_run, write_csv, write_json, write_npy
 from .gan import OVERRIDES, apply_overrides, eval_samples, plot_curves, plot_samples
 
 #: config overrides taken from the command line; the objective is chosen per variant instead
@@ -76,23 +76,6 @@ def base_config(objective, **kw):
 def _extra(opts):
     return {k: v for k, v in (opts.extra or {}).items() if v is not None}
 
-
-def _seeds(opts, default=DEFAULT_SEEDS):
-    ex = _extra(opts)
-    if opts.quick and "seeds" not in ex:
-        return [opts.seed]
-    s = ex.get("seeds")
-    if s is None:
-        return list(default)
-    if isinstance(s, str):
-        try:
-            s = [int(t) for t in s.split(",") if t.strip()]
-        except ValueError:
-            raise ValueError(f"--seeds must be a comma list of integers, got {ex['seeds']!r}") from None
-    s = [int(t) for t in s]
-    if not s or any(t < 0 for t in s) or len(set(s)) != len(s):
-        raise ValueError(f"--seeds must be distinct integers >= 0, got {s}")
-    return s
 
 
 def _dataset(opts):
@@ -356,7 +339,7 @@ def run_rwp_grid(opts: RunOptions):
     objectives (default wgan-gp, standard, dragan; wgan-lp is also accepted); ``--seeds`` the
     seeds (default 0-4; ``--quick``: ``--seed`` only).
     """
-    dataset, seeds = _dataset(opts), _seeds(opts)
+    dataset, seeds = _dataset(opts), seeds_of(opts, DEFAULT_SEEDS)
     iters = _iters(opts, 1000)
     ex = _extra(opts)
     objs = ex.get("objectives", [ex["objective"]] if "objective" in ex else ("wgan-gp", "standard", "dragan"))
@@ -391,7 +374,7 @@ def run_rwp_gen_iters(opts: RunOptions):
     """Fig. 4 analogue: WGAN-GP with 10 generator steps per outer iteration (``--n-gen``), with and
     without RWP (``--h``, default 0.1); seeds 0-2 by default."""
     _wgan_gp_only(opts, "rwp-gen-iters")
-    dataset, seeds = _dataset(opts), _seeds(opts, (0, 1, 2))
+    dataset, seeds = _dataset(opts), seeds_of(opts, (0, 1, 2))
     iters = _iters(opts, 1000)
     n_gen = _extra(opts).get("n_gen", 10)
     cfg = apply_overrides(base_config("wgan-gp"), opts, fields=tuple(f for f in FIELDS if f != "n_gen"))
@@ -414,7 +397,7 @@ def run_sbe_grid(opts: RunOptions):
     aligned by generator iterations (both take one generator step per outer iteration); seeds 0-2
     by default."""
     _wgan_gp_only(opts, "sbe-grid")
-    dataset, seeds = _dataset(opts), _seeds(opts, (0, 1, 2))
+    dataset, seeds = _dataset(opts), seeds_of(opts, (0, 1, 2))
     iters = _iters(opts, 1000)
     cfg = apply_overrides(base_config("wgan-gp"), opts, fields=FIELDS)
     h = _h(opts, 0.2)

@@ -42,7 +42,8 @@ from refimpl.metrics import N_EVAL, evaluate, mode_stats, sliced_w1
 from refimpl.swgan import SWGANConfig, SWGANMethod
 from refimpl.train import GANConfig, GANMethod, ToyData
 
-from .common import Run, atomic_write_bytes, RunOptions, execute_runs, plt, train_run, write_csv, write_json, write_npy
+from .common import (Run, RunOptions, atomic_write_bytes, execute_runs, plt, seeds_of, train_run, write_csv, write_json,
+                     write_npy)
 from .gan import apply_overrides, eval_samples, plot_curves, plot_samples
 
 DATASET = "grid25"
@@ -71,18 +72,6 @@ def seconds_per_iteration(method, xp, n, seed=0):
         state, _ = method.outer_step(state, rng, data)
     return (time.perf_counter() - t) / n
 
-
-def _seeds(opts):
-    s = opts.extra.get("seeds")
-    if not s:
-        return [opts.seed]
-    try:
-        seeds = [int(v) for v in str(s).split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(f"--seeds must be a comma list of integers, got {s!r}") from None
-    if not seeds or any(v < 0 for v in seeds):
-        raise ValueError(f"--seeds must be a comma list of integers >= 0, got {s!r}")
-    return seeds
 
 
 def _row(method, m, dual_steps=None):
@@ -143,7 +132,7 @@ def train_and_evaluate(opts: RunOptions, method, *, iters, eval_every, n_eval, t
 def run(opts: RunOptions):
     latent = opts.extra.get("latent_dim") or 4
     cfg = apply_overrides(SWGANConfig(latent_dim=latent), opts)
-    seeds = _seeds(opts)
+    seeds = seeds_of(opts)
     if opts.quick:
         cfg = dataclasses.replace(cfg, n_critic=min(cfg.n_critic, 3))
     iters = opts.iters or (QUICK_ITERS if opts.quick else DEFAULT_ITERS)

@@ -55,7 +55,7 @@ from refimpl.runs import checkpoint_file
 from refimpl.train import GANConfig, ToyData, config_dict, fingerprint_diff
 from refimpl.w1fe import W1FE
 
-from .common import Run, RunOptions, execute_runs, plt, train_run, write_csv, write_json, write_npy, write_npz
+from .common import Run, RunOptions, execute_runs, plt, seeds_of, train_run, write_csv, write_json, write_npy, write_npz
 from .gan import apply_overrides, eval_samples, plot_samples
 
 DATASET = "ring8"
@@ -106,21 +106,6 @@ def _grid(opts: RunOptions):
         grid = [(p, k) for p, k in grid if k == ex["K"]] or [(p, ex["K"]) for p in dict.fromkeys(p for p, _ in grid)]
     return grid
 
-
-def _seeds(opts: RunOptions):
-    s = (opts.extra or {}).get("seeds")
-    if s is None:
-        return [opts.seed]
-    if isinstance(s, str):
-        try:
-            vals = [int(v) for v in s.split(",") if v.strip()]
-        except ValueError:
-            raise ValueError(f"--seeds must be a comma list of integers, got {s!r}") from None
-    else:
-        vals = [int(v) for v in s]
-    if not vals or any(v < 0 for v in vals):
-        raise ValueError(f"--seeds must list integers >= 0, got {s!r}")
-    return vals
 
 
 class _Timed(W1FE):
@@ -358,7 +343,7 @@ def _plots(out, runs):
 def run(opts: RunOptions) -> dict:
     """Run the grid of W1-FE runs on ring8; write per-run folders, the summary and the figures."""
     xp = get_namespace(opts.backend)
-    grid, seeds = _grid(opts), _seeds(opts)
+    grid, seeds = _grid(opts), seeds_of(opts)
     for p in dict.fromkeys(p for p, _ in grid):
         paper_config(p, opts)                                   # invalid overrides fail before any output
     if opts.quick:
