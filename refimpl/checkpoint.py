@@ -73,7 +73,7 @@ def atomic_write(path, data: bytes):
 
     The file's mode is 0666 minus the process umask. On any error (``OSError`` such as a full
     disk, or an interrupt) the temporary file is removed, the old file kept, and the error
-    re-raised.
+    re-raised (an ``OSError`` that names no file is re-raised naming ``path``).
     """
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,11 +85,13 @@ def atomic_write(path, data: bytes):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError) and e.filename is None and e.errno is not None:
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from e    # name the file (e.g. a full disk)
         raise
 
 

@@ -288,8 +288,8 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
         iteration, curve, elapsed time; :mod:`refimpl.checkpoint`'s safe format), written every
         ``checkpoint_every`` iterations, whenever ``checkpoint_seconds`` of wall clock have
         passed since the last one (0: no clock cadence), at the end, and on ``KeyboardInterrupt``.
-        Both cadences are independent of ``check_every``: an iteration due for a checkpoint is
-        checked first. ``resume=True`` continues from ``resume_from`` (default: the checkpoint
+        Both cadences are independent of ``check_every``: an iteration due for a checkpoint (or
+        an evaluation) is checked first. ``resume=True`` continues from ``resume_from`` (default: the checkpoint
         path; e.g. a legacy file); a numpy run interrupted and resumed ends bit-identical to an
         uninterrupted one. An evaluation that was due at the checkpoint's iteration but not
         recorded (interrupted) is redone on resume; resuming a completed run trains nothing.
@@ -318,13 +318,14 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
         raise ValueError(f"checkpoint_seconds must be a number >= 0, got {checkpoint_seconds!r}")
     if (resume or checkpoint_every) and checkpoint_path is None:
         raise ValueError("resume and checkpoint_every need a checkpoint_path")
+    checkpoint_path = None if checkpoint_path is None else pathlib.Path(checkpoint_path)
     stream = stream or sys.stderr
     rng = np.random.default_rng(seed)
     start, curve, elapsed0, eval0, cpu0 = 0, [], 0.0, 0.0, 0.0
     fingerprint = {**(run_info or {}), "method": method.name, "config": method.config(), "seed": seed,
                    "dtype": str(dtype)}
     source = pathlib.Path(resume_from or checkpoint_path) if resume else None
-    saved = None                              # iteration of the checkpoint file on disk, if any
+    saved = None                              # (file, iteration) of the last checkpoint on disk, if any
     if source is not None and source.exists():
         ck = load_checkpoint(source, xp, device)
         _check_checkpoint(ck, source)
@@ -341,7 +342,7 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
             rng.bit_generator.state = ck["rng"]
         except (TypeError, ValueError, KeyError) as e:
             raise ValueError(f"checkpoint unreadable: bad RNG state ({e}) ({source})") from None
-        saved = start if source == pathlib.Path(checkpoint_path) else None
+        saved = (source, start)
         if progress:
             print(f"resumed from {source} at iteration {start}", file=stream)
     else:
@@ -355,7 +356,7 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
                                               "evaluated": [r["iteration"] for r in curve],
                                               "eval_seconds": eval_time[0],
                                               "train_cpu_seconds": time.process_time() - c0 - eval_cpu[0]})
-            saved, last_ck = it, time.perf_counter()
+            saved, last_ck = (checkpoint_path, it), time.perf_counter()
 
     def evaluate(st, it):
         synchronize(xp)                      # time the queued GPU work, not its launch
@@ -391,12 +392,12 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
             ck_due = checkpoint_path is not None and (
                 (checkpoint_every and it % checkpoint_every == 0)
                 or (checkpoint_seconds and time.perf_counter() - last_ck >= checkpoint_seconds))
-            if (check_every and (it % check_every == 0 or it == iters)) or ck_due:
+            if (check_every and (it % check_every == 0 or it == iters)) or ck_due or eval_due(it):
                 vals = {k: scalar(v) for k, v in logs.items()}
                 bad = [k for k, v in vals.items() if not math.isfinite(v)]
                 if bad:
-                    kept = (f"the last good checkpoint (iteration {saved}) is kept" if saved is not None
-                            else "no checkpoint was written")
+                    kept = (f"the last good checkpoint ({saved[0]}, iteration {saved[1]}) is kept"
+                            if saved is not None else "no checkpoint was written")
                     raise NonFiniteLoss(f"non-finite {', '.join(bad)} at iteration {it} "
                                         f"({', '.join(f'{k}={vals[k]}' for k in bad)}); {kept}")
                 latest.update(vals)
@@ -426,7 +427,7 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
         return TrainResult(st, curve, it_good, el, el - eval_time[0], dict(latest), interrupted=True)
     synchronize(xp)
     seconds = time.perf_counter() - t0
-    if saved != iters:                        # not yet written by the cadence (or a completed run resumed)
+    if saved != (checkpoint_path, iters):     # not yet written by the cadence (or a completed run resumed)
         checkpoint(state, iters, rng.bit_generator.state, seconds)
     final = dict(curve[-1]) if curve else {}
     return TrainResult(state, curve, iters, seconds, seconds - eval_time[0], final)

@@ -183,7 +183,7 @@ def test_full_disk_keeps_the_last_checkpoint_and_removes_the_temp(tmp_path, caps
     monkeypatch.setattr(os, "fsync", fsync)
     assert _grid(out, "--iters", "3", "--checkpoint-every", "1") == 2
     line = capsys.readouterr().err.strip().splitlines()[-1]
-    assert line == "error: No space left on device"
+    assert line == f"error: {out / 'checkpoint.npz'}: No space left on device"
     assert checkpoint.load(out / "checkpoint.npz")["iteration"] == 1
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
     monkeypatch.setattr(os, "fsync", real)
@@ -191,6 +191,7 @@ def test_full_disk_keeps_the_last_checkpoint_and_removes_the_temp(tmp_path, caps
 
 
 # ----------------------------------------------------------------------------- 6. non-finite loss
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid value:RuntimeWarning")
 def test_non_finite_loss_message_is_true_and_no_folder_is_left(tmp_path, capsys):
     out = tmp_path / "nf"
     assert _grid(out, "--iters", "3", "--lr-critic", "1e30", "--lr-gen", "1e30") == 2
