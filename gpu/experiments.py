@@ -130,7 +130,8 @@ def run_image_experiment(run: ImageRun, out, resume=False, checkpoint_every=0, p
     metrics = {**res.final_metrics, "seconds": round(res.seconds, 2), "iterations": res.iterations,
                "train_seconds": round(res.train_seconds, 2),
                "seconds_per_iteration": round(res.train_seconds / max(res.iterations, 1), 5),
-               "image_shape": list(shape), "run": dataclasses.asdict(run), "config": method.config()}
+               "image_shape": list(shape), "threads": opts.threads, "run": dataclasses.asdict(run),
+               "config": method.config()}
     metrics.pop("iteration", None)
     write_csv(out / "curve.csv", res.curve)
     sample_grid_png(out / "samples.png", samples[:100], shape)

@@ -160,7 +160,7 @@ def run_one(opts: RunOptions, method, dataset, *, iters, eval_every, title, gen_
                "final_protocol": final, "train_seconds": last["train_seconds"],
                "train_cpu_seconds": last["train_cpu_seconds"], "seconds": round(res.seconds, 2),
                "iterations": res.iterations, "gen_iters": last["gen_iters"], "curve_samples": n_curve,
-               "protocol_samples": n_protocol, "backend": opts.backend,
+               "protocol_samples": n_protocol, "backend": opts.backend, "threads": opts.threads,
                "seed": opts.seed, "dtype": dtype, "method": method.name, "dataset": dataset,
                "config": method.config()}
     write_npy(out / "samples.npy", to_numpy(samples))
@@ -311,7 +311,7 @@ def run_variants(opts, variants, groups, pairs, *, dataset, iters, eval_every, s
                                    "gen_iters": compare(agg, b, n, "gen_iters")} for b, n in pairs}
     metrics = {"experiment": title, "dataset": dataset, "seeds": seeds, "iterations": iters,
                "eval_every": eval_every, "curve_samples": n_curve, "protocol_samples": n_protocol,
-               "backend": opts.backend,
+               "backend": opts.backend, "threads": opts.threads,
                "variants": summary, "comparisons": comparisons}
     write_json(out / "metrics.json", metrics)
     write_csv(out / "curve.csv", [{"variant": k, **r} for k, rows in agg.items() for r in rows])

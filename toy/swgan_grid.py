@@ -118,8 +118,8 @@ def train_and_evaluate(opts: RunOptions, method, *, iters, eval_every, n_eval, t
     metrics = {k: fin[k] for k in ("modes", "high_quality", "w1", "w2", "sliced_w1", "train_seconds",
                                    "eval_seconds")}
     metrics.update({"seconds": round(res.seconds, 2), "iterations": res.iterations, "n_eval": n_eval,
-                    "backend": opts.backend, "seed": opts.seed, "dtype": "float32", "method": method.name,
-                    "dataset": DATASET, "config": method.config()})
+                    "backend": opts.backend, "threads": opts.threads, "seed": opts.seed, "dtype": "float32",
+                    "method": method.name, "dataset": DATASET, "config": method.config()})
     write_npy(opts.out / "samples.npy", samples)
     write_csv(opts.out / "curve.csv", res.curve)
     write_json(opts.out / "metrics.json", metrics)

@@ -373,7 +373,7 @@ def run(opts: RunOptions) -> dict:
     result = {"experiment": "w1fe-ring", "dataset": DATASET, "iters": iters, "eval_every": eval_every,
               "exact_w1_every": exact_every, "n_eval": n_eval, "eps": EPS, "seeds": seeds,
               "grid": [list(g) for g in grid], "w1_thresholds": W1_THRESHOLDS, "sliced_thresholds": SLICED_THRESHOLDS,
-              "backend": opts.backend, "table": table, "runs": per_run,
+              "backend": opts.backend, "threads": opts.threads, "table": table, "runs": per_run,
               "config": {p: config_dict(paper_config(p, opts)) for p in dict.fromkeys(p for p, _ in grid)}}
     write_json(out / "metrics.json", result)
     _plots(out, runs)

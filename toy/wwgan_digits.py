@@ -273,8 +273,8 @@ def run(opts: RunOptions):
     base_fd = fd_ref.score(trx[:n_w1, :, :, :])
     metrics = {
         "dataset": dataset, "image_shape": list(shape), "n_train": int(len(train_x)), "n_test": int(len(test_x)),
-        "iterations": res.iterations, "seconds": round(res.seconds, 2), "backend": opts.backend, "seed": opts.seed,
-        "dtype": dtype, "methods": results,
+        "iterations": res.iterations, "seconds": round(res.seconds, 2), "backend": opts.backend,
+        "threads": opts.threads, "seed": opts.seed, "dtype": dtype, "methods": results,
         "table1_ours": {k: {"tv_minmax": results[k]["translation"]["tv_minmax"],
                             "tv_maxabs": results[k]["translation"]["tv_maxabs"],
                             "zero_crossings": results[k]["translation"]["zero_crossings"],
