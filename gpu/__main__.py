@@ -13,7 +13,6 @@ signals, threads, errors) is :mod:`refimpl.runs`'s, as for ``python -m toy``.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import pathlib
 import shlex
@@ -25,7 +24,7 @@ from .experiments import METHODS, ImageRun, run_image_experiment
 
 
 def build_parser():
-    ap = argparse.ArgumentParser(prog="python -m gpu", description="refimpl image-scale experiments")
+    ap = runs.ArgumentParser(prog="python -m gpu", description="refimpl image-scale experiments")
     ap.add_argument("name", choices=METHODS)
     runs.add_common_flags(ap, iters_default="20000 (quick: 3)", backends=("cupy", "numpy"), backend="cupy")
     g = ap.add_argument_group("image-run flags")

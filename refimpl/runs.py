@@ -46,6 +46,14 @@ INSTALL = "pip install -e '.[toy]'"
 
 
 # ----------------------------------------------------------------------------- options
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse`` whose usage errors are one line (the flag and the reason) and exit 2;
+    ``--help`` still prints the full usage."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 @dataclass
 class RunOptions:
     out: pathlib.Path                    # output folder (claimed by the layer before the run starts)

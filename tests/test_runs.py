@@ -318,8 +318,13 @@ def test_gpu_seed_is_validated_by_name_and_leaves_nothing(tmp_path, capsys):
     out = tmp_path / "g"
     with pytest.raises(SystemExit) as e:
         gpu_main(["wgan-gp", "--quick", "--backend", "numpy", "--seed", "-1", "--out", str(out)])
-    assert e.value.code == 2 and "argument --seed: must be >= 0" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "argument --seed: must be >= 0" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+    with pytest.raises(SystemExit):
+        main(["wgan-gp-grid", "--seed", "-1", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert "argument --seed: must be >= 0" in err and len(err.strip().splitlines()) == 1 and not out.exists()
 
 
 def test_gpu_quick_runs_offline_with_the_default_dataset(tmp_path, capsys):

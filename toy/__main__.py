@@ -12,7 +12,6 @@ non-finite loss), 130 / 143 / 129 (interrupted by SIGINT / SIGTERM / SIGHUP, che
 """
 from __future__ import annotations
 
-import argparse
 import json
 import pathlib
 import shlex
@@ -44,7 +43,7 @@ COMMON = ("name", "backend", "seed", "iters", "out", "quick", "checkpoint_every"
 
 
 def _top_parser():
-    ap = argparse.ArgumentParser(prog="python -m toy", description="refimpl toy experiments (CPU by default). "
+    ap = runs.ArgumentParser(prog="python -m toy", description="refimpl toy experiments (CPU by default). "
                                  "'python -m toy NAME --help' shows an experiment's own flags.")
     ap.add_argument("name", help="experiment name, or 'list'")
     return ap
@@ -53,7 +52,7 @@ def _top_parser():
 def build_parser(name):
     """The parser of experiment ``name``: the shared flags, then its own with their defaults."""
     flags = FLAGS.get(name)
-    ap = argparse.ArgumentParser(prog=f"python -m toy {name}", description=EXPERIMENTS[name][2])
+    ap = runs.ArgumentParser(prog=f"python -m toy {name}", description=EXPERIMENTS[name][2])
     runs.add_common_flags(ap, iters_default=(flags or {}).get("iters", "the experiment's"))
     g = ap.add_argument_group(f"{name} flags")
     for key, (kw, text) in OVERRIDE_FLAGS.items():
