@@ -411,3 +411,16 @@ def test_gpu_device_option_reaches_the_run():
         ImageRun(device=-1)
     with pytest.raises(ValueError, match="seed"):
         ImageRun(seed=-1)
+
+
+def test_a_run_of_an_earlier_version_resumes_from_its_pickle(done, tmp_path):
+    out = _copy(done, tmp_path / "old")
+    payload = checkpoint.load(out / "checkpoint.npz")
+    for k in ("experiment", "dataset"):                   # not recorded by earlier versions
+        del payload["fingerprint"][k]
+    (out / "checkpoint.pkl").write_bytes(pickle.dumps(payload))
+    (out / "checkpoint.npz").unlink()
+    (out / MARKER).unlink()
+    assert _grid(out, "--iters", "3", "--resume") == 0
+    assert checkpoint.load(out / "checkpoint.npz")["iteration"] == 3
+    assert json.loads((out / MARKER).read_text()) == {"experiment": "wgan-gp-grid"}
