@@ -1,48 +1,55 @@
 """Command line of the image-scale experiments (CuPy by default).
 
-    python -m gpu NAME --dataset mnist|cifar10|digits [--data-dir DIR] [--backend cupy|numpy]
-                       [--width W] [--batch-size B] [--iters N] [--eval-every N] [--seed S]
-                       [--out DIR] [--resume] [--quick]
+    python -m gpu NAME [--dataset digits|mnist|cifar10] [--data-dir DIR] [--backend cupy|numpy]
+                       [--device I] [--width W] [--batch-size B] [--iters N] [--eval-every N] [--seed S]
+                       [--out DIR] [--resume] [--quick] [--checkpoint-every N] [--checkpoint-seconds S]
+                       [--threads N]
 
-NAME is one of wgan-gp, rwp, sbe, w1fe, wwgan, swgan. ``--backend numpy`` runs the
-same code on the CPU (slowly; useful for a smoke run with ``--quick``).
+NAME is one of wgan-gp, rwp, sbe, w1fe, wwgan, swgan. The default dataset, digits, is
+built in (scikit-learn), so ``python -m gpu wgan-gp --quick`` runs offline; mnist and
+cifar10 need ``--data-dir``. ``--backend numpy`` runs the same code on the CPU (slowly;
+useful for a smoke run with ``--quick``). The lifecycle (output folder, checkpoints,
+signals, threads, errors) is :mod:`refimpl.runs`'s, as for ``python -m toy``.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import pathlib
+import shlex
 import sys
 
-from toy.__main__ import _positive_float, _positive_int
+from refimpl import runs
 
 from .experiments import METHODS, ImageRun, run_image_experiment
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m gpu", description="refimpl image-scale experiments")
+def build_parser():
+    ap = runs.ArgumentParser(prog="python -m gpu", description="refimpl image-scale experiments")
     ap.add_argument("name", choices=METHODS)
-    ap.add_argument("--dataset", default="mnist", choices=["digits", "mnist", "cifar10"])
-    ap.add_argument("--data-dir", default=None)
-    ap.add_argument("--backend", default="cupy", choices=["cupy", "numpy"])
-    ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    ap.add_argument("--width", type=_positive_int, default=1024)
-    ap.add_argument("--batch-size", type=_positive_int, default=256)
-    ap.add_argument("--iters", type=_positive_int, default=None)
-    ap.add_argument("--eval-every", type=_positive_int, default=1000)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--h", type=_positive_float, default=None)
-    ap.add_argument("--K", type=_positive_int, default=3)
-    ap.add_argument("--lam", type=_positive_float, default=10.0)
-    ap.add_argument("--out", type=pathlib.Path, default=None)
-    ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--quick", action="store_true", help="tiny smoke run: width 32, batch 16, 3 iterations")
-    a = ap.parse_args(argv)
-    from toy.common import tune_allocator
-    tune_allocator()
+    runs.add_common_flags(ap, iters_default="20000 (quick: 3)", backends=("cupy", "numpy"), backend="cupy")
+    g = ap.add_argument_group("image-run flags")
+    g.add_argument("--dataset", default="digits", choices=["digits", "mnist", "cifar10"],
+                   help="data set (default digits: built in, offline; mnist and cifar10 need --data-dir)")
+    g.add_argument("--data-dir", default=None, help="folder holding MNIST or CIFAR-10")
+    g.add_argument("--device", type=runs.nonneg_int, default=None,
+                   help="CUDA device index (default: the current device, 0 unless CUDA_VISIBLE_DEVICES says otherwise)")
+    g.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="default float32")
+    g.add_argument("--width", type=runs.positive_int, default=1024, help="hidden width (default 1024)")
+    g.add_argument("--batch-size", type=runs.positive_int, default=256, help="default 256")
+    g.add_argument("--eval-every", type=runs.positive_int, default=1000, help="default 1000")
+    g.add_argument("--h", type=runs.positive_float, default=None, help="RWP/SBE step size (default: the paper's)")
+    g.add_argument("--K", type=runs.positive_int, default=3, help="W1-FE persistent steps (default 3)")
+    g.add_argument("--lam", type=runs.positive_float, default=10.0, help="penalty weight (default 10)")
+    return ap
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    a = build_parser().parse_args(argv)
+    runs.tune_allocator()
     kw = dict(method=a.name, dataset=a.dataset, data_dir=a.data_dir, backend=a.backend, dtype=a.dtype,
               width=a.width, batch_size=a.batch_size, iters=a.iters or 20_000, eval_every=a.eval_every,
-              seed=a.seed, h=a.h, K=a.K, lam=a.lam)
+              seed=a.seed, h=a.h, K=a.K, lam=a.lam, device=a.device)
     if a.quick:
         kw.update(width=32, batch_size=16, iters=a.iters or 3, eval_every=a.iters or 3, n_eval=100)
     out = a.out or pathlib.Path("runs") / f"gpu-{a.name}-{a.dataset}-seed{a.seed}"
@@ -50,16 +57,19 @@ def main(argv=None):
         if a.backend == "cupy":
             from . import require_cupy
             require_cupy()
-        run = ImageRun(**kw)
-        metrics = run_image_experiment(run, out, resume=a.resume)
-    except KeyboardInterrupt:
-        print(f"interrupted; resume with --out {out} --resume", file=sys.stderr)
-        return 130
-    except (ValueError, RuntimeError, FileExistsError, FileNotFoundError, ImportError) as e:
+        run = ImageRun(**kw)                      # validates before any folder exists
+    except (ValueError, RuntimeError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(json.dumps({k: v for k, v in metrics.items() if k not in ("config", "run")}, indent=1))
-    return 0
+    opts = runs.RunOptions(out=out, backend=a.backend, seed=a.seed, iters=run.iters, quick=a.quick,
+                           checkpoint_every=a.checkpoint_every, resume=a.resume, experiment=f"gpu-{a.name}",
+                           checkpoint_seconds=a.checkpoint_seconds, threads=a.threads)
+    again = [x for x in argv if x != "--resume"] + (["--out", str(out)] if a.out is None else []) + ["--resume"]
+    status, metrics = runs.execute(lambda o: run_image_experiment(run, o.out, opts=o), opts,
+                                   resume_command="python -m gpu " + shlex.join(again))
+    if status == 0:
+        print(json.dumps({k: v for k, v in metrics.items() if k not in ("config", "run")}, indent=1))
+    return status
 
 
 if __name__ == "__main__":

@@ -16,10 +16,12 @@ import pathlib
 
 import numpy as np
 
-from refimpl.backend import backend_name, get_namespace, to_numpy
+from refimpl.backend import get_namespace, to_numpy
 from refimpl.image_metrics import image_w1
 from refimpl.images import load_images
-from refimpl.train import GANConfig, GANMethod, train
+from refimpl.outputs import grid_image, plt, write_csv, write_json, write_npy
+from refimpl.runs import RunOptions, train_run
+from refimpl.train import GANConfig, GANMethod
 
 from .data import device_dataset
 
@@ -44,6 +46,7 @@ class ImageRun:
     h: float | None = None          # RWP / SBE step size (paper defaults when None)
     K: int = 3                      # W1-FE persistent steps
     lam: float = 10.0
+    device: int | None = None       # CUDA device index (None: the current device; gpu/data.py places data on it)
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -52,6 +55,10 @@ class ImageRun:
             v = getattr(self, k)
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{k} must be an integer >= 1, got {v!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        if self.device is not None and (not isinstance(self.device, int) or self.device < 0):
+            raise ValueError(f"device must be a CUDA device index >= 0 or None, got {self.device!r}")
 
 
 def build_method(run: ImageRun, image_shape):
@@ -82,8 +89,6 @@ def build_method(run: ImageRun, image_shape):
 
 
 def sample_grid_png(path, images, shape, ncol=10):
-    from toy.common import plt
-    from toy.wwgan_digits import grid_image
     pyplot = plt()
     fig, ax = pyplot.subplots(figsize=(6, 6 * max(1, len(images) // ncol) / ncol + 0.3))
     grid = grid_image(np.asarray(images).reshape((-1, *shape)), ncol=ncol)
@@ -94,19 +99,21 @@ def sample_grid_png(path, images, shape, ncol=10):
     pyplot.close(fig)
 
 
-def run_image_experiment(run: ImageRun, out, resume=False, checkpoint_every=0, progress=True):
-    """Train, evaluate and write the outputs of one image-scale run; returns the final metrics."""
-    from toy.common import write_csv, write_json, write_npy
+def run_image_experiment(run: ImageRun, out, resume=False, checkpoint_every=0, progress=True, opts=None):
+    """Train, evaluate and write the outputs of one image-scale run; returns the final metrics.
+
+    ``opts`` (a :class:`refimpl.runs.RunOptions`, as the command line passes it) sets the
+    checkpoint cadences and the experiment's name; without it, ``out``, ``resume`` and
+    ``checkpoint_every`` make one.
+    """
+    opts = opts or RunOptions(out=pathlib.Path(out), backend=run.backend, seed=run.seed, resume=resume,
+                              checkpoint_every=checkpoint_every, experiment=f"gpu-{run.method}")
     xp = get_namespace(run.backend)
     data, shape = device_dataset(run.dataset, xp, data_dir=run.data_dir, split="train", dtype=run.dtype)
     test, _ = load_images(run.dataset, data_dir=run.data_dir, split="test", limit=run.n_eval)
     test = test.reshape(test.shape[0], -1)
     method = build_method(run, shape)
-    out = pathlib.Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    ck = out / "checkpoint.pkl"
-    if ck.exists() and not resume:
-        raise FileExistsError(f"{ck} exists: pass --resume to continue that run, or choose another --out")
+    out = pathlib.Path(opts.out)
 
     def generated(state, it):
         rng = np.random.default_rng([run.seed, 7919, it])
@@ -116,16 +123,15 @@ def run_image_experiment(run: ImageRun, out, resume=False, checkpoint_every=0, p
     def eval_fn(state, it):
         return {"w1_pixels": image_w1(to_numpy(generated(state, it)), test)}
 
-    res = train(method, data, xp=xp, dtype=run.dtype, seed=run.seed, iters=run.iters, eval_fn=eval_fn,
-                eval_every=run.eval_every, checkpoint_path=ck, checkpoint_every=checkpoint_every or run.eval_every,
-                resume=resume, check_every=50 if backend_name(xp) == "cupy" else 1, progress=progress)
-    if res.interrupted:
-        raise KeyboardInterrupt
+    res = train_run(opts, method, data, dataset=run.dataset, xp=xp, dtype=run.dtype, iters=run.iters, eval_fn=eval_fn,
+                    eval_every=run.eval_every, progress=progress,
+                    run_info={"n_eval": run.n_eval, "width": run.width})
     samples = to_numpy(generated(res.state, res.iterations))
     metrics = {**res.final_metrics, "seconds": round(res.seconds, 2), "iterations": res.iterations,
                "train_seconds": round(res.train_seconds, 2),
                "seconds_per_iteration": round(res.train_seconds / max(res.iterations, 1), 5),
-               "image_shape": list(shape), "run": dataclasses.asdict(run), "config": method.config()}
+               "image_shape": list(shape), "threads": opts.threads, "run": dataclasses.asdict(run),
+               "config": method.config()}
     metrics.pop("iteration", None)
     write_csv(out / "curve.csv", res.curve)
     sample_grid_png(out / "samples.png", samples[:100], shape)

@@ -201,32 +201,63 @@ class TrainResult:
     interrupted: bool = False
 
 
-def _same_run(old, new, method):
-    """Whether a checkpoint's fingerprint ``old`` belongs to the run ``new``.
-
-    Equal fingerprints match. A config field added to the library after the checkpoint
-    was written also matches when the new run leaves it at its default, so checkpoints
-    survive new options; any other difference (a changed value, a removed field) does not.
-    """
-    if old == new:
-        return True
-    strip = lambda fp: {k: v for k, v in fp.items() if k != "config"}
-    if strip(old) != strip(new):
-        return False
-    oc, nc = old.get("config", {}), new.get("config", {})
-    cfg = getattr(method, "cfg", None)
-    defaults = {f.name: f.default for f in dataclasses.fields(cfg)} if dataclasses.is_dataclass(cfg) else {}
-    for k in set(oc) | set(nc):
-        if k in oc and k in nc:
-            if oc[k] != nc[k]:
-                return False
-        elif k in oc:
-            return False
+def _flat(d, prefix=""):
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
         else:
-            d = defaults.get(k, dataclasses.MISSING)
-            if (list(d) if isinstance(d, tuple) else d) != nc[k]:
-                return False
-    return True
+            out[f"{prefix}{k}"] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def fingerprint_diff(old, new, config=None):
+    """The fields in which a checkpoint's fingerprint ``old`` differs from the run ``new``, as
+    ``["name: old -> new", ...]`` (empty: the same run).
+
+    A config field added to the library after the checkpoint was written matches when the new
+    run leaves it at its default, and so does a top-level field (``experiment``, ``dataset``)
+    that older checkpoints did not record; any other difference (a changed value, a removed
+    field) does not. ``config`` (a config dataclass or its class) supplies those defaults.
+    """
+    if not isinstance(old, dict):
+        return [f"fingerprint: {old!r} -> {new!r}"]
+    fo, fn = _flat(old), _flat(new)
+    cfg = config
+    defaults = {f"config.{f.name}": (list(f.default) if isinstance(f.default, tuple) else f.default)
+                for f in dataclasses.fields(cfg)} if dataclasses.is_dataclass(cfg) else {}
+    diff = []
+    for k in dict.fromkeys([*fn, *fo]):
+        if k in fo and k in fn:
+            if fo[k] != fn[k]:
+                diff.append(f"{k}: {fo[k]!r} -> {fn[k]!r}")
+        elif k in fo:
+            diff.append(f"{k}: {fo[k]!r} -> (absent)")
+        elif k.startswith("config."):
+            if defaults.get(k, dataclasses.MISSING) != fn[k]:
+                diff.append(f"{k}: (absent, default) -> {fn[k]!r}")
+        elif "." in k:
+            diff.append(f"{k}: (absent) -> {fn[k]!r}")
+    return diff
+
+
+_CHECKPOINT_KEYS = {"fingerprint": dict, "state": dict, "iteration": int, "rng": dict, "curve": list,
+                    "seconds": (int, float)}
+
+
+def _check_checkpoint(ck, path):
+    """``CheckpointError`` unless ``ck`` has the structure :func:`train` writes."""
+    from .checkpoint import CheckpointError
+    if not isinstance(ck, dict):
+        raise CheckpointError(f"checkpoint unreadable: a {type(ck).__name__}, not a dict ({path})")
+    for k, t in _CHECKPOINT_KEYS.items():
+        if k not in ck:
+            raise CheckpointError(f"checkpoint unreadable: no {k!r} entry ({path})")
+        if not isinstance(ck[k], t) or isinstance(ck[k], bool):
+            raise CheckpointError(f"checkpoint unreadable: {k!r} is a {type(ck[k]).__name__} ({path})")
+    if ck["iteration"] < 0 or not all(isinstance(r, dict) and isinstance(r.get("iteration"), int)
+                                      for r in ck["curve"]):
+        raise CheckpointError(f"checkpoint unreadable: bad iteration or curve rows ({path})")
 
 
 def _fmt_time(s):
@@ -234,9 +265,17 @@ def _fmt_time(s):
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
+def default_check_every(xp):
+    """Iterations between host checks of the losses: 1 on CPU backends (a check is free there),
+    50 on CuPy, where each check is a device synchronisation (issue 14: one per step would
+    serialise the GPU)."""
+    from .backend import backend_name
+    return 50 if backend_name(xp) == "cupy" else 1
+
+
 def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000, eval_fn=None,
-          eval_every=0, checkpoint_path=None, checkpoint_every=0, resume=False, check_every=1,
-          progress=True, stream=None):
+          eval_every=0, checkpoint_path=None, checkpoint_every=0, checkpoint_seconds=0.0, resume=False,
+          resume_from=None, check_every=None, run_info=None, progress=True, stream=None):
     """Run ``iters`` outer iterations of ``method`` on ``data``.
 
     Parameters
@@ -246,50 +285,97 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
     eval_fn : callable ``(state, iteration) -> dict`` of metrics (Python numbers), run
         every ``eval_every`` iterations and at the end; its rows form the curve.
     checkpoint_path : file for atomic checkpoints (params, optimiser states, RNG state,
-        iteration, curve, elapsed time), written every ``checkpoint_every`` iterations,
-        at the end, and on Ctrl-C. ``resume=True`` continues from it; a numpy run
-        interrupted and resumed ends bit-identical to an uninterrupted one.
+        iteration, curve, elapsed time; :mod:`refimpl.checkpoint`'s safe format), written every
+        ``checkpoint_every`` iterations, whenever ``checkpoint_seconds`` of wall clock have
+        passed since the last one (0: no clock cadence), at the end, and on ``KeyboardInterrupt``.
+        Both cadences are independent of ``check_every``: an iteration due for a checkpoint (or
+        an evaluation) is checked first. ``resume=True`` continues from ``resume_from`` (default: the checkpoint
+        path; e.g. a legacy file); a numpy run interrupted and resumed ends bit-identical to an
+        uninterrupted one. An evaluation that was due at the checkpoint's iteration but not
+        recorded (interrupted) is redone on resume; resuming a completed run trains nothing.
     check_every : losses are moved to the host and checked for NaN/Inf every this many
-        iterations (1 on the CPU; larger on a GPU to avoid a sync per step).
+        iterations; ``None`` (default): :func:`default_check_every` (1 on the CPU, 50 on CuPy).
+    run_info : dict merged into the checkpoint's fingerprint (e.g. experiment, dataset).
 
     Raises
     ------
     NonFiniteLoss
-        Naming the iteration; the last checkpoint written (from finite state) is kept.
+        Naming the iteration and whether a checkpoint (from finite state) is kept.
+    ValueError
+        Bad arguments; a checkpoint of a different run (naming the differing fields); resume
+        with ``iters`` below the checkpoint's iteration.
+    refimpl.checkpoint.CheckpointError
+        An unreadable checkpoint.
     """
     if not isinstance(iters, int) or iters < 1:
         raise ValueError(f"iters must be an integer >= 1, got {iters!r}")
+    if check_every is None:
+        check_every = default_check_every(xp)
     for k, v in (("eval_every", eval_every), ("checkpoint_every", checkpoint_every), ("check_every", check_every)):
         if not isinstance(v, int) or v < 0:
             raise ValueError(f"{k} must be an integer >= 0, got {v!r}")
+    if not isinstance(checkpoint_seconds, (int, float)) or not checkpoint_seconds >= 0:
+        raise ValueError(f"checkpoint_seconds must be a number >= 0, got {checkpoint_seconds!r}")
     if (resume or checkpoint_every) and checkpoint_path is None:
         raise ValueError("resume and checkpoint_every need a checkpoint_path")
+    checkpoint_path = None if checkpoint_path is None else pathlib.Path(checkpoint_path)
     stream = stream or sys.stderr
     rng = np.random.default_rng(seed)
     start, curve, elapsed0, eval0, cpu0 = 0, [], 0.0, 0.0, 0.0
-    fingerprint = {"method": method.name, "config": method.config(), "seed": seed, "dtype": str(dtype)}
-    if resume and pathlib.Path(checkpoint_path).exists():
-        ck = load_checkpoint(checkpoint_path, xp, device)
-        if not _same_run(ck["fingerprint"], fingerprint, method):
-            raise ValueError(f"checkpoint {checkpoint_path} was written by a different run "
-                             f"({ck['fingerprint']}); refusing to resume it with {fingerprint}")
+    fingerprint = {**(run_info or {}), "method": method.name, "config": method.config(), "seed": seed,
+                   "dtype": str(dtype)}
+    source = pathlib.Path(resume_from or checkpoint_path) if resume else None
+    saved = None                              # (file, iteration) of the last checkpoint on disk, if any
+    if source is not None and source.exists():
+        ck = load_checkpoint(source, xp, device)
+        _check_checkpoint(ck, source)
+        diff = fingerprint_diff(ck["fingerprint"], fingerprint, getattr(method, "cfg", None))
+        if diff:
+            raise ValueError(f"checkpoint {source} was written by a different run; refusing to resume it. "
+                             f"Differences (checkpoint -> this run): {'; '.join(diff)}")
+        if ck["iteration"] > iters:
+            raise ValueError(f"the checkpoint {source} is at iteration {ck['iteration']}, beyond the requested "
+                             f"{iters} iterations; resume with --iters {ck['iteration']} or more")
         state, start, curve, elapsed0 = ck["state"], ck["iteration"], ck["curve"], ck["seconds"]
         eval0, cpu0 = ck.get("eval_seconds", 0.0), ck.get("train_cpu_seconds", 0.0)
-        rng.bit_generator.state = ck["rng"]
+        try:
+            rng.bit_generator.state = ck["rng"]
+        except (TypeError, ValueError, KeyError) as e:
+            raise ValueError(f"checkpoint unreadable: bad RNG state ({e}) ({source})") from None
+        saved = (source, start)
         if progress:
-            print(f"resumed from {checkpoint_path} at iteration {start}", file=stream)
+            print(f"resumed from {source} at iteration {start}", file=stream)
     else:
         state = method.init_state(rng, xp, dtype, device)
 
     def checkpoint(st, it, rng_state, elapsed):
+        nonlocal saved, last_ck
         if checkpoint_path is not None:
             save_checkpoint(checkpoint_path, {"fingerprint": fingerprint, "state": st, "iteration": it,
                                               "rng": rng_state, "curve": curve, "seconds": elapsed,
+                                              "evaluated": [r["iteration"] for r in curve],
                                               "eval_seconds": eval_time[0],
                                               "train_cpu_seconds": time.process_time() - c0 - eval_cpu[0]})
+            saved, last_ck = (checkpoint_path, it), time.perf_counter()
+
+    def evaluate(st, it):
+        synchronize(xp)                      # time the queued GPU work, not its launch
+        te, ce = time.perf_counter(), time.process_time()
+        metrics = eval_fn(st, it)
+        eval_time[0] += time.perf_counter() - te
+        eval_cpu[0] += time.process_time() - ce
+        now = time.perf_counter() - t0
+        row = {"iteration": it, "seconds": round(now, 3), "train_seconds": round(now - eval_time[0], 3),
+               "train_cpu_seconds": round(time.process_time() - c0 - eval_cpu[0], 3), **metrics}
+        curve.append(row)
+        latest.update(metrics)
+
+    def eval_due(it):
+        return eval_fn is not None and ((eval_every and it % eval_every == 0) or it == iters)
 
     t0 = time.perf_counter() - elapsed0
     c0 = time.process_time() - cpu0
+    last_ck = time.perf_counter()
     eval_time = [eval0]                      # seconds spent in eval_fn (excluded from train_seconds)
     eval_cpu = [0.0]                         # process CPU seconds spent in eval_fn
     last_print = -1e9
@@ -297,31 +383,29 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
     good = (state, start, rng.bit_generator.state)   # last state known finite, at an iteration boundary
     it = start
     try:
+        if start and eval_due(start) and start not in {r["iteration"] for r in curve}:
+            evaluate(state, start)           # interrupted during this evaluation: redo it
+            if start == iters:
+                checkpoint(state, start, rng.bit_generator.state, time.perf_counter() - t0)
         for it in range(start + 1, iters + 1):
             new_state, logs = method.outer_step(state, rng, data)
-            if check_every and (it % check_every == 0 or it == iters):
+            ck_due = checkpoint_path is not None and (
+                (checkpoint_every and it % checkpoint_every == 0)
+                or (checkpoint_seconds and time.perf_counter() - last_ck >= checkpoint_seconds))
+            if (check_every and (it % check_every == 0 or it == iters)) or ck_due or eval_due(it):
                 vals = {k: scalar(v) for k, v in logs.items()}
                 bad = [k for k, v in vals.items() if not math.isfinite(v)]
                 if bad:
+                    kept = (f"the last good checkpoint ({saved[0]}, iteration {saved[1]}) is kept"
+                            if saved is not None else "no checkpoint was written")
                     raise NonFiniteLoss(f"non-finite {', '.join(bad)} at iteration {it} "
-                                        f"({', '.join(f'{k}={vals[k]}' for k in bad)}); the last good checkpoint "
-                                        f"(iteration {good[1]}) is kept" if checkpoint_path else
-                                        f"non-finite {', '.join(bad)} at iteration {it}")
+                                        f"({', '.join(f'{k}={vals[k]}' for k in bad)}); {kept}")
                 latest.update(vals)
                 good = (new_state, it, rng.bit_generator.state)
             state = new_state
-            if eval_fn is not None and ((eval_every and it % eval_every == 0) or it == iters):
-                synchronize(xp)                      # time the queued GPU work, not its launch
-                te, ce = time.perf_counter(), time.process_time()
-                metrics = eval_fn(state, it)
-                eval_time[0] += time.perf_counter() - te
-                eval_cpu[0] += time.process_time() - ce
-                now = time.perf_counter() - t0
-                row = {"iteration": it, "seconds": round(now, 3), "train_seconds": round(now - eval_time[0], 3),
-                       "train_cpu_seconds": round(time.process_time() - c0 - eval_cpu[0], 3), **metrics}
-                curve.append(row)
-                latest.update(metrics)
-            if checkpoint_every and it % checkpoint_every == 0 and good[1] == it:
+            if eval_due(it):
+                evaluate(state, it)
+            if ck_due:
                 checkpoint(state, it, rng.bit_generator.state, time.perf_counter() - t0)
             now = time.perf_counter()
             if progress and (now - last_print > 2.0 or it == iters):
@@ -334,6 +418,7 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
                       file=stream, flush=True)
     except KeyboardInterrupt:
         st, it_good, rs = good
+        curve[:] = [r for r in curve if r["iteration"] <= it_good]
         checkpoint(st, it_good, rs, time.perf_counter() - t0)
         if progress:
             where = f"checkpoint written at iteration {it_good}" if checkpoint_path else "no checkpoint path"
@@ -342,6 +427,7 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
         return TrainResult(st, curve, it_good, el, el - eval_time[0], dict(latest), interrupted=True)
     synchronize(xp)
     seconds = time.perf_counter() - t0
-    checkpoint(state, iters, rng.bit_generator.state, seconds)
+    if saved != (checkpoint_path, iters):     # not yet written by the cadence (or a completed run resumed)
+        checkpoint(state, iters, rng.bit_generator.state, seconds)
     final = dict(curve[-1]) if curve else {}
     return TrainResult(state, curve, iters, seconds, seconds - eval_time[0], final)

@@ -16,7 +16,7 @@ def _check(out, variants, iters, gen_per_outer):
     assert m["iterations"] == iters and m["curve_samples"] == 100
     for v in variants:
         run = out / v / "seed0"
-        for f in ("metrics.json", "curve.csv", "samples.npy", "samples.png", "curves.png", "checkpoint.pkl"):
+        for f in ("metrics.json", "curve.csv", "samples.npy", "samples.png", "curves.png", "checkpoint.npz"):
             assert (run / f).stat().st_size > 0, f"{run / f} missing"
         assert m["variants"][v]["gen_iters"] == iters * gen_per_outer[v]
         assert m["variants"][v]["w1_final_mean"] > 0

@@ -28,7 +28,7 @@ def test_swgan_grid_quick(tmp_path):
     assert [r["method"] for r in summary["rows"]] == ["SWGAN", "WGAN-GP"]
     for name in ("swgan-seed0", "wgan-gp-seed0"):
         d = tmp_path / name
-        for f in ("metrics.json", "curve.csv", "samples.npy", "samples.png", "curves.png", "checkpoint.pkl"):
+        for f in ("metrics.json", "curve.csv", "samples.npy", "samples.png", "curves.png", "checkpoint.npz"):
             assert (d / f).stat().st_size > 0, f
         met = json.loads((d / "metrics.json").read_text())
         assert met["iterations"] == QUICK_ITERS and 0 <= met["modes"] <= 25 and met["w1"] > 0
@@ -40,7 +40,7 @@ def test_swgan_grid_quick(tmp_path):
     sw = summary["rows"][0]
     assert 0 < sw["mean_dual_steps"] <= 3                 # quick: at most 3 dual steps per generator step
     # a finished run is not silently overwritten
-    with pytest.raises(FileExistsError):
+    with pytest.raises(ValueError, match="--resume"):
         run(RunOptions(out=tmp_path, quick=True, extra={"latent_dim": 2}))
 
 

@@ -13,7 +13,7 @@ def test_wwgan_digits_quick(tmp_path):
     out = tmp_path / "run"
     m = run_quick(out)
     for f in ("metrics.json", "curve.csv", "translation.csv", "samples.png", "critic_translation.png",
-              "noise_hist.png", "learning_curves.png", "checkpoint.pkl"):
+              "noise_hist.png", "learning_curves.png", "checkpoint.npz"):
         assert (out / f).stat().st_size > 0, f
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["table1_ours"] == m["table1_ours"]

@@ -140,9 +140,9 @@ def test_resume_accepts_a_checkpoint_from_before_a_new_default_field(xp, tmp_pat
     ck = tmp_path / "g.pkl"
     full = _run(xp, tmp_path, 6)
     _run(xp, tmp_path, 3, checkpoint_path=ck)
-    payload = pickle.loads(ck.read_bytes())
+    payload = load(ck)
     del payload["fingerprint"]["config"]["data_scale"]          # as written by an older version
-    ck.write_bytes(pickle.dumps(payload))
+    ck.write_bytes(pickle.dumps(payload))                        # in the older (pickle) format
     resumed = _run(xp, tmp_path, 6, checkpoint_path=ck, resume=True)
     _assert_same_params(full.state["gen"], resumed.state["gen"])
     import dataclasses
@@ -150,3 +150,206 @@ def test_resume_accepts_a_checkpoint_from_before_a_new_default_field(xp, tmp_pat
     ck.write_bytes(pickle.dumps(payload))
     with pytest.raises(ValueError, match="different run"):
         _run(xp, tmp_path, 6, method=other, checkpoint_path=ck, resume=True)
+
+
+# ----------------------------------------------------------------------------- lifecycle faults (issue 16)
+class _InterruptingEval:
+    """An eval_fn that raises KeyboardInterrupt the first time it sees iteration ``at``."""
+
+    def __init__(self, at):
+        self.at, self.fired = at, False
+
+    def __call__(self, st, it):
+        if it == self.at and not self.fired:
+            self.fired = True
+            raise KeyboardInterrupt
+        return {"it_seen": it}
+
+
+def _eval_run(xp, iters, eval_fn, ck, **kw):
+    return train(GANMethod(SMALL), ToyData("grid25", xp, "float64"), xp=xp, dtype="float64", seed=3, iters=iters,
+                 eval_fn=eval_fn, eval_every=2, progress=False, checkpoint_path=ck, **kw)
+
+
+def test_interrupted_final_evaluation_is_redone_and_nothing_retrained(tmp_path):
+    ck = tmp_path / "c.npz"
+    full = _run(np, tmp_path, 6)
+    part = _eval_run(np, 6, _InterruptingEval(6), ck)
+    assert part.interrupted and load(ck)["iteration"] == 6 and 6 not in load(ck)["evaluated"]
+
+    class NoTraining(GANMethod):
+        def outer_step(self, *a):
+            raise AssertionError("a completed run was trained again")
+    resumed = train(NoTraining(SMALL), ToyData("grid25", np, "float64"), xp=np, dtype="float64", seed=3, iters=6,
+                    eval_fn=lambda st, it: {"it_seen": it}, eval_every=2, progress=False, checkpoint_path=ck,
+                    resume=True)
+    assert [r["iteration"] for r in resumed.curve] == [2, 4, 6]
+    assert resumed.final_metrics["it_seen"] == 6
+    assert load(ck)["evaluated"] == [2, 4, 6]
+    _assert_same_params(full.state["gen"], resumed.state["gen"])
+    again = train(NoTraining(SMALL), ToyData("grid25", np, "float64"), xp=np, dtype="float64", seed=3, iters=6,
+                  eval_fn=lambda st, it: {"it_seen": it}, eval_every=2, progress=False, checkpoint_path=ck, resume=True)
+    assert [r["iteration"] for r in again.curve] == [2, 4, 6]
+
+
+def test_interrupted_intermediate_evaluation_is_redone(tmp_path):
+    ck = tmp_path / "c.npz"
+    _eval_run(np, 6, _InterruptingEval(4), ck)
+    assert load(ck)["iteration"] == 4
+    resumed = _eval_run(np, 6, lambda st, it: {"it_seen": it}, ck, resume=True)
+    assert [r["iteration"] for r in resumed.curve] == [2, 4, 6]
+
+
+def test_resume_refuses_fewer_iterations_than_the_checkpoint(tmp_path):
+    ck = tmp_path / "c.npz"
+    _run(np, tmp_path, 3, checkpoint_path=ck)
+    with pytest.raises(ValueError, match="at iteration 3, beyond the requested 2"):
+        _run(np, tmp_path, 2, checkpoint_path=ck, resume=True)
+    assert load(ck)["iteration"] == 3
+
+
+def test_checkpoint_cadence_is_independent_of_check_cadence(tmp_path, monkeypatch):
+    from refimpl import train as train_mod
+    written = []
+    real = train_mod.save_checkpoint
+    monkeypatch.setattr(train_mod, "save_checkpoint", lambda p, payload: (written.append(payload["iteration"]),
+                                                                          real(p, payload)))
+    _run(np, tmp_path, 10, checkpoint_path=tmp_path / "c.npz", checkpoint_every=3, check_every=4)
+    assert written == [3, 6, 9, 10]
+
+
+def test_wall_clock_checkpoint_cadence(tmp_path, monkeypatch):
+    from refimpl import train as train_mod
+    written = []
+    real = train_mod.save_checkpoint
+    monkeypatch.setattr(train_mod, "save_checkpoint", lambda p, payload: (written.append(payload["iteration"]),
+                                                                          real(p, payload)))
+    _run(np, tmp_path, 4, checkpoint_path=tmp_path / "c.npz", checkpoint_seconds=1e-9, check_every=0)
+    assert written == [1, 2, 3, 4]
+    written.clear()
+    _run(np, tmp_path, 4, checkpoint_path=tmp_path / "d.npz", checkpoint_seconds=3600.0)
+    assert written == [4]
+
+
+def test_non_finite_message_is_true_without_a_checkpoint(tmp_path):
+    ck = tmp_path / "none.npz"
+    with pytest.raises(NonFiniteLoss, match="no checkpoint was written"):
+        _run(np, tmp_path, 10, method=_Exploding(SMALL), checkpoint_path=ck)
+    assert not ck.exists()
+
+
+@pytest.mark.parametrize("payload,reason", [([1, 2], "a list, not a dict"), ({"iteration": 1}, "no 'fingerprint'"),
+                                            ({"fingerprint": {}, "state": {}, "iteration": "x", "rng": {},
+                                              "curve": [], "seconds": 0.0}, "'iteration' is a str")])
+def test_wrong_checkpoint_structure_is_unreadable(tmp_path, payload, reason):
+    import pickle
+    from refimpl.checkpoint import CheckpointError
+    ck = tmp_path / "w.pkl"
+    ck.write_bytes(pickle.dumps(payload))
+    with pytest.raises(CheckpointError, match=f"checkpoint unreadable: {reason}"):
+        _run(np, tmp_path, 3, checkpoint_path=ck, resume=True)
+    ck.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="checkpoint unreadable"):
+        _run(np, tmp_path, 3, checkpoint_path=ck, resume=True)
+
+
+def test_fingerprint_mismatch_names_only_the_differing_fields(tmp_path):
+    ck = tmp_path / "f.npz"
+    _run(np, tmp_path, 2, checkpoint_path=ck, run_info={"experiment": "a", "dataset": "ring8"})
+    import dataclasses
+    other = GANMethod(dataclasses.replace(SMALL, batch_size=16))
+    with pytest.raises(ValueError) as e:
+        _run(np, tmp_path, 4, method=other, checkpoint_path=ck, resume=True,
+             run_info={"experiment": "b", "dataset": "ring8"})
+    msg = str(e.value)
+    assert "experiment: 'a' -> 'b'" in msg and "config.batch_size: 32 -> 16" in msg
+    assert "dataset" not in msg and "lr_gen" not in msg and len(msg) < 400
+
+
+def test_malicious_pickle_is_refused_and_never_runs(tmp_path):
+    import os
+    import pickle
+    from refimpl.checkpoint import CheckpointError
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+    ck = tmp_path / "evil.pkl"
+    ck.write_bytes(pickle.dumps({"fingerprint": Evil()}))
+    with pytest.raises(CheckpointError, match="refused to load"):
+        load(ck)
+    with pytest.raises(CheckpointError, match="refused to load"):
+        _run(np, tmp_path, 3, checkpoint_path=ck, resume=True)
+    assert not marker.exists()
+
+
+def test_checkpoint_format_round_trips_and_cannot_hold_code(tmp_path):
+    import zipfile
+    from refimpl import checkpoint
+    st = np.random.default_rng(5).bit_generator.state
+    payload = {"a": [(np.arange(3, dtype=np.float32), np.ones((2, 2)))], "rng": st, "t": (1, 2.5, "x", None),
+               "nan": float("nan"), "b": b"\x00\x01", 3: True}
+    ck = tmp_path / "p.npz"
+    checkpoint.save(ck, payload)
+    back = checkpoint.load(ck)
+    assert back["rng"] == st and back["t"] == (1, 2.5, "x", None) and back["b"] == b"\x00\x01" and back[3] is True
+    assert back["a"][0][0].dtype == np.float32 and np.array_equal(back["a"][0][1], np.ones((2, 2)))
+    assert isinstance(back["a"][0], tuple) and back["nan"] != back["nan"]
+    with zipfile.ZipFile(ck) as z:
+        assert all(n.endswith(".npy") for n in z.namelist())
+    with pytest.raises(TypeError):
+        checkpoint.save(tmp_path / "o.npz", {"x": np.array([object()], dtype=object)})
+
+
+def test_outputs_follow_the_umask_and_stale_temps_are_removed(tmp_path):
+    import os
+    from refimpl import checkpoint
+    old = os.umask(0o027)
+    try:
+        checkpoint.atomic_write(tmp_path / "m.json", b"{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o640
+    (tmp_path / "sub").mkdir()
+    stale = [tmp_path / ".checkpoint.pkl.abc123_x.tmp", tmp_path / "sub" / ".metrics.json.4711deadbeef.tmp"]
+    for p in stale:
+        p.write_bytes(b"x" * 10)
+    keep = tmp_path / "notes.tmp"
+    keep.write_text("mine")
+    assert sorted(checkpoint.remove_stale_temps(tmp_path)) == sorted(stale)
+    assert keep.exists() and not any(p.exists() for p in stale)
+
+
+def _trees():
+    from hypothesis import strategies as st
+    from hypothesis.extra import numpy as hnp
+    leaves = (st.none() | st.booleans() | st.integers(-2 ** 130, 2 ** 130) | st.floats(allow_nan=False)
+              | st.text(max_size=8) | st.binary(max_size=8)
+              | hnp.arrays(st.sampled_from([np.float32, np.float64, np.int64, np.uint8, np.bool_]),
+                           hnp.array_shapes(min_dims=0, max_dims=3, max_side=3)))
+    keys = st.text(max_size=5) | st.integers(-5, 5)
+    return st.recursive(leaves, lambda c: st.lists(c, max_size=4) | st.tuples(c, c)
+                        | st.dictionaries(keys, c, max_size=4), max_leaves=12)
+
+
+def _same_tree(a, b):
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(_same_tree(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same_tree(a[k], b[k]) for k in a)
+    return type(a) is type(b) and a == b
+
+
+def test_checkpoint_format_round_trips_any_tree():
+    """Property: dumps/loads is the identity on trees of containers, scalars and arrays (types,
+    dtypes, shapes, tuple vs list, key order and key types kept)."""
+    from hypothesis import given
+    from refimpl import checkpoint
+
+    @given(_trees())
+    def prop(tree):
+        assert _same_tree(tree, checkpoint.loads(checkpoint.dumps(tree)))
+    prop()

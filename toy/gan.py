@@ -3,20 +3,19 @@
 Outputs in ``opts.out``: ``metrics.json`` (final metrics, wall-clock seconds, full
 config), ``curve.csv`` (metrics against iteration and seconds), ``samples.npy``
 (2,500 final samples), ``samples.png`` (samples over the target modes),
-``curves.png`` (learning curves) and ``checkpoint.pkl`` (resumable state).
+``curves.png`` (learning curves) and ``checkpoint.npz`` (resumable state).
 """
 from __future__ import annotations
 
 import dataclasses
-import pathlib
 
 import numpy as np
 
-from refimpl.backend import backend_name, get_namespace, to_numpy
+from refimpl.backend import get_namespace, to_numpy
 from refimpl.metrics import N_EVAL, evaluate
-from refimpl.train import ToyData, train
+from refimpl.train import ToyData
 
-from .common import RunOptions, plt, write_csv, write_json, write_npy
+from .common import RunOptions, plt, train_run, write_csv, write_json, write_npy
 
 # flags of the command line that override config fields (name in opts.extra -> config field)
 OVERRIDES = ("objective", "lam", "n_critic", "n_gen", "batch_size", "latent_dim", "lr_gen", "lr_critic")
@@ -78,21 +77,12 @@ def plot_curves(path, curve, title):
 def run_gan(opts: RunOptions, method, dataset, *, iters, eval_every, title, dtype="float32", extra_metrics=None):
     """Train ``method`` on a toy ``dataset`` and write the standard outputs; returns the final metrics."""
     xp = get_namespace(opts.backend)
-    opts.out.mkdir(parents=True, exist_ok=True)
-    ck = pathlib.Path(opts.out) / "checkpoint.pkl"
-    if ck.exists() and not opts.resume:
-        raise FileExistsError(f"{ck} exists: pass --resume to continue that run, or choose another --out")
-    res = train(method, ToyData(dataset, xp, dtype, scale=method.cfg.data_scale), xp=xp, dtype=dtype, seed=opts.seed, iters=iters,
-                eval_fn=make_eval_fn(method, dataset, opts.seed), eval_every=eval_every,
-                checkpoint_path=ck, checkpoint_every=opts.checkpoint_every or max(eval_every, 1),
-                resume=opts.resume, check_every=1 if backend_name(xp) != "cupy" else 50)
-    if res.interrupted:
-        raise KeyboardInterrupt
+    res = train_run(opts, method, ToyData(dataset, xp, dtype, scale=method.cfg.data_scale), dataset=dataset, xp=xp,
+                    dtype=dtype, iters=iters, eval_fn=make_eval_fn(method, dataset, opts.seed), eval_every=eval_every)
     samples = to_numpy(eval_samples(method, res.state, opts.seed, res.iterations))
     metrics = {**res.final_metrics, "seconds": round(res.seconds, 2), "train_seconds": round(res.train_seconds, 2),
-               "iterations": res.iterations,
-               "backend": opts.backend, "seed": opts.seed, "dtype": dtype, "method": method.name,
-               "dataset": dataset, "config": method.config(), **(extra_metrics or {})}
+               "iterations": res.iterations, "backend": opts.backend, "threads": opts.threads, "seed": opts.seed,
+               "dtype": dtype, "method": method.name, "dataset": dataset, "config": method.config(), **(extra_metrics or {})}
     metrics.pop("iteration", None)
     # metrics.json last: its presence marks a complete set of outputs
     write_csv(opts.out / "curve.csv", res.curve)

@@ -59,7 +59,7 @@ def run(opts: RunOptions) -> dict:
     d0 = float(np.max(np.abs(theta0 - theta_star)))
     metrics = {
         "h": h, "alphas": alphas, "theta0": theta0.tolist(), "theta_star": theta_star.tolist(),
-        "steps": k_steps, "backend": opts.backend, "table": table,
+        "steps": k_steps, "backend": opts.backend, "threads": opts.threads, "table": table,
         "w_prox_F_le_e_prox_F_every_k": w_le_e,
         "w_prox_steps_to_target_predicted": math.ceil(d0 / h),
     }

@@ -2,6 +2,10 @@
 
 Modules are imported only when their experiment runs, so ``python -m toy list``
 works without the optional packages of every experiment.
+
+``FLAGS[name]`` lists the experiment-specific flags an experiment takes, with the default
+shown by ``python -m toy NAME --help`` (``iters`` is the default of the shared ``--iters``).
+An experiment without an entry is offered every flag of ``toy.__main__.OVERRIDE_FLAGS``.
 """
 EXPERIMENTS = {
     "wgan-gp-grid": ("toy.wgan_gp", "run_grid", "WGAN-GP on the 25-mode grid (headline experiment)"),
@@ -13,6 +17,34 @@ EXPERIMENTS = {
     "sbe-grid": ("toy.rwp_experiments", "run_sbe_grid", "Semi-Backward Euler against WGAN-GP by generator iterations (RWP Fig. 5)"),
     "w1fe-ring": ("toy.w1fe_ring", "run", "W1-FE-LP/GP persistency K on the 8-mode ring (W1-FE Figs. 1, 2, 4)"),
     "swgan-grid": ("toy.swgan_grid", "run", "Parametric SWGAN vs WGAN-GP (same wall-clock) on the 25-mode grid, --latent-dim 4|2 (SWGAN Figs. 1, 2)"),
+}
+
+_WGAN_GP = {"objective": "wgan-gp", "lam": 10.0, "n_critic": 5, "n_gen": 1, "batch_size": 256, "latent_dim": 2,
+            "lr_gen": 1e-4, "lr_critic": 1e-4}
+_RWP = {"lam": 10.0, "n_critic": "5 (WGAN-GP/LP), 1 (Standard, DRAGAN)", "n_gen": 1, "batch_size": 64,
+        "latent_dim": 2, "lr_gen": "1e-4 (WGAN-GP/LP), 2e-4 (Standard, DRAGAN)",
+        "lr_critic": "1e-4 (WGAN-GP/LP), 2e-4 (Standard, DRAGAN)", "dataset": "ring8"}
+
+FLAGS = {
+    "wgan-gp-grid": {"iters": "3000 (quick: 20)", **_WGAN_GP},
+    "wgan-gp-ring": {"iters": "3000 (quick: 20)", **_WGAN_GP},
+    "prox-two-delta": {"iters": "10 proximal steps (quick: 5)", "h": 0.5},
+    "wwgan-digits": {"iters": "5000 (quick: 4)", **_WGAN_GP, "batch_size": "64 (quick: 16)", "latent_dim": 32,
+                     "dataset": "digits", "data_dir": "none (digits is built in; mnist and cifar10 need it)"},
+    "rwp-grid": {"iters": "1000 (quick: 6)", "objective": "wgan-gp, standard and dragan", **_RWP,
+                 "h": "0.1 (WGAN-GP/LP), 0.2 (Standard, DRAGAN)", "l": "10 (WGAN-GP/LP), 5 (Standard, DRAGAN)",
+                 "seeds": "0,1,2,3,4 (quick: --seed)"},
+    "rwp-gen-iters": {"iters": "1000 (quick: 6)", "objective": "wgan-gp (the only one offered)", **_RWP,
+                      "n_critic": 5, "n_gen": 10, "lr_gen": 1e-4, "lr_critic": 1e-4, "h": 0.1,
+                      "seeds": "0,1,2 (quick: --seed)"},
+    "sbe-grid": {"iters": "1000 (quick: 6)", "objective": "wgan-gp (the only one offered)", **_RWP,
+                 "n_critic": 5, "lr_gen": 1e-4, "lr_critic": 1e-4, "h": 0.2, "seeds": "0,1,2 (quick: --seed)"},
+    "w1fe-ring": {"iters": "800 epochs (quick: 6)", "objective": "both wgan-lp and wgan-gp", "lam": 10.0,
+                  "n_critic": "10 (quick: 2)", "batch_size": "512 (quick: 64)", "latent_dim": 2, "lr_gen": 1e-4,
+                  "lr_critic": 1e-4, "K": "1,3,5,10 (LP) and 1,10 (GP)", "seeds": "--seed"},
+    "swgan-grid": {"iters": "10000 (quick: 5)", "latent_dim": 4, "lam": "0.01 (SWGAN's regulariser weight)",
+                   "n_critic": "20 dual steps (quick: 3)", "n_gen": 1, "batch_size": 128, "lr_gen": 3e-3,
+                   "lr_critic": 1e-3, "seeds": "--seed"},
 }
 
 

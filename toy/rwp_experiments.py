@@ -26,7 +26,7 @@ which is the cost a dedicated machine would see when other jobs share the CPU co
 Variants are interleaved per seed so that load changes on a shared machine hit them alike.
 
 Outputs in ``opts.out``: one sub-folder per ``VARIANT/seedS`` (curve.csv, metrics.json,
-samples.npy, samples.png, curves.png, checkpoint.pkl) and the aggregate ``metrics.json``,
+samples.npy, samples.png, curves.png, checkpoint.npz) and the aggregate ``metrics.json``,
 ``curve.csv`` (mean/min/max per variant and evaluation point), ``curve_runs.csv`` (every run)
 and ``curves.png`` (mean with min/max envelope).
 """
@@ -39,15 +39,15 @@ import time
 
 import numpy as np
 
-from refimpl.backend import backend_name, get_namespace, to_numpy
+from refimpl.backend import get_namespace, to_numpy
 from refimpl.datasets import get_dataset
 from refimpl.datasets import sample as sample_dataset
 from refimpl.metrics import N_EVAL, evaluate, mode_stats, w1
 from refimpl.rwp import RWPMethod
 from refimpl.sbe import SBEMethod
-from refimpl.train import GANConfig, GANMethod, ToyData, train
+from refimpl.train import GANConfig, GANMethod, ToyData
 
-from .common import RunOptions, plt, write_csv, write_json
+from .common import Run, RunOptions, execute_runs, plt, seeds_of, train_run, write_csv, write_json, write_npy
 from .gan import OVERRIDES, apply_overrides, eval_samples, plot_curves, plot_samples
 
 #: config overrides taken from the command line; the objective is chosen per variant instead
@@ -76,23 +76,6 @@ def base_config(objective, **kw):
 def _extra(opts):
     return {k: v for k, v in (opts.extra or {}).items() if v is not None}
 
-
-def _seeds(opts, default=DEFAULT_SEEDS):
-    ex = _extra(opts)
-    if opts.quick and "seeds" not in ex:
-        return [opts.seed]
-    s = ex.get("seeds")
-    if s is None:
-        return list(default)
-    if isinstance(s, str):
-        try:
-            s = [int(t) for t in s.split(",") if t.strip()]
-        except ValueError:
-            raise ValueError(f"--seeds must be a comma list of integers, got {ex['seeds']!r}") from None
-    s = [int(t) for t in s]
-    if not s or any(t < 0 for t in s) or len(set(s)) != len(s):
-        raise ValueError(f"--seeds must be distinct integers >= 0, got {s}")
-    return s
 
 
 def _dataset(opts):
@@ -146,9 +129,6 @@ def run_one(opts: RunOptions, method, dataset, *, iters, eval_every, title, gen_
     xp = get_namespace(opts.backend)
     out = pathlib.Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
-    ck = out / "checkpoint.pkl"
-    if ck.exists() and not opts.resume:
-        raise FileExistsError(f"{ck} exists: pass --resume to continue that run, or choose another --out")
     clock_file = out / "clocks.json"
     # training clocks: wall-clock and this process's CPU time, both without the evaluations;
     # a resumed run continues from the values stored at its last evaluation
@@ -168,12 +148,9 @@ def run_one(opts: RunOptions, method, dataset, *, iters, eval_every, title, gen_
         spent["cpu"] += time.process_time() - c0
         return m
 
-    res = train(method, ToyData(dataset, xp, dtype), xp=xp, dtype=dtype, seed=opts.seed, iters=iters,
-                eval_fn=eval_fn, eval_every=eval_every, checkpoint_path=ck,
-                checkpoint_every=opts.checkpoint_every or max(eval_every, 1), resume=opts.resume,
-                check_every=1 if backend_name(xp) != "cupy" else 50, progress=False)
-    if res.interrupted:
-        raise KeyboardInterrupt
+    res = train_run(opts, method, ToyData(dataset, xp, dtype), dataset=dataset, xp=xp, dtype=dtype, iters=iters,
+                    eval_fn=eval_fn, eval_every=eval_every, progress=False,
+                    run_info={"curve_samples": n_curve, "protocol_samples": n_protocol})
     curve = res.curve
     samples = eval_samples(method, res.state, opts.seed, res.iterations, n=n_protocol)
     final = evaluate(samples, dataset, np.random.default_rng([opts.seed, 104729, res.iterations]),
@@ -183,10 +160,10 @@ def run_one(opts: RunOptions, method, dataset, *, iters, eval_every, title, gen_
                "final_protocol": final, "train_seconds": last["train_seconds"],
                "train_cpu_seconds": last["train_cpu_seconds"], "seconds": round(res.seconds, 2),
                "iterations": res.iterations, "gen_iters": last["gen_iters"], "curve_samples": n_curve,
-               "protocol_samples": n_protocol, "backend": opts.backend,
+               "protocol_samples": n_protocol, "backend": opts.backend, "threads": opts.threads,
                "seed": opts.seed, "dtype": dtype, "method": method.name, "dataset": dataset,
                "config": method.config()}
-    np.save(out / "samples.npy", to_numpy(samples))
+    write_npy(out / "samples.npy", to_numpy(samples))
     write_csv(out / "curve.csv", curve)
     write_json(out / "metrics.json", metrics)
     plot_samples(out / "samples.png", to_numpy(samples), dataset,
@@ -297,22 +274,20 @@ def plot_envelopes(path, agg, groups, labels, title, xs=("gen_iters", "train_sec
 
 
 def run_variants(opts, variants, groups, pairs, *, dataset, iters, eval_every, seeds, title):
-    """Run every (variant, seed) into ``opts.out/KEY/seedS`` (seeds outer, variants inner),
-    then write the aggregate metrics.json, curve.csv, curve_runs.csv and curves.png."""
+    """Declare every (variant, seed) run, in ``opts.out/KEY/seedS`` (seeds outer, variants inner,
+    so that load changes hit the variants alike), execute them with the run layer, then write the
+    aggregate metrics.json, curve.csv, curve_runs.csv and curves.png."""
     out = pathlib.Path(opts.out)
-    out.mkdir(parents=True, exist_ok=True)
     n_curve, n_protocol = _sample_sizes(opts)
-    runs = {v.key: [] for v in variants}
-    for seed in seeds:
-        for v in variants:
-            sub = dataclasses.replace(opts, out=out / v.key / f"seed{seed}", seed=seed)
-            method = v.make()
-            if opts.resume is False or not (sub.out / "checkpoint.pkl").exists():
-                sub = dataclasses.replace(sub, resume=False)
-            print(f"[{title}] {v.key} seed {seed}: {iters} outer iterations", flush=True)
-            runs[v.key].append(run_one(sub, method, dataset, iters=iters, eval_every=eval_every,
-                                       title=f"{v.label} (seed {seed})", gen_per_outer=v.gen_per_outer,
-                                       n_curve=n_curve, n_protocol=n_protocol))
+
+    def one(v, seed):
+        return lambda sub: run_one(sub, v.make(), dataset, iters=iters, eval_every=eval_every,
+                                   title=f"{v.label} (seed {seed})", gen_per_outer=v.gen_per_outer,
+                                   n_curve=n_curve, n_protocol=n_protocol)
+    plan = [Run(f"{v.key}/seed{seed}", seed, one(v, seed)) for seed in seeds for v in variants]
+    done = execute_runs(opts, plan, announce=lambda r: print(f"[{title}] {r.key}: {iters} outer iterations",
+                                                             flush=True))
+    runs = {v.key: [done[f"{v.key}/seed{seed}"] for seed in seeds] for v in variants}
     agg = {k: _aggregate(r) for k, r in runs.items()}
     labels = {v.key: v.label for v in variants}
     summary = {}
@@ -336,7 +311,7 @@ def run_variants(opts, variants, groups, pairs, *, dataset, iters, eval_every, s
                                    "gen_iters": compare(agg, b, n, "gen_iters")} for b, n in pairs}
     metrics = {"experiment": title, "dataset": dataset, "seeds": seeds, "iterations": iters,
                "eval_every": eval_every, "curve_samples": n_curve, "protocol_samples": n_protocol,
-               "backend": opts.backend,
+               "backend": opts.backend, "threads": opts.threads,
                "variants": summary, "comparisons": comparisons}
     write_json(out / "metrics.json", metrics)
     write_csv(out / "curve.csv", [{"variant": k, **r} for k, rows in agg.items() for r in rows])
@@ -364,7 +339,7 @@ def run_rwp_grid(opts: RunOptions):
     objectives (default wgan-gp, standard, dragan; wgan-lp is also accepted); ``--seeds`` the
     seeds (default 0-4; ``--quick``: ``--seed`` only).
     """
-    dataset, seeds = _dataset(opts), _seeds(opts)
+    dataset, seeds = _dataset(opts), seeds_of(opts, DEFAULT_SEEDS)
     iters = _iters(opts, 1000)
     ex = _extra(opts)
     objs = ex.get("objectives", [ex["objective"]] if "objective" in ex else ("wgan-gp", "standard", "dragan"))
@@ -399,7 +374,7 @@ def run_rwp_gen_iters(opts: RunOptions):
     """Fig. 4 analogue: WGAN-GP with 10 generator steps per outer iteration (``--n-gen``), with and
     without RWP (``--h``, default 0.1); seeds 0-2 by default."""
     _wgan_gp_only(opts, "rwp-gen-iters")
-    dataset, seeds = _dataset(opts), _seeds(opts, (0, 1, 2))
+    dataset, seeds = _dataset(opts), seeds_of(opts, (0, 1, 2))
     iters = _iters(opts, 1000)
     n_gen = _extra(opts).get("n_gen", 10)
     cfg = apply_overrides(base_config("wgan-gp"), opts, fields=tuple(f for f in FIELDS if f != "n_gen"))
@@ -422,7 +397,7 @@ def run_sbe_grid(opts: RunOptions):
     aligned by generator iterations (both take one generator step per outer iteration); seeds 0-2
     by default."""
     _wgan_gp_only(opts, "sbe-grid")
-    dataset, seeds = _dataset(opts), _seeds(opts, (0, 1, 2))
+    dataset, seeds = _dataset(opts), seeds_of(opts, (0, 1, 2))
     iters = _iters(opts, 1000)
     cfg = apply_overrides(base_config("wgan-gp"), opts, fields=FIELDS)
     h = _h(opts, 0.2)

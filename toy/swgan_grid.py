@@ -22,7 +22,7 @@ the exact W1 and W2 (:func:`refimpl.metrics.evaluate`). ``--quick``: 5 iteration
 dual steps, 300 evaluation samples, WGAN-GP 5 iterations (not time-matched).
 
 Outputs in ``--out``: ``swgan-seedS/`` and ``wgan-gp-seedS/`` (``metrics.json``,
-``curve.csv``, ``samples.npy``, ``samples.png``, ``curves.png``, ``checkpoint.pkl``;
+``curve.csv``, ``samples.npy``, ``samples.png``, ``curves.png``, ``checkpoint.npz``;
 WGAN-GP also ``budget.json``), ``metrics.json``, ``table.md`` and ``comparison.png``
 (final samples side by side, first seed).
 """
@@ -34,14 +34,16 @@ import time
 
 import numpy as np
 
-from refimpl.backend import backend_name, get_namespace, to_numpy
+from refimpl.backend import get_namespace, synchronize, to_numpy
 from refimpl.checkpoint import load as load_checkpoint
+from refimpl.runs import checkpoint_file, has_checkpoint
 from refimpl.datasets import get_dataset, sample
 from refimpl.metrics import N_EVAL, evaluate, mode_stats, sliced_w1
 from refimpl.swgan import SWGANConfig, SWGANMethod
-from refimpl.train import GANConfig, GANMethod, ToyData, train
+from refimpl.train import GANConfig, GANMethod, ToyData
 
-from .common import RunOptions, plt, write_csv, write_json
+from .common import (Run, RunOptions, atomic_write_bytes, execute_runs, plt, seeds_of, train_run, write_csv, write_json,
+                     write_npy)
 from .gan import apply_overrides, eval_samples, plot_curves, plot_samples
 
 DATASET = "grid25"
@@ -65,23 +67,13 @@ def seconds_per_iteration(method, xp, n, seed=0):
     state = method.init_state(rng, xp, "float32")
     for _ in range(5):
         state, _ = method.outer_step(state, rng, data)
+    synchronize(xp)                          # time the device's work, not the kernel launches
     t = time.perf_counter()
     for _ in range(n):
         state, _ = method.outer_step(state, rng, data)
+    synchronize(xp)
     return (time.perf_counter() - t) / n
 
-
-def _seeds(opts):
-    s = opts.extra.get("seeds")
-    if not s:
-        return [opts.seed]
-    try:
-        seeds = [int(v) for v in str(s).split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(f"--seeds must be a comma list of integers, got {s!r}") from None
-    if not seeds or any(v < 0 for v in seeds):
-        raise ValueError(f"--seeds must be a comma list of integers >= 0, got {s!r}")
-    return seeds
 
 
 def _row(method, m, dual_steps=None):
@@ -99,13 +91,9 @@ def train_and_evaluate(opts: RunOptions, method, *, iters, eval_every, n_eval, t
     the protocol; ``n_eval`` in quick runs). Returns the final metrics.
     """
     xp = get_namespace(opts.backend)
-    opts.out.mkdir(parents=True, exist_ok=True)
-    ck = opts.out / "checkpoint.pkl"
-    if ck.exists() and not opts.resume:
-        raise FileExistsError(f"{ck} exists: pass --resume to continue that run, or choose another --out")
     spent = {"eval": 0.0}
-    if opts.resume and ck.exists():
-        curve = load_checkpoint(ck, np)["curve"]
+    if opts.resume and has_checkpoint(opts.out):
+        curve = load_checkpoint(checkpoint_file(opts.out), np)["curve"]
         spent["eval"] = curve[-1]["eval_seconds"] if curve else 0.0
 
     def eval_fn(state, it):
@@ -123,12 +111,8 @@ def train_and_evaluate(opts: RunOptions, method, *, iters, eval_every, n_eval, t
         return {**m, "eval_seconds": round(spent["eval"], 3)}
 
     data = ToyData(DATASET, xp, "float32", scale=getattr(method.cfg, "data_scale", 1.0))
-    res = train(method, data, xp=xp, dtype="float32", seed=opts.seed, iters=iters,
-                eval_fn=eval_fn, eval_every=eval_every, checkpoint_path=ck,
-                checkpoint_every=opts.checkpoint_every or max(eval_every, 1), resume=opts.resume,
-                check_every=1 if backend_name(xp) != "cupy" else 50)
-    if res.interrupted:
-        raise KeyboardInterrupt
+    res = train_run(opts, method, data, dataset=DATASET, xp=xp, dtype="float32", iters=iters, eval_fn=eval_fn,
+                    eval_every=eval_every, run_info={"n_eval": n_eval})
     for row in res.curve:
         row["train_seconds"] = round(row["seconds"] - row["eval_seconds"], 3)
     fin = res.curve[-1]
@@ -136,9 +120,9 @@ def train_and_evaluate(opts: RunOptions, method, *, iters, eval_every, n_eval, t
     metrics = {k: fin[k] for k in ("modes", "high_quality", "w1", "w2", "sliced_w1", "train_seconds",
                                    "eval_seconds")}
     metrics.update({"seconds": round(res.seconds, 2), "iterations": res.iterations, "n_eval": n_eval,
-                    "backend": opts.backend, "seed": opts.seed, "dtype": "float32", "method": method.name,
-                    "dataset": DATASET, "config": method.config()})
-    np.save(opts.out / "samples.npy", samples)
+                    "backend": opts.backend, "threads": opts.threads, "seed": opts.seed, "dtype": "float32",
+                    "method": method.name, "dataset": DATASET, "config": method.config()})
+    write_npy(opts.out / "samples.npy", samples)
     write_csv(opts.out / "curve.csv", res.curve)
     write_json(opts.out / "metrics.json", metrics)
     plot_samples(opts.out / "samples.png", samples, DATASET,
@@ -150,42 +134,46 @@ def train_and_evaluate(opts: RunOptions, method, *, iters, eval_every, n_eval, t
 def run(opts: RunOptions):
     latent = opts.extra.get("latent_dim") or 4
     cfg = apply_overrides(SWGANConfig(latent_dim=latent), opts)
-    seeds = _seeds(opts)
+    seeds = seeds_of(opts)
     if opts.quick:
         cfg = dataclasses.replace(cfg, n_critic=min(cfg.n_critic, 3))
     iters = opts.iters or (QUICK_ITERS if opts.quick else DEFAULT_ITERS)
     n_eval = opts.extra.get("n_eval") or (QUICK_N_EVAL if opts.quick else N_EVAL)
     xp = get_namespace(opts.backend)
-    opts.out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for seed in seeds:
-        sw = SWGANMethod(cfg)
-        o = dataclasses.replace(opts, out=opts.out / f"swgan-seed{seed}", seed=seed)
-        ms = train_and_evaluate(o, sw, iters=iters, eval_every=max(1, iters // 10), n_eval=n_eval,
-                                title=f"SWGAN d={latent} seed {seed}")
-        st = load_checkpoint(o.out / "checkpoint.pkl", np)["state"]
-        rows.append({"seed": seed, **_row("SWGAN", ms, dual_steps=round(st["dual_steps"] / st["outer"], 2))})
+    swgan_train_seconds = {}
 
-        # WGAN-GP with the same training wall-clock (iteration count fixed once, kept for --resume)
+    def train_swgan(sub):
+        ms = train_and_evaluate(sub, SWGANMethod(cfg), iters=iters, eval_every=max(1, iters // 10), n_eval=n_eval,
+                                title=f"SWGAN d={latent} seed {sub.seed}")
+        st = load_checkpoint(checkpoint_file(sub.out), np)["state"]
+        swgan_train_seconds[sub.seed] = ms["train_seconds"]
+        return {"seed": sub.seed, **_row("SWGAN", ms, dual_steps=round(st["dual_steps"] / st["outer"], 2))}
+
+    def train_wgan_gp(sub):
+        """WGAN-GP with the same training wall-clock (iteration count fixed once, kept for --resume)."""
         wg = GANMethod(wgan_gp_config(latent))
         wg.name = "wgan-gp"
-        ow = dataclasses.replace(opts, out=opts.out / f"wgan-gp-seed{seed}", seed=seed)
-        ow.out.mkdir(parents=True, exist_ok=True)
-        budget_file = ow.out / "budget.json"
-        if opts.resume and budget_file.exists():
+        sub.out.mkdir(parents=True, exist_ok=True)
+        budget_file = sub.out / "budget.json"
+        if sub.resume and budget_file.exists():
             budget = json.loads(budget_file.read_text())
         elif opts.quick:
             budget = {"iterations": iters, "note": "quick run: not matched in time"}
         else:
-            spi = seconds_per_iteration(wg, xp, CALIBRATION_ITERS, seed)
-            budget = {"swgan_train_seconds": ms["train_seconds"], "wgan_gp_s_per_iter": spi,
-                      "iterations": max(1, int(ms["train_seconds"] / spi))}
+            spi = seconds_per_iteration(wg, xp, CALIBRATION_ITERS, sub.seed)
+            budget = {"swgan_train_seconds": swgan_train_seconds[sub.seed], "wgan_gp_s_per_iter": spi,
+                      "iterations": max(1, int(swgan_train_seconds[sub.seed] / spi))}
         write_json(budget_file, budget)
         iw = budget["iterations"]
-        mw = train_and_evaluate(ow, wg, iters=iw, eval_every=max(1, iw // 10), n_eval=n_eval,
-                                title=f"WGAN-GP d={latent} seed {seed}")
-        rows.append({"seed": seed, **_row("WGAN-GP", mw)})
+        mw = train_and_evaluate(sub, wg, iters=iw, eval_every=max(1, iw // 10), n_eval=n_eval,
+                                title=f"WGAN-GP d={latent} seed {sub.seed}")
+        return {"seed": sub.seed, **_row("WGAN-GP", mw)}
 
+    plan = [run for seed in seeds for run in (Run(f"swgan-seed{seed}", seed, train_swgan),
+                                               Run(f"wgan-gp-seed{seed}", seed, train_wgan_gp))]
+    done = execute_runs(opts, plan)
+    rows = [done[r.key] for r in plan]
+    sw, wg = SWGANMethod(cfg), GANMethod(wgan_gp_config(latent))
     summary = {"latent_dim": latent, "dataset": DATASET, "seeds": seeds, "n_eval": n_eval, "rows": rows,
                "swgan_config": sw.config(), "wgan_gp_config": wg.config()}
     write_json(opts.out / "metrics.json", summary)
@@ -196,7 +184,7 @@ def run(opts: RunOptions):
         ds = "" if r["mean_dual_steps"] is None else f"{r['mean_dual_steps']:.2f}"
         lines.append(f"| {r['seed']} | {r['method']} | {r['iterations']} | {r['train_seconds']:.0f} | "
                      f"{r['s_per_iter']:.4f} | {ds} | {r['modes']}/25 | {r['high_quality']:.3f} | {r['w1']:.4f} |")
-    (opts.out / "table.md").write_text("\n".join(lines) + "\n")
+    atomic_write_bytes(opts.out / "table.md", ("\n".join(lines) + "\n").encode())
     _comparison(opts.out, seeds[0], latent, rows)
     first = {r["method"]: r for r in rows if r["seed"] == seeds[0]}
     return {"latent_dim": latent, "seeds": seeds,

@@ -25,7 +25,7 @@ Outputs in ``opts.out``:
   train_cpu_seconds, w1 (exact, blank between exact evaluations), sliced_w1, modes,
   high_quality), ``metrics.json``, ``samples.npy``, ``samples.png``, ``snapshots.npz``
   (``G(z)`` and the Euler targets ``zeta`` for 256 fixed ``z`` at a few epochs),
-  ``checkpoint.pkl``. A run whose ``metrics.json`` exists with the same configuration
+  ``checkpoint.npz``. A run whose ``metrics.json`` exists with the same configuration
   is reused, not re-run.
 * ``metrics.json`` / ``summary.csv``: per run and per (penalty, K) over seeds: final and
   best W1, modes, high quality, training time, and the epochs / CPU seconds to first
@@ -41,20 +41,21 @@ used, since the wall clock of a shared machine depends on the other jobs.
 """
 from __future__ import annotations
 
-import dataclasses
+import functools
 import json
 import pathlib
 import time
 
 import numpy as np
 
-from refimpl.backend import get_namespace, to_numpy
+from refimpl.backend import get_namespace, synchronize, to_numpy
 from refimpl.datasets import get_dataset, sample
 from refimpl.metrics import N_EVAL, mode_stats, sliced_w1, w1
-from refimpl.train import GANConfig, ToyData, config_dict, train
+from refimpl.runs import checkpoint_file
+from refimpl.train import GANConfig, ToyData, config_dict, fingerprint_diff
 from refimpl.w1fe import W1FE
 
-from .common import RunOptions, plt, write_csv, write_json
+from .common import Run, RunOptions, execute_runs, plt, seeds_of, train_run, write_csv, write_json, write_npy, write_npz
 from .gan import apply_overrides, eval_samples, plot_samples
 
 DATASET = "ring8"
@@ -106,32 +107,23 @@ def _grid(opts: RunOptions):
     return grid
 
 
-def _seeds(opts: RunOptions):
-    s = (opts.extra or {}).get("seeds")
-    if s is None:
-        return [opts.seed]
-    if isinstance(s, str):
-        try:
-            vals = [int(v) for v in s.split(",") if v.strip()]
-        except ValueError:
-            raise ValueError(f"--seeds must be a comma list of integers, got {s!r}") from None
-    else:
-        vals = [int(v) for v in s]
-    if not vals or any(v < 0 for v in vals):
-        raise ValueError(f"--seeds must list integers >= 0, got {s!r}")
-    return vals
-
 
 class _Timed(W1FE):
-    """W1FE that accumulates the wall and CPU time of its outer iterations (evaluation excluded)."""
+    """W1FE that accumulates the wall and CPU time of its outer iterations (evaluation excluded).
+
+    The device is synchronised before each clock reading, so on CuPy the time is that of the
+    work, not of the kernel launches (one synchronisation per outer iteration: the price of
+    timing each step, which is what this experiment measures)."""
 
     def __init__(self, cfg, eps, K):
         super().__init__(cfg, eps=eps, K=K)
         self.wall, self.cpu = 0.0, 0.0
 
     def outer_step(self, state, rng, data):
+        synchronize(data.xp)
         w, c = time.perf_counter(), time.process_time()
         out = super().outer_step(state, rng, data)
+        synchronize(data.xp)
         self.wall += time.perf_counter() - w
         self.cpu += time.process_time() - c
         return out
@@ -164,27 +156,17 @@ def reach_times(curve):
 
 
 def same_run(old, new):
-    """Whether a finished run's fingerprint ``old`` matches ``new``. A config key absent from ``old``
-    (a GANConfig field added after that run) matches when ``new`` holds the field's default."""
-    if not isinstance(old, dict) or set(old) != set(new):
-        return False
-    if any(old[k] != new[k] for k in new if k != "config"):
-        return False
-    oc, nc = dict(old["config"]), dict(new["config"])
-    defaults = {f.name: (list(f.default) if isinstance(f.default, tuple) else f.default)
-                for f in dataclasses.fields(GANConfig)}
-    for k in set(nc) - set(oc):
-        if k not in defaults or defaults[k] != nc[k]:
-            return False
-        del nc[k]
-    return oc == nc
+    """Whether a finished run's fingerprint ``old`` matches ``new`` (:func:`refimpl.train.fingerprint_diff`:
+    a config key absent from ``old`` matches when ``new`` holds the GANConfig field's default)."""
+    return isinstance(old, dict) and not fingerprint_diff(old, new, GANConfig)
 
 
-def _one_run(opts, xp, penalty, K, seed, iters, eval_every, exact_every, n_eval):
-    cfg = paper_config(penalty, opts)
+def _one_run(sub, *, xp, penalty, K, iters, eval_every, exact_every, n_eval):
+    """One (penalty, K, seed) run in ``sub.out`` (a :class:`refimpl.runs.Run`'s train function)."""
+    cfg = paper_config(penalty, sub)
     method = _Timed(cfg, EPS, K)
     method.name = f"w1fe-{penalty}"
-    out = pathlib.Path(opts.out) / f"{penalty}-K{K}-seed{seed}"
+    out, seed = pathlib.Path(sub.out), sub.seed
     fingerprint = {"method": method.name, "config": method.config(), "seed": seed, "iters": iters,
                    "eval_every": eval_every, "exact_every": exact_every, "n_eval": n_eval}
     mpath = out / "metrics.json"
@@ -194,12 +176,9 @@ def _one_run(opts, xp, penalty, K, seed, iters, eval_every, exact_every, n_eval)
             old["reused"] = True
             return old
     out.mkdir(parents=True, exist_ok=True)
-    ck = out / "checkpoint.pkl"
-    if ck.exists() and not opts.resume:
-        raise FileExistsError(f"{ck} exists: pass --resume to continue that run, or choose another --out")
-    if ck.exists():
+    if sub.resume:
         from refimpl.checkpoint import load
-        curve = load(ck)["curve"]
+        curve = load(checkpoint_file(out))["curve"]
         if curve:
             method.wall, method.cpu = curve[-1]["train_seconds"], curve[-1]["train_cpu_seconds"]
 
@@ -225,11 +204,9 @@ def _one_run(opts, xp, penalty, K, seed, iters, eval_every, exact_every, n_eval)
             snaps["zeta"].append(to_numpy(zeta))
         return row
 
-    res = train(method, ToyData(DATASET, xp, "float32", scale=cfg.data_scale), xp=xp, dtype="float32", seed=seed, iters=iters,
-                eval_fn=eval_fn, eval_every=eval_every, checkpoint_path=ck, checkpoint_every=max(eval_every, 1),
-                resume=opts.resume, progress=not opts.quick)
-    if res.interrupted:
-        raise KeyboardInterrupt
+    res = train_run(sub, method, ToyData(DATASET, xp, "float32", scale=cfg.data_scale), dataset=DATASET, xp=xp,
+                    dtype="float32", iters=iters, eval_fn=eval_fn, eval_every=eval_every,
+                    run_info={"K": K, "exact_every": exact_every, "n_eval": n_eval}, progress=not sub.quick)
     curve = res.curve
     samples = to_numpy(eval_samples(method, res.state, seed, res.iterations, n=n_eval))
     exact = [(r["iteration"], r["w1"]) for r in curve if r["w1"] is not None]
@@ -241,10 +218,10 @@ def _one_run(opts, xp, penalty, K, seed, iters, eval_every, exact_every, n_eval)
                "cpu_seconds_per_epoch": last["train_cpu_seconds"] / max(res.iterations, 1),
                "reach": reach_times(curve), "eps": EPS,
                "n_eval": n_eval, "fingerprint": fingerprint, "config": config_dict(cfg)}
-    np.save(out / "samples.npy", samples)
+    write_npy(out / "samples.npy", samples)
     if snaps["its"]:
-        np.savez(out / "snapshots.npz", z=snaps["z"], G0=snaps["G0"], its=np.asarray(snaps["its"]),
-                 G=np.stack(snaps["G"]), zeta=np.stack(snaps["zeta"]))
+        write_npz(out / "snapshots.npz", z=snaps["z"], G0=snaps["G0"], its=np.asarray(snaps["its"]),
+                  G=np.stack(snaps["G"]), zeta=np.stack(snaps["zeta"]))
     write_csv(out / "curve.csv", curve)
     write_json(mpath, metrics)
     plot_samples(out / "samples.png", samples, DATASET,
@@ -366,7 +343,7 @@ def _plots(out, runs):
 def run(opts: RunOptions) -> dict:
     """Run the grid of W1-FE runs on ring8; write per-run folders, the summary and the figures."""
     xp = get_namespace(opts.backend)
-    grid, seeds = _grid(opts), _seeds(opts)
+    grid, seeds = _grid(opts), seeds_of(opts)
     for p in dict.fromkeys(p for p, _ in grid):
         paper_config(p, opts)                                   # invalid overrides fail before any output
     if opts.quick:
@@ -376,14 +353,17 @@ def run(opts: RunOptions) -> dict:
         iters = opts.iters or DEFAULT_ITERS
         eval_every, exact_every, n_eval = min(EVAL_EVERY, iters), min(EXACT_EVERY, iters), N_EVAL
     out = pathlib.Path(opts.out)
-    out.mkdir(parents=True, exist_ok=True)
+    plan = [Run(f"{p}-K{K}-seed{seed}", seed,
+                functools.partial(_one_run, xp=xp, penalty=p, K=K, iters=iters, eval_every=eval_every,
+                                  exact_every=exact_every, n_eval=n_eval))
+            for seed in seeds for p, K in grid]
+    done = execute_runs(opts, plan)
     runs = []
-    for seed in seeds:
-        for p, K in grid:
-            m = _one_run(opts, xp, p, K, seed, iters, eval_every, exact_every, n_eval)
-            if "curve" not in m:
-                m["curve"] = _read_curve(out / f"{p}-K{K}-seed{seed}")
-            runs.append(m)
+    for r in plan:
+        m = done[r.key]
+        if "curve" not in m:
+            m["curve"] = _read_curve(out / r.key)
+        runs.append(m)
     table = _summary(runs)
     keep = ("penalty", "K", "seed", "iterations", "w1", "best_w1", "sliced_w1", "modes", "high_quality",
             "train_seconds", "train_cpu_seconds", "cpu_seconds_per_epoch")
@@ -393,7 +373,7 @@ def run(opts: RunOptions) -> dict:
     result = {"experiment": "w1fe-ring", "dataset": DATASET, "iters": iters, "eval_every": eval_every,
               "exact_w1_every": exact_every, "n_eval": n_eval, "eps": EPS, "seeds": seeds,
               "grid": [list(g) for g in grid], "w1_thresholds": W1_THRESHOLDS, "sliced_thresholds": SLICED_THRESHOLDS,
-              "backend": opts.backend, "table": table, "runs": per_run,
+              "backend": opts.backend, "threads": opts.threads, "table": table, "runs": per_run,
               "config": {p: config_dict(paper_config(p, opts)) for p in dict.fromkeys(p for p, _ in grid)}}
     write_json(out / "metrics.json", result)
     _plots(out, runs)

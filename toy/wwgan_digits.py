@@ -42,7 +42,7 @@ Evaluation after training, on the held-out split, with each trained critic ``f``
 
 Outputs in ``opts.out``: ``metrics.json``, ``curve.csv`` (W1, FD, critic gap against
 iteration), ``translation.csv`` (mean curves), ``samples.png``, ``critic_translation.png``,
-``noise_hist.png``, ``learning_curves.png``, ``checkpoint.pkl`` (both methods, resumable).
+``noise_hist.png``, ``learning_curves.png``, ``checkpoint.npz`` (both methods, resumable).
 Classifier weights are cached in ``opts.out.parent / ".cache"``.
 """
 from __future__ import annotations
@@ -53,13 +53,13 @@ import time
 
 import numpy as np
 
-from refimpl.backend import backend_name, device_of, from_host, get_namespace, namespace, to_numpy
+from refimpl.backend import device_of, from_host, get_namespace, namespace, to_numpy
 from refimpl.image_metrics import ClassifierFrechet, classifier_accuracy, image_w1, train_classifier
 from refimpl.images import load_images
-from refimpl.train import ArrayData, GANConfig, GANMethod, train
+from refimpl.train import ArrayData, GANConfig, GANMethod
 from refimpl.wwgan import WWGANMethod
 
-from .common import RunOptions, plt, write_csv, write_json
+from .common import RunOptions, grid_image, plt, train_run, write_csv, write_json
 from .gan import apply_overrides
 
 DEFAULT_ITERS = 5000
@@ -165,19 +165,6 @@ def separation(clean, noisy):
             "auc_clean_above_noisy": auc}
 
 
-def grid_image(images, ncol=8, gap=1):
-    """Tile (N, C, H, W) in [-1, 1] into a ``rows x ncol`` grid in [0, 1], ``gap`` grey pixels
-    between tiles; returns (rows*(H+gap), ncol*(W+gap)) or with a trailing C axis."""
-    x = np.clip((np.asarray(images, float) + 1) / 2, 0, 1)
-    N, C, H, W = x.shape
-    rows = -(-N // ncol)
-    x = np.concatenate([x, np.full((rows * ncol - N, C, H, W), 0.5)])
-    x = np.pad(x, ((0, 0), (0, 0), (0, gap), (0, gap)), constant_values=0.5)
-    h, w = H + gap, W + gap
-    x = x.reshape(rows, ncol, C, h, w).transpose(0, 3, 1, 4, 2).reshape(rows * h, ncol * w, C)
-    return x[..., 0] if C == 1 else x
-
-
 def _default_sizes(shape):
     C, H, W = shape
     hidden = (256, 256) if H * W <= 256 else (512, 512)
@@ -219,9 +206,6 @@ def run(opts: RunOptions):
 
     out = pathlib.Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
-    ck = out / "checkpoint.pkl"
-    if ck.exists() and not opts.resume:
-        raise FileExistsError(f"{ck} exists: pass --resume to continue that run, or choose another --out")
     say = (lambda s: print(s, file=sys.stderr, flush=True))
 
     # device copies; the classifier for the Frechet distance (cached)
@@ -252,12 +236,8 @@ def run(opts: RunOptions):
             row[f"{k}/seconds"] = round(state["seconds"][k], 2)
         return row
 
-    res = train(pair, ArrayData(xp.reshape(trx, (trx.shape[0], d))), xp=xp, dtype=dtype, seed=opts.seed,
-                iters=iters, eval_fn=eval_fn, eval_every=eval_every, checkpoint_path=ck,
-                checkpoint_every=opts.checkpoint_every or eval_every, resume=opts.resume,
-                check_every=1 if backend_name(xp) != "cupy" else 50)
-    if res.interrupted:
-        raise KeyboardInterrupt
+    res = train_run(opts, pair, ArrayData(xp.reshape(trx, (trx.shape[0], d))), dataset=dataset, xp=xp, dtype=dtype,
+                    iters=iters, eval_fn=eval_fn, eval_every=eval_every)
     state = res.state
 
     # ---- evaluation of the trained critics
@@ -293,8 +273,8 @@ def run(opts: RunOptions):
     base_fd = fd_ref.score(trx[:n_w1, :, :, :])
     metrics = {
         "dataset": dataset, "image_shape": list(shape), "n_train": int(len(train_x)), "n_test": int(len(test_x)),
-        "iterations": res.iterations, "seconds": round(res.seconds, 2), "backend": opts.backend, "seed": opts.seed,
-        "dtype": dtype, "methods": results,
+        "iterations": res.iterations, "seconds": round(res.seconds, 2), "backend": opts.backend,
+        "threads": opts.threads, "seed": opts.seed, "dtype": dtype, "methods": results,
         "table1_ours": {k: {"tv_minmax": results[k]["translation"]["tv_minmax"],
                             "tv_maxabs": results[k]["translation"]["tv_maxabs"],
                             "zero_crossings": results[k]["translation"]["zero_crossings"],
