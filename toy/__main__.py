@@ -76,6 +76,10 @@ def build_parser():
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["sweep"]:                        # python -m toy sweep ... (toy/sweep.py)
+        from .sweep import main as sweep_main
+        return sweep_main(argv[1:])
     ap = build_parser()
     args = ap.parse_args(argv)
     if args.name == "list":
