@@ -5,7 +5,8 @@
 Default: ``wgan-gp-ring --quick`` over seeds 0-4 on 2 single-threaded workers. Both sides are
 :func:`toy.sweep.sweep` end to end (expansion, runs, manifest, aggregation) into fresh temporary
 folders, the serial side first (``workers=0``: in this process, BLAS at one thread); the Dask
-side includes starting and closing the cluster. Prints both wall times, the ratio
+side includes starting and closing the cluster. Prints both wall times (and the runs' own
+durations measured inside their tasks, which separate the cluster's overhead), the ratio
 Dask / serial (the goal of issue 15: <= 0.6 on 2 cores) and the load average, since on a shared
 machine the ratio depends on what else runs.
 """
@@ -39,7 +40,9 @@ def main(argv=None) -> int:
         if failed:
             print(f"error: runs failed ({label}): {failed}", file=sys.stderr)
             return 1
-        print(f"{label:>18}: {times[label]:7.1f} s for {len(seeds)} runs")
+        inside = [v["seconds"] for v in manifest["runs"].values()]
+        print(f"{label:>18}: {times[label]:7.1f} s for {len(seeds)} runs (each run {min(inside):.1f}-{max(inside):.1f} s, "
+              f"sum {sum(inside):.1f} s, inside its task)")
     serial, dask = times.values()
     print(f"ratio dask / serial: {dask / serial:.2f} (goal <= 0.6); load average after {os.getloadavg()[0]:.2f}")
     return 0
