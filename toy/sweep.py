@@ -274,7 +274,11 @@ def _dask_available():
 
 def _execute_serial(jobs, record):
     for run, spec in jobs:
-        record(run, run_task(spec))
+        res = run_task(spec)
+        if res["rc"] == 130:                     # the run caught Ctrl-C and checkpointed: stop the sweep
+            record(run, {**res, "status": "interrupted", "error": "interrupted (Ctrl-C)"})
+            raise KeyboardInterrupt
+        record(run, res)
 
 
 def _execute_dask(jobs, record, workers, scheduler, progress):
