@@ -1,7 +1,8 @@
 """``python -m toy sweep``: expansion, statistics, robustness (serial), and real Dask clusters.
 
-The Dask tests skip when ``distributed`` is not installed; each runs the fastest experiments
-(``wgan-gp-ring --quick --iters 2``, ``prox-two-delta --quick``).
+The Dask tests skip when ``distributed`` is not installed; they run the fastest experiments:
+``wgan-gp-ring --quick --iters 2`` (whose metrics differ between seeds) on the LocalCluster, and
+``prox-two-delta --quick`` (deterministic, about 1 s) through a scheduler and for killed workers.
 """
 import csv
 import json
@@ -144,42 +145,55 @@ def test_serial_sweep_records_failures_skips_finished_runs_and_sets_aside(tmp_pa
     assert json.loads((out / "h=0.5,seed=0.old-1" / "metrics.json").read_text())["steps"] == 5
 
 
-def test_interrupted_run_is_resumed_from_its_checkpoint(tmp_path, capsys):
+def write_metrics(argv):
+    """Runner standing in for an experiment: records its argv in the run folder's metrics.json."""
+    folder = pathlib.Path(argv[argv.index("--out") + 1])
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "metrics.json").write_text(json.dumps({"argv": argv, "x": 1.0}))
+    return 0
+
+
+def test_interrupted_run_resumes_from_its_checkpoint_or_is_set_aside(tmp_path):
     out = tmp_path / "sw"
-    run = sweep.expand("wgan-gp-ring", [0], [], ["--quick", "--iters", "2", "--checkpoint-every", "1"])[0]
-    argv = sweep.run_argv(run, out)
-    assert toy_main([*argv[:5], "--quick", "--iters", "1"]) == 0       # a run interrupted after iteration 1 ...
-    (out / run.run_id / "metrics.json").unlink()
-    sweep.write_json(out / "sweep.json", {"runs": {run.run_id: {"argv": argv}}})
-    manifest = sweep.sweep("wgan-gp-ring", [0], [], ["--quick", "--iters", "2", "--checkpoint-every", "1"],
-                           out=out, workers=0)
-    assert manifest["runs"][run.run_id]["status"] == "done"
-    log = (out / "logs" / f"{run.run_id}.log").read_text()
-    assert "--resume" in log                                            # ... continued, not restarted
-    assert json.loads((out / run.run_id / "metrics.json").read_text())["iterations"] == 2
-    assert not list(out.glob("*.old-*"))
+    runs = sweep.expand("x", [0, 1], [], ["--quick"])
+    (out / "seed=0").mkdir(parents=True)
+    (out / "seed=0" / "checkpoint.pkl").write_bytes(b"state")        # interrupted after a checkpoint
+    (out / "seed=1").mkdir()
+    (out / "seed=1" / "curve.csv").write_text("partial")               # interrupted before one
+    sweep.write_json(out / "sweep.json", {"runs": {r.run_id: {"argv": sweep.run_argv(r, out)} for r in runs}})
+    manifest = sweep.sweep("x", [0, 1], [], ["--quick"], out=out, workers=0, runner="tests.test_sweep:write_metrics")
+    assert {v["status"] for v in manifest["runs"].values()} == {"done"}
+    got = {r: json.loads((out / r / "metrics.json").read_text())["argv"] for r in ("seed=0", "seed=1")}
+    assert got["seed=0"][-1] == "--resume" and (out / "seed=0" / "checkpoint.pkl").exists()
+    assert "--resume" not in got["seed=1"] and (out / "seed=1.old-1" / "curve.csv").read_text() == "partial"
 
 
 # ----------------------------------------------------------------------------- real Dask
-def _check_aggregates(out, variant="default"):
-    """summary.json and curves.csv against values computed here from each run's own files."""
+def _check_aggregates(out, variant, keys):
+    """summary.json against values computed here from each run's own metrics.json."""
     summary = json.loads((out / "summary.json").read_text())
     runs = summary["variants"][variant]["runs"]
     per_run = [json.loads((out / r / "metrics.json").read_text()) for r in runs]
     n = len(runs)
-    for key in ("w1", "w2", "sliced_w1", "modes", "high_quality"):
+    assert n == 2
+    for key in keys:
         vals = [m[key] for m in per_run]
         mean = sum(vals) / n
         std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (n - 1))
         s = summary["variants"][variant]["metrics"][key]
         assert s["n"] == n and s["mean"] == pytest.approx(mean, rel=1e-12) and s["std"] == pytest.approx(std, rel=1e-12)
         assert s["ci_high"] - s["ci_low"] == pytest.approx(2 * T_TABLE[n - 1] * std / math.sqrt(n), rel=1e-4)
-    assert len({m["w1"] for m in per_run}) == n                         # the seeds differ: the check has teeth
+        assert s["ci_low"] <= s["mean"] <= s["ci_high"]
+    return per_run
+
+
+def _check_gan_aggregates(out):
+    per_run = _check_aggregates(out, "default", ("w1", "w2", "sliced_w1", "modes", "high_quality"))
+    assert len({m["w1"] for m in per_run}) == len(per_run)             # the seeds differ: the check has teeth
     with open(out / "curves.csv", newline="") as fh:
         w1_rows = [r for r in csv.DictReader(fh) if r["metric"] == "w1" and r["axis"] == "iteration"]
     assert len(w1_rows) == 1 and float(w1_rows[0]["mean"]) == pytest.approx(np.mean([m["w1"] for m in per_run]))
     assert (out / "curve-w1.png").stat().st_size > 0
-    return per_run
 
 
 def test_local_cluster_of_two_workers(tmp_path, capsys):
@@ -191,7 +205,7 @@ def test_local_cluster_of_two_workers(tmp_path, capsys):
     runs = _manifest(out)["runs"]
     assert {v["status"] for v in runs.values()} == {"done"}
     assert os.getpid() not in {v["pid"] for v in runs.values()}        # ran in worker processes
-    _check_aggregates(out)
+    _check_gan_aggregates(out)
 
 
 def test_existing_scheduler_and_worker_subprocesses(tmp_path, capsys):
@@ -217,11 +231,15 @@ def test_existing_scheduler_and_worker_subprocesses(tmp_path, capsys):
         with Client(address, timeout="30s") as c:
             c.wait_for_workers(1, timeout=60)
         out = tmp_path / "sw"
-        assert toy_main(["sweep", *GAN[:1], "--seeds", "0-1", "--scheduler", address, *GAN[1:],
-                         "--out", str(out)]) == 0
+        assert toy_main(["sweep", "prox-two-delta", "--seeds", "0-1", "--scheduler", address, "--quick",
+                         "--set", "h=0.5,1", "--out", str(out)]) == 0
         assert f"scheduler {address}" in capsys.readouterr().err
-        assert {v["status"] for v in _manifest(out)["runs"].values()} == {"done"}
-        _check_aggregates(out)
+        runs = _manifest(out)["runs"]
+        assert {v["status"] for v in runs.values()} == {"done"} and len(runs) == 4
+        assert os.getpid() not in {v["pid"] for v in runs.values()}
+        for h, steps in (("0.5", 6), ("1", 3)):                        # ceil(d0 / h), d0 = 3 (Prop. 5)
+            per_run = _check_aggregates(out, f"h={h}", ("h", "steps", "w_prox_steps_to_target_predicted"))
+            assert [m["w_prox_steps_to_target_predicted"] for m in per_run] == [steps, steps]
     finally:
         for p in reversed(procs):
             if p.poll() is None:
