@@ -10,6 +10,7 @@ import math
 import os
 import pathlib
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -166,6 +167,25 @@ def test_interrupted_run_resumes_from_its_checkpoint_or_is_set_aside(tmp_path):
     got = {r: json.loads((out / r / "metrics.json").read_text())["argv"] for r in ("seed=0", "seed=1")}
     assert got["seed=0"][-1] == "--resume" and (out / "seed=0" / "checkpoint.pkl").exists()
     assert "--resume" not in got["seed=1"] and (out / "seed=1.old-1" / "curve.csv").read_text() == "partial"
+
+
+def interrupted(argv):
+    """Runner standing in for a run that caught Ctrl-C (exit status 130)."""
+    return 130
+
+
+def test_ctrl_c_in_a_serial_run_stops_the_sweep_and_a_second_sweep_is_refused(tmp_path, capsys):
+    out = tmp_path / "sw"
+    with pytest.raises(KeyboardInterrupt):
+        sweep.sweep("x", [0, 1], out=out, workers=0, runner="tests.test_sweep:interrupted")
+    runs = _manifest(out)["runs"]
+    assert runs["seed=0"]["status"] == "interrupted" and runs["seed=1"]["status"] == "queued"
+    assert not (out / ".sweep.lock").exists()
+    (out / ".sweep.lock").write_text(f"{os.getpid()}@{socket.gethostname()}")   # a live sweep holds it
+    with pytest.raises(RuntimeError, match="another sweep"):
+        sweep.sweep("x", [0], out=out, workers=0, runner="tests.test_sweep:write_metrics")
+    (out / ".sweep.lock").write_text(f"{2**22 + 1}@{socket.gethostname()}")       # no such pid: taken over
+    assert sweep.sweep("x", [0], out=out, workers=0, runner="tests.test_sweep:write_metrics")["runs"]["seed=0"]["status"] == "done"
 
 
 # ----------------------------------------------------------------------------- real Dask

@@ -310,6 +310,37 @@ def _execute_dask(jobs, record, workers, scheduler, progress):
 
 
 # ----------------------------------------------------------------------------- the sweep
+def _acquire(path: pathlib.Path):
+    """Create the lock file ``path`` (pid@host) so that two sweeps never write one manifest; a
+    lock left by a dead process on this host is taken over."""
+    me = f"{os.getpid()}@{socket.gethostname()}"
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = path.read_text().strip()
+            pid, _, host = holder.partition("@")
+            if host != socket.gethostname() or not pid.isdigit() or _alive(int(pid)):
+                raise RuntimeError(f"another sweep ({holder}) is running in {path.parent}; "
+                                   f"if it is not, remove {path}") from None
+            path.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(me)
+        return
+    raise RuntimeError(f"could not take the lock {path}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid > 0
+
+
 def _same_args(recorded, argv) -> bool:
     """Equal arguments, the ``--out`` value aside (the folder is named by the run id, and the
     sweep folder may be reached by another path on relaunch)."""
@@ -332,7 +363,7 @@ def sweep(name, seeds, settings=(), passthrough=(), *, out, workers=None, schedu
         has the same contract).
     """
     stream = stream or sys.stderr
-    out = pathlib.Path(out)
+    out = pathlib.Path(out).absolute()         # workers may run in another directory, or on other hosts
     runs = expand(name, seeds, settings, passthrough)
     if workers is not None and workers < 0:
         raise ValueError(f"--workers must be >= 0, got {workers}")
@@ -344,6 +375,16 @@ def sweep(name, seeds, settings=(), passthrough=(), *, out, workers=None, schedu
               "in this process", file=stream, flush=True)
         use_dask = False
     out.mkdir(parents=True, exist_ok=True)
+    lock = out / ".sweep.lock"
+    _acquire(lock)
+    try:
+        return _sweep(name, runs, seeds, settings, passthrough, out, workers, scheduler, runner, stream,
+                      use_dask, aggregate)
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _sweep(name, runs, seeds, settings, passthrough, out, workers, scheduler, runner, stream, use_dask, aggregate):
     (out / "logs").mkdir(exist_ok=True)
     manifest = load_manifest(out)
     manifest.update({"experiment": name, "seeds": list(seeds), "settings": [[k, list(v)] for k, v in settings],
@@ -360,12 +401,14 @@ def sweep(name, seeds, settings=(), passthrough=(), *, out, workers=None, schedu
             skipped += 1
             old["status"] = "done"
             continue
+        entry = {"variant": run.variant, "seed": run.seed, "setting": dict(run.setting), "argv": argv,
+                 "status": "queued", "error": None, "attempts": 0}
         if folder.exists() and any(folder.iterdir()) and not same:
-            old["set_aside"] = str(set_aside(folder))
+            entry["set_aside"] = str(set_aside(folder))
+            print(f"sweep: {folder.name} held another run's outputs: kept as {entry['set_aside']}", file=stream)
         attempts = out / "logs" / f"{run.run_id}.attempts"
         attempts.unlink(missing_ok=True)
-        entries[run.run_id] = {"variant": run.variant, "seed": run.seed, "setting": dict(run.setting), "argv": argv,
-                               "status": "queued", "error": None, "attempts": 0}
+        entries[run.run_id] = entry
         jobs.append((run, {"argv": argv, "folder": str(folder), "log": str(out / "logs" / f"{run.run_id}.log"),
                            "attempts": str(attempts), "runner": runner}))
     write_json(out / MANIFEST, manifest)      # arguments recorded before any run starts
