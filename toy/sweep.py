@@ -48,8 +48,9 @@ from .common import write_json
 DEFAULT_RUNNER = "toy.__main__:main"
 MANIFEST = "sweep.json"
 MAX_ATTEMPTS = 2          # a run whose worker died is run once more, never a third time
-# the LocalCluster's scheduler: a worker holds only the run it executes when tasks are queued
-# (the default saturation 1.1 sends a second one, which a dying worker takes down with it)
+# the LocalCluster's scheduler: when Dask queues the tasks (more than twice the worker threads), a
+# worker holds only the run it executes (the default saturation 1.1 sends a second one, which a
+# dying worker would take down with it)
 SCHEDULER_CONFIG = {"distributed.scheduler.worker-saturation": 1.0}
 _RESERVED = ("--seed", "--out", "--resume", "--seeds")
 
