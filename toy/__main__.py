@@ -66,6 +66,9 @@ def build_parser(name):
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["sweep"]:                        # python -m toy sweep ... (toy/sweep.py)
+        from .sweep import main as sweep_main
+        return sweep_main(argv[1:])
     if not argv or argv[0].startswith("-"):
         _top_parser().parse_args(argv)            # --help, or the usage error
         return 2

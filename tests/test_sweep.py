@@ -1,0 +1,300 @@
+"""``python -m toy sweep``: expansion, statistics, robustness (serial), and real Dask clusters.
+
+The Dask tests skip when ``distributed`` is not installed; they run the fastest experiments:
+``wgan-gp-ring --quick --iters 2`` (whose metrics differ between seeds) on the LocalCluster, and
+``prox-two-delta --quick`` (deterministic, about 1 s) through a scheduler and for killed workers.
+"""
+import csv
+import json
+import math
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from toy import aggregate, sweep
+from toy.__main__ import main as toy_main
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+GAN = ["wgan-gp-ring", "--quick", "--iters", "2"]
+# two-sided 97.5% quantiles of Student's t from printed tables (df = 1, 2, 4)
+T_TABLE = {1: 12.7062, 2: 4.3027, 4: 2.7764}
+
+
+# ----------------------------------------------------------------------------- expansion
+def test_parse_seeds_ranges_and_lists():
+    assert sweep.parse_seeds("0-4") == [0, 1, 2, 3, 4]
+    assert sweep.parse_seeds("0,1,3") == [0, 1, 3]
+    assert sweep.parse_seeds("0-2,7") == [0, 1, 2, 7]
+    for bad in ["", "a", "-1", "3-1", "0,0", "0-2,1", "1.5"]:
+        with pytest.raises(ValueError, match="--seeds"):
+            sweep.parse_seeds(bad)
+
+
+def test_expand_is_the_product_of_settings_and_seeds():
+    settings = [sweep.parse_setting("lam=1,10"), sweep.parse_setting("n_critic=5")]
+    runs = sweep.expand("wgan-gp-ring", [0, 1], settings, ["--quick"])
+    assert [r.run_id for r in runs] == ["lam=1,n-critic=5,seed=0", "lam=1,n-critic=5,seed=1",
+                                        "lam=10,n-critic=5,seed=0", "lam=10,n-critic=5,seed=1"]
+    assert runs[2].variant == "lam=10,n-critic=5"
+    assert sweep.run_argv(runs[3], pathlib.Path("D")) == [
+        "wgan-gp-ring", "--seed", "1", "--out", str(pathlib.Path("D") / runs[3].run_id),
+        "--quick", "--lam", "10", "--n-critic", "5"]
+    for bad in ["lam", "lam=", "lam=1,,2", "seed=1,2", "lam=1,1"]:
+        with pytest.raises(ValueError, match="--set"):
+            sweep.parse_setting(bad)
+    with pytest.raises(ValueError, match="--out is set by the sweep"):
+        sweep.expand("x", [0], [], ["--out", "y"])
+    with pytest.raises(ValueError, match="share the folder"):
+        sweep.expand("x", [0], [("data-dir", ["a/b", "a-b"])])
+
+
+def _exit_status(argv):
+    try:
+        return toy_main(argv)
+    except SystemExit as e:                 # argparse's errors
+        return e.code
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["nope", "--seeds", "0"], "unknown experiment"),
+    (["prox-two-delta", "--seeds", "2-1"], "empty range"),
+    (["prox-two-delta", "--seeds", "0", "--workers", "-1"], "--workers must be >= 0"),
+    (["prox-two-delta", "--seeds", "0", "--set", "lam"], "--set: expected key=v1,v2"),
+    (["prox-two-delta", "--seeds", "0", "--seed", "3"], "--seed is set by the sweep"),
+])
+def test_bad_sweep_flags_exit_2_and_write_nothing(tmp_path, capsys, argv, msg):
+    assert _exit_status(["sweep", *argv, "--out", str(tmp_path / "sw")]) == 2
+    assert msg in capsys.readouterr().err
+    assert not (tmp_path / "sw").exists()
+
+
+# ----------------------------------------------------------------------------- statistics
+def test_t_interval_against_printed_tables():
+    for values in ([1.0, 3.0], [2.0, 4.0, 9.0], [0.1, 0.5, 0.2, 0.9, 0.3]):
+        n = len(values)
+        s = aggregate.t_interval(values)
+        mean = sum(values) / n
+        std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+        half = T_TABLE[n - 1] * std / math.sqrt(n)
+        assert s["n"] == n and s["mean"] == pytest.approx(mean) and s["std"] == pytest.approx(std)
+        assert s["ci_high"] - s["mean"] == pytest.approx(half, rel=5e-5)     # tables give 5 digits
+        assert s["mean"] - s["ci_low"] == pytest.approx(half, rel=5e-5)
+    assert aggregate.t_interval([2.0, float("nan")]) == {"n": 1, "mean": 2.0, "std": None, "ci_low": None, "ci_high": None}
+    assert aggregate.t_interval([])["n"] == 0
+
+
+def test_numeric_metrics_flatten_and_skip_bookkeeping():
+    m = {"w1": 0.5, "seed": 3, "seconds": 9.0, "ok": True, "config": {"lam": 10}, "rows": [1, 2],
+         "LP-K1": {"w1": 0.25, "modes": 8}, "bad": float("nan"), "name": "x"}
+    assert aggregate.numeric_metrics(m) == {"w1": 0.5, "LP-K1/w1": 0.25, "LP-K1/modes": 8.0}
+
+
+def test_curve_bands_on_iterations_and_interpolated_seconds():
+    a = {"iteration": np.array([1.0, 2, 3]), "train_seconds": np.array([0.0, 1, 2]), "w1": np.array([0.0, 1, 2])}
+    b = {"iteration": np.array([2.0, 3, 4]), "train_seconds": np.array([0.5, 1.5, 2.5]), "w1": np.array([1.0, 2, np.nan])}
+    rows = aggregate.curve_bands([a, b], "w1", "iteration")
+    assert [r["x"] for r in rows] == [2.0, 3.0]                        # iterations both runs have
+    assert [r["mean"] for r in rows] == [1.0, 2.0] and rows[0]["std"] == 0.0
+    rows = aggregate.curve_bands([a, b], "w1", "train_seconds")
+    x = np.array([r["x"] for r in rows])
+    assert x[0] == 0.5 and x[-1] == 1.5 and len(x) == aggregate.GRID_POINTS   # b's NaN row left out
+    # a: w1 = t, b: w1 = 2 t - 0 on [0.5, 1.5] (points (0.5, 1), (1.5, 2)) -> w1 = t + 0.5
+    np.testing.assert_allclose([r["mean"] for r in rows], x + 0.25)
+    np.testing.assert_allclose([r["std"] for r in rows], np.full_like(x, 0.5 / math.sqrt(2)))
+
+
+# ----------------------------------------------------------------------------- serial sweeps
+def _manifest(out):
+    return json.loads((out / "sweep.json").read_text())
+
+
+def test_serial_sweep_records_failures_skips_finished_runs_and_sets_aside(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sweep, "_dask_available", lambda: False)
+    out = tmp_path / "sw"
+    argv = ["sweep", "prox-two-delta", "--seeds", "0-1", "--set", "h=0.5,-1", "--quick", "--out", str(out)]
+    assert toy_main(argv) == 1                                          # the h=-1 runs fail
+    err = capsys.readouterr().err
+    assert "note: Dask is not installed" in err and "serially" in err and "2 run(s) failed" in err
+    runs = _manifest(out)["runs"]
+    assert {k: v["status"] for k, v in runs.items()} == {"h=0.5,seed=0": "done", "h=0.5,seed=1": "done",
+                                                         "h=-1,seed=0": "failed", "h=-1,seed=1": "failed"}
+    assert "--h" in runs["h=-1,seed=0"]["error"] and "exit status 2" in runs["h=-1,seed=0"]["error"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["variants"]) == ["h=0.5"]
+    assert summary["variants"]["h=0.5"]["metrics"]["w_prox_steps_to_target_predicted"]["mean"] == 6.0
+
+    done = out / "h=0.5,seed=0" / "metrics.json"
+    stamp = done.stat().st_mtime_ns
+    assert toy_main(argv) == 1                                          # relaunch: finished runs skipped
+    assert "2 finished before" in capsys.readouterr().err
+    assert done.stat().st_mtime_ns == stamp
+    assert _manifest(out)["runs"]["h=0.5,seed=0"]["attempts"] == 1
+
+    # other arguments for the same run ids: the old folders are kept aside, the runs redone
+    (out / "h=0.5,seed=1" / "note.txt").write_text("mine")
+    assert toy_main(["sweep", "prox-two-delta", "--seeds", "0-1", "--set", "h=0.5", "--quick", "--iters", "3",
+                     "--out", str(out)]) == 0
+    assert (out / "h=0.5,seed=1.old-1" / "note.txt").read_text() == "mine"
+    assert json.loads((out / "h=0.5,seed=1" / "metrics.json").read_text())["steps"] == 3
+    assert json.loads((out / "h=0.5,seed=0.old-1" / "metrics.json").read_text())["steps"] == 5
+
+
+def write_metrics(argv):
+    """Runner standing in for an experiment: records its argv in the run folder's metrics.json."""
+    folder = pathlib.Path(argv[argv.index("--out") + 1])
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "metrics.json").write_text(json.dumps({"argv": argv, "x": 1.0}))
+    return 0
+
+
+def test_interrupted_run_resumes_from_its_checkpoint_or_is_set_aside(tmp_path):
+    out = tmp_path / "sw"
+    runs = sweep.expand("x", [0, 1], [], ["--quick"])
+    (out / "seed=0").mkdir(parents=True)
+    (out / "seed=0" / "checkpoint.pkl").write_bytes(b"state")        # interrupted after a checkpoint
+    (out / "seed=1").mkdir()
+    (out / "seed=1" / "curve.csv").write_text("partial")               # interrupted before one
+    sweep.write_json(out / "sweep.json", {"runs": {r.run_id: {"argv": sweep.run_argv(r, out)} for r in runs}})
+    manifest = sweep.sweep("x", [0, 1], [], ["--quick"], out=out, workers=0, runner="tests.test_sweep:write_metrics")
+    assert {v["status"] for v in manifest["runs"].values()} == {"done"}
+    got = {r: json.loads((out / r / "metrics.json").read_text())["argv"] for r in ("seed=0", "seed=1")}
+    assert got["seed=0"][-1] == "--resume" and (out / "seed=0" / "checkpoint.pkl").exists()
+    assert "--resume" not in got["seed=1"] and (out / "seed=1.old-1" / "curve.csv").read_text() == "partial"
+
+
+def interrupted(argv):
+    """Runner standing in for a run that caught Ctrl-C (exit status 130)."""
+    return 130
+
+
+def test_ctrl_c_in_a_serial_run_stops_the_sweep_and_a_second_sweep_is_refused(tmp_path, capsys):
+    out = tmp_path / "sw"
+    with pytest.raises(KeyboardInterrupt):
+        sweep.sweep("x", [0, 1], out=out, workers=0, runner="tests.test_sweep:interrupted")
+    runs = _manifest(out)["runs"]
+    assert runs["seed=0"]["status"] == "interrupted" and runs["seed=1"]["status"] == "queued"
+    assert not (out / ".sweep.lock").exists()
+    (out / ".sweep.lock").write_text(f"{os.getpid()}@{socket.gethostname()}")   # a live sweep holds it
+    with pytest.raises(RuntimeError, match="another sweep"):
+        sweep.sweep("x", [0], out=out, workers=0, runner="tests.test_sweep:write_metrics")
+    (out / ".sweep.lock").write_text(f"{2**22 + 1}@{socket.gethostname()}")       # no such pid: taken over
+    assert sweep.sweep("x", [0], out=out, workers=0, runner="tests.test_sweep:write_metrics")["runs"]["seed=0"]["status"] == "done"
+
+
+# ----------------------------------------------------------------------------- real Dask
+def _check_aggregates(out, variant, keys):
+    """summary.json against values computed here from each run's own metrics.json."""
+    summary = json.loads((out / "summary.json").read_text())
+    runs = summary["variants"][variant]["runs"]
+    per_run = [json.loads((out / r / "metrics.json").read_text()) for r in runs]
+    n = len(runs)
+    assert n == 2
+    for key in keys:
+        vals = [m[key] for m in per_run]
+        mean = sum(vals) / n
+        std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (n - 1))
+        s = summary["variants"][variant]["metrics"][key]
+        assert s["n"] == n and s["mean"] == pytest.approx(mean, rel=1e-12) and s["std"] == pytest.approx(std, rel=1e-12)
+        assert s["ci_high"] - s["ci_low"] == pytest.approx(2 * T_TABLE[n - 1] * std / math.sqrt(n), rel=1e-4)
+        assert s["ci_low"] <= s["mean"] <= s["ci_high"]
+    return per_run
+
+
+def _check_gan_aggregates(out):
+    per_run = _check_aggregates(out, "default", ("w1", "w2", "sliced_w1", "modes", "high_quality"))
+    assert len({m["w1"] for m in per_run}) == len(per_run)             # the seeds differ: the check has teeth
+    with open(out / "curves.csv", newline="") as fh:
+        w1_rows = [r for r in csv.DictReader(fh) if r["metric"] == "w1" and r["axis"] == "iteration"]
+    assert len(w1_rows) == 1 and float(w1_rows[0]["mean"]) == pytest.approx(np.mean([m["w1"] for m in per_run]))
+    assert (out / "curve-w1.png").stat().st_size > 0
+
+
+def test_local_cluster_of_two_workers(tmp_path, capsys):
+    pytest.importorskip("distributed")
+    out = tmp_path / "sw"
+    assert toy_main(["sweep", *GAN[:1], "--seeds", "0-1", "--workers", "2", *GAN[1:], "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "LocalCluster of 2 workers" in err and "2/2 done" in err and "ETA" in err
+    runs = _manifest(out)["runs"]
+    assert {v["status"] for v in runs.values()} == {"done"}
+    assert os.getpid() not in {v["pid"] for v in runs.values()}        # ran in worker processes
+    _check_gan_aggregates(out)
+
+
+def test_existing_scheduler_and_worker_subprocesses(tmp_path, capsys):
+    pytest.importorskip("distributed")
+    from distributed import Client
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    sfile = tmp_path / "scheduler.json"
+    common = ["--dashboard-address", "127.0.0.1:0"]
+    procs = []
+    try:
+        procs.append(subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
+                                       "--scheduler-file", str(sfile), *common], env=env, cwd=tmp_path,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+        deadline = time.monotonic() + 60
+        while not sfile.exists() or not sfile.read_text().strip():
+            assert time.monotonic() < deadline and procs[0].poll() is None, "dask scheduler did not start"
+            time.sleep(0.2)
+        address = json.loads(sfile.read_text())["address"]
+        procs.append(subprocess.Popen([sys.executable, "-m", "dask", "worker", address, "--nthreads", "1",
+                                       "--nworkers", "1", "--host", "127.0.0.1", *common], env=env, cwd=tmp_path,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+        with Client(address, timeout="30s") as c:
+            c.wait_for_workers(1, timeout=60)
+        out = tmp_path / "sw"
+        assert toy_main(["sweep", "prox-two-delta", "--seeds", "0-1", "--scheduler", address, "--quick",
+                         "--set", "h=0.5,1", "--out", str(out)]) == 0
+        assert f"scheduler {address}" in capsys.readouterr().err
+        runs = _manifest(out)["runs"]
+        assert {v["status"] for v in runs.values()} == {"done"} and len(runs) == 4
+        assert os.getpid() not in {v["pid"] for v in runs.values()}
+        for h, steps in (("0.5", 6), ("1", 3)):                        # ceil(d0 / h), d0 = 3 (Prop. 5)
+            per_run = _check_aggregates(out, f"h={h}", ("h", "steps", "w_prox_steps_to_target_predicted"))
+            assert [m["w_prox_steps_to_target_predicted"] for m in per_run] == [steps, steps]
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in reversed(procs):
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+
+
+def die_on_first_attempts(argv):
+    """Runner for the killed-worker test: seed 0 kills its worker process on its first attempt,
+    seed 1 on every attempt (each death appends a line to ``RUN_ID.deaths`` beside the run)."""
+    folder = pathlib.Path(argv[argv.index("--out") + 1])
+    deaths = folder.with_name(folder.name + ".deaths")
+    seed = argv[argv.index("--seed") + 1]
+    if seed == "1" or not deaths.exists():
+        with open(deaths, "a") as fh:
+            fh.write(f"{os.getpid()}\n")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return toy_main(argv)
+
+
+def test_a_killed_worker_is_retried_once(tmp_path, capsys):
+    pytest.importorskip("distributed")
+    out = tmp_path / "sw"
+    manifest = sweep.sweep("prox-two-delta", [0, 1], [], ["--quick"], out=out, workers=2,
+                           runner="tests.test_sweep:die_on_first_attempts")
+    runs = manifest["runs"]
+    assert len((out / "seed=0.deaths").read_text().split()) == 1
+    assert runs["seed=0"]["status"] == "done" and runs["seed=0"]["attempts"] == 2
+    assert (out / "seed=0" / "metrics.json").exists()
+    assert len((out / "seed=1.deaths").read_text().split()) == 2     # retried once, not more
+    assert runs["seed=1"]["status"] == "failed" and "worker process died" in runs["seed=1"]["error"]
+    assert runs["seed=1"]["attempts"] == 2
+    assert list(json.loads((out / "summary.json").read_text())["variants"]["default"]["runs"]) == ["seed=0"]

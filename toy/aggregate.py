@@ -1,0 +1,167 @@
+"""Statistics over the runs of a sweep: per variant and metric, n, mean, std and a 95% Student
+t-interval; learning curves on a common axis with mean and confidence band.
+
+The interval is the two-sided Student t-interval ``mean +- t_{0.975, n-1} std / sqrt(n)``
+(``std`` with ``ddof=1``; the quantile from ``scipy.stats.t``). It assumes the per-seed values
+are roughly normal; with n = 1 there is no interval (``null`` in JSON, blank in CSV).
+
+Curves: on the *iteration* axis the statistics are taken at the iterations every run evaluated;
+on the *training-seconds* axis each run's curve is linearly interpolated (``numpy.interp``) onto
+50 points spanning the time range every run covers (no extrapolation). Blank cells (metrics not
+evaluated at that row) are left out, so ``n`` may vary along a curve.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import pathlib
+
+import numpy as np
+
+from .common import plt, write_csv, write_json
+
+LEVEL = 0.95
+INTERVAL = "95% Student t-interval: mean +- t_{0.975,n-1} * std / sqrt(n), std with ddof=1 (scipy.stats.t)"
+NOT_METRICS = {"seed", "iteration", "seconds", "train_seconds", "train_cpu_seconds"}
+TIME_AXIS = "train_seconds"
+GRID_POINTS = 50
+
+
+def numeric_metrics(metrics: dict, prefix: str = "") -> dict[str, float]:
+    """The finite numeric leaves of a ``metrics.json`` (nested dicts flattened as ``a/b``), without
+    the ``config`` subtree, booleans, lists and bookkeeping keys (``seed``, seconds)."""
+    flat = {}
+    for k, v in metrics.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and k != "config":
+            flat.update(numeric_metrics(v, key + "/"))
+        elif isinstance(v, (int, float)) and not isinstance(v, bool) and k not in NOT_METRICS and math.isfinite(v):
+            flat[key] = float(v)
+    return flat
+
+
+def t_interval(values) -> dict:
+    """``{"n", "mean", "std", "ci_low", "ci_high"}`` of the finite ``values`` (see the module doc);
+    ``std`` and the interval are ``None`` when n < 2, everything but n when n = 0."""
+    from scipy.stats import t
+    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
+    n = int(x.size)
+    if n == 0:
+        return {"n": 0, "mean": None, "std": None, "ci_low": None, "ci_high": None}
+    mean = float(x.mean())
+    if n < 2:
+        return {"n": 1, "mean": mean, "std": None, "ci_low": None, "ci_high": None}
+    std = float(x.std(ddof=1))
+    half = float(t.ppf(0.5 + LEVEL / 2, n - 1)) * std / math.sqrt(n)
+    return {"n": n, "mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half}
+
+
+def summarise(per_run: list[tuple[str, dict]]) -> dict:
+    """``{variant: {metric: t_interval}}`` from ``[(variant, metrics.json contents)]``; a metric's n
+    counts the runs of that variant that report it."""
+    values: dict[str, dict[str, list]] = {}
+    for variant, metrics in per_run:
+        for k, v in numeric_metrics(metrics).items():
+            values.setdefault(variant, {}).setdefault(k, []).append(v)
+    return {var: {k: t_interval(vs) for k, vs in sorted(ms.items())} for var, ms in values.items()}
+
+
+def read_curve(path) -> dict[str, np.ndarray]:
+    """``curve.csv`` as columns of float64 (blank or non-numeric cells: NaN)."""
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    cols = {}
+    for k in (rows[0] if rows else {}):
+        col = []
+        for r in rows:
+            try:
+                col.append(float(r.get(k) or "nan"))
+            except ValueError:
+                col.append(float("nan"))
+        cols[k] = np.asarray(col)
+    return cols
+
+
+def curve_bands(curves: list[dict], metric: str, axis: str) -> list[dict]:
+    """Rows ``{"x", **t_interval}`` of ``metric`` over the runs' ``curves`` on ``axis``
+    (``"iteration"``: the iterations every run has; ``TIME_AXIS``: interpolated, module doc)."""
+    curves = [c for c in curves if metric in c and axis in c]
+    if not curves:
+        return []
+    if axis == "iteration":
+        common = sorted(set.intersection(*[set(c["iteration"][np.isfinite(c["iteration"])].tolist()) for c in curves]))
+        rows = []
+        for x in common:
+            vals = [float(c[metric][c["iteration"] == x][0]) for c in curves]
+            rows.append({"x": x, **t_interval(vals)})
+        return rows
+    pairs = []
+    for c in curves:
+        ok = np.isfinite(c[axis]) & np.isfinite(c[metric])
+        order = np.argsort(c[axis][ok], kind="stable")
+        pairs.append((c[axis][ok][order], c[metric][ok][order]))
+    if any(t.size < 2 for t, _ in pairs):
+        return []
+    lo, hi = max(float(t[0]) for t, _ in pairs), min(float(t[-1]) for t, _ in pairs)
+    if not hi > lo:
+        return []
+    grid = np.linspace(lo, hi, GRID_POINTS)
+    interp = np.stack([np.interp(grid, t, y) for t, y in pairs])    # (runs, GRID_POINTS)
+    return [{"x": float(x), **t_interval(interp[:, i].tolist())} for i, x in enumerate(grid)]
+
+
+def aggregate_sweep(out, runs: list[tuple[str, str]], stream=None) -> dict:
+    """Write ``summary.json``, ``summary.csv``, ``curves.csv`` and one ``curve-METRIC.png`` per metric
+    into the sweep folder ``out`` from the finished ``runs`` ``[(run_id, variant)]``; returns the summary."""
+    out = pathlib.Path(out)
+    per_run, curves, seeds = [], {}, {}
+    for run_id, variant in runs:
+        metrics = json.loads((out / run_id / "metrics.json").read_text())
+        per_run.append((variant, metrics))
+        seeds.setdefault(variant, []).append(run_id)
+        if (out / run_id / "curve.csv").exists():
+            curves.setdefault(variant, []).append(read_curve(out / run_id / "curve.csv"))
+    stats = summarise(per_run)
+    summary = {"interval": INTERVAL, "variants": {v: {"runs": seeds[v], "metrics": stats.get(v, {})} for v in seeds}}
+    write_json(out / "summary.json", summary)
+    write_csv(out / "summary.csv", [{"variant": v, "metric": k, **s} for v, ms in stats.items() for k, s in ms.items()])
+    bands = {}
+    for variant, cs in curves.items():
+        names = [k for k in dict.fromkeys(k for c in cs for k in c) if k not in NOT_METRICS]
+        for metric in names:
+            for axis in ("iteration", TIME_AXIS):
+                rows = curve_bands(cs, metric, axis)
+                if rows:
+                    bands.setdefault(metric, {}).setdefault(axis, {})[variant] = rows
+    write_csv(out / "curves.csv", [{"variant": v, "metric": m, "axis": a, **r}
+                                   for m, axes in bands.items() for a, vs in axes.items()
+                                   for v, rows in vs.items() for r in rows])
+    try:
+        for metric, axes in bands.items():
+            plot_bands(out / f"curve-{metric.replace('/', '-')}.png", metric, axes)
+    except RuntimeError as e:          # matplotlib missing: the CSVs hold the same numbers
+        print(f"note: no curve figures ({e})", file=stream)
+    return summary
+
+
+def plot_bands(path, metric, axes: dict):
+    """One figure for ``metric``: a panel per axis, a line per variant with its 95% band."""
+    pyplot = plt()
+    fig, panels = pyplot.subplots(1, len(axes), figsize=(4.2 * len(axes), 3.3), squeeze=False)
+    for ax, (axis, variants) in zip(panels[0], axes.items()):
+        for variant, rows in variants.items():
+            x = np.array([r["x"] for r in rows])
+            m = np.array([r["mean"] for r in rows], dtype=float)
+            lo = np.array([np.nan if r["ci_low"] is None else r["ci_low"] for r in rows], dtype=float)
+            hi = np.array([np.nan if r["ci_high"] is None else r["ci_high"] for r in rows], dtype=float)
+            n = max(r["n"] for r in rows)
+            (line,) = ax.plot(x, m, marker="." if len(x) < 20 else None, label=f"{variant} (n={n})")
+            ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2)
+        ax.set_xlabel("generator iteration" if axis == "iteration" else "training seconds (wall)")
+        ax.set_ylabel(metric)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{metric}: mean and 95% t-interval over seeds", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    pyplot.close(fig)

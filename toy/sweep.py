@@ -1,0 +1,489 @@
+"""Sweeps: one experiment over seeds and settings, every run an independent task on Dask distributed.
+
+    python -m toy sweep NAME --seeds 0-4 [--set key=v1,v2 ...] [--workers N | --scheduler ADDRESS]
+                        --out DIR [experiment flags ...]
+
+A *run* is the experiment's own command line, ``toy.__main__.main(argv)`` with
+``argv = [NAME, "--seed", S, "--out", DIR/RUN_ID, *experiment_flags, *setting_flags]``; it
+returns an exit status and writes its standard outputs (``metrics.json`` last) to its folder.
+The sweep expands the runs (setting x seed; a *variant* is one combination of ``--set``
+values), runs them on a ``dask.distributed`` cluster (by default a ``LocalCluster`` of
+single-threaded worker processes; ``--scheduler`` for an existing one, e.g. from
+dask-jobqueue) or, when Dask is not installed or ``--workers 0`` is given, one after the other
+in this process, then aggregates them (:mod:`toy.aggregate`).
+
+Files in ``DIR``: ``RUN_ID/`` (the run's outputs), ``sweep.json`` (the manifest: every run's
+arguments, status, attempts, seconds and error), ``logs/RUN_ID.log`` (the run's stdout and
+stderr), ``summary.json``, ``summary.csv``, ``curves.csv`` and ``curve-METRIC.png``.
+
+Robustness. A run whose ``metrics.json`` exists and whose recorded arguments equal the new ones
+is skipped on relaunch. A run folder left by a different argument list, or by an interrupted
+run without a checkpoint, is renamed ``RUN_ID.old-K`` (never deleted); an interrupted run with
+a checkpoint is continued with ``--resume``. A failed run (non-zero exit or exception) is
+recorded and the others go on. A run whose worker process died is run again once: Dask's
+scheduler reschedules a task whose worker died (up to ``distributed.scheduler.allowed-failures``
+times, 3 by default), and the task counts the attempts that actually *started* in
+``logs/RUN_ID.attempts``, refusing a third one (a task merely queued on the dying worker is not
+charged; Dask's own count charges it). Dask's ``retries=1`` re-runs a task that raised outside
+the run itself.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import itertools
+import json
+import os
+import pathlib
+import re
+import socket
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+
+from .common import write_json
+
+DEFAULT_RUNNER = "toy.__main__:main"
+MANIFEST = "sweep.json"
+MAX_ATTEMPTS = 2          # a run whose worker died is run once more, never a third time
+# the LocalCluster's scheduler: when Dask queues the tasks (more than twice the worker threads), a
+# worker holds only the run it executes (the default saturation 1.1 sends a second one, which a
+# dying worker would take down with it)
+SCHEDULER_CONFIG = {"distributed.scheduler.worker-saturation": 1.0}
+_RESERVED = ("--seed", "--out", "--resume", "--seeds")
+
+
+# ----------------------------------------------------------------------------- expansion
+@dataclass(frozen=True)
+class Run:
+    """One task of a sweep, writing to ``DIR/run_id`` (its arguments: :func:`run_argv`)."""
+    run_id: str
+    variant: str                      # "default", or the settings as "key=v,key=v"
+    seed: int
+    setting: tuple                    # ((key, value), ...), in --set order
+    name: str                         # the experiment
+    flags: tuple                      # the experiment's flags, then the setting's
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-4"`` -> [0, 1, 2, 3, 4]; ``"0,1,3"`` -> [0, 1, 3]; ranges and lists mix (``"0-2,7"``).
+
+    Raises ``ValueError`` for anything else, negative seeds, empty or reversed ranges, repeats.
+    """
+    seeds = []
+    for part in str(text).split(","):
+        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not m:
+            raise ValueError(f"--seeds: expected a range like 0-4 or a list like 0,1,3, got {text!r}")
+        lo = int(m.group(1))
+        hi = int(m.group(2)) if m.group(2) is not None else lo
+        if hi < lo:
+            raise ValueError(f"--seeds: empty range {part.strip()!r}")
+        seeds.extend(range(lo, hi + 1))
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds: a seed is repeated in {text!r}")
+    return seeds
+
+
+def parse_setting(text: str) -> tuple[str, list[str]]:
+    """``"lam=1,10"`` -> ("lam", ["1", "10"]); the key is the experiment's flag without ``--``
+    (``n_critic`` and ``n-critic`` both mean ``--n-critic``)."""
+    key, sep, values = str(text).partition("=")
+    key = key.strip().lstrip("-").replace("_", "-")
+    vals = [v.strip() for v in values.split(",")]
+    if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]*", key) or not all(vals):
+        raise ValueError(f"--set: expected key=v1,v2,... (e.g. lam=1,10), got {text!r}")
+    if f"--{key}" in _RESERVED:
+        raise ValueError(f"--set {key}: the sweep sets --{key} itself")
+    if len(set(vals)) != len(vals):
+        raise ValueError(f"--set {key}: a value is repeated in {text!r}")
+    return key, vals
+
+
+def _safe(value: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._+-]", "-", value)
+
+
+def expand(name: str, seeds, settings=(), passthrough=()) -> list[Run]:
+    """Every (variant, seed) run of the sweep, variants outer and seeds inner.
+
+    ``settings``: [(key, [values])] from :func:`parse_setting`; the variants are their Cartesian
+    product. ``passthrough``: the experiment's own flags, given to every run unchanged.
+    """
+    keys = [k for k, _ in settings]
+    if len(set(keys)) != len(keys):
+        raise ValueError("--set: a key is given twice")
+    bad = [a for a in passthrough if a.split("=")[0] in _RESERVED]
+    if bad:
+        raise ValueError(f"{bad[0].split('=')[0]} is set by the sweep for every run; drop it from the experiment flags")
+    runs, ids = [], set()
+    for combo in itertools.product(*[vals for _, vals in settings]):
+        setting = tuple(zip(keys, combo))
+        variant = ",".join(f"{k}={v}" for k, v in setting) or "default"
+        flags = [x for k, v in setting for x in (f"--{k}", v)]
+        for s in seeds:
+            run_id = ",".join([f"{k}={_safe(v)}" for k, v in setting] + [f"seed={s}"])
+            if run_id in ids:
+                raise ValueError(f"two runs would share the folder {run_id!r}; use distinct setting values")
+            ids.add(run_id)
+            runs.append(Run(run_id, variant, int(s), setting, name, (*passthrough, *flags)))
+    return runs
+
+
+def run_argv(run: Run, out: pathlib.Path) -> list[str]:
+    """The runner's arguments: ``[NAME, "--seed", S, "--out", out/RUN_ID, *flags]``."""
+    return [run.name, "--seed", str(run.seed), "--out", str(out / run.run_id), *run.flags]
+
+
+# ----------------------------------------------------------------------------- the task
+def _has_checkpoint(folder: pathlib.Path) -> bool:
+    return any(folder.glob("checkpoint*")) or any(folder.glob("*/checkpoint*"))
+
+
+def set_aside(folder: pathlib.Path) -> pathlib.Path:
+    """Rename ``folder`` to the first free ``folder.old-K`` (nothing is deleted); returns the new path."""
+    for k in itertools.count(1):
+        dest = folder.with_name(f"{folder.name}.old-{k}")
+        if not dest.exists():
+            folder.rename(dest)
+            return dest
+
+
+def _prepare(folder: pathlib.Path) -> list[str]:
+    """Flags that continue what an earlier attempt of the same arguments left in ``folder``:
+    ``--resume`` if it holds a checkpoint; otherwise a non-empty folder is set aside and the run
+    starts afresh. (The caller has set aside folders of other arguments.)"""
+    if not folder.exists() or not any(folder.iterdir()):
+        return []
+    if _has_checkpoint(folder):
+        return ["--resume"]
+    set_aside(folder)
+    return []
+
+
+def _tail(path: pathlib.Path, start: int, lines=3) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(start)
+            text = fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join([ln for ln in text.splitlines() if ln.strip()][-lines:])
+
+
+def run_task(spec: dict) -> dict:
+    """Execute one run (on a Dask worker, or in this process). BLAS is held at one thread.
+
+    ``spec``: ``argv`` (the runner's arguments), ``folder`` (the run's ``--out``), ``log`` (file the
+    run's stdout/stderr are appended to), ``attempts`` (a counter file), ``runner``
+    (``"module:function"`` taking ``argv`` and returning an exit status).
+    Returns ``{"status": "done"|"failed", "rc", "error", "attempt", "seconds", "host", "pid"}``;
+    the run's own errors (exceptions, ``SystemExit``, non-zero status) are caught and returned.
+    """
+    from threadpoolctl import threadpool_limits
+    t0 = time.perf_counter()
+    folder, log, counter = pathlib.Path(spec["folder"]), pathlib.Path(spec["log"]), pathlib.Path(spec["attempts"])
+    attempt = int(counter.read_text() or 0) + 1 if counter.exists() else 1
+    counter.write_text(str(attempt))
+    if attempt > MAX_ATTEMPTS:
+        return {"status": "failed", "rc": None, "attempt": MAX_ATTEMPTS, "seconds": 0.0, "host": socket.gethostname(),
+                "pid": os.getpid(), "error": f"its worker process died during each of {MAX_ATTEMPTS} attempts "
+                                              "(killed, or out of memory?)"}
+    if (folder / "metrics.json").exists():      # an earlier attempt finished, then its worker died
+        return {"status": "done", "rc": 0, "error": None, "attempt": attempt, "seconds": 0.0,
+                "host": socket.gethostname(), "pid": os.getpid()}
+    argv = list(spec["argv"]) + _prepare(folder)
+    module, func = spec["runner"].split(":")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    error = None
+    with open(log, "a") as fh:
+        start = fh.tell()
+        print(f"== attempt {attempt} on {socket.gethostname()} pid {os.getpid()}: {' '.join(argv)}", file=fh, flush=True)
+        with contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh), threadpool_limits(limits=1):
+            try:
+                rc = getattr(importlib.import_module(module), func)(argv)
+            except SystemExit as e:
+                rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            except Exception:       # the run's own failure: recorded, the sweep goes on
+                traceback.print_exc(file=fh)
+                rc, error = 1, traceback.format_exc(limit=-3).strip().splitlines()[-1]
+    rc = 1 if rc is None else int(rc)
+    if rc == 0 and not (folder / "metrics.json").exists():
+        rc, error = 1, "exit status 0 but no metrics.json was written"
+    if rc != 0 and error is None:
+        error = f"exit status {rc}: {_tail(log, start)}"
+    return {"status": "done" if rc == 0 else "failed", "rc": rc, "error": error, "attempt": attempt,
+            "seconds": round(time.perf_counter() - t0, 3), "host": socket.gethostname(), "pid": os.getpid()}
+
+
+# ----------------------------------------------------------------------------- manifest and progress
+def load_manifest(out: pathlib.Path) -> dict:
+    path = out / MANIFEST
+    if not path.exists():
+        return {"runs": {}}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path} is unreadable ({e}); move it away to start the sweep afresh") from None
+    if not isinstance(data, dict) or not isinstance(data.get("runs"), dict):
+        raise ValueError(f"{path} is not a sweep manifest; move it away or choose another --out")
+    return data
+
+
+class Progress:
+    """Counts runs done / running / failed and prints one line per change, with an ETA from the
+    throughput of the runs finished in this session (elapsed / finished x remaining)."""
+
+    def __init__(self, total, skipped, slots, stream):
+        self.total, self.skipped, self.slots, self.stream = total, skipped, max(slots, 1), stream
+        self.done = self.failed = 0
+        self.t0 = time.perf_counter()
+
+    def line(self):
+        finished = self.done + self.failed
+        left = self.total - self.skipped - finished
+        running = min(left, self.slots)
+        el = time.perf_counter() - self.t0
+        eta = f"~{_fmt(el / finished * left)}" if finished and left else ("0s" if not left else "?")
+        return (f"sweep: {self.done + self.skipped}/{self.total} done ({self.skipped} skipped), {running} running, "
+                f"{left - running} queued, {self.failed} failed | {_fmt(el)} elapsed, ETA {eta}")
+
+    def update(self, status, run_id, error=None):
+        if status == "done":
+            self.done += 1
+        else:
+            self.failed += 1
+        msg = f"  {status}: {run_id}" + (f" ({error})" if error else "")
+        print(msg + "\n" + self.line(), file=self.stream, flush=True)
+
+
+def _fmt(seconds):
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m}m{s:02d}s"
+
+
+# ----------------------------------------------------------------------------- executors
+def _dask_available():
+    try:
+        import distributed  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def _execute_serial(jobs, record):
+    for run, spec in jobs:
+        res = run_task(spec)
+        if res["rc"] == 130:                     # the run caught Ctrl-C and checkpointed: stop the sweep
+            record(run, {**res, "status": "interrupted", "error": "interrupted (Ctrl-C)"})
+            raise KeyboardInterrupt
+        record(run, res)
+
+
+def _execute_dask(jobs, record, workers, scheduler, progress):
+    import dask
+    from distributed import Client, LocalCluster, as_completed
+    with contextlib.ExitStack() as stack:
+        if scheduler:
+            client = stack.enter_context(Client(scheduler, timeout="30s"))
+        else:
+            with dask.config.set(SCHEDULER_CONFIG):
+                cluster = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True))
+            client = stack.enter_context(Client(cluster))
+        progress.slots = max(sum(client.nthreads().values()), 1)
+        print(f"sweep: Dask scheduler {client.scheduler.address}, {progress.slots} worker threads, "
+              f"dashboard {client.dashboard_link}", file=progress.stream, flush=True)
+        futures = {client.submit(run_task, spec, key=f"sweep-{run.run_id}-{os.urandom(4).hex()}", retries=1,
+                                 pure=False): run for run, spec in jobs}
+        try:
+            for fut in as_completed(futures):
+                run = futures[fut]
+                if fut.status == "error":
+                    exc = fut.exception()
+                    record(run, {"status": "failed", "rc": None, "error": f"{type(exc).__name__}: {exc}"})
+                else:
+                    record(run, fut.result())
+        except BaseException:
+            client.cancel(list(futures))
+            raise
+
+
+# ----------------------------------------------------------------------------- the sweep
+def _acquire(path: pathlib.Path):
+    """Create the lock file ``path`` (pid@host) so that two sweeps never write one manifest; a
+    lock left by a dead process on this host is taken over."""
+    me = f"{os.getpid()}@{socket.gethostname()}"
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = path.read_text().strip()
+            pid, _, host = holder.partition("@")
+            if host != socket.gethostname() or not pid.isdigit() or _alive(int(pid)):
+                raise RuntimeError(f"another sweep ({holder}) is running in {path.parent}; "
+                                   f"if it is not, remove {path}") from None
+            path.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(me)
+        return
+    raise RuntimeError(f"could not take the lock {path}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid > 0
+
+
+def _same_args(recorded, argv) -> bool:
+    """Equal arguments, the ``--out`` value aside (the folder is named by the run id, and the
+    sweep folder may be reached by another path on relaunch)."""
+    return isinstance(recorded, list) and len(recorded) == len(argv) and recorded[:4] + recorded[5:] == argv[:4] + argv[5:]
+
+
+def sweep(name, seeds, settings=(), passthrough=(), *, out, workers=None, scheduler=None,
+          runner=DEFAULT_RUNNER, stream=None, aggregate=True) -> dict:
+    """Run (or resume) a sweep into ``out`` and aggregate it; returns the manifest.
+
+    Parameters
+    ----------
+    name : the experiment (as in ``python -m toy list``).
+    seeds : list of int. settings : [(key, [values])]. passthrough : the experiment's flags.
+    workers : LocalCluster worker processes (default: the CPUs this process may use); 0 runs
+        serially in this process, as does a missing Dask.
+    scheduler : address of an existing Dask scheduler (``tcp://host:8786``); ``out`` must then be
+        on a filesystem the workers share.
+    runner : ``"module:function"`` run as ``function(argv) -> exit status`` (``gpu.__main__:main``
+        has the same contract).
+    """
+    stream = stream or sys.stderr
+    out = pathlib.Path(out).absolute()         # workers may run in another directory, or on other hosts
+    runs = expand(name, seeds, settings, passthrough)
+    if workers is not None and workers < 0:
+        raise ValueError(f"--workers must be >= 0, got {workers}")
+    use_dask = workers != 0 or scheduler is not None
+    if use_dask and not _dask_available():
+        if scheduler is not None:
+            raise RuntimeError("--scheduler needs Dask: pip install 'refimpl[sweep]'")
+        print(f"note: Dask is not installed (pip install 'refimpl[sweep]'): the {len(runs)} runs run serially "
+              "in this process", file=stream, flush=True)
+        use_dask = False
+    out.mkdir(parents=True, exist_ok=True)
+    lock = out / ".sweep.lock"
+    _acquire(lock)
+    try:
+        return _sweep(name, runs, seeds, settings, passthrough, out, workers, scheduler, runner, stream,
+                      use_dask, aggregate)
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _sweep(name, runs, seeds, settings, passthrough, out, workers, scheduler, runner, stream, use_dask, aggregate):
+    (out / "logs").mkdir(exist_ok=True)
+    manifest = load_manifest(out)
+    manifest.update({"experiment": name, "seeds": list(seeds), "settings": [[k, list(v)] for k, v in settings],
+                     "passthrough": list(passthrough), "runner": runner,
+                     "order": [r.run_id for r in runs]})
+    entries = manifest["runs"]
+    jobs, skipped = [], 0
+    for run in runs:
+        argv = run_argv(run, out)
+        folder = out / run.run_id
+        old = entries.get(run.run_id, {})
+        same = _same_args(old.get("argv"), argv)
+        if (folder / "metrics.json").exists() and same:
+            skipped += 1
+            old["status"] = "done"
+            continue
+        entry = {"variant": run.variant, "seed": run.seed, "setting": dict(run.setting), "argv": argv,
+                 "status": "queued", "error": None, "attempts": 0}
+        if folder.exists() and any(folder.iterdir()) and not same:
+            entry["set_aside"] = str(set_aside(folder))
+            print(f"sweep: {folder.name} held another run's outputs: kept as {entry['set_aside']}", file=stream)
+        attempts = out / "logs" / f"{run.run_id}.attempts"
+        attempts.unlink(missing_ok=True)
+        entries[run.run_id] = entry
+        jobs.append((run, {"argv": argv, "folder": str(folder), "log": str(out / "logs" / f"{run.run_id}.log"),
+                           "attempts": str(attempts), "runner": runner}))
+    write_json(out / MANIFEST, manifest)      # arguments recorded before any run starts
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    workers = max(1, min(workers, len(jobs))) if jobs else 0
+    progress = Progress(len(runs), skipped, workers if use_dask else 1, stream)
+    mode = ("scheduler " + scheduler) if scheduler else (f"LocalCluster of {workers} workers" if use_dask else "serial")
+    print(f"sweep: {name}, {len(runs)} runs ({skipped} finished before), {mode}", file=stream, flush=True)
+
+    def record(run, res):
+        e = entries[run.run_id]
+        e.update({k: res[k] for k in ("status", "error", "seconds", "host", "pid") if k in res})
+        e["attempts"] = res.get("attempt", e["attempts"])
+        if res["status"] != "done" and "attempt" not in res:      # worker died past the allowed retry
+            counter = out / "logs" / f"{run.run_id}.attempts"
+            e["attempts"] = int(counter.read_text() or 0) if counter.exists() else e["attempts"]
+        write_json(out / MANIFEST, manifest)
+        progress.update(res["status"], run.run_id, res.get("error"))
+
+    try:
+        if jobs and use_dask:
+            _execute_dask(jobs, record, workers, scheduler, progress)
+        elif jobs:
+            _execute_serial(jobs, record)
+    finally:
+        write_json(out / MANIFEST, manifest)
+    if aggregate:
+        from .aggregate import aggregate_sweep
+        aggregate_sweep(out, [(r.run_id, r.variant) for r in runs if entries[r.run_id]["status"] == "done"], stream)
+    return manifest
+
+
+def build_parser():
+    ap = argparse.ArgumentParser(
+        prog="python -m toy sweep", allow_abbrev=False,
+        description="Run one experiment over seeds and settings on Dask (or serially without it), then aggregate. "
+                    "Unknown flags (--quick, --iters, --lam, ...) pass through to every run.")
+    ap.add_argument("name", help="experiment (python -m toy list)")
+    ap.add_argument("--seeds", required=True, help="a range 0-4, or a list 0,1,3")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=V1,V2",
+                    help="one experiment flag over several values (repeatable; variants are the product)")
+    g = ap.add_mutually_exclusive_group()
+    g.add_argument("--workers", type=int, default=None,
+                   help="LocalCluster worker processes (default: the CPU count; 0: serially in this process)")
+    g.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler, e.g. tcp://host:8786")
+    ap.add_argument("--out", type=pathlib.Path, required=True, help="sweep folder")
+    return ap
+
+
+def main(argv=None) -> int:
+    """``python -m toy sweep ...``: 0 when every run finished, 1 when some failed, 2 on bad flags."""
+    ap = build_parser()
+    args, passthrough = ap.parse_known_args(argv)
+    from .registry import EXPERIMENTS
+    if args.name not in EXPERIMENTS:
+        ap.error(f"unknown experiment {args.name!r} (known: {', '.join(EXPERIMENTS)})")
+    if str(args.out) in ("", "."):
+        ap.error("--out must name a sweep folder")
+    try:
+        seeds = parse_seeds(args.seeds)
+        settings = [parse_setting(s) for s in args.set]
+        manifest = sweep(args.name, seeds, settings, passthrough, out=args.out, workers=args.workers,
+                         scheduler=args.scheduler)
+    except KeyboardInterrupt:
+        print(f"interrupted; relaunch the same command to resume the sweep in {args.out}", file=sys.stderr)
+        return 130
+    except (ValueError, RuntimeError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    failed = [k for k in manifest["order"] if manifest["runs"][k]["status"] != "done"]
+    if failed:
+        print(f"sweep: {len(failed)} run(s) failed: {', '.join(failed)} (errors in {args.out / MANIFEST}, "
+              f"logs in {args.out / 'logs'})", file=sys.stderr)
+        return 1
+    print(f"sweep: outputs in {args.out}", file=sys.stderr)
+    return 0
