@@ -26,13 +26,18 @@ mass does not enter ``F_W1``. Under ``d_W`` it does not enter the distance eithe
 so every value is a minimiser; this module returns the minimiser closest to
 ``theta_k`` (the coordinate does not move). Under ``d_E`` the minimiser is unique and
 is also ``theta_k``'s coordinate (``shrink`` with threshold 0 is the identity).
+
+Input rules: every function validates at entry by the rules of :mod:`refimpl._checks`
+(arrays only, no lists; integers promoted to float64, float16 refused, mixed
+float32/float64 computed in float64; NaN/inf refused with a ``ValueError`` naming the
+argument); ``alpha`` in ``[0, 1]``, ``h > 0``, ``t >= 0``, all finite.
 """
 from __future__ import annotations
 
-import math
 import numbers
 
-from refimpl.backend import namespace
+from refimpl import _checks
+from refimpl.backend import device_of, namespace
 
 METRICS = ("wasserstein", "euclidean")
 
@@ -40,49 +45,15 @@ __all__ = ["shrink", "two_delta_prox", "d_W", "d_E", "F_W1", "METRICS"]
 
 
 # ----------------------------------------------------------------------------- checks
-def _real(name, v):
-    """Python float of a real scalar (Python number or 0-d array), or ValueError."""
-    if isinstance(v, bool):
-        raise ValueError(f"{name} must be a real number, got a bool")
-    if isinstance(v, numbers.Real):
-        f = float(v)
-    elif getattr(v, "shape", None) == ():
-        try:
-            f = float(v)
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"{name} must be a real number, got {v!r}") from e
-    else:
-        raise ValueError(f"{name} must be a real scalar, got {type(v).__name__}")
-    if not math.isfinite(f):
-        raise ValueError(f"{name} must be finite, got {f}")
-    return f
-
-
 def _alpha(alpha):
-    a = _real("alpha", alpha)
+    a = _checks.real(alpha, "alpha")
     if not 0.0 <= a <= 1.0:
         raise ValueError(f"alpha must lie in [0, 1], got {a}")
     return a
 
 
 def _step(h):
-    hv = _real("h", h)
-    if hv <= 0.0:
-        raise ValueError(f"step size h must be > 0, got {hv}")
-    return hv
-
-
-def _array(xp, name, x):
-    """``x`` as a finite real floating array of ``xp``, or ValueError."""
-    if isinstance(x, (numbers.Number, list, tuple)):
-        x = xp.asarray(x)
-    if not hasattr(x, "dtype") or not hasattr(x, "shape"):
-        raise ValueError(f"{name} must be an array, got {type(x).__name__}")
-    if not xp.isdtype(x.dtype, "real floating"):
-        raise ValueError(f"{name} must have a real floating dtype, got {x.dtype}")
-    if not bool(xp.all(xp.isfinite(x))):
-        raise ValueError(f"{name} contains non-finite values (nan or inf)")
-    return x
+    return _checks.real(h, "h", gt=0.0)
 
 
 def _broadcast_shape(*shapes):
@@ -99,8 +70,11 @@ def _broadcast_shape(*shapes):
 
 def _pairs(*named):
     """Validate ``(name, array)`` parameter arrays of shape ``(..., 2)``; broadcast and promote them."""
-    xp = namespace(*[x for _, x in named])
-    arrs = [_array(xp, n, x) for n, x in named]
+    xp = None
+    arrs = []
+    for n, x in named:
+        arrs.append(_checks.array(x, n, nonempty=False, xp=xp))
+        xp = namespace(arrs[0])
     for (n, _), x in zip(named, arrs):
         if x.ndim < 1 or x.shape[-1] != 2:
             raise ValueError(f"{n} must have shape (..., 2) holding (a, b), got shape {tuple(x.shape)}")
@@ -139,14 +113,17 @@ def shrink(x, center, t):
     ValueError
         Non-finite ``x``, ``center`` or ``t``; ``t < 0``; shapes that do not broadcast.
     """
-    xp = namespace(x, center)
-    x = _array(xp, "x", x)
-    if isinstance(center, numbers.Real) and not isinstance(center, bool):
-        center = xp.asarray(_real("center", center), dtype=x.dtype)
-    c = _array(xp, "center", center)
-    tv = _real("t", t)
-    if tv < 0.0:
-        raise ValueError(f"shrink threshold t must be >= 0, got {tv}")
+    x = _checks.array(x, "x", nonempty=False)
+    xp = namespace(x)
+    if not _checks.is_array(center):
+        center = xp.asarray(_checks.real(center, "center"), dtype=x.dtype, device=device_of(x))
+    c = _checks.array(center, "center", nonempty=False, xp=xp)
+    tv = _checks.real(t, "t", ge=0.0)
+    return _shrink(x, c, tv)
+
+
+def _shrink(x, c, tv):
+    xp = namespace(x, c)
     shape = _broadcast_shape(tuple(x.shape), tuple(c.shape))
     dt = xp.result_type(x, c)
     x = xp.broadcast_to(xp.astype(x, dt), shape)
@@ -263,9 +240,9 @@ def two_delta_prox(theta, theta_star, alpha, h, metric="wasserstein"):
     xp, (t, ts) = _pairs(("theta", theta), ("theta_star", theta_star))
     a, b = t[..., 0], t[..., 1]
     if metric == "wasserstein":
-        a_new = a if al == 0.0 else shrink(a, ts[..., 0], hv)
-        b_new = b if al == 1.0 else shrink(b, ts[..., 1], hv)
+        a_new = a if al == 0.0 else _shrink(a, ts[..., 0], hv)
+        b_new = b if al == 1.0 else _shrink(b, ts[..., 1], hv)
     else:
-        a_new = shrink(a, ts[..., 0], al * hv)
-        b_new = shrink(b, ts[..., 1], (1.0 - al) * hv)
+        a_new = _shrink(a, ts[..., 0], al * hv)
+        b_new = _shrink(b, ts[..., 1], (1.0 - al) * hv)
     return xp.stack([a_new, b_new], axis=-1)
