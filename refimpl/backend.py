@@ -5,6 +5,11 @@ it, so the same code runs on ``numpy``, ``array_api_strict`` and CuPy (through
 ``array_api_compat``). Random numbers are drawn on the host from a
 ``numpy.random.Generator`` and moved with :func:`from_host`, so every backend sees
 the same stream.
+
+Input rules: these functions move or describe arrays and compute nothing, so they do
+not check finiteness (:func:`all_finite` is that check); dtypes follow
+:mod:`refimpl._checks` (``dtype_of`` accepts float32 and float64 only: float16 raises
+``TypeError``, other strings ``ValueError``).
 """
 from __future__ import annotations
 
@@ -141,11 +146,16 @@ def to_numpy(x):
 
 
 def dtype_of(xp, dtype):
-    """Resolve 'float32'/'float64' (or a dtype object) in namespace ``xp``."""
+    """Resolve 'float32'/'float64' (or a dtype object) in namespace ``xp``.
+
+    Dtype objects pass through, except the half-precision floats (``TypeError``: the
+    policy of :mod:`refimpl._checks` refuses float16 everywhere)."""
     if isinstance(dtype, str):
         if dtype not in ("float32", "float64"):
             raise ValueError(f"unsupported dtype {dtype!r}; use 'float32' or 'float64'")
         return getattr(xp, dtype)
+    if str(dtype).rsplit(".", 1)[-1].strip("'>") in ("float16", "bfloat16"):
+        raise TypeError(f"dtype {dtype} is refused; use float32 or float64")
     return dtype
 
 
@@ -177,8 +187,11 @@ def synchronize(xp):
 
 
 def scalar(x):
-    """Python float of a 0-d array (one host round trip)."""
-    return float(to_numpy(x))
+    """Python float of a one-element array (one host round trip); ``ValueError`` otherwise."""
+    a = to_numpy(x)
+    if getattr(a, "size", 1) != 1:
+        raise ValueError(f"x must hold exactly one element, got shape {tuple(a.shape)}")
+    return float(a.reshape(()) if hasattr(a, "reshape") else a)
 
 
 def all_finite(x):

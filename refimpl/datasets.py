@@ -17,6 +17,10 @@ Random numbers are drawn on the host from the ``numpy.random.Generator`` passed
 in and moved to the requested backend with :func:`refimpl.backend.from_host`, so
 the same seed gives the same numbers on every backend (float32 is the rounded
 float64 draw).
+
+Input rules (:mod:`refimpl._checks`): centres are finite, ``std``, ``noise`` and
+``scale`` finite with ``std > 0``, ``noise >= 0``, ``scale > 0``; ``n`` an integer
+``>= 0``; ``dtype`` float32 or float64 (float16 raises ``TypeError``).
 """
 from __future__ import annotations
 
@@ -25,7 +29,8 @@ import math
 
 import numpy as _np  # host-side specs and random draws only
 
-from .backend import from_host
+from . import _checks
+from .backend import dtype_of, from_host
 
 __all__ = ["Mixture", "SwissRoll", "DATASETS", "get_dataset", "sample", "ring8", "grid25"]
 
@@ -59,13 +64,9 @@ class Mixture:
     std: float
 
     def __post_init__(self):
-        c = _readonly(self.centers)
-        if c.ndim != 2 or c.shape[1] != 2 or c.shape[0] < 1:
-            raise ValueError(f"centers must have shape (K, 2) with K >= 1, got {c.shape}")
-        if not (self.std > 0):
-            raise ValueError(f"std must be positive, got {self.std}")
+        c = _readonly(_checks.array(self.centers, "centers", shape=(None, 2)))
         object.__setattr__(self, "centers", c)
-        object.__setattr__(self, "std", float(self.std))
+        object.__setattr__(self, "std", _checks.real(self.std, "std", gt=0))
 
     @property
     def n_modes(self):
@@ -108,6 +109,10 @@ class SwissRoll:
     scale: float = 7.5
 
     n_modes = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "noise", _checks.real(self.noise, "noise", ge=0))
+        object.__setattr__(self, "scale", _checks.real(self.scale, "scale", gt=0))
 
     def sample_host(self, n, rng):
         """Host draw: ``(x, t)`` with ``x`` (n, 2) float64 and the roll parameter ``t`` (n,)."""
@@ -190,9 +195,11 @@ def sample(name_or_spec, n, rng, xp=_np, dtype="float64", device=None, *, return
     spec = get_dataset(name_or_spec)
     if not isinstance(rng, _np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    if isinstance(n, bool) or not isinstance(n, (int, _np.integer)) or n < 0:
-        raise ValueError(f"n must be a non-negative integer, got {n!r}")
-    x, lab = spec.sample_host(int(n), rng)
+    n = _checks.integer(n, "n", ge=0)
+    dt = dtype_of(xp, dtype)
+    if dt not in (xp.float32, xp.float64):
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}")
+    x, lab = spec.sample_host(n, rng)
     out = from_host(x, xp, dtype, device)
     if not return_labels:
         return out
