@@ -195,6 +195,8 @@ def scalar(x):
 
 
 def all_finite(x):
-    """True when every element of ``x`` is finite."""
+    """True when every element of ``x`` is finite (always for integer and bool arrays)."""
     xp = namespace(x)
+    if xp.isdtype(x.dtype, ("integral", "bool")):
+        return True
     return bool(xp.all(xp.isfinite(x)))

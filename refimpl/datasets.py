@@ -35,6 +35,12 @@ from .backend import dtype_of, from_host
 __all__ = ["Mixture", "SwissRoll", "DATASETS", "get_dataset", "sample", "ring8", "grid25"]
 
 
+def _host_args(n, rng):
+    if not isinstance(rng, _np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    return _checks.integer(n, "n", ge=0), rng
+
+
 def _readonly(a):
     a = _np.array(a, dtype=_np.float64, copy=True)
     a.setflags(write=False)
@@ -79,6 +85,7 @@ class Mixture:
         Draw order (fixed, part of the reproducibility contract): first the mode labels
         ``rng.integers(0, K, size=n)``, then ``rng.standard_normal((n, 2))``.
         """
+        n, rng = _host_args(n, rng)
         labels = rng.integers(0, self.n_modes, size=n).astype(_np.int64)
         noise = rng.standard_normal((n, 2))
         return self.centers[labels] + self.std * noise, labels
@@ -116,6 +123,7 @@ class SwissRoll:
 
     def sample_host(self, n, rng):
         """Host draw: ``(x, t)`` with ``x`` (n, 2) float64 and the roll parameter ``t`` (n,)."""
+        n, rng = _host_args(n, rng)
         t = 1.5 * math.pi * (1.0 + 2.0 * rng.random(n))
         xi = rng.standard_normal((n, 2))
         x = _np.stack([t * _np.cos(t), t * _np.sin(t)], axis=1) + self.noise * xi

@@ -256,12 +256,13 @@ def _classifier_inputs(mlp, params, images, batch):
     if images.ndim < 2:
         raise ValueError(f"images must have shape (N, ...), got {tuple(images.shape)}")
     xp = namespace(images)
-    params, x = mlp._validate(params, ("images", xp.reshape(images, (images.shape[0], -1)), (None, mlp.sizes[0])))
+    flat = xp.reshape(images, (images.shape[0], math.prod(images.shape[1:])))
+    params, x = mlp._validate(params, ("images", flat, (None, mlp.sizes[0])))
     return params, x, batch
 
 
 def _classifier_features(mlp, params, x, batch=1000):
-    out = []
+    out = [_np.zeros((0, mlp.sizes[-2]))]
     n = x.shape[0]
     for i in range(0, n, batch):
         _, cache = mlp._forward(params, x[i:min(i + batch, n), :])

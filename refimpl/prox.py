@@ -56,14 +56,15 @@ def _step(h):
     return _checks.real(h, "h", gt=0.0)
 
 
-def _broadcast_shape(*shapes):
+def _broadcast_shape(*shapes, names=None):
     """NumPy/Array API broadcasting of shapes, or ValueError naming them."""
     nd = max(len(s) for s in shapes)
     out = []
     for i in range(-nd, 0):
         dims = {s[i] for s in shapes if len(s) >= -i and s[i] != 1}
         if len(dims) > 1:
-            raise ValueError(f"shapes {', '.join(map(str, shapes))} do not broadcast")
+            what = ", ".join(f"{n} {s}" for n, s in zip(names, shapes)) if names else ", ".join(map(str, shapes))
+            raise ValueError(f"shapes {what} do not broadcast")
         out.append(dims.pop() if dims else 1)
     return tuple(out)
 
@@ -78,7 +79,7 @@ def _pairs(*named):
     for (n, _), x in zip(named, arrs):
         if x.ndim < 1 or x.shape[-1] != 2:
             raise ValueError(f"{n} must have shape (..., 2) holding (a, b), got shape {tuple(x.shape)}")
-    shape = _broadcast_shape(*[tuple(x.shape) for x in arrs])
+    shape = _broadcast_shape(*[tuple(x.shape) for x in arrs], names=[n for n, _ in named])
     dt = xp.result_type(*arrs)
     return xp, [xp.broadcast_to(xp.astype(x, dt), shape) for x in arrs]
 
@@ -124,7 +125,7 @@ def shrink(x, center, t):
 
 def _shrink(x, c, tv):
     xp = namespace(x, c)
-    shape = _broadcast_shape(tuple(x.shape), tuple(c.shape))
+    shape = _broadcast_shape(tuple(x.shape), tuple(c.shape), names=("x", "center"))
     dt = xp.result_type(x, c)
     x = xp.broadcast_to(xp.astype(x, dt), shape)
     c = xp.broadcast_to(xp.astype(c, dt), shape)
