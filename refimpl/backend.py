@@ -59,6 +59,9 @@ def namespace(*arrays):
 
     Python scalars and ``None`` are ignored; with no arrays at all NumPy is returned.
     Raises ``TypeError`` when arrays of two different libraries are mixed.
+
+    Moves or describes arrays: no finiteness check (module docstring; dtypes by
+    :mod:`refimpl._checks`).
     """
     found = {}
     for a in _leaves(arrays):
@@ -93,6 +96,9 @@ def get_namespace(name="numpy"):
 
     Raises ``ValueError`` for an unknown name and ``RuntimeError`` naming the missing
     package (and how to install it) or the missing GPU.
+
+    Moves or describes arrays: no finiteness check (module docstring; dtypes by
+    :mod:`refimpl._checks`).
     """
     if name is None or name == "numpy":
         return _np
@@ -123,7 +129,11 @@ def get_namespace(name="numpy"):
 
 
 def backend_name(xp):
-    """Short name of a namespace: 'numpy', 'array_api_strict', 'cupy' or 'torch'."""
+    """Short name of a namespace: 'numpy', 'array_api_strict', 'cupy' or 'torch'.
+
+    Moves or describes arrays: no finiteness check (module docstring; dtypes by
+    :mod:`refimpl._checks`).
+    """
     n = xp.__name__
     for b in BACKENDS:
         if n == b or n.endswith("." + b):
@@ -132,7 +142,11 @@ def backend_name(xp):
 
 
 def to_numpy(x):
-    """Host NumPy copy of an array from any backend (scalars pass through ``numpy.asarray``)."""
+    """Host NumPy copy of an array from any backend (scalars pass through ``numpy.asarray``).
+
+    Moves or describes arrays: no finiteness check (module docstring; dtypes by
+    :mod:`refimpl._checks`).
+    """
     if isinstance(x, _np.ndarray):
         return x
     mod = type(x).__module__.split(".")[0]
@@ -160,7 +174,11 @@ def dtype_of(xp, dtype):
 
 
 def from_host(a, xp, dtype=None, device=None):
-    """Move a host NumPy array (or scalar) to ``xp`` with the given dtype and device."""
+    """Move a host NumPy array (or scalar) to ``xp`` with the given dtype and device.
+
+    Moves or describes arrays: no finiteness check (module docstring; dtypes by
+    :mod:`refimpl._checks`).
+    """
     dt = None if dtype is None else dtype_of(xp, dtype)
     if xp is _np:
         return _np.asarray(a, dtype=dt)
@@ -171,7 +189,11 @@ def from_host(a, xp, dtype=None, device=None):
 
 
 def device_of(x):
-    """Array API device of ``x`` (``None`` for host NumPy)."""
+    """Array API device of ``x`` (``None`` for host NumPy).
+
+    Moves or describes arrays: no finiteness check (module docstring; dtypes by
+    :mod:`refimpl._checks`).
+    """
     return getattr(x, "device", None)
 
 
@@ -180,6 +202,9 @@ def synchronize(xp):
 
     Timing code calls this before reading the clock, since CuPy launches kernels
     asynchronously.
+
+    Moves or describes arrays: no finiteness check (module docstring; dtypes by
+    :mod:`refimpl._checks`).
     """
     if backend_name(xp) == "cupy":
         import cupy
@@ -187,7 +212,11 @@ def synchronize(xp):
 
 
 def scalar(x):
-    """Python float of a one-element array (one host round trip); ``ValueError`` otherwise."""
+    """Python float of a one-element array (one host round trip); ``ValueError`` otherwise.
+
+    Moves or describes arrays: no finiteness check (module docstring; dtypes by
+    :mod:`refimpl._checks`).
+    """
     a = to_numpy(x)
     if getattr(a, "size", 1) != 1:
         raise ValueError(f"x must hold exactly one element, got shape {tuple(a.shape)}")
@@ -195,7 +224,11 @@ def scalar(x):
 
 
 def all_finite(x):
-    """True when every element of ``x`` is finite (always for integer and bool arrays)."""
+    """True when every element of ``x`` is finite (always for integer and bool arrays).
+
+    Moves or describes arrays: no finiteness check (module docstring; dtypes by
+    :mod:`refimpl._checks`).
+    """
     xp = namespace(x)
     if xp.isdtype(x.dtype, ("integral", "bool")):
         return True

@@ -84,6 +84,8 @@ class Mixture:
 
         Draw order (fixed, part of the reproducibility contract): first the mode labels
         ``rng.integers(0, K, size=n)``, then ``rng.standard_normal((n, 2))``.
+
+        Input rules of :mod:`refimpl._checks` (module docstring).
         """
         n, rng = _host_args(n, rng)
         labels = rng.integers(0, self.n_modes, size=n).astype(_np.int64)
@@ -122,7 +124,10 @@ class SwissRoll:
         object.__setattr__(self, "scale", _checks.real(self.scale, "scale", gt=0))
 
     def sample_host(self, n, rng):
-        """Host draw: ``(x, t)`` with ``x`` (n, 2) float64 and the roll parameter ``t`` (n,)."""
+        """Host draw: ``(x, t)`` with ``x`` (n, 2) float64 and the roll parameter ``t`` (n,).
+
+        Input rules of :mod:`refimpl._checks` (module docstring).
+        """
         n, rng = _host_args(n, rng)
         t = 1.5 * math.pi * (1.0 + 2.0 * rng.random(n))
         xi = rng.standard_normal((n, 2))
@@ -162,6 +167,8 @@ def get_dataset(name):
     ------
     ValueError
         For an unknown name; the message lists the known names.
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
     """
     if isinstance(name, (Mixture, SwissRoll)):
         return name
@@ -199,6 +206,8 @@ def sample(name_or_spec, n, rng, xp=_np, dtype="float64", device=None, *, return
     Notes
     -----
     Protocol: conventions.md, "2-D mixture protocol (PacGAN/VEEGAN)".
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
     """
     spec = get_dataset(name_or_spec)
     if not isinstance(rng, _np.random.Generator):

@@ -243,6 +243,8 @@ def classifier_features(mlp, params, images, batch=1000):
     Returns
     -------
     numpy.ndarray, shape (N, mlp.sizes[-2])
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
     """
     params, x, batch = _classifier_inputs(mlp, params, images, batch)
     return _classifier_features(mlp, params, x, batch)
@@ -316,6 +318,8 @@ def train_classifier(images, labels, *, hidden=(128, 64), activation="relu", ste
     -------
     mlp : MLP; params : list of (W, b) in the images' namespace; info : dict
         ``cached`` (bool), ``train_loss`` (last mini-batch), ``path`` (or None).
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
     """
     images = _checks.array(images, "images")
     if images.ndim < 2:
@@ -388,7 +392,10 @@ class ClassifierFrechet:
         self.mu, self.cov = _moments(_classifier_features(mlp, params, x), "reference features")
 
     def score(self, images):
-        """Frechet distance of ``images`` (N, C, H, W), N >= 2, finite, to the reference (float)."""
+        """Frechet distance of ``images`` (N, C, H, W), N >= 2, finite, to the reference (float).
+
+        Input rules of :mod:`refimpl._checks` (module docstring).
+        """
         params, x, _ = _classifier_inputs(self.mlp, self.params, images, 1000)
         return _frechet_distance_gaussians(*_moments(_classifier_features(self.mlp, params, x), "images features"),
                                            self.mu, self.cov)

@@ -76,6 +76,8 @@ def load_digits(split="all", xp=None, device=None, limit=None):
     Values 0..16 map to ``v/8 - 1`` in [-1, 1]. ``split``: ``"all"``, ``"train"``
     (indices ``i % 5 != 0``, 1437 images) or ``"test"`` (``i % 5 == 0``, 360).
     Returns ``(images float32, labels int64)``.
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
     """
     _check_split(split, ("all", "train", "test"))
     limit = _limit(limit)
@@ -100,6 +102,8 @@ def read_idx(path):
     Format: two zero bytes, a type code (0x08 uint8 ... 0x0E float64), the number of
     dimensions, the dimensions as big-endian int32, then the big-endian data.
     Raises ``FileNotFoundError`` or ``ValueError`` naming ``path``.
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
     """
     path = pathlib.Path(path)
     try:
@@ -142,6 +146,8 @@ def load_mnist(data_dir, split="train", xp=None, device=None, limit=None):
 
     Looks for ``{train,t10k}-images-idx3-ubyte`` and ``-labels-idx1-ubyte`` (also
     the ``images.idx3-ubyte`` spelling), each raw or with ``.gz``.
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
     """
     _check_split(split)
     limit = _limit(limit)
@@ -206,6 +212,8 @@ def load_cifar10(data_dir, split="train", xp=None, device=None, limit=None):
     ``data_dir`` is ``cifar-10-batches-py`` or its parent. ``train`` reads
     ``data_batch_1`` .. ``data_batch_5``, ``test`` reads ``test_batch``. The pickles
     are read with an unpickler that only accepts NumPy arrays.
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
     """
     _check_split(split)
     limit = _limit(limit)
@@ -311,6 +319,8 @@ def load_folder(data_dir, size=64, channels=3, crop=True, xp=None, device=None, 
 
     Raises ``ValueError`` for ``channels`` not 1 or 3, a bad ``size`` or ``limit``
     (an integer >= 1), and for unreadable files or values outside a mode's range.
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
     """
     if isinstance(channels, bool) or channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels!r}")
@@ -351,6 +361,8 @@ def load_images(name, data_dir=None, split="train", xp=None, device=None, limit=
     (``None`` for ``folder``). ``digits`` needs no ``data_dir`` (its ``split``
     accepts ``"all"`` too); ``folder`` ignores ``split`` and takes ``size``,
     ``channels``, ``crop`` as keywords.
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
     """
     if kwargs and name != "folder":
         raise ValueError(f"options {sorted(kwargs)} only apply to name='folder'")

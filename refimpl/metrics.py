@@ -203,6 +203,8 @@ def w2(x, y, *, num_itermax=None):
     Returns
     -------
     float
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
     """
     x, y = _clouds(x, y)
     num_itermax = _itermax(num_itermax)

@@ -96,7 +96,10 @@ ACTIVATIONS = {
 
 
 def get_activation(name):
-    """The :class:`Activation` called ``name``; ``ValueError`` for unknown names."""
+    """The :class:`Activation` called ``name``; ``ValueError`` for unknown names.
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
+    """
     try:
         return ACTIVATIONS[name]
     except KeyError:
@@ -206,7 +209,10 @@ class MLP:
         return len(self.sizes) - 1
 
     def act(self, layer):
-        """Activation of layer ``layer`` (0-based)."""
+        """Activation of layer ``layer`` (0-based).
+
+        Input rules of :mod:`refimpl._checks` (module docstring).
+        """
         return get_activation(self.output if layer == self.n_layers - 1 else self.activation)
 
     # -- initialisation
@@ -215,6 +221,8 @@ class MLP:
 
         ``dtype``: ``"float32"``/``"float64"`` or such a dtype of ``xp`` (float16 is
         refused, ``TypeError``); ``device``: where the arrays are created.
+
+        Input rules of :mod:`refimpl._checks` (module docstring).
         """
         if not isinstance(rng, _np.random.Generator):
             raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")

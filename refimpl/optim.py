@@ -156,7 +156,10 @@ OPTIMISERS = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
 
 
 def make_optimiser(name, **kw):
-    """Build an optimiser by name (sgd, adam, rmsprop); ``ValueError`` for unknown names."""
+    """Build an optimiser by name (sgd, adam, rmsprop); ``ValueError`` for unknown names.
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
+    """
     try:
         cls = OPTIMISERS[name]
     except KeyError:

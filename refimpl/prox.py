@@ -113,6 +113,8 @@ def shrink(x, center, t):
     ------
     ValueError
         Non-finite ``x``, ``center`` or ``t``; ``t < 0``; shapes that do not broadcast.
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
     """
     x = _checks.array(x, "x", nonempty=False)
     xp = namespace(x)
@@ -148,6 +150,8 @@ def d_W(theta1, theta2, alpha):
     Returns
     -------
     array, shape (...)
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
     """
     al = _alpha(alpha)
     xp, (t1, t2) = _pairs(("theta1", theta1), ("theta2", theta2))
@@ -167,6 +171,8 @@ def d_E(theta1, theta2):
     Returns
     -------
     array, shape (...)
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
     """
     xp, (t1, t2) = _pairs(("theta1", theta1), ("theta2", theta2))
     d = t1 - t2
@@ -187,6 +193,8 @@ def F_W1(theta, theta_star, alpha):
     Returns
     -------
     array, shape (...)
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
     """
     al = _alpha(alpha)
     xp, (t, ts) = _pairs(("theta", theta), ("theta_star", theta_star))
@@ -233,6 +241,8 @@ def two_delta_prox(theta, theta_star, alpha, h, metric="wasserstein"):
     ValueError
         Non-finite inputs, ``alpha`` outside ``[0, 1]``, ``h <= 0``, a last axis other
         than 2, shapes that do not broadcast, or an unknown ``metric``.
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
     """
     if not isinstance(metric, str) or metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")

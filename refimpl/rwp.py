@@ -39,14 +39,20 @@ RWP_DEFAULTS = {"wgan-gp": (0.1, 10), "wgan-lp": (0.1, 10), "wgan": (0.1, 10),
 
 
 def check_h(h):
-    """``h`` as a float; ``ValueError`` unless it is a finite real number > 0."""
+    """``h`` as a float; ``ValueError`` unless it is a finite real number > 0.
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
+    """
     if isinstance(h, bool) or not isinstance(h, (int, float)) or not math.isfinite(h) or h <= 0:
         raise ValueError(f"the proximal step size h must be a finite number > 0, got {h!r}")
     return float(h)
 
 
 def check_steps(l, name="l"):
-    """``l`` as an int; ``ValueError`` unless it is an integer >= 1."""
+    """``l`` as an int; ``ValueError`` unless it is an integer >= 1.
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
+    """
     if isinstance(l, bool) or not isinstance(l, int) or l < 1:
         raise ValueError(f"the number of generator steps {name} must be an integer >= 1, got {l!r}")
     return l
@@ -180,7 +186,11 @@ class RWPMethod(GANMethod):
         return self.l
 
     def rwp_generator_step(self, state, gprev, rng):
-        """One optimiser step on ``F + P`` with a fresh ``z``; returns ``(state, logs)``."""
+        """One optimiser step on ``F + P`` with a fresh ``z``; returns ``(state, logs)``.
+
+        A training step: ``state`` comes from ``init_state`` and is not validated; it calls the
+        unchecked twins (policy of :mod:`refimpl._checks`), so it makes no host round trip.
+        """
         z = self.latent(rng, self.cfg.batch_size, state["gen"][0][0])
         _, grads, logs = _rwp_generator_grads(self.objective, self.gen, state["gen"], gprev,
                                              self.critic, state["critic"], z, self.h)
@@ -188,6 +198,7 @@ class RWPMethod(GANMethod):
         return {**state, "gen": gp, "opt_gen": og}, logs
 
     def generator_phase(self, state, rng, data):
+        """A training step: ``state`` comes from ``init_state`` and is not validated; it calls the unchecked twins (policy of :mod:`refimpl._checks`), so it makes no host round trip."""
         gprev = _copy_params(state["gen"])          # theta_prev: a real copy, fixed for the l steps
         logs = {}
         for _ in range(self.l):

@@ -216,12 +216,17 @@ class SBEMethod(GANMethod):
         return self.cfg.n_gen
 
     def init_state(self, rng, xp, dtype, device=None):
+        """Input rules of :mod:`refimpl._checks` (module docstring)."""
         state = super().init_state(rng, xp, dtype, device)
         pp = self.potential.init(rng, xp=xp, dtype=dtype, device=device)
         return {**state, "phi": pp, "opt_phi": self.opt_phi.init(pp), "gen_prev": _copy_params(state["gen"])}
 
     def potential_step(self, state, rng, data):
-        """One ascent step on :func:`potential_objective` (live generator vs ``gen_prev``, same fresh ``z``)."""
+        """One ascent step on :func:`potential_objective` (live generator vs ``gen_prev``, same fresh ``z``).
+
+        A training step: ``state`` comes from ``init_state`` and is not validated; it calls the
+        unchecked twins (policy of :mod:`refimpl._checks`), so it makes no host round trip.
+        """
         z = self.latent(rng, self.cfg.batch_size, state["gen"][0][0])
         x_new = self.gen._forward(state["gen"], z)[0]
         x_prev = self.gen._forward(state["gen_prev"], z)[0]
@@ -231,12 +236,14 @@ class SBEMethod(GANMethod):
         return {**state, "phi": pp, "opt_phi": op}, logs
 
     def potential_phase(self, state, rng, data):
+        """A training step: ``state`` comes from ``init_state`` and is not validated; it calls the unchecked twins (policy of :mod:`refimpl._checks`), so it makes no host round trip."""
         logs = {}
         for _ in range(self.n_phi):
             state, logs = self.potential_step(state, rng, data)
         return state, logs
 
     def generator_step(self, state, rng, data):
+        """A training step: ``state`` comes from ``init_state`` and is not validated; it calls the unchecked twins (policy of :mod:`refimpl._checks`), so it makes no host round trip."""
         z = self.latent(rng, self.cfg.batch_size, state["gen"][0][0])
         _, grads, logs = _sbe_generator_grads(self.objective, self.gen, state["gen"], self.critic, state["critic"],
                                              self.potential, state["phi"], z, self.h)
@@ -244,11 +251,13 @@ class SBEMethod(GANMethod):
         return {**state, "gen": gp, "opt_gen": og}, logs
 
     def generator_phase(self, state, rng, data):
+        """A training step: ``state`` comes from ``init_state`` and is not validated; it calls the unchecked twins (policy of :mod:`refimpl._checks`), so it makes no host round trip."""
         snapshot = _copy_params(state["gen"])          # becomes the anchor of the next outer iteration
         state, logs = super().generator_phase(state, rng, data)
         return {**state, "gen_prev": snapshot}, logs
 
     def outer_step(self, state, rng, data):
+        """A training step: ``state`` comes from ``init_state`` and is not validated; it calls the unchecked twins (policy of :mod:`refimpl._checks`), so it makes no host round trip."""
         state, lc = self.critic_phase(state, rng, data)
         state, lp = self.potential_phase(state, rng, data)
         state, lg = self.generator_phase(state, rng, data)

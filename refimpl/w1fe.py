@@ -200,7 +200,11 @@ class W1FE(GANMethod):
         return {**config_dict(self.cfg), "eps": self.eps, "K": self.K}
 
     def targets(self, state, z):
-        """``(y, zeta, grad f(y))`` for a latent batch ``z`` (B, latent_dim) at the current state."""
+        """``(y, zeta, grad f(y))`` for a latent batch ``z`` (B, latent_dim) at the current state.
+
+        A training step: ``state`` comes from ``init_state`` and is not validated; it calls the
+        unchecked twins (policy of :mod:`refimpl._checks`), so it makes no host round trip.
+        """
         y = self.generate(state, z)
         zeta, g = _euler_targets(self.critic, state["critic"], y, self.eps)
         return y, zeta, g
@@ -210,6 +214,9 @@ class W1FE(GANMethod):
 
         Returns the new state and the list of the ``K`` losses (each before its step).
         Uses no randomness.
+
+        A training step: ``state`` comes from ``init_state`` and is not validated; it calls the
+        unchecked twins (policy of :mod:`refimpl._checks`), so it makes no host round trip.
         """
         gp, og = state["gen"], state["opt_gen"]
         losses = []
@@ -220,7 +227,11 @@ class W1FE(GANMethod):
         return {**state, "gen": gp, "opt_gen": og}, losses
 
     def generator_step(self, state, rng, data):
-        """One Euler step of Algorithm 1: one latent draw, the targets, then ``K`` persistent steps."""
+        """One Euler step of Algorithm 1: one latent draw, the targets, then ``K`` persistent steps.
+
+        A training step: ``state`` comes from ``init_state`` and is not validated; it calls the
+        unchecked twins (policy of :mod:`refimpl._checks`), so it makes no host round trip.
+        """
         z = self.latent(rng, self.cfg.batch_size, state["gen"][0][0])
         xp = namespace(z)
         _, zeta, g = self.targets(state, z)

@@ -160,7 +160,10 @@ class PixelGraph:
 
     def inv_degree(self, xp, dtype, device=None):
         """``1/d_i`` as an (H, W) array of ``xp`` with ``dtype`` on ``device``, uploaded once
-        per (namespace, dtype, device) and cached, so a training step uploads nothing."""
+        per (namespace, dtype, device) and cached, so a training step uploads nothing.
+
+        Input rules of :mod:`refimpl._checks` (module docstring).
+        """
         key = (xp.__name__, str(dtype), str(device))
         a = self._inv_degree_cache.get(key)
         if a is None:
@@ -172,7 +175,10 @@ class PixelGraph:
                 f"neighbours={self.neighbours!r}, variant={self.variant!r})")
 
     def edge_list(self):
-        """Unordered edges as host arrays ``(i, j, w)`` of flat C-H-W indices and weights."""
+        """Unordered edges as host arrays ``(i, j, w)`` of flat C-H-W indices and weights.
+
+        Input rules of :mod:`refimpl._checks` (module docstring).
+        """
         H, W = self.height, self.width
         idx = _np.arange(self.n).reshape(self.channels, H, W)
         src, dst, wts = [], [], []
@@ -384,6 +390,8 @@ def wasserstein_norm_sq(graph, X, g, alpha=0.0, gamma=0.0):
     Dukler et al. 2019, Prop. 5 / Remark 6 (quadratic form) and eq. (9). Shapes,
     arguments, input rules and errors as :func:`wasserstein_norm_sq_and_gradient`;
     returns shape (B,), >= 0.
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
     """
     return wasserstein_norm_sq_and_gradient(graph, X, g, alpha, gamma, need_gradient=False)[0]
 
@@ -395,6 +403,8 @@ def wasserstein_gradient(graph, X, g, alpha=0.0, gamma=0.0):
     gradient in ``g`` of ``0.5 * wasserstein_norm_sq``. ``X`` (B, C, H, W) or
     (C, H, W), ``g`` (B, C, H, W) -> (B, C, H, W). Input rules and errors as
     :func:`wasserstein_norm_sq_and_gradient`.
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
     """
     return wasserstein_norm_sq_and_gradient(graph, X, g, alpha, gamma)[1]
 

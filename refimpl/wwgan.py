@@ -215,6 +215,9 @@ class WWGANMethod(GANMethod):
                 "mass": "(x + 1) / 2"}
 
     def critic_step(self, state, rng, data):
+        """One critic step (Algorithm 1 line 7). A training step: ``state`` comes from ``init_state``
+        and is not validated; it calls the unchecked twins (policy of :mod:`refimpl._checks`), so it
+        makes no host round trip and uploads no constant."""
         real = data.sample(rng, self.cfg.batch_size)
         z = self.latent(rng, self.cfg.batch_size, real)
         fake = self.generate(state, z)
