@@ -197,6 +197,8 @@ class MLP:
     output: str = "linear"
 
     def __post_init__(self):
+        if not isinstance(self.sizes, (tuple, list)):
+            raise TypeError(f"sizes must be a tuple of at least two positive integers, got {self.sizes!r}")
         sizes = tuple(self.sizes)
         if len(sizes) < 2 or any((not isinstance(s, int)) or isinstance(s, bool) or s < 1 for s in sizes):
             raise ValueError(f"sizes must be at least two positive integers, got {self.sizes!r}")

@@ -204,7 +204,7 @@ class SBEMethod(GANMethod):
         self.n_phi = check_steps(n_phi, "n_phi")
         self.phi_hidden = check_steps(phi_hidden, "phi_hidden")
         self.potential = MLP((cfg.data_dim, self.phi_hidden, 1), phi_activation, "linear")
-        self.lr_phi = cfg.lr_critic if lr_phi is None else lr_phi
+        self.lr_phi = cfg.lr_critic if lr_phi is None else _checks.real(lr_phi, "lr_phi", gt=0)
         self.opt_phi = cfg.make_optimiser(self.lr_phi)
 
     def config(self):

@@ -202,7 +202,9 @@ class WWGANMethod(GANMethod):
                              f"got {cfg.objective!r}")
         alpha, gamma = _checks.real(alpha, "alpha", ge=0), _checks.real(gamma, "gamma", ge=0)
         super().__init__(cfg)
-        C, H, W = (int(v) for v in image_shape)
+        if not isinstance(image_shape, (tuple, list)) or len(image_shape) != 3:
+            raise TypeError(f"image_shape must be a (C, H, W) tuple, got {image_shape!r}")
+        C, H, W = (_checks.integer(v, "image_shape", ge=1) for v in image_shape)
         self.graph = PixelGraph(H, W, channels=C, neighbours=neighbours, variant=variant)
         _check_image_dim(self.graph, cfg.data_dim)
         self.image_shape, self.neighbours, self.variant = (C, H, W), neighbours, variant
