@@ -229,6 +229,8 @@ def all_finite(x):
     Moves or describes arrays: no finiteness check (module docstring; dtypes by
     :mod:`refimpl._checks`).
     """
+    if not (hasattr(x, "dtype") and hasattr(x, "shape")):
+        raise TypeError(f"x must be an array, got {type(x).__name__}")
     xp = namespace(x)
     if xp.isdtype(x.dtype, ("integral", "bool")):
         return True

@@ -123,6 +123,7 @@ class Ctx:
         self.chw = data.draw(st.sampled_from([(1, 1, 2), (1, 2, 3)]), label="chw")
         self.d = math.prod(self.chw)
         self.k, self.K = 2, 3
+        self.data = data
         self.rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 32 - 1), label="seed"))
         r = self.rng
         self.critic = MLP((self.d, 3, 1), "softplus")
@@ -145,9 +146,14 @@ def _a(shape_fn, lo=-1.0, hi=1.0):
     return ("array", lambda c: c.arr(shape_fn(c), lo, hi))
 
 
-def _s(value, bad):
-    """A scalar: its valid value and the out-of-domain values to try."""
-    return ("scalar", lambda c: value, bad)
+def _s(valid, bad):
+    """A scalar: a strategy of values inside its domain, and out-of-domain values to try."""
+    return ("scalar", lambda c: c.data.draw(valid, label="scalar"), bad)
+
+
+_POS = st.floats(0.01, 10.0)
+_NONNEG = st.floats(0.0, 10.0)
+_REAL = st.floats(-10.0, 10.0)
 
 
 def _o(build):
@@ -183,13 +189,14 @@ ARGS = {
     # ot.py / swgan.py (issue-12b)
     "phi": _a(lambda c: (c.n,)), "psi": _a(lambda c: (c.m,)), "C": _a(lambda c: (c.n, c.m), 0.0, 1.0),
     "plan": ("array", lambda c: c.arr((c.n, c.m), 0.1, 1.0) / (0.55 * c.n * c.m)),
-    "m": _a(lambda c: (c.n, c.m), 0.0, 1.0), "stat": _s(0.1, (math.nan,)), "tol": _s(0.05, POS),
+    "m": _a(lambda c: (c.n, c.m), 0.0, 1.0), "stat": _s(_NONNEG, (math.nan,)), "tol": _s(_POS, POS),
     # scalars
-    "lam": _s(0.5, POS), "alpha": _s(0.3, NONNEG + (1.5,)), "gamma": _s(0.1, NONNEG), "h": _s(0.5, POS),
-    "t": _s(0.1, NONNEG), "eps": _s(0.2, POS), "std": _s(0.5, POS), "c": _s(0.1, POS), "scale": _s(0.5, ANY),
-    "center": _s(0.25, ANY), "n_steps": _s(2, NONNEG_INT), "n_projections": _s(7, POS_INT),
-    "n_target": _s(9, POS_INT), "batch": _s(3, POS_INT), "num_itermax": ("scalar", lambda c: None, (0, -1, 2.5)),
-    "n": _s(4, NONNEG_INT), "lr": _s(0.01, POS),
+    "lam": _s(_POS, POS), "alpha": _s(st.floats(0.0, 1.0), NONNEG), "gamma": _s(_NONNEG, NONNEG),
+    "h": _s(_POS, POS), "t": _s(_NONNEG, NONNEG), "eps": _s(_POS, POS), "std": _s(_POS, POS), "c": _s(_POS, POS),
+    "scale": _s(_REAL, ANY), "center": _s(_REAL, ANY), "n_steps": _s(st.integers(0, 3), NONNEG_INT),
+    "n_projections": _s(st.integers(1, 20), POS_INT), "n_target": _s(st.integers(1, 20), POS_INT),
+    "batch": _s(st.integers(1, 6), POS_INT), "num_itermax": ("scalar", lambda c: None, (0, -1, 2.5)),
+    "n": _s(st.integers(0, 6), NONNEG_INT), "lr": _s(_POS, POS),
     # objects
     "obj": _o(lambda c: Objective(c.rng.choice(OBJECTIVES))), "rng": _o(lambda c: c.rng),
     "graph": _o(lambda c: c.graph), "critic": _o(lambda c: c.critic), "potential": _o(lambda c: c.critic),
@@ -233,15 +240,15 @@ INSTANCES = {
 
 #: expected shape of the (first) output, for functions whose shape is not obvious from the input
 SHAPES = {
-    "nn.MLP.forward": lambda c: (c.n, 1), "nn.MLP.input_gradient": lambda c: (c.n, c.d),
+    "nn.MLP.forward": lambda c, kw: (c.n, 1), "nn.MLP.input_gradient": lambda c, kw: (c.n, c.d),
     "metrics.w1": (), "metrics.w2": (), "metrics.sliced_w1": (),
-    "prox.d_W": lambda c: (c.n,), "prox.d_E": lambda c: (c.n,), "prox.F_W1": lambda c: (c.n,),
-    "prox.two_delta_prox": lambda c: (c.n, 2), "prox.shrink": lambda c: (c.n, c.d),
-    "wgrad.wasserstein_norm_sq": lambda c: (c.n,), "wgrad.wasserstein_gradient": lambda c: (c.n, *c.chw),
-    "wgrad.laplacian_dense": lambda c: (c.d, c.d), "w1flow.w1_flow_step": lambda c: (c.n, c.d),
-    "image_metrics.sqrtm_psd": lambda c: (c.d, c.d), "rwp.proximal_term": (),
-    "objectives.penalty_points": lambda c: (c.n, c.d), "w1fe.euler_targets": lambda c: (c.m, c.d),
-    "datasets.sample": lambda c: (4, 2),
+    "prox.d_W": lambda c, kw: (c.n,), "prox.d_E": lambda c, kw: (c.n,), "prox.F_W1": lambda c, kw: (c.n,),
+    "prox.two_delta_prox": lambda c, kw: (c.n, 2), "prox.shrink": lambda c, kw: (c.n, c.d),
+    "wgrad.wasserstein_norm_sq": lambda c, kw: (c.n,), "wgrad.wasserstein_gradient": lambda c, kw: (c.n, *c.chw),
+    "wgrad.laplacian_dense": lambda c, kw: (c.d, c.d), "w1flow.w1_flow_step": lambda c, kw: (c.n, c.d),
+    "image_metrics.sqrtm_psd": lambda c, kw: (c.d, c.d), "rwp.proximal_term": (),
+    "objectives.penalty_points": lambda c, kw: (c.n, c.d), "w1fe.euler_targets": lambda c, kw: (c.m, c.d),
+    "datasets.sample": lambda c, kw: (kw["n"], 2),
 }
 
 ARRAY_MUTATIONS = ("nan", "inf", "int", "bool", "float16", "float32", "empty", "one", "ndim", "list")
@@ -391,7 +398,8 @@ def _xfail_reason(key):
 @pytest.mark.parametrize("key,owner,f", [pytest.param(k, o, f, id=k, marks=[pytest.mark.xfail(
     reason=_xfail_reason(k), strict=False)]
     if k in OTHER_BRANCH_XFAIL else []) for k, o, f in FUZZED])
-@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), report_multiple_bugs=False,
+@settings(max_examples=max(12, settings.default.max_examples // 2), deadline=None,
+          suppress_health_check=list(HealthCheck), report_multiple_bugs=False,
           phases=[Phase.explicit, Phase.reuse, Phase.generate])      # no shrinking: keeps CI fast
 @given(data=st.data())
 def test_fuzz(xp, key, owner, f, data):
@@ -426,7 +434,7 @@ def test_fuzz(xp, key, owner, f, data):
     if not nonfinite_in:
         assert _finite_leaves(out), f"{key}: finite inputs gave a non-finite output (spoiled {spoiled}: {how})"
     if spoiled is None and key in SHAPES:
-        want = SHAPES[key] if isinstance(SHAPES[key], tuple) else SHAPES[key](c)
+        want = SHAPES[key] if isinstance(SHAPES[key], tuple) else SHAPES[key](c, kw)
         first = _first_array(out)
         got = () if isinstance(first, (float, int)) else tuple(first.shape)
         assert got == want, f"{key}: output shape {got}, expected {want}"
@@ -477,7 +485,8 @@ def test_every_public_class_is_fuzzed():
 
 
 @pytest.mark.parametrize("key,cls", public_classes(), ids=[k for k, _ in public_classes()])
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), report_multiple_bugs=False,
+@settings(max_examples=settings.default.max_examples, deadline=None,
+          suppress_health_check=list(HealthCheck), report_multiple_bugs=False,
           phases=[Phase.explicit, Phase.reuse, Phase.generate])
 @given(data=st.data())
 def test_fuzz_constructor(key, cls, data):
