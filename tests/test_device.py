@@ -147,6 +147,13 @@ def test_metrics_w1flow_datasets_on_device(r):
     on_dev(w1_flow(x, y, 0.1, 2, return_particles=True)[1])
 
 
+def test_image_loaders_on_device():
+    pytest.importorskip("sklearn")
+    from refimpl.images import load_digits
+    x, y = on_dev(load_digits("test", xp=sxp, device=DEV, limit=5))
+    assert x.shape == (5, 1, 8, 8) and y.shape == (5,)
+
+
 def test_image_metrics_on_device(r):
     images = put(r.uniform(-1, 1, (20, 1, 2, 2)))
     labels = from_host(np.arange(20) % 3, sxp, sxp.int64, DEV)
