@@ -34,7 +34,6 @@ argument); ``alpha`` in ``[0, 1]``, ``h > 0``, ``t >= 0``, all finite.
 """
 from __future__ import annotations
 
-import numbers
 
 from refimpl import _checks
 from refimpl.backend import device_of, namespace
