@@ -260,7 +260,7 @@ def _spoil_array(c, a, how, data):
     host = isinstance(a, np.ndarray) and xp is not np
     mod = np if host else xp
     if how == "list":
-        return np.asarray(a).tolist() if host or xp is np else from_host_list(a)
+        return np.asarray(refimpl.backend.to_numpy(a)).tolist()
     if how in ("nan", "inf"):
         h = np.array(refimpl.backend.to_numpy(a), dtype=np.float64, copy=True)
         flat = h.reshape(-1)
@@ -282,10 +282,6 @@ def _spoil_array(c, a, how, data):
         new = shape + (1,)
     h = np.resize(np.asarray(refimpl.backend.to_numpy(a)), new)
     return h if host else from_host(h, xp, a.dtype)
-
-
-def from_host_list(a):
-    return refimpl.backend.to_numpy(a).tolist()
 
 
 def _build(c, key, params, data):
