@@ -257,8 +257,9 @@ class MLP:
         for name, arr, want_shape in items:
             arr = _checks.array(arr, name, shape=want_shape, nonempty=False, finite=False, xp=xp)
             if arr.dtype != dt:
-                raise TypeError(f"{name} has dtype {_checks._dtype_name(arr.dtype)} but the network's parameters "
-                                f"are {_checks._dtype_name(dt)}; cast {name} with xp.astype")
+                promoted = " (integers and bool are promoted to float64)" if arr is not items[len(arrs)][1] else ""
+                raise TypeError(f"{name} has dtype {_checks._dtype_name(arr.dtype)}{promoted} but the network's "
+                                f"parameters are {_checks._dtype_name(dt)}; cast {name} with xp.astype")
             arrs.append(arr)
         leaves = [a for Wb in params for a in Wb]
         _checks.finite_all(leaves + arrs, [f"{pname}[{i // 2}][{i % 2}]" for i in range(len(leaves))]
