@@ -123,8 +123,17 @@ def _itermax(num_itermax):
 
 
 def _host_clouds(x, y):
-    return (_np.asarray(to_numpy(x), dtype=_np.float64).reshape(x.shape[0], -1),
-            _np.asarray(to_numpy(y), dtype=_np.float64).reshape(y.shape[0], -1))
+    """Host float64 copies divided by a power of two ``s`` near their largest coordinate, and ``s``.
+
+    W1 and W2 are positively homogeneous (``W(s x, s y) = s W(x, y)``) and dividing by a power of
+    two is exact, so the squared distances neither overflow (coordinates near 1e200) nor
+    underflow (near 1e-200) and the result is ``s`` times the solve on the scaled clouds.
+    """
+    a = _np.asarray(to_numpy(x), dtype=_np.float64).reshape(x.shape[0], -1)
+    b = _np.asarray(to_numpy(y), dtype=_np.float64).reshape(y.shape[0], -1)
+    top = max(float(_np.max(_np.abs(a))), float(_np.max(_np.abs(b))))
+    s = 2.0 ** math.frexp(top)[1] if top > 0 else 1.0
+    return a / s, b / s, s
 
 
 def _sq_dists(a, b):
@@ -188,8 +197,8 @@ def w1(x, y, *, num_itermax=None):
 
 
 def _w1(x, y, num_itermax=None):
-    a, b = _host_clouds(x, y)
-    return _emd2_uniform(_np.sqrt(_sq_dists(a, b)), num_itermax)
+    a, b, s = _host_clouds(x, y)
+    return s * _emd2_uniform(_np.sqrt(_sq_dists(a, b)), num_itermax)
 
 
 def w2(x, y, *, num_itermax=None):
@@ -208,20 +217,20 @@ def w2(x, y, *, num_itermax=None):
     """
     x, y = _clouds(x, y)
     num_itermax = _itermax(num_itermax)
-    a, b = _host_clouds(x, y)
-    return math.sqrt(max(_emd2_uniform(_sq_dists(a, b), num_itermax), 0.0))
+    a, b, s = _host_clouds(x, y)
+    return s * math.sqrt(max(_emd2_uniform(_sq_dists(a, b), num_itermax), 0.0))
 
 
 def _w1_w2(x, y, num_itermax=None):
     """(W1, W2) sharing the distance matrix; the two network simplex solves run in two
     threads (POT's solver releases the GIL)."""
-    a, b = _host_clouds(x, y)
+    a, b, s = _host_clouds(x, y)
     d2 = _sq_dists(a, b)
     d = _np.sqrt(d2)
     with ThreadPoolExecutor(max_workers=2) as ex:
         f1 = ex.submit(_emd2_uniform, d, num_itermax)
         f2 = ex.submit(_emd2_uniform, d2, num_itermax)
-        return f1.result(), math.sqrt(max(f2.result(), 0.0))
+        return s * f1.result(), s * math.sqrt(max(f2.result(), 0.0))
 
 
 # ----------------------------------------------------------------------------- sliced W1
@@ -289,6 +298,9 @@ def _sliced_w1(x, y, n_projections, rng):
     xp = namespace(x, y)
     n, d = x.shape
     m = y.shape[0]
+    top = float(to_numpy(xp.maximum(xp.max(xp.abs(x)), xp.max(xp.abs(y)))))
+    s = 2.0 ** math.frexp(top)[1] if top > 0 else 1.0     # exact power-of-two scaling (see _host_clouds)
+    x, y = x / s, y / s
     g = rng.standard_normal((n_projections, d))
     theta = g / _np.linalg.norm(g, axis=1, keepdims=True)
     dev = device_of(x)
@@ -303,7 +315,7 @@ def _sliced_w1(x, y, n_projections, rng):
         gy = xp.take(py, from_host(iy, xp, xp.int64, dev), axis=0)
         wt = from_host(w, xp, x.dtype, dev)
         per_dir = xp.sum(xp.abs(gx - gy) * xp.expand_dims(wt, axis=1), axis=0)
-    return float(to_numpy(xp.mean(per_dir)))
+    return s * float(to_numpy(xp.mean(per_dir)))
 
 
 # ----------------------------------------------------------------------------- evaluate

@@ -37,7 +37,7 @@ import numpy as _np  # host side: the matching from POT
 
 from . import _checks
 from .backend import device_of, from_host, namespace, to_numpy
-from .metrics import _import_ot, _sq_dists, _w1
+from .metrics import _host_clouds, _import_ot, _sq_dists, _w1
 
 __all__ = ["w1_matching", "w1_flow_step", "w1_flow"]
 
@@ -76,8 +76,7 @@ def _pair(particles, data):
 
 def _w1_matching(particles, data):
     ot = _import_ot()
-    a = _np.asarray(to_numpy(particles), dtype=_np.float64)
-    b = _np.asarray(to_numpy(data), dtype=_np.float64)
+    a, b, s = _host_clouds(particles, data)          # exact power-of-two scaling: no overflow near 1e200
     n = a.shape[0]
     M = _np.sqrt(_sq_dists(a, b))
     u = _np.full(n, 1.0 / n)
@@ -91,7 +90,7 @@ def _w1_matching(particles, data):
     if (_np.unique(perm).size != n
             or not _np.allclose(plan[_np.arange(n), perm], 1.0 / n, rtol=1e-9, atol=0.0)):
         raise RuntimeError("POT emd returned a plan that is not a permutation matrix")
-    return perm, float(_np.mean(M[_np.arange(n), perm]))
+    return perm, s * float(_np.mean(M[_np.arange(n), perm]))
 
 
 def w1_flow_step(particles, data, eps, *, matching=None):

@@ -5,6 +5,8 @@ refused, float32 with float64 computed in float64, NaN/inf refused at entry with
 ValueError naming the argument, scalar parameters checked against their documented
 domains, lists refused with a TypeError.
 """
+import math
+
 import numpy as np
 import pytest
 
@@ -135,6 +137,25 @@ def test_training_entry_points_refuse_nonfinite(xp, rng):
     opt = Adam()
     with pytest.raises(ValueError, match=r"^grads\[0\]\[0\] has non-finite"):
         opt.step(p, grads, opt.init(p))
+
+
+@pytest.mark.parametrize("scale", [1e200, 1e-200, 2.0 ** 1000])
+def test_metrics_do_not_overflow_near_1e200(xp, rng, scale):
+    """The kind of cost_matrix's inf near 1e200: squared distances overflowed (underflowed near
+    1e-200, giving W2 = 0). W1, W2, SW1 and the W1 matching are homogeneous: scaled
+    inputs give scaled values."""
+    a, b = rng.standard_normal((7, 2)), rng.standard_normal((5, 2))
+    x, y = from_host(a, xp), from_host(b, xp)
+    xs, ys = from_host(a * scale, xp), from_host(b * scale, xp)
+    for f in (w1, w2, lambda u, v: sliced_w1(u, v, 20, rng=4)):
+        want = f(x, y)
+        got = f(xs, ys)
+        assert math.isfinite(got) and got > 0
+        assert got / scale == pytest.approx(want, rel=1e-12)
+    p, q = from_host(a[:5], xp), from_host(b, xp)
+    perm, cost = w1_matching(p, q)
+    perm_s, cost_s = w1_matching(from_host(a[:5] * scale, xp), from_host(b * scale, xp))
+    assert np.array_equal(perm, perm_s) and cost_s / scale == pytest.approx(cost, rel=1e-12)
 
 
 # ----------------------------------------------------------------------------- 3. parameter domains
