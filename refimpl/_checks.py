@@ -151,3 +151,85 @@ def _domain(f, name, gt, ge, lt, le):
         raise ValueError(f"{name} must be < {lt}, got {f}")
     if le is not None and not f <= le:
         raise ValueError(f"{name} must be <= {le}, got {f}")
+
+
+# ----------------------------------------------------------------------------- added for issue 12 (modules)
+
+def finite_all(arrays, names):
+    """Raise ``ValueError`` naming the first non-finite array of ``arrays``.
+
+    One reduction over all of them (one host round trip); only on failure is each
+    array looked at again to name it. Empty arrays count as finite.
+    """
+    arrays = [a for a in arrays]
+    if not arrays:
+        return
+    xp = namespace(*arrays)
+    flags = [xp.all(xp.isfinite(a)) for a in arrays]
+    if len(flags) == 1:
+        ok = bool(flags[0])
+    else:
+        ok = bool(xp.all(xp.stack(flags)))
+    if ok:
+        return
+    for a, n, f in zip(arrays, names, flags):
+        if not bool(f):
+            raise ValueError(f"{n} has non-finite entries (NaN or inf)")
+
+
+def params(p, name, *, xp=None, shapes=None, dtype=None, finite=True):
+    """Validate a parameter list ``[(W, b), ...]``; return it as a list of tuples.
+
+    Parameters
+    ----------
+    p : list of (W, b)
+    name : str
+    shapes : list of ((fan_in, fan_out), (fan_out,)), optional
+        Expected shapes per layer.
+    dtype : dtype, optional
+        Every leaf must have it (``TypeError`` otherwise); else all leaves share one
+        float32/float64 dtype. Integer leaves are refused (parameters are never
+        promoted: an optimiser would silently change their dtype).
+    finite : bool
+        One reduction over all leaves (one host round trip).
+    """
+    if not isinstance(p, (list, tuple)) or (shapes is None and len(p) == 0):
+        raise TypeError(f"{name} must be a list of (W, b) pairs, got {type(p).__name__}")
+    if shapes is not None and len(p) != len(shapes):
+        raise ValueError(f"{name} has {len(p)} layers, expected {len(shapes)}")
+    out, leaves, names = [], [], []
+    for l, Wb in enumerate(p):
+        if not isinstance(Wb, (list, tuple)) or len(Wb) != 2:
+            raise TypeError(f"{name}[{l}] must be a (W, b) pair, got {type(Wb).__name__}")
+        pair = []
+        for k, a in enumerate(Wb):
+            nm = f"{name}[{l}][{k}]"
+            if not is_array(a):
+                raise TypeError(f"{nm} must be an array, got {type(a).__name__}")
+            ns = namespace(a)
+            if xp is None:
+                xp = ns
+            elif ns is not xp:
+                raise TypeError(f"{nm} lives in {ns.__name__}, the other inputs in {xp.__name__}")
+            if not (xp.isdtype(a.dtype, "real floating") and _dtype_name(a.dtype) in _FLOAT_OK):
+                raise TypeError(f"{nm} has dtype {_dtype_name(a.dtype)}; parameters must be float32 or float64")
+            if dtype is None:
+                dtype = a.dtype
+            elif a.dtype != dtype:
+                raise TypeError(f"{nm} has dtype {_dtype_name(a.dtype)}, expected {_dtype_name(dtype)}")
+            if shapes is not None and tuple(a.shape) != tuple(shapes[l][k]):
+                raise ValueError(f"{nm} must have shape {tuple(shapes[l][k])}, got {tuple(a.shape)}")
+            pair.append(a)
+            leaves.append(a)
+            names.append(nm)
+        out.append(tuple(pair))
+    if finite:
+        finite_all(leaves, names)
+    return out
+
+
+def boolean(v, name):
+    """A Python/NumPy bool; ``TypeError`` otherwise (0/1 are not accepted)."""
+    if isinstance(v, bool) or type(v).__name__ == "bool_":
+        return bool(v)
+    raise TypeError(f"{name} must be True or False, got {type(v).__name__} {v!r}")

@@ -5,6 +5,11 @@ it, so the same code runs on ``numpy``, ``array_api_strict`` and CuPy (through
 ``array_api_compat``). Random numbers are drawn on the host from a
 ``numpy.random.Generator`` and moved with :func:`from_host`, so every backend sees
 the same stream.
+
+Input rules: these functions move or describe arrays and compute nothing, so they do
+not check finiteness (:func:`all_finite` is that check); dtypes follow
+:mod:`refimpl._checks` (``dtype_of`` accepts float32 and float64 only: float16 raises
+``TypeError``, other strings ``ValueError``).
 """
 from __future__ import annotations
 
@@ -54,6 +59,9 @@ def namespace(*arrays):
 
     Python scalars and ``None`` are ignored; with no arrays at all NumPy is returned.
     Raises ``TypeError`` when arrays of two different libraries are mixed.
+
+    Moves or describes arrays: no finiteness check (module docstring; dtypes by
+    :mod:`refimpl._checks`).
     """
     found = {}
     for a in _leaves(arrays):
@@ -88,6 +96,9 @@ def get_namespace(name="numpy"):
 
     Raises ``ValueError`` for an unknown name and ``RuntimeError`` naming the missing
     package (and how to install it) or the missing GPU.
+
+    Moves or describes arrays: no finiteness check (module docstring; dtypes by
+    :mod:`refimpl._checks`).
     """
     if name is None or name == "numpy":
         return _np
@@ -118,7 +129,11 @@ def get_namespace(name="numpy"):
 
 
 def backend_name(xp):
-    """Short name of a namespace: 'numpy', 'array_api_strict', 'cupy' or 'torch'."""
+    """Short name of a namespace: 'numpy', 'array_api_strict', 'cupy' or 'torch'.
+
+    Moves or describes arrays: no finiteness check (module docstring; dtypes by
+    :mod:`refimpl._checks`).
+    """
     n = xp.__name__
     for b in BACKENDS:
         if n == b or n.endswith("." + b):
@@ -127,7 +142,11 @@ def backend_name(xp):
 
 
 def to_numpy(x):
-    """Host NumPy copy of an array from any backend (scalars pass through ``numpy.asarray``)."""
+    """Host NumPy copy of an array from any backend (scalars pass through ``numpy.asarray``).
+
+    Moves or describes arrays: no finiteness check (module docstring; dtypes by
+    :mod:`refimpl._checks`).
+    """
     if isinstance(x, _np.ndarray):
         return x
     mod = type(x).__module__.split(".")[0]
@@ -141,16 +160,25 @@ def to_numpy(x):
 
 
 def dtype_of(xp, dtype):
-    """Resolve 'float32'/'float64' (or a dtype object) in namespace ``xp``."""
+    """Resolve 'float32'/'float64' (or a dtype object) in namespace ``xp``.
+
+    Dtype objects pass through, except the half-precision floats (``TypeError``: the
+    policy of :mod:`refimpl._checks` refuses float16 everywhere)."""
     if isinstance(dtype, str):
         if dtype not in ("float32", "float64"):
             raise ValueError(f"unsupported dtype {dtype!r}; use 'float32' or 'float64'")
         return getattr(xp, dtype)
+    if str(dtype).rsplit(".", 1)[-1].strip("'>") in ("float16", "bfloat16"):
+        raise TypeError(f"dtype {dtype} is refused; use float32 or float64")
     return dtype
 
 
 def from_host(a, xp, dtype=None, device=None):
-    """Move a host NumPy array (or scalar) to ``xp`` with the given dtype and device."""
+    """Move a host NumPy array (or scalar) to ``xp`` with the given dtype and device.
+
+    Moves or describes arrays: no finiteness check (module docstring; dtypes by
+    :mod:`refimpl._checks`).
+    """
     dt = None if dtype is None else dtype_of(xp, dtype)
     if xp is _np:
         return _np.asarray(a, dtype=dt)
@@ -161,7 +189,11 @@ def from_host(a, xp, dtype=None, device=None):
 
 
 def device_of(x):
-    """Array API device of ``x`` (``None`` for host NumPy)."""
+    """Array API device of ``x`` (``None`` for host NumPy).
+
+    Moves or describes arrays: no finiteness check (module docstring; dtypes by
+    :mod:`refimpl._checks`).
+    """
     return getattr(x, "device", None)
 
 
@@ -170,6 +202,9 @@ def synchronize(xp):
 
     Timing code calls this before reading the clock, since CuPy launches kernels
     asynchronously.
+
+    Moves or describes arrays: no finiteness check (module docstring; dtypes by
+    :mod:`refimpl._checks`).
     """
     if backend_name(xp) == "cupy":
         import cupy
@@ -177,11 +212,26 @@ def synchronize(xp):
 
 
 def scalar(x):
-    """Python float of a 0-d array (one host round trip)."""
-    return float(to_numpy(x))
+    """Python float of a one-element array (one host round trip); ``ValueError`` otherwise.
+
+    Moves or describes arrays: no finiteness check (module docstring; dtypes by
+    :mod:`refimpl._checks`).
+    """
+    a = to_numpy(x)
+    if getattr(a, "size", 1) != 1:
+        raise ValueError(f"x must hold exactly one element, got shape {tuple(a.shape)}")
+    return float(a.reshape(()) if hasattr(a, "reshape") else a)
 
 
 def all_finite(x):
-    """True when every element of ``x`` is finite."""
+    """True when every element of ``x`` is finite (always for integer and bool arrays).
+
+    Moves or describes arrays: no finiteness check (module docstring; dtypes by
+    :mod:`refimpl._checks`).
+    """
+    if not (hasattr(x, "dtype") and hasattr(x, "shape")):
+        raise TypeError(f"x must be an array, got {type(x).__name__}")
     xp = namespace(x)
+    if xp.isdtype(x.dtype, ("integral", "bool")):
+        return True
     return bool(xp.all(xp.isfinite(x)))

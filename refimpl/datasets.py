@@ -17,6 +17,10 @@ Random numbers are drawn on the host from the ``numpy.random.Generator`` passed
 in and moved to the requested backend with :func:`refimpl.backend.from_host`, so
 the same seed gives the same numbers on every backend (float32 is the rounded
 float64 draw).
+
+Input rules (:mod:`refimpl._checks`): centres are finite, ``std``, ``noise`` and
+``scale`` finite with ``std > 0``, ``noise >= 0``, ``scale > 0``; ``n`` an integer
+``>= 0``; ``dtype`` float32 or float64 (float16 raises ``TypeError``).
 """
 from __future__ import annotations
 
@@ -25,9 +29,16 @@ import math
 
 import numpy as _np  # host-side specs and random draws only
 
-from .backend import from_host
+from . import _checks
+from .backend import dtype_of, from_host
 
 __all__ = ["Mixture", "SwissRoll", "DATASETS", "get_dataset", "sample", "ring8", "grid25"]
+
+
+def _host_args(n, rng):
+    if not isinstance(rng, _np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    return _checks.integer(n, "n", ge=0), rng
 
 
 def _readonly(a):
@@ -59,13 +70,9 @@ class Mixture:
     std: float
 
     def __post_init__(self):
-        c = _readonly(self.centers)
-        if c.ndim != 2 or c.shape[1] != 2 or c.shape[0] < 1:
-            raise ValueError(f"centers must have shape (K, 2) with K >= 1, got {c.shape}")
-        if not (self.std > 0):
-            raise ValueError(f"std must be positive, got {self.std}")
+        c = _readonly(_checks.array(self.centers, "centers", shape=(None, 2)))
         object.__setattr__(self, "centers", c)
-        object.__setattr__(self, "std", float(self.std))
+        object.__setattr__(self, "std", _checks.real(self.std, "std", gt=0))
 
     @property
     def n_modes(self):
@@ -77,7 +84,10 @@ class Mixture:
 
         Draw order (fixed, part of the reproducibility contract): first the mode labels
         ``rng.integers(0, K, size=n)``, then ``rng.standard_normal((n, 2))``.
+
+        Input rules of :mod:`refimpl._checks` (module docstring).
         """
+        n, rng = _host_args(n, rng)
         labels = rng.integers(0, self.n_modes, size=n).astype(_np.int64)
         noise = rng.standard_normal((n, 2))
         return self.centers[labels] + self.std * noise, labels
@@ -109,8 +119,16 @@ class SwissRoll:
 
     n_modes = 0
 
+    def __post_init__(self):
+        object.__setattr__(self, "noise", _checks.real(self.noise, "noise", ge=0))
+        object.__setattr__(self, "scale", _checks.real(self.scale, "scale", gt=0))
+
     def sample_host(self, n, rng):
-        """Host draw: ``(x, t)`` with ``x`` (n, 2) float64 and the roll parameter ``t`` (n,)."""
+        """Host draw: ``(x, t)`` with ``x`` (n, 2) float64 and the roll parameter ``t`` (n,).
+
+        Input rules of :mod:`refimpl._checks` (module docstring).
+        """
+        n, rng = _host_args(n, rng)
         t = 1.5 * math.pi * (1.0 + 2.0 * rng.random(n))
         xi = rng.standard_normal((n, 2))
         x = _np.stack([t * _np.cos(t), t * _np.sin(t)], axis=1) + self.noise * xi
@@ -149,6 +167,8 @@ def get_dataset(name):
     ------
     ValueError
         For an unknown name; the message lists the known names.
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
     """
     if isinstance(name, (Mixture, SwissRoll)):
         return name
@@ -186,13 +206,17 @@ def sample(name_or_spec, n, rng, xp=_np, dtype="float64", device=None, *, return
     Notes
     -----
     Protocol: conventions.md, "2-D mixture protocol (PacGAN/VEEGAN)".
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
     """
     spec = get_dataset(name_or_spec)
     if not isinstance(rng, _np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    if isinstance(n, bool) or not isinstance(n, (int, _np.integer)) or n < 0:
-        raise ValueError(f"n must be a non-negative integer, got {n!r}")
-    x, lab = spec.sample_host(int(n), rng)
+    n = _checks.integer(n, "n", ge=0)
+    dt = dtype_of(xp, dtype)
+    if dt not in (xp.float32, xp.float64):
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}")
+    x, lab = spec.sample_host(n, rng)
     out = from_host(x, xp, dtype, device)
     if not return_labels:
         return out

@@ -16,6 +16,11 @@
 
 Host-side maths (POT, eigendecompositions) uses NumPy float64; the classifier trains
 and runs in the caller's Array API namespace ``xp``.
+
+Input rules: every public function validates at entry by the rules of
+:mod:`refimpl._checks` (arrays only, no lists; integer images promoted to float64,
+float16 refused; NaN/inf raise ``ValueError`` naming the argument; labels are integer
+arrays in ``0..K-1``; counts and sizes are integers >= 1).
 """
 from __future__ import annotations
 
@@ -27,9 +32,10 @@ import pathlib
 
 import numpy as _np  # host side: POT inputs, eigendecompositions, cache files
 
+from . import _checks
 from .backend import device_of, from_host, namespace, to_numpy
 from .checkpoint import atomic_write
-from .metrics import w1 as _cloud_w1
+from .metrics import _w1 as _cloud_w1
 from .nn import MLP
 from .optim import make_optimiser
 
@@ -40,9 +46,10 @@ __all__ = ["image_w1", "sqrtm_psd", "frechet_distance_gaussians", "frechet_dista
 
 # ----------------------------------------------------------------------------- exact W1
 def _flat_host(x, name):
+    x = _checks.array(x, name)
+    if x.ndim < 2:
+        raise ValueError(f"{name} must have shape (N, ...) with N images, got {tuple(x.shape)}")
     a = _np.asarray(to_numpy(x), dtype=_np.float64)
-    if a.ndim < 2:
-        raise ValueError(f"{name} must have shape (N, ...) with N images, got {a.shape}")
     return a.reshape(a.shape[0], -1)
 
 
@@ -65,15 +72,17 @@ def image_w1(x, y, *, num_itermax=None):
 
     Raises
     ------
-    ValueError
-        When the two sets have different numbers of coordinates.
+    TypeError, ValueError
+        By the input rules of :mod:`refimpl._checks` (module docstring), or when the two
+        sets have different numbers of coordinates.
     RuntimeError
         When POT does not reach the optimum.
     """
+    num_itermax = None if num_itermax is None else _checks.integer(num_itermax, "num_itermax", ge=1)
     a, b = _flat_host(x, "x"), _flat_host(y, "y")
     if a.shape[1] != b.shape[1]:
-        raise ValueError(f"image sets of different sizes: {a.shape[1]} and {b.shape[1]} coordinates")
-    return _cloud_w1(a, b, num_itermax=num_itermax)
+        raise ValueError(f"y has {b.shape[1]} coordinates per image, x has {a.shape[1]}")
+    return _cloud_w1(a, b, num_itermax)
 
 
 # ----------------------------------------------------------------------------- Frechet distance
@@ -85,13 +94,23 @@ def sqrtm_psd(S):
 
     Parameters
     ----------
-    S : array_like, shape (d, d)
+    S : array, shape (d, d), d >= 1, finite (input rules of :mod:`refimpl._checks`)
 
     Returns
     -------
     numpy.ndarray, shape (d, d), symmetric PSD.
     """
-    S = _np.asarray(S, dtype=_np.float64)
+    S = _host(S, "S", ndim=2)
+    if S.shape[0] != S.shape[1]:
+        raise ValueError(f"S must be square, got shape {S.shape}")
+    return _sqrtm_psd(S)
+
+
+def _host(a, name, **kw):
+    return _np.asarray(to_numpy(_checks.array(a, name, **kw)), dtype=_np.float64)
+
+
+def _sqrtm_psd(S):
     e, V = _np.linalg.eigh(0.5 * (S + S.T))
     return (V * _np.sqrt(_np.maximum(e, 0.0))) @ V.T
 
@@ -110,19 +129,23 @@ def frechet_distance_gaussians(mu1, S1, mu2, S2):
 
     Parameters
     ----------
-    mu1, mu2 : array_like, shape (d,)
-    S1, S2 : array_like, shape (d, d), symmetric PSD
+    mu1, mu2 : array, shape (d,)
+    S1, S2 : array, shape (d, d), symmetric PSD
+        Finite (input rules of :mod:`refimpl._checks`; any backend, computed on the host).
 
     Returns
     -------
     float, >= 0 (clipped at 0 against round-off).
     """
-    mu1, mu2 = _np.atleast_1d(_np.asarray(mu1, float)), _np.atleast_1d(_np.asarray(mu2, float))
-    S1, S2 = _np.atleast_2d(_np.asarray(S1, float)), _np.atleast_2d(_np.asarray(S2, float))
+    mu1 = _host(mu1, "mu1", ndim=1)
     d = mu1.shape[0]
-    if mu2.shape != (d,) or S1.shape != (d, d) or S2.shape != (d, d):
-        raise ValueError(f"shapes do not match: mu1 {mu1.shape}, mu2 {mu2.shape}, S1 {S1.shape}, S2 {S2.shape}")
-    A = sqrtm_psd(S1)
+    mu2 = _host(mu2, "mu2", shape=(d,))
+    S1, S2 = _host(S1, "S1", shape=(d, d)), _host(S2, "S2", shape=(d, d))
+    return _frechet_distance_gaussians(mu1, S1, mu2, S2)
+
+
+def _frechet_distance_gaussians(mu1, S1, mu2, S2):
+    A = _sqrtm_psd(S1)
     M = A @ S2 @ A
     ev = _np.linalg.eigvalsh(0.5 * (M + M.T))
     tr_sqrt = float(_np.sum(_np.sqrt(_np.maximum(ev, 0.0))))
@@ -130,10 +153,10 @@ def frechet_distance_gaussians(mu1, S1, mu2, S2):
     return max(float(diff @ diff + _np.trace(S1) + _np.trace(S2) - 2.0 * tr_sqrt), 0.0)
 
 
-def _moments(f):
-    f = _np.asarray(to_numpy(f), dtype=_np.float64)
-    if f.ndim != 2 or f.shape[0] < 2:
-        raise ValueError(f"features must have shape (N, k) with N >= 2, got {f.shape}")
+def _moments(f, name="features"):
+    f = _host(f, name, ndim=2)
+    if f.shape[0] < 2:
+        raise ValueError(f"{name} must have shape (N, k) with N >= 2, got {f.shape}")
     return f.mean(axis=0), _np.cov(f, rowvar=False, ddof=1).reshape(f.shape[1], f.shape[1])
 
 
@@ -143,13 +166,17 @@ def frechet_distance(f1, f2):
 
     Parameters
     ----------
-    f1 : array, shape (n, k); f2 : array, shape (m, k) (any backend; host float64)
+    f1 : array, shape (n, k); f2 : array, shape (m, k), n, m >= 2 (any backend; host
+        float64; input rules of :mod:`refimpl._checks`)
 
     Returns
     -------
     float
     """
-    return frechet_distance_gaussians(*_moments(f1), *_moments(f2))
+    m1, m2 = _moments(f1, "f1"), _moments(f2, "f2")
+    if m1[0].shape != m2[0].shape:
+        raise ValueError(f"f2 has {m2[0].shape[0]} features per row, f1 has {m1[0].shape[0]}")
+    return _frechet_distance_gaussians(m1[0], m1[1], m2[0], m2[1])
 
 
 # ----------------------------------------------------------------------------- classifier
@@ -163,13 +190,38 @@ def softmax_cross_entropy(logits, labels):
 
     Parameters
     ----------
-    logits : array, shape (B, K), real floating
+    logits : array, shape (B, K), B, K >= 1, finite
     labels : array, shape (B,), integer in ``0..K-1`` (same namespace and device)
+
+    Input rules of :mod:`refimpl._checks`; errors name the argument.
 
     Returns
     -------
     loss : 0-d array; dlogits : array (B, K)
     """
+    logits = _checks.array(logits, "logits", ndim=2)
+    labels = _labels(labels, logits.shape[1], namespace(logits), logits.shape[0])
+    return _softmax_cross_entropy(logits, labels)
+
+
+def _labels(labels, K, xp, n):
+    """Integer labels of shape (n,) in ``0..K-1`` (``K=None``: >= 0 only); one reduction."""
+    if not _checks.is_array(labels):
+        raise TypeError(f"labels must be an integer array, got {type(labels).__name__}")
+    if namespace(labels) is not xp:
+        raise TypeError(f"labels lives in {namespace(labels).__name__}, the other inputs in {xp.__name__}")
+    if not xp.isdtype(labels.dtype, "integral"):
+        raise TypeError(f"labels must be an integer array, got dtype {labels.dtype}")
+    if tuple(labels.shape) != (n,):
+        raise ValueError(f"labels must have shape ({n},), got {tuple(labels.shape)}")
+    if n:
+        lo, hi = (int(v) for v in to_numpy(xp.stack([xp.min(labels), xp.max(labels)])))
+        if lo < 0 or (K is not None and hi >= K):
+            raise ValueError(f"labels must lie in 0..{'K-1' if K is None else K - 1}, got range {lo}..{hi}")
+    return labels
+
+
+def _softmax_cross_entropy(logits, labels):
     xp = namespace(logits, labels)
     B, K = logits.shape
     z = logits - xp.max(logits, axis=1, keepdims=True)
@@ -185,30 +237,54 @@ def classifier_features(mlp, params, images, batch=1000):
 
     Parameters
     ----------
-    images : array, shape (N, C, H, W) or (N, d) in the classifier's namespace and dtype
+    images : array, shape (N, C, H, W) or (N, d) in the classifier's namespace and dtype, finite
+    batch : int >= 1
 
     Returns
     -------
     numpy.ndarray, shape (N, mlp.sizes[-2])
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
     """
+    params, x, batch = _classifier_inputs(mlp, params, images, batch)
+    return _classifier_features(mlp, params, x, batch)
+
+
+def _classifier_inputs(mlp, params, images, batch):
+    if not isinstance(mlp, MLP):
+        raise TypeError(f"mlp must be a refimpl.nn.MLP, got {type(mlp).__name__}")
+    batch = _checks.integer(batch, "batch", ge=1)
+    images = _checks.array(images, "images", finite=False, nonempty=False)
+    if images.ndim < 2:
+        raise ValueError(f"images must have shape (N, ...), got {tuple(images.shape)}")
     xp = namespace(images)
-    x = xp.reshape(images, (images.shape[0], -1))
-    out = []
+    flat = xp.reshape(images, (images.shape[0], math.prod(images.shape[1:])))
+    params, x = mlp._validate(params, ("images", flat, (None, mlp.sizes[0])))
+    return params, x, batch
+
+
+def _classifier_features(mlp, params, x, batch=1000):
+    out = [_np.zeros((0, mlp.sizes[-2]))]
     n = x.shape[0]
     for i in range(0, n, batch):
-        _, cache = mlp.forward(params, x[i:min(i + batch, n), :])
+        _, cache = mlp._forward(params, x[i:min(i + batch, n), :])
         out.append(_np.asarray(to_numpy(cache.hs[-2]), dtype=_np.float64))
     return _np.concatenate(out, axis=0)
 
 
 def classifier_accuracy(mlp, params, images, labels, batch=1000):
-    """Fraction of ``images`` whose arg-max logit equals the label (host float)."""
-    xp = namespace(images)
-    x = xp.reshape(images, (images.shape[0], -1))
+    """Fraction of ``images`` whose arg-max logit equals the label (host float).
+
+    ``images`` (N, ...) finite, ``labels`` (N,) integer, N >= 1, ``batch`` >= 1 (input
+    rules of :mod:`refimpl._checks`)."""
+    params, x, batch = _classifier_inputs(mlp, params, images, batch)
+    if x.shape[0] == 0:
+        raise ValueError("images must be non-empty")
+    _labels(labels, None, namespace(x), x.shape[0])
     pred = []
     n = x.shape[0]
     for i in range(0, n, batch):
-        pred.append(_np.argmax(to_numpy(mlp.forward(params, x[i:min(i + batch, n), :])[0]), axis=1))
+        pred.append(_np.argmax(to_numpy(mlp._forward(params, x[i:min(i + batch, n), :])[0]), axis=1))
     return float(_np.mean(_np.concatenate(pred) == _np.asarray(to_numpy(labels))))
 
 
@@ -242,8 +318,21 @@ def train_classifier(images, labels, *, hidden=(128, 64), activation="relu", ste
     -------
     mlp : MLP; params : list of (W, b) in the images' namespace; info : dict
         ``cached`` (bool), ``train_loss`` (last mini-batch), ``path`` (or None).
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
     """
-    xp = namespace(images, labels)
+    images = _checks.array(images, "images")
+    if images.ndim < 2:
+        raise ValueError(f"images must have shape (N, ...), got {tuple(images.shape)}")
+    xp = namespace(images)
+    labels = _labels(labels, None, xp, images.shape[0])
+    if not isinstance(hidden, (tuple, list)) or not hidden:
+        raise TypeError(f"hidden must be a non-empty tuple of layer widths, got {hidden!r}")
+    hidden = tuple(_checks.integer(h, "hidden", ge=1) for h in hidden)
+    steps = _checks.integer(steps, "steps", ge=1)
+    batch_size = _checks.integer(batch_size, "batch_size", ge=1)
+    lr = _checks.real(lr, "lr", gt=0)
+    seed = _checks.integer(seed, "seed", ge=0)
     x = xp.reshape(images, (images.shape[0], -1))
     dtype, dev = x.dtype, device_of(x)
     K = int(_np.max(to_numpy(labels))) + 1
@@ -267,10 +356,10 @@ def train_classifier(images, labels, *, hidden=(128, 64), activation="relu", ste
     for t in range(1, steps + 1):
         idx = from_host(rng.integers(0, x.shape[0], size=batch_size), xp, None, dev)
         xb, yb = xp.take(x, idx, axis=0), xp.take(labels, idx, axis=0)
-        logits, cache = mlp.forward(params, xb)
-        loss, dlogits = softmax_cross_entropy(logits, yb)
-        _, grads = mlp.backward(params, cache, dlogits, need_dx=False)
-        params, state = opt.step(params, grads, state)
+        logits, cache = mlp._forward(params, xb)
+        loss, dlogits = _softmax_cross_entropy(logits, yb)
+        _, grads = mlp._backward(params, cache, dlogits, need_dx=False)
+        params, state = opt._step(params, grads, state)
         if progress is not None and (t % 500 == 0 or t == steps):
             progress(f"classifier step {t}/{steps}: loss {float(to_numpy(loss)):.4f}")
     info = {"spec": spec, "train_loss": float(to_numpy(loss)) if loss is not None else math.nan}
@@ -298,10 +387,15 @@ class ClassifierFrechet:
     """
 
     def __init__(self, mlp, params, reference):
+        params, x, _ = _classifier_inputs(mlp, params, reference, 1000)
         self.mlp, self.params = mlp, params
-        self.mu, self.cov = _moments(classifier_features(mlp, params, reference))
+        self.mu, self.cov = _moments(_classifier_features(mlp, params, x), "reference features")
 
     def score(self, images):
-        """Frechet distance of ``images`` (N, C, H, W) to the reference (float)."""
-        return frechet_distance_gaussians(*_moments(classifier_features(self.mlp, self.params, images)),
-                                          self.mu, self.cov)
+        """Frechet distance of ``images`` (N, C, H, W), N >= 2, finite, to the reference (float).
+
+        Input rules of :mod:`refimpl._checks` (module docstring).
+        """
+        params, x, _ = _classifier_inputs(self.mlp, self.params, images, 1000)
+        return _frechet_distance_gaussians(*_moments(_classifier_features(self.mlp, params, x), "images features"),
+                                           self.mu, self.cov)

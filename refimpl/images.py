@@ -10,7 +10,8 @@ Loaders read files from a directory the user gives; nothing is downloaded.
 * ``folder``: PNG/JPEG files of a folder (CelebA style), centre-cropped and resized
   (needs Pillow).
 
-8-bit values ``v`` map to ``v / 127.5 - 1``; digits (0..16) to ``v / 8 - 1``. Every
+8-bit values ``v`` map to ``v / 127.5 - 1``; digits (0..16) to ``v / 8 - 1``; image
+files of deeper modes by their nominal range (see :func:`load_folder`). Every
 loader returns ``(images, labels)`` (labels ``None`` for a folder) as NumPy arrays,
 or moved to ``xp`` (and ``device``) with :func:`refimpl.backend.from_host`.
 """
@@ -22,6 +23,7 @@ import pickle
 
 import numpy as np
 
+from refimpl import _checks
 from refimpl.backend import from_host
 
 __all__ = ["load_images", "load_digits", "load_mnist", "load_cifar10", "load_folder", "read_idx",
@@ -35,6 +37,10 @@ _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 
 def _u8_to_unit(a):
     """uint8 0..255 -> float32 in [-1, 1]."""
     return (a.astype(np.float32) / np.float32(127.5) - np.float32(1.0)).astype(np.float32)
+
+
+def _limit(limit):
+    return None if limit is None else _checks.integer(limit, "limit", ge=1)
 
 
 def _finish(x, y, xp, device, limit):
@@ -70,8 +76,11 @@ def load_digits(split="all", xp=None, device=None, limit=None):
     Values 0..16 map to ``v/8 - 1`` in [-1, 1]. ``split``: ``"all"``, ``"train"``
     (indices ``i % 5 != 0``, 1437 images) or ``"test"`` (``i % 5 == 0``, 360).
     Returns ``(images float32, labels int64)``.
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
     """
     _check_split(split, ("all", "train", "test"))
+    limit = _limit(limit)
     try:
         from sklearn.datasets import load_digits as _sk_load_digits
     except ImportError as e:
@@ -93,6 +102,8 @@ def read_idx(path):
     Format: two zero bytes, a type code (0x08 uint8 ... 0x0E float64), the number of
     dimensions, the dimensions as big-endian int32, then the big-endian data.
     Raises ``FileNotFoundError`` or ``ValueError`` naming ``path``.
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
     """
     path = pathlib.Path(path)
     try:
@@ -135,8 +146,11 @@ def load_mnist(data_dir, split="train", xp=None, device=None, limit=None):
 
     Looks for ``{train,t10k}-images-idx3-ubyte`` and ``-labels-idx1-ubyte`` (also
     the ``images.idx3-ubyte`` spelling), each raw or with ``.gz``.
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
     """
     _check_split(split)
+    limit = _limit(limit)
     folder = _data_dir(data_dir, "mnist")
     pre = "train" if split == "train" else "t10k"
     ipath = _find(folder, [f"{pre}-images-idx3-ubyte", f"{pre}-images.idx3-ubyte"])
@@ -151,11 +165,19 @@ def load_mnist(data_dir, split="train", xp=None, device=None, limit=None):
 
 # ---------------------------------------------------------------- CIFAR-10 (pickle)
 class _SafeUnpickler(pickle.Unpickler):
-    """Unpickler that only rebuilds NumPy arrays (CIFAR batches need nothing else)."""
+    """Unpickler that only rebuilds NumPy arrays (CIFAR batches need nothing else).
 
-    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-                ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-                ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+    Allowed: exactly the reconstruction functions NumPy's own pickles reference, under
+    their NumPy 2 (``numpy._core``) and NumPy 1 (``numpy.core``) module names:
+    ``_reconstruct`` with ``ndarray`` and ``dtype`` (protocols 2-4), ``_frombuffer``
+    (protocol 5, the default from Python 3.14), ``scalar`` (NumPy scalars) and
+    ``_codecs.encode`` (bytes in protocol 2). Everything else raises ``UnpicklingError``.
+    """
+
+    _ALLOWED = {(f"numpy.{core}.{mod}", name) for core in ("core", "_core")
+                for mod, name in (("multiarray", "_reconstruct"), ("multiarray", "scalar"),
+                                  ("numeric", "_frombuffer"))} \
+        | {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
 
     def find_class(self, module, name):
         if (module, name) in self._ALLOWED:
@@ -190,8 +212,11 @@ def load_cifar10(data_dir, split="train", xp=None, device=None, limit=None):
     ``data_dir`` is ``cifar-10-batches-py`` or its parent. ``train`` reads
     ``data_batch_1`` .. ``data_batch_5``, ``test`` reads ``test_batch``. The pickles
     are read with an unpickler that only accepts NumPy arrays.
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
     """
     _check_split(split)
+    limit = _limit(limit)
     folder = _data_dir(data_dir, "cifar10")
     if (folder / "cifar-10-batches-py").is_dir():
         folder = folder / "cifar-10-batches-py"
@@ -206,23 +231,78 @@ def load_cifar10(data_dir, split="train", xp=None, device=None, limit=None):
 
 
 # ---------------------------------------------------------------- folder of PNG/JPEG
+_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
+class _RangeError(ValueError):
+    """Pixel values outside their mode's range (the message names the file)."""
+
+
+def _crop_resize(im, size, crop):
+    """Centre-crop ``im`` to the aspect ratio of ``size`` (H, W) (``crop=True``), then resize (bicubic)."""
+    from PIL import Image
+    if size is None or im.size == (size[1], size[0]):
+        return im
+    if crop:
+        w, h = im.size
+        r = size[1] / size[0]                  # target width / height
+        cw, ch = (min(w, round(h * r)), min(h, round(w / r)))
+        left, top = (w - cw) // 2, (h - ch) // 2
+        im = im.crop((left, top, left + cw, top + ch))
+    return im.resize((size[1], size[0]), Image.Resampling.BICUBIC)
+
+
+def _decode(im, size, channels, crop, path):
+    """A PIL image of any mode as float32 (H, W, channels) in [-1, 1], by the mode's nominal range.
+
+    * 8-bit modes (``1``, ``L``, ``P``, ``RGB``, ``RGBA``, ``LA``, ``PA``, ``CMYK``,
+      ``YCbCr``, ...): Pillow's conversion to ``L`` (ITU-R 601-2 luma) or ``RGB``
+      (palette looked up, alpha dropped, CMYK by ``255 (1 - c)(1 - k)``), then
+      ``v / 127.5 - 1``; resized in 8 bits.
+    * 16-bit greyscale (``I;16*``): ``v / 65535 * 2 - 1``.
+    * 32-bit integer (``I``): from a PNG the samples are 16-bit (older Pillow opens
+      16-bit PNGs as ``I``), scaled as above; otherwise the range ``0 .. 2**31 - 1``,
+      negative values refused.
+    * float (``F``): the range ``[0, 1]``; values outside it or NaN refused.
+
+    Deeper modes are single-band: ``channels=3`` repeats the grey band. They are
+    resized in float32 and clipped to the range (bicubic overshoots).
+    """
+    from PIL import Image
+    mode = im.mode
+    if mode not in _SIXTEEN_BIT + ("I", "F"):
+        if mode == "P":
+            im = im.convert("RGBA")        # palette with transparency: no Pillow warning
+        im = _crop_resize(im.convert("L" if channels == 1 else "RGB"), size, crop)
+        a = np.asarray(im, dtype=np.uint8)
+        a = a[..., None] if a.ndim == 2 else a
+        return _u8_to_unit(a)
+    if mode in _SIXTEEN_BIT or (mode == "I" and im.format == "PNG"):
+        top = 65535.0
+    elif mode == "I":
+        top = 2.0 ** 31 - 1
+    else:
+        top = 1.0
+    v = np.asarray(im).astype(np.float64)
+    if not np.all(np.isfinite(v)) or v.min(initial=0.0) < 0 or v.max(initial=0.0) > top:
+        raise _RangeError(f"image file {str(path)!r} (mode {mode}) has values outside its range [0, {top:g}]"
+                         + (" or NaN" if mode == "F" else ""))
+    g = Image.fromarray((v / top).astype(np.float32), mode="F")
+    g = np.clip(np.asarray(_crop_resize(g, size, crop), dtype=np.float32), 0.0, 1.0)
+    unit = (g * np.float32(2.0) - np.float32(1.0))[..., None]
+    return np.repeat(unit, channels, axis=-1) if channels == 3 else unit
+
+
 def _read_image_pil(path, size, channels, crop):
     from PIL import Image
     try:
         with Image.open(path) as im:
-            im = im.convert("L" if channels == 1 else "RGB")
-            if size is not None and im.size != (size[1], size[0]):
-                if crop:
-                    w, h = im.size
-                    r = size[1] / size[0]                  # target width / height
-                    cw, ch = (min(w, round(h * r)), min(h, round(w / r)))
-                    left, top = (w - cw) // 2, (h - ch) // 2
-                    im = im.crop((left, top, left + cw, top + ch))
-                im = im.resize((size[1], size[0]), Image.Resampling.BICUBIC)
-            a = np.asarray(im, dtype=np.uint8)
-    except (OSError, ValueError, SyntaxError) as e:
+            im.load()
+            return _decode(im, size, channels, crop, path)
+    except _RangeError:
+        raise
+    except (OSError, SyntaxError, ValueError) as e:
         raise ValueError(f"image file {str(path)!r} is corrupt or unreadable ({e})") from e
-    return a[..., None] if a.ndim == 2 else a
 
 
 def load_folder(data_dir, size=64, channels=3, crop=True, xp=None, device=None, limit=None):
@@ -230,14 +310,28 @@ def load_folder(data_dir, size=64, channels=3, crop=True, xp=None, device=None, 
 
     Each image is converted to ``channels`` (1: grey, 3: RGB), centre-cropped to
     the target aspect ratio (``crop=True``) and resized (bicubic) to ``size``
-    (int or (H, W); ``None`` keeps the size, which must then agree). Needs Pillow
+    (int >= 1 or (H, W); ``None`` keeps the size, which must then agree). Every Pillow
+    mode is scaled from its nominal range: 8-bit ``v / 127.5 - 1``, 16-bit
+    ``v / 65535 * 2 - 1``, 32-bit integer and float as described in ``_decode``
+    (palette looked up, alpha dropped, CMYK converted to RGB). Needs Pillow
     (imported lazily; matplotlib depends on it too).
     Returns ``(images (N, C, H, W) float32 in [-1, 1], None)``.
+
+    Raises ``ValueError`` for ``channels`` not 1 or 3, a bad ``size`` or ``limit``
+    (an integer >= 1), and for unreadable files or values outside a mode's range.
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
     """
-    if channels not in (1, 3):
+    if isinstance(channels, bool) or channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels!r}")
+    crop = _checks.boolean(crop, "crop")
+    limit = _limit(limit)
+    if size is not None:
+        pair = (size, size) if not isinstance(size, (tuple, list)) else tuple(size)
+        if len(pair) != 2:
+            raise ValueError(f"size must be an int or (H, W), got {size!r}")
+        size = tuple(_checks.integer(v, "size", ge=1) for v in pair)
     folder = _data_dir(data_dir, "folder")
-    size = None if size is None else ((size, size) if isinstance(size, int) else tuple(size))
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
     if limit is not None:
         files = files[:limit]
@@ -255,7 +349,7 @@ def load_folder(data_dir, size=64, channels=3, crop=True, xp=None, device=None, 
             raise ValueError(f"image {str(p)!r} has shape {a.shape}, others {imgs[0].shape}; "
                              "give size= to resize them all")
         imgs.append(a)
-    x = _u8_to_unit(np.stack(imgs)).transpose(0, 3, 1, 2)
+    x = np.stack(imgs).transpose(0, 3, 1, 2)
     return _finish(x, None, xp, device, None)
 
 
@@ -267,6 +361,8 @@ def load_images(name, data_dir=None, split="train", xp=None, device=None, limit=
     (``None`` for ``folder``). ``digits`` needs no ``data_dir`` (its ``split``
     accepts ``"all"`` too); ``folder`` ignores ``split`` and takes ``size``,
     ``channels``, ``crop`` as keywords.
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
     """
     if kwargs and name != "folder":
         raise ValueError(f"options {sorted(kwargs)} only apply to name='folder'")

@@ -10,6 +10,12 @@ sample.
 * :func:`w1` and :func:`w2` are exact: they copy the clouds to host NumPy
   (float64) and call POT's network simplex ``ot.emd2`` (POT is imported lazily;
   ``pip install POT`` or ``pip install 'refimpl[toy]'``).
+
+Input rules: every public function validates at entry by the rules of
+:mod:`refimpl._checks`: clouds are arrays (no lists), integer and bool clouds are
+promoted to float64, float16 is refused, a float32 cloud with a float64 one is computed
+in float64, and NaN/inf raise ``ValueError`` naming the argument (before any solver
+runs); scalar parameters have the domains stated in each docstring.
 """
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as _np  # host side: POT inputs, random directions, index tables
 
+from . import _checks
 from .backend import device_of, from_host, namespace, to_numpy
 from .datasets import Mixture, get_dataset, sample
 
@@ -46,12 +53,12 @@ def mode_stats(samples, centers, std):
 
     Parameters
     ----------
-    samples : array, shape (n, d)
-        Generated samples, any backend (computed in their namespace ``xp``).
-    centers : array_like, shape (K, d)
-        Mode centres (host array or an array of the same backend).
-    std : float
-        Per-coordinate std :math:`\\sigma` of the modes.
+    samples : array, shape (n, d), n >= 1
+        Generated samples, any backend (computed in their namespace ``xp``), finite.
+    centers : array, shape (K, d), K >= 1
+        Mode centres (a host NumPy array or an array of the samples' backend), finite.
+    std : float > 0
+        Per-coordinate std :math:`\\sigma` of the modes (finite).
 
     Returns
     -------
@@ -66,21 +73,23 @@ def mode_stats(samples, centers, std):
     Notes
     -----
     Protocol: conventions.md, "2-D mixture protocol"; distances are compared squared,
-    :math:`\\|x - c_k\\|^2 \\le 9\\sigma^2`, in the samples' dtype.
+    :math:`\\|x - c_k\\|^2 \\le 9\\sigma^2`, in the samples' dtype. Input rules of
+    :mod:`refimpl._checks` (module docstring).
     """
+    samples = _checks.array(samples, "samples", ndim=2)
+    std = _checks.real(std, "std", gt=0)
     xp = namespace(samples)
-    if samples.ndim != 2:
-        raise ValueError(f"samples must have shape (n, d), got {samples.shape}")
-    n = samples.shape[0]
-    if n == 0:
-        raise ValueError("mode_stats needs at least one sample")
-    if isinstance(centers, _np.ndarray) or not hasattr(centers, "__array_namespace__"):
-        c = from_host(_np.asarray(centers, dtype=_np.float64), xp, samples.dtype, device_of(samples))
+    if isinstance(centers, _np.ndarray) and xp is not _np:
+        centers = _checks.array(centers, "centers", shape=(None, samples.shape[1]))
+        c = from_host(centers, xp, samples.dtype, device_of(samples))
     else:
-        c = xp.astype(centers, samples.dtype)
-    if c.ndim != 2 or c.shape[1] != samples.shape[1]:
-        raise ValueError(f"centers must have shape (K, {samples.shape[1]}), got {c.shape}")
-    K = c.shape[0]
+        c = xp.astype(_checks.array(centers, "centers", shape=(None, samples.shape[1]), xp=xp), samples.dtype)
+    return _mode_stats(samples, c, std)
+
+
+def _mode_stats(samples, c, std):
+    xp = namespace(samples)
+    n, K = samples.shape[0], c.shape[0]
     diff = xp.expand_dims(samples, axis=1) - xp.expand_dims(c, axis=0)      # (n, K, d)
     d2 = xp.sum(diff * diff, axis=2)                                         # (n, K)
     nearest = xp.argmin(d2, axis=1)                                          # (n,)
@@ -95,20 +104,36 @@ def mode_stats(samples, centers, std):
 
 # ----------------------------------------------------------------------------- exact W1 / W2
 
-def _as_host_cloud(x, name):
-    a = _np.asarray(to_numpy(x), dtype=_np.float64)
-    if a.ndim == 1:
-        a = a[:, None]
-    if a.ndim != 2 or a.shape[0] == 0:
-        raise ValueError(f"{name} must have shape (n, d) with n >= 1 (or (n,) for 1-D), got {a.shape}")
-    return a
+def _cloud(x, name, xp=None):
+    """Entry check of a point cloud: (n, d) or (n,), n >= 1, input rules of :mod:`refimpl._checks`."""
+    x = _checks.array(x, name, ndim=(1, 2), xp=xp)
+    return x if x.ndim == 2 else namespace(x).reshape(x, (-1, 1))
+
+
+def _clouds(x, y):
+    x = _cloud(x, "x")
+    y = _cloud(y, "y", namespace(x))
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"y must have the dimension of x, {x.shape[1]}, got {y.shape[1]}")
+    return _checks.common_float(x, y)
+
+
+def _itermax(num_itermax):
+    return None if num_itermax is None else _checks.integer(num_itermax, "num_itermax", ge=1)
 
 
 def _host_clouds(x, y):
-    a, b = _as_host_cloud(x, "x"), _as_host_cloud(y, "y")
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"x and y must have the same dimension, got {a.shape[1]} and {b.shape[1]}")
-    return a, b
+    """Host float64 copies divided by a power of two ``s`` near their largest coordinate, and ``s``.
+
+    W1 and W2 are positively homogeneous (``W(s x, s y) = s W(x, y)``) and dividing by a power of
+    two is exact, so the squared distances neither overflow (coordinates near 1e200) nor
+    underflow (near 1e-200) and the result is ``s`` times the solve on the scaled clouds.
+    """
+    a = _np.asarray(to_numpy(x), dtype=_np.float64).reshape(x.shape[0], -1)
+    b = _np.asarray(to_numpy(y), dtype=_np.float64).reshape(y.shape[0], -1)
+    top = max(float(_np.max(_np.abs(a))), float(_np.max(_np.abs(b))))
+    s = 2.0 ** math.frexp(top)[1] if top > 0 else 1.0
+    return a / s, b / s, s
 
 
 def _sq_dists(a, b):
@@ -148,7 +173,7 @@ def w1(x, y, *, num_itermax=None):
     x : array, shape (n, d) (or (n,) for 1-D)
     y : array, shape (m, d) (or (m,))
         Any backend; copied to host float64.
-    num_itermax : int, optional
+    num_itermax : int >= 1, optional
         Network-simplex iteration cap (default ``max(10**6, 20 n m)``).
 
     Returns
@@ -157,6 +182,9 @@ def w1(x, y, *, num_itermax=None):
 
     Raises
     ------
+    TypeError, ValueError
+        By the input rules of :mod:`refimpl._checks` (module docstring): NaN/inf in ``x``
+        or ``y``, empty clouds, other dimensions, a list instead of an array.
     RuntimeError
         When POT reports a non-optimal result (e.g. iteration cap reached).
 
@@ -164,8 +192,13 @@ def w1(x, y, *, num_itermax=None):
     -----
     Solved by POT ``ot.emd2`` on host NumPy. Protocol: conventions.md, "2-D mixture protocol".
     """
-    a, b = _host_clouds(x, y)
-    return _emd2_uniform(_np.sqrt(_sq_dists(a, b)), num_itermax)
+    x, y = _clouds(x, y)
+    return _w1(x, y, _itermax(num_itermax))
+
+
+def _w1(x, y, num_itermax=None):
+    a, b, s = _host_clouds(x, y)
+    return s * _emd2_uniform(_np.sqrt(_sq_dists(a, b)), num_itermax)
 
 
 def w2(x, y, *, num_itermax=None):
@@ -173,26 +206,31 @@ def w2(x, y, *, num_itermax=None):
 
     .. math:: W_2(\\mu, \\nu) = \\Big(\\min_{P \\in \\Pi(1_n/n,\\, 1_m/m)} \\sum_{ij} P_{ij} \\|x_i - y_j\\|_2^2\\Big)^{1/2}
 
-    Parameters and errors as :func:`w1` (squared Euclidean cost, then the square root).
+    Parameters, input rules and errors as :func:`w1` (squared Euclidean cost, then the
+    square root).
 
     Returns
     -------
     float
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
     """
-    a, b = _host_clouds(x, y)
-    return math.sqrt(max(_emd2_uniform(_sq_dists(a, b), num_itermax), 0.0))
+    x, y = _clouds(x, y)
+    num_itermax = _itermax(num_itermax)
+    a, b, s = _host_clouds(x, y)
+    return s * math.sqrt(max(_emd2_uniform(_sq_dists(a, b), num_itermax), 0.0))
 
 
 def _w1_w2(x, y, num_itermax=None):
     """(W1, W2) sharing the distance matrix; the two network simplex solves run in two
     threads (POT's solver releases the GIL)."""
-    a, b = _host_clouds(x, y)
+    a, b, s = _host_clouds(x, y)
     d2 = _sq_dists(a, b)
     d = _np.sqrt(d2)
     with ThreadPoolExecutor(max_workers=2) as ex:
         f1 = ex.submit(_emd2_uniform, d, num_itermax)
         f2 = ex.submit(_emd2_uniform, d2, num_itermax)
-        return f1.result(), math.sqrt(max(f2.result(), 0.0))
+        return s * f1.result(), s * math.sqrt(max(f2.result(), 0.0))
 
 
 # ----------------------------------------------------------------------------- sliced W1
@@ -224,9 +262,11 @@ def sliced_w1(x, y, n_projections=N_PROJECTIONS, *, rng):
 
     Parameters
     ----------
-    x : array, shape (n, d) (or (n,) for 1-D)
-    y : array, shape (m, d) (or (m,)), same backend as ``x``
-    n_projections : int, optional
+    x : array, shape (n, d) (or (n,) for 1-D), n >= 1
+    y : array, shape (m, d) (or (m,)), m >= 1, same backend as ``x``
+        Finite; integer clouds are promoted to float64, float32 with float64 gives
+        float64 (input rules of :mod:`refimpl._checks`).
+    n_projections : int >= 1, optional
         Number ``P`` of random directions (default 500).
     rng : numpy.random.Generator or int
         Host generator (or seed) for the directions: ``theta = g / ||g||`` with
@@ -248,21 +288,20 @@ def sliced_w1(x, y, n_projections=N_PROJECTIONS, *, rng):
     Reference: conventions.md, "2-D mixture protocol" (evaluation metric of this project).
     """
     if not isinstance(rng, _np.random.Generator):
-        rng = _np.random.default_rng(rng)
+        rng = _np.random.default_rng(_checks.integer(rng, "rng", ge=0))
+    n_projections = _checks.integer(n_projections, "n_projections", ge=1)
+    x, y = _clouds(x, y)
+    return _sliced_w1(x, y, n_projections, rng)
+
+
+def _sliced_w1(x, y, n_projections, rng):
     xp = namespace(x, y)
-    if x.ndim == 1:
-        x = xp.reshape(x, (-1, 1))
-    if y.ndim == 1:
-        y = xp.reshape(y, (-1, 1))
-    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
-        raise ValueError(f"x and y must have shapes (n, d) and (m, d), got {x.shape} and {y.shape}")
     n, d = x.shape
     m = y.shape[0]
-    if n == 0 or m == 0:
-        raise ValueError("sliced_w1 needs non-empty clouds")
-    if y.dtype != x.dtype:
-        y = xp.astype(y, x.dtype)
-    g = rng.standard_normal((int(n_projections), d))
+    top = float(to_numpy(xp.maximum(xp.max(xp.abs(x)), xp.max(xp.abs(y)))))
+    s = 2.0 ** math.frexp(top)[1] if top > 0 else 1.0     # exact power-of-two scaling (see _host_clouds)
+    x, y = x / s, y / s
+    g = rng.standard_normal((n_projections, d))
     theta = g / _np.linalg.norm(g, axis=1, keepdims=True)
     dev = device_of(x)
     th = from_host(theta.T, xp, x.dtype, dev)                              # (d, P)
@@ -276,7 +315,7 @@ def sliced_w1(x, y, n_projections=N_PROJECTIONS, *, rng):
         gy = xp.take(py, from_host(iy, xp, xp.int64, dev), axis=0)
         wt = from_host(w, xp, x.dtype, dev)
         per_dir = xp.sum(xp.abs(gx - gy) * xp.expand_dims(wt, axis=1), axis=0)
-    return float(to_numpy(xp.mean(per_dir)))
+    return s * float(to_numpy(xp.mean(per_dir)))
 
 
 # ----------------------------------------------------------------------------- evaluate
@@ -286,14 +325,15 @@ def evaluate(samples, dataset_name, rng, n_target=N_EVAL, *, n_projections=N_PRO
 
     Parameters
     ----------
-    samples : array, shape (n, 2)
-        Generated samples (protocol: ``n = 2500``), any backend.
+    samples : array, shape (n, 2), n >= 1
+        Generated samples (protocol: ``n = 2500``), any backend, finite (input rules
+        of :mod:`refimpl._checks`: NaN/inf raise ``ValueError`` before any solver runs).
     dataset_name : str or Mixture or SwissRoll
     rng : numpy.random.Generator
         Draws the ``n_target`` target samples first, then the sliced-W1 directions.
-    n_target : int, optional
+    n_target : int >= 1, optional
         Number of fresh target samples (default 2,500).
-    n_projections : int, optional
+    n_projections : int >= 1, optional
         Directions for :func:`sliced_w1`.
 
     Returns
@@ -311,12 +351,18 @@ def evaluate(samples, dataset_name, rng, n_target=N_EVAL, *, n_projections=N_PRO
     concurrently in two threads.
     """
     spec = get_dataset(dataset_name)
+    if not isinstance(rng, _np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    n_target = _checks.integer(n_target, "n_target", ge=1)
+    n_projections = _checks.integer(n_projections, "n_projections", ge=1)
+    samples = _checks.array(samples, "samples", shape=(None, 2))
     xp = namespace(samples)
     target = sample(spec, n_target, rng, xp=xp, dtype=samples.dtype, device=device_of(samples))
     out = {"modes": None, "high_quality": None}
     if isinstance(spec, Mixture):
-        ms = mode_stats(samples, spec.centers, spec.std)
+        c = from_host(spec.centers, xp, samples.dtype, device_of(samples))
+        ms = _mode_stats(samples, c, spec.std)
         out["modes"], out["high_quality"] = ms["modes"], ms["high_quality"]
     out["w1"], out["w2"] = _w1_w2(samples, target)
-    out["sliced_w1"] = sliced_w1(samples, target, n_projections, rng=rng)
+    out["sliced_w1"] = _sliced_w1(samples, target, n_projections, rng)
     return out

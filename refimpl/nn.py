@@ -4,6 +4,13 @@ Parameters are plain lists of ``(W, b)`` tuples, ``W (fan_in, fan_out)``, ``b (f
 Every pass is a pure function of its arguments; caches and tapes are return values.
 The maths of the four passes is written out in ``docs/engine.md``.
 
+Input rules: every public function and method validates its arrays at entry by the
+rules of :mod:`refimpl._checks` (arrays only, no lists; float16 refused; NaN/inf refused
+with a ``ValueError`` naming the argument; parameters float32/float64 with the layer
+shapes; inputs of a network must have its parameters' dtype, integer inputs are
+promoted to float64 first). The ``_``-prefixed twins (``MLP._forward`` ...) skip the
+checks; training steps call those, so a step makes no host round trip.
+
 Layer ``l`` (1..L) computes ``a_l = h_{l-1} W_l + b_l``, ``h_l = s_l(a_l)`` with ``h_0 = x``;
 ``s_l`` is the hidden activation for ``l < L`` and the output activation for ``l = L``.
 """
@@ -13,6 +20,9 @@ import math
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
+import numpy as _np
+
+from . import _checks
 from .backend import dtype_of, from_host, namespace
 
 
@@ -91,7 +101,10 @@ ACTIVATIONS = {
 
 
 def get_activation(name):
-    """The :class:`Activation` called ``name``; ``ValueError`` for unknown names."""
+    """The :class:`Activation` called ``name``; ``ValueError`` for unknown names.
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
+    """
     try:
         return ACTIVATIONS[name]
     except KeyError:
@@ -105,23 +118,50 @@ def _times_wt(x, W):
 
 
 # ----------------------------------------------------------------------------- parameter trees
+def _shapes_of(p):
+    return [(tuple(W.shape), tuple(b.shape)) for W, b in p]
+
+
 def copy_params(params):
-    """A real copy (new arrays) of a list of ``(W, b)``."""
+    """A real copy (new arrays) of a list of ``(W, b)``.
+
+    ``params`` follows the input rules of :mod:`refimpl._checks` (float32/float64
+    arrays, finite); ``TypeError``/``ValueError`` naming ``params[l][k]`` otherwise.
+    """
+    return _copy_params(_checks.params(params, "params"))
+
+
+def _copy_params(params):
     xp = namespace(params)
     return [(xp.asarray(W, copy=True), xp.asarray(b, copy=True)) for W, b in params]
 
 
 def zeros_like_params(params):
+    """Zero arrays shaped like ``params`` (same namespace, dtype, device); input rules of
+    :mod:`refimpl._checks` (non-finite values are allowed: only shapes are read)."""
+    params = _checks.params(params, "params", finite=False)
     xp = namespace(params)
     return [(xp.zeros_like(W), xp.zeros_like(b)) for W, b in params]
 
 
 def add_params(p, q, scale=1.0):
-    """``p + scale * q`` leafwise (new arrays)."""
+    """``p + scale * q`` leafwise (new arrays).
+
+    ``p`` and ``q``: parameter lists of one namespace, dtype and layout; ``scale``: a
+    finite real. Input rules of :mod:`refimpl._checks`; errors name ``p``, ``q`` or ``scale``.
+    """
+    p = _checks.params(p, "p")
+    q = _checks.params(q, "q", xp=namespace(p), shapes=_shapes_of(p), dtype=p[0][0].dtype)
+    return _add_params(p, q, _checks.real(scale, "scale"))
+
+
+def _add_params(p, q, scale=1.0):
     return [(W + scale * V, b + scale * c) for (W, b), (V, c) in zip(p, q)]
 
 
 def param_count(params):
+    """Number of scalars in ``params`` (structure checked as in :mod:`refimpl._checks`; values not read)."""
+    params = _checks.params(params, "params", finite=False)
     return sum(math.prod(W.shape) + math.prod(b.shape) for W, b in params)
 
 
@@ -162,6 +202,8 @@ class MLP:
     output: str = "linear"
 
     def __post_init__(self):
+        if not isinstance(self.sizes, (tuple, list)):
+            raise TypeError(f"sizes must be a tuple of at least two positive integers, got {self.sizes!r}")
         sizes = tuple(self.sizes)
         if len(sizes) < 2 or any((not isinstance(s, int)) or isinstance(s, bool) or s < 1 for s in sizes):
             raise ValueError(f"sizes must be at least two positive integers, got {self.sizes!r}")
@@ -174,31 +216,60 @@ class MLP:
         return len(self.sizes) - 1
 
     def act(self, layer):
-        """Activation of layer ``layer`` (0-based)."""
+        """Activation of layer ``layer`` (0-based).
+
+        Input rules of :mod:`refimpl._checks` (module docstring).
+        """
         return get_activation(self.output if layer == self.n_layers - 1 else self.activation)
 
     # -- initialisation
     def init(self, rng, xp=None, dtype="float64", device=None):
-        """Fresh parameters ``[(W, b), ...]`` drawn from ``rng`` (a ``numpy.random.Generator``)."""
+        """Fresh parameters ``[(W, b), ...]`` drawn from ``rng`` (a ``numpy.random.Generator``).
+
+        ``dtype``: ``"float32"``/``"float64"`` or such a dtype of ``xp`` (float16 is
+        refused, ``TypeError``); ``device``: where the arrays are created.
+
+        Input rules of :mod:`refimpl._checks` (module docstring).
+        """
+        if not isinstance(rng, _np.random.Generator):
+            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
         if xp is None:
             xp = namespace()
+        dt = dtype_of(xp, dtype)
+        if dt not in (xp.float32, xp.float64):
+            raise TypeError(f"dtype must be float32 or float64, got {dtype!r}")
         he = self.activation in ("relu", "leaky_relu")
         params = []
         for fan_in, fan_out in zip(self.sizes[:-1], self.sizes[1:]):
             std = math.sqrt(2.0 / fan_in) if he else math.sqrt(2.0 / (fan_in + fan_out))
             W = rng.standard_normal((fan_in, fan_out)) * std
-            params.append((from_host(W, xp, dtype, device), xp.zeros((fan_out,), dtype=dtype_of(xp, dtype),
-                                                                    **({"device": device} if device is not None else {}))))
+            params.append((from_host(W, xp, dt, device), xp.zeros((fan_out,), dtype=dt,
+                                                                  **({"device": device} if device is not None else {}))))
         return params
 
-    # -- checks (shape and dtype attributes only: no device sync)
-    def _check(self, params, x, name="x"):
-        if len(params) != self.n_layers:
-            raise ValueError(f"params has {len(params)} layers, the network has {self.n_layers}")
-        if len(x.shape) != 2 or x.shape[1] != self.sizes[0]:
-            raise ValueError(f"{name} must have shape (B, {self.sizes[0]}), got {tuple(x.shape)}")
-        if x.dtype != params[0][0].dtype:
-            raise ValueError(f"dtype mismatch: {name} is {x.dtype} but the parameters are {params[0][0].dtype}")
+    # -- checks at the public entry points (one host round trip for all finiteness checks)
+    def _param_shapes(self):
+        return [((a, b), (b,)) for a, b in zip(self.sizes[:-1], self.sizes[1:])]
+
+    def _validate(self, params, *items, pname="params"):
+        """Validated ``(params, *arrays)`` for ``items = (name, array, shape), ...``: the
+        parameters with this network's layout, each array of its ``shape`` (``None``
+        entries free) and the parameters' dtype; one finiteness reduction for all."""
+        params = _checks.params(params, pname, shapes=self._param_shapes(), finite=False)
+        xp = namespace(params)
+        dt = params[0][0].dtype
+        arrs = []
+        for name, arr, want_shape in items:
+            arr = _checks.array(arr, name, shape=want_shape, nonempty=False, finite=False, xp=xp)
+            if arr.dtype != dt:
+                promoted = " (integers and bool are promoted to float64)" if arr is not items[len(arrs)][1] else ""
+                raise TypeError(f"{name} has dtype {_checks._dtype_name(arr.dtype)}{promoted} but the network's "
+                                f"parameters are {_checks._dtype_name(dt)}; cast {name} with xp.astype")
+            arrs.append(arr)
+        leaves = [a for Wb in params for a in Wb]
+        _checks.finite_all(leaves + arrs, [f"{pname}[{i // 2}][{i % 2}]" for i in range(len(leaves))]
+                           + [it[0] for it in items])
+        return (params, *arrs)
 
     # -- pass 1: forward
     def forward(self, params, x):
@@ -206,14 +277,23 @@ class MLP:
 
         Parameters
         ----------
-        x : array (B, sizes[0])
+        params : list of (W, b), this network's layout, finite
+        x : array (B, sizes[0]), finite, the parameters' dtype
 
         Returns
         -------
         y : array (B, sizes[-1])
         cache : Cache, for :meth:`backward`.
+
+        Raises
+        ------
+        TypeError, ValueError
+            By the input rules of :mod:`refimpl._checks`, naming ``params[l][k]`` or ``x``.
         """
-        self._check(params, x)
+        params, x = self._validate(params, ("x", x, (None, self.sizes[0])))
+        return self._forward(params, x)
+
+    def _forward(self, params, x):
         hs, as_ = [x], []
         h = x
         for l, (W, b) in enumerate(params):
@@ -238,12 +318,21 @@ class MLP:
         -------
         dx : array (B, sizes[0]) or None
         grads : list of (dW, db) like ``params``, or None
+
+        Raises
+        ------
+        TypeError, ValueError
+            By the input rules of :mod:`refimpl._checks` (``dy`` finite, the output's
+            shape and dtype), naming the argument.
         """
+        if not isinstance(cache, Cache):
+            raise TypeError(f"cache must be the Cache returned by forward, got {type(cache).__name__}")
         y = cache.hs[-1]
-        if tuple(dy.shape) != tuple(y.shape):
-            raise ValueError(f"dy must have the output's shape {tuple(y.shape)}, got {tuple(dy.shape)}")
-        if dy.dtype != y.dtype:
-            raise ValueError(f"dtype mismatch: dy is {dy.dtype} but the network output is {y.dtype}")
+        params, dy = self._validate(params, ("dy", dy, tuple(y.shape)))
+        return self._backward(params, cache, dy, _checks.boolean(need_dx, "need_dx"),
+                              _checks.boolean(need_params, "need_params"))
+
+    def _backward(self, params, cache, dy, need_dx=True, need_params=True):
         xp = namespace(dy)
         grads = [None] * self.n_layers
         dh = dy
@@ -261,6 +350,10 @@ class MLP:
     def input_gradient(self, params, x):
         """Per-sample input gradient ``g_b = grad_x f(x_b)`` of a scalar-output network.
 
+        Parameters
+        ----------
+        params : list of (W, b); x : array (B, sizes[0]), finite (input rules of :mod:`refimpl._checks`)
+
         Returns
         -------
         g : array (B, sizes[0])
@@ -268,8 +361,12 @@ class MLP:
         """
         if self.sizes[-1] != 1:
             raise ValueError(f"input_gradient needs a scalar-output network, this one has {self.sizes[-1]} outputs")
+        params, x = self._validate(params, ("x", x, (None, self.sizes[0])))
+        return self._input_gradient(params, x)
+
+    def _input_gradient(self, params, x):
         xp = namespace(x)
-        _, cache = self.forward(params, x)
+        _, cache = self._forward(params, x)
         L = self.n_layers
         dacts, es, ds = [None] * L, [None] * L, [None] * (L + 1)
         d = xp.ones_like(cache.hs[-1])                      # d_L = 1, (B, 1)
@@ -295,19 +392,22 @@ class MLP:
 
         Parameters
         ----------
-        u : array (B, sizes[0])
+        u : array (B, sizes[0]), finite, the input's dtype (input rules of :mod:`refimpl._checks`)
 
         Returns
         -------
         dx : array (B, sizes[0]) or None
         grads : list of (dW, db) like ``params``, or None
         """
+        if not isinstance(tape, Tape):
+            raise TypeError(f"tape must be the Tape returned by input_gradient, got {type(tape).__name__}")
+        params, u = self._validate(params, ("u", u, tuple(tape.cache.hs[0].shape)))
+        return self._input_gradient_vjp(params, tape, u, _checks.boolean(need_dx, "need_dx"),
+                                        _checks.boolean(need_params, "need_params"))
+
+    def _input_gradient_vjp(self, params, tape, u, need_dx=True, need_params=True):
         cache, dacts, ds, es = tape
         x = cache.hs[0]
-        if tuple(u.shape) != tuple(x.shape):
-            raise ValueError(f"u must have the input's shape {tuple(x.shape)}, got {tuple(u.shape)}")
-        if u.dtype != x.dtype:
-            raise ValueError(f"dtype mismatch: u is {u.dtype} but the input is {x.dtype}")
         xp = namespace(u)
         L = self.n_layers
         gW = [None] * L

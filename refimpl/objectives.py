@@ -14,14 +14,22 @@ Sign convention (``shared/conventions.md``): the critic ``f`` maximises
   on logits, non-saturating generator loss ``mean softplus(-f(G(z)))``.
 
 Random draws (``eps``, ``u``) come from the host ``numpy.random.Generator`` passed in.
+
+Input rules: every public function validates its arrays and scalars at entry by the
+rules of :mod:`refimpl._checks` (no lists, float16 refused, NaN/inf refused with a
+``ValueError`` naming the argument; network inputs in the parameters' dtype). The
+``_``-prefixed twins skip the checks and are what training steps call.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
+import numpy as _np
+
+from . import _checks
 from .backend import from_host, namespace
-from .nn import _sigmoid, _softplus, add_params
+from .nn import MLP, _add_params, _sigmoid, _softplus
 
 OBJECTIVES = ("wgan", "wgan-gp", "wgan-lp", "dragan", "standard")
 
@@ -47,7 +55,7 @@ class Objective:
             raise ValueError(f"unknown objective {self.name!r}; choose one of {', '.join(OBJECTIVES)}")
         for k in ("lam", "clip", "dragan_scale"):
             v = getattr(self, k)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+            if isinstance(v, bool) or not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 raise ValueError(f"{k} must be a finite number > 0, got {v!r}")
 
     @property
@@ -60,6 +68,31 @@ class Objective:
         return {"wgan-gp": "two-sided", "dragan": "two-sided", "wgan-lp": "one-sided"}.get(self.name)
 
 
+# ----------------------------------------------------------------------------- entry checks
+def _obj(obj):
+    if not isinstance(obj, Objective):
+        raise TypeError(f"obj must be an Objective, got {type(obj).__name__}")
+    return obj
+
+
+def _net(net, name):
+    if not isinstance(net, MLP):
+        raise TypeError(f"{name} must be a refimpl.nn.MLP, got {type(net).__name__}")
+    if net.sizes[-1] != 1:
+        raise ValueError(f"{name} must have a scalar output, it has {net.sizes[-1]}")
+    return net
+
+
+def _rng(rng):
+    if not isinstance(rng, _np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    return rng
+
+
+def _scores(name, f, xp=None):
+    return _checks.array(f, name, shape=(None, 1), nonempty=True, xp=xp)
+
+
 # ----------------------------------------------------------------------------- penalties
 def gradient_penalty(critic, cparams, x_hat, lam, kind="two-sided"):
     """``P = lam * mean_b r_b^2`` with ``r_b = ||g_b|| - 1`` (two-sided) or ``max(0, ||g_b|| - 1)``
@@ -70,7 +103,12 @@ def gradient_penalty(critic, cparams, x_hat, lam, kind="two-sided"):
 
     Parameters
     ----------
-    x_hat : array (B, d)
+    critic : MLP with scalar output; cparams : its parameters
+    x_hat : array (B, d), B >= 1, finite
+    lam : float > 0
+    kind : "two-sided" or "one-sided"
+
+    Input rules of :mod:`refimpl._checks`; errors name the argument.
 
     Returns
     -------
@@ -78,11 +116,19 @@ def gradient_penalty(critic, cparams, x_hat, lam, kind="two-sided"):
     grads : list of (dW, db) like ``cparams``
     norms : array (B,), the gradient norms ``||g_b||``
     """
-    if kind not in ("two-sided", "one-sided"):
-        raise ValueError(f"unknown penalty kind {kind!r}; use 'two-sided' or 'one-sided'")
+    _checks.choice(kind, "kind", ("two-sided", "one-sided"))
+    _net(critic, "critic")
+    lam = _checks.real(lam, "lam", gt=0)
+    cparams, x_hat = critic._validate(cparams, ("x_hat", x_hat, (None, critic.sizes[0])), pname="cparams")
+    if x_hat.shape[0] == 0:
+        raise ValueError("x_hat must be non-empty, got shape (0, ...)")
+    return _gradient_penalty(critic, cparams, x_hat, lam, kind)
+
+
+def _gradient_penalty(critic, cparams, x_hat, lam, kind="two-sided"):
     xp = namespace(x_hat)
     B = x_hat.shape[0]
-    g, tape = critic.input_gradient(cparams, x_hat)          # (B, d)
+    g, tape = critic._input_gradient(cparams, x_hat)          # (B, d)
     norm = xp.sqrt(xp.sum(g * g, axis=1))                    # (B,)
     r = norm - 1.0
     if kind == "one-sided":
@@ -90,19 +136,39 @@ def gradient_penalty(critic, cparams, x_hat, lam, kind="two-sided"):
     pen = lam * xp.mean(r * r)
     pos = norm > 0
     coef = xp.where(pos, (2.0 * lam / B) * r / xp.where(pos, norm, xp.ones_like(norm)), xp.zeros_like(norm))
-    _, grads = critic.input_gradient_vjp(cparams, tape, coef[:, None] * g, need_dx=False)
+    _, grads = critic._input_gradient_vjp(cparams, tape, coef[:, None] * g, need_dx=False)
     return pen, grads, norm
 
 
+def _pair(real, fake):
+    """Validated ``(real, fake)``: 2-D, non-empty, finite, one namespace, common float dtype."""
+    real = _checks.array(real, "real", ndim=2)
+    fake = _checks.array(fake, "fake", ndim=2, xp=namespace(real))
+    if fake.shape[1] != real.shape[1]:
+        raise ValueError(f"fake must have shape (*, {real.shape[1]}) like real, got {tuple(fake.shape)}")
+    return _checks.common_float(real, fake)
+
+
 def penalty_points(obj, real, fake, rng):
-    """Where the penalty is evaluated: interpolates (WGAN-GP, WGAN-LP) or perturbed data (DRAGAN)."""
+    """Where the penalty is evaluated: interpolates (WGAN-GP, WGAN-LP) or perturbed data (DRAGAN).
+
+    ``real`` (B, d) and ``fake`` (B, d) (equal B for interpolates), finite; ``rng`` a
+    ``numpy.random.Generator``. Input rules of :mod:`refimpl._checks` (float32 with
+    float64 gives float64). Returns (B, d) in their namespace, dtype and device.
+    """
+    _obj(obj), _rng(rng)
+    real, fake = _pair(real, fake)
+    return _penalty_points(obj, real, fake, rng)
+
+
+def _penalty_points(obj, real, fake, rng):
     xp = namespace(real)
     B = real.shape[0]
     if obj.name == "dragan":
         u = from_host(rng.uniform(size=tuple(real.shape)), xp, real.dtype, real.device)
         return real + (obj.dragan_scale * xp.std(real)) * u
     if fake.shape[0] != B:
-        raise ValueError(f"the interpolate penalty needs equal real and fake batches, got {B} and {fake.shape[0]}")
+        raise ValueError(f"fake must have as many rows as real for the interpolate penalty, got {B} and {fake.shape[0]}")
     eps = from_host(rng.uniform(size=(B, 1)), xp, real.dtype, real.device)
     return eps * real + (1.0 - eps) * fake
 
@@ -113,12 +179,19 @@ def critic_scores_loss(obj, f_real, f_fake):
 
     Parameters
     ----------
-    f_real : (Br, 1), f_fake : (Bf, 1)
+    f_real : (Br, 1), f_fake : (Bf, 1), finite, non-empty (input rules of :mod:`refimpl._checks`)
 
     Returns
     -------
     loss : 0-d array; d_real : (Br, 1); d_fake : (Bf, 1)
     """
+    _obj(obj)
+    f_real = _scores("f_real", f_real)
+    f_fake = _scores("f_fake", f_fake, namespace(f_real))
+    return _critic_scores_loss(obj, *_checks.common_float(f_real, f_fake))
+
+
+def _critic_scores_loss(obj, f_real, f_fake):
     xp = namespace(f_real, f_fake)
     br, bf = f_real.shape[0], f_fake.shape[0]
     if obj.logistic:
@@ -130,7 +203,14 @@ def critic_scores_loss(obj, f_real, f_fake):
 
 def generator_scores_loss(obj, f_fake):
     """Generator loss from the critic's scores on ``G(z)`` and its gradient w.r.t. them:
-    ``-mean f`` (Wasserstein family) or the non-saturating ``mean softplus(-f)``."""
+    ``-mean f`` (Wasserstein family) or the non-saturating ``mean softplus(-f)``.
+
+    ``f_fake`` (B, 1), finite, non-empty (input rules of :mod:`refimpl._checks`)."""
+    _obj(obj)
+    return _generator_scores_loss(obj, _scores("f_fake", f_fake))
+
+
+def _generator_scores_loss(obj, f_fake):
     xp = namespace(f_fake)
     b = f_fake.shape[0]
     if obj.logistic:
@@ -143,29 +223,55 @@ def critic_grads(obj, critic, cparams, real, fake, rng):
 
     Parameters
     ----------
-    real : (Br, d) data; fake : (Bf, d) generated samples (treated as constants).
+    real : (Br, d) data; fake : (Bf, d) generated samples (treated as constants), finite,
+        in the critic parameters' dtype.
     rng : numpy.random.Generator for the penalty's random points.
+
+    Input rules of :mod:`refimpl._checks`; errors name the argument.
 
     Returns
     -------
     loss : 0-d array; grads : list of (dW, db); logs : dict of 0-d arrays
     """
+    _obj(obj), _net(critic, "critic"), _rng(rng)
+    d = critic.sizes[0]
+    cparams, real, fake = critic._validate(cparams, ("real", real, (None, d)), ("fake", fake, (None, d)),
+                                           pname="cparams")
+    for n, a in (("real", real), ("fake", fake)):
+        if a.shape[0] == 0:
+            raise ValueError(f"{n} must be non-empty, got shape {tuple(a.shape)}")
+    if obj.penalty is not None and obj.name != "dragan" and real.shape[0] != fake.shape[0]:
+        raise ValueError(f"fake must have as many rows as real for the interpolate penalty, "
+                         f"got {real.shape[0]} and {fake.shape[0]}")
+    return _critic_grads(obj, critic, cparams, real, fake, rng)
+
+
+def _critic_grads(obj, critic, cparams, real, fake, rng):
     xp = namespace(real, fake)
     br = real.shape[0]
-    scores, cache = critic.forward(cparams, xp.concat([real, fake], axis=0))   # one pass, (Br+Bf, 1)
-    loss, d_real, d_fake = critic_scores_loss(obj, scores[:br, :], scores[br:, :])
-    _, grads = critic.backward(cparams, cache, xp.concat([d_real, d_fake], axis=0), need_dx=False)
+    scores, cache = critic._forward(cparams, xp.concat([real, fake], axis=0))   # one pass, (Br+Bf, 1)
+    loss, d_real, d_fake = _critic_scores_loss(obj, scores[:br, :], scores[br:, :])
+    _, grads = critic._backward(cparams, cache, xp.concat([d_real, d_fake], axis=0), need_dx=False)
     logs = {"critic_loss": loss}
     if obj.penalty is not None:
-        pen, pgrads, _ = gradient_penalty(critic, cparams, penalty_points(obj, real, fake, rng), obj.lam, obj.penalty)
-        grads = add_params(grads, pgrads)
+        pen, pgrads, _ = _gradient_penalty(critic, cparams, _penalty_points(obj, real, fake, rng), obj.lam,
+                                           obj.penalty)
+        grads = _add_params(grads, pgrads)
         loss = loss + pen
         logs = {"critic_loss": loss, "penalty": pen}
     return loss, grads, logs
 
 
 def clip_params(params, c):
-    """WGAN weight clipping: every weight and bias into ``[-c, c]``."""
+    """WGAN weight clipping: every weight and bias into ``[-c, c]``.
+
+    ``params``: a finite parameter list; ``c``: a finite real > 0 (input rules of
+    :mod:`refimpl._checks`)."""
+    c = _checks.real(c, "c", gt=0)
+    return _clip_params(_checks.params(params, "params"), c)
+
+
+def _clip_params(params, c):
     xp = namespace(params)
     return [(xp.clip(W, -c, c), xp.clip(b, -c, c)) for W, b in params]
 
@@ -173,24 +279,51 @@ def clip_params(params, c):
 def generator_dfake(obj, critic, cparams, fake):
     """Generator loss and its gradient w.r.t. the generated samples (through the critic's input gradient).
 
+    ``fake`` (B, d), B >= 1, finite, in the critic parameters' dtype (input rules of
+    :mod:`refimpl._checks`).
+
     Returns
     -------
     loss : 0-d array; dfake : (B, d)
     """
-    scores, cache = critic.forward(cparams, fake)
-    loss, dscores = generator_scores_loss(obj, scores)
-    dfake, _ = critic.backward(cparams, cache, dscores, need_params=False)
+    _obj(obj), _net(critic, "critic")
+    cparams, fake = critic._validate(cparams, ("fake", fake, (None, critic.sizes[0])), pname="cparams")
+    if fake.shape[0] == 0:
+        raise ValueError(f"fake must be non-empty, got shape {tuple(fake.shape)}")
+    return _generator_dfake(obj, critic, cparams, fake)
+
+
+def _generator_dfake(obj, critic, cparams, fake):
+    scores, cache = critic._forward(cparams, fake)
+    loss, dscores = _generator_scores_loss(obj, scores)
+    dfake, _ = critic._backward(cparams, cache, dscores, need_params=False)
     return loss, dfake
 
 
 def generator_grads(obj, gen, gparams, critic, cparams, z):
     """Generator loss and its parameter gradients: ``G``'s backward seeded with ``dL/dG(z)``.
 
+    ``z`` (B, latent), B >= 1, finite; ``gen``'s output size must be ``critic``'s input
+    size and both parameter lists share a dtype (input rules of :mod:`refimpl._checks`).
+
     Returns
     -------
     loss : 0-d array; grads : list of (dW, db); fake : (B, d)
     """
-    fake, gcache = gen.forward(gparams, z)
-    loss, dfake = generator_dfake(obj, critic, cparams, fake)
-    _, grads = gen.backward(gparams, gcache, dfake, need_dx=False)
+    _obj(obj), _net(critic, "critic")
+    if not isinstance(gen, MLP):
+        raise TypeError(f"gen must be a refimpl.nn.MLP, got {type(gen).__name__}")
+    if gen.sizes[-1] != critic.sizes[0]:
+        raise ValueError(f"gen outputs {gen.sizes[-1]} coordinates but critic takes {critic.sizes[0]}")
+    gparams, z = gen._validate(gparams, ("z", z, (None, gen.sizes[0])), pname="gparams")
+    if z.shape[0] == 0:
+        raise ValueError(f"z must be non-empty, got shape {tuple(z.shape)}")
+    cparams = _checks.params(cparams, "cparams", xp=namespace(z), shapes=critic._param_shapes(), dtype=z.dtype)
+    return _generator_grads(obj, gen, gparams, critic, cparams, z)
+
+
+def _generator_grads(obj, gen, gparams, critic, cparams, z):
+    fake, gcache = gen._forward(gparams, z)
+    loss, dfake = _generator_dfake(obj, critic, cparams, fake)
+    _, grads = gen._backward(gparams, gcache, dfake, need_dx=False)
     return loss, grads, fake

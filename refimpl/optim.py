@@ -5,18 +5,53 @@
 taken for a proximal term or a test stays valid) and a new state. State holds
 arrays in the parameters' namespace plus a Python step counter, so it can be
 checkpointed with :func:`refimpl.checkpoint.save`.
+
+Input rules: ``init`` and ``step`` validate their parameter lists at entry by the rules
+of :mod:`refimpl._checks` (float32/float64 arrays, one namespace and dtype, finite;
+``grads`` with ``params``' layout; errors name ``params[l][k]``/``grads[l][k]``);
+hyper-parameters are checked when the optimiser is built. ``_step`` skips the checks:
+training steps call it, so a step makes no host round trip.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
+from . import _checks
 from .backend import namespace
 
 
 def _check_lr(lr):
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"learning rate must be a finite number > 0, got {lr!r}")
+    if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"learning rate lr must be a finite number > 0, got {lr!r}")
+
+
+def _in01(v, name):
+    """``v`` in [0, 1) (a real, not bool), else ``ValueError`` naming it."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {v!r}")
+
+
+class _Optimiser:
+    """Shared entry checks of ``init`` and ``step``."""
+
+    def init(self, params):
+        """Fresh state for ``params`` (a finite parameter list, input rules of :mod:`refimpl._checks`)."""
+        return self._init(_checks.params(params, "params"))
+
+    def step(self, params, grads, state):
+        """One update; returns ``(new_params, new_state)``.
+
+        ``params`` and ``grads``: finite parameter lists of one layout, namespace and
+        dtype; ``state``: from :meth:`init` or a previous step for the same layout.
+        Input rules of :mod:`refimpl._checks`; errors name the argument.
+        """
+        params = _checks.params(params, "params")
+        grads = _checks.params(grads, "grads", xp=namespace(params), dtype=params[0][0].dtype,
+                               shapes=[(tuple(W.shape), tuple(b.shape)) for W, b in params])
+        if not isinstance(state, dict) or not isinstance(state.get("t"), int):
+            raise TypeError(f"state must be the dict returned by init or step, got {type(state).__name__}")
+        return self._step(params, grads, state)
 
 
 def _zeros(params):
@@ -33,20 +68,19 @@ def _unflat(leaves):
 
 
 @dataclass(frozen=True)
-class SGD:
+class SGD(_Optimiser):
     """``v <- mu v + g``; ``p <- p - lr v`` (``mu = 0``: plain SGD, ``p <- p - lr g``)."""
     lr: float = 1e-3
     momentum: float = 0.0
 
     def __post_init__(self):
         _check_lr(self.lr)
-        if not 0.0 <= self.momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        _in01(self.momentum, "momentum")
 
-    def init(self, params):
+    def _init(self, params):
         return {"t": 0, "v": _zeros(params) if self.momentum else []}
 
-    def step(self, params, grads, state):
+    def _step(self, params, grads, state):
         ps, gs = _flat(params), _flat(grads)
         if self.momentum:
             vs = [self.momentum * v + g for v, g in zip(state["v"], gs)]
@@ -58,7 +92,7 @@ class SGD:
 
 
 @dataclass(frozen=True)
-class Adam:
+class Adam(_Optimiser):
     """Kingma & Ba (2015), with bias correction:
     ``m <- b1 m + (1-b1) g``, ``v <- b2 v + (1-b2) g^2``,
     ``p <- p - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)``.
@@ -71,15 +105,13 @@ class Adam:
     def __post_init__(self):
         _check_lr(self.lr)
         for n in ("beta1", "beta2"):
-            if not 0.0 <= getattr(self, n) < 1.0:
-                raise ValueError(f"{n} must be in [0, 1), got {getattr(self, n)!r}")
-        if not self.eps > 0:
-            raise ValueError(f"eps must be > 0, got {self.eps!r}")
+            _in01(getattr(self, n), n)
+        _checks.real(self.eps, "eps", gt=0)
 
-    def init(self, params):
+    def _init(self, params):
         return {"t": 0, "m": _zeros(params), "v": _zeros(params)}
 
-    def step(self, params, grads, state):
+    def _step(self, params, grads, state):
         xp = namespace(params)
         t = state["t"] + 1
         b1, b2 = self.beta1, self.beta2
@@ -96,7 +128,7 @@ class Adam:
 
 
 @dataclass(frozen=True)
-class RMSprop:
+class RMSprop(_Optimiser):
     """``v <- rho v + (1-rho) g^2``; ``p <- p - lr g / (sqrt(v) + eps)`` (PyTorch's form)."""
     lr: float = 1e-4
     rho: float = 0.99
@@ -104,13 +136,13 @@ class RMSprop:
 
     def __post_init__(self):
         _check_lr(self.lr)
-        if not 0.0 <= self.rho < 1.0:
-            raise ValueError(f"rho must be in [0, 1), got {self.rho!r}")
+        _in01(self.rho, "rho")
+        _checks.real(self.eps, "eps", gt=0)
 
-    def init(self, params):
+    def _init(self, params):
         return {"t": 0, "v": _zeros(params)}
 
-    def step(self, params, grads, state):
+    def _step(self, params, grads, state):
         xp = namespace(params)
         vs, new = [], []
         for p, g, v in zip(_flat(params), _flat(grads), state["v"]):
@@ -124,7 +156,10 @@ OPTIMISERS = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
 
 
 def make_optimiser(name, **kw):
-    """Build an optimiser by name (sgd, adam, rmsprop); ``ValueError`` for unknown names."""
+    """Build an optimiser by name (sgd, adam, rmsprop); ``ValueError`` for unknown names.
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
+    """
     try:
         cls = OPTIMISERS[name]
     except KeyError:

@@ -26,13 +26,17 @@ mass does not enter ``F_W1``. Under ``d_W`` it does not enter the distance eithe
 so every value is a minimiser; this module returns the minimiser closest to
 ``theta_k`` (the coordinate does not move). Under ``d_E`` the minimiser is unique and
 is also ``theta_k``'s coordinate (``shrink`` with threshold 0 is the identity).
+
+Input rules: every function validates at entry by the rules of :mod:`refimpl._checks`
+(arrays only, no lists; integers promoted to float64, float16 refused, mixed
+float32/float64 computed in float64; NaN/inf refused with a ``ValueError`` naming the
+argument); ``alpha`` in ``[0, 1]``, ``h > 0``, ``t >= 0``, all finite.
 """
 from __future__ import annotations
 
-import math
-import numbers
 
-from refimpl.backend import namespace
+from refimpl import _checks
+from refimpl.backend import device_of, namespace
 
 METRICS = ("wasserstein", "euclidean")
 
@@ -40,71 +44,41 @@ __all__ = ["shrink", "two_delta_prox", "d_W", "d_E", "F_W1", "METRICS"]
 
 
 # ----------------------------------------------------------------------------- checks
-def _real(name, v):
-    """Python float of a real scalar (Python number or 0-d array), or ValueError."""
-    if isinstance(v, bool):
-        raise ValueError(f"{name} must be a real number, got a bool")
-    if isinstance(v, numbers.Real):
-        f = float(v)
-    elif getattr(v, "shape", None) == ():
-        try:
-            f = float(v)
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"{name} must be a real number, got {v!r}") from e
-    else:
-        raise ValueError(f"{name} must be a real scalar, got {type(v).__name__}")
-    if not math.isfinite(f):
-        raise ValueError(f"{name} must be finite, got {f}")
-    return f
-
-
 def _alpha(alpha):
-    a = _real("alpha", alpha)
+    a = _checks.real(alpha, "alpha")
     if not 0.0 <= a <= 1.0:
         raise ValueError(f"alpha must lie in [0, 1], got {a}")
     return a
 
 
 def _step(h):
-    hv = _real("h", h)
-    if hv <= 0.0:
-        raise ValueError(f"step size h must be > 0, got {hv}")
-    return hv
+    return _checks.real(h, "h", gt=0.0)
 
 
-def _array(xp, name, x):
-    """``x`` as a finite real floating array of ``xp``, or ValueError."""
-    if isinstance(x, (numbers.Number, list, tuple)):
-        x = xp.asarray(x)
-    if not hasattr(x, "dtype") or not hasattr(x, "shape"):
-        raise ValueError(f"{name} must be an array, got {type(x).__name__}")
-    if not xp.isdtype(x.dtype, "real floating"):
-        raise ValueError(f"{name} must have a real floating dtype, got {x.dtype}")
-    if not bool(xp.all(xp.isfinite(x))):
-        raise ValueError(f"{name} contains non-finite values (nan or inf)")
-    return x
-
-
-def _broadcast_shape(*shapes):
+def _broadcast_shape(*shapes, names=None):
     """NumPy/Array API broadcasting of shapes, or ValueError naming them."""
     nd = max(len(s) for s in shapes)
     out = []
     for i in range(-nd, 0):
         dims = {s[i] for s in shapes if len(s) >= -i and s[i] != 1}
         if len(dims) > 1:
-            raise ValueError(f"shapes {', '.join(map(str, shapes))} do not broadcast")
+            what = ", ".join(f"{n} {s}" for n, s in zip(names, shapes)) if names else ", ".join(map(str, shapes))
+            raise ValueError(f"shapes {what} do not broadcast")
         out.append(dims.pop() if dims else 1)
     return tuple(out)
 
 
 def _pairs(*named):
     """Validate ``(name, array)`` parameter arrays of shape ``(..., 2)``; broadcast and promote them."""
-    xp = namespace(*[x for _, x in named])
-    arrs = [_array(xp, n, x) for n, x in named]
+    xp = None
+    arrs = []
+    for n, x in named:
+        arrs.append(_checks.array(x, n, nonempty=False, xp=xp))
+        xp = namespace(arrs[0])
     for (n, _), x in zip(named, arrs):
         if x.ndim < 1 or x.shape[-1] != 2:
             raise ValueError(f"{n} must have shape (..., 2) holding (a, b), got shape {tuple(x.shape)}")
-    shape = _broadcast_shape(*[tuple(x.shape) for x in arrs])
+    shape = _broadcast_shape(*[tuple(x.shape) for x in arrs], names=[n for n, _ in named])
     dt = xp.result_type(*arrs)
     return xp, [xp.broadcast_to(xp.astype(x, dt), shape) for x in arrs]
 
@@ -138,16 +112,21 @@ def shrink(x, center, t):
     ------
     ValueError
         Non-finite ``x``, ``center`` or ``t``; ``t < 0``; shapes that do not broadcast.
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
     """
-    xp = namespace(x, center)
-    x = _array(xp, "x", x)
-    if isinstance(center, numbers.Real) and not isinstance(center, bool):
-        center = xp.asarray(_real("center", center), dtype=x.dtype)
-    c = _array(xp, "center", center)
-    tv = _real("t", t)
-    if tv < 0.0:
-        raise ValueError(f"shrink threshold t must be >= 0, got {tv}")
-    shape = _broadcast_shape(tuple(x.shape), tuple(c.shape))
+    x = _checks.array(x, "x", nonempty=False)
+    xp = namespace(x)
+    if not _checks.is_array(center):
+        center = xp.asarray(_checks.real(center, "center"), dtype=x.dtype, device=device_of(x))
+    c = _checks.array(center, "center", nonempty=False, xp=xp)
+    tv = _checks.real(t, "t", ge=0.0)
+    return _shrink(x, c, tv)
+
+
+def _shrink(x, c, tv):
+    xp = namespace(x, c)
+    shape = _broadcast_shape(tuple(x.shape), tuple(c.shape), names=("x", "center"))
     dt = xp.result_type(x, c)
     x = xp.broadcast_to(xp.astype(x, dt), shape)
     c = xp.broadcast_to(xp.astype(c, dt), shape)
@@ -170,6 +149,8 @@ def d_W(theta1, theta2, alpha):
     Returns
     -------
     array, shape (...)
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
     """
     al = _alpha(alpha)
     xp, (t1, t2) = _pairs(("theta1", theta1), ("theta2", theta2))
@@ -189,6 +170,8 @@ def d_E(theta1, theta2):
     Returns
     -------
     array, shape (...)
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
     """
     xp, (t1, t2) = _pairs(("theta1", theta1), ("theta2", theta2))
     d = t1 - t2
@@ -209,6 +192,8 @@ def F_W1(theta, theta_star, alpha):
     Returns
     -------
     array, shape (...)
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
     """
     al = _alpha(alpha)
     xp, (t, ts) = _pairs(("theta", theta), ("theta_star", theta_star))
@@ -255,6 +240,8 @@ def two_delta_prox(theta, theta_star, alpha, h, metric="wasserstein"):
     ValueError
         Non-finite inputs, ``alpha`` outside ``[0, 1]``, ``h <= 0``, a last axis other
         than 2, shapes that do not broadcast, or an unknown ``metric``.
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
     """
     if not isinstance(metric, str) or metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
@@ -263,9 +250,9 @@ def two_delta_prox(theta, theta_star, alpha, h, metric="wasserstein"):
     xp, (t, ts) = _pairs(("theta", theta), ("theta_star", theta_star))
     a, b = t[..., 0], t[..., 1]
     if metric == "wasserstein":
-        a_new = a if al == 0.0 else shrink(a, ts[..., 0], hv)
-        b_new = b if al == 1.0 else shrink(b, ts[..., 1], hv)
+        a_new = a if al == 0.0 else _shrink(a, ts[..., 0], hv)
+        b_new = b if al == 1.0 else _shrink(b, ts[..., 1], hv)
     else:
-        a_new = shrink(a, ts[..., 0], al * hv)
-        b_new = shrink(b, ts[..., 1], (1.0 - al) * hv)
+        a_new = _shrink(a, ts[..., 0], al * hv)
+        b_new = _shrink(b, ts[..., 1], (1.0 - al) * hv)
     return xp.stack([a_new, b_new], axis=-1)

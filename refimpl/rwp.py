@@ -16,14 +16,19 @@ non-saturating ``mean softplus(-f(G(z)))`` for Standard GAN and DRAGAN).
 Errata (``shared/conventions.md``, "Wasserstein proximal"): the proximal term has a
 ``+`` sign and the factor ``1/(2h)`` (eq. 4); Appendix D's minus sign and
 Algorithm 1's ``1/h`` are typos.
+
+Input rules: public functions validate at entry by the rules of :mod:`refimpl._checks`
+(errors name the argument); the training step calls the ``_``-prefixed twins, which
+do not validate, so a step makes no host round trip.
 """
 from __future__ import annotations
 
 import math
 
+from . import _checks
 from .backend import namespace
-from .nn import copy_params
-from .objectives import generator_dfake
+from .nn import MLP, _copy_params
+from .objectives import Objective, _generator_dfake, _net
 from .train import GANConfig, GANMethod
 
 #: Appendix C defaults ``(h, l)`` per objective. WGAN-GP: h = 0.1, l = 10; Standard GAN and
@@ -34,14 +39,20 @@ RWP_DEFAULTS = {"wgan-gp": (0.1, 10), "wgan-lp": (0.1, 10), "wgan": (0.1, 10),
 
 
 def check_h(h):
-    """``h`` as a float; ``ValueError`` unless it is a finite real number > 0."""
+    """``h`` as a float; ``ValueError`` unless it is a finite real number > 0.
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
+    """
     if isinstance(h, bool) or not isinstance(h, (int, float)) or not math.isfinite(h) or h <= 0:
         raise ValueError(f"the proximal step size h must be a finite number > 0, got {h!r}")
     return float(h)
 
 
 def check_steps(l, name="l"):
-    """``l`` as an int; ``ValueError`` unless it is an integer >= 1."""
+    """``l`` as an int; ``ValueError`` unless it is an integer >= 1.
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
+    """
     if isinstance(l, bool) or not isinstance(l, int) or l < 1:
         raise ValueError(f"the number of generator steps {name} must be an integer >= 1, got {l!r}")
     return l
@@ -66,15 +77,21 @@ def proximal_term(fake, fake_prev, h):
     h : float
         Proximal step size, > 0.
 
+    Both arrays finite and non-empty, one namespace (input rules of
+    :mod:`refimpl._checks`; float32 with float64 gives float64).
+
     Returns
     -------
     value : 0-d array
     dfake : array (B, n), ``dP/dx``.
     """
     h = check_h(h)
-    if tuple(fake.shape) != tuple(fake_prev.shape) or len(fake.shape) != 2:
-        raise ValueError(f"fake and fake_prev must be (B, n) arrays of one shape, got "
-                         f"{tuple(fake.shape)} and {tuple(fake_prev.shape)}")
+    fake = _checks.array(fake, "fake", ndim=2)
+    fake_prev = _checks.array(fake_prev, "fake_prev", shape=tuple(fake.shape), xp=namespace(fake))
+    return _proximal_term(*_checks.common_float(fake, fake_prev), h)
+
+
+def _proximal_term(fake, fake_prev, h):
     xp = namespace(fake, fake_prev)
     B = fake.shape[0]
     diff = fake - fake_prev
@@ -104,12 +121,33 @@ def rwp_generator_grads(obj, gen, gparams, gprev, critic, cparams, z, h):
     total : 0-d array, ``F + P``
     grads : list of (dW, db) like ``gparams``
     logs : dict with ``gen_loss`` (``F``) and ``prox`` (``P``), 0-d arrays
+
+    Input rules of :mod:`refimpl._checks`: finite parameters of the networks' layouts and
+    one dtype, ``z`` non-empty in that dtype; errors name the argument.
     """
-    fake, cache = gen.forward(gparams, z)
-    fake_prev, _ = gen.forward(gprev, z)
-    loss, dfake = generator_dfake(obj, critic, cparams, fake)
-    prox, dprox = proximal_term(fake, fake_prev, h)
-    _, grads = gen.backward(gparams, cache, dfake + dprox, need_dx=False)
+    h = check_h(h)
+    if not isinstance(obj, Objective):
+        raise TypeError(f"obj must be an Objective, got {type(obj).__name__}")
+    _net(critic, "critic")
+    if not isinstance(gen, MLP):
+        raise TypeError(f"gen must be a refimpl.nn.MLP, got {type(gen).__name__}")
+    if gen.sizes[-1] != critic.sizes[0]:
+        raise ValueError(f"gen outputs {gen.sizes[-1]} coordinates but critic takes {critic.sizes[0]}")
+    gparams, z = gen._validate(gparams, ("z", z, (None, gen.sizes[0])), pname="gparams")
+    if z.shape[0] == 0:
+        raise ValueError(f"z must be non-empty, got shape {tuple(z.shape)}")
+    kw = dict(xp=namespace(z), dtype=z.dtype)
+    gprev = _checks.params(gprev, "gprev", shapes=gen._param_shapes(), **kw)
+    cparams = _checks.params(cparams, "cparams", shapes=critic._param_shapes(), **kw)
+    return _rwp_generator_grads(obj, gen, gparams, gprev, critic, cparams, z, h)
+
+
+def _rwp_generator_grads(obj, gen, gparams, gprev, critic, cparams, z, h):
+    fake, cache = gen._forward(gparams, z)
+    fake_prev, _ = gen._forward(gprev, z)
+    loss, dfake = _generator_dfake(obj, critic, cparams, fake)
+    prox, dprox = _proximal_term(fake, fake_prev, h)
+    _, grads = gen._backward(gparams, cache, dfake + dprox, need_dx=False)
     return loss + prox, grads, {"gen_loss": loss, "prox": prox}
 
 
@@ -148,15 +186,20 @@ class RWPMethod(GANMethod):
         return self.l
 
     def rwp_generator_step(self, state, gprev, rng):
-        """One optimiser step on ``F + P`` with a fresh ``z``; returns ``(state, logs)``."""
+        """One optimiser step on ``F + P`` with a fresh ``z``; returns ``(state, logs)``.
+
+        A training step: ``state`` comes from ``init_state`` and is not validated; it calls the
+        unchecked twins (policy of :mod:`refimpl._checks`), so it makes no host round trip.
+        """
         z = self.latent(rng, self.cfg.batch_size, state["gen"][0][0])
-        _, grads, logs = rwp_generator_grads(self.objective, self.gen, state["gen"], gprev,
+        _, grads, logs = _rwp_generator_grads(self.objective, self.gen, state["gen"], gprev,
                                              self.critic, state["critic"], z, self.h)
-        gp, og = self.opt_gen.step(state["gen"], grads, state["opt_gen"])
+        gp, og = self.opt_gen._step(state["gen"], grads, state["opt_gen"])
         return {**state, "gen": gp, "opt_gen": og}, logs
 
     def generator_phase(self, state, rng, data):
-        gprev = copy_params(state["gen"])          # theta_prev: a real copy, fixed for the l steps
+        """A training step: ``state`` comes from ``init_state`` and is not validated; it calls the unchecked twins (policy of :mod:`refimpl._checks`), so it makes no host round trip."""
+        gprev = _copy_params(state["gen"])          # theta_prev: a real copy, fixed for the l steps
         logs = {}
         for _ in range(self.l):
             state, logs = self.rwp_generator_step(state, gprev, rng)

@@ -31,12 +31,17 @@ and the bracket equals ``|c|^2/2``, the RWP term with ``h = 1``), and the genera
 Erratum (``shared/conventions.md``): Algorithm 2 line 6 prints ``- 1/2 grad Phi`` without
 the norm-square; the objective of Prop. 3 has ``-1/2 ||grad_x Phi(g_prev(z))||^2``.
 Layer normalisation of Appendix G's potential is not implemented (``refimpl.nn`` has none).
+
+Input rules: public functions validate at entry by the rules of :mod:`refimpl._checks`
+(errors name the argument); the training steps call the ``_``-prefixed twins, which do
+not validate, so a step makes no host round trip.
 """
 from __future__ import annotations
 
+from . import _checks
 from .backend import namespace
-from .nn import MLP, add_params, copy_params
-from .objectives import generator_dfake
+from .nn import MLP, _add_params, _copy_params
+from .objectives import Objective, _generator_dfake, _net
 from .rwp import check_h, check_steps
 from .train import GANConfig, GANMethod
 
@@ -68,20 +73,34 @@ def potential_objective(potential, pparams, x_new, x_prev, h):
     grads : list of (dW, db), ``dJ/dp``
     logs : dict of 0-d arrays: ``phi_obj`` (``J``), ``phi_gap`` (``(1/h)(mean Phi(x) - mean Phi(y))``),
         ``phi_grad_sq`` (``mean ||grad Phi(y)||^2``)
+
+    Input rules of :mod:`refimpl._checks`: ``x_new`` and ``x_prev`` non-empty, finite, in
+    the potential parameters' dtype; errors name the argument.
     """
     h = check_h(h)
+    _net(potential, "potential")
+    d = potential.sizes[0]
+    pparams, x_new, x_prev = potential._validate(pparams, ("x_new", x_new, (None, d)), ("x_prev", x_prev, (None, d)),
+                                                 pname="pparams")
+    for n, a in (("x_new", x_new), ("x_prev", x_prev)):
+        if a.shape[0] == 0:
+            raise ValueError(f"{n} must be non-empty, got shape {tuple(a.shape)}")
+    return _potential_objective(potential, pparams, x_new, x_prev, h)
+
+
+def _potential_objective(potential, pparams, x_new, x_prev, h):
     xp = namespace(x_new, x_prev)
     B_new, B_prev = x_new.shape[0], x_prev.shape[0]
-    phi_new, cache_new = potential.forward(pparams, x_new)                   # (B, 1)
-    g_prev, tape = potential.input_gradient(pparams, x_prev)                 # (B, n); tape holds Phi(y)
+    phi_new, cache_new = potential._forward(pparams, x_new)                  # (B, 1)
+    g_prev, tape = potential._input_gradient(pparams, x_prev)                # (B, n); tape holds Phi(y)
     phi_prev = tape.cache.hs[-1]                                             # (B, 1)
     gap = (xp.mean(phi_new) - xp.mean(phi_prev)) / h
     gsq = xp.mean(xp.sum(g_prev * g_prev, axis=1))
     J = gap - 0.5 * gsq / h
-    _, g1 = potential.backward(pparams, cache_new, xp.full_like(phi_new, 1.0 / (h * B_new)), need_dx=False)
-    _, g2 = potential.backward(pparams, tape.cache, xp.full_like(phi_prev, -1.0 / (h * B_prev)), need_dx=False)
-    _, g3 = potential.input_gradient_vjp(pparams, tape, g_prev * (-1.0 / (h * B_prev)), need_dx=False)
-    grads = add_params(add_params(g1, g2), g3)
+    _, g1 = potential._backward(pparams, cache_new, xp.full_like(phi_new, 1.0 / (h * B_new)), need_dx=False)
+    _, g2 = potential._backward(pparams, tape.cache, xp.full_like(phi_prev, -1.0 / (h * B_prev)), need_dx=False)
+    _, g3 = potential._input_gradient_vjp(pparams, tape, g_prev * (-1.0 / (h * B_prev)), need_dx=False)
+    grads = _add_params(_add_params(g1, g2), g3)
     return J, grads, {"phi_obj": J, "phi_gap": gap, "phi_grad_sq": gsq}
 
 
@@ -99,27 +118,63 @@ def sbe_generator_dfake(obj, critic, cparams, potential, pparams, fake, h):
     -------
     total : 0-d array; dfake : array (B, n); logs : dict with ``gen_loss`` (``F``) and
     ``phi_term`` (``(1/h) mean Phi(x)``)
+
+    Input rules of :mod:`refimpl._checks` (``fake`` non-empty, finite, the parameters' dtype).
     """
     h = check_h(h)
+    if not isinstance(obj, Objective):
+        raise TypeError(f"obj must be an Objective, got {type(obj).__name__}")
+    _net(critic, "critic"), _net(potential, "potential")
+    cparams, fake = critic._validate(cparams, ("fake", fake, (None, critic.sizes[0])), pname="cparams")
+    if fake.shape[0] == 0:
+        raise ValueError(f"fake must be non-empty, got shape {tuple(fake.shape)}")
+    pparams = _checks.params(pparams, "pparams", xp=namespace(fake), dtype=fake.dtype,
+                             shapes=potential._param_shapes())
+    return _sbe_generator_dfake(obj, critic, cparams, potential, pparams, fake, h)
+
+
+def _sbe_generator_dfake(obj, critic, cparams, potential, pparams, fake, h):
     xp = namespace(fake)
     B = fake.shape[0]
-    loss, dfake = generator_dfake(obj, critic, cparams, fake)
-    phi, pcache = potential.forward(pparams, fake)
+    loss, dfake = _generator_dfake(obj, critic, cparams, fake)
+    phi, pcache = potential._forward(pparams, fake)
     term = xp.mean(phi) / h
-    dphi, _ = potential.backward(pparams, pcache, xp.full_like(phi, 1.0 / (h * B)), need_params=False)
+    dphi, _ = potential._backward(pparams, pcache, xp.full_like(phi, 1.0 / (h * B)), need_params=False)
     return loss + term, dfake + dphi, {"gen_loss": loss, "phi_term": term}
 
 
 def sbe_generator_grads(obj, gen, gparams, critic, cparams, potential, pparams, z, h):
     """``F + (1/h) mean Phi(g_theta(z))`` and its gradient w.r.t. the generator parameters.
 
+    Input rules of :mod:`refimpl._checks` (``z`` non-empty, finite; all parameters finite
+    in one dtype); errors name the argument.
+
     Returns
     -------
     total : 0-d array; grads : list of (dW, db) like ``gparams``; logs : dict
     """
-    fake, cache = gen.forward(gparams, z)
-    total, dfake, logs = sbe_generator_dfake(obj, critic, cparams, potential, pparams, fake, h)
-    _, grads = gen.backward(gparams, cache, dfake, need_dx=False)
+    h = check_h(h)
+    if not isinstance(obj, Objective):
+        raise TypeError(f"obj must be an Objective, got {type(obj).__name__}")
+    _net(critic, "critic"), _net(potential, "potential")
+    if not isinstance(gen, MLP):
+        raise TypeError(f"gen must be a refimpl.nn.MLP, got {type(gen).__name__}")
+    if not gen.sizes[-1] == critic.sizes[0] == potential.sizes[0]:
+        raise ValueError(f"gen outputs {gen.sizes[-1]} coordinates but critic takes {critic.sizes[0]} "
+                         f"and potential {potential.sizes[0]}")
+    gparams, z = gen._validate(gparams, ("z", z, (None, gen.sizes[0])), pname="gparams")
+    if z.shape[0] == 0:
+        raise ValueError(f"z must be non-empty, got shape {tuple(z.shape)}")
+    kw = dict(xp=namespace(z), dtype=z.dtype)
+    cparams = _checks.params(cparams, "cparams", shapes=critic._param_shapes(), **kw)
+    pparams = _checks.params(pparams, "pparams", shapes=potential._param_shapes(), **kw)
+    return _sbe_generator_grads(obj, gen, gparams, critic, cparams, potential, pparams, z, h)
+
+
+def _sbe_generator_grads(obj, gen, gparams, critic, cparams, potential, pparams, z, h):
+    fake, cache = gen._forward(gparams, z)
+    total, dfake, logs = _sbe_generator_dfake(obj, critic, cparams, potential, pparams, fake, h)
+    _, grads = gen._backward(gparams, cache, dfake, need_dx=False)
     return total, grads, logs
 
 
@@ -149,7 +204,7 @@ class SBEMethod(GANMethod):
         self.n_phi = check_steps(n_phi, "n_phi")
         self.phi_hidden = check_steps(phi_hidden, "phi_hidden")
         self.potential = MLP((cfg.data_dim, self.phi_hidden, 1), phi_activation, "linear")
-        self.lr_phi = cfg.lr_critic if lr_phi is None else lr_phi
+        self.lr_phi = cfg.lr_critic if lr_phi is None else _checks.real(lr_phi, "lr_phi", gt=0)
         self.opt_phi = cfg.make_optimiser(self.lr_phi)
 
     def config(self):
@@ -161,39 +216,48 @@ class SBEMethod(GANMethod):
         return self.cfg.n_gen
 
     def init_state(self, rng, xp, dtype, device=None):
+        """Input rules of :mod:`refimpl._checks` (module docstring)."""
         state = super().init_state(rng, xp, dtype, device)
         pp = self.potential.init(rng, xp=xp, dtype=dtype, device=device)
-        return {**state, "phi": pp, "opt_phi": self.opt_phi.init(pp), "gen_prev": copy_params(state["gen"])}
+        return {**state, "phi": pp, "opt_phi": self.opt_phi.init(pp), "gen_prev": _copy_params(state["gen"])}
 
     def potential_step(self, state, rng, data):
-        """One ascent step on :func:`potential_objective` (live generator vs ``gen_prev``, same fresh ``z``)."""
+        """One ascent step on :func:`potential_objective` (live generator vs ``gen_prev``, same fresh ``z``).
+
+        A training step: ``state`` comes from ``init_state`` and is not validated; it calls the
+        unchecked twins (policy of :mod:`refimpl._checks`), so it makes no host round trip.
+        """
         z = self.latent(rng, self.cfg.batch_size, state["gen"][0][0])
-        x_new = self.gen.forward(state["gen"], z)[0]
-        x_prev = self.gen.forward(state["gen_prev"], z)[0]
-        _, grads, logs = potential_objective(self.potential, state["phi"], x_new, x_prev, self.h)
+        x_new = self.gen._forward(state["gen"], z)[0]
+        x_prev = self.gen._forward(state["gen_prev"], z)[0]
+        _, grads, logs = _potential_objective(self.potential, state["phi"], x_new, x_prev, self.h)
         neg = [(-dW, -db) for dW, db in grads]                      # the optimiser minimises -J
-        pp, op = self.opt_phi.step(state["phi"], neg, state["opt_phi"])
+        pp, op = self.opt_phi._step(state["phi"], neg, state["opt_phi"])
         return {**state, "phi": pp, "opt_phi": op}, logs
 
     def potential_phase(self, state, rng, data):
+        """A training step: ``state`` comes from ``init_state`` and is not validated; it calls the unchecked twins (policy of :mod:`refimpl._checks`), so it makes no host round trip."""
         logs = {}
         for _ in range(self.n_phi):
             state, logs = self.potential_step(state, rng, data)
         return state, logs
 
     def generator_step(self, state, rng, data):
+        """A training step: ``state`` comes from ``init_state`` and is not validated; it calls the unchecked twins (policy of :mod:`refimpl._checks`), so it makes no host round trip."""
         z = self.latent(rng, self.cfg.batch_size, state["gen"][0][0])
-        _, grads, logs = sbe_generator_grads(self.objective, self.gen, state["gen"], self.critic, state["critic"],
+        _, grads, logs = _sbe_generator_grads(self.objective, self.gen, state["gen"], self.critic, state["critic"],
                                              self.potential, state["phi"], z, self.h)
-        gp, og = self.opt_gen.step(state["gen"], grads, state["opt_gen"])
+        gp, og = self.opt_gen._step(state["gen"], grads, state["opt_gen"])
         return {**state, "gen": gp, "opt_gen": og}, logs
 
     def generator_phase(self, state, rng, data):
-        snapshot = copy_params(state["gen"])          # becomes the anchor of the next outer iteration
+        """A training step: ``state`` comes from ``init_state`` and is not validated; it calls the unchecked twins (policy of :mod:`refimpl._checks`), so it makes no host round trip."""
+        snapshot = _copy_params(state["gen"])          # becomes the anchor of the next outer iteration
         state, logs = super().generator_phase(state, rng, data)
         return {**state, "gen_prev": snapshot}, logs
 
     def outer_step(self, state, rng, data):
+        """A training step: ``state`` comes from ``init_state`` and is not validated; it calls the unchecked twins (policy of :mod:`refimpl._checks`), so it makes no host round trip."""
         state, lc = self.critic_phase(state, rng, data)
         state, lp = self.potential_phase(state, rng, data)
         state, lg = self.generator_phase(state, rng, data)

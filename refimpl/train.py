@@ -22,7 +22,7 @@ import numpy as np
 from .backend import from_host, namespace, scalar, synchronize
 from .checkpoint import load as load_checkpoint, save as save_checkpoint
 from .nn import MLP
-from .objectives import Objective, clip_params, critic_grads, generator_grads
+from .objectives import Objective, _clip_params, _critic_grads, _generator_grads
 from .optim import make_optimiser
 
 
@@ -131,7 +131,7 @@ class GANMethod:
         gp = self.gen.init(rng, xp=xp, dtype=dtype, device=device)
         cp = self.critic.init(rng, xp=xp, dtype=dtype, device=device)
         if self.objective.name == "wgan":
-            cp = clip_params(cp, self.objective.clip)
+            cp = _clip_params(cp, self.objective.clip)
         return {"gen": gp, "critic": cp, "opt_gen": self.opt_gen.init(gp), "opt_critic": self.opt_critic.init(cp)}
 
     def latent(self, rng, n, like):
@@ -141,7 +141,7 @@ class GANMethod:
 
     def generate(self, state, z):
         """``G(z)`` in training units (data / ``data_scale``)."""
-        return self.gen.forward(state["gen"], z)[0]
+        return self.gen._forward(state["gen"], z)[0]
 
     def samples(self, state, z):
         """Generated samples in data units: ``data_scale * G(z)`` (what metrics see)."""
@@ -154,16 +154,16 @@ class GANMethod:
         real = data.sample(rng, self.cfg.batch_size)
         z = self.latent(rng, self.cfg.batch_size, real)
         fake = self.generate(state, z)
-        loss, grads, logs = critic_grads(self.objective, self.critic, state["critic"], real, fake, rng)
-        cp, oc = self.opt_critic.step(state["critic"], grads, state["opt_critic"])
+        loss, grads, logs = _critic_grads(self.objective, self.critic, state["critic"], real, fake, rng)
+        cp, oc = self.opt_critic._step(state["critic"], grads, state["opt_critic"])
         if self.objective.name == "wgan":
-            cp = clip_params(cp, self.objective.clip)
+            cp = _clip_params(cp, self.objective.clip)
         return {**state, "critic": cp, "opt_critic": oc}, logs
 
     def generator_step(self, state, rng, data):
         z = self.latent(rng, self.cfg.batch_size, state["gen"][0][0])
-        loss, grads, _ = generator_grads(self.objective, self.gen, state["gen"], self.critic, state["critic"], z)
-        gp, og = self.opt_gen.step(state["gen"], grads, state["opt_gen"])
+        loss, grads, _ = _generator_grads(self.objective, self.gen, state["gen"], self.critic, state["critic"], z)
+        gp, og = self.opt_gen._step(state["gen"], grads, state["opt_gen"])
         return {**state, "gen": gp, "opt_gen": og}, {"gen_loss": loss}
 
     def critic_phase(self, state, rng, data):

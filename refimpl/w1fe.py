@@ -41,13 +41,20 @@ the statement holds.)
 
 The exact, non-parametric version of the flow (the optimal matching gives
 ``grad f``) is :mod:`refimpl.w1flow`.
+
+Input rules: public functions validate at entry by the rules of :mod:`refimpl._checks`
+(errors name the argument); the training step calls the ``_``-prefixed twins, which do
+not validate, so a step makes no host round trip.
 """
 from __future__ import annotations
 
 import math
 import numbers
 
+from . import _checks
 from .backend import namespace
+from .nn import MLP
+from .objectives import _net
 from .train import GANConfig, GANMethod, config_dict
 
 __all__ = ["W1FE", "W1FE_CRITICS", "euler_targets", "persistent_loss_grads"]
@@ -79,8 +86,17 @@ def euler_targets(critic, cparams, y, eps):
     Notes
     -----
     Paper (w1-forward-euler-ode) eq. (4.3) with ``phi = -f`` (conventions.md, "W1 forward Euler").
+    Input rules of :mod:`refimpl._checks`: ``y`` finite, in the critic parameters' dtype;
+    ``eps`` finite and > 0.
     """
-    g, _ = critic.input_gradient(cparams, y)                 # (B, d)
+    eps = _check_eps(eps)
+    _net(critic, "critic")
+    cparams, y = critic._validate(cparams, ("y", y, (None, critic.sizes[0])), pname="cparams")
+    return _euler_targets(critic, cparams, y, eps)
+
+
+def _euler_targets(critic, cparams, y, eps):
+    g, _ = critic._input_gradient(cparams, y)                # (B, d)
     return y + eps * g, g
 
 
@@ -108,15 +124,28 @@ def persistent_loss_grads(gen, gparams, z, zeta):
         ``L(theta)``.
     grads : list of (dW, db) like ``gparams``
         ``dL/dtheta`` (the generator's backward seeded with ``2 (G(z) - zeta) / B``).
+
+    Input rules of :mod:`refimpl._checks`: ``z`` (B, latent) and ``zeta`` (B, d), B >= 1,
+    finite, in the generator parameters' dtype; errors name the argument.
     """
+    if not isinstance(gen, MLP):
+        raise TypeError(f"gen must be a refimpl.nn.MLP, got {type(gen).__name__}")
+    gparams, z = gen._validate(gparams, ("z", z, (None, gen.sizes[0])), pname="gparams")
+    if z.shape[0] == 0:
+        raise ValueError(f"z must be non-empty, got shape {tuple(z.shape)}")
+    zeta = _checks.array(zeta, "zeta", shape=(z.shape[0], gen.sizes[-1]), xp=namespace(z))
+    if zeta.dtype != z.dtype:
+        raise TypeError(f"zeta has dtype {zeta.dtype} but the generator's parameters are {z.dtype}")
+    return _persistent_loss_grads(gen, gparams, z, zeta)
+
+
+def _persistent_loss_grads(gen, gparams, z, zeta):
     xp = namespace(z, zeta)
-    fake, cache = gen.forward(gparams, z)                    # (B, d)
-    if tuple(fake.shape) != tuple(zeta.shape):
-        raise ValueError(f"zeta must have the generator output's shape {tuple(fake.shape)}, got {tuple(zeta.shape)}")
+    fake, cache = gen._forward(gparams, z)                   # (B, d)
     B = fake.shape[0]
     r = fake - zeta                                          # (B, d)
     loss = xp.sum(r * r) / B
-    _, grads = gen.backward(gparams, cache, (2.0 / B) * r, need_dx=False)
+    _, grads = gen._backward(gparams, cache, (2.0 / B) * r, need_dx=False)
     return loss, grads
 
 
@@ -171,9 +200,13 @@ class W1FE(GANMethod):
         return {**config_dict(self.cfg), "eps": self.eps, "K": self.K}
 
     def targets(self, state, z):
-        """``(y, zeta, grad f(y))`` for a latent batch ``z`` (B, latent_dim) at the current state."""
+        """``(y, zeta, grad f(y))`` for a latent batch ``z`` (B, latent_dim) at the current state.
+
+        A training step: ``state`` comes from ``init_state`` and is not validated; it calls the
+        unchecked twins (policy of :mod:`refimpl._checks`), so it makes no host round trip.
+        """
         y = self.generate(state, z)
-        zeta, g = euler_targets(self.critic, state["critic"], y, self.eps)
+        zeta, g = _euler_targets(self.critic, state["critic"], y, self.eps)
         return y, zeta, g
 
     def persistent_steps(self, state, z, zeta):
@@ -181,17 +214,24 @@ class W1FE(GANMethod):
 
         Returns the new state and the list of the ``K`` losses (each before its step).
         Uses no randomness.
+
+        A training step: ``state`` comes from ``init_state`` and is not validated; it calls the
+        unchecked twins (policy of :mod:`refimpl._checks`), so it makes no host round trip.
         """
         gp, og = state["gen"], state["opt_gen"]
         losses = []
         for _ in range(self.K):
-            loss, grads = persistent_loss_grads(self.gen, gp, z, zeta)
-            gp, og = self.opt_gen.step(gp, grads, og)
+            loss, grads = _persistent_loss_grads(self.gen, gp, z, zeta)
+            gp, og = self.opt_gen._step(gp, grads, og)
             losses.append(loss)
         return {**state, "gen": gp, "opt_gen": og}, losses
 
     def generator_step(self, state, rng, data):
-        """One Euler step of Algorithm 1: one latent draw, the targets, then ``K`` persistent steps."""
+        """One Euler step of Algorithm 1: one latent draw, the targets, then ``K`` persistent steps.
+
+        A training step: ``state`` comes from ``init_state`` and is not validated; it calls the
+        unchecked twins (policy of :mod:`refimpl._checks`), so it makes no host round trip.
+        """
         z = self.latent(rng, self.cfg.batch_size, state["gen"][0][0])
         xp = namespace(z)
         _, zeta, g = self.targets(state, z)

@@ -25,13 +25,19 @@ What is proved (and tested in tests/test_w1flow.py), with :math:`m_i = \\min(\\v
    :math:`\\frac1n\\sum_i \\max(d_i - k\\varepsilon, 0)`.
    With ties, re-matching may switch to another optimal matching and take longer
    (particles ``{0, -1}``, data ``{2, 1}``, ``eps = 1``: 3 steps instead of 2).
+
+Input rules: public functions validate at entry by the rules of :mod:`refimpl._checks`
+(arrays only; integer clouds promoted to float64, float16 refused, float32 with float64
+computed in float64; NaN/inf raise ``ValueError`` naming the argument before POT runs);
+``eps`` is finite and > 0, ``n_steps`` an integer >= 0, a given matching a permutation.
 """
 from __future__ import annotations
 
 import numpy as _np  # host side: the matching from POT
 
+from . import _checks
 from .backend import device_of, from_host, namespace, to_numpy
-from .metrics import _import_ot, _sq_dists, w1
+from .metrics import _host_clouds, _import_ot, _sq_dists, _w1
 
 __all__ = ["w1_matching", "w1_flow_step", "w1_flow"]
 
@@ -54,14 +60,23 @@ def w1_matching(particles, data):
 
     Raises
     ------
+    TypeError, ValueError
+        By the input rules of :mod:`refimpl._checks` (module docstring).
     RuntimeError
         When POT reports a non-optimal result or its plan is not a permutation.
     """
+    return _w1_matching(*_pair(particles, data))
+
+
+def _pair(particles, data):
+    particles = _checks.array(particles, "particles", ndim=2)
+    data = _checks.array(data, "data", shape=tuple(particles.shape), xp=namespace(particles))
+    return _checks.common_float(particles, data)
+
+
+def _w1_matching(particles, data):
     ot = _import_ot()
-    a = _np.asarray(to_numpy(particles), dtype=_np.float64)
-    b = _np.asarray(to_numpy(data), dtype=_np.float64)
-    if a.ndim != 2 or a.shape != b.shape or a.shape[0] == 0:
-        raise ValueError(f"particles and data must both have shape (n, d), n >= 1; got {a.shape} and {b.shape}")
+    a, b, s = _host_clouds(particles, data)          # exact power-of-two scaling: no overflow near 1e200
     n = a.shape[0]
     M = _np.sqrt(_sq_dists(a, b))
     u = _np.full(n, 1.0 / n)
@@ -75,7 +90,7 @@ def w1_matching(particles, data):
     if (_np.unique(perm).size != n
             or not _np.allclose(plan[_np.arange(n), perm], 1.0 / n, rtol=1e-9, atol=0.0)):
         raise RuntimeError("POT emd returned a plan that is not a permutation matrix")
-    return perm, float(_np.mean(M[_np.arange(n), perm]))
+    return perm, s * float(_np.mean(M[_np.arange(n), perm]))
 
 
 def w1_flow_step(particles, data, eps, *, matching=None):
@@ -83,28 +98,50 @@ def w1_flow_step(particles, data, eps, *, matching=None):
 
     Parameters
     ----------
-    particles : array, shape (n, d)
+    particles : array, shape (n, d), n >= 1
     data : array, shape (n, d), same backend
+        Finite (input rules of :mod:`refimpl._checks`).
     eps : float
-        Step length :math:`\\varepsilon > 0`.
-    matching : array_like of int, shape (n,), optional
-        A permutation to use instead of solving (it must be optimal for the result
-        to be a W1-FE step; not checked). Default: :func:`w1_matching`.
+        Step length :math:`\\varepsilon > 0`, finite.
+    matching : integer array, shape (n,), optional
+        A permutation of ``0..n-1`` (host NumPy or the particles' backend) to use
+        instead of solving; anything else raises ``ValueError``. It must be optimal for
+        the result to be a W1-FE step (optimality is not checked). Default:
+        :func:`w1_matching`.
 
     Returns
     -------
     array, shape (n, d)
         :math:`y_i + \\min(\\varepsilon, d_i)(T y_i - y_i)/d_i` (exactly ``T y_i``
-        when :math:`d_i \\le \\varepsilon`), in the particles' namespace and dtype.
+        when :math:`d_i \\le \\varepsilon`), in the particles' namespace, promoted dtype
+        and device.
 
     Notes
     -----
     Paper eq. (4.1) with the sign of conventions.md, "W1 forward Euler".
     """
-    if not eps > 0:
-        raise ValueError(f"eps must be positive, got {eps}")
+    eps = _checks.real(eps, "eps", gt=0)
+    particles, data = _pair(particles, data)
+    perm = None if matching is None else _permutation(matching, particles.shape[0])
+    return _w1_flow_step(particles, data, eps, perm)
+
+
+def _permutation(matching, n):
+    """Host int64 copy of ``matching`` after checking it is a permutation of ``0..n-1``."""
+    if not _checks.is_array(matching):
+        raise TypeError(f"matching must be an integer array, got {type(matching).__name__}")
+    if not namespace(matching).isdtype(matching.dtype, "integral"):
+        raise TypeError(f"matching must be an integer array, got dtype {matching.dtype}")
+    perm = _np.asarray(to_numpy(matching), dtype=_np.int64)
+    if perm.shape != (n,) or not _np.array_equal(_np.sort(perm), _np.arange(n)):
+        raise ValueError(f"matching must be a permutation of 0..{n - 1} (shape ({n},)), got {perm!r}")
+    return perm
+
+
+def _w1_flow_step(particles, data, eps, perm=None):
     xp = namespace(particles, data)
-    perm = w1_matching(particles, data)[0] if matching is None else _np.asarray(matching, dtype=_np.int64)
+    if perm is None:
+        perm = _w1_matching(particles, data)[0]
     target = xp.take(data, from_host(perm, xp, xp.int64, device_of(data)), axis=0)
     diff = target - particles
     dist = xp.sqrt(xp.sum(diff * diff, axis=1, keepdims=True))          # (n, 1)
@@ -121,9 +158,10 @@ def w1_flow(particles, data, eps, n_steps, *, rematch=True, return_particles=Fal
     ----------
     particles : array, shape (n, d)
     data : array, shape (n, d), same backend
+        Finite (input rules of :mod:`refimpl._checks`).
     eps : float
-        Step length.
-    n_steps : int
+        Step length, finite and > 0.
+    n_steps : int >= 0
         Number of steps.
     rematch : bool, optional
         Solve a new optimal matching at every step (default, the W1-FE flow). With
@@ -139,9 +177,14 @@ def w1_flow(particles, data, eps, n_steps, *, rematch=True, return_particles=Fal
         :math:`W_1(\\mu_k, \\nu)` for ``k = 0..n_steps`` (exact, POT ``emd2``).
         With ``return_particles``: ``(values, particles)``.
     """
-    values = [w1(particles, data)]
-    perm = None if rematch else w1_matching(particles, data)[0]
-    for _ in range(int(n_steps)):
-        particles = w1_flow_step(particles, data, eps, matching=perm)
-        values.append(w1(particles, data))
+    eps = _checks.real(eps, "eps", gt=0)
+    n_steps = _checks.integer(n_steps, "n_steps", ge=0)
+    rematch = _checks.boolean(rematch, "rematch")
+    return_particles = _checks.boolean(return_particles, "return_particles")
+    particles, data = _pair(particles, data)
+    values = [_w1(particles, data)]
+    perm = None if rematch else _w1_matching(particles, data)[0]
+    for _ in range(n_steps):
+        particles = _w1_flow_step(particles, data, eps, perm)
+        values.append(_w1(particles, data))
     return (values, particles) if return_particles else values

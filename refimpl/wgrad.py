@@ -25,6 +25,13 @@ The authors' public code uses another quadratic form; it is offered as
 ``PixelGraph(..., variant="authors")``:
 ``sum_{i~j} w_ij (g_i - g_j)^2 (X_i + X_j)``, no degree normalisation (with
 ``X = (x + 1)/2`` the edge factor ``X_i + X_j`` is their ``1 + (x_i + x_j)/2``).
+
+Input rules: public functions validate at entry by the rules of :mod:`refimpl._checks`
+(arrays only; integers promoted to float64, float16 refused; NaN/inf refused with a
+``ValueError`` naming ``X`` or ``g``; the mass ``X`` must be >= 0; ``alpha`` and
+``gamma`` finite and >= 0, since the tensor must stay positive semidefinite). The
+``_``-prefixed twins skip the checks (WWGAN's training step calls them). The graph
+constant ``1/d_i`` is uploaded once per (namespace, dtype, device) and cached.
 """
 from __future__ import annotations
 
@@ -32,6 +39,7 @@ import numbers
 
 import numpy as _np  # host side only: graph constants (offsets, degrees)
 
+from refimpl import _checks
 from refimpl.backend import device_of, from_host, namespace
 
 __all__ = ["PixelGraph", "laplacian_dense", "wasserstein_norm_sq", "wasserstein_gradient",
@@ -148,13 +156,29 @@ class PixelGraph:
         self.total_weight = float(deg.sum()) * self.channels
         self.degree = deg / self.total_weight
         self._inv_degree = self.total_weight / deg        # 1/d_i, host float64 (H, W)
+        self._inv_degree_cache = {}                       # (namespace, dtype, device) -> array
+
+    def inv_degree(self, xp, dtype, device=None):
+        """``1/d_i`` as an (H, W) array of ``xp`` with ``dtype`` on ``device``, uploaded once
+        per (namespace, dtype, device) and cached, so a training step uploads nothing.
+
+        Input rules of :mod:`refimpl._checks` (module docstring).
+        """
+        key = (xp.__name__, str(dtype), str(device))
+        a = self._inv_degree_cache.get(key)
+        if a is None:
+            a = self._inv_degree_cache[key] = from_host(self._inv_degree, xp, dtype=dtype, device=device)
+        return a
 
     def __repr__(self):
         return (f"PixelGraph(height={self.height}, width={self.width}, channels={self.channels}, "
                 f"neighbours={self.neighbours!r}, variant={self.variant!r})")
 
     def edge_list(self):
-        """Unordered edges as host arrays ``(i, j, w)`` of flat C-H-W indices and weights."""
+        """Unordered edges as host arrays ``(i, j, w)`` of flat C-H-W indices and weights.
+
+        Input rules of :mod:`refimpl._checks` (module docstring).
+        """
         H, W = self.height, self.width
         idx = _np.arange(self.n).reshape(self.channels, H, W)
         src, dst, wts = [], [], []
@@ -204,9 +228,12 @@ def _place(xp, t, rows, cols, H, W):
     return _pad2(xp, t, rows.start, H - rows.stop, cols.start, W - cols.stop)
 
 
-def _check_mass(xp, graph, X, batched_ok):
-    if not xp.isdtype(X.dtype, "real floating"):
-        raise ValueError(f"mass X must be a real floating array, got dtype {X.dtype}")
+def _check_mass(graph, X, batched_ok, xp=None):
+    """Entry check of a mass: input rules of :mod:`refimpl._checks`, the graph's shape, >= 0."""
+    if not isinstance(graph, PixelGraph):
+        raise TypeError(f"graph must be a PixelGraph, got {type(graph).__name__}")
+    X = _checks.array(X, "X", xp=xp)
+    xp = namespace(X)
     C, H, W = graph.channels, graph.height, graph.width
     ok_shape = tuple(X.shape[-3:]) == (C, H, W) and (X.ndim == 3 or (batched_ok and X.ndim == 4))
     if not ok_shape:
@@ -214,16 +241,19 @@ def _check_mass(xp, graph, X, batched_ok):
         raise ValueError(f"mass X has shape {tuple(X.shape)}; expected {want} with "
                          f"(C, H, W) = {(C, H, W)} from {graph!r}")
     if not bool(xp.all(X >= 0)):
-        raise ValueError("mass X must be nonnegative (and not NaN); map images in [-1, 1] "
-                         "with image_to_mass first")
+        raise ValueError("mass X must be nonnegative; map images in [-1, 1] with image_to_mass first")
+    return X
+
+
+def _coef(alpha, gamma):
+    return _checks.real(alpha, "alpha", ge=0), _checks.real(gamma, "gamma", ge=0)
 
 
 def _edge_factor(xp, graph, X):
     """``Y`` with edge factor ``kappa * (Y_i + Y_j)``: paper ``Y = X/d``, kappa 1/2."""
     if graph.variant == "authors":
         return X, 1.0
-    inv_d = from_host(graph._inv_degree, xp, dtype=X.dtype, device=device_of(X))
-    return X * inv_d, 0.5
+    return X * graph.inv_degree(xp, X.dtype, device_of(X)), 0.5
 
 
 def laplacian_dense(graph, X, alpha=0.0, gamma=0.0):
@@ -236,8 +266,8 @@ def laplacian_dense(graph, X, alpha=0.0, gamma=0.0):
     ----------
     graph : PixelGraph
     X : array, shape (C, H, W)
-        Nonnegative mass (see :func:`image_to_mass`).
-    alpha, gamma : float
+        Nonnegative finite mass (see :func:`image_to_mass`).
+    alpha, gamma : float >= 0
         Weights of ``11^T`` (Remark 7) and of the identity (authors' ``gamma||g||^2``).
 
     Returns
@@ -245,9 +275,15 @@ def laplacian_dense(graph, X, alpha=0.0, gamma=0.0):
     array, shape (n, n)
         Symmetric, in ``X``'s namespace and dtype; rows follow C-H-W row-major order.
         ``O(n^2)`` memory: meant for tests and small images.
+
+    Raises
+    ------
+    TypeError, ValueError
+        By the input rules of :mod:`refimpl._checks` (module docstring), naming the argument.
     """
+    alpha, gamma = _coef(alpha, gamma)
+    X = _check_mass(graph, X, batched_ok=False)
     xp = namespace(X)
-    _check_mass(xp, graph, X, batched_ok=False)
     H, W = graph.height, graph.width
     n, dev = graph.n, device_of(X)
     Y, kappa = _edge_factor(xp, graph, X)
@@ -269,10 +305,9 @@ def laplacian_dense(graph, X, alpha=0.0, gamma=0.0):
 
 
 def _validate_pair(graph, X, g):
-    xp = namespace(X, g)
-    _check_mass(xp, graph, X, batched_ok=True)
-    if not xp.isdtype(g.dtype, "real floating"):
-        raise ValueError(f"g must be a real floating array, got dtype {g.dtype}")
+    X = _check_mass(graph, X, batched_ok=True)
+    xp = namespace(X)
+    g = _checks.array(g, "g", xp=xp)
     if g.ndim != 4 or tuple(g.shape[1:]) != (graph.channels, graph.height, graph.width):
         raise ValueError(f"g has shape {tuple(g.shape)}; expected (B, {graph.channels}, "
                          f"{graph.height}, {graph.width}) from {graph!r}")
@@ -307,9 +342,23 @@ def wasserstein_norm_sq_and_gradient(graph, X, g, alpha=0.0, gamma=0.0, need_gra
     -------
     s2 : array, shape (B,)
     Lg : array, shape (B, C, H, W) or None
-        Both in the inputs' namespace and promoted floating dtype.
+        Both in the inputs' namespace and promoted floating dtype (float32 with float64
+        gives float64).
+
+    Raises
+    ------
+    TypeError, ValueError
+        By the input rules of :mod:`refimpl._checks` (module docstring): non-finite ``X``
+        or ``g``, negative mass, ``alpha`` or ``gamma`` negative or not finite, shapes.
     """
+    alpha, gamma = _coef(alpha, gamma)
     xp, X, g = _validate_pair(graph, X, g)
+    return _wasserstein_norm_sq_and_gradient(graph, X, g, alpha, gamma, _checks.boolean(need_gradient,
+                                                                                        "need_gradient"))
+
+
+def _wasserstein_norm_sq_and_gradient(graph, X, g, alpha=0.0, gamma=0.0, need_gradient=True):
+    xp = namespace(X, g)
     H, W = graph.height, graph.width
     Y, kappa = _edge_factor(xp, graph, X)
     s2 = xp.zeros((g.shape[0],), dtype=g.dtype, device=device_of(g))
@@ -338,8 +387,11 @@ def wasserstein_norm_sq_and_gradient(graph, X, g, alpha=0.0, gamma=0.0, need_gra
 def wasserstein_norm_sq(graph, X, g, alpha=0.0, gamma=0.0):
     """Squared Wasserstein norm ``g^T (alpha 11^T + gamma I + L(X)) g`` per image.
 
-    Dukler et al. 2019, Prop. 5 / Remark 6 (quadratic form) and eq. (9). Shapes and
-    arguments as :func:`wasserstein_norm_sq_and_gradient`; returns shape (B,).
+    Dukler et al. 2019, Prop. 5 / Remark 6 (quadratic form) and eq. (9). Shapes,
+    arguments, input rules and errors as :func:`wasserstein_norm_sq_and_gradient`;
+    returns shape (B,), >= 0.
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
     """
     return wasserstein_norm_sq_and_gradient(graph, X, g, alpha, gamma, need_gradient=False)[0]
 
@@ -349,7 +401,10 @@ def wasserstein_gradient(graph, X, g, alpha=0.0, gamma=0.0):
 
     Dukler et al. 2019, Prop. 5: ``grad f(X) = L(X) grad_X f(X)``; exactly the
     gradient in ``g`` of ``0.5 * wasserstein_norm_sq``. ``X`` (B, C, H, W) or
-    (C, H, W), ``g`` (B, C, H, W) -> (B, C, H, W).
+    (C, H, W), ``g`` (B, C, H, W) -> (B, C, H, W). Input rules and errors as
+    :func:`wasserstein_norm_sq_and_gradient`.
+
+    Input rules of :mod:`refimpl._checks` (module docstring).
     """
     return wasserstein_norm_sq_and_gradient(graph, X, g, alpha, gamma)[1]
 
@@ -362,8 +417,14 @@ def image_to_mass(x, clip=False):
     ``1 + (x_i + x_j)/2 = X_i + X_j``. The mass is not normalised to total 1
     (Remark 7's ``alpha`` term is the paper's answer to unnormalised intensity).
     Values below -1 give negative mass, which the operators reject; ``clip=True``
-    sets them to 0 instead. Any shape; same namespace and dtype.
+    sets them to 0 instead. Any shape; same namespace and dtype (integers promoted to
+    float64; NaN/inf refused: input rules of :mod:`refimpl._checks`).
     """
+    x = _checks.array(x, "x", nonempty=False)
+    return _image_to_mass(x, _checks.boolean(clip, "clip"))
+
+
+def _image_to_mass(x, clip=False):
     xp = namespace(x)
     m = (x + 1) / 2
     if clip:

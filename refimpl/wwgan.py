@@ -20,17 +20,23 @@ so ``dP/dparams`` flows through ``g`` only: it is the double backward
 
 (because ``d s_b^2 / d g_b = 2 L~ g_b``). Where ``s_b = 0`` the direction is
 undefined and 0 is used (as :func:`refimpl.objectives.gradient_penalty` does).
+
+Input rules: public functions validate at entry by the rules of :mod:`refimpl._checks`
+(errors name the argument); :meth:`WWGANMethod.critic_step` calls the ``_``-prefixed
+twins, which do not validate, and the graph constant ``1/d_i`` is cached on the
+device (:meth:`refimpl.wgrad.PixelGraph.inv_degree`), so a step makes no host round
+trip and uploads no constant.
 """
 from __future__ import annotations
 
-import math
-import numbers
+import numpy as _np
 
+from . import _checks
 from .backend import namespace
-from .nn import add_params
-from .objectives import Objective, penalty_points, critic_scores_loss
+from .nn import _add_params
+from .objectives import Objective, _critic_scores_loss, _net, _penalty_points
 from .train import GANConfig, GANMethod, config_dict
-from .wgrad import PixelGraph, image_to_mass, wasserstein_norm_sq_and_gradient
+from .wgrad import PixelGraph, _image_to_mass, _wasserstein_norm_sq_and_gradient
 
 __all__ = ["wasserstein_penalty", "wwgan_critic_grads", "WWGANMethod"]
 
@@ -77,21 +83,47 @@ def wasserstein_penalty(critic, cparams, x_hat, lam, graph, alpha=0.0, gamma=0.0
     grads : list of (dW, db) like ``cparams``
     norms : array, shape (B,)
         The Wasserstein gradient norms ``s_b``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        By the input rules of :mod:`refimpl._checks`: ``x_hat`` non-empty, finite, in the
+        critic parameters' dtype; ``lam`` > 0, ``alpha``, ``gamma`` >= 0, all finite.
     """
+    lam, alpha, gamma = _scalars(lam, alpha, gamma)
+    _net(critic, "critic")
+    _graph(graph, critic.sizes[0])
+    cparams, x_hat = critic._validate(cparams, ("x_hat", x_hat, (None, critic.sizes[0])), pname="cparams")
+    if x_hat.shape[0] == 0:
+        raise ValueError(f"x_hat must be non-empty, got shape {tuple(x_hat.shape)}")
+    return _wasserstein_penalty(critic, cparams, x_hat, lam, graph, alpha, gamma)
+
+
+def _scalars(lam, alpha, gamma):
+    return (_checks.real(lam, "lam", gt=0), _checks.real(alpha, "alpha", ge=0),
+            _checks.real(gamma, "gamma", ge=0))
+
+
+def _graph(graph, d):
+    if not isinstance(graph, PixelGraph):
+        raise TypeError(f"graph must be a PixelGraph, got {type(graph).__name__}")
+    _check_image_dim(graph, d)
+
+
+def _wasserstein_penalty(critic, cparams, x_hat, lam, graph, alpha=0.0, gamma=0.0):
     xp = namespace(x_hat)
     B, d = x_hat.shape
-    _check_image_dim(graph, d)
     shape4 = (B, graph.channels, graph.height, graph.width)
-    g, tape = critic.input_gradient(cparams, x_hat)                       # (B, d)
-    X = image_to_mass(xp.reshape(x_hat, shape4), clip=True)                # (B, C, H, W)
-    s2, Lg = wasserstein_norm_sq_and_gradient(graph, X, xp.reshape(g, shape4), alpha, gamma)
+    g, tape = critic._input_gradient(cparams, x_hat)                      # (B, d)
+    X = _image_to_mass(xp.reshape(x_hat, shape4), clip=True)               # (B, C, H, W)
+    s2, Lg = _wasserstein_norm_sq_and_gradient(graph, X, xp.reshape(g, shape4), alpha, gamma)
     s = xp.sqrt(s2)                                                        # (B,)
     r = s - 1.0
     pen = lam * xp.mean(r * r)
     pos = s > 0
     coef = xp.where(pos, (2.0 * lam / B) * r / xp.where(pos, s, xp.ones_like(s)), xp.zeros_like(s))
     u = coef[:, None] * xp.reshape(Lg, (B, d))                             # dP/dg, (B, d)
-    _, grads = critic.input_gradient_vjp(cparams, tape, u, need_dx=False)
+    _, grads = critic._input_gradient_vjp(cparams, tape, u, need_dx=False)
     return pen, grads, s
 
 
@@ -113,17 +145,35 @@ def wwgan_critic_grads(critic, cparams, real, fake, rng, lam, graph, alpha=0.0, 
     -------
     loss : 0-d array; grads : list of (dW, db); logs : dict of 0-d arrays
         (``critic_loss`` with the penalty, ``penalty``, ``w_norm`` = mean ``s_b``).
+
+    Input rules of :mod:`refimpl._checks`: ``real`` and ``fake`` (B, C*H*W) of one B >= 1,
+    finite, in the critic parameters' dtype; scalars as :func:`wasserstein_penalty`.
     """
+    lam, alpha, gamma = _scalars(lam, alpha, gamma)
+    _net(critic, "critic")
+    _graph(graph, critic.sizes[0])
+    if not isinstance(rng, _np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    d = critic.sizes[0]
+    cparams, real, fake = critic._validate(cparams, ("real", real, (None, d)), ("fake", fake, (None, d)),
+                                           pname="cparams")
+    if real.shape[0] == 0 or fake.shape[0] != real.shape[0]:
+        raise ValueError(f"real and fake must be non-empty batches of one size, got {tuple(real.shape)} "
+                         f"and {tuple(fake.shape)}")
+    return _wwgan_critic_grads(critic, cparams, real, fake, rng, lam, graph, alpha, gamma)
+
+
+def _wwgan_critic_grads(critic, cparams, real, fake, rng, lam, graph, alpha=0.0, gamma=0.0):
     xp = namespace(real, fake)
     br = real.shape[0]
     obj = Objective("wgan-gp", lam)
-    scores, cache = critic.forward(cparams, xp.concat([real, fake], axis=0))
-    loss, d_real, d_fake = critic_scores_loss(obj, scores[:br, :], scores[br:, :])
-    _, grads = critic.backward(cparams, cache, xp.concat([d_real, d_fake], axis=0), need_dx=False)
-    pen, pgrads, s = wasserstein_penalty(critic, cparams, penalty_points(obj, real, fake, rng),
-                                         lam, graph, alpha, gamma)
+    scores, cache = critic._forward(cparams, xp.concat([real, fake], axis=0))
+    loss, d_real, d_fake = _critic_scores_loss(obj, scores[:br, :], scores[br:, :])
+    _, grads = critic._backward(cparams, cache, xp.concat([d_real, d_fake], axis=0), need_dx=False)
+    pen, pgrads, s = _wasserstein_penalty(critic, cparams, _penalty_points(obj, real, fake, rng),
+                                          lam, graph, alpha, gamma)
     loss = loss + pen
-    return loss, add_params(grads, pgrads), {"critic_loss": loss, "penalty": pen, "w_norm": xp.mean(s)}
+    return loss, _add_params(grads, pgrads), {"critic_loss": loss, "penalty": pen, "w_norm": xp.mean(s)}
 
 
 class WWGANMethod(GANMethod):
@@ -150,11 +200,11 @@ class WWGANMethod(GANMethod):
         if cfg.objective != "wgan-gp":
             raise ValueError(f"WWGAN uses the Wasserstein critic loss: cfg.objective must be 'wgan-gp', "
                              f"got {cfg.objective!r}")
-        for k, v in (("alpha", alpha), ("gamma", gamma)):
-            if not (isinstance(v, numbers.Real) and math.isfinite(v) and v >= 0):
-                raise ValueError(f"{k} must be a finite number >= 0, got {v!r}")
+        alpha, gamma = _checks.real(alpha, "alpha", ge=0), _checks.real(gamma, "gamma", ge=0)
         super().__init__(cfg)
-        C, H, W = (int(v) for v in image_shape)
+        if not isinstance(image_shape, (tuple, list)) or len(image_shape) != 3:
+            raise TypeError(f"image_shape must be a (C, H, W) tuple, got {image_shape!r}")
+        C, H, W = (_checks.integer(v, "image_shape", ge=1) for v in image_shape)
         self.graph = PixelGraph(H, W, channels=C, neighbours=neighbours, variant=variant)
         _check_image_dim(self.graph, cfg.data_dim)
         self.image_shape, self.neighbours, self.variant = (C, H, W), neighbours, variant
@@ -167,10 +217,13 @@ class WWGANMethod(GANMethod):
                 "mass": "(x + 1) / 2"}
 
     def critic_step(self, state, rng, data):
+        """One critic step (Algorithm 1 line 7). A training step: ``state`` comes from ``init_state``
+        and is not validated; it calls the unchecked twins (policy of :mod:`refimpl._checks`), so it
+        makes no host round trip and uploads no constant."""
         real = data.sample(rng, self.cfg.batch_size)
         z = self.latent(rng, self.cfg.batch_size, real)
         fake = self.generate(state, z)
-        _, grads, logs = wwgan_critic_grads(self.critic, state["critic"], real, fake, rng, self.cfg.lam,
+        _, grads, logs = _wwgan_critic_grads(self.critic, state["critic"], real, fake, rng, self.cfg.lam,
                                             self.graph, self.alpha, self.gamma)
-        cp, oc = self.opt_critic.step(state["critic"], grads, state["opt_critic"])
+        cp, oc = self.opt_critic._step(state["critic"], grads, state["opt_critic"])
         return {**state, "critic": cp, "opt_critic": oc}, logs

@@ -221,3 +221,167 @@ def test_digits_without_sklearn(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_sk)
     with pytest.raises(ImportError, match="pip install scikit-learn"):
         load_digits()
+
+
+# ---------------------------------------------------------------- issue 12 item 5: every mode, protocol 5
+def _unit8(v):
+    return np.asarray(v, np.float32) / np.float32(127.5) - np.float32(1)
+
+
+def test_png_16bit_ramp_is_not_saturated(tmp_path):
+    """A 64-step 16-bit ramp (Pillow mode I;16) keeps 64 distinct values, v / 65535 * 2 - 1."""
+    Image = pytest.importorskip("PIL.Image")
+    ramp = np.round(np.linspace(0, 65535, 64)).astype(np.uint16).reshape(8, 8)
+    im = Image.fromarray(ramp)
+    assert im.mode == "I;16"
+    im.save(tmp_path / "ramp.png")
+    with Image.open(tmp_path / "ramp.png") as back:
+        assert back.mode == "I;16"                        # the file really is 16-bit
+    want = ramp.astype(np.float64) / 65535 * 2 - 1
+    for channels in (1, 3):
+        x, _ = load_folder(tmp_path, size=None, channels=channels)
+        assert x.shape == (1, channels, 8, 8)
+        assert len(np.unique(x)) == 64                    # was 2 before (everything above 255 -> +1)
+        for c in range(channels):
+            np.testing.assert_allclose(x[0, c], want, atol=2e-7, rtol=0)
+    assert x.min() == -1.0 and x.max() == 1.0
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_every_8bit_mode_from_png(tmp_path, channels):
+    """L, LA, P (palette), RGB, RGBA and 1-bit PNGs: Pillow's conversion, then v / 127.5 - 1."""
+    Image = pytest.importorskip("PIL.Image")
+    rng = np.random.default_rng(7)
+    rgb = rng.integers(0, 256, (5, 4, 3), dtype=np.uint8)
+    base = Image.fromarray(rgb)
+    images = {"L": base.convert("L"), "LA": base.convert("LA"), "P": base.convert("P"),
+              "RGB": base, "RGBA": base.convert("RGBA"), "1": base.convert("1")}
+    for mode, im in images.items():
+        d = tmp_path / mode
+        d.mkdir()
+        im.save(d / "a.png")
+        with Image.open(d / "a.png") as back:
+            assert back.mode == mode
+            ref = back.convert("RGBA") if mode == "P" else back
+            want = np.asarray(ref.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)
+        x, _ = load_folder(d, size=None, channels=channels)
+        want = want[..., None] if want.ndim == 2 else want
+        np.testing.assert_array_equal(x[0], _unit8(want).transpose(2, 0, 1), err_msg=mode)
+    # RGBA: alpha is dropped, colours kept exactly; palette: looked up
+    xa, _ = load_folder(tmp_path / "RGBA", size=None, channels=3)
+    np.testing.assert_array_equal(xa[0], _unit8(rgb).transpose(2, 0, 1))
+    if channels == 3:
+        xb, _ = load_folder(tmp_path / "1", size=None)
+        assert set(np.unique(xb)) <= {-1.0, 1.0}
+
+
+def test_cmyk_int32_float_modes():
+    """CMYK (pure values), 32-bit integer and float images decoded by their nominal range."""
+    Image = pytest.importorskip("PIL.Image")
+    from refimpl.images import _decode
+    cyan = Image.new("CMYK", (2, 2), (255, 0, 0, 0))
+    np.testing.assert_array_equal(_decode(cyan, None, 3, True, "c")[0, 0], [-1.0, 1.0, 1.0])
+    grey = Image.new("CMYK", (2, 2), (0, 0, 0, 255))
+    np.testing.assert_array_equal(_decode(grey, None, 1, True, "k")[..., 0], -np.ones((2, 2)))
+    # mode I from a PNG (how Pillow < 10 opened 16-bit PNGs): 16-bit samples
+    ramp = np.arange(0, 65536, 4096, dtype=np.int32).reshape(4, 4)
+    im = Image.fromarray(ramp)
+    assert im.mode == "I"
+    im.format = "PNG"
+    np.testing.assert_allclose(_decode(im, None, 1, True, "i")[..., 0], ramp / 65535 * 2 - 1, atol=2e-7)
+    # mode I otherwise: 0 .. 2**31 - 1
+    big = np.array([[0, 2 ** 30], [2 ** 31 - 1, 12345]], dtype=np.int32)
+    out = _decode(Image.fromarray(big), None, 3, True, "i")
+    np.testing.assert_allclose(out[..., 0], big / (2.0 ** 31 - 1) * 2 - 1, atol=2e-7)
+    np.testing.assert_array_equal(out[..., 0], out[..., 2])
+    with pytest.raises(ValueError, match="i32.*outside"):
+        _decode(Image.fromarray(np.array([[-1, 0]], dtype=np.int32)), None, 1, True, "i32")
+    f = np.linspace(0, 1, 6, dtype=np.float32).reshape(2, 3)
+    np.testing.assert_allclose(_decode(Image.fromarray(f), None, 1, True, "f")[..., 0], f * 2 - 1, atol=1e-7)
+    for bad in (np.array([[0.5, 1.5]], np.float32), np.array([[np.nan, 0.5]], np.float32)):
+        with pytest.raises(ValueError, match="fbad.*outside"):
+            _decode(Image.fromarray(bad), None, 1, True, "fbad")
+    # resizing a 16-bit image works in float and stays in range
+    r = _decode(Image.fromarray(np.full((8, 8), 65535, np.uint16)), (4, 4), 1, True, "r")
+    assert r.shape == (4, 4, 1) and np.all(r == 1.0)
+
+
+def test_load_folder_argument_domains(tmp_path):
+    pytest.importorskip("PIL")
+    _write_pngs(tmp_path, np.random.default_rng(8))
+    for kw, err in ((dict(channels=True), ValueError), (dict(channels=2), ValueError),
+                    (dict(size=0), ValueError), (dict(size=2.5), TypeError), (dict(size=(3, 4, 5)), ValueError),
+                    (dict(limit=0), ValueError), (dict(crop=1), TypeError)):
+        with pytest.raises(err, match=next(iter(kw))):
+            load_folder(tmp_path, **kw)
+
+
+def _cifar_dict(rng, n=3):
+    return {b"batch_label": b"x", b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+            b"labels": [int(v) for v in rng.integers(0, 10, n)]}
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_cifar_every_pickle_protocol(tmp_path, protocol):
+    """Protocol 5 (pickle.HIGHEST_PROTOCOL; numpy rebuilds through numeric._frombuffer) is accepted."""
+    d = tmp_path / "cifar-10-batches-py"
+    d.mkdir()
+    rng = np.random.default_rng(protocol)
+    batch = _cifar_dict(rng)
+    (d / "test_batch").write_bytes(pickle.dumps(batch, protocol=protocol))
+    if protocol == 5:
+        assert b"_frombuffer" in (d / "test_batch").read_bytes()
+    x, y = load_cifar10(tmp_path, "test")
+    np.testing.assert_array_equal(x, _unit8(batch[b"data"]).reshape(-1, 3, 32, 32))
+    np.testing.assert_array_equal(y, batch[b"labels"])
+
+
+def _rename_global(raw, old, new):
+    """Rename a module string inside a framed pickle, fixing the enclosing frame's length."""
+    import pickletools
+    pos = raw.index(old)
+    frames = [p for op, _, p in pickletools.genops(raw) if op.name == "FRAME" and p < pos]
+    out = bytearray(raw[:pos - 1] + bytes([len(new)]) + new + raw[pos + len(old):])
+    if frames:
+        f = frames[-1]
+        n = int.from_bytes(out[f + 1:f + 9], "little") + len(new) - len(old)
+        out[f + 1:f + 9] = n.to_bytes(8, "little")
+    return bytes(out)
+
+
+def test_cifar_numpy1_frombuffer_name_accepted(tmp_path):
+    """NumPy 1.x writes numpy.core.numeric._frombuffer: accepted under that name too."""
+    d = tmp_path / "cifar-10-batches-py"
+    d.mkdir()
+    batch = _cifar_dict(np.random.default_rng(9))
+    raw = _rename_global(pickle.dumps(batch, protocol=5), b"numpy._core.numeric", b"numpy.core.numeric")
+    assert b"numpy.core.numeric" in raw and b"numpy._core" not in raw.split(b"dtype")[0]
+    (d / "test_batch").write_bytes(raw)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)   # numpy.core is NumPy 2's shim
+        x, _ = load_cifar10(tmp_path, "test")
+    np.testing.assert_array_equal(x, _unit8(batch[b"data"]).reshape(-1, 3, 32, 32))
+
+
+class _Evil:
+    def __init__(self, fn, args):
+        self.fn, self.args = fn, args
+
+    def __reduce__(self):
+        return self.fn, self.args
+
+
+@pytest.mark.parametrize("protocol", [2, 5])
+def test_cifar_malicious_pickle_refused(tmp_path, protocol):
+    """Anything but NumPy's reconstruction functions is refused, and never called."""
+    import os
+    d = tmp_path / "cifar-10-batches-py"
+    d.mkdir()
+    marker = tmp_path / "pwned"
+    for k, (fn, args) in enumerate([(os.mkdir, (str(marker),)), (np.save, (str(marker), np.zeros(1))),
+                                    (eval, ("1+1",))]):
+        (d / "test_batch").write_bytes(pickle.dumps({b"data": _Evil(fn, args), b"labels": []}, protocol=protocol))
+        with pytest.raises(ValueError, match="test_batch.*refusing"):
+            load_cifar10(tmp_path, "test")
+        assert not marker.exists() and not (tmp_path / "pwned.npy").exists()

@@ -225,15 +225,15 @@ def test_bad_inputs(xp):
     rng = np.random.default_rng(0)
     params = net.init(rng, xp=xp)
     x = from_host(rng.standard_normal((3, 2)), xp, "float64")
-    with pytest.raises(ValueError, match=r"x must have shape \(B, 2\)"):
+    with pytest.raises(ValueError, match=r"x must have shape \(\*, 2\)"):
         net.forward(params, from_host(np.ones((3, 5)), xp, "float64"))
-    with pytest.raises(ValueError, match="dtype mismatch"):
+    with pytest.raises(TypeError, match="x has dtype float32"):
         net.forward(params, from_host(np.ones((3, 2)), xp, "float32"))
     y, cache = net.forward(params, x)
-    with pytest.raises(ValueError, match="dy must have the output's shape"):
+    with pytest.raises(ValueError, match=r"dy must have shape \(3, 1\)"):
         net.backward(params, cache, from_host(np.ones((3, 2)), xp, "float64"))
     _, tape = net.input_gradient(params, x)
-    with pytest.raises(ValueError, match="u must have the input's shape"):
+    with pytest.raises(ValueError, match=r"u must have shape \(3, 2\)"):
         net.input_gradient_vjp(params, tape, from_host(np.ones((2, 2)), xp, "float64"))
     wide = MLP((2, 4, 3), "tanh")
     with pytest.raises(ValueError, match="scalar-output"):

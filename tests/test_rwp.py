@@ -111,7 +111,7 @@ class InPlaceSGD:
     def init(self, params):
         return {"t": 0}
 
-    def step(self, params, grads, state):
+    def _step(self, params, grads, state):          # the unchecked step the training loop calls
         for (W, b), (dW, db) in zip(params, grads):
             W -= self.lr * dW
             b -= self.lr * db

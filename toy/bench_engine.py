@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from refimpl.nn import MLP
-from refimpl.objectives import Objective, critic_grads
+from refimpl.objectives import Objective, _critic_grads
 from refimpl.optim import Adam
 
 
@@ -77,9 +77,9 @@ def refimpl_step_fn(sizes, batch, dtype, seed=0, xp=np):
     real = from_host(rng.standard_normal((batch, sizes[0])), xp, dtype)
     fake = from_host(rng.standard_normal((batch, sizes[0])), xp, dtype)
 
-    def step():
-        _, grads, _ = critic_grads(obj, net, state["p"], real, fake, rng)
-        state["p"], state["o"] = opt.step(state["p"], grads, state["o"])
+    def step():     # the unchecked twins a training step calls (no per-call validation, like torch)
+        _, grads, _ = _critic_grads(obj, net, state["p"], real, fake, rng)
+        state["p"], state["o"] = opt._step(state["p"], grads, state["o"])
     return step
 
 
