@@ -219,7 +219,7 @@ class SBEMethod(GANMethod):
         """Input rules of :mod:`refimpl._checks` (module docstring)."""
         state = super().init_state(rng, xp, dtype, device)
         pp = self.potential.init(rng, xp=xp, dtype=dtype, device=device)
-        return {**state, "phi": pp, "opt_phi": self.opt_phi.init(pp), "gen_prev": _copy_params(state["gen"])}
+        return {**state, "phi": pp, "opt_phi": self.opt_phi._init(pp), "gen_prev": _copy_params(state["gen"])}
 
     def potential_step(self, state, rng, data):
         """One ascent step on :func:`potential_objective` (live generator vs ``gen_prev``, same fresh ``z``).

@@ -132,7 +132,7 @@ class GANMethod:
         cp = self.critic.init(rng, xp=xp, dtype=dtype, device=device)
         if self.objective.name == "wgan":
             cp = _clip_params(cp, self.objective.clip)
-        return {"gen": gp, "critic": cp, "opt_gen": self.opt_gen.init(gp), "opt_critic": self.opt_critic.init(cp)}
+        return {"gen": gp, "critic": cp, "opt_gen": self.opt_gen._init(gp), "opt_critic": self.opt_critic._init(cp)}
 
     def latent(self, rng, n, like):
         """``z ~ N(0, I)`` of shape (n, latent_dim), drawn on the host, on ``like``'s device."""
