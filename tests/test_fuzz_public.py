@@ -38,7 +38,10 @@ from refimpl.wgrad import PixelGraph
 # ----------------------------------------------------------------------------- enumeration
 #: modules or functions not fuzzed, with the reason (matched on "module.qualname" prefixes)
 EXCUSED = {
-    "checkpoint.": "reads and writes files (tests/test_train.py, issue-16's run layer)",
+    "checkpoint.": "reads and writes files (tests/test_train.py, tests/test_runs.py)",
+    "runs.": "the run layer: flags, output folders, signals, checkpoints (tests/test_runs.py)",
+    "outputs.": "writes files and figures of finished runs (tests/test_runs.py, tests/test_toy_*.py)",
+    "train.fingerprint_diff": "compares two config dicts, no arrays (tests/test_runs.py)",
     "images.": "reads files the test writes (tests/test_images.py builds every format)",
     "train.train": "the training loop (tests/test_train.py)",
     "train.config_dict": "serialises a config dataclass, no arrays",
@@ -374,8 +377,9 @@ def test_every_public_function_is_fuzzed_or_excused():
     assert len(FUZZED) >= 60, len(FUZZED)
 
 
-#: modules whose docstrings other branches own (issue-12b: ot, swgan; issue-16: train, checkpoint)
-OTHER_BRANCH_MODULES = ("ot", "swgan", "train", "checkpoint")
+#: modules whose docstrings other branches own (issue-12b: ot, swgan), and the run layer (train loop,
+#: checkpoints, runs, outputs), whose inputs are flags, files and configs, not arrays
+OTHER_BRANCH_MODULES = ("ot", "swgan", "train", "checkpoint", "runs", "outputs")
 
 
 def test_every_public_docstring_states_its_input_rule():
@@ -457,7 +461,9 @@ CTOR_ARGS = {
 CTOR_OVERRIDES = {"W1FE": {"cfg": _cfg("wgan-lp")}, "Objective": {"name": "wgan-gp"}}
 CTOR_EXCUSED = {"ClassifierFrechet": "arrays, fuzzed through its score method",
                 "Activation": "a NamedTuple of callables", "Cache": "a NamedTuple built by forward",
-                "Tape": "a NamedTuple built by input_gradient", "OTResult": "a result record (issue-12b)"}
+                "Tape": "a NamedTuple built by input_gradient",
+                "Run": "a run declaration of the run layer (tests/test_runs.py)",
+                "RunOptions": "the run layer's options record (tests/test_runs.py)", "OTResult": "a result record (issue-12b)"}
 
 
 def public_classes():
