@@ -50,11 +50,12 @@ exact rows). Weights must be strictly positive.
 from __future__ import annotations
 
 import math
-import numbers
+import time
 import warnings
 from dataclasses import dataclass
 from typing import Any
 
+from refimpl import _checks
 from refimpl.backend import namespace
 
 COSTS = ("l1", "euclidean", "sqeuclidean")
@@ -83,7 +84,12 @@ class OTResult:
         Sinkhorn iterations (KL: one ``psi`` and one ``phi`` update) or Newton
         iterations (L2).
     converged : bool
-        Whether the stopping rule (module docstring) was met before ``max_iter``.
+        Whether the returned plan meets the stopping rule (module docstring).
+    status : str
+        "converged", "max_iter", "max_seconds" (time budget spent), "stalled" (the
+        stopping measure stopped decreasing: the dtype's rounding floor at this ``lam``) or
+        "resolution" (the stopping rule holds but the computed ``primal - dual`` exceeds
+        ``tol |F|``: ``lam`` so large that rounding errors ``~eps lam`` dominate).
     """
 
     plan: Any
@@ -95,79 +101,74 @@ class OTResult:
     marginal_error: Any
     iterations: int
     converged: bool
+    status: str = "converged"
 
 
-# ----------------------------------------------------------------------------- checks
-def _real_positive(name, v):
-    if isinstance(v, bool) or not (isinstance(v, numbers.Real) or getattr(v, "shape", None) == ()):
-        raise ValueError(f"{name} must be a real scalar, got {type(v).__name__}")
-    f = float(v)
-    if not math.isfinite(f) or f <= 0:
-        raise ValueError(f"{name} must be finite and > 0, got {f}")
-    return f
+# ----------------------------------------------------------------------------- checks (public boundary only)
+def _reg(reg):
+    if not isinstance(reg, str):
+        raise TypeError(f"reg must be a string, one of {', '.join(map(repr, REGS))}; got {type(reg).__name__}")
+    return _checks.choice(reg.lower(), "reg", REGS)
 
 
-def _reg_name(reg):
-    r = str(reg).lower()
-    if r not in REGS:
-        raise ValueError(f"unknown regulariser reg={reg!r}; choose one of {', '.join(REGS)}")
-    return r
+def _cost_name(cost):
+    return _checks.choice(cost, "cost", COSTS)
 
 
-def _check_float(xp, x, name):
-    if not xp.isdtype(x.dtype, "real floating"):
-        raise ValueError(f"{name} must have a real floating dtype, got {x.dtype}")
+def _lam(lam):
+    return _checks.real(lam, "lam", gt=0.0)
 
 
-def _check_costs(C):
+def _costs(C, name="C", ndim=2):
+    """``C`` by the input rules, and nonnegative (one more reduction)."""
+    C = _checks.array(C, name, ndim=ndim)
     xp = namespace(C)
-    if getattr(C, "ndim", None) != 2:
-        raise ValueError(f"cost matrix C must be 2-D (M, N), got shape {getattr(C, 'shape', None)}")
-    if C.shape[0] == 0 or C.shape[1] == 0:
-        raise ValueError(f"cost matrix C must be non-empty, got shape {C.shape}")
-    _check_float(xp, C, "cost matrix C")
-    if not bool(xp.all(xp.isfinite(C))):
-        raise ValueError("cost matrix C has non-finite entries (inf or NaN)")
-    if bool(xp.any(C < 0)):
-        raise ValueError("cost matrix C has negative entries; costs must be >= 0")
-    return xp
+    if not bool(xp.all(C >= 0)):
+        raise ValueError(f"{name} has negative entries; it must be >= 0")
+    return xp, C
 
 
-def _weights(w, n, xp, dtype, name):
-    """Weights of length ``n`` (uniform when None), validated, in ``dtype``."""
-    if w is None:
-        return xp.full((n,), 1.0 / n, dtype=dtype)
-    if namespace(w) is not xp:
-        raise TypeError(f"weights {name} live in {namespace(w).__name__}, the costs in {xp.__name__}")
-    if w.ndim != 1 or w.shape[0] != n:
-        raise ValueError(f"weights {name} must have shape ({n},), got {w.shape}")
-    _check_float(xp, w, f"weights {name}")
-    w = xp.astype(w, dtype)
-    if not bool(xp.all(xp.isfinite(w))):
-        raise ValueError(f"weights {name} have non-finite entries")
-    if bool(xp.any(w <= 0)):
-        raise ValueError(f"weights {name} must be > 0 (negative or zero weights; drop zero-weight points)")
-    s = float(xp.sum(w))
-    if abs(s - 1.0) > math.sqrt(xp.finfo(dtype).eps):
-        raise ValueError(f"weights {name} must sum to 1, got sum {s!r}")
+def _promote(*arrays):
+    """The dtype rule for mixed float32/float64 inputs of one call (``None`` entries pass)."""
+    present = [x for x in arrays if x is not None]
+    it = iter(_checks.common_float(*present))
+    return tuple(None if x is None else next(it) for x in arrays)
+
+
+def _uniform(n, like):
+    """Uniform weights ``1/n`` (n,) in ``like``'s namespace, dtype and device."""
+    return namespace(like).full((n,), 1.0 / n, dtype=like.dtype, device=like.device)
+
+
+def _check_weights(w, n, xp, name):
+    w = _checks.array(w, name, shape=(n,), xp=xp)
+    if not bool(xp.all(w > 0)):
+        raise ValueError(f"{name} must be > 0 (negative or zero weights; drop zero-weight points)")
     return w
 
 
-def _problem(C, lam, reg, a, b):
-    xp = _check_costs(C)
-    M, N = C.shape
-    return (xp, _real_positive("lam", lam), _reg_name(reg),
-            _weights(a, M, xp, C.dtype, "a"), _weights(b, N, xp, C.dtype, "b"))
+def _check_mass(w, name, xp):
+    s = float(xp.sum(w))
+    if abs(s - 1.0) > math.sqrt(float(xp.finfo(w.dtype).eps)):
+        raise ValueError(f"{name} must sum to 1, got sum {s!r}")
 
 
-def _check_potentials(xp, phi, psi, C):
+def _problem(C, lam, reg, a, b, phi=None, psi=None):
+    """Validate one problem (costs, lam, reg, weights, potentials); promote; uniform weights on C's device."""
+    xp, C = _costs(C)
     M, N = C.shape
-    for v, n, name in ((phi, M, "phi"), (psi, N, "psi")):
-        if namespace(v) is not xp:
-            raise TypeError(f"{name} lives in {namespace(v).__name__}, the costs in {xp.__name__}")
-        if v.ndim != 1 or v.shape[0] != n:
-            raise ValueError(f"{name} must have shape ({n},) to match C {C.shape}, got {v.shape}")
-        _check_float(xp, v, name)
+    lam, reg = _lam(lam), _reg(reg)
+    a = None if a is None else _check_weights(a, M, xp, "a")
+    b = None if b is None else _check_weights(b, N, xp, "b")
+    if phi is not None:
+        phi = _checks.array(phi, "phi", shape=(M,), xp=xp)
+        psi = _checks.array(psi, "psi", shape=(N,), xp=xp)
+    C, a, b, phi, psi = _promote(C, a, b, phi, psi)
+    a = _uniform(M, C) if a is None else a
+    b = _uniform(N, C) if b is None else b
+    _check_mass(a, "a", xp)
+    _check_mass(b, "b", xp)
+    return xp, C, lam, reg, a, b, phi, psi
 
 
 # ----------------------------------------------------------------------------- costs
@@ -187,21 +188,39 @@ def cost_matrix(x, y, cost="euclidean"):
     Returns
     -------
     C : array (M, N)
-        In the namespace and dtype of ``x``. Differences are formed explicitly (no
+        In the namespace and device of the inputs. Differences are formed explicitly (no
         ``|x|^2 + |y|^2 - 2 x.y`` cancellation): per coordinate for ``d <= 16``, else in
         chunks of the feature axis.
+
+    Raises
+    ------
+    TypeError, ValueError
+        By the input rules of :mod:`refimpl._checks` (arrays only; float16 refused;
+        integer and bool promoted to float64; float32 with float64 computes in float64;
+        NaN/inf refused naming ``x`` or ``y``; empty point sets refused).
+    ValueError
+        When a cost overflows to inf (coordinates near the dtype's largest value):
+        rescale the points.
     """
-    xp = namespace(x, y)
-    if cost not in COSTS:
-        raise ValueError(f"unknown cost {cost!r}; choose one of {', '.join(COSTS)}")
-    if getattr(x, "ndim", None) != 2 or getattr(y, "ndim", None) != 2:
-        raise ValueError(f"x and y must be 2-D (points, dim), got shapes {x.shape} and {y.shape}")
+    x = _checks.array(x, "x", ndim=2)
+    y = _checks.array(y, "y", ndim=2, xp=namespace(x))
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x and y have different dimensions: {x.shape[1]} != {y.shape[1]}")
-    _check_float(xp, x, "x")
-    _check_float(xp, y, "y")
-    if not (bool(xp.all(xp.isfinite(x))) and bool(xp.all(xp.isfinite(y)))):
-        raise ValueError("points x and y must be finite")
+    cost = _cost_name(cost)
+    x, y = _checks.common_float(x, y)
+    xp = namespace(x)
+    with warnings.catch_warnings():      # NumPy warns on overflow; the check below raises instead
+        warnings.simplefilter("ignore", RuntimeWarning)
+        C = _cost_matrix(x, y, cost, xp)
+    if not bool(xp.all(xp.isfinite(C))):
+        raise ValueError(f"cost_matrix overflowed to inf for cost={cost!r}: coordinates of x or y are too large "
+                         f"for {_checks._dtype_name(C.dtype)} (max |x| = {float(xp.max(xp.abs(x))):.3g}, "
+                         f"max |y| = {float(xp.max(xp.abs(y))):.3g}); rescale the points")
+    return C
+
+
+def _cost_matrix(x, y, cost, xp):
+    """:func:`cost_matrix` without validation (training steps)."""
     M, N, d = x.shape[0], y.shape[0], x.shape[1]
     acc = None
     if d <= 16:
@@ -221,6 +240,13 @@ def cost_matrix(x, y, cost="euclidean"):
 
 
 # ----------------------------------------------------------------------------- objectives
+_INPUT_RULES = """By the input rules of :mod:`refimpl._checks`: arrays only (lists raise
+    ``TypeError``); float16 refused; integer and bool promoted to float64; mixed
+    float32/float64 inputs computed in float64; NaN/inf refused (``ValueError`` naming
+    the argument); costs must be >= 0, weights > 0 summing to 1, ``lam`` finite > 0,
+    ``reg`` in {"kl", "l2"} (any case)."""
+
+
 def _density(V, lam, reg, xp):
     return xp.exp(V / lam - 1.0) if reg == "kl" else xp.clip(V, min=0.0) / lam
 
@@ -229,11 +255,10 @@ def density_ratio(phi, psi, C, lam, reg):
     """Density ratio ``m_ij = P_ij / (a_i b_j) = M(V_ij)`` of Lemma 4.1.
 
     ``M(v) = exp(v/lam - 1)`` (KL) or ``v_+/lam`` (L2), ``V_ij = phi_i - psi_j - C_ij``;
-    ``phi`` (M,), ``psi`` (N,), ``C`` (M, N). Returns an (M, N) array.
+    ``phi`` (M,), ``psi`` (N,), ``C`` (M, N). Returns an (M, N) array on the inputs' device.
+    Inputs: see :func:`dual_objective`.
     """
-    xp = _check_costs(C)
-    lam, reg = _real_positive("lam", lam), _reg_name(reg)
-    _check_potentials(xp, phi, psi, C)
+    xp, C, lam, reg, _, _, phi, psi = _problem(C, lam, reg, None, None, phi, psi)
     return _density(phi[:, None] - psi[None, :] - C, lam, reg, xp)
 
 
@@ -250,9 +275,10 @@ def plan_from_potentials(phi, psi, C, lam, reg, a=None, b=None):
     Returns
     -------
     P : array (M, N)
+
+    Inputs: see :func:`dual_objective`.
     """
-    xp, lam, reg, a, b = _problem(C, lam, reg, a, b)
-    _check_potentials(xp, phi, psi, C)
+    xp, C, lam, reg, a, b, phi, psi = _problem(C, lam, reg, a, b, phi, psi)
     return a[:, None] * b[None, :] * _density(phi[:, None] - psi[None, :] - C, lam, reg, xp)
 
 
@@ -281,31 +307,58 @@ def dual_objective(phi, psi, C, lam, reg, a=None, b=None):
     dpsi : array (N,)
         ``dF/dpsi_j = sum_i P_ij - b_j``.
 
+    Raises
+    ------
+    TypeError, ValueError
+        {rules}
+
     For KL, ``exp`` overflows (value ``-inf``) once ``V/lam`` exceeds ~709 (float64).
     """
-    xp, lam, reg, a, b = _problem(C, lam, reg, a, b)
-    _check_potentials(xp, phi, psi, C)
-    V = phi[:, None] - psi[None, :] - C
-    P = a[:, None] * b[None, :] * _density(V, lam, reg, xp)
-    lin = xp.sum(a * phi) - xp.sum(b * psi)
+    xp, C, lam, reg, a, b, phi, psi = _problem(C, lam, reg, a, b, phi, psi)
+    return _dual_objective(phi, psi, C, lam, reg, a, b, xp)
+
+
+dual_objective.__doc__ = dual_objective.__doc__.replace("{rules}", _INPUT_RULES)
+
+
+def _dual_objective(phi, psi, C, lam, reg, a, b, xp):
+    """:func:`dual_objective` without validation; ``a = b = None`` means uniform (no new arrays)."""
+    V = phi[:, None] - psi[None, :] - C                                      # (M, N)
+    m = _density(V, lam, reg, xp)
+    if a is None:
+        M, N = C.shape
+        P = m / (M * N)
+        lin = xp.mean(phi) - xp.mean(psi)
+        ga, gb = 1.0 / M, 1.0 / N
+    else:
+        P = a[:, None] * b[None, :] * m
+        lin = xp.sum(a * phi) - xp.sum(b * psi)
+        ga, gb = a, b
     value = lin - lam * xp.sum(P) if reg == "kl" else lin - 0.5 * xp.sum(P * xp.clip(V, min=0.0))
-    return value, a - xp.sum(P, axis=1), xp.sum(P, axis=0) - b
+    return value, ga - xp.sum(P, axis=1), xp.sum(P, axis=0) - gb
 
 
 def regularizer(plan, reg, a=None, b=None):
     """``I(P)`` of Sec. 3: KL ``sum P log(P/(a b^T))`` (``0 log 0 = 0``) or L2 ``0.5 sum P^2/(a b^T)``.
 
-    ``plan`` (M, N) nonnegative; ``a``, ``b`` default uniform. Returns a 0-d array.
+    ``plan`` (M, N) nonnegative (any mass: the paper's ``I`` needs no normalisation);
+    ``a``, ``b`` default uniform. Returns a 0-d array. Inputs by the input rules of
+    :mod:`refimpl._checks` (``plan`` finite and >= 0; see :func:`dual_objective`).
     """
-    xp = namespace(plan)
-    reg = _reg_name(reg)
-    if getattr(plan, "ndim", None) != 2:
-        raise ValueError(f"plan must be 2-D, got shape {getattr(plan, 'shape', None)}")
-    _check_float(xp, plan, "plan")
-    if bool(xp.any(plan < 0)) or not bool(xp.all(xp.isfinite(plan))):
-        raise ValueError("plan must be finite and >= 0")
+    xp, plan = _costs(plan, "plan")
     M, N = plan.shape
-    a, b = _weights(a, M, xp, plan.dtype, "a"), _weights(b, N, xp, plan.dtype, "b")
+    reg = _reg(reg)
+    a = None if a is None else _check_weights(a, M, xp, "a")
+    b = None if b is None else _check_weights(b, N, xp, "b")
+    plan, a, b = _promote(plan, a, b)
+    a = _uniform(M, plan) if a is None else a
+    b = _uniform(N, plan) if b is None else b
+    _check_mass(a, "a", xp)
+    _check_mass(b, "b", xp)
+    return _regularizer(plan, reg, a, b, xp)
+
+
+def _regularizer(plan, reg, a, b, xp):
     R = plan / (a[:, None] * b[None, :])
     if reg == "l2":
         return 0.5 * xp.sum(plan * R)
@@ -314,11 +367,16 @@ def regularizer(plan, reg, a=None, b=None):
 
 
 def primal_objective(plan, C, lam, reg, a=None, b=None):
-    """Primal objective of eq. 6, ``<P, C> + lam I(P)`` (0-d array), for any plan ``P`` (M, N)."""
-    xp, lam, reg, a, b = _problem(C, lam, reg, a, b)
-    if getattr(plan, "shape", None) != C.shape:
-        raise ValueError(f"plan shape {getattr(plan, 'shape', None)} does not match C {C.shape}")
-    return xp.sum(plan * C) + lam * regularizer(plan, reg, a, b)
+    """Primal objective of eq. 6, ``<P, C> + lam I(P)`` (0-d array), for any plan ``P`` (M, N).
+
+    Inputs: see :func:`dual_objective`; ``plan`` finite, >= 0, of ``C``'s shape.
+    """
+    xp, C, lam, reg, a, b, _, _ = _problem(C, lam, reg, a, b)
+    xp, plan = _costs(plan, "plan")
+    if tuple(plan.shape) != tuple(C.shape):
+        raise ValueError(f"plan must have the shape of C {tuple(C.shape)}, got {tuple(plan.shape)}")
+    plan, C, a, b = _checks.common_float(plan, C, a, b)
+    return xp.sum(plan * C) + lam * _regularizer(plan, reg, a, b, xp)
 
 
 def termination_statistic(phi, psi, C, lam, reg, a=None, b=None):
@@ -331,25 +389,23 @@ def termination_statistic(phi, psi, C, lam, reg, a=None, b=None):
       (eq. 15; ``a``, ``b`` must be None).
 
     Near 1 is a necessary condition for optimality of ``(phi, psi)`` (Sec. 4.2).
-    Returns a 0-d array.
+    Returns a 0-d array. Inputs: see :func:`dual_objective`.
     """
-    xp = namespace(C)
-    lam, reg = _real_positive("lam", lam), _reg_name(reg)
-    if getattr(C, "ndim", None) == 1:
+    if _checks.is_array(C) and C.ndim == 1:
+        xp, C = _costs(C, "C", ndim=1)
+        lam, reg = _lam(lam), _reg(reg)
         if a is not None or b is not None:
-            raise ValueError("termination_statistic on pairs (1-D C) takes no weights")
-        for v, name in ((phi, "phi"), (psi, "psi")):
-            if namespace(v) is not xp or v.shape != C.shape:
-                raise ValueError(f"{name} must be an array of shape {C.shape} like the paired costs")
-        _check_float(xp, C, "paired costs C")
-        if not bool(xp.all(xp.isfinite(C))) or bool(xp.any(C < 0)):
-            raise ValueError("paired costs C must be finite and >= 0")
+            raise ValueError("termination_statistic on pairs (1-D C) takes no weights a, b")
+        phi = _checks.array(phi, "phi", shape=tuple(C.shape), xp=xp)
+        psi = _checks.array(psi, "psi", shape=tuple(C.shape), xp=xp)
+        phi, psi, C = _checks.common_float(phi, psi, C)
         return xp.mean(_density(phi - psi - C, lam, reg, xp))
-    return xp.sum(plan_from_potentials(phi, psi, C, lam, reg, a, b))
+    xp, C, lam, reg, a, b, phi, psi = _problem(C, lam, reg, a, b, phi, psi)
+    return xp.sum(a[:, None] * b[None, :] * _density(phi[:, None] - psi[None, :] - C, lam, reg, xp))
 
 
 # ----------------------------------------------------------------------------- solvers
-def _progress(xp, phi, psi, err_r, err_c, mass_err, F, tol):
+def _progress(D, phi, psi, err_r, err_c, mass_err, F, tol):
     """Stopping measure; converged when <= 1 (host float).
 
     ``max(bound / (tol |F|), (|r - a|_1 + |c - b|_1) / tol)`` with ``bound`` the Hoelder bound
@@ -357,6 +413,7 @@ def _progress(xp, phi, psi, err_r, err_c, mass_err, F, tol):
     needed: the gap of a pseudo-plan can vanish while it is infeasible (e.g. constant
     ``psi`` and exact rows give ``gap = 0`` whatever the column sums).
     """
+    xp = D.xp
     pmax, pmin, qmax, qmin = (float(xp.max(phi)), float(xp.min(phi)), float(xp.max(psi)), float(xp.min(psi)))
     bound = (0.5 * (pmax - pmin) * err_r + 0.5 * (qmax - qmin) * err_c
              + abs(0.5 * (pmax + pmin) - 0.5 * (qmax + qmin)) * mass_err)
@@ -401,11 +458,12 @@ class _State:
 class _Dual:
     """The dual ``F`` of one problem (Lemma 4.1), its exact block updates and Newton systems."""
 
-    def __init__(self, C, lam, reg, a, b, xp):
+    def __init__(self, C, lam, reg, a, b, xp, cmax=None):
         self.C, self.lam, self.reg, self.a, self.b, self.xp = C, lam, reg, a, b, xp
         self.M, self.N = C.shape
         self.eps = float(xp.finfo(C.dtype).eps)
-        self.zero = xp.zeros((), dtype=C.dtype)
+        self.cmax = float(xp.max(C)) if cmax is None else cmax
+        self.zero = xp.zeros((), dtype=C.dtype, device=C.device)
         if reg == "kl":
             self.Cl, self.la, self.lb = C / lam, xp.log(a), xp.log(b)
             self.expmax = 0.5 * math.log(float(xp.finfo(C.dtype).max))
@@ -481,11 +539,12 @@ class _Dual:
             dense = (lambda: al[:, None] * S * b[None, :])
         diag = xp.concat([dr + (mu / lam) * a, dc + (mu / lam) * b])
         g = xp.concat([a - st.r, st.c - b])
-        if M + N <= _DIRECT_MAX:
+        if _dense_newton(M, N):
             H = dense()
-            A = xp.concat([xp.concat([xp.zeros((M, M), dtype=H.dtype), -H], axis=1),
-                           xp.concat([-H.T, xp.zeros((N, N), dtype=H.dtype)], axis=1)], axis=0)
-            A = A + xp.eye(M + N, dtype=H.dtype) * diag[None, :]
+            dev = H.device
+            A = xp.concat([xp.concat([xp.zeros((M, M), dtype=H.dtype, device=dev), -H], axis=1),
+                           xp.concat([-H.T, xp.zeros((N, N), dtype=H.dtype, device=dev)], axis=1)], axis=0)
+            A = A + xp.eye(M + N, dtype=H.dtype, device=dev) * diag[None, :]
             return g, xp.linalg.solve(A, g[:, None])[:, 0]
 
         def matvec(x):
@@ -494,26 +553,65 @@ class _Dual:
 
 
 _DIRECT_MAX = 600  # Newton systems with M + N up to this size are solved directly
+_CG_ITERS = 50     # typical CG iterations of one Newton system (cost model only)
+_NEWTON_STEPS = 10  # typical Newton steps to finish from where Sinkhorn hands over (cost model only)
+_STALL = 20        # Newton steps without halving the stopping measure: stalled (rounding floor)
+
+
+def _dense_newton(M, N):
+    """Whether Newton systems are solved densely (else by Jacobi-preconditioned CG)."""
+    return M + N <= _DIRECT_MAX
+
+
+def _newton_after(M, N):
+    """Predicted Sinkhorn iterations above which Newton is cheaper (flop model).
+
+    One scaling iteration costs ~``4 M N`` flops (two products with the kernel); one Newton
+    step ``(M+N)^3/3`` (dense LU) or ``_CG_ITERS * 4 M N`` (CG), plus its line search, and
+    ``_NEWTON_STEPS`` of them are expected. Sinkhorn hands over only when its predicted
+    remaining iterations cost more than that.
+    """
+    sink = 4.0 * M * N
+    step = ((M + N) ** 3 / 3.0 if _dense_newton(M, N) else _CG_ITERS * sink) + 3 * sink
+    return max(50.0, _NEWTON_STEPS * step / sink)
 _INIT_STEPS = 0     # Newton steps of the root solves in the first L2 sweep (its start point only)
 _MU = 1e-2         # Levenberg-Marquardt factor: mu = _MU * min(1, |grad F|_1)
 
 
-def _newton(D, tol, max_iter, st, it):
+def _measure(D, st, tol):
+    """(stopping measure of the pseudo-plan of ``st`` itself, its L1 marginal error)."""
+    xp = D.xp
+    err_r, err_c = float(xp.sum(xp.abs(D.a - st.r))), float(xp.sum(xp.abs(st.c - D.b)))
+    return _progress(D, st.phi, st.psi, err_r, err_c, abs(float(xp.sum(st.r)) - 1.0), st.F, tol), err_r + err_c
+
+
+def _newton(D, tol, max_iter, st, it, deadline):
     """(Semi-smooth) Newton ascent on the dual ``F`` with an Armijo line search.
 
     Directions from ``_Dual.newton_direction``; a first step whose gain exceeds the
     quadratic model's by half (regularisation-dominated, flat directions) is doubled
     while ``F`` increases; a failed line search falls back on one exact sweep.
-    Returns (state, iterations, converged).
+    Stops when converged, at ``max_iter``, at the ``deadline`` (``time.perf_counter``) or
+    when ``_STALL`` steps in a row have not halved the stopping measure (the dtype's
+    rounding floor). Returns (state, iterations, status); unless converged, the state is
+    the best one seen (smallest stopping measure).
     """
     xp, a, b, M = D.xp, D.a, D.b, D.M
+    best, best_it, best_st, best_q = math.inf, it, st, math.inf
     while True:
-        err_r, err_c = float(xp.sum(xp.abs(a - st.r))), float(xp.sum(xp.abs(st.c - b)))
-        err = err_r + err_c
-        if _progress(xp, st.phi, st.psi, err_r, err_c, abs(float(xp.sum(st.r)) - 1.0), st.F, tol) <= 1.0:
-            return st, it, True
+        q, err = _measure(D, st, tol)
+        if q <= 1.0:
+            return st, it, "converged"
+        if q < best_q:
+            best_st, best_q = st, q
+        if q <= 0.5 * best:
+            best, best_it = q, it
         if it >= max_iter:
-            return st, it, False
+            return best_st, it, "max_iter"
+        if time.perf_counter() >= deadline:
+            return best_st, it, "max_seconds"
+        if it - best_it >= _STALL:
+            return best_st, it, "stalled"
         it += 1
         g, d = D.newton_direction(st, _MU * min(1.0, err), min(0.1, math.sqrt(err)))
         gd = float(xp.sum(g * d))
@@ -537,7 +635,7 @@ def _newton(D, tol, max_iter, st, it):
         st = trial if trial is not None else D.state(*D.sweep(st.phi))
 
 
-def _sinkhorn(D, tol, max_iter, phi, newton_after=200, min_iter=20):
+def _sinkhorn(D, tol, max_iter, phi, deadline, min_iter=20):
     """Absorption-stabilised log-domain Sinkhorn (KL).
 
     Log-domain sweeps (``_Dual.sweep``) alternate with scaling iterations
@@ -545,9 +643,13 @@ def _sinkhorn(D, tol, max_iter, phi, newton_after=200, min_iter=20):
     last absorbed potentials; ``u``, ``v`` are absorbed into ``(phi, psi)`` before they
     leave ``[e^-B, e^B]``, ``B = 0.15 log(1/tiny)``. Every 10 iterations the stopping
     bound is evaluated and its linear rate estimated; when more than ``newton_after``
-    further iterations are predicted (after ``min_iter``), the caller switches to Newton.
-    Returns (phi, psi, iterations, status) with status "converged", "max_iter" or "slow".
+    further iterations are predicted (after ``min_iter``; ``_newton_after``: the flop model
+    of Newton against Sinkhorn), the caller switches to Newton. The measure here takes the
+    rows as exact (they are up to rounding); the caller re-checks the returned plan.
+    Returns (phi, psi, iterations, status) with status "converged", "max_iter",
+    "max_seconds" or "slow".
     """
+    newton_after = _newton_after(D.M, D.N)
     xp, lam, a, b = D.xp, D.lam, D.a, D.b
     big = 0.15 * -math.log(float(xp.finfo(D.C.dtype).smallest_normal))
     hi, lo = math.exp(big), math.exp(-big)
@@ -565,11 +667,13 @@ def _sinkhorn(D, tol, max_iter, phi, newton_after=200, min_iter=20):
                 ph, ps = phi + lam * xp.log(u), psi - lam * xp.log(v)
                 mass = float(xp.sum(c))
                 dual = float(xp.sum(a * ph) - xp.sum(b * ps)) - lam * mass
-                q = _progress(xp, ph, ps, 0.0, float(xp.sum(xp.abs(c - b))), abs(mass - 1.0), dual, tol)
+                q = _progress(D, ph, ps, 0.0, float(xp.sum(xp.abs(c - b))), abs(mass - 1.0), dual, tol)
                 if q <= 1.0:
                     return ph, ps, it, "converged"
                 if it >= max_iter:
                     return ph, ps, it, "max_iter"
+                if time.perf_counter() >= deadline:
+                    return ph, ps, it, "max_seconds"
                 if prev is not None and it >= min_iter:
                     rate = (q / prev[0]) ** (1.0 / (it - prev[1])) if 0 < prev[0] < math.inf else 1.0
                     if rate >= 1.0 or -math.log(q) / math.log(rate) > newton_after:
@@ -588,7 +692,22 @@ def _sinkhorn(D, tol, max_iter, phi, newton_after=200, min_iter=20):
         phi, psi = phi + lam * xp.log(u), psi - lam * xp.log(v)  # absorb
 
 
-def solve_regularized(C, lam, reg="kl", a=None, b=None, tol=1e-9, max_iter=None, init=None):
+_FACTOR = 10.0       # epsilon-scaling: lam divided by this per stage
+_STAGE_TOL = 1e-3    # tolerance of the intermediate stages (a warm start only)
+_TOP = {"kl": 0.1, "l2": 1.0}   # first stage: lam = _TOP[reg] * (max C - min C)
+
+
+def _schedule(lam, spread, reg):
+    """Epsilon-scaling stages: ``lam * _FACTOR**k`` from about ``_TOP[reg] * spread`` down to ``lam``."""
+    top = _TOP[reg] * spread
+    if not top > _FACTOR * lam:
+        return [lam]
+    n = int(math.floor(math.log(top / lam) / math.log(_FACTOR) + 1e-9))
+    return [lam * _FACTOR ** k for k in range(n, 0, -1)] + [lam]
+
+
+def solve_regularized(C, lam, reg="kl", a=None, b=None, tol=1e-9, max_iter=None, init=None,
+                      max_seconds=10.0, anneal=True):
     """Solve the regularised OT problem (eq. 6) exactly through its dual (Lemma 4.1).
 
     Parameters
@@ -596,66 +715,169 @@ def solve_regularized(C, lam, reg="kl", a=None, b=None, tol=1e-9, max_iter=None,
     C : array (M, N)
         Nonnegative finite costs (rows: generated points, columns: data).
     lam : float > 0
-        Regularisation weight ``lambda``.
+        Regularisation weight ``lambda`` (finite). The solver is accurate while the
+        potentials' size ``~ lam + max C`` times the dtype's eps stays below ``tol |F|``;
+        beyond (e.g. ``lam = 1e12`` with costs ~1 in float64) it reports
+        ``converged=False`` rather than a value it cannot certify.
     reg : {"kl", "l2"}
-        ``I`` of Sec. 3 (KL to ``a x b`` or ``0.5 sum P^2/(a b)``).
+        ``I`` of Sec. 3 (KL to ``a x b`` or ``0.5 sum P^2/(a b)``); any case.
     a, b : arrays (M,), (N,), optional
-        Strictly positive weights summing to 1 (default uniform).
-    tol : float
+        Strictly positive weights summing to 1 (default uniform, on ``C``'s device).
+    tol : float > 0
         Stop when the bound on ``|gap|`` (module docstring) is ``<= tol * |F|`` and the
-        marginal error ``|P 1 - a|_1 + |P^T 1 - b|_1 <= tol``; values below
-        ``1e3 * eps`` of the dtype are raised to it.
-    max_iter : int, optional
-        Iterations: Sinkhorn iterations plus Newton steps (KL, default 10000) or Newton
-        steps (L2, default 500). When reached, ``converged=False`` and a
-        ``RuntimeWarning`` is issued.
+        marginal error ``|P 1 - a|_1 + |P^T 1 - b|_1 <= tol``, both evaluated on the plan
+        actually returned; values below ``1e3 * eps`` of the dtype are raised to it.
+    max_iter : int >= 1, optional
+        Iterations over all stages: Sinkhorn iterations plus Newton steps (KL, default
+        10000) or Newton steps (L2, default 500).
     init : (phi0, psi0), optional
-        Warm start (Appendix H). KL: Sinkhorn starts from ``phi0`` (its first sweep
-        recomputes ``psi``); L2: Newton starts at ``(phi0, psi0)``. Default: KL from
-        ``phi = 0``; L2 from the start point of one sweep (``_Dual.root`` with no step).
+        Warm start (Appendix H), arrays (M,), (N,); disables epsilon-scaling. KL: Sinkhorn
+        starts from ``phi0`` (its first sweep recomputes ``psi``); L2: Newton starts at
+        ``(phi0, psi0)``. Default: KL from ``phi = 0``; L2 from the start point of one
+        sweep (``_Dual.root`` with no step).
+    max_seconds : float > 0 or inf
+        Wall-clock budget (default 10 s), checked every 10 Sinkhorn iterations and every
+        Newton step.
+    anneal : bool
+        Epsilon-scaling (default True): when ``lam`` is below ``0.1 (max C - min C)`` (KL)
+        or ``max C - min C`` (L2), solve first for ``lam`` times powers of 10 from there
+        down, each stage to tolerance 1e-3 and warm-starting the next.
 
     Returns
     -------
     OTResult
         ``plan`` (eq. 11), ``phi``, ``psi``, ``primal = <plan, C> + lam I(plan)``,
         ``dual = F(phi, psi)``, ``gap = primal - dual``, ``marginal_error``,
-        ``iterations``, ``converged``.
+        ``iterations``, ``converged``, ``status``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        {rules}
+    RuntimeWarning
+        (a warning, not raised) when not converged: it says why (``max_iter``,
+        ``max_seconds``, or stalled at the dtype's rounding floor), how far it got
+        (marginal error, gap, annealing stage) and what to change (float64, a larger
+        ``lam``, a larger budget).
 
     Notes
     -----
     KL: stabilised log-domain Sinkhorn; when its estimated linear rate predicts more
-    than 200 further iterations (small ``lam``), Newton steps on the same dual finish
-    (Sinkhorn-Newton). L2: one exact sweep, then semi-smooth Newton.
+    further iterations than a Newton finish costs (flop model, ``_newton_after``:
+    dense ``O((M+N)^3)`` solves only pay off for slow Sinkhorn), Newton steps on the same
+    dual finish (Sinkhorn-Newton). L2: one exact sweep, then semi-smooth Newton. Both
+    inside the epsilon-scaling loop. The returned plan is re-checked against the stopping
+    rule: ``converged`` is never claimed for a plan that does not meet it.
     """
-    xp, lam, reg, a, b = _problem(C, lam, reg, a, b)
-    tol_eff = max(_real_positive("tol", tol), 1e3 * float(xp.finfo(C.dtype).eps))
-    if max_iter is None:
-        max_iter = 10_000 if reg == "kl" else 500
-    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
-        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
-    max_iter = int(max_iter)
-    if init is not None:
-        phi0, psi0 = init
-        _check_potentials(xp, phi0, psi0, C)
-        phi0, psi0 = xp.astype(phi0, C.dtype), xp.astype(psi0, C.dtype)
-    D = _Dual(C, lam, reg, a, b, xp)
-    if reg == "kl":
-        phi, psi, iters, status = _sinkhorn(D, tol_eff, max_iter, xp.zeros_like(a) if init is None else phi0)
-        st, ok = D.state(phi, psi), status == "converged"
-        if status == "slow":
-            st, iters, ok = _newton(D, tol_eff, max_iter, st, iters)
-        plan = st.X
-    else:
-        start = D.sweep(xp.zeros_like(a), _INIT_STEPS) if init is None else (phi0, psi0)
-        st, iters, ok = _newton(D, tol_eff, max_iter, D.state(*start), 0)
-        plan = (a / lam)[:, None] * st.X * b[None, :]
-    primal = xp.sum(plan * C) + lam * regularizer(plan, reg, a, b)
-    dual = xp.asarray(st.F, dtype=C.dtype, device=getattr(C, "device", None))
+    xp, C, lam, reg, a, b, phi0, psi0 = _problem(C, lam, reg, a, b, *(init if init is not None else (None, None)))
+    if init is not None and (not isinstance(init, (tuple, list)) or len(init) != 2):
+        raise TypeError("init must be a pair (phi0, psi0)")
+    tol = _checks.real(tol, "tol", gt=0.0)
+    max_iter = (10_000 if reg == "kl" else 500) if max_iter is None else _checks.integer(max_iter, "max_iter", ge=1)
+    max_seconds = _checks.real(max_seconds, "max_seconds", gt=0.0, allow_inf=True)
+    if not isinstance(anneal, bool):
+        raise TypeError(f"anneal must be a bool, got {type(anneal).__name__}")
+    return _solve(C, lam, reg, a, b, tol, max_iter, phi0, psi0, max_seconds, anneal, xp)
+
+
+solve_regularized.__doc__ = solve_regularized.__doc__.replace("{rules}", _INPUT_RULES)
+
+
+def _solve(C, lam, reg, a, b, tol, max_iter, phi, psi, max_seconds, anneal, xp):
+    """:func:`solve_regularized` on validated inputs."""
+    t0 = time.perf_counter()
+    deadline = t0 + max_seconds
+    eps = float(xp.finfo(C.dtype).eps)
+    tol_eff = max(tol, 1e3 * eps)
+    cmax = float(xp.max(C))
+    spread = cmax - float(xp.min(C))
+    stages = _schedule(lam, spread, reg) if anneal and phi is None else [lam]
+    iters, status, done = 0, "max_iter", 0
+    st = None
+    for k, lam_k in enumerate(stages):
+        last = k == len(stages) - 1
+        D = _Dual(C, lam_k, reg, a, b, xp, cmax)
+        st, it, status = _stage(D, tol_eff if last else max(tol_eff, _STAGE_TOL), max_iter - iters,
+                                deadline, phi, psi, warm=k == 0)
+        iters += it
+        phi, psi = st.phi, st.psi
+        done = k + 1
+        if status == "max_seconds" or iters >= max_iter:
+            break
+    if done < len(stages):     # budget spent before the target lam: its pseudo-plan at the current potentials
+        D = _Dual(C, lam, reg, a, b, xp, cmax)
+        st = D.state(phi, psi)
+        if st is None:
+            st = D.state(*D.sweep(phi, 0 if reg == "l2" else None))
+    plan = st.X if reg == "kl" else (a / lam)[:, None] * st.X * b[None, :]
+    primal = xp.sum(plan * C) + lam * _regularizer(plan, reg, a, b, xp)
+    dual = xp.asarray(st.F, dtype=C.dtype, device=C.device)
     merr = xp.maximum(xp.max(xp.abs(st.r - a)), xp.max(xp.abs(st.c - b)))
+    # the stopping rule on the returned plan, plus its computed gap: where rounding errors
+    # ~eps*lam of F and the primal exceed tol*|F| (huge lam), the solution is not certified
+    q, merr_l1 = _measure(D, st, tol_eff)
+    gap = float(primal) - st.F
+    gap_ok = abs(gap) <= max(tol_eff * abs(st.F), 64 * eps * (cmax + abs(st.F)))
+    ok = q <= 1.0 and gap_ok
+    if ok:
+        status = "converged"
+    elif q <= 1.0:
+        status = "resolution"
+    elif status == "converged":
+        status = "stalled"
     if not ok:
-        warnings.warn(f"solve_regularized(reg={reg!r}) did not converge: max_iter={max_iter} reached "
-                      f"before |gap| <= tol*|primal| and marginal error <= tol (tol={tol_eff:g}); "
-                      f"gap={float(primal - dual):.3e}, marginal error={float(merr):.3e}",
-                      RuntimeWarning, stacklevel=2)
+        _warn_not_converged(reg, lam, C, xp, status, iters, max_iter, max_seconds, time.perf_counter() - t0,
+                            stages, done, merr_l1, gap, tol_eff, spread)
     return OTResult(plan=plan, phi=st.phi, psi=st.psi, primal=primal, dual=dual, gap=primal - dual,
-                    marginal_error=merr, iterations=iters, converged=ok)
+                    marginal_error=merr, iterations=iters, converged=ok, status=status)
+
+
+def _stage(D, tol, max_iter, deadline, phi, psi, warm):
+    """Solve one stage from (phi, psi) (None: cold start). Returns (state, iterations, status)."""
+    xp = D.xp
+    if D.reg == "kl":
+        phi, psi, it, status = _sinkhorn(D, tol, max_iter, xp.zeros_like(D.a) if phi is None else phi, deadline)
+        st = D.state(phi, psi)
+        if st is None:           # cannot happen right after a sweep; guard against overflow anyway
+            st = D.state(*D.sweep(phi))
+        if status == "converged" and _measure(D, st, tol)[0] > 1.0:
+            status = "slow"      # the rows were taken as exact: finish on the returned plan itself
+        if status == "slow":
+            st, it, status = _newton(D, tol, max_iter, st, it, deadline)
+        return st, it, status
+    if phi is None:
+        start = D.sweep(xp.zeros_like(D.a), _INIT_STEPS)
+    elif warm:
+        start = (phi, psi)
+    else:
+        start = D.sweep(phi)    # exact rows at this stage's lam from the previous stage's phi
+    st = D.state(*start)
+    return _newton(D, tol, max_iter, st, 0, deadline)
+
+
+def _warn_not_converged(reg, lam, C, xp, status, iters, max_iter, max_seconds, seconds, stages, done,
+                        merr_l1, gap, tol, spread):
+    why = {"max_iter": f"max_iter={max_iter} reached",
+           "max_seconds": f"time budget max_seconds={max_seconds:g} spent",
+           "stalled": "stalled: the stopping measure stopped decreasing (rounding floor of "
+                      f"{_checks._dtype_name(C.dtype)} at this lam)",
+           "resolution": f"lam={lam:g} is beyond the resolution of {_checks._dtype_name(C.dtype)}: the "
+                         f"potentials are ~lam, so F and the primal carry rounding errors ~eps*lam, above "
+                         f"tol*|F| (the plan is a b^T to working precision)"}.get(status, status)
+    where = "" if done == len(stages) else (f"; epsilon-scaling stopped at stage {done} of {len(stages)} "
+                                            f"(lam={stages[done - 1]:.3g} of target {lam:.3g})")
+    advice = []
+    if C.dtype == xp.float32:
+        advice.append("use float64 costs")
+    if status == "resolution":
+        advice.append("a smaller lam, or a larger tol")
+    elif spread > 0:
+        advice.append(f"a larger lam (lam/(max C - min C) = {lam / spread:.2g})")
+    if status == "max_seconds":
+        advice.append("a larger max_seconds")
+    if status == "max_iter":
+        advice.append("a larger max_iter")
+    warnings.warn(f"solve_regularized(reg={reg!r}, lam={lam:g}) did not converge: {why} after {iters} "
+                  f"iterations in {seconds:.2f} s{where}; the returned plan has marginal error {merr_l1:.3e} "
+                  f"(L1; tol={tol:.3g}) and gap {gap:.3e}. To converge: " + "; or ".join(advice) + ".",
+                  RuntimeWarning, stacklevel=4)
