@@ -28,8 +28,9 @@ Solvers (``solve_regularized``):
   scalings are absorbed into ``(phi, psi)`` before they leave ``[e^-B, e^B]``
   (``B = 0.15 log(1/tiny)``), so nothing overflows or becomes NaN at small ``lam``.
   Sinkhorn converges linearly and slowly for small ``lam``: when its measured rate
-  predicts more than 200 further iterations, Newton steps on the same dual finish
-  (Sinkhorn-Newton).
+  predicts more further iterations than a Newton finish costs (flop model
+  ``_newton_after``: ~10 steps of a dense ``(M+N)^3/3`` solve or of CG against ``4 M N``
+  per iteration), Newton steps on the same dual finish (Sinkhorn-Newton).
 * L2: semi-smooth Newton on ``F``. The generalised Hessian of ``-F`` is a weighted
   bipartite graph Laplacian on the support of ``P``; the Newton system, regularised
   by ``mu diag(a, b)/lam`` (``mu`` proportional to the marginal error), is solved
@@ -39,13 +40,27 @@ Solvers (``solve_regularized``):
   potential the root of the piecewise-linear ``sum_j b_j (phi_i - psi_j - C_ij)_+ = lam``
   found by Newton's method from the right (monotone, finite).
 
+Both run inside an epsilon-scaling loop (``solve_regularized(anneal=True)``): for ``lam``
+small against the cost range, the stages ``lam * 10**k`` are solved from large to the
+target, each warm-starting the next. A wall-clock budget (``max_seconds``) and a stall
+test (Newton steps that stop reducing the stopping measure: the dtype's rounding floor)
+bound the time; a solve that stops unconverged says why and what to change.
+
 Stopping rule: with ``r = P 1``, ``c = P^T 1`` one has exactly
 ``gap = primal(P) - F = <phi, r - a> - <psi, c - b>`` for the pseudo-plan of any
 potentials. The solvers stop when the Hoelder bound of that expression,
 ``range(phi)/2 |r - a|_1 + range(psi)/2 |c - b|_1 + |mid(phi) - mid(psi)| |sum P - 1|``,
 is at most ``tol * |F|`` *and* the marginal error ``|r - a|_1 + |c - b|_1`` is at most
 ``tol``: the gap alone can vanish for an infeasible pseudo-plan (constant ``psi``,
-exact rows). Weights must be strictly positive.
+exact rows). Weights must be strictly positive. The rule is evaluated on the plan that
+is returned, together with its computed ``primal - dual``.
+
+Inputs: public functions validate once at entry by the rules of :mod:`refimpl._checks`
+(float16 refused, integers promoted to float64, mixed float32/float64 computed in
+float64, NaN/inf refused naming the argument, scalar domains checked) and call private
+``_`` implementations (``_cost_matrix``, ``_dual_objective``, ``_density``, ...) that
+never validate; training steps (:mod:`refimpl.swgan`) call only those. Every array the
+module creates is placed on the inputs' device.
 """
 from __future__ import annotations
 
@@ -81,8 +96,8 @@ class OTResult:
     marginal_error : 0-d array
         ``max(max_i |r_i - a_i|, max_j |c_j - b_j|)`` of ``plan``.
     iterations : int
-        Sinkhorn iterations (KL: one ``psi`` and one ``phi`` update) or Newton
-        iterations (L2).
+        Sinkhorn iterations (KL: one ``psi`` and one ``phi`` update) plus Newton steps,
+        summed over the epsilon-scaling stages.
     converged : bool
         Whether the returned plan meets the stopping rule (module docstring).
     status : str
