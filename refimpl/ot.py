@@ -784,9 +784,9 @@ def solve_regularized(C, lam, reg="kl", a=None, b=None, tol=1e-9, max_iter=None,
     inside the epsilon-scaling loop. The returned plan is re-checked against the stopping
     rule: ``converged`` is never claimed for a plan that does not meet it.
     """
-    xp, C, lam, reg, a, b, phi0, psi0 = _problem(C, lam, reg, a, b, *(init if init is not None else (None, None)))
     if init is not None and (not isinstance(init, (tuple, list)) or len(init) != 2):
         raise TypeError("init must be a pair (phi0, psi0)")
+    xp, C, lam, reg, a, b, phi0, psi0 = _problem(C, lam, reg, a, b, *(init if init is not None else (None, None)))
     tol = _checks.real(tol, "tol", gt=0.0)
     max_iter = (10_000 if reg == "kl" else 500) if max_iter is None else _checks.integer(max_iter, "max_iter", ge=1)
     max_seconds = _checks.real(max_seconds, "max_seconds", gt=0.0, allow_inf=True)

@@ -539,7 +539,7 @@ def test_dtype_rule(xp):
     if hasattr(xp, "float16"):
         for reg in REGS:
             with pytest.raises(TypeError, match="C has dtype float16"):
-                solve_regularized(from_host(Ch, xp, None).astype(np.float16) if xp is np else None, 1.0, reg)
+                solve_regularized(xp.astype(from_host(Ch, xp), xp.float16), 1.0, reg)
     Ci = from_host(np.round(10 * Ch).astype(np.int64), xp)
     for reg in REGS:
         r_int = _solve(xp, Ci, 2.0, reg)
@@ -557,6 +557,10 @@ def test_dtype_rule(xp):
         solve_regularized(Ch.tolist(), 1.0)
     with pytest.raises(TypeError, match="lam must be a real number"):
         solve_regularized(from_host(Ch, xp), True)
+    with pytest.raises(TypeError, match="init must be a pair"):
+        solve_regularized(from_host(Ch, xp), 1.0, init=from_host(np.zeros(5), xp))
+    with pytest.raises(TypeError, match="reg must be a string"):
+        solve_regularized(from_host(Ch, xp), 1.0, reg=2)
 
 
 def test_huge_lambda_is_not_claimed_converged(xp):
@@ -614,6 +618,15 @@ def test_float32_image_costs_fail_fast_and_say_what_to_change():
     assert _l1_marginal_error(r64, np.full(128, 1 / 128), np.full(128, 1 / 128)) <= 1e-9
     r32 = solve_regularized(C.astype(np.float32), 0.01, "l2")      # L2 resolves it in float32
     assert r32.converged
+    tol32 = 1e3 * float(np.finfo(np.float32).eps)
+    for lam in (0.1, 1.0, 5.0):          # a convergence claim is true of the returned plan
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            r32 = solve_regularized(C.astype(np.float32), lam, "kl")
+        err = _l1_marginal_error(r32, np.full(128, 1 / 128), np.full(128, 1 / 128))
+        assert r32.converged or (lam < 1.0 and r32.status == "stalled")
+        if r32.converged:
+            assert err <= 1.01 * tol32
 
 
 @pytest.mark.parametrize("reg", REGS)
