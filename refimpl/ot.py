@@ -709,12 +709,12 @@ def _sinkhorn(D, tol, max_iter, phi, deadline, min_iter=20):
 
 _FACTOR = 10.0       # epsilon-scaling: lam divided by this per stage
 _STAGE_TOL = 1e-3    # tolerance of the intermediate stages (a warm start only)
-_TOP = {"kl": 0.1, "l2": 1.0}   # first stage: lam = _TOP[reg] * (max C - min C)
+_TOP = 0.1           # first stage: lam = _TOP * (max C - min C) (Sinkhorn and Newton converge fast there)
 
 
 def _schedule(lam, spread, reg):
-    """Epsilon-scaling stages: ``lam * _FACTOR**k`` from about ``_TOP[reg] * spread`` down to ``lam``."""
-    top = _TOP[reg] * spread
+    """Epsilon-scaling stages: ``lam * _FACTOR**k`` from about ``_TOP * spread`` down to ``lam``."""
+    top = _TOP * spread
     if not top > _FACTOR * lam:
         return [lam]
     n = int(math.floor(math.log(top / lam) / math.log(_FACTOR) + 1e-9))
@@ -754,9 +754,9 @@ def solve_regularized(C, lam, reg="kl", a=None, b=None, tol=1e-9, max_iter=None,
         Wall-clock budget (default 10 s), checked every 10 Sinkhorn iterations and every
         Newton step.
     anneal : bool
-        Epsilon-scaling (default True): when ``lam`` is below ``0.1 (max C - min C)`` (KL)
-        or ``max C - min C`` (L2), solve first for ``lam`` times powers of 10 from there
-        down, each stage to tolerance 1e-3 and warm-starting the next.
+        Epsilon-scaling (default True): when ``lam`` is below ``0.01 (max C - min C)``,
+        solve first for ``lam`` times powers of 10 from ``0.1 (max C - min C)`` down,
+        each stage to tolerance 1e-3 and warm-starting the next.
 
     Returns
     -------

@@ -679,7 +679,8 @@ def test_epsilon_scaling_schedule():
     s = _schedule(1e-6, 1.0, "kl")
     assert s[-1] == 1e-6 and all(p / q == pytest.approx(10.0) for p, q in zip(s, s[1:]))
     assert s[0] == pytest.approx(0.1)                                   # starts at 0.1 (max C - min C)
-    assert _schedule(1e-6, 1.0, "l2")[0] == pytest.approx(1.0)
+    assert _schedule(1e-6, 1.0, "l2") == s
+    assert _schedule(0.011, 1.0, "kl") == [0.011]                     # within a factor 10 of the start
 
 
 def test_newton_only_when_cheaper_than_sinkhorn():
