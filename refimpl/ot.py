@@ -134,9 +134,9 @@ def _lam(lam):
     return _checks.real(lam, "lam", gt=0.0)
 
 
-def _costs(C, name="C", ndim=2):
+def _costs(C, name="C", ndim=2, xp=None):
     """``C`` by the input rules, and nonnegative (one more reduction)."""
-    C = _checks.array(C, name, ndim=ndim)
+    C = _checks.array(C, name, ndim=ndim, xp=xp)
     xp = namespace(C)
     if not bool(xp.all(C >= 0)):
         raise ValueError(f"{name} has negative entries; it must be >= 0")
@@ -387,7 +387,7 @@ def primal_objective(plan, C, lam, reg, a=None, b=None):
     Inputs: see :func:`dual_objective`; ``plan`` finite, >= 0, of ``C``'s shape.
     """
     xp, C, lam, reg, a, b, _, _ = _problem(C, lam, reg, a, b)
-    xp, plan = _costs(plan, "plan")
+    xp, plan = _costs(plan, "plan", xp=xp)
     if tuple(plan.shape) != tuple(C.shape):
         raise ValueError(f"plan must have the shape of C {tuple(C.shape)}, got {tuple(plan.shape)}")
     plan, C, a, b = _checks.common_float(plan, C, a, b)

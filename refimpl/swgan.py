@@ -18,7 +18,8 @@ One outer iteration (one generator step of Algorithm 1):
              - \\frac{1}{MN} \\sum_{ij} f_\\lambda(\\phi_i - \\psi_j - C_{ij}),
 
    ``f_lam(v) = v_+^2/(2 lam)`` (L2) or ``(lam/e) exp(v/lam)`` (KL) (values and
-   ``dF/dphi_i``, ``dF/dpsi_j`` from :func:`refimpl.ot.dual_objective`), back-propagated
+   ``dF/dphi_i``, ``dF/dpsi_j`` of :func:`refimpl.ot.dual_objective`; the training step
+   calls the non-validating cores ``_cost_matrix``/``_dual_objective``), back-propagated
    into both networks (chain rule ``dF/dw = sum_i dF/dphi_i dphi_i/dw``); Adam minimises
    ``-F``. At most ``n_critic`` steps; before each update the termination statistic of
    eq. 15 is computed on the step's batch and the phase stops when it is close to 1

@@ -557,6 +557,9 @@ def test_dtype_rule(xp):
         solve_regularized(Ch.tolist(), 1.0)
     with pytest.raises(TypeError, match="lam must be a real number"):
         solve_regularized(from_host(Ch, xp), True)
+    if xp is not np:
+        with pytest.raises(TypeError, match="plan lives in numpy"):
+            primal_objective(np.full((5, 4), 0.05), from_host(Ch, xp), 1.0, "kl")
     with pytest.raises(TypeError, match="init must be a pair"):
         solve_regularized(from_host(Ch, xp), 1.0, init=from_host(np.zeros(5), xp))
     with pytest.raises(TypeError, match="reg must be a string"):
