@@ -677,7 +677,7 @@ def test_time_budget(xp):
 
 
 def test_epsilon_scaling_schedule():
-    from refimpl.ot import _schedule
+    from refimpl.ot_solver import _schedule
     assert _schedule(1.0, 1.0, "kl") == [1.0]                       # large lam: one stage
     s = _schedule(1e-6, 1.0, "kl")
     assert s[-1] == 1e-6 and all(p / q == pytest.approx(10.0) for p, q in zip(s, s[1:]))
@@ -689,7 +689,7 @@ def test_epsilon_scaling_schedule():
 def test_newton_only_when_cheaper_than_sinkhorn():
     """The Sinkhorn-to-Newton handover follows the flop model: a dense (M+N)^3 solve is worth it
     only against many predicted Sinkhorn iterations, more of them the larger M+N is."""
-    from refimpl.ot import _newton_after
+    from refimpl.ot_solver import _newton_after
     assert _newton_after(50, 60) < _newton_after(200, 250) < _newton_after(290, 300)
     assert _newton_after(50, 60) >= 50
 
@@ -706,7 +706,7 @@ def test_outputs_stay_on_a_non_default_device(reg, monkeypatch):
     x, y = put(rng.standard_normal((6, 2))), put(rng.standard_normal((5, 2)))
     C = cost_matrix(x, y)
     phi, psi = put(rng.standard_normal(6)), put(rng.standard_normal(5))
-    from refimpl.ot import _Dual
+    from refimpl.ot_solver import _Dual
     calls, direction = [], _Dual.newton_direction
     monkeypatch.setattr(_Dual, "newton_direction", lambda self, *a: calls.append(1) or direction(self, *a))
     res = solve_regularized(C, 1e-3, reg, tol=1e-9, anneal=False)
@@ -723,7 +723,7 @@ def test_outputs_stay_on_a_non_default_device(reg, monkeypatch):
 def test_l2_block_roots_are_exact(xp):
     """The exact L2 block update (fallback sweep) against a sorting oracle: for each row, the
     root s of sum_q w_q (s - T_q)_+ = lam lies on the piece where the k smallest T are active."""
-    from refimpl.ot import _Dual
+    from refimpl.ot_solver import _Dual
     rng = np.random.default_rng(11)
     T, w = rng.random((6, 9)), rng.random(9) + 0.1
     w /= w.sum()
