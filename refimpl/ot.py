@@ -20,7 +20,7 @@ data with weights ``b`` (the paper's ``p``); ``C[i, j] = c(x_i, y_j) >= 0``.
 The critic sign of the project (large on data) is ``-psi`` on the data side and
 ``-phi`` on generated points; this module keeps the paper's ``phi``/``psi``.
 
-Solvers (``solve_regularized``):
+Solvers (``solve_regularized``; the engine lives in :mod:`refimpl.ot_solver`):
 
 * KL: Sinkhorn in the log domain (exact block maximisation of ``F`` over ``psi``
   then ``phi``, eqs. 25-26), stabilised by absorption: between log-domain sweeps the
@@ -28,8 +28,9 @@ Solvers (``solve_regularized``):
   scalings are absorbed into ``(phi, psi)`` before they leave ``[e^-B, e^B]``
   (``B = 0.15 log(1/tiny)``), so nothing overflows or becomes NaN at small ``lam``.
   Sinkhorn converges linearly and slowly for small ``lam``: when its measured rate
-  predicts more than 200 further iterations, Newton steps on the same dual finish
-  (Sinkhorn-Newton).
+  predicts more further iterations than a Newton finish costs (flop model
+  ``ot_solver._newton_after``: ~10 steps of a dense ``(M+N)^3/3`` solve or of CG against ``4 M N``
+  per iteration), Newton steps on the same dual finish (Sinkhorn-Newton).
 * L2: semi-smooth Newton on ``F``. The generalised Hessian of ``-F`` is a weighted
   bipartite graph Laplacian on the support of ``P``; the Newton system, regularised
   by ``mu diag(a, b)/lam`` (``mu`` proportional to the marginal error), is solved
@@ -39,23 +40,40 @@ Solvers (``solve_regularized``):
   potential the root of the piecewise-linear ``sum_j b_j (phi_i - psi_j - C_ij)_+ = lam``
   found by Newton's method from the right (monotone, finite).
 
+Both run inside an epsilon-scaling loop (``solve_regularized(anneal=True)``): for ``lam``
+small against the cost range, the stages ``lam * 10**k`` are solved from large to the
+target, each warm-starting the next. A wall-clock budget (``max_seconds``) and a stall
+test (Newton steps that stop reducing the stopping measure: the dtype's rounding floor)
+bound the time; a solve that stops unconverged says why and what to change.
+
 Stopping rule: with ``r = P 1``, ``c = P^T 1`` one has exactly
 ``gap = primal(P) - F = <phi, r - a> - <psi, c - b>`` for the pseudo-plan of any
 potentials. The solvers stop when the Hoelder bound of that expression,
 ``range(phi)/2 |r - a|_1 + range(psi)/2 |c - b|_1 + |mid(phi) - mid(psi)| |sum P - 1|``,
 is at most ``tol * |F|`` *and* the marginal error ``|r - a|_1 + |c - b|_1`` is at most
 ``tol``: the gap alone can vanish for an infeasible pseudo-plan (constant ``psi``,
-exact rows). Weights must be strictly positive.
+exact rows). Weights must be strictly positive. The rule is evaluated on the plan that
+is returned, together with its computed ``primal - dual``.
+
+Inputs: public functions validate once at entry by the rules of :mod:`refimpl._checks`
+(float16 refused, integers promoted to float64, mixed float32/float64 computed in
+float64, NaN/inf refused naming the argument, scalar domains checked) and call private
+``_`` implementations (``_cost_matrix``, ``_dual_objective``, ``_density``, ...) that
+never validate; training steps (:mod:`refimpl.swgan`) call only those. Every array the
+module creates is placed on the inputs' device.
 """
 from __future__ import annotations
 
 import math
-import numbers
+import time
 import warnings
 from dataclasses import dataclass
 from typing import Any
 
+from refimpl import _checks
 from refimpl.backend import namespace
+from refimpl.ot_solver import _measure
+from refimpl.ot_solver import _anneal
 
 COSTS = ("l1", "euclidean", "sqeuclidean")
 REGS = ("kl", "l2")
@@ -80,10 +98,15 @@ class OTResult:
     marginal_error : 0-d array
         ``max(max_i |r_i - a_i|, max_j |c_j - b_j|)`` of ``plan``.
     iterations : int
-        Sinkhorn iterations (KL: one ``psi`` and one ``phi`` update) or Newton
-        iterations (L2).
+        Sinkhorn iterations (KL: one ``psi`` and one ``phi`` update) plus Newton steps,
+        summed over the epsilon-scaling stages.
     converged : bool
-        Whether the stopping rule (module docstring) was met before ``max_iter``.
+        Whether the returned plan meets the stopping rule (module docstring).
+    status : str
+        "converged", "max_iter", "max_seconds" (time budget spent), "stalled" (the
+        stopping measure stopped decreasing: the dtype's rounding floor at this ``lam``) or
+        "resolution" (the stopping rule holds but the computed ``primal - dual`` exceeds
+        ``tol |F|``: ``lam`` so large that rounding errors ``~eps lam`` dominate).
     """
 
     plan: Any
@@ -95,79 +118,74 @@ class OTResult:
     marginal_error: Any
     iterations: int
     converged: bool
+    status: str = "converged"
 
 
-# ----------------------------------------------------------------------------- checks
-def _real_positive(name, v):
-    if isinstance(v, bool) or not (isinstance(v, numbers.Real) or getattr(v, "shape", None) == ()):
-        raise ValueError(f"{name} must be a real scalar, got {type(v).__name__}")
-    f = float(v)
-    if not math.isfinite(f) or f <= 0:
-        raise ValueError(f"{name} must be finite and > 0, got {f}")
-    return f
+# ----------------------------------------------------------------------------- checks (public boundary only)
+def _reg(reg):
+    if not isinstance(reg, str):
+        raise TypeError(f"reg must be a string, one of {', '.join(map(repr, REGS))}; got {type(reg).__name__}")
+    return _checks.choice(reg.lower(), "reg", REGS)
 
 
-def _reg_name(reg):
-    r = str(reg).lower()
-    if r not in REGS:
-        raise ValueError(f"unknown regulariser reg={reg!r}; choose one of {', '.join(REGS)}")
-    return r
+def _cost_name(cost):
+    return _checks.choice(cost, "cost", COSTS)
 
 
-def _check_float(xp, x, name):
-    if not xp.isdtype(x.dtype, "real floating"):
-        raise ValueError(f"{name} must have a real floating dtype, got {x.dtype}")
+def _lam(lam):
+    return _checks.real(lam, "lam", gt=0.0)
 
 
-def _check_costs(C):
+def _costs(C, name="C", ndim=2, xp=None):
+    """``C`` by the input rules, and nonnegative (one more reduction)."""
+    C = _checks.array(C, name, ndim=ndim, xp=xp)
     xp = namespace(C)
-    if getattr(C, "ndim", None) != 2:
-        raise ValueError(f"cost matrix C must be 2-D (M, N), got shape {getattr(C, 'shape', None)}")
-    if C.shape[0] == 0 or C.shape[1] == 0:
-        raise ValueError(f"cost matrix C must be non-empty, got shape {C.shape}")
-    _check_float(xp, C, "cost matrix C")
-    if not bool(xp.all(xp.isfinite(C))):
-        raise ValueError("cost matrix C has non-finite entries (inf or NaN)")
-    if bool(xp.any(C < 0)):
-        raise ValueError("cost matrix C has negative entries; costs must be >= 0")
-    return xp
+    if not bool(xp.all(C >= 0)):
+        raise ValueError(f"{name} has negative entries; it must be >= 0")
+    return xp, C
 
 
-def _weights(w, n, xp, dtype, name):
-    """Weights of length ``n`` (uniform when None), validated, in ``dtype``."""
-    if w is None:
-        return xp.full((n,), 1.0 / n, dtype=dtype)
-    if namespace(w) is not xp:
-        raise TypeError(f"weights {name} live in {namespace(w).__name__}, the costs in {xp.__name__}")
-    if w.ndim != 1 or w.shape[0] != n:
-        raise ValueError(f"weights {name} must have shape ({n},), got {w.shape}")
-    _check_float(xp, w, f"weights {name}")
-    w = xp.astype(w, dtype)
-    if not bool(xp.all(xp.isfinite(w))):
-        raise ValueError(f"weights {name} have non-finite entries")
-    if bool(xp.any(w <= 0)):
-        raise ValueError(f"weights {name} must be > 0 (negative or zero weights; drop zero-weight points)")
-    s = float(xp.sum(w))
-    if abs(s - 1.0) > math.sqrt(xp.finfo(dtype).eps):
-        raise ValueError(f"weights {name} must sum to 1, got sum {s!r}")
+def _promote(*arrays):
+    """The dtype rule for mixed float32/float64 inputs of one call (``None`` entries pass)."""
+    present = [x for x in arrays if x is not None]
+    it = iter(_checks.common_float(*present))
+    return tuple(None if x is None else next(it) for x in arrays)
+
+
+def _uniform(n, like):
+    """Uniform weights ``1/n`` (n,) in ``like``'s namespace, dtype and device."""
+    return namespace(like).full((n,), 1.0 / n, dtype=like.dtype, device=like.device)
+
+
+def _check_weights(w, n, xp, name):
+    w = _checks.array(w, name, shape=(n,), xp=xp)
+    if not bool(xp.all(w > 0)):
+        raise ValueError(f"{name} must be > 0 (negative or zero weights; drop zero-weight points)")
     return w
 
 
-def _problem(C, lam, reg, a, b):
-    xp = _check_costs(C)
-    M, N = C.shape
-    return (xp, _real_positive("lam", lam), _reg_name(reg),
-            _weights(a, M, xp, C.dtype, "a"), _weights(b, N, xp, C.dtype, "b"))
+def _check_mass(w, name, xp):
+    s = float(xp.sum(w))
+    if abs(s - 1.0) > math.sqrt(float(xp.finfo(w.dtype).eps)):
+        raise ValueError(f"{name} must sum to 1, got sum {s!r}")
 
 
-def _check_potentials(xp, phi, psi, C):
+def _problem(C, lam, reg, a, b, phi=None, psi=None):
+    """Validate one problem (costs, lam, reg, weights, potentials); promote; uniform weights on C's device."""
+    xp, C = _costs(C)
     M, N = C.shape
-    for v, n, name in ((phi, M, "phi"), (psi, N, "psi")):
-        if namespace(v) is not xp:
-            raise TypeError(f"{name} lives in {namespace(v).__name__}, the costs in {xp.__name__}")
-        if v.ndim != 1 or v.shape[0] != n:
-            raise ValueError(f"{name} must have shape ({n},) to match C {C.shape}, got {v.shape}")
-        _check_float(xp, v, name)
+    lam, reg = _lam(lam), _reg(reg)
+    a = None if a is None else _check_weights(a, M, xp, "a")
+    b = None if b is None else _check_weights(b, N, xp, "b")
+    if phi is not None:
+        phi = _checks.array(phi, "phi", shape=(M,), xp=xp)
+        psi = _checks.array(psi, "psi", shape=(N,), xp=xp)
+    C, a, b, phi, psi = _promote(C, a, b, phi, psi)
+    a = _uniform(M, C) if a is None else a
+    b = _uniform(N, C) if b is None else b
+    _check_mass(a, "a", xp)
+    _check_mass(b, "b", xp)
+    return xp, C, lam, reg, a, b, phi, psi
 
 
 # ----------------------------------------------------------------------------- costs
@@ -187,21 +205,39 @@ def cost_matrix(x, y, cost="euclidean"):
     Returns
     -------
     C : array (M, N)
-        In the namespace and dtype of ``x``. Differences are formed explicitly (no
+        In the namespace and device of the inputs. Differences are formed explicitly (no
         ``|x|^2 + |y|^2 - 2 x.y`` cancellation): per coordinate for ``d <= 16``, else in
         chunks of the feature axis.
+
+    Raises
+    ------
+    TypeError, ValueError
+        By the input rules of :mod:`refimpl._checks` (arrays only; float16 refused;
+        integer and bool promoted to float64; float32 with float64 computes in float64;
+        NaN/inf refused naming ``x`` or ``y``; empty point sets refused).
+    ValueError
+        When a cost overflows to inf (coordinates near the dtype's largest value):
+        rescale the points.
     """
-    xp = namespace(x, y)
-    if cost not in COSTS:
-        raise ValueError(f"unknown cost {cost!r}; choose one of {', '.join(COSTS)}")
-    if getattr(x, "ndim", None) != 2 or getattr(y, "ndim", None) != 2:
-        raise ValueError(f"x and y must be 2-D (points, dim), got shapes {x.shape} and {y.shape}")
+    x = _checks.array(x, "x", ndim=2)
+    y = _checks.array(y, "y", ndim=2, xp=namespace(x))
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x and y have different dimensions: {x.shape[1]} != {y.shape[1]}")
-    _check_float(xp, x, "x")
-    _check_float(xp, y, "y")
-    if not (bool(xp.all(xp.isfinite(x))) and bool(xp.all(xp.isfinite(y)))):
-        raise ValueError("points x and y must be finite")
+    cost = _cost_name(cost)
+    x, y = _checks.common_float(x, y)
+    xp = namespace(x)
+    with warnings.catch_warnings():      # NumPy warns on overflow; the check below raises instead
+        warnings.simplefilter("ignore", RuntimeWarning)
+        C = _cost_matrix(x, y, cost, xp)
+    if not bool(xp.all(xp.isfinite(C))):
+        raise ValueError(f"cost_matrix overflowed to inf for cost={cost!r}: coordinates of x or y are too large "
+                         f"for {_checks._dtype_name(C.dtype)} (max |x| = {float(xp.max(xp.abs(x))):.3g}, "
+                         f"max |y| = {float(xp.max(xp.abs(y))):.3g}); rescale the points")
+    return C
+
+
+def _cost_matrix(x, y, cost, xp):
+    """:func:`cost_matrix` without validation (training steps)."""
     M, N, d = x.shape[0], y.shape[0], x.shape[1]
     acc = None
     if d <= 16:
@@ -221,6 +257,13 @@ def cost_matrix(x, y, cost="euclidean"):
 
 
 # ----------------------------------------------------------------------------- objectives
+_INPUT_RULES = """By the input rules of :mod:`refimpl._checks`: arrays only (lists raise
+    ``TypeError``); float16 refused; integer and bool promoted to float64; mixed
+    float32/float64 inputs computed in float64; NaN/inf refused (``ValueError`` naming
+    the argument); costs must be >= 0, weights > 0 summing to 1, ``lam`` finite > 0,
+    ``reg`` in {"kl", "l2"} (any case)."""
+
+
 def _density(V, lam, reg, xp):
     return xp.exp(V / lam - 1.0) if reg == "kl" else xp.clip(V, min=0.0) / lam
 
@@ -229,11 +272,10 @@ def density_ratio(phi, psi, C, lam, reg):
     """Density ratio ``m_ij = P_ij / (a_i b_j) = M(V_ij)`` of Lemma 4.1.
 
     ``M(v) = exp(v/lam - 1)`` (KL) or ``v_+/lam`` (L2), ``V_ij = phi_i - psi_j - C_ij``;
-    ``phi`` (M,), ``psi`` (N,), ``C`` (M, N). Returns an (M, N) array.
+    ``phi`` (M,), ``psi`` (N,), ``C`` (M, N). Returns an (M, N) array on the inputs' device.
+    Inputs: see :func:`dual_objective`.
     """
-    xp = _check_costs(C)
-    lam, reg = _real_positive("lam", lam), _reg_name(reg)
-    _check_potentials(xp, phi, psi, C)
+    xp, C, lam, reg, _, _, phi, psi = _problem(C, lam, reg, None, None, phi, psi)
     return _density(phi[:, None] - psi[None, :] - C, lam, reg, xp)
 
 
@@ -250,9 +292,10 @@ def plan_from_potentials(phi, psi, C, lam, reg, a=None, b=None):
     Returns
     -------
     P : array (M, N)
+
+    Inputs: see :func:`dual_objective`.
     """
-    xp, lam, reg, a, b = _problem(C, lam, reg, a, b)
-    _check_potentials(xp, phi, psi, C)
+    xp, C, lam, reg, a, b, phi, psi = _problem(C, lam, reg, a, b, phi, psi)
     return a[:, None] * b[None, :] * _density(phi[:, None] - psi[None, :] - C, lam, reg, xp)
 
 
@@ -281,31 +324,58 @@ def dual_objective(phi, psi, C, lam, reg, a=None, b=None):
     dpsi : array (N,)
         ``dF/dpsi_j = sum_i P_ij - b_j``.
 
+    Raises
+    ------
+    TypeError, ValueError
+        {rules}
+
     For KL, ``exp`` overflows (value ``-inf``) once ``V/lam`` exceeds ~709 (float64).
     """
-    xp, lam, reg, a, b = _problem(C, lam, reg, a, b)
-    _check_potentials(xp, phi, psi, C)
-    V = phi[:, None] - psi[None, :] - C
-    P = a[:, None] * b[None, :] * _density(V, lam, reg, xp)
-    lin = xp.sum(a * phi) - xp.sum(b * psi)
+    xp, C, lam, reg, a, b, phi, psi = _problem(C, lam, reg, a, b, phi, psi)
+    return _dual_objective(phi, psi, C, lam, reg, a, b, xp)
+
+
+dual_objective.__doc__ = dual_objective.__doc__.replace("{rules}", _INPUT_RULES)
+
+
+def _dual_objective(phi, psi, C, lam, reg, a, b, xp):
+    """:func:`dual_objective` without validation; ``a = b = None`` means uniform (no new arrays)."""
+    V = phi[:, None] - psi[None, :] - C                                      # (M, N)
+    m = _density(V, lam, reg, xp)
+    if a is None:
+        M, N = C.shape
+        P = m / (M * N)
+        lin = xp.mean(phi) - xp.mean(psi)
+        ga, gb = 1.0 / M, 1.0 / N
+    else:
+        P = a[:, None] * b[None, :] * m
+        lin = xp.sum(a * phi) - xp.sum(b * psi)
+        ga, gb = a, b
     value = lin - lam * xp.sum(P) if reg == "kl" else lin - 0.5 * xp.sum(P * xp.clip(V, min=0.0))
-    return value, a - xp.sum(P, axis=1), xp.sum(P, axis=0) - b
+    return value, ga - xp.sum(P, axis=1), xp.sum(P, axis=0) - gb
 
 
 def regularizer(plan, reg, a=None, b=None):
     """``I(P)`` of Sec. 3: KL ``sum P log(P/(a b^T))`` (``0 log 0 = 0``) or L2 ``0.5 sum P^2/(a b^T)``.
 
-    ``plan`` (M, N) nonnegative; ``a``, ``b`` default uniform. Returns a 0-d array.
+    ``plan`` (M, N) nonnegative (any mass: the paper's ``I`` needs no normalisation);
+    ``a``, ``b`` default uniform. Returns a 0-d array. Inputs by the input rules of
+    :mod:`refimpl._checks` (``plan`` finite and >= 0; see :func:`dual_objective`).
     """
-    xp = namespace(plan)
-    reg = _reg_name(reg)
-    if getattr(plan, "ndim", None) != 2:
-        raise ValueError(f"plan must be 2-D, got shape {getattr(plan, 'shape', None)}")
-    _check_float(xp, plan, "plan")
-    if bool(xp.any(plan < 0)) or not bool(xp.all(xp.isfinite(plan))):
-        raise ValueError("plan must be finite and >= 0")
+    xp, plan = _costs(plan, "plan")
     M, N = plan.shape
-    a, b = _weights(a, M, xp, plan.dtype, "a"), _weights(b, N, xp, plan.dtype, "b")
+    reg = _reg(reg)
+    a = None if a is None else _check_weights(a, M, xp, "a")
+    b = None if b is None else _check_weights(b, N, xp, "b")
+    plan, a, b = _promote(plan, a, b)
+    a = _uniform(M, plan) if a is None else a
+    b = _uniform(N, plan) if b is None else b
+    _check_mass(a, "a", xp)
+    _check_mass(b, "b", xp)
+    return _regularizer(plan, reg, a, b, xp)
+
+
+def _regularizer(plan, reg, a, b, xp):
     R = plan / (a[:, None] * b[None, :])
     if reg == "l2":
         return 0.5 * xp.sum(plan * R)
@@ -314,11 +384,16 @@ def regularizer(plan, reg, a=None, b=None):
 
 
 def primal_objective(plan, C, lam, reg, a=None, b=None):
-    """Primal objective of eq. 6, ``<P, C> + lam I(P)`` (0-d array), for any plan ``P`` (M, N)."""
-    xp, lam, reg, a, b = _problem(C, lam, reg, a, b)
-    if getattr(plan, "shape", None) != C.shape:
-        raise ValueError(f"plan shape {getattr(plan, 'shape', None)} does not match C {C.shape}")
-    return xp.sum(plan * C) + lam * regularizer(plan, reg, a, b)
+    """Primal objective of eq. 6, ``<P, C> + lam I(P)`` (0-d array), for any plan ``P`` (M, N).
+
+    Inputs: see :func:`dual_objective`; ``plan`` finite, >= 0, of ``C``'s shape.
+    """
+    xp, C, lam, reg, a, b, _, _ = _problem(C, lam, reg, a, b)
+    xp, plan = _costs(plan, "plan", xp=xp)
+    if tuple(plan.shape) != tuple(C.shape):
+        raise ValueError(f"plan must have the shape of C {tuple(C.shape)}, got {tuple(plan.shape)}")
+    plan, C, a, b = _checks.common_float(plan, C, a, b)
+    return xp.sum(plan * C) + lam * _regularizer(plan, reg, a, b, xp)
 
 
 def termination_statistic(phi, psi, C, lam, reg, a=None, b=None):
@@ -331,264 +406,23 @@ def termination_statistic(phi, psi, C, lam, reg, a=None, b=None):
       (eq. 15; ``a``, ``b`` must be None).
 
     Near 1 is a necessary condition for optimality of ``(phi, psi)`` (Sec. 4.2).
-    Returns a 0-d array.
+    Returns a 0-d array. Inputs: see :func:`dual_objective`.
     """
-    xp = namespace(C)
-    lam, reg = _real_positive("lam", lam), _reg_name(reg)
-    if getattr(C, "ndim", None) == 1:
+    if _checks.is_array(C) and C.ndim == 1:
+        xp, C = _costs(C, "C", ndim=1)
+        lam, reg = _lam(lam), _reg(reg)
         if a is not None or b is not None:
-            raise ValueError("termination_statistic on pairs (1-D C) takes no weights")
-        for v, name in ((phi, "phi"), (psi, "psi")):
-            if namespace(v) is not xp or v.shape != C.shape:
-                raise ValueError(f"{name} must be an array of shape {C.shape} like the paired costs")
-        _check_float(xp, C, "paired costs C")
-        if not bool(xp.all(xp.isfinite(C))) or bool(xp.any(C < 0)):
-            raise ValueError("paired costs C must be finite and >= 0")
+            raise ValueError("termination_statistic on pairs (1-D C) takes no weights a, b")
+        phi = _checks.array(phi, "phi", shape=tuple(C.shape), xp=xp)
+        psi = _checks.array(psi, "psi", shape=tuple(C.shape), xp=xp)
+        phi, psi, C = _checks.common_float(phi, psi, C)
         return xp.mean(_density(phi - psi - C, lam, reg, xp))
-    return xp.sum(plan_from_potentials(phi, psi, C, lam, reg, a, b))
+    xp, C, lam, reg, a, b, phi, psi = _problem(C, lam, reg, a, b, phi, psi)
+    return xp.sum(a[:, None] * b[None, :] * _density(phi[:, None] - psi[None, :] - C, lam, reg, xp))
 
 
-# ----------------------------------------------------------------------------- solvers
-def _progress(xp, phi, psi, err_r, err_c, mass_err, F, tol):
-    """Stopping measure; converged when <= 1 (host float).
-
-    ``max(bound / (tol |F|), (|r - a|_1 + |c - b|_1) / tol)`` with ``bound`` the Hoelder bound
-    of ``|gap| = |<phi, r - a> - <psi, c - b>|`` (module docstring). The marginal term is
-    needed: the gap of a pseudo-plan can vanish while it is infeasible (e.g. constant
-    ``psi`` and exact rows give ``gap = 0`` whatever the column sums).
-    """
-    pmax, pmin, qmax, qmin = (float(xp.max(phi)), float(xp.min(phi)), float(xp.max(psi)), float(xp.min(psi)))
-    bound = (0.5 * (pmax - pmin) * err_r + 0.5 * (qmax - qmin) * err_c
-             + abs(0.5 * (pmax + pmin) - 0.5 * (qmax + qmin)) * mass_err)
-    scale = tol * abs(F)
-    gap_term = bound / scale if scale > 0 else (0.0 if bound == 0 else math.inf)
-    return max(gap_term, (err_r + err_c) / tol)
-
-
-def _lse(Z, axis, xp):
-    """``log sum exp`` along ``axis`` with the max shifted out (finite for finite Z)."""
-    m = xp.max(Z, axis=axis, keepdims=True)
-    return xp.squeeze(m, axis=axis) + xp.log(xp.sum(xp.exp(Z - m), axis=axis))
-
-
-def _pcg(matvec, g, prec, rtol, maxit, xp):
-    """Preconditioned conjugate gradients for ``A x = g`` from ``x = 0``."""
-    x, res = xp.zeros_like(g), g
-    z = prec * res
-    p, rz = z, xp.sum(res * z)
-    stop = rtol * float(xp.sqrt(xp.sum(g * g)))
-    for _ in range(maxit):
-        q = matvec(p)
-        alpha = rz / xp.sum(p * q)
-        x, res = x + alpha * p, res - alpha * q
-        if float(xp.sqrt(xp.sum(res * res))) <= stop:
-            break
-        z = prec * res
-        rz_new = xp.sum(res * z)
-        p, rz = z + (rz_new / rz) * p, rz_new
-    return x
-
-
-class _State:
-    """Potentials with their pseudo-plan data: ``X`` is ``P`` (KL) or ``V_+`` (L2)."""
-
-    __slots__ = ("phi", "psi", "X", "r", "c", "F")
-
-    def __init__(self, phi, psi, X, r, c, F):
-        self.phi, self.psi, self.X, self.r, self.c, self.F = phi, psi, X, r, c, F
-
-
-class _Dual:
-    """The dual ``F`` of one problem (Lemma 4.1), its exact block updates and Newton systems."""
-
-    def __init__(self, C, lam, reg, a, b, xp):
-        self.C, self.lam, self.reg, self.a, self.b, self.xp = C, lam, reg, a, b, xp
-        self.M, self.N = C.shape
-        self.eps = float(xp.finfo(C.dtype).eps)
-        self.zero = xp.zeros((), dtype=C.dtype)
-        if reg == "kl":
-            self.Cl, self.la, self.lb = C / lam, xp.log(a), xp.log(b)
-            self.expmax = 0.5 * math.log(float(xp.finfo(C.dtype).max))
-
-    def state(self, phi, psi):
-        """State at (phi, psi); None for KL when ``exp`` would overflow (``F`` ~ -inf)."""
-        xp, lam, a, b = self.xp, self.lam, self.a, self.b
-        lin = xp.sum(a * phi) - xp.sum(b * psi)
-        if self.reg == "kl":  # log P = log a + log b + V/lam - 1
-            E = (phi / lam + self.la)[:, None] - (psi / lam + (1.0 - self.lb))[None, :] - self.Cl
-            if float(xp.max(E)) > self.expmax:
-                return None
-            P = xp.exp(E)
-            r = xp.sum(P, axis=1)
-            return _State(phi, psi, P, r, xp.sum(P, axis=0), float(lin - lam * xp.sum(r)))
-        Vp = xp.maximum(phi[:, None] - psi[None, :] - self.C, self.zero)   # V as in eq. 11 (same rounding)
-        F = lin - xp.sum(a * ((Vp * Vp) @ b)) / (2 * lam)
-        return _State(phi, psi, Vp, (a / lam) * (Vp @ b), (b / lam) * (a @ Vp), float(F))
-
-    def root(self, T, w, steps=None):
-        """Per row of ``T`` (R, Q): the root ``s`` of ``sum_q w_q (s - T_rq)_+ = lam`` (L2).
-
-        Newton's method from the right of the root on this convex, increasing,
-        piecewise-linear function: monotone, exact once it lands on the final piece
-        (at most Q + 1 steps). The start ``min(lam + T w, min_q T_rq + lam / w_q*)``
-        (``q*`` the argmin) is right of the root: ``sum_{q in J} w_q (s - T_rq) = lam``
-        bounds the root from above for any subset ``J`` (here all, or ``{q*}``).
-        ``steps`` caps the number of Newton steps (an over-estimate of the root).
-        """
-        xp, lam = self.xp, self.lam
-        s = xp.minimum(lam + T @ w, xp.min(T, axis=1) + lam / xp.take(w, xp.argmin(T, axis=1)))
-        for _ in range(T.shape[1] + 2 if steps is None else steps):
-            Dp = xp.maximum(s[:, None] - T, self.zero)
-            step = (Dp @ w - lam) / (xp.sign(Dp) @ w)
-            s = s - step
-            if float(xp.max(xp.abs(step))) <= 4 * self.eps * (float(xp.max(xp.abs(s))) + lam):
-                break
-        return s
-
-    def sweep(self, phi, steps=None):
-        """Exact block maximisation: ``psi`` given ``phi``, then ``phi`` given ``psi``.
-
-        KL: the log-domain Sinkhorn updates ``psi_j = lam (LSE_i(log a_i + (phi_i - C_ij)/lam) - 1)``,
-        ``phi_i = lam (1 - LSE_j(log b_j - (psi_j + C_ij)/lam))``; L2: the roots of
-        ``sum_i a_i (phi_i - psi_j - C_ij)_+ = lam`` and ``sum_j b_j (phi_i - psi_j - C_ij)_+ = lam``.
-        Afterwards the pseudo-plan has row sums exactly ``a``.
-        """
-        xp, lam = self.xp, self.lam
-        if self.reg == "kl":
-            psi = lam * (_lse((phi / lam + self.la)[:, None] - self.Cl, 0, xp) - 1.0)
-            return lam * (1.0 - _lse((self.lb - psi / lam)[None, :] - self.Cl, 1, xp)), psi
-        psi = -self.root(self.C.T - phi[None, :], self.a, steps)
-        return self.root(self.C + psi[None, :], self.b, steps), psi
-
-    def newton_direction(self, st, mu, rtol):
-        """Solve ``(L + mu diag(a, b)/lam) d = grad F`` for the generalised Hessian ``-L`` of ``F``.
-
-        ``L = [[diag(H 1), -H], [-H^T, diag(H^T 1)]]`` (a bipartite graph Laplacian) with
-        ``H = P/lam`` (KL) or ``H = a b^T [V > 0]/lam`` (L2). Dense solve when
-        ``M + N <= _DIRECT_MAX``, else Jacobi-preconditioned CG to relative residual ``rtol``.
-        """
-        xp, lam, a, b, M, N = self.xp, self.lam, self.a, self.b, self.M, self.N
-        if self.reg == "kl":
-            P = st.X
-            dr, dc = st.r / lam, st.c / lam
-            H_y, Ht_x = (lambda y: (P @ y) / lam), (lambda x: (x @ P) / lam)
-            dense = (lambda: P / lam)
-        else:
-            S = xp.sign(st.X)
-            al, bl = a / lam, b / lam
-            dr, dc = al * (S @ b), bl * (a @ S)
-            H_y, Ht_x = (lambda y: al * (S @ (b * y))), (lambda x: bl * ((a * x) @ S))
-            dense = (lambda: al[:, None] * S * b[None, :])
-        diag = xp.concat([dr + (mu / lam) * a, dc + (mu / lam) * b])
-        g = xp.concat([a - st.r, st.c - b])
-        if M + N <= _DIRECT_MAX:
-            H = dense()
-            A = xp.concat([xp.concat([xp.zeros((M, M), dtype=H.dtype), -H], axis=1),
-                           xp.concat([-H.T, xp.zeros((N, N), dtype=H.dtype)], axis=1)], axis=0)
-            A = A + xp.eye(M + N, dtype=H.dtype) * diag[None, :]
-            return g, xp.linalg.solve(A, g[:, None])[:, 0]
-
-        def matvec(x):
-            return diag * x - xp.concat([H_y(x[M:]), Ht_x(x[:M])])
-        return g, _pcg(matvec, g, 1.0 / diag, rtol, M + N, xp)
-
-
-_DIRECT_MAX = 600  # Newton systems with M + N up to this size are solved directly
-_INIT_STEPS = 0     # Newton steps of the root solves in the first L2 sweep (its start point only)
-_MU = 1e-2         # Levenberg-Marquardt factor: mu = _MU * min(1, |grad F|_1)
-
-
-def _newton(D, tol, max_iter, st, it):
-    """(Semi-smooth) Newton ascent on the dual ``F`` with an Armijo line search.
-
-    Directions from ``_Dual.newton_direction``; a first step whose gain exceeds the
-    quadratic model's by half (regularisation-dominated, flat directions) is doubled
-    while ``F`` increases; a failed line search falls back on one exact sweep.
-    Returns (state, iterations, converged).
-    """
-    xp, a, b, M = D.xp, D.a, D.b, D.M
-    while True:
-        err_r, err_c = float(xp.sum(xp.abs(a - st.r))), float(xp.sum(xp.abs(st.c - b)))
-        err = err_r + err_c
-        if _progress(xp, st.phi, st.psi, err_r, err_c, abs(float(xp.sum(st.r)) - 1.0), st.F, tol) <= 1.0:
-            return st, it, True
-        if it >= max_iter:
-            return st, it, False
-        it += 1
-        g, d = D.newton_direction(st, _MU * min(1.0, err), min(0.1, math.sqrt(err)))
-        gd = float(xp.sum(g * d))
-        dphi, dpsi = d[:M], d[M:]
-        step, trial = 1.0, None
-        while step > 1e-12 and math.isfinite(gd) and gd > 0:
-            t = D.state(st.phi + step * dphi, st.psi + step * dpsi)
-            if t is not None and (t.F >= st.F + 1e-4 * step * gd or (
-                    t.F >= st.F - 16 * D.eps * abs(st.F)
-                    and float(xp.sum(xp.abs(a - t.r)) + xp.sum(xp.abs(t.c - b))) <= 0.5 * err)):
-                trial = t
-                break
-            step *= 0.5
-        if trial is not None and step == 1.0 and trial.F - st.F > 0.75 * gd:
-            # the quadratic model predicts a gain gd/2 at step 1: extend the step
-            while step < 2.0 ** 40:
-                longer = D.state(st.phi + 2 * step * dphi, st.psi + 2 * step * dpsi)
-                if longer is None or not longer.F > trial.F:
-                    break
-                step, trial = 2 * step, longer
-        st = trial if trial is not None else D.state(*D.sweep(st.phi))
-
-
-def _sinkhorn(D, tol, max_iter, phi, newton_after=200, min_iter=20):
-    """Absorption-stabilised log-domain Sinkhorn (KL).
-
-    Log-domain sweeps (``_Dual.sweep``) alternate with scaling iterations
-    ``v = b / (K^T u)``, ``u = a / (K v)`` of the kernel ``K`` = pseudo-plan of the
-    last absorbed potentials; ``u``, ``v`` are absorbed into ``(phi, psi)`` before they
-    leave ``[e^-B, e^B]``, ``B = 0.15 log(1/tiny)``. Every 10 iterations the stopping
-    bound is evaluated and its linear rate estimated; when more than ``newton_after``
-    further iterations are predicted (after ``min_iter``), the caller switches to Newton.
-    Returns (phi, psi, iterations, status) with status "converged", "max_iter" or "slow".
-    """
-    xp, lam, a, b = D.xp, D.lam, D.a, D.b
-    big = 0.15 * -math.log(float(xp.finfo(D.C.dtype).smallest_normal))
-    hi, lo = math.exp(big), math.exp(-big)
-    check_every, it, prev = 10, 0, None
-    while True:
-        phi, psi = D.sweep(phi)
-        it += 1
-        K = D.state(phi, psi).X  # rows sum to a; no overflow right after a sweep
-        u, v = xp.ones_like(a), xp.ones_like(b)
-        since = check_every
-        while True:
-            if since >= check_every or it >= max_iter:
-                since = 0
-                c = v * (u @ K)
-                ph, ps = phi + lam * xp.log(u), psi - lam * xp.log(v)
-                mass = float(xp.sum(c))
-                dual = float(xp.sum(a * ph) - xp.sum(b * ps)) - lam * mass
-                q = _progress(xp, ph, ps, 0.0, float(xp.sum(xp.abs(c - b))), abs(mass - 1.0), dual, tol)
-                if q <= 1.0:
-                    return ph, ps, it, "converged"
-                if it >= max_iter:
-                    return ph, ps, it, "max_iter"
-                if prev is not None and it >= min_iter:
-                    rate = (q / prev[0]) ** (1.0 / (it - prev[1])) if 0 < prev[0] < math.inf else 1.0
-                    if rate >= 1.0 or -math.log(q) / math.log(rate) > newton_after:
-                        return ph, ps, it, "slow"
-                prev = (q, it)
-            v_new = b / (u @ K)
-            if not (float(xp.max(v_new)) <= hi and float(xp.min(v_new)) >= lo):
-                break
-            u_new = a / (K @ v_new)
-            v = v_new
-            if not (float(xp.max(u_new)) <= hi and float(xp.min(u_new)) >= lo):
-                break
-            u = u_new
-            it += 1
-            since += 1
-        phi, psi = phi + lam * xp.log(u), psi - lam * xp.log(v)  # absorb
-
-
-def solve_regularized(C, lam, reg="kl", a=None, b=None, tol=1e-9, max_iter=None, init=None):
+def solve_regularized(C, lam, reg="kl", a=None, b=None, tol=1e-9, max_iter=None, init=None,
+                      max_seconds=10.0, anneal=True):
     """Solve the regularised OT problem (eq. 6) exactly through its dual (Lemma 4.1).
 
     Parameters
@@ -596,66 +430,129 @@ def solve_regularized(C, lam, reg="kl", a=None, b=None, tol=1e-9, max_iter=None,
     C : array (M, N)
         Nonnegative finite costs (rows: generated points, columns: data).
     lam : float > 0
-        Regularisation weight ``lambda``.
+        Regularisation weight ``lambda`` (finite). The solver is accurate while the
+        potentials' size ``~ lam + max C`` times the dtype's eps stays below ``tol |F|``;
+        beyond (e.g. ``lam = 1e12`` with costs ~1 in float64) it reports
+        ``converged=False`` rather than a value it cannot certify.
     reg : {"kl", "l2"}
-        ``I`` of Sec. 3 (KL to ``a x b`` or ``0.5 sum P^2/(a b)``).
+        ``I`` of Sec. 3 (KL to ``a x b`` or ``0.5 sum P^2/(a b)``); any case.
     a, b : arrays (M,), (N,), optional
-        Strictly positive weights summing to 1 (default uniform).
-    tol : float
+        Strictly positive weights summing to 1 (default uniform, on ``C``'s device).
+    tol : float > 0
         Stop when the bound on ``|gap|`` (module docstring) is ``<= tol * |F|`` and the
-        marginal error ``|P 1 - a|_1 + |P^T 1 - b|_1 <= tol``; values below
-        ``1e3 * eps`` of the dtype are raised to it.
-    max_iter : int, optional
-        Iterations: Sinkhorn iterations plus Newton steps (KL, default 10000) or Newton
-        steps (L2, default 500). When reached, ``converged=False`` and a
-        ``RuntimeWarning`` is issued.
+        marginal error ``|P 1 - a|_1 + |P^T 1 - b|_1 <= tol``, both evaluated on the plan
+        actually returned; values below ``1e3 * eps`` of the dtype are raised to it.
+    max_iter : int >= 1, optional
+        Iterations over all stages: Sinkhorn iterations plus Newton steps (KL, default
+        10000) or Newton steps (L2, default 500).
     init : (phi0, psi0), optional
-        Warm start (Appendix H). KL: Sinkhorn starts from ``phi0`` (its first sweep
-        recomputes ``psi``); L2: Newton starts at ``(phi0, psi0)``. Default: KL from
-        ``phi = 0``; L2 from the start point of one sweep (``_Dual.root`` with no step).
+        Warm start (Appendix H), arrays (M,), (N,); disables epsilon-scaling. KL: Sinkhorn
+        starts from ``phi0`` (its first sweep recomputes ``psi``); L2: Newton starts at
+        ``(phi0, psi0)``. Default: KL from ``phi = 0``; L2 from the start point of one
+        sweep (``ot_solver._Dual.root`` with no step).
+    max_seconds : float > 0 or inf
+        Wall-clock budget (default 10 s), checked every 10 Sinkhorn iterations and every
+        Newton step.
+    anneal : bool
+        Epsilon-scaling (default True): when ``lam`` is below ``0.01 (max C - min C)``,
+        solve first for ``lam`` times powers of 10 from ``0.1 (max C - min C)`` down,
+        each stage to tolerance 1e-3 and warm-starting the next.
 
     Returns
     -------
     OTResult
         ``plan`` (eq. 11), ``phi``, ``psi``, ``primal = <plan, C> + lam I(plan)``,
         ``dual = F(phi, psi)``, ``gap = primal - dual``, ``marginal_error``,
-        ``iterations``, ``converged``.
+        ``iterations``, ``converged``, ``status``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        {rules}
+    RuntimeWarning
+        (a warning, not raised) when not converged: it says why (``max_iter``,
+        ``max_seconds``, or stalled at the dtype's rounding floor), how far it got
+        (marginal error, gap, annealing stage) and what to change (float64, a larger
+        ``lam``, a larger budget).
 
     Notes
     -----
     KL: stabilised log-domain Sinkhorn; when its estimated linear rate predicts more
-    than 200 further iterations (small ``lam``), Newton steps on the same dual finish
-    (Sinkhorn-Newton). L2: one exact sweep, then semi-smooth Newton.
+    further iterations than a Newton finish costs (flop model, ``ot_solver._newton_after``:
+    dense ``O((M+N)^3)`` solves only pay off for slow Sinkhorn), Newton steps on the same
+    dual finish (Sinkhorn-Newton). L2: one exact sweep, then semi-smooth Newton. Both
+    inside the epsilon-scaling loop. The returned plan is re-checked against the stopping
+    rule: ``converged`` is never claimed for a plan that does not meet it.
     """
-    xp, lam, reg, a, b = _problem(C, lam, reg, a, b)
-    tol_eff = max(_real_positive("tol", tol), 1e3 * float(xp.finfo(C.dtype).eps))
-    if max_iter is None:
-        max_iter = 10_000 if reg == "kl" else 500
-    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
-        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
-    max_iter = int(max_iter)
-    if init is not None:
-        phi0, psi0 = init
-        _check_potentials(xp, phi0, psi0, C)
-        phi0, psi0 = xp.astype(phi0, C.dtype), xp.astype(psi0, C.dtype)
-    D = _Dual(C, lam, reg, a, b, xp)
-    if reg == "kl":
-        phi, psi, iters, status = _sinkhorn(D, tol_eff, max_iter, xp.zeros_like(a) if init is None else phi0)
-        st, ok = D.state(phi, psi), status == "converged"
-        if status == "slow":
-            st, iters, ok = _newton(D, tol_eff, max_iter, st, iters)
-        plan = st.X
-    else:
-        start = D.sweep(xp.zeros_like(a), _INIT_STEPS) if init is None else (phi0, psi0)
-        st, iters, ok = _newton(D, tol_eff, max_iter, D.state(*start), 0)
-        plan = (a / lam)[:, None] * st.X * b[None, :]
-    primal = xp.sum(plan * C) + lam * regularizer(plan, reg, a, b)
-    dual = xp.asarray(st.F, dtype=C.dtype, device=getattr(C, "device", None))
+    if init is not None and (not isinstance(init, (tuple, list)) or len(init) != 2):
+        raise TypeError("init must be a pair (phi0, psi0)")
+    xp, C, lam, reg, a, b, phi0, psi0 = _problem(C, lam, reg, a, b, *(init if init is not None else (None, None)))
+    tol = _checks.real(tol, "tol", gt=0.0)
+    max_iter = (10_000 if reg == "kl" else 500) if max_iter is None else _checks.integer(max_iter, "max_iter", ge=1)
+    max_seconds = _checks.real(max_seconds, "max_seconds", gt=0.0, allow_inf=True)
+    if not isinstance(anneal, bool):
+        raise TypeError(f"anneal must be a bool, got {type(anneal).__name__}")
+    return _solve(C, lam, reg, a, b, tol, max_iter, phi0, psi0, max_seconds, anneal, xp)
+
+
+solve_regularized.__doc__ = solve_regularized.__doc__.replace("{rules}", _INPUT_RULES)
+
+
+def _solve(C, lam, reg, a, b, tol, max_iter, phi, psi, max_seconds, use_stages, xp):
+    """:func:`solve_regularized` on validated inputs."""
+    t0 = time.perf_counter()
+    eps = float(xp.finfo(C.dtype).eps)
+    tol_eff = max(tol, 1e3 * eps)
+    cmax = float(xp.max(C))
+    spread = cmax - float(xp.min(C))
+    D, st, iters, status, stages, done = _anneal(C, lam, reg, a, b, tol_eff, max_iter, phi, psi,
+                                                t0 + max_seconds, use_stages, xp, cmax, spread)
+    plan = st.X if reg == "kl" else (a / lam)[:, None] * st.X * b[None, :]
+    primal = xp.sum(plan * C) + lam * _regularizer(plan, reg, a, b, xp)
+    dual = xp.asarray(st.F, dtype=C.dtype, device=C.device)
     merr = xp.maximum(xp.max(xp.abs(st.r - a)), xp.max(xp.abs(st.c - b)))
+    # the stopping rule on the returned plan, plus its computed gap: where rounding errors
+    # ~eps*lam of F and the primal exceed tol*|F| (huge lam), the solution is not certified
+    q, merr_l1 = _measure(D, st, tol_eff)
+    gap = float(primal) - st.F
+    gap_ok = abs(gap) <= max(tol_eff * abs(st.F), 64 * eps * (cmax + abs(st.F)))
+    ok = q <= 1.0 and gap_ok
+    if ok:
+        status = "converged"
+    elif q <= 1.0:
+        status = "resolution"
+    elif status == "converged":
+        status = "stalled"
     if not ok:
-        warnings.warn(f"solve_regularized(reg={reg!r}) did not converge: max_iter={max_iter} reached "
-                      f"before |gap| <= tol*|primal| and marginal error <= tol (tol={tol_eff:g}); "
-                      f"gap={float(primal - dual):.3e}, marginal error={float(merr):.3e}",
-                      RuntimeWarning, stacklevel=2)
+        _warn_not_converged(reg, lam, C, xp, status, iters, max_iter, max_seconds, time.perf_counter() - t0,
+                            stages, done, merr_l1, gap, tol_eff, spread)
     return OTResult(plan=plan, phi=st.phi, psi=st.psi, primal=primal, dual=dual, gap=primal - dual,
-                    marginal_error=merr, iterations=iters, converged=ok)
+                    marginal_error=merr, iterations=iters, converged=ok, status=status)
+
+
+def _warn_not_converged(reg, lam, C, xp, status, iters, max_iter, max_seconds, seconds, stages, done,
+                        merr_l1, gap, tol, spread):
+    why = {"max_iter": f"max_iter={max_iter} reached",
+           "max_seconds": f"time budget max_seconds={max_seconds:g} spent",
+           "stalled": "stalled: the stopping measure stopped decreasing (rounding floor of "
+                      f"{_checks._dtype_name(C.dtype)} at this lam)",
+           "resolution": f"lam={lam:g} is beyond the resolution of {_checks._dtype_name(C.dtype)}: the "
+                         f"potentials are ~lam, so F and the primal carry rounding errors ~eps*lam, above "
+                         f"tol*|F| (the plan is a b^T to working precision)"}.get(status, status)
+    where = "" if done == len(stages) else (f"; epsilon-scaling stopped at stage {done} of {len(stages)} "
+                                            f"(lam={stages[done - 1]:.3g} of target {lam:.3g})")
+    advice = []
+    if C.dtype == xp.float32:
+        advice.append("use float64 costs")
+    if status == "resolution":
+        advice.append("a smaller lam, or a larger tol")
+    elif spread > 0:
+        advice.append(f"a larger lam (lam/(max C - min C) = {lam / spread:.2g})")
+    if status == "max_seconds":
+        advice.append("a larger max_seconds")
+    if status == "max_iter":
+        advice.append("a larger max_iter")
+    warnings.warn(f"solve_regularized(reg={reg!r}, lam={lam:g}) did not converge: {why} after {iters} "
+                  f"iterations in {seconds:.2f} s{where}; the returned plan has marginal error {merr_l1:.3e} "
+                  f"(L1; tol={tol:.3g}) and gap {gap:.3e}. To converge: " + "; or ".join(advice) + ".",
+                  RuntimeWarning, stacklevel=4)

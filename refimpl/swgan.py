@@ -18,7 +18,8 @@ One outer iteration (one generator step of Algorithm 1):
              - \\frac{1}{MN} \\sum_{ij} f_\\lambda(\\phi_i - \\psi_j - C_{ij}),
 
    ``f_lam(v) = v_+^2/(2 lam)`` (L2) or ``(lam/e) exp(v/lam)`` (KL) (values and
-   ``dF/dphi_i``, ``dF/dpsi_j`` from :func:`refimpl.ot.dual_objective`), back-propagated
+   ``dF/dphi_i``, ``dF/dpsi_j`` of :func:`refimpl.ot.dual_objective`; the training step
+   calls the non-validating cores ``_cost_matrix``/``_dual_objective``), back-propagated
    into both networks (chain rule ``dF/dw = sum_i dF/dphi_i dphi_i/dw``); Adam minimises
    ``-F``. At most ``n_critic`` steps; before each update the termination statistic of
    eq. 15 is computed on the step's batch and the phase stops when it is close to 1
@@ -42,6 +43,21 @@ pairs, the all-pairs mean estimates the same ``E m`` with less variance). The ph
 value). ``stop_tol = 0`` disables the test (always ``n_critic`` steps). The check is a
 necessary condition only (Sec. 4.2): ``s = 1`` holds at the optimum but also elsewhere.
 
+Where the test is decided (``SWGANConfig.stop_every``), a documented choice, since reading
+``s`` on the host synchronises a GPU:
+
+* ``stop_every = 0`` (default): on the device. Every one of the ``n_critic`` dual steps is
+  computed; once the test has held, the remaining updates are masked out
+  (``where(done, old, new)`` on the potentials and the optimiser's moment estimates), so
+  the potentials equal those of the host rule on the same batches, with **no host round
+  trip** in the outer step. Costs: the masked steps' work is spent anyway, the data and
+  latent draws of all ``n_critic`` batches advance the RNG, and the optimiser's Python
+  step counter ``t`` (Adam's bias correction) counts the masked steps too. The logs
+  ``dual``, ``stat`` are those of the step that ended the phase; ``dual_steps`` is a 0-d
+  device integer.
+* ``stop_every = k >= 1``: on the host before the update of dual steps ``0, k, 2k, ...``
+  (one round trip each); ``k = 1`` is the paper's rule exactly and stops at once.
+
 Critic sign. The project's critic ``f`` is large on data (conventions.md, "One critic
 sign"). As ``lam -> 0`` the dual forces ``phi(x) - psi(y) <= c(x, y)`` and for a metric
 cost ``phi = psi = -f`` gives ``F = E_data f - E_gen f``, the Kantorovich dual; so the
@@ -60,9 +76,10 @@ import math
 import numbers
 from dataclasses import dataclass
 
-from .backend import namespace, scalar
+from . import _checks
+from .backend import namespace
 from .nn import MLP
-from .ot import COSTS, REGS, cost_matrix, density_ratio, dual_objective
+from .ot import COSTS, REGS, _cost_matrix, _density, _dual_objective, cost_matrix
 from .optim import make_optimiser
 from .train import GANMethod
 
@@ -70,30 +87,44 @@ __all__ = ["SWGANConfig", "SWGANMethod", "pairwise_cost", "cost_input_gradient",
            "dual_loss_grads", "generator_grads", "should_stop"]
 
 
-# ----------------------------------------------------------------------------- checks
-def _check_points(xp, x, y):
-    if getattr(x, "ndim", None) != 2 or getattr(y, "ndim", None) != 2:
-        raise ValueError(f"x and y must be 2-D (points, dim), got shapes {getattr(x, 'shape', None)} "
-                         f"and {getattr(y, 'shape', None)}")
+# ----------------------------------------------------------------------------- checks (public boundary only)
+_RULES = """Inputs follow the rules of :mod:`refimpl._checks`: arrays only (lists raise ``TypeError``);
+    float16 refused; integer and bool promoted to float64; float32 with float64 computes in
+    float64; NaN/inf refused (``ValueError`` naming the argument); ``cost`` one of
+    :data:`refimpl.ot.COSTS`, ``reg`` one of :data:`refimpl.ot.REGS`, ``lam`` finite > 0."""
+
+
+def _check_points(x, y, xp=None):
+    """``x`` (M, d), ``y`` (N, d) by the input rules, same d >= 1, promoted to one dtype."""
+    x = _checks.array(x, "x", ndim=2, xp=xp)
+    y = _checks.array(y, "y", ndim=2, xp=namespace(x))
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x and y have different dimensions: {x.shape[1]} != {y.shape[1]}")
-    if x.shape[1] < 1:
-        raise ValueError("points must have at least one coordinate")
-    for a, name in ((x, "x"), (y, "y")):
-        if not xp.isdtype(a.dtype, "real floating"):
-            raise ValueError(f"{name} must have a real floating dtype, got {a.dtype}")
+    return _checks.common_float(x, y)
 
 
 def _check_cost(cost):
-    if cost not in COSTS:
-        raise ValueError(f"unknown cost {cost!r}; choose one of {', '.join(COSTS)}")
+    return _checks.choice(cost, "cost", COSTS)
+
+
+def _check_reg(reg):
+    if not isinstance(reg, str):
+        raise TypeError(f"reg must be a string, one of {', '.join(map(repr, REGS))}")
+    return _checks.choice(reg.lower(), "reg", REGS)
+
+
+def _check_m(m, M, N, xp):
+    return _checks.array(m, "m", shape=(M, N), xp=xp)
 
 
 _PER_COORD_MAX_DIM = 16     # pairwise costs and their gradients loop over coordinates up to this dimension
 
 
 def pairwise_cost(x, y, cost="l1"):
-    """``C[i, j] = c(x_i, y_j)`` (M, N): :func:`refimpl.ot.cost_matrix` with SWGAN's default cost (L1)."""
+    """``C[i, j] = c(x_i, y_j)`` (M, N): :func:`refimpl.ot.cost_matrix` with SWGAN's default cost (L1).
+
+    Inputs, errors and the overflow check as :func:`refimpl.ot.cost_matrix`.
+    """
     return cost_matrix(x, y, cost)
 
 
@@ -124,17 +155,27 @@ def cost_input_gradient(x, y, m, cost="l1"):
     G : array (M, d)
         Differences ``x_i - y_j`` are formed explicitly (no cancellation), in chunks of
         the feature axis.
+
+    Raises
+    ------
+    TypeError, ValueError
+        {rules}
     """
-    xp = namespace(x, y, m)
-    _check_cost(cost)
-    _check_points(xp, x, y)
+    x, y = _check_points(x, y)
+    xp = namespace(x)
+    m = _check_m(m, x.shape[0], y.shape[0], xp)
+    x, y, m = _checks.common_float(x, y, m)
+    return _cost_input_gradient(x, y, m, _check_cost(cost), xp)
+
+
+cost_input_gradient.__doc__ = cost_input_gradient.__doc__.replace("{rules}", _RULES)
+
+
+def _cost_input_gradient(x, y, m, cost, xp):
+    """:func:`cost_input_gradient` without validation (training steps)."""
     M, N, d = x.shape[0], y.shape[0], x.shape[1]
-    if getattr(m, "ndim", None) != 2 or tuple(m.shape) != (M, N):
-        raise ValueError(f"m must have shape ({M}, {N}) to match x and y, got {getattr(m, 'shape', None)}")
-    if not xp.isdtype(m.dtype, "real floating"):
-        raise ValueError(f"m must have a real floating dtype, got {m.dtype}")
     if cost == "euclidean":
-        C = pairwise_cost(x, y, "euclidean")
+        C = _cost_matrix(x, y, "euclidean", xp)
         pos = C > 0
         m = xp.where(pos, m / xp.where(pos, C, xp.ones_like(C)), xp.zeros_like(C))
     elif cost == "sqeuclidean":
@@ -176,11 +217,31 @@ def generator_objective(x, y, m, cost="l1", C=None):
     -------
     value : 0-d array
     dx : array (M, d)
+
+    Raises
+    ------
+    TypeError, ValueError
+        {rules} ``C`` (M, N) when given.
     """
-    xp = namespace(x, y, m)
-    dx = cost_input_gradient(x, y, m, cost)
+    x, y = _check_points(x, y)
+    xp = namespace(x)
+    m = _check_m(m, x.shape[0], y.shape[0], xp)
+    cost = _check_cost(cost)
+    if C is not None:
+        C = _checks.array(C, "C", shape=(x.shape[0], y.shape[0]), xp=xp)
+        x, y, m, C = _checks.common_float(x, y, m, C)
+    else:
+        x, y, m = _checks.common_float(x, y, m)
+    return _generator_objective(x, y, m, cost, C, xp)
+
+
+generator_objective.__doc__ = generator_objective.__doc__.replace("{rules}", _RULES)
+
+
+def _generator_objective(x, y, m, cost, C, xp):
+    dx = _cost_input_gradient(x, y, m, cost, xp)
     if C is None:
-        C = pairwise_cost(x, y, cost)
+        C = _cost_matrix(x, y, cost, xp)
     scale = 1.0 / (x.shape[0] * y.shape[0])
     return xp.sum(m * C) * scale, dx * scale
 
@@ -204,13 +265,30 @@ def generator_grads(gen, gparams, z, y, phi_net, phi_params, psi_net, psi_params
     loss : 0-d array, ``(1/(MN)) sum_ij m_ij C_ij``
     grads : list of (dW, db) like ``gparams``
     m : array (M, N), the density ratios used
+
+    Raises
+    ------
+    TypeError, ValueError
+        {rules} Here for ``z`` and ``y`` (2-D); the networks check their parameters.
     """
+    z = _checks.array(z, "z", ndim=2)
+    y = _checks.array(y, "y", ndim=2, xp=namespace(z))
+    lam, reg, cost = _checks.real(lam, "lam", gt=0.0), _check_reg(reg), _check_cost(cost)
+    return _generator_grads(gen, gparams, z, y, phi_net, phi_params, psi_net, psi_params, lam, reg, cost)
+
+
+generator_grads.__doc__ = generator_grads.__doc__.replace("{rules}", _RULES)
+
+
+def _generator_grads(gen, gparams, z, y, phi_net, phi_params, psi_net, psi_params, lam, reg, cost):
+    """:func:`generator_grads` without validation (training steps: no host round trip)."""
+    xp = namespace(y)
     x, cache = gen.forward(gparams, z)
-    C = pairwise_cost(x, y, cost)
+    C = _cost_matrix(x, y, cost, xp)
     phi = phi_net.forward(phi_params, x)[0][:, 0]
     psi = psi_net.forward(psi_params, y)[0][:, 0]
-    m = density_ratio(phi, psi, C, lam, reg)
-    loss, dx = generator_objective(x, y, m, cost, C)
+    m = _density(phi[:, None] - psi[None, :] - C, lam, reg, xp)
+    loss, dx = _generator_objective(x, y, m, cost, C, xp)
     _, grads = gen.backward(gparams, cache, dx, need_dx=False)
     return loss, grads, m
 
@@ -243,20 +321,52 @@ def dual_loss_grads(phi_net, phi_params, psi_net, psi_params, x, y, lam, reg="l2
     grads_phi, grads_psi : lists of (dW, db), gradients of ``-F``.
     stat : 0-d array
         Termination statistic (eq. 15), ``(1/(MN)) sum_ij m_ij = 1 - sum_i dF/dphi_i``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        {rules} Here for ``x`` and ``y``; the networks check their parameters.
     """
-    C = pairwise_cost(x, y, cost)
+    x, y = _check_points(x, y)
+    lam, reg, cost = _checks.real(lam, "lam", gt=0.0), _check_reg(reg), _check_cost(cost)
+    return _dual_loss_grads(phi_net, phi_params, psi_net, psi_params, x, y, lam, reg, cost)
+
+
+dual_loss_grads.__doc__ = dual_loss_grads.__doc__.replace("{rules}", _RULES)
+
+
+def _dual_loss_grads(phi_net, phi_params, psi_net, psi_params, x, y, lam, reg, cost):
+    """:func:`dual_loss_grads` without validation (training steps: no host round trip)."""
+    xp = namespace(x)
+    C = _cost_matrix(x, y, cost, xp)
     phi_out, cphi = phi_net.forward(phi_params, x)
     psi_out, cpsi = psi_net.forward(psi_params, y)
-    xp = namespace(C)
-    F, dphi, dpsi = dual_objective(phi_out[:, 0], psi_out[:, 0], C, lam, reg)
+    F, dphi, dpsi = _dual_objective(phi_out[:, 0], psi_out[:, 0], C, lam, reg, None, None, xp)
     _, gphi = phi_net.backward(phi_params, cphi, -dphi[:, None], need_dx=False)
     _, gpsi = psi_net.backward(psi_params, cpsi, -dpsi[:, None], need_dx=False)
     return F, gphi, gpsi, 1.0 - xp.sum(dphi)
 
 
 def should_stop(stat, tol):
-    """Termination rule of the dual phase (eq. 15): ``|stat - 1| <= tol`` (never when ``tol == 0``)."""
-    return tol > 0 and abs(scalar(stat) - 1.0) <= tol
+    """Termination rule of the dual phase (eq. 15) on the host: ``|stat - 1| <= tol`` (never when ``tol == 0``).
+
+    ``stat`` a real number or 0-d array (one host round trip), ``tol`` finite >= 0.
+    Returns a Python bool. The training step uses the device form (module docstring).
+    """
+    tol = _checks.real(tol, "tol", ge=0.0)
+    stat = _checks.real(stat, "stat", allow_inf=True)
+    return tol > 0 and abs(stat - 1.0) <= tol
+
+
+def _select(keep, old, new, xp):
+    """``old`` where the 0-d bool ``keep`` holds, else ``new``, leaf by leaf (params, optimiser state)."""
+    if isinstance(old, dict):
+        return {k: _select(keep, old[k], new[k], xp) for k in new}
+    if isinstance(old, (list, tuple)):
+        return type(new)(_select(keep, o, n, xp) for o, n in zip(old, new))
+    if _checks.is_array(new):
+        return xp.where(keep, old, new)
+    return new          # Python counters (the optimiser's step count t) advance regardless
 
 
 # ----------------------------------------------------------------------------- the method
@@ -278,7 +388,9 @@ class SWGANConfig:
     ``batch_size`` is ``M`` (generated points per batch) and ``data_batch_size`` is
     ``N`` (data points; ``None``: equal to ``batch_size``); the dual loss uses all
     ``M x N`` pairs. ``n_critic`` is the maximum number of dual steps per generator
-    step, ``stop_tol`` the tolerance of the eq. 15 test (0 disables it). ``data_scale``
+    step, ``stop_tol`` the tolerance of the eq. 15 test (0 disables it), ``stop_every``
+    where the test is decided (module docstring, *Termination*: 0, the default, on the
+    device with no host round trip; ``k >= 1`` on the host every ``k`` dual steps). ``data_scale``
     has the meaning of :class:`refimpl.train.GANConfig`'s (the data source divides the data
     by it and :meth:`GANMethod.samples` multiplies generated points back); the costs, and so
     ``lam``, are then in the scaled units.
@@ -297,6 +409,7 @@ class SWGANConfig:
     data_batch_size: int | None = None
     n_critic: int = 20
     stop_tol: float = 0.05
+    stop_every: int = 0
     n_gen: int = 1
     optimiser: str = "adam"
     lr_gen: float = 3e-3
@@ -309,6 +422,9 @@ class SWGANConfig:
             _pos_int(k, getattr(self, k))
         if self.data_batch_size is not None:
             _pos_int("data_batch_size", self.data_batch_size)
+        if isinstance(self.stop_every, bool) or not isinstance(self.stop_every, numbers.Integral) \
+                or self.stop_every < 0:
+            raise ValueError(f"stop_every must be an integer >= 0, got {self.stop_every!r}")
         _pos_real("lam", self.lam)
         _pos_real("stop_tol", self.stop_tol, allow_zero=True)
         _pos_real("data_scale", self.data_scale)
@@ -368,19 +484,39 @@ class SWGANMethod(GANMethod):
         return x, y
 
     def critic_phase(self, state, rng, data):
-        """Up to ``n_critic`` Adam steps on ``-F``, stopped early by eq. 15 (module docstring)."""
+        """Up to ``n_critic`` Adam steps on ``-F``, stopped early by eq. 15 (module docstring).
+
+        ``stop_every = 0``: the decision stays on the device (masked updates, no host round
+        trip); ``k >= 1``: tested on the host before the update of every ``k``-th step.
+        """
         cfg = self.cfg
-        steps, F, stat = 0, None, None
-        for _ in range(cfg.n_critic):
+        on_device = cfg.stop_tol > 0 and cfg.stop_every == 0
+        steps, F, stat, done = 0, None, None, None
+        for i in range(cfg.n_critic):
             x, y = self.dual_batch(state, rng, data)
-            F, gphi, gpsi, stat = dual_loss_grads(self.phi_net, state["phi"], self.psi_net, state["psi"],
-                                                  x, y, cfg.lam, cfg.reg, cfg.cost)
-            if should_stop(stat, cfg.stop_tol):
-                break
+            F_i, gphi, gpsi, stat_i = _dual_loss_grads(self.phi_net, state["phi"], self.psi_net, state["psi"],
+                                                       x, y, cfg.lam, cfg.reg, cfg.cost)
+            if not on_device:
+                F, stat = F_i, stat_i
+                if cfg.stop_tol > 0 and i % cfg.stop_every == 0 and should_stop(stat, cfg.stop_tol):
+                    break
             php, oph = self.opt_critic.step(state["phi"], gphi, state["opt_phi"])
             psp, ops = self.opt_critic.step(state["psi"], gpsi, state["opt_psi"])
-            state = {**state, "phi": php, "psi": psp, "opt_phi": oph, "opt_psi": ops}
-            steps += 1
+            new = {"phi": php, "psi": psp, "opt_phi": oph, "opt_psi": ops}
+            if on_device:
+                xp = namespace(x)
+                hit = xp.abs(stat_i - 1.0) <= cfg.stop_tol                  # 0-d bool, on the device
+                if done is None:
+                    F, stat, done = F_i, stat_i, hit
+                else:       # the logs keep the values of the step that ended the phase
+                    F, stat = xp.where(done, F, F_i), xp.where(done, stat, stat_i)
+                    done = xp.logical_or(done, hit)
+                old = {k: state[k] for k in new}
+                new = _select(done, old, new, xp)
+                steps = steps + xp.astype(xp.logical_not(done), xp.int64)
+            else:
+                steps += 1
+            state = {**state, **new}
         state = {**state, "dual_steps": state["dual_steps"] + steps}
         return state, {"dual": F, "stat": stat, "dual_steps": steps}
 
@@ -389,8 +525,8 @@ class SWGANMethod(GANMethod):
         cfg = self.cfg
         y = data.sample(rng, cfg.n_data)
         z = self.latent(rng, cfg.batch_size, y)
-        loss, grads, _ = generator_grads(self.gen, state["gen"], z, y, self.phi_net, state["phi"],
-                                         self.psi_net, state["psi"], cfg.lam, cfg.reg, cfg.cost)
+        loss, grads, _ = _generator_grads(self.gen, state["gen"], z, y, self.phi_net, state["phi"],
+                                          self.psi_net, state["psi"], cfg.lam, cfg.reg, cfg.cost)
         gp, og = self.opt_gen.step(state["gen"], grads, state["opt_gen"])
         return {**state, "gen": gp, "opt_gen": og}, {"gen_loss": loss}
 

@@ -75,11 +75,11 @@ def test_pairwise_cost_matches_host_and_ot(xp, rng, cost, d):
 
 def test_pairwise_cost_bad_inputs(xp):
     x = from_host(np.zeros((3, 2)), xp, "float64")
-    with pytest.raises(ValueError, match="unknown cost"):
+    with pytest.raises(ValueError, match="cost must be one of"):
         pairwise_cost(x, x, "l3")
     with pytest.raises(ValueError, match="different dimensions"):
         pairwise_cost(x, from_host(np.zeros((3, 3)), xp, "float64"), "l1")
-    with pytest.raises(ValueError, match="finite"):
+    with pytest.raises(ValueError, match="y has non-finite"):
         pairwise_cost(x, from_host(np.full((3, 2), np.nan), xp, "float64"), "l1")
 
 
@@ -117,16 +117,26 @@ def test_cost_input_gradient_bad_inputs(xp):
     x = from_host(np.zeros((3, 2)), xp, "float64")
     y = from_host(np.ones((4, 2)), xp, "float64")
     m = from_host(np.ones((3, 4)), xp, "float64")
-    with pytest.raises(ValueError, match="unknown cost"):
+    with pytest.raises(ValueError, match="cost must be one of"):
         cost_input_gradient(x, y, m, "l3")
     with pytest.raises(ValueError, match="m must have shape"):
         cost_input_gradient(x, y, m[:2, :], "l1")
     with pytest.raises(ValueError, match="different dimensions"):
         cost_input_gradient(x, from_host(np.ones((4, 3)), xp, "float64"), m, "l1")
-    with pytest.raises(ValueError, match="2-D"):
+    with pytest.raises(ValueError, match="x must have 2 dimensions"):
         cost_input_gradient(x[:, 0], y, m, "l1")
-    with pytest.raises(ValueError, match="floating"):
-        cost_input_gradient(from_host(np.zeros((3, 2), dtype=np.int64), xp), y, m, "l1")
+    with pytest.raises(ValueError, match="m has non-finite"):
+        cost_input_gradient(x, y, m * float("nan"), "l1")
+    if hasattr(xp, "float16"):                      # array_api_strict has no float16
+        with pytest.raises(TypeError, match="x has dtype float16"):
+            cost_input_gradient(xp.astype(x, xp.float16), y, m, "l1")
+    with pytest.raises(TypeError, match="m must be an array"):
+        cost_input_gradient(x, y, [[1.0] * 4] * 3, "l1")
+    # the dtype rule: integers are promoted to float64 (same values), float32 with float64 computes in float64
+    G = cost_input_gradient(from_host(np.zeros((3, 2), dtype=np.int64), xp), y, m, "l1")
+    assert_xp(G, xp, "float64")
+    np.testing.assert_array_equal(to_numpy(G), to_numpy(cost_input_gradient(x, y, m, "l1")))
+    assert_xp(cost_input_gradient(xp.astype(x, xp.float32), y, xp.astype(m, xp.float32), "l1"), xp, "float64")
 
 
 # ----------------------------------------------------------------------------- dual loss
@@ -247,6 +257,10 @@ def test_should_stop():
     assert should_stop(1.04, 0.05) and should_stop(0.96, 0.05)
     assert not should_stop(1.06, 0.05) and not should_stop(0.9, 0.05)
     assert not should_stop(1.0, 0.0)          # tol 0 disables the test
+    with pytest.raises(ValueError, match="tol"):
+        should_stop(1.0, -0.1)
+    with pytest.raises(ValueError, match="stat"):
+        should_stop(float("nan"), 0.05)
 
 
 class FixedBatch(SWGANMethod):
@@ -269,27 +283,57 @@ def _fixed(xp, **kw):
     return m, m.init_state(rng, xp, "float64")
 
 
-def test_early_stop_triggers_within_tolerance(xp):
-    m, st = _fixed(xp, n_critic=2000, stop_tol=0.05)
+@pytest.mark.parametrize("stop_every", [1, 0])
+def test_early_stop_triggers_within_tolerance(xp, stop_every):
+    """Host rule (stop_every=1) and device rule (0, masked updates): same stop, same potentials."""
+    m, st = _fixed(xp, n_critic=300 if stop_every == 0 else 2000, stop_tol=0.05, stop_every=stop_every)
     first = float(dual_loss_grads(m.phi_net, st["phi"], m.psi_net, st["psi"], m.x, m.y, 0.1, "l2", "l1")[3])
     assert abs(first - 1) > 0.05                      # not already satisfied at initialisation
     st2, logs = m.critic_phase(st, np.random.default_rng(0), None)
-    assert 0 < logs["dual_steps"] < 2000
+    assert 0 < int(logs["dual_steps"]) < m.cfg.n_critic
     assert abs(float(logs["stat"]) - 1) <= 0.05
-    assert st2["dual_steps"] == logs["dual_steps"]
+    assert int(st2["dual_steps"]) == int(logs["dual_steps"])
     # the statistic that stopped the phase is the one of the final potentials
     again = float(dual_loss_grads(m.phi_net, st2["phi"], m.psi_net, st2["psi"], m.x, m.y, 0.1, "l2", "l1")[3])
     assert again == pytest.approx(float(logs["stat"]), rel=1e-12)
 
 
-def test_early_stop_disabled_and_immediate(xp):
-    m, st = _fixed(xp, n_critic=7, stop_tol=0.0)
+def test_early_stop_host_and_device_rules_agree(xp):
+    """On the fixed batch the device rule stops at the same step as the host rule, with the same
+    potentials and logs (the Adam moments are frozen by the mask; only t counts masked steps)."""
+    runs = {}
+    for k in (1, 0):
+        m, st = _fixed(xp, n_critic=300, stop_tol=0.05, stop_every=k)
+        runs[k] = m.critic_phase(st, np.random.default_rng(0), None)
+    (h, lh), (d, ld) = runs[1], runs[0]
+    assert int(lh["dual_steps"]) == int(ld["dual_steps"]) < 300
+    assert float(lh["stat"]) == float(ld["stat"]) and float(lh["dual"]) == float(ld["dual"])
+    for Wb, Vc in zip(h["phi"] + h["psi"], d["phi"] + d["psi"]):
+        for a, b in zip(Wb, Vc):
+            np.testing.assert_array_equal(to_numpy(a), to_numpy(b))
+    for a, b in zip(h["opt_phi"]["m"], d["opt_phi"]["m"]):
+        np.testing.assert_array_equal(to_numpy(a), to_numpy(b))
+    assert h["opt_phi"]["t"] == int(lh["dual_steps"]) and d["opt_phi"]["t"] == 300
+
+
+@pytest.mark.parametrize("stop_every", [1, 3, 0])
+def test_early_stop_disabled_and_immediate(xp, stop_every):
+    m, st = _fixed(xp, n_critic=7, stop_tol=0.0, stop_every=stop_every)
     st2, logs = m.critic_phase(st, np.random.default_rng(0), None)
-    assert logs["dual_steps"] == 7 and st2["opt_phi"]["t"] == 7
-    m, st = _fixed(xp, n_critic=7, stop_tol=1e6)    # any statistic is within tolerance: no update
+    assert int(logs["dual_steps"]) == 7 and st2["opt_phi"]["t"] == 7
+    m, st = _fixed(xp, n_critic=7, stop_tol=1e6, stop_every=stop_every)   # always within tolerance: no update
     st2, logs = m.critic_phase(st, np.random.default_rng(0), None)
-    assert logs["dual_steps"] == 0
+    assert int(logs["dual_steps"]) == 0
     assert all(np.array_equal(to_numpy(a), to_numpy(b)) for Wb, Vc in zip(st["phi"], st2["phi"]) for a, b in zip(Wb, Vc))
+
+
+def test_early_stop_every_k_steps(xp):
+    """stop_every=k tests only before steps 0, k, 2k, ...: the phase length is a multiple of k."""
+    m1, st = _fixed(xp, n_critic=2000, stop_tol=0.05, stop_every=1)
+    n1 = int(m1.critic_phase(st, np.random.default_rng(0), None)[1]["dual_steps"])
+    m5, st = _fixed(xp, n_critic=2000, stop_tol=0.05, stop_every=5)
+    n5 = int(m5.critic_phase(st, np.random.default_rng(0), None)[1]["dual_steps"])
+    assert n5 % 5 == 0 and n1 <= n5 < n1 + 5 + 5
 
 
 # ----------------------------------------------------------------------------- the method
@@ -324,10 +368,10 @@ def test_defaults_are_table_1():
 
 @pytest.mark.parametrize("kw, match", [
     (dict(lam=0.0), "lam"), (dict(lam=float("nan")), "lam"), (dict(reg="l1"), "regulariser"),
-    (dict(cost="cosine"), "unknown cost"), (dict(n_critic=0), "n_critic"), (dict(stop_tol=-0.1), "stop_tol"),
+    (dict(cost="cosine"), "cost must be one of"), (dict(n_critic=0), "n_critic"), (dict(stop_tol=-0.1), "stop_tol"),
     (dict(batch_size=1.5), "batch_size"), (dict(data_batch_size=0), "data_batch_size"),
     (dict(lr_gen=-1.0), "learning rate"), (dict(gen_activation="swish"), "activation"),
-    (dict(data_scale=0.0), "data_scale")])
+    (dict(data_scale=0.0), "data_scale"), (dict(stop_every=-1), "stop_every"), (dict(stop_every=1.5), "stop_every")])
 def test_config_rejects_bad_values(kw, match):
     with pytest.raises(ValueError, match=match):
         SWGANConfig(**kw)
@@ -343,3 +387,65 @@ def test_samples_map_back_to_data_units():
 def test_method_needs_swgan_config():
     with pytest.raises(TypeError, match="SWGANConfig"):
         SWGANMethod(GANConfig())
+
+
+# ----------------------------------------------------------------------------- GPU readiness (issue 14)
+_SYNCS = ("__bool__", "__float__", "__int__", "__index__", "__complex__", "__dlpack__", "__array__")
+
+
+def _count_host_round_trips(monkeypatch):
+    """Wrap array_api_strict.Array's host-conversion methods (``to_numpy`` goes through ``__dlpack__``)
+    and count their calls."""
+    aas = pytest.importorskip("array_api_strict")
+    counts = {}
+    for name in _SYNCS:
+        orig = getattr(aas._array_object.Array, name, None)
+        if orig is None:
+            continue
+
+        def wrapped(self, *args, _orig=orig, _name=name, **kw):
+            counts[_name] = counts.get(_name, 0) + 1
+            return _orig(self, *args, **kw)
+        monkeypatch.setattr(aas._array_object.Array, name, wrapped)
+    return aas, counts
+
+
+@pytest.mark.parametrize("reg, cost", [("l2", "l1"), ("kl", "euclidean")])
+def test_outer_step_makes_no_host_round_trip(monkeypatch, reg, cost):
+    """Issue 14: with the default device-side eq. 15 rule, one SWGAN outer step (dual phase with
+    early stop + generator step) calls no bool/float/int/index/to_numpy on a device array."""
+    aas, counts = _count_host_round_trips(monkeypatch)
+    m = SWGANMethod(SWGANConfig(**{**TINY, "reg": reg, "cost": cost, "stop_tol": 0.5}))
+    data = ToyData("ring8", aas, "float32")
+    rng = np.random.default_rng(0)
+    st = m.init_state(rng, aas, "float32")
+    st, logs = m.outer_step(st, rng, data)
+    assert counts == {}
+    # the counter counts: the host rule (stop_every=1) makes one round trip per dual step tested
+    st, logs = SWGANMethod(SWGANConfig(**{**TINY, "stop_every": 1})).outer_step(st, rng, data)
+    assert sum(counts.values()) >= 1
+    float(logs["gen_loss"])                       # the logged scalars are read outside the step
+
+
+def test_everything_stays_on_a_non_default_device():
+    """Issue 14: inputs on array_api_strict's "device1" give outputs on "device1" (training step,
+    public functions)."""
+    aas = pytest.importorskip("array_api_strict")
+    dev = aas.Device("device1")
+    m = SWGANMethod(SWGANConfig(**TINY))
+    rng = np.random.default_rng(0)
+    st = m.init_state(rng, aas, "float64", device=dev)
+    data = ToyData("grid25", aas, "float64", device=dev)
+    x = from_host(rng.standard_normal((5, 2)), aas, "float64", dev)
+    y = from_host(rng.standard_normal((4, 2)), aas, "float64", dev)
+    outs = [pairwise_cost(x, y), cost_input_gradient(x, y, pairwise_cost(x, y)),
+            *generator_objective(x, y, pairwise_cost(x, y)),
+            *dual_loss_grads(m.phi_net, st["phi"], m.psi_net, st["psi"], x, y, 0.1)[::3]]
+    z = m.latent(rng, 5, x)
+    loss, grads, mm = generator_grads(m.gen, st["gen"], z, y, m.phi_net, st["phi"], m.psi_net, st["psi"], 0.1,
+                                      "kl", "l1")
+    outs += [loss, mm, *[a for Wb in grads for a in Wb]]
+    st2, logs = m.outer_step(st, rng, data)
+    outs += [a for k in ("gen", "phi", "psi") for Wb in st2[k] for a in Wb] + list(logs.values())
+    for o in outs:
+        assert o.device == dev, f"output on {o.device}"
