@@ -46,7 +46,10 @@ necessary condition only (Sec. 4.2): ``s = 1`` holds at the optimum but also els
 Where the test is decided (``SWGANConfig.stop_every``), a documented choice, since reading
 ``s`` on the host synchronises a GPU:
 
-* ``stop_every = 0`` (default): on the device. Every one of the ``n_critic`` dual steps is
+* ``stop_every = None`` (default): ``1`` when the arrays are NumPy's (a host read is free
+  there, and it skips the work of the masked steps: the paper's rule, and the project's
+  recorded CPU runs), ``0`` on every other namespace (CuPy, array_api_strict).
+* ``stop_every = 0``: on the device. Every one of the ``n_critic`` dual steps is
   computed; once the test has held, the remaining updates are masked out
   (``where(done, old, new)`` on the potentials and the optimiser's moment estimates), so
   the potentials equal those of the host rule on the same batches, with **no host round
@@ -77,7 +80,7 @@ import numbers
 from dataclasses import dataclass
 
 from . import _checks
-from .backend import namespace
+from .backend import backend_name, namespace
 from .nn import MLP
 from .ot import COSTS, REGS, _cost_matrix, _density, _dual_objective, cost_matrix
 from .optim import make_optimiser
@@ -283,13 +286,13 @@ generator_grads.__doc__ = generator_grads.__doc__.replace("{rules}", _RULES)
 def _generator_grads(gen, gparams, z, y, phi_net, phi_params, psi_net, psi_params, lam, reg, cost):
     """:func:`generator_grads` without validation (training steps: no host round trip)."""
     xp = namespace(y)
-    x, cache = gen.forward(gparams, z)
+    x, cache = gen._forward(gparams, z)
     C = _cost_matrix(x, y, cost, xp)
-    phi = phi_net.forward(phi_params, x)[0][:, 0]
-    psi = psi_net.forward(psi_params, y)[0][:, 0]
+    phi = phi_net._forward(phi_params, x)[0][:, 0]
+    psi = psi_net._forward(psi_params, y)[0][:, 0]
     m = _density(phi[:, None] - psi[None, :] - C, lam, reg, xp)
     loss, dx = _generator_objective(x, y, m, cost, C, xp)
-    _, grads = gen.backward(gparams, cache, dx, need_dx=False)
+    _, grads = gen._backward(gparams, cache, dx, need_dx=False)
     return loss, grads, m
 
 
@@ -339,11 +342,11 @@ def _dual_loss_grads(phi_net, phi_params, psi_net, psi_params, x, y, lam, reg, c
     """:func:`dual_loss_grads` without validation (training steps: no host round trip)."""
     xp = namespace(x)
     C = _cost_matrix(x, y, cost, xp)
-    phi_out, cphi = phi_net.forward(phi_params, x)
-    psi_out, cpsi = psi_net.forward(psi_params, y)
+    phi_out, cphi = phi_net._forward(phi_params, x)
+    psi_out, cpsi = psi_net._forward(psi_params, y)
     F, dphi, dpsi = _dual_objective(phi_out[:, 0], psi_out[:, 0], C, lam, reg, None, None, xp)
-    _, gphi = phi_net.backward(phi_params, cphi, -dphi[:, None], need_dx=False)
-    _, gpsi = psi_net.backward(psi_params, cpsi, -dpsi[:, None], need_dx=False)
+    _, gphi = phi_net._backward(phi_params, cphi, -dphi[:, None], need_dx=False)
+    _, gpsi = psi_net._backward(psi_params, cpsi, -dpsi[:, None], need_dx=False)
     return F, gphi, gpsi, 1.0 - xp.sum(dphi)
 
 
@@ -389,8 +392,9 @@ class SWGANConfig:
     ``N`` (data points; ``None``: equal to ``batch_size``); the dual loss uses all
     ``M x N`` pairs. ``n_critic`` is the maximum number of dual steps per generator
     step, ``stop_tol`` the tolerance of the eq. 15 test (0 disables it), ``stop_every``
-    where the test is decided (module docstring, *Termination*: 0, the default, on the
-    device with no host round trip; ``k >= 1`` on the host every ``k`` dual steps). ``data_scale``
+    where the test is decided (module docstring, *Termination*: ``None``, the default, is 1 on
+    NumPy and 0 elsewhere; 0 on the device with no host round trip; ``k >= 1`` on the host every
+    ``k`` dual steps). ``data_scale``
     has the meaning of :class:`refimpl.train.GANConfig`'s (the data source divides the data
     by it and :meth:`GANMethod.samples` multiplies generated points back); the costs, and so
     ``lam``, are then in the scaled units.
@@ -409,7 +413,7 @@ class SWGANConfig:
     data_batch_size: int | None = None
     n_critic: int = 20
     stop_tol: float = 0.05
-    stop_every: int = 0
+    stop_every: int | None = None
     n_gen: int = 1
     optimiser: str = "adam"
     lr_gen: float = 3e-3
@@ -422,9 +426,9 @@ class SWGANConfig:
             _pos_int(k, getattr(self, k))
         if self.data_batch_size is not None:
             _pos_int("data_batch_size", self.data_batch_size)
-        if isinstance(self.stop_every, bool) or not isinstance(self.stop_every, numbers.Integral) \
-                or self.stop_every < 0:
-            raise ValueError(f"stop_every must be an integer >= 0, got {self.stop_every!r}")
+        if self.stop_every is not None and (isinstance(self.stop_every, bool)
+                                            or not isinstance(self.stop_every, numbers.Integral) or self.stop_every < 0):
+            raise ValueError(f"stop_every must be None or an integer >= 0, got {self.stop_every!r}")
         _pos_real("lam", self.lam)
         _pos_real("stop_tol", self.stop_tol, allow_zero=True)
         _pos_real("data_scale", self.data_scale)
@@ -468,8 +472,8 @@ class SWGANMethod(GANMethod):
         gp = self.gen.init(rng, xp=xp, dtype=dtype, device=device)
         php = self.phi_net.init(rng, xp=xp, dtype=dtype, device=device)
         psp = self.psi_net.init(rng, xp=xp, dtype=dtype, device=device)
-        return {"gen": gp, "phi": php, "psi": psp, "opt_gen": self.opt_gen.init(gp),
-                "opt_phi": self.opt_critic.init(php), "opt_psi": self.opt_critic.init(psp),
+        return {"gen": gp, "phi": php, "psi": psp, "opt_gen": self.opt_gen._init(gp),
+                "opt_phi": self.opt_critic._init(php), "opt_psi": self.opt_critic._init(psp),
                 "dual_steps": 0, "outer": 0}
 
     def critic_values(self, state, x):
@@ -487,21 +491,25 @@ class SWGANMethod(GANMethod):
         """Up to ``n_critic`` Adam steps on ``-F``, stopped early by eq. 15 (module docstring).
 
         ``stop_every = 0``: the decision stays on the device (masked updates, no host round
-        trip); ``k >= 1``: tested on the host before the update of every ``k``-th step.
+        trip); ``k >= 1``: tested on the host before the update of every ``k``-th step;
+        ``None``: 1 on NumPy, 0 elsewhere.
         """
         cfg = self.cfg
-        on_device = cfg.stop_tol > 0 and cfg.stop_every == 0
+        stop_every = cfg.stop_every
         steps, F, stat, done = 0, None, None, None
         for i in range(cfg.n_critic):
             x, y = self.dual_batch(state, rng, data)
+            if stop_every is None:
+                stop_every = 1 if backend_name(namespace(x)) == "numpy" else 0
+            on_device = cfg.stop_tol > 0 and stop_every == 0
             F_i, gphi, gpsi, stat_i = _dual_loss_grads(self.phi_net, state["phi"], self.psi_net, state["psi"],
                                                        x, y, cfg.lam, cfg.reg, cfg.cost)
             if not on_device:
                 F, stat = F_i, stat_i
-                if cfg.stop_tol > 0 and i % cfg.stop_every == 0 and should_stop(stat, cfg.stop_tol):
+                if cfg.stop_tol > 0 and i % stop_every == 0 and should_stop(stat, cfg.stop_tol):
                     break
-            php, oph = self.opt_critic.step(state["phi"], gphi, state["opt_phi"])
-            psp, ops = self.opt_critic.step(state["psi"], gpsi, state["opt_psi"])
+            php, oph = self.opt_critic._step(state["phi"], gphi, state["opt_phi"])
+            psp, ops = self.opt_critic._step(state["psi"], gpsi, state["opt_psi"])
             new = {"phi": php, "psi": psp, "opt_phi": oph, "opt_psi": ops}
             if on_device:
                 xp = namespace(x)
@@ -527,7 +535,7 @@ class SWGANMethod(GANMethod):
         z = self.latent(rng, cfg.batch_size, y)
         loss, grads, _ = _generator_grads(self.gen, state["gen"], z, y, self.phi_net, state["phi"],
                                           self.psi_net, state["psi"], cfg.lam, cfg.reg, cfg.cost)
-        gp, og = self.opt_gen.step(state["gen"], grads, state["opt_gen"])
+        gp, og = self.opt_gen._step(state["gen"], grads, state["opt_gen"])
         return {**state, "gen": gp, "opt_gen": og}, {"gen_loss": loss}
 
     def outer_step(self, state, rng, data):

@@ -63,13 +63,7 @@ EXCUSED = {
 
 #: functions of another branch (issue-12b owns ot.py and swgan.py) that fail this fuzz on
 #: this branch; the lead removes this list once issue-12b is merged.
-OTHER_BRANCH_XFAIL = {
-    "ot.cost_matrix", "ot.density_ratio", "ot.dual_objective", "ot.plan_from_potentials", "ot.primal_objective",
-    "ot.regularizer", "ot.solve_regularized", "ot.termination_statistic", "swgan.cost_input_gradient",
-    "swgan.dual_loss_grads", "swgan.generator_grads", "swgan.generator_objective", "swgan.pairwise_cost",
-    "swgan.should_stop",
-    "train.ArrayData.sample",          # issue-16 owns train.py
-}
+OTHER_BRANCH_XFAIL = set()
 
 #: functions that move or describe arrays and compute nothing: NaN in, NaN out is allowed
 PASSTHROUGH = {"backend.to_numpy", "backend.device_of", "backend.from_host", "backend.scalar",
@@ -140,6 +134,11 @@ class Ctx:
     def arr(self, shape, lo=-1.0, hi=1.0):
         return from_host(self.rng.uniform(lo, hi, shape), self.xp, self.dtype)
 
+    def probs(self, shape):
+        """Positive weights summing to 1 (a probability vector or coupling)."""
+        w = self.rng.uniform(0.5, 1.0, shape)
+        return from_host(w / w.sum(), self.xp, self.dtype)
+
     def psd(self):
         A = self.rng.standard_normal((self.d, self.d))
         return from_host(A @ A.T, self.xp, self.dtype)
@@ -187,11 +186,10 @@ ARGS = {
     "labels": ("int_array", lambda c: from_host(np.arange(c.n) % c.K, c.xp, c.xp.int64)),
     "matching": ("int_array", lambda c: c.rng.permutation(c.n)),
     "centers": ("array", lambda c: c.rng.uniform(-1, 1, (3, 2))),
-    "a": ("array", lambda c: c.arr((c.n,), 0.5, 1.0) / (0.75 * c.n)),
-    "b": ("array", lambda c: c.arr((c.m,), 0.5, 1.0) / (0.75 * c.m)),
+    "a": ("array", lambda c: c.probs((c.n,))), "b": ("array", lambda c: c.probs((c.m,))),
     # ot.py / swgan.py (issue-12b)
     "phi": _a(lambda c: (c.n,)), "psi": _a(lambda c: (c.m,)), "C": _a(lambda c: (c.n, c.m), 0.0, 1.0),
-    "plan": ("array", lambda c: c.arr((c.n, c.m), 0.1, 1.0) / (0.55 * c.n * c.m)),
+    "plan": ("array", lambda c: c.probs((c.n, c.m))),
     "m": _a(lambda c: (c.n, c.m), 0.0, 1.0), "stat": _s(_NONNEG, (math.nan,)), "tol": _s(_POS, POS),
     # scalars
     "lam": _s(_POS, POS), "alpha": _s(st.floats(0.0, 1.0), NONNEG), "gamma": _s(_NONNEG, NONNEG),
@@ -379,7 +377,7 @@ def test_every_public_function_is_fuzzed_or_excused():
 
 #: modules whose docstrings other branches own (issue-12b: ot, swgan), and the run layer (train loop,
 #: checkpoints, runs, outputs), whose inputs are flags, files and configs, not arrays
-OTHER_BRANCH_MODULES = ("ot", "swgan", "train", "checkpoint", "runs", "outputs")
+OTHER_BRANCH_MODULES = ("train", "checkpoint", "runs", "outputs")
 
 
 def test_every_public_docstring_states_its_input_rule():

@@ -38,7 +38,7 @@ METHODS = {
 }
 # Counts on this branch before the library fixes (issue 14 section 2): wwgan 5 (wgrad._check_mass),
 # swgan 29 (ot.cost_matrix / ot._check_costs / swgan.should_stop). Remove the marks after merging.
-XFAIL = {"swgan": "issue-12b"}
+XFAIL = {}
 
 
 def test_counter_counts_every_kind_once_and_restores():
