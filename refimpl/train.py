@@ -236,7 +236,7 @@ def _fmt_time(s):
 
 def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000, eval_fn=None,
           eval_every=0, checkpoint_path=None, checkpoint_every=0, resume=False, check_every=1,
-          progress=True, stream=None):
+          progress=True, stream=None, max_train_cpu_seconds=None):
     """Run ``iters`` outer iterations of ``method`` on ``data``.
 
     Parameters
@@ -251,6 +251,10 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
         interrupted and resumed ends bit-identical to an uninterrupted one.
     check_every : losses are moved to the host and checked for NaN/Inf every this many
         iterations (1 on the CPU; larger on a GPU to avoid a sync per step).
+    max_train_cpu_seconds : float > 0, optional
+        Training budget in process CPU seconds (``eval_fn`` excluded): the run ends after the
+        first iteration at which it is spent, as if ``iters`` were that iteration (final
+        evaluation and checkpoint included); ``iters`` stays an upper bound.
 
     Raises
     ------
@@ -262,6 +266,9 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
     for k, v in (("eval_every", eval_every), ("checkpoint_every", checkpoint_every), ("check_every", check_every)):
         if not isinstance(v, int) or v < 0:
             raise ValueError(f"{k} must be an integer >= 0, got {v!r}")
+    if max_train_cpu_seconds is not None and not (isinstance(max_train_cpu_seconds, (int, float))
+                                                  and 0 < max_train_cpu_seconds < math.inf):
+        raise ValueError(f"max_train_cpu_seconds must be a finite number > 0, got {max_train_cpu_seconds!r}")
     if (resume or checkpoint_every) and checkpoint_path is None:
         raise ValueError("resume and checkpoint_every need a checkpoint_path")
     stream = stream or sys.stderr
@@ -299,6 +306,8 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
     try:
         for it in range(start + 1, iters + 1):
             new_state, logs = method.outer_step(state, rng, data)
+            if max_train_cpu_seconds is not None and time.process_time() - c0 - eval_cpu[0] >= max_train_cpu_seconds:
+                iters = it                           # budget spent: this iteration is the last
             if check_every and (it % check_every == 0 or it == iters):
                 vals = {k: scalar(v) for k, v in logs.items()}
                 bad = [k for k, v in vals.items() if not math.isfinite(v)]
@@ -328,10 +337,15 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
                 last_print = now
                 el = now - t0
                 eta = (el - elapsed0) / max(it - start, 1) * (iters - it)
+                if max_train_cpu_seconds is not None:   # the budget's part left, at the pace so far
+                    used = time.process_time() - c0 - eval_cpu[0]
+                    eta = min(eta, (el - elapsed0) * max(max_train_cpu_seconds - used, 0.0) / max(used - cpu0, 1e-9))
                 shown = " ".join(f"{k} {v:.4g}" for k, v in latest.items() if isinstance(v, (int, float))
                                  and k not in ("iteration", "seconds"))
                 print(f"it {it}/{iters} | {shown} | {_fmt_time(el)} elapsed, ~{_fmt_time(eta)} left",
                       file=stream, flush=True)
+            if it == iters:
+                break
     except KeyboardInterrupt:
         st, it_good, rs = good
         checkpoint(st, it_good, rs, time.perf_counter() - t0)
