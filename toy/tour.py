@@ -64,10 +64,10 @@ from .swgan_grid import wgan_gp_config
 
 DATASET = "grid25"
 LATENT_DIM = 4
-BUDGET_CPU_SECONDS = 30.0     # per method; 5 x 30 s + evaluation fits 5 minutes on 2 idle cores
+BUDGET_CPU_SECONDS = 40.0     # per method; 5 x 40 s + evaluation (~45 CPU s) fits 5 minutes on 2 idle cores
 QUICK_BUDGET = 0.25
 QUICK_N_EVAL = 300
-N_CURVE = 5                   # evaluations per method (the last one is the full protocol)
+N_CURVE = 8                   # evaluations per method (the last one is the full protocol)
 POLL_EVERY = 10               # iterations between checks of the evaluation clock
 SUMMARY_KEYS = ("modes", "high_quality", "w1", "w2", "sliced_w1", "train_seconds", "train_cpu_seconds",
                 "iterations")
