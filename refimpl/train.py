@@ -337,12 +337,14 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
                 last_print = now
                 el = now - t0
                 eta = (el - elapsed0) / max(it - start, 1) * (iters - it)
+                where = f"it {it}/{iters}"
                 if max_train_cpu_seconds is not None:   # the budget's part left, at the pace so far
                     used = time.process_time() - c0 - eval_cpu[0]
                     eta = min(eta, (el - elapsed0) * max(max_train_cpu_seconds - used, 0.0) / max(used - cpu0, 1e-9))
+                    where = f"it {it}, CPU {used:.1f}/{max_train_cpu_seconds:g} s"
                 shown = " ".join(f"{k} {v:.4g}" for k, v in latest.items() if isinstance(v, (int, float))
                                  and k not in ("iteration", "seconds"))
-                print(f"it {it}/{iters} | {shown} | {_fmt_time(el)} elapsed, ~{_fmt_time(eta)} left",
+                print(f"{where} | {shown} | {_fmt_time(el)} elapsed, ~{_fmt_time(eta)} left",
                       file=stream, flush=True)
             if it == iters:
                 break
