@@ -189,3 +189,12 @@ def test_train_stops_when_the_cpu_budget_is_spent():
 def test_train_rejects_a_bad_budget(bad):
     with pytest.raises(ValueError, match="max_train_cpu_seconds"):
         train(_small(), ToyData("ring8", np, "float64"), xp=np, iters=2, max_train_cpu_seconds=bad, progress=False)
+
+
+def test_wgan_gp_grid_metrics_carry_the_baseline_of_their_final_evaluation(tmp_path):
+    out = tmp_path / "g"
+    assert main(["wgan-gp-grid", "--quick", "--iters", "2", "--batch-size", "16", "--seed", "4", "--out", str(out)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    want, _ = chance_baseline("grid25", np.random.default_rng([4, 104729, 2]), cloud_rng=np.random.default_rng([4, 7919, 2]))
+    assert m["baseline"] == json.loads(json.dumps(want))
+    assert m["iterations"] == 2 and m["baseline"]["modes"] >= 10     # the cloud covers most modes by chance
