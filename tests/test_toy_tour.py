@@ -35,6 +35,7 @@ def test_quick_tour_writes_every_output(tour):
         for f in ("metrics.json", "samples.npy", "samples.png", "curve.csv", "curves.png"):
             assert (tour / m / f).stat().st_size > 0, f"{m}/{f}"
     s = json.loads((tour / "summary.json").read_text())
+    assert json.loads((tour / "metrics.json").read_text()) == s
     assert set(s["methods"]) == set(METHODS)
     for k in ("modes", "high_quality", "w1", "w2", "sliced_w1"):
         assert s["baseline"][k] is not None

@@ -30,8 +30,9 @@ and evaluated with ``default_rng([seed, 104729, 0])``.
 
 Outputs in ``--out``: one folder per method (``metrics.json``, ``curve.csv``, ``samples.npy``,
 ``samples.png``, ``curves.png``, ``checkpoint.pkl``), ``baseline/`` (``metrics.json``,
-``samples.npy``), ``summary.json`` and ``summary.csv`` (per method: modes, high_quality, w1, w2,
-sliced_w1, train_seconds, train_cpu_seconds, iterations, folder; and the baseline),
+``samples.npy``), ``summary.json`` (also as ``metrics.json``) and ``summary.csv`` (per method:
+modes, high_quality, w1, w2, sliced_w1, train_seconds, train_cpu_seconds, iterations, folder;
+and the baseline),
 ``samples.png`` (one panel per method and the baseline, same axes, modes marked) and
 ``w1_vs_time.png`` (exact W1 against training CPU seconds, baseline dashed). A method whose
 ``metrics.json`` exists from the same configuration and budget is reused; ``--resume``
@@ -240,6 +241,7 @@ def run(opts: RunOptions):
     _plot_panels(out / "samples.png", out, summary, baseline, opts.seed, budget)
     _plot_w1(out / "w1_vs_time.png", summary, curves, baseline, opts.seed, budget)
     write_json(out / "summary.json", result)
+    write_json(out / "metrics.json", result)     # every experiment's final-metrics file (the same content)
     _say(table(result))
     return result
 
