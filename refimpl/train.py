@@ -275,7 +275,8 @@ def default_check_every(xp):
 
 def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000, eval_fn=None,
           eval_every=0, checkpoint_path=None, checkpoint_every=0, checkpoint_seconds=0.0, resume=False,
-          resume_from=None, check_every=None, run_info=None, progress=True, stream=None):
+          resume_from=None, check_every=None, run_info=None, progress=True, stream=None,
+          max_train_cpu_seconds=None):
     """Run ``iters`` outer iterations of ``method`` on ``data``.
 
     Parameters
@@ -296,6 +297,10 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
     check_every : losses are moved to the host and checked for NaN/Inf every this many
         iterations; ``None`` (default): :func:`default_check_every` (1 on the CPU, 50 on CuPy).
     run_info : dict merged into the checkpoint's fingerprint (e.g. experiment, dataset).
+    max_train_cpu_seconds : float > 0, optional
+        Training budget in process CPU seconds (``eval_fn`` excluded): the run ends after the
+        first iteration at which it is spent, as if ``iters`` were that iteration (final
+        evaluation and checkpoint included); ``iters`` stays an upper bound.
 
     Raises
     ------
@@ -316,6 +321,9 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
             raise ValueError(f"{k} must be an integer >= 0, got {v!r}")
     if not isinstance(checkpoint_seconds, (int, float)) or not checkpoint_seconds >= 0:
         raise ValueError(f"checkpoint_seconds must be a number >= 0, got {checkpoint_seconds!r}")
+    if max_train_cpu_seconds is not None and not (isinstance(max_train_cpu_seconds, (int, float))
+                                                  and 0 < max_train_cpu_seconds < math.inf):
+        raise ValueError(f"max_train_cpu_seconds must be a finite number > 0, got {max_train_cpu_seconds!r}")
     if (resume or checkpoint_every) and checkpoint_path is None:
         raise ValueError("resume and checkpoint_every need a checkpoint_path")
     checkpoint_path = None if checkpoint_path is None else pathlib.Path(checkpoint_path)
@@ -389,6 +397,8 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
                 checkpoint(state, start, rng.bit_generator.state, time.perf_counter() - t0)
         for it in range(start + 1, iters + 1):
             new_state, logs = method.outer_step(state, rng, data)
+            if max_train_cpu_seconds is not None and time.process_time() - c0 - eval_cpu[0] >= max_train_cpu_seconds:
+                iters = it                           # budget spent: this iteration is the last
             ck_due = checkpoint_path is not None and (
                 (checkpoint_every and it % checkpoint_every == 0)
                 or (checkpoint_seconds and time.perf_counter() - last_ck >= checkpoint_seconds))
@@ -412,10 +422,17 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
                 last_print = now
                 el = now - t0
                 eta = (el - elapsed0) / max(it - start, 1) * (iters - it)
+                where = f"it {it}/{iters}"
+                if max_train_cpu_seconds is not None:   # the budget's part left, at the pace so far
+                    used = time.process_time() - c0 - eval_cpu[0]
+                    eta = min(eta, (el - elapsed0) * max(max_train_cpu_seconds - used, 0.0) / max(used - cpu0, 1e-9))
+                    where = f"it {it}, CPU {used:.1f}/{max_train_cpu_seconds:g} s"
                 shown = " ".join(f"{k} {v:.4g}" for k, v in latest.items() if isinstance(v, (int, float))
                                  and k not in ("iteration", "seconds"))
-                print(f"it {it}/{iters} | {shown} | {_fmt_time(el)} elapsed, ~{_fmt_time(eta)} left",
+                print(f"{where} | {shown} | {_fmt_time(el)} elapsed, ~{_fmt_time(eta)} left",
                       file=stream, flush=True)
+            if it == iters:
+                break
     except KeyboardInterrupt:
         st, it_good, rs = good
         curve[:] = [r for r in curve if r["iteration"] <= it_good]

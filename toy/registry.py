@@ -8,6 +8,7 @@ shown by ``python -m toy NAME --help`` (``iters`` is the default of the shared `
 An experiment without an entry is offered every flag of ``toy.__main__.OVERRIDE_FLAGS``.
 """
 EXPERIMENTS = {
+    "grid-tour": ("toy.tour", "run", "Every 2-D method on the 25-mode grid, same CPU budget, against a chance baseline (~5 min)"),
     "wgan-gp-grid": ("toy.wgan_gp", "run_grid", "WGAN-GP on the 25-mode grid (headline experiment)"),
     "wgan-gp-ring": ("toy.wgan_gp", "run_ring", "WGAN-GP on the 8-mode ring"),
     "prox-two-delta": ("toy.prox_two_delta", "run", "Wasserstein vs Euclidean proximal paths of the two-delta model (Fig. 1)"),

@@ -4,6 +4,9 @@ Generator and critic: MLPs of 3 hidden layers of 512 ReLU; batch 256;
 Adam(1e-4, 0.5, 0.9); 5 critic steps per generator step; 2-D Gaussian latent;
 lam = 10. Float32 on the CPU.
 """
+import numpy as np
+
+from refimpl.metrics import chance_baseline
 from refimpl.train import GANConfig, GANMethod
 
 from .common import RunOptions
@@ -19,8 +22,11 @@ def _run(opts: RunOptions, dataset):
     eval_every = iters if opts.quick else 250
     method = GANMethod(cfg)
     method.name = cfg.objective              # "wgan-gp" unless --objective overrides it
+    # chance baseline with the final evaluation's seeds (same targets): metrics.json's "baseline"
+    baseline, _ = chance_baseline(dataset, np.random.default_rng([opts.seed, 104729, iters]),
+                                  cloud_rng=np.random.default_rng([opts.seed, 7919, iters]))
     return run_gan(opts, method, dataset, iters=iters, eval_every=eval_every,
-                   title=f"{cfg.objective.upper()} {dataset}")
+                   title=f"{cfg.objective.upper()} {dataset}", extra_metrics={"baseline": baseline})
 
 
 def run_grid(opts: RunOptions):
