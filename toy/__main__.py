@@ -37,6 +37,7 @@ OVERRIDE_FLAGS = {
     "seeds": (dict(type=runs.seed_list), "comma list of seeds (several runs)"),
     "data_dir": (dict(type=pathlib.Path), "image data folder (MNIST, CIFAR-10)"),
     "dataset": (dict(type=str), "dataset name"),
+    "budget": (dict(type=runs.positive_float), "training budget per method, in process CPU seconds (evaluation excluded)"),
 }
 COMMON = ("name", "backend", "seed", "iters", "out", "quick", "checkpoint_every", "checkpoint_seconds", "resume",
           "threads")

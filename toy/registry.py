@@ -27,6 +27,7 @@ _RWP = {"lam": 10.0, "n_critic": "5 (WGAN-GP/LP), 1 (Standard, DRAGAN)", "n_gen"
         "lr_critic": "1e-4 (WGAN-GP/LP), 2e-4 (Standard, DRAGAN)", "dataset": "ring8"}
 
 FLAGS = {
+    "grid-tour": {"budget": "40 CPU seconds per method (quick: 0.25)"},
     "wgan-gp-grid": {"iters": "3000 (quick: 20)", **_WGAN_GP},
     "wgan-gp-ring": {"iters": "3000 (quick: 20)", **_WGAN_GP},
     "prox-two-delta": {"iters": "10 proximal steps (quick: 5)", "h": 0.5},

@@ -230,7 +230,7 @@ def run(opts: RunOptions):
         summary[key] = {"label": label, **{k: m[k] for k in SUMMARY_KEYS}, "folder": key}
         curves[key] = curve
     result = {"experiment": "grid-tour", "dataset": DATASET, "seed": opts.seed, "budget_cpu_seconds": budget,
-              "n_eval": n_eval, "backend": opts.backend, "blas_threads": _blas_threads(),
+              "n_eval": n_eval, "backend": opts.backend, "threads": opts.threads, "blas_threads": _blas_threads(),
               "methods": summary, "baseline": {k: baseline[k] for k in ("modes", "high_quality", "w1", "w2",
                                                                          "sliced_w1", "n", "eval_seeds")},
               "seconds": round(time.perf_counter() - t0, 1)}
