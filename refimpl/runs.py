@@ -1,9 +1,11 @@
 """The run layer: one lifecycle for every experiment of both command lines (``toy``, ``gpu``).
 
 An experiment provides a function ``run(opts: RunOptions) -> dict`` that builds its methods
-and either trains one run with :func:`train_run`, or declares its runs (variant x seed) as
-:class:`Run` entries and a summary function and hands them to :func:`execute_runs`. Everything
-around that is done here, once:
+and trains one run with :func:`train_run`; or it is a :class:`MultiRun`: its variants
+(:class:`Variant`), how to train one run of a variant and seed, and its summary as a function of
+finished run folders. :func:`execute_multi` runs exactly one of them (``--variant KEY --seed S``,
+the unit a sweep distributes) or all variant x seed in order (:func:`execute_runs`), then the
+summary. Everything around that is done here, once:
 
 * option types for ``argparse`` (:func:`positive_int`, ...) and the flags every experiment
   shares (:func:`add_common_flags`), so a bad flag exits 2 with one line naming it;

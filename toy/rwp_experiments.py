@@ -4,7 +4,7 @@ Experiments (``python -m toy NAME``):
 
 * ``rwp-grid`` (Fig. 2): WGAN-GP, Standard GAN and DRAGAN, each with and without RWP;
   exact W1 and modes against generator iterations and against training wall-clock,
-  mean over seeds with a min/max envelope.
+  mean over seeds with its 95% t-interval band.
 * ``rwp-gen-iters`` (Fig. 4): WGAN-GP with 10 generator steps per outer iteration, with and
   without RWP; stability = spread of W1 over the last third of training.
 * ``sbe-grid`` (Fig. 5): SBE on WGAN-GP against WGAN-GP, aligned by generator iterations.
@@ -23,12 +23,17 @@ evaluated with the full protocol (2,500 samples; ``final_protocol`` in the metri
 training clocks are recorded, both without the time spent in evaluations: wall-clock
 (``train_seconds``, the paper's axis) and the process's CPU time (``train_cpu_seconds``),
 which is the cost a dedicated machine would see when other jobs share the CPU cores.
-Variants are interleaved per seed so that load changes on a shared machine hit them alike.
+Each experiment is a :class:`refimpl.runs.MultiRun`: its variants (``OBJ`` / ``OBJ-rwp``,
+``wgan-gp-10g`` / ``wgan-gp-10g-rwp``, ``wgan-gp`` / ``sbe``) over its seeds, seeds outer and
+variants inner so that load changes on a shared machine hit them alike; ``--variant KEY
+--seed S`` runs one of them (what ``python -m toy sweep`` distributes).
 
-Outputs in ``opts.out``: one sub-folder per ``VARIANT/seedS`` (curve.csv, metrics.json,
-samples.npy, samples.png, curves.png, checkpoint.npz) and the aggregate ``metrics.json``,
-``curve.csv`` (mean/min/max per variant and evaluation point), ``curve_runs.csv`` (every run)
-and ``curves.png`` (mean with min/max envelope).
+Outputs in ``opts.out``: one sub-folder per ``VARIANT-seedS`` (curve.csv, metrics.json,
+samples.npy, samples.png, curves.png, checkpoint.npz); the statistics of :mod:`toy.aggregate`
+(``summary.json``/``summary.csv``: n, mean, std, 95% t-interval per variant and metric;
+``curves.csv`` and ``curve-*.png``); and :func:`summarise`'s ``metrics.json``, ``curve.csv``
+(mean and 95% t-interval per variant and evaluation point), ``curve_runs.csv`` (every run) and
+``curves.png`` (the paper's panels, mean with its band).
 """
 from __future__ import annotations
 
@@ -49,10 +54,8 @@ from refimpl.rwp import RWPMethod
 from refimpl.sbe import SBEMethod
 from refimpl.train import GANConfig, GANMethod, ToyData
 
-from refimpl.runs import MultiRun, Variant
-
 from .aggregate import INTERVAL, aggregate_runs, curve_bands, read_curve, t_interval
-from .common import RunOptions, plt, train_run, write_csv, write_json, write_npy
+from .common import MultiRun, RunOptions, Variant, plt, train_run, write_csv, write_json, write_npy
 from .gan import OVERRIDES, apply_overrides, eval_samples, plot_curves, plot_samples
 
 #: config overrides taken from the command line; the objective is chosen per variant instead

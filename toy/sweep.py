@@ -7,7 +7,9 @@ A *run* is the experiment's own command line, ``toy.__main__.main(argv)`` with
 ``argv = [NAME, "--seed", S, "--out", DIR/RUN_ID, *experiment_flags, *setting_flags]``; it
 returns an exit status and writes its standard outputs (``metrics.json`` last) to its folder.
 The sweep expands the runs (setting x seed; a *variant* is one combination of ``--set``
-values), runs them on a ``dask.distributed`` cluster (by default a ``LocalCluster`` of
+values; a multi-run experiment's own variants (:func:`toy.__main__.variants`) multiply in as
+``variant=KEY`` with ``--variant KEY``, and its own summary is written per setting to
+``experiment/SETTING/``), runs them on a ``dask.distributed`` cluster (by default a ``LocalCluster`` of
 single-threaded worker processes; ``--scheduler`` for an existing one, e.g. from
 dask-jobqueue) or, when Dask is not installed or ``--workers 0`` is given, one after the other
 in this process, then aggregates them (:mod:`toy.aggregate`).

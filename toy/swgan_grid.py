@@ -21,10 +21,15 @@ iterations the modes, high-quality fraction and sliced W1 of 2,500 samples; at t
 the exact W1 and W2 (:func:`refimpl.metrics.evaluate`). ``--quick``: 5 iterations, at most 3
 dual steps, 300 evaluation samples, WGAN-GP 5 iterations (not time-matched).
 
+Variants (:class:`refimpl.runs.MultiRun`): ``swgan``, and ``wgan-gp``, whose run reads the
+training seconds of the ``swgan`` run of its seed (``--peer swgan=FOLDER`` when run alone with
+``--variant wgan-gp``; the sweep passes it and runs SWGAN first).
+
 Outputs in ``--out``: ``swgan-seedS/`` and ``wgan-gp-seedS/`` (``metrics.json``,
 ``curve.csv``, ``samples.npy``, ``samples.png``, ``curves.png``, ``checkpoint.npz``;
-WGAN-GP also ``budget.json``), ``metrics.json``, ``table.md`` and ``comparison.png``
-(final samples side by side, first seed).
+WGAN-GP also ``budget.json``), the statistics of :mod:`toy.aggregate` (``summary.json``,
+``summary.csv``, ``curves.csv``, ``curve-*.png``), ``metrics.json``, ``table.md`` and
+``comparison.png`` (final samples side by side, first seed).
 """
 from __future__ import annotations
 
@@ -42,10 +47,8 @@ from refimpl.metrics import N_EVAL, evaluate, mode_stats, sliced_w1
 from refimpl.swgan import SWGANConfig, SWGANMethod
 from refimpl.train import GANConfig, GANMethod, ToyData
 
-from refimpl.runs import MultiRun, Variant
-
 from .aggregate import INTERVAL, aggregate_runs
-from .common import RunOptions, atomic_write_bytes, plt, train_run, write_csv, write_json, write_npy
+from .common import MultiRun, RunOptions, Variant, atomic_write_bytes, plt, train_run, write_csv, write_json, write_npy
 from .gan import apply_overrides, eval_samples, plot_curves, plot_samples
 
 DATASET = "grid25"

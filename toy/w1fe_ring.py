@@ -27,10 +27,14 @@ Outputs in ``opts.out``:
   (``G(z)`` and the Euler targets ``zeta`` for 256 fixed ``z`` at a few epochs),
   ``checkpoint.npz``. A run whose ``metrics.json`` exists with the same configuration
   is reused, not re-run.
-* ``metrics.json`` / ``summary.csv``: per run and per (penalty, K) over seeds: final and
-  best W1, modes, high quality, training time, and the epochs / CPU seconds to first
-  reach each level of ``W1_THRESHOLDS`` (exact W1) and ``SLICED_THRESHOLDS`` (sliced W1);
-  a mean over seeds is given only when every seed reached the level (else ``">N (r/s)"``).
+* ``summary.json`` / ``summary.csv`` / ``curves.csv`` / ``curve-*.png``: the statistics of
+  :mod:`toy.aggregate` per variant ``PENALTY-KK`` (n, mean, std, 95% t-interval).
+* ``metrics.json`` / ``table.csv``: per run and per (penalty, K) over seeds: final and
+  best W1, modes, high quality, training time (mean and 95% t-interval), and the epochs /
+  CPU seconds to first reach each level of ``W1_THRESHOLDS`` (exact W1) and
+  ``SLICED_THRESHOLDS`` (sliced W1); a mean over seeds is given only when every seed reached
+  the level (else ``">N (r/s)"``). :func:`summarise` computes them from the run folders only,
+  so a sweep's runs (``python -m toy sweep w1fe-ring``) get the same table.
 * ``w1_vs_epoch.png``, ``w1_vs_time.png`` (Fig. 2 and Fig. 4: LP and GP panels),
   ``transport.png`` (Fig. 1: data, initial samples, arrows ``G_0(z) -> G_t(z)``; and the
   Euler arrows ``G_t(z) -> zeta``).
@@ -54,10 +58,8 @@ from refimpl.runs import checkpoint_file
 from refimpl.train import GANConfig, ToyData, config_dict, fingerprint_diff
 from refimpl.w1fe import W1FE
 
-from refimpl.runs import MultiRun, Variant
-
 from .aggregate import INTERVAL, aggregate_runs, t_interval
-from .common import RunOptions, plt, train_run, write_csv, write_json, write_npy, write_npz
+from .common import MultiRun, RunOptions, Variant, plt, train_run, write_csv, write_json, write_npy, write_npz
 from .gan import apply_overrides, eval_samples, plot_samples
 
 DATASET = "ring8"
