@@ -104,3 +104,15 @@ def test_two_seed_sweep_aggregates_each_variant_as_computed_by_hand(tmp_path, ca
     assert set(own["comparisons"]) == {"wgan-gp vs sbe"} and own["seeds"] == [0, 1]
     for f in ("curves.png", "curve.csv", "curve_runs.csv"):
         assert (out / "experiment" / "default" / f).stat().st_size > 0
+
+
+def test_a_variant_run_resumes_bit_identical(tmp_path):
+    import numpy as np
+    one = ["sbe-grid", "--variant", "sbe", "--seed", "2", "--quick"]
+    assert toy_main([*one, "--iters", "4", "--out", str(tmp_path / "a")]) == 0
+    assert toy_main([*one, "--iters", "2", "--out", str(tmp_path / "b")]) == 0
+    before = np.load(tmp_path / "b" / "samples.npy")
+    assert toy_main([*one, "--iters", "4", "--out", str(tmp_path / "b"), "--resume"]) == 0
+    after = np.load(tmp_path / "b" / "samples.npy")
+    assert not np.array_equal(before, after)                            # it trained on
+    np.testing.assert_array_equal(after, np.load(tmp_path / "a" / "samples.npy"))
