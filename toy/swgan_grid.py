@@ -161,7 +161,7 @@ def train(opts: RunOptions, v: Variant) -> dict:
     """One run of ``v`` with seed ``opts.seed`` into ``opts.out``; returns its metrics."""
     cfg, latent, iters, n_eval = _settings(opts)
     if v.key == "swgan":
-        def dual_steps(state):
+        def dual_steps(_state):
             st = load_checkpoint(checkpoint_file(opts.out), np)["state"]      # host copies of the counters
             return {"mean_dual_steps": round(float(st["dual_steps"]) / float(st["outer"]), 2)}
         return train_and_evaluate(opts, SWGANMethod(cfg), iters=iters, eval_every=max(1, iters // 10),
