@@ -75,6 +75,11 @@ def test_a_run_that_builds_on_a_peer_needs_it(tmp_path, capsys):
     assert rs[3].variant == "latent-dim=4,variant=wgan-gp" and rs[3].key == "wgan-gp"
     assert sweep.run_argv(rs[3], pathlib.Path("D"))[-6:] == [
         "--latent-dim", "4", "--variant", "wgan-gp", "--peer", f"swgan={pathlib.Path('D') / rs[1].run_id}"]
+    # a relaunch that reaches the sweep folder by another path still counts as the same arguments
+    same = sweep._same_args
+    assert same(sweep.run_argv(rs[3], pathlib.Path("/a/D")), sweep.run_argv(rs[3], pathlib.Path("/b/D")))
+    assert not same(sweep.run_argv(rs[3], pathlib.Path("D")), sweep.run_argv(rs[7], pathlib.Path("D")))
+    assert not same(sweep.run_argv(rs[3], pathlib.Path("D")), sweep.run_argv(rs[2], pathlib.Path("D")))
 
 
 def test_two_seed_sweep_aggregates_each_variant_as_computed_by_hand(tmp_path, capsys):

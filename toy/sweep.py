@@ -364,9 +364,14 @@ def _alive(pid: int) -> bool:
 
 
 def _same_args(recorded, argv) -> bool:
-    """Equal arguments, the ``--out`` value aside (the folder is named by the run id, and the
-    sweep folder may be reached by another path on relaunch)."""
-    return isinstance(recorded, list) and len(recorded) == len(argv) and recorded[:4] + recorded[5:] == argv[:4] + argv[5:]
+    """Equal arguments, the sweep folder aside: the ``--out`` value, and the folder part of each
+    ``--peer KEY=FOLDER`` (its run id is kept), since the sweep folder may be reached by
+    another path on relaunch."""
+    def key(args):
+        rest = list(args[:4]) + list(args[5:])
+        return [f"{a.partition('=')[0]}={pathlib.PurePath(a.partition('=')[2]).name}"
+                if i and rest[i - 1] == "--peer" else a for i, a in enumerate(rest)]
+    return isinstance(recorded, list) and len(recorded) == len(argv) and key(recorded) == key(argv)
 
 
 def _own(runner, what):
