@@ -1,9 +1,11 @@
 """The run layer: one lifecycle for every experiment of both command lines (``toy``, ``gpu``).
 
 An experiment provides a function ``run(opts: RunOptions) -> dict`` that builds its methods
-and either trains one run with :func:`train_run`, or declares its runs (variant x seed) as
-:class:`Run` entries and a summary function and hands them to :func:`execute_runs`. Everything
-around that is done here, once:
+and trains one run with :func:`train_run`; or it is a :class:`MultiRun`: its variants
+(:class:`Variant`), how to train one run of a variant and seed, and its summary as a function of
+finished run folders. :func:`execute_multi` runs exactly one of them (``--variant KEY --seed S``,
+the unit a sweep distributes) or all variant x seed in order (:func:`execute_runs`), then the
+summary. Everything around that is done here, once:
 
 * option types for ``argparse`` (:func:`positive_int`, ...) and the flags every experiment
   shares (:func:`add_common_flags`), so a bad flag exits 2 with one line naming it;
@@ -350,6 +352,106 @@ def execute_runs(opts: RunOptions, runs, summarise=None, *, announce=None):
             announce(r)
         results[r.key] = r.train(sub)
     return summarise(results) if summarise else results
+
+
+# ----------------------------------------------------------------------------- multi-run experiments
+@dataclass(frozen=True)
+class Variant:
+    """One variant of a multi-run experiment (its runs differ only by seed).
+
+    ``key`` names it (``--variant KEY``; the in-process sub-folder is ``KEY-seedS``); ``label``
+    is its legend; ``base`` the key of the variant it is compared with (or None); ``after`` the
+    keys whose run of the same seed must finish first, their folders given to the run as
+    ``opts.extra["peers"]`` (``{key: folder}``); ``data`` is the experiment's own (not compared).
+    """
+    key: str
+    label: str = ""
+    base: str | None = None
+    after: tuple = ()
+    data: object = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class MultiRun:
+    """An experiment of variant x seed runs; calling it with ``opts`` executes it (:func:`execute_multi`).
+
+    ``variants(opts) -> [Variant]`` validates the options (``ValueError``) and writes nothing;
+    ``train(opts, variant) -> metrics`` executes exactly one run into ``opts.out`` with
+    ``opts.seed``; ``summarise(out, variants, [(variant, seed, folder)]) -> dict`` computes the
+    experiment's summary from finished run folders only and writes it into ``out``.
+    ``default_seeds``: the seeds without ``--seeds`` / ``--seed`` (None: ``opts.seed``).
+    """
+    variants: Callable
+    train: Callable
+    summarise: Callable
+    default_seeds: tuple | None = None
+
+    def __call__(self, opts: RunOptions):
+        return execute_multi(self, opts)
+
+
+def run_folder(out, key, seed) -> pathlib.Path:
+    """Where :func:`execute_multi` puts the run (``key``, ``seed``): ``out / f"{key}-seed{seed}"``."""
+    return pathlib.Path(out) / f"{key}-seed{seed}"
+
+
+def parse_peers(items) -> dict:
+    """``["KEY=DIR", ...]`` (``--peer``) -> ``{KEY: Path(DIR)}``; ``ValueError`` naming ``--peer``."""
+    peers = {}
+    for item in items or ():
+        key, sep, folder = str(item).partition("=")
+        if not sep or not key or not folder:
+            raise ValueError(f"--peer must be KEY=FOLDER, got {item!r}")
+        peers[key] = pathlib.Path(folder)
+    return peers
+
+
+def execute_multi(exp: MultiRun, opts: RunOptions):
+    """Execute a multi-run experiment.
+
+    With ``opts.extra["variant"]`` (``--variant KEY``): exactly one run, of that variant and
+    ``opts.seed``, into ``opts.out`` (its peers from ``opts.extra["peer"]``); returns its
+    metrics. Otherwise every variant x seed (:func:`seeds_of` with ``exp.default_seeds``; seeds
+    outer, variants inner) through :func:`execute_runs` into :func:`run_folder`, then
+    ``exp.summarise``; returns the summary.
+
+    Raises
+    ------
+    ValueError
+        An unknown variant key, ``--variant`` with ``--seeds``, or the experiment's own option
+        errors, before anything is written.
+    """
+    ex = opts.extra or {}
+    variants = exp.variants(opts)
+    by_key = {v.key: v for v in variants}
+    key = ex.get("variant")
+    if key is not None:
+        if key not in by_key:
+            raise ValueError(f"--variant {key!r} is not a variant of {opts.experiment or 'this experiment'} "
+                             f"with these options (variants: {', '.join(by_key)})")
+        if ex.get("seeds") is not None:
+            raise ValueError("--variant runs one seed (--seed); drop --seeds")
+        peers = parse_peers(ex.get("peer"))
+        missing = [a for a in by_key[key].after if a not in peers]
+        if missing:
+            raise ValueError(f"variant {key} needs the finished run of {', '.join(missing)} with the same "
+                             f"seed: give --peer {missing[0]}=FOLDER")
+        return exp.train(dataclasses.replace(opts, extra={**ex, "peers": peers}), by_key[key])
+    seeds = seeds_of(opts, exp.default_seeds)
+    out = pathlib.Path(opts.out)
+
+    def one(v, seed):
+        peers = {a: run_folder(out, a, seed) for a in v.after}
+        return lambda sub: exp.train(dataclasses.replace(sub, extra={**ex, "peers": peers}), v)
+    plan = [Run(run_folder(out, v.key, s).name, s, one(v, s)) for s in seeds for v in variants]
+    execute_runs(opts, plan, announce=lambda r: print(f"[{opts.experiment}] {r.key}", flush=True))
+    return exp.summarise(out, variants, [(v, s, run_folder(out, v.key, s)) for s in seeds for v in variants])
+
+
+def read_fingerprint(folder):
+    """The fingerprint of the run in ``folder`` (from its checkpoint), or None without a checkpoint."""
+    from .checkpoint import load
+    return load(checkpoint_file(folder))["fingerprint"] if has_checkpoint(folder) else None
 
 
 # ----------------------------------------------------------------------------- the command-line lifecycle

@@ -10,21 +10,25 @@ from toy.registry import EXPERIMENTS, resolve
 TINY = {"batch_size": 16, "curve_samples": 100, "protocol_samples": 100}
 
 
-def _check(out, variants, iters, gen_per_outer):
+def _check(out, variants, iters, gen_per_outer, seeds=(0,)):
     m = json.loads((out / "metrics.json").read_text())
-    assert set(m["variants"]) == set(variants)
+    assert set(m["variants"]) == set(variants) and m["seeds"] == list(seeds)
     assert m["iterations"] == iters and m["curve_samples"] == 100
     for v in variants:
-        run = out / v / "seed0"
-        for f in ("metrics.json", "curve.csv", "samples.npy", "samples.png", "curves.png", "checkpoint.npz"):
-            assert (run / f).stat().st_size > 0, f"{run / f} missing"
+        for s in seeds:
+            run = out / f"{v}-seed{s}"
+            for f in ("metrics.json", "curve.csv", "samples.npy", "samples.png", "curves.png", "checkpoint.npz"):
+                assert (run / f).stat().st_size > 0, f"{run / f} missing"
         assert m["variants"][v]["gen_iters"] == iters * gen_per_outer[v]
-        assert m["variants"][v]["w1_final_mean"] > 0
+        assert m["variants"][v]["w1"]["mean"] > 0 and m["variants"][v]["w1"]["n"] == len(seeds)
     rows = list(csv.DictReader((out / "curve.csv").open()))
     assert {r["variant"] for r in rows} == set(variants)
-    assert all(float(r["w1_min"]) <= float(r["w1_mean"]) <= float(r["w1_max"]) for r in rows)
+    assert all(int(r["w1_n"]) == len(seeds) for r in rows)
+    if len(seeds) > 1:       # the 95% t-interval band holds the mean
+        assert all(float(r["w1_ci_low"]) <= float(r["w1_mean"]) <= float(r["w1_ci_high"]) for r in rows)
     assert all(float(r["train_seconds"]) >= 0 for r in rows)
-    assert (out / "curves.png").stat().st_size > 0 and (out / "curve_runs.csv").stat().st_size > 0
+    for f in ("curves.png", "curve_runs.csv", "summary.json", "summary.csv", "curves.csv"):
+        assert (out / f).stat().st_size > 0, f
     return m
 
 
@@ -36,8 +40,8 @@ def test_registered():
 def test_rwp_grid_quick(tmp_path):
     out = tmp_path / "grid"
     m = resolve("rwp-grid")(RunOptions(out=out, quick=True, iters=2,
-                                       extra={**TINY, "objective": "dragan", "h": None, "seeds": None}))
-    _check(out, ["dragan", "dragan-rwp"], 2, {"dragan": 1, "dragan-rwp": 5})
+                                       extra={**TINY, "objective": "dragan", "h": None, "seeds": "0,1"}))
+    _check(out, ["dragan", "dragan-rwp"], 2, {"dragan": 1, "dragan-rwp": 5}, seeds=(0, 1))
     assert m["variants"]["dragan-rwp"]["config"]["rwp_h"] == 0.2
     assert m["variants"]["dragan-rwp"]["config"]["n_critic"] == 1
     assert set(m["comparisons"]) == {"dragan vs dragan-rwp"}

@@ -26,6 +26,8 @@ def test_swgan_grid_quick(tmp_path):
     assert summary["swgan_config"]["latent_dim"] == 2 and summary["wgan_gp_config"]["latent_dim"] == 2
     assert summary["swgan_config"]["lam"] == 0.01 and summary["swgan_config"]["cost"] == "l1"
     assert [r["method"] for r in summary["rows"]] == ["SWGAN", "WGAN-GP"]
+    for f in ("summary.json", "summary.csv", "curves.csv"):
+        assert (tmp_path / f).stat().st_size > 0, f
     for name in ("swgan-seed0", "wgan-gp-seed0"):
         d = tmp_path / name
         for f in ("metrics.json", "curve.csv", "samples.npy", "samples.png", "curves.png", "checkpoint.npz"):

@@ -14,7 +14,8 @@ from toy.w1fe_ring import QUICK, first_reach, run, same_run, snapshot_iterations
 
 def test_w1fe_ring_quick(tmp_path):
     m = run(RunOptions(out=tmp_path, quick=True))
-    for f in ("metrics.json", "summary.csv", "w1_vs_epoch.png", "w1_vs_time.png", "transport.png"):
+    for f in ("metrics.json", "table.csv", "summary.csv", "summary.json", "w1_vs_epoch.png", "w1_vs_time.png",
+              "transport.png"):
         assert (tmp_path / f).stat().st_size > 0, f
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["table"] == m["table"]
@@ -38,9 +39,13 @@ def test_w1fe_ring_quick(tmp_path):
         # the stored Euler targets are eps = 1 gradient steps: |zeta - G| = |grad f| > 0
         assert np.all(np.linalg.norm(snap["zeta"] - snap["G"], axis=2) > 0)
 
+    table = list(csv.DictReader(open(tmp_path / "table.csv")))
+    assert [(r["penalty"], int(r["K"])) for r in table] == sorted(QUICK["grid"])
     # a second call reuses the finished runs (same configuration) instead of re-training
+    stamps = {p: (tmp_path / f"{p[0]}-K{p[1]}-seed0" / "metrics.json").stat().st_mtime_ns for p in QUICK["grid"]}
     m2 = run(RunOptions(out=tmp_path, quick=True))
-    assert all(r.get("reused") for r in m2["runs"])
+    assert stamps == {p: (tmp_path / f"{p[0]}-K{p[1]}-seed0" / "metrics.json").stat().st_mtime_ns
+                      for p in QUICK["grid"]}
     assert m2["table"] == m["table"]
 
 

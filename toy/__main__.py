@@ -2,9 +2,12 @@
 
     python -m toy list
     python -m toy NAME --help          # that experiment's flags and defaults
+    python -m toy sweep NAME --seeds 0-4 [--set key=v1,v2] [--workers N | --scheduler ADDR] --out DIR
+                                       # variant x seed x setting, on Dask (toy/sweep.py)
     python -m toy NAME [--backend numpy|cupy] [--seed S] [--iters N] [--out DIR] [--quick]
                        [--checkpoint-every N] [--checkpoint-seconds S] [--resume] [--threads N]
                        [experiment flags]
+    python -m toy NAME --variant KEY --seed S ...   # one run of a multi-run experiment
 
 The lifecycle (output folder, checkpoints, signals, threads, errors) is :mod:`refimpl.runs`'s.
 :func:`main` returns the exit status: 0, 2 (bad input, OS error, unreadable checkpoint,
@@ -35,6 +38,9 @@ OVERRIDE_FLAGS = {
     "l": (dict(type=runs.positive_int), "generator steps per outer iteration (RWP)"),
     "K": (dict(type=runs.positive_int), "persistent generator steps (W1-FE)"),
     "seeds": (dict(type=runs.seed_list), "comma list of seeds (several runs)"),
+    "variant": (dict(type=str, metavar="KEY"), "execute only this variant's run, of seed --seed, into --out"),
+    "peer": (dict(action="append", metavar="KEY=FOLDER"),
+             "the finished run of variant KEY (same seed) that --variant's run builds on (repeatable)"),
     "data_dir": (dict(type=pathlib.Path), "image data folder (MNIST, CIFAR-10)"),
     "dataset": (dict(type=str), "dataset name"),
     "budget": (dict(type=runs.positive_float), "training budget per method, in process CPU seconds (evaluation excluded)"),
@@ -45,8 +51,10 @@ COMMON = ("name", "backend", "seed", "iters", "out", "quick", "checkpoint_every"
 
 def _top_parser():
     ap = runs.ArgumentParser(prog="python -m toy", description="refimpl toy experiments (CPU by default). "
-                                 "'python -m toy NAME --help' shows an experiment's own flags.")
-    ap.add_argument("name", help="experiment name, or 'list'")
+                                 "'python -m toy NAME --help' shows an experiment's own flags; "
+                                 "'python -m toy sweep NAME --seeds 0-4 --out DIR' runs it over seeds and "
+                                 "settings (variant x seed x setting) on Dask and aggregates (--help for more).")
+    ap.add_argument("name", help="experiment name, 'list', or 'sweep'")
     return ap
 
 
@@ -65,6 +73,42 @@ def build_parser(name):
     return ap
 
 
+def _options(name, argv, args=None):
+    """``RunOptions`` of ``python -m toy NAME *argv``; an explicit ``--seed`` of a multi-run
+    experiment without ``--seeds`` / ``--variant`` runs that seed only."""
+    args = args or build_parser(name).parse_args(argv)
+    out = args.out or pathlib.Path("runs") / f"{name}-seed{args.seed}"
+    extra = {k: v for k, v in vars(args).items() if k not in COMMON}
+    if "seeds" in extra and extra["seeds"] is None and extra.get("variant") is None and \
+            any(a == "--seed" or a.startswith("--seed=") for a in argv):
+        extra["seeds"] = str(args.seed)
+    return runs.RunOptions(out=out, backend=args.backend, seed=args.seed, iters=args.iters, quick=args.quick,
+                           checkpoint_every=args.checkpoint_every, resume=args.resume, extra=extra,
+                           experiment=name, checkpoint_seconds=args.checkpoint_seconds, threads=args.threads)
+
+
+def variants(name, argv):
+    """The variants of experiment ``name`` under its flags ``argv``, as ``[(Variant, flags)]`` where
+    ``flags`` (``["--variant", KEY]``) select that variant's run; None for a single-run experiment.
+    ``ValueError`` for flags the experiment refuses; ``SystemExit(2)`` for unparsable ones."""
+    exp = resolve(name)
+    if not isinstance(exp, runs.MultiRun):
+        return None
+    return [(v, ["--variant", v.key]) for v in exp.variants(_options(name, list(argv)))]
+
+
+def summarise(name, argv, finished, out):
+    """The experiment's own summary of its finished runs ``[(variant key, seed, folder)]``
+    (flags ``argv``), written into ``out``; None for a single-run experiment."""
+    exp = resolve(name)
+    if not isinstance(exp, runs.MultiRun):
+        return None
+    by_key = {v.key: v for v in exp.variants(_options(name, list(argv)))}
+    pathlib.Path(out).mkdir(parents=True, exist_ok=True)
+    return exp.summarise(pathlib.Path(out), [by_key[k] for k in dict.fromkeys(k for k, _, _ in finished)],
+                         [(by_key[k], s, pathlib.Path(f)) for k, s, f in finished])
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["sweep"]:                        # python -m toy sweep ... (toy/sweep.py)
@@ -78,6 +122,8 @@ def main(argv=None):
         width = max(map(len, EXPERIMENTS))
         for n, (_, _, desc) in EXPERIMENTS.items():
             print(f"{n:{width}}  {desc}")
+        print(f"\n{'sweep':{width}}  python -m toy sweep NAME --seeds 0-4 [--set key=v1,v2] --out DIR: any experiment "
+              "over variants x seeds x settings on Dask, with 95% t-intervals (python -m toy sweep --help)")
         return 0
     if name not in EXPERIMENTS:
         _top_parser().error(f"unknown experiment {name!r}; run 'python -m toy list' "
@@ -90,12 +136,9 @@ def main(argv=None):
         except (RuntimeError, ValueError, ImportError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-    out = args.out or pathlib.Path("runs") / f"{name}-seed{args.seed}"
-    extra = {k: v for k, v in vars(args).items() if k not in COMMON}
+    opts = _options(name, argv[1:], args)
+    out = opts.out
     runs.tune_allocator()
-    opts = runs.RunOptions(out=out, backend=args.backend, seed=args.seed, iters=args.iters, quick=args.quick,
-                           checkpoint_every=args.checkpoint_every, resume=args.resume, extra=extra,
-                           experiment=name, checkpoint_seconds=args.checkpoint_seconds, threads=args.threads)
     again = [a for a in argv if a != "--resume"] + (["--out", str(out)] if args.out is None else []) + ["--resume"]
     try:
         run = resolve(name)

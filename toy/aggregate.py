@@ -115,15 +115,24 @@ def aggregate_sweep(out, runs: list[tuple[str, str]], stream=None) -> dict:
     """Write ``summary.json``, ``summary.csv``, ``curves.csv`` and one ``curve-METRIC.png`` per metric
     into the sweep folder ``out`` from the finished ``runs`` ``[(run_id, variant)]``; returns the summary."""
     out = pathlib.Path(out)
-    per_run, curves, seeds = [], {}, {}
-    for run_id, variant in runs:
-        metrics = json.loads((out / run_id / "metrics.json").read_text())
+    return aggregate_runs(out, [(variant, out / run_id) for run_id, variant in runs], stream)
+
+
+def aggregate_runs(out, runs: list[tuple[str, pathlib.Path]], stream=None) -> dict:
+    """:func:`aggregate_sweep` for finished run folders ``[(variant, folder)]`` anywhere: writes the
+    same four outputs into ``out``; returns the summary (``"variants": {variant: {"runs", "metrics"}}``,
+    the runs named by their folder relative to ``out`` where possible)."""
+    out = pathlib.Path(out)
+    per_run, curves, names = [], {}, {}
+    for variant, folder in runs:
+        folder = pathlib.Path(folder)
+        metrics = json.loads((folder / "metrics.json").read_text())
         per_run.append((variant, metrics))
-        seeds.setdefault(variant, []).append(run_id)
-        if (out / run_id / "curve.csv").exists():
-            curves.setdefault(variant, []).append(read_curve(out / run_id / "curve.csv"))
+        names.setdefault(variant, []).append(str(folder.relative_to(out)) if folder.is_relative_to(out) else str(folder))
+        if (folder / "curve.csv").exists():
+            curves.setdefault(variant, []).append(read_curve(folder / "curve.csv"))
     stats = summarise(per_run)
-    summary = {"interval": INTERVAL, "variants": {v: {"runs": seeds[v], "metrics": stats.get(v, {})} for v in seeds}}
+    summary = {"interval": INTERVAL, "variants": {v: {"runs": names[v], "metrics": stats.get(v, {})} for v in names}}
     write_json(out / "summary.json", summary)
     write_csv(out / "summary.csv", [{"variant": v, "metric": k, **s} for v, ms in stats.items() for k, s in ms.items()])
     bands = {}

@@ -2,8 +2,8 @@
 
 An experiment is a function ``run(opts: RunOptions) -> dict`` registered in
 ``toy/registry.py``. The run layer (:mod:`refimpl.runs`) claims ``opts.out`` before it
-runs; the experiment trains with :func:`refimpl.runs.train_run` (one run) or declares its
-runs for :func:`refimpl.runs.execute_runs` (variant x seed), writes its files with the
+runs; the experiment trains with :func:`refimpl.runs.train_run` (one run) or is a
+:class:`refimpl.runs.MultiRun` (variants x seeds, one run per ``--variant``), writes its files with the
 writers below (atomic, following the umask) and returns the final metrics, which the CLI
 also prints. These names are re-exported from :mod:`refimpl.runs` and
 :mod:`refimpl.outputs` for the experiments' convenience.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from refimpl.checkpoint import atomic_write as atomic_write_bytes
 from refimpl.outputs import grid_image, plt, write_csv, write_json, write_npy, write_npz
-from refimpl.runs import Run, RunOptions, execute_runs, seeds_of, train_run, tune_allocator
+from refimpl.runs import MultiRun, Run, RunOptions, Variant, execute_runs, seeds_of, train_run, tune_allocator
 
-__all__ = ["RunOptions", "Run", "execute_runs", "seeds_of", "train_run", "tune_allocator", "write_json", "write_csv",
+__all__ = ["RunOptions", "MultiRun", "Variant", "Run", "execute_runs", "seeds_of", "train_run", "tune_allocator", "write_json", "write_csv",
            "write_npy", "write_npz", "plt", "grid_image", "atomic_write_bytes"]

@@ -6,6 +6,8 @@ works without the optional packages of every experiment.
 ``FLAGS[name]`` lists the experiment-specific flags an experiment takes, with the default
 shown by ``python -m toy NAME --help`` (``iters`` is the default of the shared ``--iters``).
 An experiment without an entry is offered every flag of ``toy.__main__.OVERRIDE_FLAGS``.
+A multi-run experiment (``rwp-*``, ``sbe-grid``, ``w1fe-ring``, ``swgan-grid``) is a
+:class:`refimpl.runs.MultiRun`: ``--variant KEY --seed S`` executes exactly one of its runs.
 """
 EXPERIMENTS = {
     "grid-tour": ("toy.tour", "run", "Every 2-D method on the 25-mode grid, same CPU budget, against a chance baseline (~5 min)"),
@@ -25,6 +27,8 @@ _WGAN_GP = {"objective": "wgan-gp", "lam": 10.0, "n_critic": 5, "n_gen": 1, "bat
 _RWP = {"lam": 10.0, "n_critic": "5 (WGAN-GP/LP), 1 (Standard, DRAGAN)", "n_gen": 1, "batch_size": 64,
         "latent_dim": 2, "lr_gen": "1e-4 (WGAN-GP/LP), 2e-4 (Standard, DRAGAN)",
         "lr_critic": "1e-4 (WGAN-GP/LP), 2e-4 (Standard, DRAGAN)", "dataset": "ring8"}
+#: the flags of a multi-run experiment (refimpl.runs.MultiRun): one run per --variant, its seeds
+_MULTI = {"variant": "none: every variant, each over the seeds", "peer": "none"}
 
 FLAGS = {
     "grid-tour": {"budget": "40 CPU seconds per method (quick: 0.25)"},
@@ -35,18 +39,24 @@ FLAGS = {
                      "dataset": "digits", "data_dir": "none (digits is built in; mnist and cifar10 need it)"},
     "rwp-grid": {"iters": "1000 (quick: 6)", "objective": "wgan-gp, standard and dragan", **_RWP,
                  "h": "0.1 (WGAN-GP/LP), 0.2 (Standard, DRAGAN)", "l": "10 (WGAN-GP/LP), 5 (Standard, DRAGAN)",
-                 "seeds": "0,1,2,3,4 (quick: --seed)"},
+                 "seeds": "0,1,2,3,4 (quick or an explicit --seed: that seed)",
+                 **_MULTI, "variant": "none; keys OBJ and OBJ-rwp, e.g. wgan-gp-rwp"},
     "rwp-gen-iters": {"iters": "1000 (quick: 6)", "objective": "wgan-gp (the only one offered)", **_RWP,
                       "n_critic": 5, "n_gen": 10, "lr_gen": 1e-4, "lr_critic": 1e-4, "h": 0.1,
-                      "seeds": "0,1,2 (quick: --seed)"},
+                      "seeds": "0,1,2 (quick or an explicit --seed: that seed)",
+                      **_MULTI, "variant": "none; keys wgan-gp-10g, wgan-gp-10g-rwp"},
     "sbe-grid": {"iters": "1000 (quick: 6)", "objective": "wgan-gp (the only one offered)", **_RWP,
-                 "n_critic": 5, "lr_gen": 1e-4, "lr_critic": 1e-4, "h": 0.2, "seeds": "0,1,2 (quick: --seed)"},
+                 "n_critic": 5, "lr_gen": 1e-4, "lr_critic": 1e-4, "h": 0.2,
+                 "seeds": "0,1,2 (quick or an explicit --seed: that seed)", **_MULTI,
+                 "variant": "none; keys wgan-gp, sbe"},
     "w1fe-ring": {"iters": "800 epochs (quick: 6)", "objective": "both wgan-lp and wgan-gp", "lam": 10.0,
                   "n_critic": "10 (quick: 2)", "batch_size": "512 (quick: 64)", "latent_dim": 2, "lr_gen": 1e-4,
-                  "lr_critic": 1e-4, "K": "1,3,5,10 (LP) and 1,10 (GP)", "seeds": "--seed"},
+                  "lr_critic": 1e-4, "K": "1,3,5,10 (LP) and 1,10 (GP)", "seeds": "--seed", **_MULTI,
+                  "variant": "none; keys PENALTY-KK, e.g. lp-K3"},
     "swgan-grid": {"iters": "10000 (quick: 5)", "latent_dim": 4, "lam": "0.01 (SWGAN's regulariser weight)",
                    "n_critic": "20 dual steps (quick: 3)", "n_gen": 1, "batch_size": 128, "lr_gen": 3e-3,
-                   "lr_critic": 1e-3, "seeds": "--seed"},
+                   "lr_critic": 1e-3, "seeds": "--seed", **_MULTI,
+                   "variant": "none; keys swgan, wgan-gp (needs --peer swgan=FOLDER unless --quick)"},
 }
 
 

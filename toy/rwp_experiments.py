@@ -4,7 +4,7 @@ Experiments (``python -m toy NAME``):
 
 * ``rwp-grid`` (Fig. 2): WGAN-GP, Standard GAN and DRAGAN, each with and without RWP;
   exact W1 and modes against generator iterations and against training wall-clock,
-  mean over seeds with a min/max envelope.
+  mean over seeds with its 95% t-interval band.
 * ``rwp-gen-iters`` (Fig. 4): WGAN-GP with 10 generator steps per outer iteration, with and
   without RWP; stability = spread of W1 over the last third of training.
 * ``sbe-grid`` (Fig. 5): SBE on WGAN-GP against WGAN-GP, aligned by generator iterations.
@@ -23,16 +23,23 @@ evaluated with the full protocol (2,500 samples; ``final_protocol`` in the metri
 training clocks are recorded, both without the time spent in evaluations: wall-clock
 (``train_seconds``, the paper's axis) and the process's CPU time (``train_cpu_seconds``),
 which is the cost a dedicated machine would see when other jobs share the CPU cores.
-Variants are interleaved per seed so that load changes on a shared machine hit them alike.
+Each experiment is a :class:`refimpl.runs.MultiRun`: its variants (``OBJ`` / ``OBJ-rwp``,
+``wgan-gp-10g`` / ``wgan-gp-10g-rwp``, ``wgan-gp`` / ``sbe``) over its seeds, seeds outer and
+variants inner so that load changes on a shared machine hit them alike; ``--variant KEY
+--seed S`` runs one of them (what ``python -m toy sweep`` distributes).
 
-Outputs in ``opts.out``: one sub-folder per ``VARIANT/seedS`` (curve.csv, metrics.json,
-samples.npy, samples.png, curves.png, checkpoint.npz) and the aggregate ``metrics.json``,
-``curve.csv`` (mean/min/max per variant and evaluation point), ``curve_runs.csv`` (every run)
-and ``curves.png`` (mean with min/max envelope).
+Outputs in ``opts.out``: one sub-folder per ``VARIANT-seedS`` (curve.csv, metrics.json,
+samples.npy, samples.png, curves.png, checkpoint.npz); the statistics of :mod:`toy.aggregate`
+(``summary.json``/``summary.csv``: n, mean, std, 95% t-interval per variant and metric;
+``curves.csv`` and ``curve-*.png``); and :func:`summarise`'s ``metrics.json``, ``curve.csv``
+(mean and 95% t-interval per variant and evaluation point), ``curve_runs.csv`` (every run) and
+``curves.png`` (the paper's panels, mean with its band).
 """
 from __future__ import annotations
 
+import csv
 import dataclasses
+import functools
 import json
 import pathlib
 import time
@@ -47,7 +54,8 @@ from refimpl.rwp import RWPMethod
 from refimpl.sbe import SBEMethod
 from refimpl.train import GANConfig, GANMethod, ToyData
 
-from .common import Run, RunOptions, execute_runs, plt, seeds_of, train_run, write_csv, write_json, write_npy
+from .aggregate import INTERVAL, aggregate_runs, curve_bands, read_curve, t_interval
+from .common import MultiRun, RunOptions, Variant, plt, train_run, write_csv, write_json, write_npy
 from .gan import OVERRIDES, apply_overrides, eval_samples, plot_curves, plot_samples
 
 #: config overrides taken from the command line; the objective is chosen per variant instead
@@ -173,43 +181,36 @@ def run_one(opts: RunOptions, method, dataset, *, iters, eval_every, title, gen_
 
 
 # ----------------------------------------------------------------------------- several seeds
-@dataclasses.dataclass
-class Variant:
-    key: str                  # sub-folder name
-    label: str                # legend
-    make: object              # () -> GANMethod
-    gen_per_outer: int
-
-
-def _aggregate(runs):
-    """Mean/min/max over seeds at each evaluation point (the runs share their iterations)."""
-    n = min(len(c) for _, c in runs)
+def mean_curves(curves):
+    """Per evaluation point (the iterations every run evaluated), the mean over the runs of the
+    clocks and ``gen_iters``, and mean and 95% t-interval (:func:`toy.aggregate.t_interval`) of
+    W1, modes and high-quality fraction: rows ``{"iteration", "gen_iters", "train_seconds",
+    "train_cpu_seconds", "w1_mean", "w1_ci_low", "w1_ci_high", "w1_n", ...}``."""
+    cols = {k: curve_bands(curves, k, "iteration")
+            for k in ("gen_iters", "train_seconds", "train_cpu_seconds", "w1", "modes", "high_quality")}
     rows = []
-    for i in range(n):
-        pts = [c[i] for _, c in runs]
-        row = {"iteration": pts[0]["iteration"], "gen_iters": pts[0]["gen_iters"],
-               "train_seconds": float(np.mean([p["train_seconds"] for p in pts])),
-               "train_cpu_seconds": float(np.mean([p["train_cpu_seconds"] for p in pts]))}
+    for i, pt in enumerate(cols["w1"]):
+        row = {"iteration": int(pt["x"]), **{k: cols[k][i]["mean"] for k in ("gen_iters", "train_seconds",
+                                                                               "train_cpu_seconds")}}
         for k in ("w1", "modes", "high_quality"):
-            v = np.array([p[k] for p in pts], dtype=float)
-            row.update({f"{k}_mean": float(v.mean()), f"{k}_min": float(v.min()), f"{k}_max": float(v.max())})
+            row.update({f"{k}_{s}": cols[k][i][s] for s in ("mean", "ci_low", "ci_high", "n")})
         rows.append(row)
     return rows
 
 
-def _last_third_spread(runs):
-    """Stability over the last third of training: per-seed std of W1, and the pooled std and
-    range of every W1 value in the last third across seeds."""
+def last_third_spread(curves):
+    """Stability over the last third of training: each seed's std of W1 (its t-interval over the
+    seeds), and the pooled std and range of every W1 value in the last third across seeds."""
     pooled, per_seed = [], []
-    for _, c in runs:
-        it_max = c[-1]["iteration"]
-        v = [r["w1"] for r in c if r["iteration"] > 2 * it_max / 3]
-        pooled += v
-        per_seed.append(float(np.std(v)) if len(v) > 1 else 0.0)
+    for c in curves:
+        last = c["iteration"] > 2 * c["iteration"][-1] / 3
+        v = c["w1"][last]
+        pooled += v.tolist()
+        per_seed.append(float(np.std(v)) if v.size > 1 else 0.0)
     return {"w1_last_third_pooled_std": float(np.std(pooled)),
             "w1_last_third_range": float(np.max(pooled) - np.min(pooled)),
             "w1_last_third_mean": float(np.mean(pooled)),
-            "w1_last_third_per_seed_std_mean": float(np.mean(per_seed)), "n_points": len(pooled)}
+            "w1_last_third_per_seed_std": t_interval(per_seed), "n_points": len(pooled)}
 
 
 def _first_time_below(rows, thr, key="w1_mean", x="train_seconds"):
@@ -244,8 +245,8 @@ def compare(agg, base, new, x="train_seconds"):
 
 
 def plot_envelopes(path, agg, groups, labels, title, xs=("gen_iters", "train_seconds", "train_cpu_seconds")):
-    """Rows = groups of variants; columns = W1 and modes against each x axis; mean line with a
-    min/max band (the format of the paper's Figs. 2, 4, 5)."""
+    """Rows = groups of variants; columns = W1 and modes against each x axis; mean line over the
+    seeds with its 95% t-interval band (the format of the paper's Figs. 2, 4, 5)."""
     pyplot = plt()
     cols = [(k, x) for k in ("w1", "modes") for x in xs]
     fig, axes = pyplot.subplots(len(groups), len(cols), figsize=(3.4 * len(cols), 2.9 * len(groups)), squeeze=False)
@@ -259,8 +260,9 @@ def plot_envelopes(path, agg, groups, labels, title, xs=("gen_iters", "train_sec
                 rows = agg[key]
                 xv = [r[x] for r in rows]
                 line, = ax.plot(xv, [r[f"{k}_mean"] for r in rows], lw=1.8, marker=".", ms=4, label=labels[key])
-                ax.fill_between(xv, [r[f"{k}_min"] for r in rows], [r[f"{k}_max"] for r in rows],
-                                color=line.get_color(), alpha=0.2)
+                lo, hi = ([np.nan if r[f"{k}_{b}"] is None else r[f"{k}_{b}"] for r in rows]
+                          for b in ("ci_low", "ci_high"))
+                ax.fill_between(xv, lo, hi, color=line.get_color(), alpha=0.2)
             if k == "w1":
                 ax.set_yscale("log")
             ax.set_xlabel(xlabel[x], fontsize=8)
@@ -273,51 +275,53 @@ def plot_envelopes(path, agg, groups, labels, title, xs=("gen_iters", "train_sec
     pyplot.close(fig)
 
 
-def run_variants(opts, variants, groups, pairs, *, dataset, iters, eval_every, seeds, title):
-    """Declare every (variant, seed) run, in ``opts.out/KEY/seedS`` (seeds outer, variants inner,
-    so that load changes hit the variants alike), execute them with the run layer, then write the
-    aggregate metrics.json, curve.csv, curve_runs.csv and curves.png."""
-    out = pathlib.Path(opts.out)
+def train_variant(opts: RunOptions, v: Variant):
+    """One run of variant ``v`` (``v.data``: ``(make, gen_per_outer, iters, eval_every, dataset)``)."""
+    make, gen_per_outer, iters, eval_every, dataset = v.data
     n_curve, n_protocol = _sample_sizes(opts)
+    return run_one(opts, make(), dataset, iters=iters, eval_every=eval_every, title=f"{v.label} (seed {opts.seed})",
+                   gen_per_outer=gen_per_outer, n_curve=n_curve, n_protocol=n_protocol)[0]
 
-    def one(v, seed):
-        return lambda sub: run_one(sub, v.make(), dataset, iters=iters, eval_every=eval_every,
-                                   title=f"{v.label} (seed {seed})", gen_per_outer=v.gen_per_outer,
-                                   n_curve=n_curve, n_protocol=n_protocol)
-    plan = [Run(f"{v.key}/seed{seed}", seed, one(v, seed)) for seed in seeds for v in variants]
-    done = execute_runs(opts, plan, announce=lambda r: print(f"[{title}] {r.key}: {iters} outer iterations",
-                                                             flush=True))
-    runs = {v.key: [done[f"{v.key}/seed{seed}"] for seed in seeds] for v in variants}
-    agg = {k: _aggregate(r) for k, r in runs.items()}
-    labels = {v.key: v.label for v in variants}
+
+def summarise(out, variants, runs, *, title):
+    """The experiment's summary from finished run folders ``[(variant, seed, folder)]``: the
+    sweep's per-metric statistics (:func:`toy.aggregate.aggregate_runs`: summary.json/csv,
+    curves.csv, curve-*.png), then metrics.json (per variant the t-interval of the final W1,
+    modes, protocol metrics and clocks, and the last-third stability; per (base, variant) pair
+    the threshold comparison of the mean curves), curve.csv (mean curves with 95% t-intervals),
+    curve_runs.csv (every run) and curves.png."""
+    out = pathlib.Path(out)
+    agg_summary = aggregate_runs(out, [(v.key, folder) for v, _, folder in runs])
+    per = {v.key: [(s, folder) for w, s, folder in runs if w.key == v.key] for v in variants}
+    first = json.loads((runs[0][2] / "metrics.json").read_text())
+    curves = {k: [read_curve(f / "curve.csv") for _, f in rs] for k, rs in per.items()}
+    agg = {k: mean_curves(cs) for k, cs in curves.items()}
+    stats = {k: s["metrics"] for k, s in agg_summary["variants"].items()}
     summary = {}
     for v in variants:
-        ms = [m for m, _ in runs[v.key]]
-        fp = [m["final_protocol"] for m in ms]
-        summary[v.key] = {
-            "label": v.label, "seeds": seeds, "iterations": iters, "gen_iters": ms[0]["gen_iters"],
-            "w1_final_mean": float(np.mean([m["w1"] for m in ms])),
-            "w1_final_min": float(np.min([m["w1"] for m in ms])), "w1_final_max": float(np.max([m["w1"] for m in ms])),
-            "modes_final_mean": float(np.mean([m["modes"] for m in ms])),
-            "protocol_w1_mean": float(np.mean([f["w1"] for f in fp])),
-            "protocol_modes_mean": float(np.mean([f["modes"] for f in fp])),
-            "protocol_high_quality_mean": float(np.mean([f["high_quality"] for f in fp])),
-            "train_seconds_mean": float(np.mean([m["train_seconds"] for m in ms])),
-            "train_cpu_seconds_mean": float(np.mean([m["train_cpu_seconds"] for m in ms])),
-            "stability": _last_third_spread(runs[v.key]),
-            "config": ms[0]["config"]}
+        ms = [json.loads((f / "metrics.json").read_text()) for _, f in per[v.key]]
+        summary[v.key] = {"label": v.label, "seeds": [s for s, _ in per[v.key]], "gen_iters": ms[0]["gen_iters"],
+                          **{k: stats[v.key].get(k) for k in ("w1", "modes", "high_quality", "final_protocol/w1",
+                                                              "final_protocol/modes", "final_protocol/high_quality")},
+                          "train_seconds": t_interval([m["train_seconds"] for m in ms]),
+                          "train_cpu_seconds": t_interval([m["train_cpu_seconds"] for m in ms]),
+                          "stability": last_third_spread(curves[v.key]), "config": ms[0]["config"]}
+        summary[v.key] = {k: x for k, x in summary[v.key].items() if x is not None}
+    pairs = [(v.base, v.key) for v in variants if v.base]
     comparisons = {f"{b} vs {n}": {"wall_clock": compare(agg, b, n, "train_seconds"),
                                    "cpu_time": compare(agg, b, n, "train_cpu_seconds"),
                                    "gen_iters": compare(agg, b, n, "gen_iters")} for b, n in pairs}
-    metrics = {"experiment": title, "dataset": dataset, "seeds": seeds, "iterations": iters,
-               "eval_every": eval_every, "curve_samples": n_curve, "protocol_samples": n_protocol,
-               "backend": opts.backend, "threads": opts.threads,
-               "variants": summary, "comparisons": comparisons}
+    seeds = sorted({s for _, s, _ in runs})
+    metrics = {"experiment": title, "dataset": first["dataset"], "seeds": seeds, "iterations": first["iterations"],
+               "curve_samples": first["curve_samples"], "protocol_samples": first["protocol_samples"],
+               "backend": first["backend"], "interval": INTERVAL, "variants": summary, "comparisons": comparisons}
     write_json(out / "metrics.json", metrics)
     write_csv(out / "curve.csv", [{"variant": k, **r} for k, rows in agg.items() for r in rows])
-    write_csv(out / "curve_runs.csv", [{"variant": k, "seed": m["seed"], **r} for k, rr in runs.items()
-                                       for m, c in rr for r in c])
-    plot_envelopes(out / "curves.png", agg, groups, labels, f"{title} ({dataset}, seeds {seeds})")
+    write_csv(out / "curve_runs.csv", [{"variant": k, "seed": s, **r} for k, rs in per.items() for s, f in rs
+                                       for r in csv.DictReader((f / "curve.csv").open())])
+    labels = {v.key: v.label for v in variants}
+    groups = [(labels[b], [b, n]) for b, n in pairs]
+    plot_envelopes(out / "curves.png", agg, groups, labels, f"{title} ({first['dataset']}, seeds {seeds})")
     return metrics
 
 
@@ -332,83 +336,81 @@ def _h(opts, default):
     return _extra(opts).get("h", default)
 
 
-def run_rwp_grid(opts: RunOptions):
-    """Fig. 2 analogue: WGAN-GP, Standard GAN, DRAGAN, each with and without RWP.
+def _plain(cfg, name):
+    def make():
+        m = GANMethod(cfg)
+        m.name = name
+        return m
+    return make
+
+
+def _schedule(opts, n_points=15):
+    """(iterations, eval_every, dataset) of every run."""
+    iters = _iters(opts, 1000)
+    return iters, _eval_every(iters, opts.quick, n_points), _dataset(opts)
+
+
+def rwp_grid_variants(opts: RunOptions):
+    """Fig. 2 analogue: WGAN-GP, Standard GAN, DRAGAN, each without (key ``OBJ``) and with RWP
+    (``OBJ-rwp``, compared with ``OBJ``).
 
     ``--objective`` (one) or ``opts.extra['objectives']`` (list or comma string) restricts the
-    objectives (default wgan-gp, standard, dragan; wgan-lp is also accepted); ``--seeds`` the
-    seeds (default 0-4; ``--quick``: ``--seed`` only).
+    objectives (default wgan-gp, standard, dragan; wgan-lp is also accepted).
     """
-    dataset, seeds = _dataset(opts), seeds_of(opts, DEFAULT_SEEDS)
-    iters = _iters(opts, 1000)
+    sched = _schedule(opts)
+    _sample_sizes(opts)
     ex = _extra(opts)
     objs = ex.get("objectives", [ex["objective"]] if "objective" in ex else ("wgan-gp", "standard", "dragan"))
     if isinstance(objs, str):
         objs = [o.strip() for o in objs.split(",") if o.strip()]
-    names = NAMES
-    bad = [o for o in objs if o not in names]
+    bad = [o for o in objs if o not in NAMES]
     if bad or not objs:
-        raise ValueError(f"objectives must be among {sorted(names)}, got {objs}")
-    variants, groups, pairs = [], [], []
+        raise ValueError(f"objectives must be among {sorted(NAMES)}, got {objs}")
+    variants = []
     for o in objs:
         cfg = apply_overrides(base_config(o), opts, fields=FIELDS)
-        probe = RWPMethod(cfg, h=_h(opts, None), l=_extra(opts).get("l"))   # validates; Appendix C defaults
+        probe = RWPMethod(cfg, h=_h(opts, None), l=ex.get("l"))   # validates; Appendix C defaults
         h, l = probe.h, probe.l
-
-        def plain(cfg=cfg, o=o):
-            m = GANMethod(cfg)
-            m.name = o
-            return m
-
-        def rwp(cfg=cfg, h=h, l=l):
-            return RWPMethod(cfg, h=h, l=l)
-        variants += [Variant(o, names[o], plain, cfg.n_gen),
-                     Variant(f"{o}-rwp", f"{names[o]} + RWP (h={h:g}, l={l})", rwp, l)]
-        groups.append((names[o], [o, f"{o}-rwp"]))
-        pairs.append((o, f"{o}-rwp"))
-    return run_variants(opts, variants, groups, pairs, dataset=dataset, iters=iters,
-                        eval_every=_eval_every(iters, opts.quick), seeds=seeds, title="rwp-grid")
+        variants += [Variant(o, NAMES[o], data=(_plain(cfg, o), cfg.n_gen, *sched)),
+                     Variant(f"{o}-rwp", f"{NAMES[o]} + RWP (h={h:g}, l={l})", base=o,
+                             data=(functools.partial(RWPMethod, cfg, h=h, l=l), l, *sched))]
+    return variants
 
 
-def run_rwp_gen_iters(opts: RunOptions):
-    """Fig. 4 analogue: WGAN-GP with 10 generator steps per outer iteration (``--n-gen``), with and
-    without RWP (``--h``, default 0.1); seeds 0-2 by default."""
+def rwp_gen_iters_variants(opts: RunOptions):
+    """Fig. 4 analogue: WGAN-GP with 10 generator steps per outer iteration (``--n-gen``), without
+    (``wgan-gp-10g``) and with RWP (``wgan-gp-10g-rwp``, ``--h``, default 0.1)."""
     _wgan_gp_only(opts, "rwp-gen-iters")
-    dataset, seeds = _dataset(opts), seeds_of(opts, (0, 1, 2))
-    iters = _iters(opts, 1000)
+    sched = _schedule(opts, 20)
+    _sample_sizes(opts)
     n_gen = _extra(opts).get("n_gen", 10)
     cfg = apply_overrides(base_config("wgan-gp"), opts, fields=tuple(f for f in FIELDS if f != "n_gen"))
     h = RWPMethod(cfg, h=_h(opts, 0.1), l=n_gen).h
-
-    def plain():
-        m = GANMethod(dataclasses.replace(cfg, n_gen=n_gen))
-        m.name = "wgan-gp"
-        return m
-    variants = [Variant("wgan-gp-10g", f"WGAN-GP, {n_gen} gen steps", plain, n_gen),
-                Variant("wgan-gp-10g-rwp", f"WGAN-GP + RWP (h={h:g}, l={n_gen})",
-                        lambda: RWPMethod(cfg, h=h, l=n_gen), n_gen)]
-    return run_variants(opts, variants, [("WGAN-GP", [v.key for v in variants])],
-                        [("wgan-gp-10g", "wgan-gp-10g-rwp")], dataset=dataset, iters=iters,
-                        eval_every=_eval_every(iters, opts.quick, 20), seeds=seeds, title="rwp-gen-iters")
+    return [Variant("wgan-gp-10g", f"WGAN-GP, {n_gen} gen steps",
+                    data=(_plain(dataclasses.replace(cfg, n_gen=n_gen), "wgan-gp"), n_gen, *sched)),
+            Variant("wgan-gp-10g-rwp", f"WGAN-GP + RWP (h={h:g}, l={n_gen})", base="wgan-gp-10g",
+                    data=(functools.partial(RWPMethod, cfg, h=h, l=n_gen), n_gen, *sched))]
 
 
-def run_sbe_grid(opts: RunOptions):
-    """Fig. 5 analogue: SBE (h = 0.2, 5 critic, 5 potential, 1 generator step) against WGAN-GP,
-    aligned by generator iterations (both take one generator step per outer iteration); seeds 0-2
-    by default."""
+def sbe_grid_variants(opts: RunOptions):
+    """Fig. 5 analogue: SBE (``sbe``; h = 0.2, 5 critic, 5 potential, 1 generator step) against
+    WGAN-GP (``wgan-gp``), aligned by generator iterations (one generator step per outer iteration)."""
     _wgan_gp_only(opts, "sbe-grid")
-    dataset, seeds = _dataset(opts), seeds_of(opts, (0, 1, 2))
-    iters = _iters(opts, 1000)
+    sched = _schedule(opts)
+    _sample_sizes(opts)
     cfg = apply_overrides(base_config("wgan-gp"), opts, fields=FIELDS)
     h = _h(opts, 0.2)
     SBEMethod(cfg, h=h)                                   # validates before anything is written
+    return [Variant("wgan-gp", "WGAN-GP", data=(_plain(cfg, "wgan-gp"), cfg.n_gen, *sched)),
+            Variant("sbe", f"SBE on WGAN-GP (h={h:g})", base="wgan-gp",
+                    data=(functools.partial(SBEMethod, cfg, h=h, phi_hidden=64), cfg.n_gen, *sched))]
 
-    def plain():
-        m = GANMethod(cfg)
-        m.name = "wgan-gp"
-        return m
-    variants = [Variant("wgan-gp", "WGAN-GP", plain, cfg.n_gen),
-                Variant("sbe", f"SBE on WGAN-GP (h={h:g})", lambda: SBEMethod(cfg, h=h, phi_hidden=64), cfg.n_gen)]
-    return run_variants(opts, variants, [("SBE vs WGAN-GP", ["wgan-gp", "sbe"])], [("wgan-gp", "sbe")],
-                        dataset=dataset, iters=iters, eval_every=_eval_every(iters, opts.quick), seeds=seeds,
-                        title="sbe-grid")
+
+def _experiment(variants, title, seeds):
+    return MultiRun(variants, train_variant, functools.partial(summarise, title=title), seeds)
+
+
+#: ``python -m toy rwp-grid | rwp-gen-iters | sbe-grid``: seeds 0-4 / 0-2 by default (``--seeds``, ``--seed``)
+run_rwp_grid = _experiment(rwp_grid_variants, "rwp-grid", DEFAULT_SEEDS)
+run_rwp_gen_iters = _experiment(rwp_gen_iters_variants, "rwp-gen-iters", (0, 1, 2))
+run_sbe_grid = _experiment(sbe_grid_variants, "sbe-grid", (0, 1, 2))

@@ -7,7 +7,9 @@ A *run* is the experiment's own command line, ``toy.__main__.main(argv)`` with
 ``argv = [NAME, "--seed", S, "--out", DIR/RUN_ID, *experiment_flags, *setting_flags]``; it
 returns an exit status and writes its standard outputs (``metrics.json`` last) to its folder.
 The sweep expands the runs (setting x seed; a *variant* is one combination of ``--set``
-values), runs them on a ``dask.distributed`` cluster (by default a ``LocalCluster`` of
+values; a multi-run experiment's own variants (:func:`toy.__main__.variants`) multiply in as
+``variant=KEY`` with ``--variant KEY``, and its own summary is written per setting to
+``experiment/SETTING/``), runs them on a ``dask.distributed`` cluster (by default a ``LocalCluster`` of
 single-threaded worker processes; ``--scheduler`` for an existing one, e.g. from
 dask-jobqueue) or, when Dask is not installed or ``--workers 0`` is given, one after the other
 in this process, then aggregates them (:mod:`toy.aggregate`).
@@ -52,7 +54,7 @@ MAX_ATTEMPTS = 2          # a run whose worker died is run once more, never a th
 # worker holds only the run it executes (the default saturation 1.1 sends a second one, which a
 # dying worker would take down with it)
 SCHEDULER_CONFIG = {"distributed.scheduler.worker-saturation": 1.0}
-_RESERVED = ("--seed", "--out", "--resume", "--seeds")
+_RESERVED = ("--seed", "--out", "--resume", "--seeds", "--variant", "--peer")
 
 
 # ----------------------------------------------------------------------------- expansion
@@ -64,7 +66,9 @@ class Run:
     seed: int
     setting: tuple                    # ((key, value), ...), in --set order
     name: str                         # the experiment
-    flags: tuple                      # the experiment's flags, then the setting's
+    flags: tuple                      # the experiment's flags, then the setting's (then --variant KEY)
+    key: str | None = None            # the experiment's own variant (multi-run experiments), else None
+    peers: tuple = ()                 # ((variant key, run id), ...): runs of the same seed to finish first
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -106,11 +110,16 @@ def _safe(value: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]", "-", value)
 
 
-def expand(name: str, seeds, settings=(), passthrough=()) -> list[Run]:
-    """Every (variant, seed) run of the sweep, variants outer and seeds inner.
+def expand(name: str, seeds, settings=(), passthrough=(), variants=None) -> list[Run]:
+    """Every (setting, variant, seed) run of the sweep, in that nesting (so a run comes after the
+    runs it builds on).
 
-    ``settings``: [(key, [values])] from :func:`parse_setting`; the variants are their Cartesian
-    product. ``passthrough``: the experiment's own flags, given to every run unchanged.
+    ``settings``: [(key, [values])] from :func:`parse_setting`; their Cartesian product are the
+    settings. ``passthrough``: the experiment's own flags, given to every run unchanged.
+    ``variants(name, flags) -> [(Variant, flags)] | None`` lists a multi-run experiment's own
+    variants under a setting's flags (:func:`toy.__main__.variants`); each becomes
+    ``variant=KEY`` in the run id and the variant name. None (or a None result): one run per
+    setting and seed.
     """
     keys = [k for k, _ in settings]
     if len(set(keys)) != len(keys):
@@ -121,20 +130,27 @@ def expand(name: str, seeds, settings=(), passthrough=()) -> list[Run]:
     runs, ids = [], set()
     for combo in itertools.product(*[vals for _, vals in settings]):
         setting = tuple(zip(keys, combo))
-        variant = ",".join(f"{k}={v}" for k, v in setting) or "default"
+        parts = [f"{k}={_safe(v)}" for k, v in setting]
         flags = [x for k, v in setting for x in (f"--{k}", v)]
-        for s in seeds:
-            run_id = ",".join([f"{k}={_safe(v)}" for k, v in setting] + [f"seed={s}"])
-            if run_id in ids:
-                raise ValueError(f"two runs would share the folder {run_id!r}; use distinct setting values")
-            ids.add(run_id)
-            runs.append(Run(run_id, variant, int(s), setting, name, (*passthrough, *flags)))
+        own = variants(name, [*passthrough, *flags]) if variants else None
+        for v, vflags in own or [(None, [])]:
+            vparts = parts + ([f"variant={_safe(v.key)}"] if v else [])
+            label = ",".join([f"{k}={val}" for k, val in setting] + ([f"variant={v.key}"] if v else [])) or "default"
+            for s in seeds:
+                run_id = ",".join(vparts + [f"seed={s}"])
+                if run_id in ids:
+                    raise ValueError(f"two runs would share the folder {run_id!r}; use distinct setting values")
+                ids.add(run_id)
+                peers = tuple((a, ",".join(parts + [f"variant={_safe(a)}", f"seed={s}"])) for a in (v.after if v else ()))
+                runs.append(Run(run_id, label, int(s), setting, name, (*passthrough, *flags, *vflags),
+                                v.key if v else None, peers))
     return runs
 
 
 def run_argv(run: Run, out: pathlib.Path) -> list[str]:
-    """The runner's arguments: ``[NAME, "--seed", S, "--out", out/RUN_ID, *flags]``."""
-    return [run.name, "--seed", str(run.seed), "--out", str(out / run.run_id), *run.flags]
+    """The runner's arguments: ``[NAME, "--seed", S, "--out", out/RUN_ID, *flags, --peer KEY=out/RUN_ID ...]``."""
+    peers = [x for key, rid in run.peers for x in ("--peer", f"{key}={out / rid}")]
+    return [run.name, "--seed", str(run.seed), "--out", str(out / run.run_id), *run.flags, *peers]
 
 
 # ----------------------------------------------------------------------------- the task
@@ -173,12 +189,13 @@ def _tail(path: pathlib.Path, start: int, lines=3) -> str:
     return "\n".join([ln for ln in text.splitlines() if ln.strip()][-lines:])
 
 
-def run_task(spec: dict) -> dict:
+def run_task(spec: dict, *after) -> dict:
     """Execute one run (on a Dask worker, or in this process). BLAS is held at one thread.
 
     ``spec``: ``argv`` (the runner's arguments), ``folder`` (the run's ``--out``), ``log`` (file the
     run's stdout/stderr are appended to), ``attempts`` (a counter file), ``runner``
     (``"module:function"`` taking ``argv`` and returning an exit status).
+    ``after``: results of the runs this one builds on (Dask waits for them; unused here).
     Returns ``{"status": "done"|"failed", "rc", "error", "attempt", "seconds", "host", "pid"}``;
     the run's own errors (exceptions, ``SystemExit``, non-zero status) are caught and returned.
     """
@@ -295,8 +312,12 @@ def _execute_dask(jobs, record, workers, scheduler, progress):
         progress.slots = max(sum(client.nthreads().values()), 1)
         print(f"sweep: Dask scheduler {client.scheduler.address}, {progress.slots} worker threads, "
               f"dashboard {client.dashboard_link}", file=progress.stream, flush=True)
-        futures = {client.submit(run_task, spec, key=f"sweep-{run.run_id}-{os.urandom(4).hex()}", retries=1,
-                                 pure=False): run for run, spec in jobs}
+        futures, by_id = {}, {}
+        for run, spec in jobs:          # a run waits for the runs it builds on (jobs are in dependency order)
+            after = [by_id[rid] for _, rid in run.peers if rid in by_id]
+            fut = client.submit(run_task, spec, *after, key=f"sweep-{run.run_id}-{os.urandom(4).hex()}", retries=1,
+                                pure=False)
+            futures[fut], by_id[run.run_id] = run, fut
         try:
             for fut in as_completed(futures):
                 run = futures[fut]
@@ -343,9 +364,22 @@ def _alive(pid: int) -> bool:
 
 
 def _same_args(recorded, argv) -> bool:
-    """Equal arguments, the ``--out`` value aside (the folder is named by the run id, and the
-    sweep folder may be reached by another path on relaunch)."""
-    return isinstance(recorded, list) and len(recorded) == len(argv) and recorded[:4] + recorded[5:] == argv[:4] + argv[5:]
+    """Equal arguments, the sweep folder aside: the ``--out`` value, and the folder part of each
+    ``--peer KEY=FOLDER`` (its run id is kept), since the sweep folder may be reached by
+    another path on relaunch."""
+    def key(args):
+        rest = list(args[:4]) + list(args[5:])
+        return [f"{a.partition('=')[0]}={pathlib.PurePath(a.partition('=')[2]).name}"
+                if i and rest[i - 1] == "--peer" else a for i, a in enumerate(rest)]
+    return isinstance(recorded, list) and len(recorded) == len(argv) and key(recorded) == key(argv)
+
+
+def _own(runner, what):
+    """``toy.__main__``'s ``variants`` / ``summarise`` for the toy runner; None for other runners."""
+    if runner != DEFAULT_RUNNER:
+        return None
+    from . import __main__ as cli
+    return getattr(cli, what)
 
 
 def sweep(name, seeds, settings=(), passthrough=(), *, out, workers=None, scheduler=None,
@@ -361,11 +395,13 @@ def sweep(name, seeds, settings=(), passthrough=(), *, out, workers=None, schedu
     scheduler : address of an existing Dask scheduler (``tcp://host:8786``); ``out`` must then be
         on a filesystem the workers share.
     runner : ``"module:function"`` run as ``function(argv) -> exit status`` (``gpu.__main__:main``
-        has the same contract).
+        has the same contract). With the toy runner a multi-run experiment's own variants are
+        expanded (:func:`expand`) and its own summary is written per setting into
+        ``out/experiment/SETTING`` (:func:`toy.__main__.summarise`).
     """
     stream = stream or sys.stderr
     out = pathlib.Path(out).absolute()         # workers may run in another directory, or on other hosts
-    runs = expand(name, seeds, settings, passthrough)
+    runs = expand(name, seeds, settings, passthrough, _own(runner, "variants"))
     if workers is not None and workers < 0:
         raise ValueError(f"--workers must be >= 0, got {workers}")
     use_dask = workers != 0 or scheduler is not None
@@ -439,7 +475,17 @@ def _sweep(name, runs, seeds, settings, passthrough, out, workers, scheduler, ru
         write_json(out / MANIFEST, manifest)
     if aggregate:
         from .aggregate import aggregate_sweep
-        aggregate_sweep(out, [(r.run_id, r.variant) for r in runs if entries[r.run_id]["status"] == "done"], stream)
+        done = [r for r in runs if entries[r.run_id]["status"] == "done"]
+        aggregate_sweep(out, [(r.run_id, r.variant) for r in done], stream)
+        own = _own(runner, "summarise")
+        for setting in dict.fromkeys(r.setting for r in done if r.key is not None):
+            label = ",".join(f"{k}={_safe(v)}" for k, v in setting) or "default"
+            flags = [x for k, v in setting for x in (f"--{k}", v)]
+            try:
+                own(name, [*passthrough, *flags], [(r.key, r.seed, out / r.run_id) for r in done if r.setting == setting],
+                    out / "experiment" / label)
+            except Exception as e:     # the runs and the sweep's statistics stand without it
+                print(f"note: {name}'s own summary of {label} failed: {type(e).__name__}: {e}", file=stream)
     return manifest
 
 
@@ -474,6 +520,9 @@ def main(argv=None) -> int:
         settings = [parse_setting(s) for s in args.set]
         manifest = sweep(args.name, seeds, settings, passthrough, out=args.out, workers=args.workers,
                          scheduler=args.scheduler)
+    except ImportError as e:
+        print(f"error: {args.name} needs {e.name}: pip install -e '.[toy,sweep]'", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"interrupted; relaunch the same command to resume the sweep in {args.out}", file=sys.stderr)
         return 130

@@ -21,10 +21,15 @@ iterations the modes, high-quality fraction and sliced W1 of 2,500 samples; at t
 the exact W1 and W2 (:func:`refimpl.metrics.evaluate`). ``--quick``: 5 iterations, at most 3
 dual steps, 300 evaluation samples, WGAN-GP 5 iterations (not time-matched).
 
+Variants (:class:`refimpl.runs.MultiRun`): ``swgan``, and ``wgan-gp``, whose run reads the
+training seconds of the ``swgan`` run of its seed (``--peer swgan=FOLDER`` when run alone with
+``--variant wgan-gp``; the sweep passes it and runs SWGAN first).
+
 Outputs in ``--out``: ``swgan-seedS/`` and ``wgan-gp-seedS/`` (``metrics.json``,
 ``curve.csv``, ``samples.npy``, ``samples.png``, ``curves.png``, ``checkpoint.npz``;
-WGAN-GP also ``budget.json``), ``metrics.json``, ``table.md`` and ``comparison.png``
-(final samples side by side, first seed).
+WGAN-GP also ``budget.json``), the statistics of :mod:`toy.aggregate` (``summary.json``,
+``summary.csv``, ``curves.csv``, ``curve-*.png``), ``metrics.json``, ``table.md`` and
+``comparison.png`` (final samples side by side, first seed).
 """
 from __future__ import annotations
 
@@ -42,8 +47,8 @@ from refimpl.metrics import N_EVAL, evaluate, mode_stats, sliced_w1
 from refimpl.swgan import SWGANConfig, SWGANMethod
 from refimpl.train import GANConfig, GANMethod, ToyData
 
-from .common import (Run, RunOptions, atomic_write_bytes, execute_runs, plt, seeds_of, train_run, write_csv, write_json,
-                     write_npy)
+from .aggregate import INTERVAL, aggregate_runs
+from .common import MultiRun, RunOptions, Variant, atomic_write_bytes, plt, train_run, write_csv, write_json, write_npy
 from .gan import apply_overrides, eval_samples, plot_curves, plot_samples
 
 DATASET = "grid25"
@@ -82,13 +87,14 @@ def _row(method, m, dual_steps=None):
             "s_per_iter": round(m["train_seconds"] / m["iterations"], 5), "mean_dual_steps": dual_steps}
 
 
-def train_and_evaluate(opts: RunOptions, method, *, iters, eval_every, n_eval, title):
+def train_and_evaluate(opts: RunOptions, method, *, iters, eval_every, n_eval, title, more=None):
     """Train ``method`` on the grid and write the standard run files (as :func:`toy.gan.run_gan`).
 
     Curve rows (every ``eval_every``): modes, high-quality fraction and sliced W1 of ``n_eval``
     samples, the cumulative training seconds (evaluation excluded) and evaluation seconds. The
     final row adds the exact W1 and W2 of :func:`refimpl.metrics.evaluate` (2,500 samples by
-    the protocol; ``n_eval`` in quick runs). Returns the final metrics.
+    the protocol; ``n_eval`` in quick runs). ``more(final state) -> dict`` adds metrics.
+    Returns the final metrics.
     """
     xp = get_namespace(opts.backend)
     spent = {"eval": 0.0}
@@ -122,6 +128,7 @@ def train_and_evaluate(opts: RunOptions, method, *, iters, eval_every, n_eval, t
     metrics.update({"seconds": round(res.seconds, 2), "iterations": res.iterations, "n_eval": n_eval,
                     "backend": opts.backend, "threads": opts.threads, "seed": opts.seed, "dtype": "float32",
                     "method": method.name, "dataset": DATASET, "config": method.config()})
+    metrics.update(more(res.state) if more else {})
     write_npy(opts.out / "samples.npy", samples)
     write_csv(opts.out / "curve.csv", res.curve)
     write_json(opts.out / "metrics.json", metrics)
@@ -131,52 +138,71 @@ def train_and_evaluate(opts: RunOptions, method, *, iters, eval_every, n_eval, t
     return metrics
 
 
-def run(opts: RunOptions):
+def _settings(opts: RunOptions):
+    """(SWGAN config, latent dim, iterations, evaluation samples) of every run; validates."""
     latent = opts.extra.get("latent_dim") or 4
     cfg = apply_overrides(SWGANConfig(latent_dim=latent), opts)
-    seeds = seeds_of(opts)
     if opts.quick:
         cfg = dataclasses.replace(cfg, n_critic=min(cfg.n_critic, 3))
     iters = opts.iters or (QUICK_ITERS if opts.quick else DEFAULT_ITERS)
     n_eval = opts.extra.get("n_eval") or (QUICK_N_EVAL if opts.quick else N_EVAL)
-    xp = get_namespace(opts.backend)
-    swgan_train_seconds = {}
+    return cfg, latent, iters, n_eval
 
-    def train_swgan(sub):
-        ms = train_and_evaluate(sub, SWGANMethod(cfg), iters=iters, eval_every=max(1, iters // 10), n_eval=n_eval,
-                                title=f"SWGAN d={latent} seed {sub.seed}")
-        st = load_checkpoint(checkpoint_file(sub.out), np)["state"]
-        swgan_train_seconds[sub.seed] = ms["train_seconds"]
-        return {"seed": sub.seed, **_row("SWGAN", ms, dual_steps=round(st["dual_steps"] / st["outer"], 2))}
 
-    def train_wgan_gp(sub):
-        """WGAN-GP with the same training wall-clock (iteration count fixed once, kept for --resume)."""
-        wg = GANMethod(wgan_gp_config(latent))
-        wg.name = "wgan-gp"
-        sub.out.mkdir(parents=True, exist_ok=True)
-        budget_file = sub.out / "budget.json"
-        if sub.resume and budget_file.exists():
-            budget = json.loads(budget_file.read_text())
-        elif opts.quick:
-            budget = {"iterations": iters, "note": "quick run: not matched in time"}
-        else:
-            spi = seconds_per_iteration(wg, xp, CALIBRATION_ITERS, sub.seed)
-            budget = {"swgan_train_seconds": swgan_train_seconds[sub.seed], "wgan_gp_s_per_iter": spi,
-                      "iterations": max(1, int(swgan_train_seconds[sub.seed] / spi))}
-        write_json(budget_file, budget)
-        iw = budget["iterations"]
-        mw = train_and_evaluate(sub, wg, iters=iw, eval_every=max(1, iw // 10), n_eval=n_eval,
-                                title=f"WGAN-GP d={latent} seed {sub.seed}")
-        return {"seed": sub.seed, **_row("WGAN-GP", mw)}
+def variants(opts: RunOptions):
+    """``swgan``, then ``wgan-gp`` given the same training wall-clock as the ``swgan`` run of its
+    seed (which must finish first; quick runs are not matched in time, so need no peer)."""
+    _settings(opts)
+    return [Variant("swgan", "SWGAN"),
+            Variant("wgan-gp", "WGAN-GP", base="swgan", after=() if opts.quick else ("swgan",))]
 
-    plan = [run for seed in seeds for run in (Run(f"swgan-seed{seed}", seed, train_swgan),
-                                               Run(f"wgan-gp-seed{seed}", seed, train_wgan_gp))]
-    done = execute_runs(opts, plan)
-    rows = [done[r.key] for r in plan]
-    sw, wg = SWGANMethod(cfg), GANMethod(wgan_gp_config(latent))
-    summary = {"latent_dim": latent, "dataset": DATASET, "seeds": seeds, "n_eval": n_eval, "rows": rows,
-               "swgan_config": sw.config(), "wgan_gp_config": wg.config()}
-    write_json(opts.out / "metrics.json", summary)
+
+def train(opts: RunOptions, v: Variant) -> dict:
+    """One run of ``v`` with seed ``opts.seed`` into ``opts.out``; returns its metrics."""
+    cfg, latent, iters, n_eval = _settings(opts)
+    if v.key == "swgan":
+        def dual_steps(_state):
+            st = load_checkpoint(checkpoint_file(opts.out), np)["state"]      # host copies of the counters
+            return {"mean_dual_steps": round(float(st["dual_steps"]) / float(st["outer"]), 2)}
+        return train_and_evaluate(opts, SWGANMethod(cfg), iters=iters, eval_every=max(1, iters // 10),
+                                  n_eval=n_eval, title=f"SWGAN d={latent} seed {opts.seed}", more=dual_steps)
+    wg = GANMethod(wgan_gp_config(latent))
+    wg.name = "wgan-gp"
+    opts.out.mkdir(parents=True, exist_ok=True)
+    budget_file = opts.out / "budget.json"
+    if opts.resume and budget_file.exists():      # the iteration count is fixed once, kept for --resume
+        budget = json.loads(budget_file.read_text())
+    elif opts.quick:
+        budget = {"iterations": iters, "note": "quick run: not matched in time"}
+    else:
+        peer = opts.extra["peers"]["swgan"] / "metrics.json"
+        if not peer.exists():
+            raise ValueError(f"the WGAN-GP run is given the SWGAN run's training time, but {peer} does not exist; "
+                             "run the swgan variant of this seed first")
+        swgan_seconds = json.loads(peer.read_text())["train_seconds"]
+        spi = seconds_per_iteration(wg, get_namespace(opts.backend), CALIBRATION_ITERS, opts.seed)
+        budget = {"swgan_train_seconds": swgan_seconds, "wgan_gp_s_per_iter": spi,
+                  "iterations": max(1, int(swgan_seconds / spi))}
+    write_json(budget_file, budget)
+    iw = budget["iterations"]
+    return train_and_evaluate(opts, wg, iters=iw, eval_every=max(1, iw // 10), n_eval=n_eval,
+                              title=f"WGAN-GP d={latent} seed {opts.seed}")
+
+
+def summarise(out, variants, runs) -> dict:
+    """From finished run folders ``[(variant, seed, folder)]``: the per-metric statistics of
+    :func:`toy.aggregate.aggregate_runs` (summary.json/csv, curves.csv, curve-*.png), then
+    ``metrics.json`` (one row per run), ``table.md`` and ``comparison.png`` (first seed)."""
+    aggregate_runs(out, [(v.key, folder) for v, _, folder in runs])
+    ms = [(v, s, folder, json.loads((folder / "metrics.json").read_text())) for v, s, folder in runs]
+    rows = [{"seed": s, **_row(v.label, m, dual_steps=m.get("mean_dual_steps"))} for v, s, _, m in ms]
+    seeds = sorted({s for _, s, _ in runs})
+    configs = {v.key: m["config"] for v, _, _, m in ms}
+    latent = configs["swgan"]["latent_dim"]
+    n_eval = ms[0][3]["n_eval"]
+    write_json(out / "metrics.json", {"latent_dim": latent, "dataset": DATASET, "seeds": seeds, "n_eval": n_eval,
+                                      "rows": rows, "interval": INTERVAL, "swgan_config": configs["swgan"],
+                                      "wgan_gp_config": configs["wgan-gp"]})
     lines = [f"Latent dim {latent}, grid25, {n_eval} samples per evaluation; seconds: training only.", "",
              "| seed | method | iterations | train s | s/iter | dual steps/iter | modes | high quality | W1 |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -184,8 +210,8 @@ def run(opts: RunOptions):
         ds = "" if r["mean_dual_steps"] is None else f"{r['mean_dual_steps']:.2f}"
         lines.append(f"| {r['seed']} | {r['method']} | {r['iterations']} | {r['train_seconds']:.0f} | "
                      f"{r['s_per_iter']:.4f} | {ds} | {r['modes']}/25 | {r['high_quality']:.3f} | {r['w1']:.4f} |")
-    atomic_write_bytes(opts.out / "table.md", ("\n".join(lines) + "\n").encode())
-    _comparison(opts.out, seeds[0], latent, rows)
+    atomic_write_bytes(out / "table.md", ("\n".join(lines) + "\n").encode())
+    _comparison(out, latent, [(r, folder) for r, (_, s, folder, _) in zip(rows, ms) if s == seeds[0]])
     first = {r["method"]: r for r in rows if r["seed"] == seeds[0]}
     return {"latent_dim": latent, "seeds": seeds,
             **{f"swgan_{k}": first["SWGAN"][k] for k in ("modes", "high_quality", "w1", "train_seconds", "s_per_iter")},
@@ -194,13 +220,18 @@ def run(opts: RunOptions):
             "rows": rows}
 
 
-def _comparison(out, seed, latent, rows):
+#: ``python -m toy swgan-grid``: per seed, SWGAN then WGAN-GP at equal training wall-clock
+run = MultiRun(variants, train, summarise)
+
+
+def _comparison(out, latent, shown):
+    """Final samples side by side: ``shown`` = [(row, run folder)] of one seed."""
     pyplot = plt()
     centers = get_dataset(DATASET).centers
-    fig, axes = pyplot.subplots(1, 2, figsize=(9, 4.6))
-    for ax, (name, folder) in zip(axes, (("SWGAN", "swgan"), ("WGAN-GP", "wgan-gp"))):
-        s = np.load(out / f"{folder}-seed{seed}" / "samples.npy")
-        r = next(r for r in rows if r["seed"] == seed and r["method"] == name)
+    fig, axes = pyplot.subplots(1, len(shown), figsize=(4.5 * len(shown), 4.6), squeeze=False)
+    for ax, (r, folder) in zip(axes[0], shown):
+        s = np.load(folder / "samples.npy")
+        name = r["method"]
         ax.scatter(s[:, 0], s[:, 1], s=2, alpha=0.4, c="tab:blue", label="generated", zorder=1)
         ax.scatter(centers[:, 0], centers[:, 1], c="red", s=30, marker="x", linewidths=1, label="modes", zorder=2)
         ax.set_title(f"{name}, d={latent}: {r['iterations']} it, {r['train_seconds']:.0f} s\n"
@@ -208,7 +239,7 @@ def _comparison(out, seed, latent, rows):
         ax.set_xlim(-6, 6)
         ax.set_ylim(-6, 6)
         ax.set_aspect("equal")
-    axes[0].legend(loc="upper right", fontsize=7)
+    axes[0][0].legend(loc="upper right", fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "comparison.png", dpi=100)
     pyplot.close(fig)

@@ -27,10 +27,14 @@ Outputs in ``opts.out``:
   (``G(z)`` and the Euler targets ``zeta`` for 256 fixed ``z`` at a few epochs),
   ``checkpoint.npz``. A run whose ``metrics.json`` exists with the same configuration
   is reused, not re-run.
-* ``metrics.json`` / ``summary.csv``: per run and per (penalty, K) over seeds: final and
-  best W1, modes, high quality, training time, and the epochs / CPU seconds to first
-  reach each level of ``W1_THRESHOLDS`` (exact W1) and ``SLICED_THRESHOLDS`` (sliced W1);
-  a mean over seeds is given only when every seed reached the level (else ``">N (r/s)"``).
+* ``summary.json`` / ``summary.csv`` / ``curves.csv`` / ``curve-*.png``: the statistics of
+  :mod:`toy.aggregate` per variant ``PENALTY-KK`` (n, mean, std, 95% t-interval).
+* ``metrics.json`` / ``table.csv``: per run and per (penalty, K) over seeds: final and
+  best W1, modes, high quality, training time (mean and 95% t-interval), and the epochs /
+  CPU seconds to first reach each level of ``W1_THRESHOLDS`` (exact W1) and
+  ``SLICED_THRESHOLDS`` (sliced W1); a mean over seeds is given only when every seed reached
+  the level (else ``">N (r/s)"``). :func:`summarise` computes them from the run folders only,
+  so a sweep's runs (``python -m toy sweep w1fe-ring``) get the same table.
 * ``w1_vs_epoch.png``, ``w1_vs_time.png`` (Fig. 2 and Fig. 4: LP and GP panels),
   ``transport.png`` (Fig. 1: data, initial samples, arrows ``G_0(z) -> G_t(z)``; and the
   Euler arrows ``G_t(z) -> zeta``).
@@ -41,7 +45,6 @@ used, since the wall clock of a shared machine depends on the other jobs.
 """
 from __future__ import annotations
 
-import functools
 import json
 import pathlib
 import time
@@ -55,7 +58,8 @@ from refimpl.runs import checkpoint_file
 from refimpl.train import GANConfig, ToyData, config_dict, fingerprint_diff
 from refimpl.w1fe import W1FE
 
-from .common import Run, RunOptions, execute_runs, plt, seeds_of, train_run, write_csv, write_json, write_npy, write_npz
+from .aggregate import INTERVAL, aggregate_runs, t_interval
+from .common import MultiRun, RunOptions, Variant, plt, train_run, write_csv, write_json, write_npy, write_npz
 from .gan import apply_overrides, eval_samples, plot_samples
 
 DATASET = "ring8"
@@ -227,7 +231,6 @@ def _one_run(sub, *, xp, penalty, K, iters, eval_every, exact_every, n_eval):
     plot_samples(out / "samples.png", samples, DATASET,
                  f"W1-FE-{penalty.upper()} K={K}: {metrics['modes']} modes, hq {metrics['high_quality']:.2f}, "
                  f"W1 {metrics['w1']:.3f}")
-    metrics["curve"] = curve
     return metrics
 
 
@@ -242,30 +245,29 @@ def _read_curve(run_dir):
     return rows
 
 
-def _mean(vals):
-    v = [x for x in vals if x is not None]
-    return (sum(v) / len(v)) if v else None
+STATS = {"w1_final": "w1", "w1_best": "best_w1", "sliced_w1_final": "sliced_w1", "modes": "modes",
+         "high_quality": "high_quality", "cpu_s_per_epoch": "cpu_seconds_per_epoch"}
 
 
-def _summary(runs):
+def _table(runs):
+    """Per (penalty, K) over its seeds: mean and 95% t-interval (:func:`toy.aggregate.t_interval`)
+    of each of ``STATS``, and the epochs / CPU seconds to first reach each level; a level's mean is
+    given only when every seed reached it (else ``">N (r/s)"``)."""
     groups = {}
     for m in runs:
         groups.setdefault((m["penalty"], m["K"]), []).append(m)
     table = []
     for (p, K), ms in sorted(groups.items()):
-        row = {
-            "penalty": p, "K": K, "seeds": len(ms),
-            "w1_final": _mean([m["w1"] for m in ms]), "w1_best": _mean([m["best_w1"] for m in ms]),
-            "sliced_w1_final": _mean([m["sliced_w1"] for m in ms]),
-            "modes": _mean([m["modes"] for m in ms]), "high_quality": _mean([m["high_quality"] for m in ms]),
-            "cpu_s_per_epoch": _mean([m["cpu_seconds_per_epoch"] for m in ms]),
-        }
+        row = {"penalty": p, "K": K, "seeds": len(ms)}
+        for name, key in STATS.items():
+            ci = t_interval([m[key] for m in ms])
+            row.update({name: ci["mean"], f"{name}_ci_low": ci["ci_low"], f"{name}_ci_high": ci["ci_high"]})
         reach = [reach_times(m["curve"]) for m in ms]
         for lvl in reach[0]:
             got = [r[lvl] for r in reach if r[lvl]["epoch"] is not None]
             if len(got) == len(ms):
-                row[f"epochs:{lvl}"] = _mean([g["epoch"] for g in got])
-                row[f"cpu_s:{lvl}"] = round(_mean([g["cpu_s"] for g in got]), 2)
+                row[f"epochs:{lvl}"] = t_interval([g["epoch"] for g in got])["mean"]
+                row[f"cpu_s:{lvl}"] = round(t_interval([g["cpu_s"] for g in got])["mean"], 2)
             else:
                 row[f"epochs:{lvl}"] = row[f"cpu_s:{lvl}"] = f">{ms[0]['iterations']} ({len(got)}/{len(ms)})"
         table.append(row)
@@ -305,7 +307,7 @@ def _plots(out, runs):
     cands = [m for m in cands if m["K"] in (1, 3)] or cands[:2]
     shown = []
     for m in cands:
-        d = pathlib.Path(out) / f"{pen}-K{m['K']}-seed{seed0}" / "snapshots.npz"
+        d = pathlib.Path(m["folder"]) / "snapshots.npz"
         if d.exists():
             shown.append((m, np.load(d)))
     if not shown:
@@ -340,41 +342,56 @@ def _plots(out, runs):
     pyplot.close(fig)
 
 
-def run(opts: RunOptions) -> dict:
-    """Run the grid of W1-FE runs on ring8; write per-run folders, the summary and the figures."""
-    xp = get_namespace(opts.backend)
-    grid, seeds = _grid(opts), seeds_of(opts)
+def _schedule(opts: RunOptions):
+    """(iters, eval_every, exact_every, n_eval) of every run."""
+    if opts.quick:
+        return opts.iters or QUICK["iters"], QUICK["eval_every"], QUICK["exact_every"], QUICK["n_eval"]
+    iters = opts.iters or DEFAULT_ITERS
+    return iters, min(EVAL_EVERY, iters), min(EXACT_EVERY, iters), N_EVAL
+
+
+def variants(opts: RunOptions):
+    """One variant ``PENALTY-KK`` (e.g. ``lp-K3``) per point of the grid; validates the overrides."""
+    grid = _grid(opts)
     for p in dict.fromkeys(p for p, _ in grid):
         paper_config(p, opts)                                   # invalid overrides fail before any output
-    if opts.quick:
-        iters = opts.iters or QUICK["iters"]
-        eval_every, exact_every, n_eval = QUICK["eval_every"], QUICK["exact_every"], QUICK["n_eval"]
-    else:
-        iters = opts.iters or DEFAULT_ITERS
-        eval_every, exact_every, n_eval = min(EVAL_EVERY, iters), min(EXACT_EVERY, iters), N_EVAL
-    out = pathlib.Path(opts.out)
-    plan = [Run(f"{p}-K{K}-seed{seed}", seed,
-                functools.partial(_one_run, xp=xp, penalty=p, K=K, iters=iters, eval_every=eval_every,
-                                  exact_every=exact_every, n_eval=n_eval))
-            for seed in seeds for p, K in grid]
-    done = execute_runs(opts, plan)
-    runs = []
-    for r in plan:
-        m = done[r.key]
-        if "curve" not in m:
-            m["curve"] = _read_curve(out / r.key)
-        runs.append(m)
-    table = _summary(runs)
+    return [Variant(f"{p}-K{K}", f"W1-FE-{p.upper()} K={K}", data=(p, K)) for p, K in grid]
+
+
+def train(opts: RunOptions, v: Variant) -> dict:
+    """One (penalty, K) run of seed ``opts.seed`` into ``opts.out``."""
+    iters, eval_every, exact_every, n_eval = _schedule(opts)
+    penalty, K = v.data
+    return _one_run(opts, xp=get_namespace(opts.backend), penalty=penalty, K=K, iters=iters, eval_every=eval_every,
+                    exact_every=exact_every, n_eval=n_eval)
+
+
+def summarise(out, variants, runs) -> dict:
+    """From finished run folders ``[(variant, seed, folder)]``: the per-metric statistics of
+    :func:`toy.aggregate.aggregate_runs` (summary.json/csv, curves.csv, curve-*.png), then
+    ``table.csv`` and ``metrics.json`` (:func:`_table`, every run's final values and reach times)
+    and the figures."""
+    out = pathlib.Path(out)
+    aggregate_runs(out, [(v.key, folder) for v, _, folder in runs])
+    ms = []
+    for _, _, folder in runs:
+        m = json.loads((folder / "metrics.json").read_text())
+        ms.append({**m, "curve": _read_curve(folder), "folder": str(folder)})
+    table = _table(ms)
     keep = ("penalty", "K", "seed", "iterations", "w1", "best_w1", "sliced_w1", "modes", "high_quality",
             "train_seconds", "train_cpu_seconds", "cpu_seconds_per_epoch")
-    per_run = [{**{k: m.get(k) for k in keep}, "reach": reach_times(m["curve"]), "reused": bool(m.get("reused"))}
-               for m in runs]
-    write_csv(out / "summary.csv", table)
-    result = {"experiment": "w1fe-ring", "dataset": DATASET, "iters": iters, "eval_every": eval_every,
-              "exact_w1_every": exact_every, "n_eval": n_eval, "eps": EPS, "seeds": seeds,
-              "grid": [list(g) for g in grid], "w1_thresholds": W1_THRESHOLDS, "sliced_thresholds": SLICED_THRESHOLDS,
-              "backend": opts.backend, "threads": opts.threads, "table": table, "runs": per_run,
-              "config": {p: config_dict(paper_config(p, opts)) for p in dict.fromkeys(p for p, _ in grid)}}
+    per_run = [{**{k: m.get(k) for k in keep}, "reach": reach_times(m["curve"])} for m in ms]
+    write_csv(out / "table.csv", table)
+    fp = ms[0]["fingerprint"]
+    result = {"experiment": "w1fe-ring", "dataset": DATASET, "iters": fp["iters"], "eval_every": fp["eval_every"],
+              "exact_w1_every": fp["exact_every"], "n_eval": fp["n_eval"], "eps": EPS,
+              "seeds": sorted({s for _, s, _ in runs}), "grid": [list(v.data) for v in variants],
+              "w1_thresholds": W1_THRESHOLDS, "sliced_thresholds": SLICED_THRESHOLDS, "interval": INTERVAL,
+              "table": table, "runs": per_run, "config": {m["penalty"]: m["config"] for m in ms}}
     write_json(out / "metrics.json", result)
-    _plots(out, runs)
+    _plots(out, ms)
     return result
+
+
+#: ``python -m toy w1fe-ring``: the grid of (penalty, K) variants, seed ``--seed`` (or ``--seeds``)
+run = MultiRun(variants, train, summarise)
