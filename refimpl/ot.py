@@ -158,16 +158,18 @@ def _uniform(n, like):
 
 
 def _check_weights(w, n, xp, name):
+    """Weights ``w`` (n,): finite, > 0, summing to 1 within sqrt(eps) of *their own* dtype.
+
+    The mass is checked before any promotion: float32 weights summing to 1 in float32
+    are not refused because another argument of the call promotes them to float64.
+    """
     w = _checks.array(w, name, shape=(n,), xp=xp)
     if not bool(xp.all(w > 0)):
         raise ValueError(f"{name} must be > 0 (negative or zero weights; drop zero-weight points)")
-    return w
-
-
-def _check_mass(w, name, xp):
     s = float(xp.sum(w))
     if abs(s - 1.0) > math.sqrt(float(xp.finfo(w.dtype).eps)):
         raise ValueError(f"{name} must sum to 1, got sum {s!r}")
+    return w
 
 
 def _problem(C, lam, reg, a, b, phi=None, psi=None):
@@ -183,8 +185,6 @@ def _problem(C, lam, reg, a, b, phi=None, psi=None):
     C, a, b, phi, psi = _promote(C, a, b, phi, psi)
     a = _uniform(M, C) if a is None else a
     b = _uniform(N, C) if b is None else b
-    _check_mass(a, "a", xp)
-    _check_mass(b, "b", xp)
     return xp, C, lam, reg, a, b, phi, psi
 
 
@@ -273,7 +273,7 @@ def density_ratio(phi, psi, C, lam, reg):
 
     ``M(v) = exp(v/lam - 1)`` (KL) or ``v_+/lam`` (L2), ``V_ij = phi_i - psi_j - C_ij``;
     ``phi`` (M,), ``psi`` (N,), ``C`` (M, N). Returns an (M, N) array on the inputs' device.
-    Inputs: see :func:`dual_objective`.
+    Inputs: validated by the input rules of :mod:`refimpl._checks`, as in :func:`dual_objective`.
     """
     xp, C, lam, reg, _, _, phi, psi = _problem(C, lam, reg, None, None, phi, psi)
     return _density(phi[:, None] - psi[None, :] - C, lam, reg, xp)
@@ -293,7 +293,7 @@ def plan_from_potentials(phi, psi, C, lam, reg, a=None, b=None):
     -------
     P : array (M, N)
 
-    Inputs: see :func:`dual_objective`.
+    Inputs: validated by the input rules of :mod:`refimpl._checks`, as in :func:`dual_objective`.
     """
     xp, C, lam, reg, a, b, phi, psi = _problem(C, lam, reg, a, b, phi, psi)
     return a[:, None] * b[None, :] * _density(phi[:, None] - psi[None, :] - C, lam, reg, xp)
@@ -370,8 +370,6 @@ def regularizer(plan, reg, a=None, b=None):
     plan, a, b = _promote(plan, a, b)
     a = _uniform(M, plan) if a is None else a
     b = _uniform(N, plan) if b is None else b
-    _check_mass(a, "a", xp)
-    _check_mass(b, "b", xp)
     return _regularizer(plan, reg, a, b, xp)
 
 
@@ -386,7 +384,8 @@ def _regularizer(plan, reg, a, b, xp):
 def primal_objective(plan, C, lam, reg, a=None, b=None):
     """Primal objective of eq. 6, ``<P, C> + lam I(P)`` (0-d array), for any plan ``P`` (M, N).
 
-    Inputs: see :func:`dual_objective`; ``plan`` finite, >= 0, of ``C``'s shape.
+    Inputs: validated by the input rules of :mod:`refimpl._checks`, as in :func:`dual_objective`;
+    ``plan`` finite, >= 0, of ``C``'s shape.
     """
     xp, C, lam, reg, a, b, _, _ = _problem(C, lam, reg, a, b)
     xp, plan = _costs(plan, "plan", xp=xp)
@@ -406,7 +405,8 @@ def termination_statistic(phi, psi, C, lam, reg, a=None, b=None):
       (eq. 15; ``a``, ``b`` must be None).
 
     Near 1 is a necessary condition for optimality of ``(phi, psi)`` (Sec. 4.2).
-    Returns a 0-d array. Inputs: see :func:`dual_objective`.
+    Returns a 0-d array. Inputs: validated by the input rules of :mod:`refimpl._checks`, as in
+    :func:`dual_objective` (pairs: ``phi``, ``psi``, ``C`` of one shape (S,), no weights).
     """
     if _checks.is_array(C) and C.ndim == 1:
         xp, C = _costs(C, "C", ndim=1)
