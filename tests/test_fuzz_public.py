@@ -32,6 +32,7 @@ from refimpl.image_metrics import ClassifierFrechet
 from refimpl.nn import MLP
 from refimpl.objectives import OBJECTIVES, Objective
 from refimpl.optim import SGD, Adam, RMSprop
+from refimpl.swgan import SWGANConfig
 from refimpl.train import ArrayData, GANConfig
 from refimpl.wgrad import PixelGraph
 
@@ -456,7 +457,9 @@ CTOR_ARGS = {
     "centers": (np.zeros((2, 2)), (np.full((2, 2), np.nan), np.zeros((2, 3)), [[0.0, 0.0]], None)),
     "cfg": (_cfg(), ()), "name": ("x", ()), "activation": ("tanh", ()), "output": ("linear", ()),
 }
-CTOR_OVERRIDES = {"W1FE": {"cfg": _cfg("wgan-lp")}, "Objective": {"name": "wgan-gp"}}
+CTOR_OVERRIDES = {"W1FE": {"cfg": _cfg("wgan-lp")}, "Objective": {"name": "wgan-gp"},
+                  "SWGANMethod": {"cfg": SWGANConfig(data_dim=6, latent_dim=2, gen_hidden=(3,), potential_hidden=(3,),
+                                                     batch_size=4)}}
 CTOR_EXCUSED = {"ClassifierFrechet": "arrays, fuzzed through its score method",
                 "Activation": "a NamedTuple of callables", "Cache": "a NamedTuple built by forward",
                 "Tape": "a NamedTuple built by input_gradient",
