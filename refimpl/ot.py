@@ -268,6 +268,15 @@ def _density(V, lam, reg, xp):
     return xp.exp(V / lam - 1.0) if reg == "kl" else xp.clip(V, min=0.0) / lam
 
 
+def _finite_result(out, lam, reg, xp):
+    """Public KL results: ``ValueError`` naming ``lam`` when ``exp(V/lam)`` overflowed (one reduction)."""
+    if reg == "kl" and not bool(xp.all(xp.isfinite(out))):
+        raise ValueError(f"lam={lam:g} is too small for these potentials in {_checks._dtype_name(out.dtype)}: "
+                         f"exp((phi_i - psi_j - C_ij)/lam) overflows (beyond ~{math.log(xp.finfo(out.dtype).max):.0f}"
+                         f" lam); use float64, a larger lam, or potentials with smaller phi_i - psi_j - C_ij")
+    return out
+
+
 def density_ratio(phi, psi, C, lam, reg):
     """Density ratio ``m_ij = P_ij / (a_i b_j) = M(V_ij)`` of Lemma 4.1.
 
@@ -276,7 +285,7 @@ def density_ratio(phi, psi, C, lam, reg):
     Inputs: validated by the input rules of :mod:`refimpl._checks`, as in :func:`dual_objective`.
     """
     xp, C, lam, reg, _, _, phi, psi = _problem(C, lam, reg, None, None, phi, psi)
-    return _density(phi[:, None] - psi[None, :] - C, lam, reg, xp)
+    return _finite_result(_density(phi[:, None] - psi[None, :] - C, lam, reg, xp), lam, reg, xp)
 
 
 def plan_from_potentials(phi, psi, C, lam, reg, a=None, b=None):
@@ -296,7 +305,8 @@ def plan_from_potentials(phi, psi, C, lam, reg, a=None, b=None):
     Inputs: validated by the input rules of :mod:`refimpl._checks`, as in :func:`dual_objective`.
     """
     xp, C, lam, reg, a, b, phi, psi = _problem(C, lam, reg, a, b, phi, psi)
-    return a[:, None] * b[None, :] * _density(phi[:, None] - psi[None, :] - C, lam, reg, xp)
+    return _finite_result(a[:, None] * b[None, :] * _density(phi[:, None] - psi[None, :] - C, lam, reg, xp),
+                          lam, reg, xp)
 
 
 def dual_objective(phi, psi, C, lam, reg, a=None, b=None):
@@ -329,10 +339,14 @@ def dual_objective(phi, psi, C, lam, reg, a=None, b=None):
     TypeError, ValueError
         {rules}
 
-    For KL, ``exp`` overflows (value ``-inf``) once ``V/lam`` exceeds ~709 (float64).
+    For KL, ``exp`` overflows once ``V/lam`` exceeds ~709 (float64; ~88 in float32): the public
+    functions of this module that evaluate it (this one, :func:`density_ratio`,
+    :func:`plan_from_potentials`, :func:`termination_statistic`) then raise ``ValueError``
+    naming ``lam`` instead of returning ``inf``.
     """
     xp, C, lam, reg, a, b, phi, psi = _problem(C, lam, reg, a, b, phi, psi)
-    return _dual_objective(phi, psi, C, lam, reg, a, b, xp)
+    value, dphi, dpsi = _dual_objective(phi, psi, C, lam, reg, a, b, xp)
+    return _finite_result(value, lam, reg, xp), dphi, dpsi
 
 
 dual_objective.__doc__ = dual_objective.__doc__.replace("{rules}", _INPUT_RULES)
@@ -416,9 +430,10 @@ def termination_statistic(phi, psi, C, lam, reg, a=None, b=None):
         phi = _checks.array(phi, "phi", shape=tuple(C.shape), xp=xp)
         psi = _checks.array(psi, "psi", shape=tuple(C.shape), xp=xp)
         phi, psi, C = _checks.common_float(phi, psi, C)
-        return xp.mean(_density(phi - psi - C, lam, reg, xp))
+        return _finite_result(xp.mean(_density(phi - psi - C, lam, reg, xp)), lam, reg, xp)
     xp, C, lam, reg, a, b, phi, psi = _problem(C, lam, reg, a, b, phi, psi)
-    return xp.sum(a[:, None] * b[None, :] * _density(phi[:, None] - psi[None, :] - C, lam, reg, xp))
+    return _finite_result(xp.sum(a[:, None] * b[None, :] * _density(phi[:, None] - psi[None, :] - C, lam, reg, xp)),
+                          lam, reg, xp)
 
 
 def solve_regularized(C, lam, reg="kl", a=None, b=None, tol=1e-9, max_iter=None, init=None,

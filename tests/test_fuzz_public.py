@@ -229,6 +229,10 @@ OVERRIDES = {
     "backend.from_host": {"a": lambda c: c.rng.uniform(-1, 1, (c.n, c.d))},
     "wgrad.laplacian_dense": {"X": lambda c: c.arr(c.chw, 0.0, 1.0)},
 }
+# KL densities exp((phi - psi - C)/lam) with |phi - psi - C| <= 3: lam >= 0.05 keeps them inside float32's
+# range; below, exp overflows and the functions rightly refuse lam (tests/test_validation.py)
+for _k in ("ot.density_ratio", "ot.plan_from_potentials", "ot.dual_objective", "ot.termination_statistic"):
+    OVERRIDES[_k] = {"lam": lambda c: c.data.draw(st.floats(0.05, 10.0), label="scalar")}
 
 #: which ``params`` and instance a method sees, per owner class
 INSTANCES = {

@@ -294,3 +294,19 @@ def test_array_data_checks_its_array_rng_and_n(xp, rng):
         ArrayData([[0.0, 1.0]])
     with pytest.raises(ValueError, match="array"):
         ArrayData(from_host(np.array([[0.0, np.nan]]), xp, "float64"))
+
+
+def test_kl_density_overflow_names_lam(xp, rng):
+    """Was inf / -inf returned silently: float32 exp(V/lam) beyond ~88 overflows."""
+    from refimpl.ot import density_ratio, dual_objective, plan_from_potentials, termination_statistic
+    phi = from_host(np.array([2.0, 0.0]), xp, "float32")
+    psi = from_host(np.array([0.0, 0.0, 0.0]), xp, "float32")
+    C = from_host(np.zeros((2, 3)), xp, "float32")
+    for f in (density_ratio, plan_from_potentials, dual_objective, termination_statistic):
+        assert np.all(np.isfinite(to_numpy(f(phi, psi, C, 0.05, "kl") if f is not dual_objective
+                                           else f(phi, psi, C, 0.05, "kl")[0])))
+        with pytest.raises(ValueError, match="lam=0.01 is too small"):
+            f(phi, psi, C, 0.01, "kl")
+        f(phi, psi, C, 0.01, "l2")                                   # L2 has no exponential
+    f64 = [xp.astype(a, xp.float64) for a in (phi, psi, C)]
+    assert math.isfinite(float(dual_objective(*f64, 0.01, "kl")[0]))   # float64 holds exp(200)
