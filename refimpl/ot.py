@@ -158,16 +158,18 @@ def _uniform(n, like):
 
 
 def _check_weights(w, n, xp, name):
+    """Weights ``w`` (n,): finite, > 0, summing to 1 within sqrt(eps) of *their own* dtype.
+
+    The mass is checked before any promotion: float32 weights summing to 1 in float32
+    are not refused because another argument of the call promotes them to float64.
+    """
     w = _checks.array(w, name, shape=(n,), xp=xp)
     if not bool(xp.all(w > 0)):
         raise ValueError(f"{name} must be > 0 (negative or zero weights; drop zero-weight points)")
-    return w
-
-
-def _check_mass(w, name, xp):
     s = float(xp.sum(w))
     if abs(s - 1.0) > math.sqrt(float(xp.finfo(w.dtype).eps)):
         raise ValueError(f"{name} must sum to 1, got sum {s!r}")
+    return w
 
 
 def _problem(C, lam, reg, a, b, phi=None, psi=None):
@@ -183,8 +185,6 @@ def _problem(C, lam, reg, a, b, phi=None, psi=None):
     C, a, b, phi, psi = _promote(C, a, b, phi, psi)
     a = _uniform(M, C) if a is None else a
     b = _uniform(N, C) if b is None else b
-    _check_mass(a, "a", xp)
-    _check_mass(b, "b", xp)
     return xp, C, lam, reg, a, b, phi, psi
 
 
@@ -268,15 +268,24 @@ def _density(V, lam, reg, xp):
     return xp.exp(V / lam - 1.0) if reg == "kl" else xp.clip(V, min=0.0) / lam
 
 
+def _finite_result(out, lam, reg, xp):
+    """Public KL results: ``ValueError`` naming ``lam`` when ``exp(V/lam)`` overflowed (one reduction)."""
+    if reg == "kl" and not bool(xp.all(xp.isfinite(out))):
+        raise ValueError(f"lam={lam:g} is too small for these potentials in {_checks._dtype_name(out.dtype)}: "
+                         f"exp((phi_i - psi_j - C_ij)/lam) overflows (beyond ~{math.log(xp.finfo(out.dtype).max):.0f}"
+                         f" lam); use float64, a larger lam, or potentials with smaller phi_i - psi_j - C_ij")
+    return out
+
+
 def density_ratio(phi, psi, C, lam, reg):
     """Density ratio ``m_ij = P_ij / (a_i b_j) = M(V_ij)`` of Lemma 4.1.
 
     ``M(v) = exp(v/lam - 1)`` (KL) or ``v_+/lam`` (L2), ``V_ij = phi_i - psi_j - C_ij``;
     ``phi`` (M,), ``psi`` (N,), ``C`` (M, N). Returns an (M, N) array on the inputs' device.
-    Inputs: see :func:`dual_objective`.
+    Inputs: validated by the input rules of :mod:`refimpl._checks`, as in :func:`dual_objective`.
     """
     xp, C, lam, reg, _, _, phi, psi = _problem(C, lam, reg, None, None, phi, psi)
-    return _density(phi[:, None] - psi[None, :] - C, lam, reg, xp)
+    return _finite_result(_density(phi[:, None] - psi[None, :] - C, lam, reg, xp), lam, reg, xp)
 
 
 def plan_from_potentials(phi, psi, C, lam, reg, a=None, b=None):
@@ -293,10 +302,11 @@ def plan_from_potentials(phi, psi, C, lam, reg, a=None, b=None):
     -------
     P : array (M, N)
 
-    Inputs: see :func:`dual_objective`.
+    Inputs: validated by the input rules of :mod:`refimpl._checks`, as in :func:`dual_objective`.
     """
     xp, C, lam, reg, a, b, phi, psi = _problem(C, lam, reg, a, b, phi, psi)
-    return a[:, None] * b[None, :] * _density(phi[:, None] - psi[None, :] - C, lam, reg, xp)
+    return _finite_result(a[:, None] * b[None, :] * _density(phi[:, None] - psi[None, :] - C, lam, reg, xp),
+                          lam, reg, xp)
 
 
 def dual_objective(phi, psi, C, lam, reg, a=None, b=None):
@@ -329,10 +339,14 @@ def dual_objective(phi, psi, C, lam, reg, a=None, b=None):
     TypeError, ValueError
         {rules}
 
-    For KL, ``exp`` overflows (value ``-inf``) once ``V/lam`` exceeds ~709 (float64).
+    For KL, ``exp`` overflows once ``V/lam`` exceeds ~709 (float64; ~88 in float32): the public
+    functions of this module that evaluate it (this one, :func:`density_ratio`,
+    :func:`plan_from_potentials`, :func:`termination_statistic`) then raise ``ValueError``
+    naming ``lam`` instead of returning ``inf``.
     """
     xp, C, lam, reg, a, b, phi, psi = _problem(C, lam, reg, a, b, phi, psi)
-    return _dual_objective(phi, psi, C, lam, reg, a, b, xp)
+    value, dphi, dpsi = _dual_objective(phi, psi, C, lam, reg, a, b, xp)
+    return _finite_result(value, lam, reg, xp), dphi, dpsi
 
 
 dual_objective.__doc__ = dual_objective.__doc__.replace("{rules}", _INPUT_RULES)
@@ -370,8 +384,6 @@ def regularizer(plan, reg, a=None, b=None):
     plan, a, b = _promote(plan, a, b)
     a = _uniform(M, plan) if a is None else a
     b = _uniform(N, plan) if b is None else b
-    _check_mass(a, "a", xp)
-    _check_mass(b, "b", xp)
     return _regularizer(plan, reg, a, b, xp)
 
 
@@ -386,7 +398,8 @@ def _regularizer(plan, reg, a, b, xp):
 def primal_objective(plan, C, lam, reg, a=None, b=None):
     """Primal objective of eq. 6, ``<P, C> + lam I(P)`` (0-d array), for any plan ``P`` (M, N).
 
-    Inputs: see :func:`dual_objective`; ``plan`` finite, >= 0, of ``C``'s shape.
+    Inputs: validated by the input rules of :mod:`refimpl._checks`, as in :func:`dual_objective`;
+    ``plan`` finite, >= 0, of ``C``'s shape.
     """
     xp, C, lam, reg, a, b, _, _ = _problem(C, lam, reg, a, b)
     xp, plan = _costs(plan, "plan", xp=xp)
@@ -406,7 +419,8 @@ def termination_statistic(phi, psi, C, lam, reg, a=None, b=None):
       (eq. 15; ``a``, ``b`` must be None).
 
     Near 1 is a necessary condition for optimality of ``(phi, psi)`` (Sec. 4.2).
-    Returns a 0-d array. Inputs: see :func:`dual_objective`.
+    Returns a 0-d array. Inputs: validated by the input rules of :mod:`refimpl._checks`, as in
+    :func:`dual_objective` (pairs: ``phi``, ``psi``, ``C`` of one shape (S,), no weights).
     """
     if _checks.is_array(C) and C.ndim == 1:
         xp, C = _costs(C, "C", ndim=1)
@@ -416,9 +430,10 @@ def termination_statistic(phi, psi, C, lam, reg, a=None, b=None):
         phi = _checks.array(phi, "phi", shape=tuple(C.shape), xp=xp)
         psi = _checks.array(psi, "psi", shape=tuple(C.shape), xp=xp)
         phi, psi, C = _checks.common_float(phi, psi, C)
-        return xp.mean(_density(phi - psi - C, lam, reg, xp))
+        return _finite_result(xp.mean(_density(phi - psi - C, lam, reg, xp)), lam, reg, xp)
     xp, C, lam, reg, a, b, phi, psi = _problem(C, lam, reg, a, b, phi, psi)
-    return xp.sum(a[:, None] * b[None, :] * _density(phi[:, None] - psi[None, :] - C, lam, reg, xp))
+    return _finite_result(xp.sum(a[:, None] * b[None, :] * _density(phi[:, None] - psi[None, :] - C, lam, reg, xp)),
+                          lam, reg, xp)
 
 
 def solve_regularized(C, lam, reg="kl", a=None, b=None, tol=1e-9, max_iter=None, init=None,

@@ -120,13 +120,61 @@ def _check_m(m, M, N, xp):
     return _checks.array(m, "m", shape=(M, N), xp=xp)
 
 
+_NET_RULES = """Inputs follow the rules of :mod:`refimpl._checks`: every network a
+    :class:`refimpl.nn.MLP` (potentials with a scalar output); parameter lists ``[(W, b), ...]``
+    of the networks' layouts, float32 or float64, all in one dtype and namespace (a
+    ``TypeError`` names the offending ``*_params[l][k]``); the point arrays non-empty, 2-D, of the
+    networks' input widths, promoted by the dtype rule (integers and bool to float64) and then
+    of the parameters' dtype (an MLP's inputs must match its parameters; ``TypeError`` naming
+    the array otherwise); one finiteness reduction over all of them (NaN/inf: ``ValueError``
+    naming the argument); ``cost`` one of :data:`refimpl.ot.COSTS`, ``reg`` one of
+    :data:`refimpl.ot.REGS`, ``lam`` finite > 0."""
+
+
+def _mlp(net, name, scalar_output=True):
+    if not isinstance(net, MLP):
+        raise TypeError(f"{name} must be a refimpl.nn.MLP, got {type(net).__name__}")
+    if scalar_output and net.sizes[-1] != 1:
+        raise ValueError(f"{name} must have a scalar output, it has {net.sizes[-1]}")
+    return net
+
+
+def _check_nets(nets, arrays):
+    """Validate parameter lists and the point arrays fed to the networks (public boundary).
+
+    ``nets``: ``[(net, params, pname)]`` (``net`` already checked by :func:`_mlp`);
+    ``arrays``: ``[(name, x, width)]``, each ``x`` (B, width) with B >= 1. Returns
+    ``[params..., arrays...]`` validated, with one finiteness reduction (one host round
+    trip) for all leaves and arrays.
+    """
+    xp = dt = None
+    out, leaves, names = [], [], []
+    for net, params, pname in nets:
+        params = _checks.params(params, pname, xp=xp, dtype=dt, shapes=net._param_shapes(), finite=False)
+        xp, dt = namespace(params[0][0]), params[0][0].dtype
+        out.append(params)
+        leaves += [a for Wb in params for a in Wb]
+        names += [f"{pname}[{i // 2}][{i % 2}]" for i in range(2 * len(params))]
+    for name, x, width in arrays:
+        x = _checks.array(x, name, shape=(None, width), xp=xp, finite=False)
+        if x.dtype != dt:
+            raise TypeError(f"{name} has dtype {_checks._dtype_name(x.dtype)} but the networks' parameters are "
+                            f"{_checks._dtype_name(dt)}; cast {name} with xp.astype")
+        out.append(x)
+        leaves.append(x)
+        names.append(name)
+    _checks.finite_all(leaves, names)
+    return out
+
+
 _PER_COORD_MAX_DIM = 16     # pairwise costs and their gradients loop over coordinates up to this dimension
 
 
 def pairwise_cost(x, y, cost="l1"):
     """``C[i, j] = c(x_i, y_j)`` (M, N): :func:`refimpl.ot.cost_matrix` with SWGAN's default cost (L1).
 
-    Inputs, errors and the overflow check as :func:`refimpl.ot.cost_matrix`.
+    Inputs validated by the input rules of :mod:`refimpl._checks`; errors and the overflow
+    check as :func:`refimpl.ot.cost_matrix`.
     """
     return cost_matrix(x, y, cost)
 
@@ -272,15 +320,21 @@ def generator_grads(gen, gparams, z, y, phi_net, phi_params, psi_net, psi_params
     Raises
     ------
     TypeError, ValueError
-        {rules} Here for ``z`` and ``y`` (2-D); the networks check their parameters.
+        {rules} Here ``z`` (M, gen.sizes[0]) and ``y`` (N, d), with ``d`` the output width of
+        ``gen`` and the input width of both potentials.
     """
-    z = _checks.array(z, "z", ndim=2)
-    y = _checks.array(y, "y", ndim=2, xp=namespace(z))
+    _mlp(gen, "gen", scalar_output=False), _mlp(phi_net, "phi_net"), _mlp(psi_net, "psi_net")
+    if not gen.sizes[-1] == phi_net.sizes[0] == psi_net.sizes[0]:
+        raise ValueError(f"gen outputs {gen.sizes[-1]} coordinates but phi_net takes {phi_net.sizes[0]} "
+                         f"and psi_net {psi_net.sizes[0]}")
+    gparams, phi_params, psi_params, z, y = _check_nets(
+        [(gen, gparams, "gparams"), (phi_net, phi_params, "phi_params"), (psi_net, psi_params, "psi_params")],
+        [("z", z, gen.sizes[0]), ("y", y, gen.sizes[-1])])
     lam, reg, cost = _checks.real(lam, "lam", gt=0.0), _check_reg(reg), _check_cost(cost)
     return _generator_grads(gen, gparams, z, y, phi_net, phi_params, psi_net, psi_params, lam, reg, cost)
 
 
-generator_grads.__doc__ = generator_grads.__doc__.replace("{rules}", _RULES)
+generator_grads.__doc__ = generator_grads.__doc__.replace("{rules}", _NET_RULES)
 
 
 def _generator_grads(gen, gparams, z, y, phi_net, phi_params, psi_net, psi_params, lam, reg, cost):
@@ -328,14 +382,19 @@ def dual_loss_grads(phi_net, phi_params, psi_net, psi_params, x, y, lam, reg="l2
     Raises
     ------
     TypeError, ValueError
-        {rules} Here for ``x`` and ``y``; the networks check their parameters.
+        {rules} Here ``x`` (M, d) and ``y`` (N, d), ``d`` the input width of both potentials.
     """
-    x, y = _check_points(x, y)
+    _mlp(phi_net, "phi_net"), _mlp(psi_net, "psi_net")
+    if phi_net.sizes[0] != psi_net.sizes[0]:
+        raise ValueError(f"phi_net takes {phi_net.sizes[0]} coordinates but psi_net {psi_net.sizes[0]}")
+    phi_params, psi_params, x, y = _check_nets(
+        [(phi_net, phi_params, "phi_params"), (psi_net, psi_params, "psi_params")],
+        [("x", x, phi_net.sizes[0]), ("y", y, psi_net.sizes[0])])
     lam, reg, cost = _checks.real(lam, "lam", gt=0.0), _check_reg(reg), _check_cost(cost)
     return _dual_loss_grads(phi_net, phi_params, psi_net, psi_params, x, y, lam, reg, cost)
 
 
-dual_loss_grads.__doc__ = dual_loss_grads.__doc__.replace("{rules}", _RULES)
+dual_loss_grads.__doc__ = dual_loss_grads.__doc__.replace("{rules}", _NET_RULES)
 
 
 def _dual_loss_grads(phi_net, phi_params, psi_net, psi_params, x, y, lam, reg, cost):
@@ -353,8 +412,9 @@ def _dual_loss_grads(phi_net, phi_params, psi_net, psi_params, x, y, lam, reg, c
 def should_stop(stat, tol):
     """Termination rule of the dual phase (eq. 15) on the host: ``|stat - 1| <= tol`` (never when ``tol == 0``).
 
-    ``stat`` a real number or 0-d array (one host round trip), ``tol`` finite >= 0.
-    Returns a Python bool. The training step uses the device form (module docstring).
+    ``stat`` a real number or 0-d array (one host round trip; NaN refused, inf allowed), ``tol``
+    finite >= 0, checked by the input rules of :mod:`refimpl._checks`. Returns a Python bool.
+    The training step uses the device form (module docstring).
     """
     tol = _checks.real(tol, "tol", ge=0.0)
     stat = _checks.real(stat, "stat", allow_inf=True)
@@ -444,6 +504,11 @@ class SWGANConfig:
         return self.batch_size if self.data_batch_size is None else self.data_batch_size
 
     def make_optimiser(self, lr):
+        """A fresh optimiser of this config (``optimiser``, ``betas``) with learning rate ``lr``.
+
+        ``lr`` finite > 0, checked by :func:`refimpl.optim.make_optimiser` (input rules of
+        :mod:`refimpl._checks`; ``ValueError``/``TypeError`` naming it).
+        """
         if self.optimiser == "adam":
             return make_optimiser("adam", lr=lr, beta1=self.betas[0], beta2=self.betas[1])
         return make_optimiser(self.optimiser, lr=lr)
@@ -463,12 +528,17 @@ class SWGANMethod(GANMethod):
 
     def __init__(self, cfg: SWGANConfig = SWGANConfig()):
         if not isinstance(cfg, SWGANConfig):
-            raise TypeError(f"SWGANMethod needs an SWGANConfig, got {type(cfg).__name__}")
+            raise TypeError(f"cfg must be an SWGANConfig (SWGANMethod's configuration), got {type(cfg).__name__}")
         self._setup_generator(cfg)
         self.phi_net = MLP((cfg.data_dim, *cfg.potential_hidden, 1), cfg.potential_activation, "linear")
         self.psi_net = MLP((cfg.data_dim, *cfg.potential_hidden, 1), cfg.potential_activation, "linear")
 
     def init_state(self, rng, xp, dtype, device=None):
+        """Fresh parameters of the generator and both potentials, and their optimiser states.
+
+        ``rng`` a ``numpy.random.Generator``, ``dtype`` float32 or float64 of ``xp``, checked by
+        :meth:`refimpl.nn.MLP.init` (input rules of :mod:`refimpl._checks`); arrays on ``device``.
+        """
         gp = self.gen.init(rng, xp=xp, dtype=dtype, device=device)
         php = self.phi_net.init(rng, xp=xp, dtype=dtype, device=device)
         psp = self.psi_net.init(rng, xp=xp, dtype=dtype, device=device)
@@ -477,12 +547,25 @@ class SWGANMethod(GANMethod):
                 "dual_steps": 0, "outer": 0}
 
     def critic_values(self, state, x):
-        """The project's critic ``f(x) = -psi(x)`` (large on data; module docstring), shape (B,)."""
-        return -self.psi_net.forward(state["psi"], x)[0][:, 0]
+        """The project's critic ``f(x) = -psi(x)`` (large on data; module docstring), shape (B,).
+
+        Not a training step: ``state["psi"]`` and ``x`` (B, data_dim), in the parameters' dtype,
+        are validated by the input rules of :mod:`refimpl._checks` (errors name ``state["psi"]``
+        or ``x``).
+        """
+        if not isinstance(state, dict) or "psi" not in state:
+            raise TypeError(f"state must be a dict from init_state with a 'psi' entry, got {type(state).__name__}")
+        psi, x = self.psi_net._validate(state["psi"], ("x", x, (None, self.cfg.data_dim)), pname='state["psi"]')
+        return -self.psi_net._forward(psi, x)[0][:, 0]
 
     # -- dual oracle
     def dual_batch(self, state, rng, data):
-        """A fresh batch: data ``y`` (N, d) then generated ``x = G(z)`` (M, d)."""
+        """A fresh batch: data ``y`` (N, d) then generated ``x = G(z)`` (M, d).
+
+        A training step (policy of :mod:`refimpl._checks`): ``state`` comes from :meth:`init_state`,
+        ``rng`` is a ``numpy.random.Generator``, ``data`` a data source; none is validated and the
+        unchecked twins are called, so the step makes no host round trip.
+        """
         y = data.sample(rng, self.cfg.n_data)
         x = self.generate(state, self.latent(rng, self.cfg.batch_size, y))
         return x, y
@@ -493,6 +576,10 @@ class SWGANMethod(GANMethod):
         ``stop_every = 0``: the decision stays on the device (masked updates, no host round
         trip); ``k >= 1``: tested on the host before the update of every ``k``-th step;
         ``None``: 1 on NumPy, 0 elsewhere.
+
+        A training step (policy of :mod:`refimpl._checks`): ``state`` comes from :meth:`init_state`,
+        ``rng`` is a ``numpy.random.Generator``, ``data`` a data source; none is validated and the
+        unchecked twins are called, so the step makes no host round trip.
         """
         cfg = self.cfg
         stop_every = cfg.stop_every
@@ -530,6 +617,12 @@ class SWGANMethod(GANMethod):
 
     # -- generator
     def generator_step(self, state, rng, data):
+        """One generator update of Algorithm 1 on a fresh batch (:func:`generator_grads` unchecked).
+
+        A training step (policy of :mod:`refimpl._checks`): ``state`` comes from :meth:`init_state`,
+        ``rng`` is a ``numpy.random.Generator``, ``data`` a data source; none is validated and the
+        unchecked twins are called, so the step makes no host round trip.
+        """
         cfg = self.cfg
         y = data.sample(rng, cfg.n_data)
         z = self.latent(rng, cfg.batch_size, y)
@@ -539,5 +632,11 @@ class SWGANMethod(GANMethod):
         return {**state, "gen": gp, "opt_gen": og}, {"gen_loss": loss}
 
     def outer_step(self, state, rng, data):
+        """One outer iteration: the dual phase, then ``n_gen`` generator steps; counts ``outer``.
+
+        A training step (policy of :mod:`refimpl._checks`): ``state`` comes from :meth:`init_state`,
+        ``rng`` is a ``numpy.random.Generator``, ``data`` a data source; none is validated and the
+        unchecked twins are called, so the step makes no host round trip.
+        """
         state, logs = super().outer_step(state, rng, data)
         return {**state, "outer": state["outer"] + 1}, logs

@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import _checks
 from .backend import from_host, namespace, scalar, synchronize
 from .checkpoint import load as load_checkpoint, save as save_checkpoint
+from .datasets import _host_args
 from .nn import MLP
 from .objectives import Objective, _clip_params, _critic_grads, _generator_grads
 from .optim import make_optimiser
@@ -90,13 +92,24 @@ class ToyData:
 
 
 class ArrayData:
-    """A dataset held on the device; batches are taken by index (indices drawn on the host)."""
+    """A dataset held on the device; batches are taken by index (indices drawn on the host).
+
+    ``array`` (N, d), N >= 1, is checked once here by the input rules of :mod:`refimpl._checks`
+    (integers and bool promoted to float64, float16 refused, NaN/inf refused naming ``array``).
+    """
 
     def __init__(self, array):
-        self.array = array                      # (N, d) on the device
-        self.xp = namespace(array)
+        self.array = _checks.array(array, "array", ndim=2)     # (N, d) on the device
+        self.xp = namespace(self.array)
 
     def sample(self, rng, n):
+        """``n`` rows drawn uniformly with replacement, (n, d), on the data's device.
+
+        ``rng`` a ``numpy.random.Generator`` (``TypeError`` otherwise), ``n`` an integer >= 0
+        (as :func:`refimpl.datasets.sample`, which :class:`ToyData` uses); host-side checks by the
+        input rules of :mod:`refimpl._checks`, so a training step's draw makes no host round trip.
+        """
+        n, rng = _host_args(n, rng)
         idx = from_host(rng.integers(0, self.array.shape[0], size=n), self.xp, None, self.array.device)
         return self.xp.take(self.array, idx, axis=0)
 

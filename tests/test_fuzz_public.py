@@ -32,6 +32,7 @@ from refimpl.image_metrics import ClassifierFrechet
 from refimpl.nn import MLP
 from refimpl.objectives import OBJECTIVES, Objective
 from refimpl.optim import SGD, Adam, RMSprop
+from refimpl.swgan import SWGANConfig
 from refimpl.train import ArrayData, GANConfig
 from refimpl.wgrad import PixelGraph
 
@@ -228,6 +229,10 @@ OVERRIDES = {
     "backend.from_host": {"a": lambda c: c.rng.uniform(-1, 1, (c.n, c.d))},
     "wgrad.laplacian_dense": {"X": lambda c: c.arr(c.chw, 0.0, 1.0)},
 }
+# KL densities exp((phi - psi - C)/lam) with |phi - psi - C| <= 3: lam >= 0.05 keeps them inside float32's
+# range; below, exp overflows and the functions rightly refuse lam (tests/test_validation.py)
+for _k in ("ot.density_ratio", "ot.plan_from_potentials", "ot.dual_objective", "ot.termination_statistic"):
+    OVERRIDES[_k] = {"lam": lambda c: c.data.draw(st.floats(0.05, 10.0), label="scalar")}
 
 #: which ``params`` and instance a method sees, per owner class
 INSTANCES = {
@@ -456,7 +461,9 @@ CTOR_ARGS = {
     "centers": (np.zeros((2, 2)), (np.full((2, 2), np.nan), np.zeros((2, 3)), [[0.0, 0.0]], None)),
     "cfg": (_cfg(), ()), "name": ("x", ()), "activation": ("tanh", ()), "output": ("linear", ()),
 }
-CTOR_OVERRIDES = {"W1FE": {"cfg": _cfg("wgan-lp")}, "Objective": {"name": "wgan-gp"}}
+CTOR_OVERRIDES = {"W1FE": {"cfg": _cfg("wgan-lp")}, "Objective": {"name": "wgan-gp"},
+                  "SWGANMethod": {"cfg": SWGANConfig(data_dim=6, latent_dim=2, gen_hidden=(3,), potential_hidden=(3,),
+                                                     batch_size=4)}}
 CTOR_EXCUSED = {"ClassifierFrechet": "arrays, fuzzed through its score method",
                 "Activation": "a NamedTuple of callables", "Cache": "a NamedTuple built by forward",
                 "Tape": "a NamedTuple built by input_gradient",

@@ -234,3 +234,79 @@ def test_lists_refused_clearly(xp, rng):
                        (lambda: wasserstein_norm_sq(PixelGraph(2, 2), [[[[1.0]]]], x), "X")):
         with pytest.raises(TypeError, match=f"^{name} must be an array"):
             call()
+
+
+# ----------------------------------------------------------------------------- after the ot/swgan/train merges
+def test_float32_weights_not_refused_when_another_argument_promotes(xp, rng):
+    """Was "a must sum to 1" (or "b ..."): the mass of float32 weights was checked after an
+    integer ``plan``/``psi`` had promoted them to float64, against float64's tolerance."""
+    from refimpl.ot import dual_objective, regularizer
+    a = xp.full((3,), 1.0 / 3.0, dtype=xp.float32)               # sums to 1 + 3e-8 in float64
+    b = xp.full((2,), 0.5, dtype=xp.float32)
+    a64, b64 = xp.astype(a, xp.float64), xp.astype(b, xp.float64)
+    plan = from_host(np.array([[1, 0], [2, 1], [0, 3]]), xp, xp.int64)
+    got = regularizer(plan, "kl", a, b)
+    assert got.dtype == xp.float64
+    p = np.array([[1, 0], [2, 1], [0, 3]], float)
+    pos = p > 0
+    want = np.sum(p[pos] * np.log(p[pos] / (to_numpy(a64)[:, None] * to_numpy(b64)[None, :])[pos]))
+    assert float(got) == pytest.approx(want, rel=1e-12)
+    phi = from_host(rng.uniform(-1, 1, 3), xp, xp.float32)
+    psi = from_host(np.array([1, -1]), xp, xp.int64)
+    C = from_host(rng.uniform(0, 1, (3, 2)), xp, xp.float32)
+    val = dual_objective(phi, psi, C, 0.5, "l2", a, b)[0]
+    assert val.dtype == xp.float64 and math.isfinite(float(val))
+
+
+def test_swgan_gradients_name_bad_networks_and_parameters(xp, rng):
+    """Were array_api_strict's "Expected Array or Python scalar" and AttributeError."""
+    from refimpl.swgan import dual_loss_grads, generator_grads
+    phi_net, psi_net, gen = MLP((2, 3, 1), "relu"), MLP((2, 3, 1), "relu"), MLP((2, 3, 2), "tanh")
+    pp, qp, gp = (n.init(rng, xp=xp, dtype="float64") for n in (phi_net, psi_net, gen))
+    x, y, z = (from_host(rng.standard_normal((4, 2)), xp, "float64") for _ in range(3))
+    ok = dict(phi_net=phi_net, phi_params=pp, psi_net=psi_net, psi_params=qp, x=x, y=y, lam=0.1)
+    dual_loss_grads(**ok)
+    nan_W = from_host(np.full((2, 3), np.nan), xp, "float64")
+    for bad, err in [(dict(phi_params=[([[1.0]], pp[0][1])] + pp[1:]), TypeError), (dict(phi_net=None), TypeError),
+                     (dict(psi_params=[(nan_W, qp[0][1])] + qp[1:]), ValueError),
+                     (dict(x=xp.astype(x, xp.float32)), TypeError), (dict(y=y[:, :1]), ValueError),
+                     (dict(psi_net=MLP((2, 3, 2), "relu")), ValueError)]:
+        with pytest.raises(err, match=list(bad)[0].replace("_params", r"_params\[")):
+            dual_loss_grads(**{**ok, **bad})
+    gok = dict(gen=gen, gparams=gp, z=z, y=y, phi_net=phi_net, phi_params=pp, psi_net=psi_net, psi_params=qp,
+               lam=0.1, reg="l2", cost="l1")
+    generator_grads(**gok)
+    for bad, err in [(dict(gen=None), TypeError), (dict(psi_params=qp[:1]), ValueError),
+                     (dict(z=[[0.0, 0.0]]), TypeError), (dict(gparams=[(nan_W, gp[0][1])] + gp[1:]), ValueError)]:
+        with pytest.raises(err, match=list(bad)[0]):
+            generator_grads(**{**gok, **bad})
+
+
+def test_array_data_checks_its_array_rng_and_n(xp, rng):
+    """Was AttributeError for rng=None."""
+    from refimpl.train import ArrayData
+    data = ArrayData(from_host(rng.uniform(-1, 1, (5, 2)), xp, "float32"))
+    assert tuple(data.sample(rng, 3).shape) == (3, 2)
+    for args, err, name in [((None, 3), TypeError, "rng"), ((rng, 2.5), TypeError, "n"), ((rng, -1), ValueError, "n")]:
+        with pytest.raises(err, match=name):
+            data.sample(*args)
+    with pytest.raises(TypeError, match="array"):
+        ArrayData([[0.0, 1.0]])
+    with pytest.raises(ValueError, match="array"):
+        ArrayData(from_host(np.array([[0.0, np.nan]]), xp, "float64"))
+
+
+def test_kl_density_overflow_names_lam(xp, rng):
+    """Was inf / -inf returned silently: float32 exp(V/lam) beyond ~88 overflows."""
+    from refimpl.ot import density_ratio, dual_objective, plan_from_potentials, termination_statistic
+    phi = from_host(np.array([2.0, 0.0]), xp, "float32")
+    psi = from_host(np.array([0.0, 0.0, 0.0]), xp, "float32")
+    C = from_host(np.zeros((2, 3)), xp, "float32")
+    for f in (density_ratio, plan_from_potentials, dual_objective, termination_statistic):
+        assert np.all(np.isfinite(to_numpy(f(phi, psi, C, 0.05, "kl") if f is not dual_objective
+                                           else f(phi, psi, C, 0.05, "kl")[0])))
+        with pytest.raises(ValueError, match="lam=0.01 is too small"):
+            f(phi, psi, C, 0.01, "kl")
+        f(phi, psi, C, 0.01, "l2")                                   # L2 has no exponential
+    f64 = [xp.astype(a, xp.float64) for a in (phi, psi, C)]
+    assert math.isfinite(float(dual_objective(*f64, 0.01, "kl")[0]))   # float64 holds exp(200)
