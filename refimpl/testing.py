@@ -27,7 +27,7 @@ import numpy as _np
 
 from .backend import device_of, from_host, namespace, to_numpy
 
-__all__ = ["check_grad", "check_vjp", "check_mlp", "Bound", "point_clouds", "ot_problems",
+__all__ = ["check_grad", "check_vjp", "numeric_grad", "check_mlp", "Bound", "point_clouds", "ot_problems",
            "two_delta_models", "images", "mlp_specs", "cost_matrix_host", "dual_resolution", "ratio_resolution",
            "smoothing_bounds", "plan_stability", "ratio_error", "gradient_error", "dual_gradient_norm",
            "composed_plan", "information_inequality", "conjugacy_residuals", "kantorovich_potential",
@@ -74,6 +74,20 @@ def _numeric_grad(f, x, h, entries):
             vals.append(float(to_numpy(f(_to_backend(x, hosts, xp, dev)))))
         out.append((vals[0] - vals[1]) / (2 * step))
     return out
+
+
+def numeric_grad(f, x, h=1e-6):
+    """Central finite differences of scalar ``f`` at ``x`` (array or pytree, any backend), in float64.
+
+    Each entry moves by ``+- h * max(1, |x_i|)``; ``f`` receives float64 arrays in ``x``'s
+    namespace and device, structured like ``x``. Returns host float64 arrays structured like ``x``.
+    """
+    entries = _entries(x, None, None)
+    vals = iter(_numeric_grad(f, x, h, entries))
+    out = [_np.zeros(tuple(leaf.shape)) for leaf in _leaves(x)]
+    for k, idx in entries:
+        out[k][idx] = next(vals)
+    return _rebuild(x, iter(out))
 
 
 def _entries(x, max_entries, rng):
