@@ -30,11 +30,26 @@ def _solve(C, lam, reg, a=None, b=None):
     return res
 
 
+def _nonzero(pb):
+    """Problems whose optimal value is 0 (C = 0) are excluded: the solver's relative stopping rule
+    never accepts them (test_solver_converges_when_the_optimal_value_is_zero, xfail)."""
+    assume(pb.C.max() > 0)
+    return pb
+
+
+@pytest.mark.xfail(strict=True, reason="refimpl.ot (issue-12b): |gap| <= tol |primal| has no absolute floor; "
+                                       "a zero-value problem runs to max_iter")
+def test_solver_converges_when_the_optimal_value_is_zero():
+    res = solve_regularized(np.zeros((1, 3)), 1.0, "kl", b=np.array([0.2, 0.3, 0.5]), tol=TOL, max_iter=300)
+    assert res.converged
+
+
 # ----------------------------------------------------------------------------- eq. 3-4, Lemmas 2.1 / 2.2
 @given(pb=ot_problems(max_points=8))
 def test_lemma_2_1_conjugacy_as_lam_to_0(pb):
     """eq. (4) at finite lam: lam <= phi_i - min_j (psi_j + C_ij) <= lam (1 + log 1/w_min) (KL) or
     lam / w_min (L2), and the same for psi; the residuals vanish with lam (Lemma 2.1 in the limit)."""
+    pb = _nonzero(pb)
     res = _solve(pb.C, pb.lam, pb.reg, pb.a, pb.b)
     r = conjugacy_residuals(res.phi, res.psi, pb.C, pb.lam, pb.reg, pb.a, pb.b)
     ph, ps = to_numpy(res.phi), to_numpy(res.psi)
@@ -52,6 +67,7 @@ def test_lemma_2_2_single_1_lipschitz_potential(pb):
     (f, f) is feasible for eq. (3) with value within [d_c - lam u, d_c], u the residual bound of
     Lemma 2.1 (so phi = psi = f, 1-Lipschitz, as lam -> 0). d_c from POT."""
     import ot
+    pb = _nonzero(pb)
     res = _solve(pb.C, pb.lam, pb.reg, pb.a, pb.b)
     ps = np.asarray(to_numpy(res.psi))
     Z = np.concatenate([pb.x, pb.y])
@@ -82,14 +98,16 @@ def test_lemma_2_2_needs_a_metric():
 @given(pb=ot_problems(max_points=8))
 def test_lemma_3_2_with_weights_and_tiny_lam(pb):
     """d_c <= d_{c,lam} <= d_c + lam I(pi_emd); uniform: I(pi_emd) <= log K | K/2; L2: >= d_c + lam/2."""
+    pb = _nonzero(pb)
     sb = smoothing_bounds(pb.C, pb.lam, pb.reg, pb.a, pb.b, tol=TOL)
     sb.lower.check("Lemma 3.2 lower")
     sb.upper.check("Lemma 3.2 upper")
     sb.floor.check("L2 floor")
     if not math.isnan(sb.cap.bound):
         sb.cap.check("Cor. 3.2.1")
-    assert sb.d_c_lam > sb.d_c - sb.lower.slack   # moved: smoothing adds a positive term
-    assert sb.d_c_lam - sb.d_c > 0 or sb.I_emd == 0
+    # moved: unless the independent (product) plan is optimal, smoothing adds a positive term
+    if np.sum(np.outer(pb.a, pb.b) * pb.C) > sb.d_c + 1e-9 * (1 + pb.C.max()):
+        assert sb.d_c_lam > sb.d_c
 
 
 # ----------------------------------------------------------------------------- Thm 3.3 / D.1 / Remarks D.1.1-2, App. E
@@ -222,6 +240,7 @@ def test_theorem_5_1_gradient_level_and_envelope(prob, reg, size, seed):
 @given(pb=ot_problems(max_points=8), size=st.floats(-4.0, 0.5), seed=st.integers(0, 2**32 - 1))
 def test_section_4_2_gradient_norm_bound(pb, size, seed):
     """||grad F(phi, psi)||^2 <= 2 L_F eps for perturbed optimal potentials."""
+    pb = _nonzero(pb)
     res = _solve(pb.C, pb.lam, pb.reg, pb.a, pb.b)
     rng = np.random.default_rng(seed)
     M, N = pb.C.shape
@@ -264,8 +283,10 @@ def test_theorem_H_1_dual_stability(pb, size, seed):
     """KL: the optimal potentials of C2 = C1 + perturbation lie within
     (M N + 1/pi_min) ||dC||_inf / sqrt(min(M, N)) of those of C1 (corrected eq. 43-44), and a
     warm start from the old potentials is that close to the new optimum."""
+    pb = _nonzero(pb)
     rng = np.random.default_rng(seed)
     C2 = np.maximum(pb.C + 10.0 ** size * pb.lam * rng.standard_normal(pb.C.shape), 0.0)
+    assume(C2.max() > 0)
     s = dual_stability(pb.C, C2, pb.lam, tol=TOL)
     s.corrected.check("Thm H.1 (corrected)")
     assume(s.delta > 0)
