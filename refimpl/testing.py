@@ -870,14 +870,26 @@ def conjugacy_residuals(phi, psi, C, lam, reg, a=None, b=None):
 
 
 def kantorovich_potential(x, y, a=None, b=None, cost="euclidean"):
-    """An exact Kantorovich pair from POT's LP duals and its c-transform ``f``.
+    """An exact Kantorovich pair from POT's LP duals and its c-transform (W1-FE eq. 2.2).
 
-    Returns ``(f, d_c, u, v)``: POT ``emd`` duals ``u`` (on ``x``), ``v`` (on ``y``) with
-    ``u_i + v_j <= C_ij`` and ``<a, u> + <b, v> = d_c``; ``f(z) = min_j (C(z, y_j) - v_j)``
-    is a callable on host arrays (K, d) -> (K,), 1-Lipschitz for a metric cost, with
-    ``f(x_i) >= u_i`` and ``f(y_j) <= -v_j``. In the project's critic sign ``-f`` is large
-    on the data ``y``... (for W1-FE: the data are ``y``, the particles ``x``, and
-    ``E_y(-f) - E_x(-f) = d_c``).
+    Parameters
+    ----------
+    x : array (M, d)
+        Particles (weights ``a``, default uniform).
+    y : array (N, d)
+        Data (weights ``b``).
+    cost : {"l1", "euclidean", "sqeuclidean"}
+
+    Returns
+    -------
+    f : callable
+        ``f(z) = min_j (C(z, y_j) - v_j)`` on host arrays (K, d) -> (K,); 1-Lipschitz for a
+        metric cost, ``f(x_i) >= u_i`` and ``f(y_j) <= -v_j``, so
+        ``E_x f - E_y f = d_c``. The project's critic (large on data) is ``-f``.
+    d_c : float
+        POT's optimal cost.
+    u, v : numpy.ndarray
+        POT ``emd`` duals, ``u_i + v_j <= C_ij`` and ``<a, u> + <b, v> = d_c``.
     """
     ot = _ot()
     x, y = _np.asarray(to_numpy(x), float), _np.asarray(to_numpy(y), float)
