@@ -48,11 +48,11 @@ def test_solver_converges_when_the_optimal_value_is_zero():
 
 # ----------------------------------------------------------------------------- eq. 3-4, Lemmas 2.1 / 2.2
 @given(pb=ot_problems(max_points=8))
-def test_lemma_2_1_conjugacy_as_lam_to_0(pb):
+def test_lemma_2_1_conjugacy_as_lam_to_0(xp, pb):
     """eq. (4) at finite lam: lam <= phi_i - min_j (psi_j + C_ij) <= lam (1 + log 1/w_min) (KL) or
     lam / w_min (L2), and the same for psi; the residuals vanish with lam (Lemma 2.1 in the limit)."""
     pb = _nonzero(pb)
-    res = _solve(pb.C, pb.lam, pb.reg, pb.a, pb.b)
+    res = _solve(from_host(pb.C, xp), pb.lam, pb.reg, from_host(pb.a, xp), from_host(pb.b, xp))
     r = conjugacy_residuals(res.phi, res.psi, pb.C, pb.lam, pb.reg, pb.a, pb.b)
     ph, ps = to_numpy(res.phi), to_numpy(res.psi)
     # slack: solver marginal error e moves a potential by <= lam e / w_min (KL; L2 by the same over w_min)
@@ -98,10 +98,11 @@ def test_lemma_2_2_needs_a_metric():
 
 # ----------------------------------------------------------------------------- Lemma 3.2 / Cor 3.2.1 (weights, tiny lam)
 @given(pb=ot_problems(max_points=8))
-def test_lemma_3_2_with_weights_and_tiny_lam(pb):
-    """d_c <= d_{c,lam} <= d_c + lam I(pi_emd); uniform: I(pi_emd) <= log K | K/2; L2: >= d_c + lam/2."""
+def test_lemma_3_2_with_weights_and_tiny_lam(xp, pb):
+    """d_c <= d_{c,lam} <= d_c + lam I(pi_emd); uniform: I(pi_emd) <= log K | K/2; L2: >= d_c + lam/2.
+    The regularised problem is solved in the backend's namespace."""
     pb = _nonzero(pb)
-    sb = smoothing_bounds(pb.C, pb.lam, pb.reg, pb.a, pb.b, tol=TOL)
+    sb = smoothing_bounds(from_host(pb.C, xp), pb.lam, pb.reg, from_host(pb.a, xp), from_host(pb.b, xp), tol=TOL)
     sb.lower.check("Lemma 3.2 lower")
     sb.upper.check("Lemma 3.2 upper")
     sb.floor.check("L2 floor")
