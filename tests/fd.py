@@ -1,7 +1,10 @@
-"""Central finite differences over parameter lists, shared by the method tests (float64)."""
+"""Central finite differences over parameter lists, shared by the method tests (float64).
+
+A thin use of :mod:`refimpl.testing` (``numeric_grad``, the engine of ``check_grad``)."""
 import numpy as np
 
 from refimpl.backend import to_numpy
+from refimpl.testing import numeric_grad
 
 H = 1e-6
 
@@ -9,20 +12,7 @@ H = 1e-6
 def fd_host_params(fun, hp, h=H):
     """Central differences of scalar ``fun(host params)`` w.r.t. every entry of ``hp``
     (a list of ``(W, b)`` NumPy arrays); returns the same structure of gradients."""
-    out = []
-    for l, (W, b) in enumerate(hp):
-        gl = []
-        for k, a in enumerate((W, b)):
-            g = np.zeros_like(a)
-            for idx in np.ndindex(*a.shape):
-                pp = [[w.copy(), c.copy()] for w, c in hp]
-                pm = [[w.copy(), c.copy()] for w, c in hp]
-                pp[l][k][idx] += h
-                pm[l][k][idx] -= h
-                g[idx] = (fun(pp) - fun(pm)) / (2 * h)
-            gl.append(g)
-        out.append(tuple(gl))
-    return out
+    return numeric_grad(fun, [tuple(layer) for layer in hp], h=h)
 
 
 def assert_grads_close(grads, fd, rtol=1e-6, atol=1e-8):
