@@ -371,7 +371,7 @@ def evaluate(samples, dataset_name, rng, n_target=N_EVAL, *, n_projections=N_PRO
 # ----------------------------------------------------------------------------- chance baseline
 
 def mixture_moments(dataset_name):
-    """Exact mean and covariance of a Gaussian-mixture dataset.
+    """Exact mean and covariance of a Gaussian-mixture dataset (input rules of :mod:`refimpl._checks`).
 
     Parameters
     ----------
@@ -402,6 +402,8 @@ def mixture_moments(dataset_name):
 
 def chance_baseline(dataset_name, rng, n=N_EVAL, n_target=N_EVAL, *, cloud_rng, n_projections=N_PROJECTIONS):
     """The toy metrics of a structureless cloud: a Gaussian with the data's mean and covariance.
+
+    Scalars are checked at entry (input rules of :mod:`refimpl._checks`).
 
     The reference against which mode counts and high-quality fractions must be read: a
     generator that learned nothing but the first two moments of the data scores this.

@@ -200,7 +200,7 @@ ARGS = {
     "batch": _s(st.integers(1, 6), POS_INT), "num_itermax": ("scalar", lambda c: None, (0, -1, 2.5)),
     "n": _s(st.integers(0, 6), NONNEG_INT), "lr": _s(_POS, POS),
     # objects
-    "obj": _o(lambda c: Objective(c.rng.choice(OBJECTIVES))), "rng": _o(lambda c: c.rng),
+    "obj": _o(lambda c: Objective(c.rng.choice(OBJECTIVES))), "rng": _o(lambda c: c.rng), "cloud_rng": _o(lambda c: c.rng),
     "graph": _o(lambda c: c.graph), "critic": _o(lambda c: c.critic), "potential": _o(lambda c: c.critic),
     "phi_net": _o(lambda c: c.critic), "psi_net": _o(lambda c: c.critic), "gen": _o(lambda c: c.gen),
     "mlp": _o(lambda c: c.mlp),
@@ -228,6 +228,7 @@ OVERRIDES = {
     "backend.scalar": {"x": lambda c: c.arr(())},
     "backend.from_host": {"a": lambda c: c.rng.uniform(-1, 1, (c.n, c.d))},
     "wgrad.laplacian_dense": {"X": lambda c: c.arr(c.chw, 0.0, 1.0)},
+    "metrics.chance_baseline": {"n": lambda c: c.data.draw(st.integers(1, 6), label="scalar")},    # a cloud of >= 1 point
 }
 # KL densities exp((phi - psi - C)/lam) with |phi - psi - C| <= 3: lam >= 0.05 keeps them inside float32's
 # range; below, exp overflows and the functions rightly refuse lam (tests/test_validation.py)
