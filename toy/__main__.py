@@ -22,7 +22,7 @@ import sys
 
 from refimpl import runs
 
-from .registry import EXPERIMENTS, FLAGS, resolve
+from .registry import EXPERIMENTS, FLAGS, THREADS, THREADS_WHY, resolve
 
 #: experiment-specific flags: name -> (argparse keyword arguments, help)
 OVERRIDE_FLAGS = {
@@ -63,6 +63,9 @@ def build_parser(name):
     flags = FLAGS.get(name)
     ap = runs.ArgumentParser(prog=f"python -m toy {name}", description=EXPERIMENTS[name][2])
     runs.add_common_flags(ap, iters_default=(flags or {}).get("iters", "the experiment's"))
+    if name in THREADS:
+        ap.set_defaults(threads=THREADS[name])
+        next(a for a in ap._actions if a.dest == "threads").help = f"BLAS threads (default {THREADS[name]}: {THREADS_WHY[name]})"
     g = ap.add_argument_group(f"{name} flags")
     for key, (kw, text) in OVERRIDE_FLAGS.items():
         if flags is not None and key not in flags:

@@ -59,6 +59,10 @@ FLAGS = {
                    "variant": "none; keys swgan, wgan-gp (needs --peer swgan=FOLDER unless --quick)"},
 }
 
+#: experiments whose default BLAS thread count is not the machine's cores, and why
+THREADS = {"grid-tour": 1}
+THREADS_WHY = {"grid-tour": "its budget is process CPU time, which idle BLAS threads would consume by spinning"}
+
 
 def resolve(name):
     import importlib
