@@ -230,6 +230,6 @@ def params(p, name, *, xp=None, shapes=None, dtype=None, finite=True):
 
 def boolean(v, name):
     """A Python/NumPy bool; ``TypeError`` otherwise (0/1 are not accepted)."""
-    if isinstance(v, bool) or type(v).__name__ == "bool_":
+    if isinstance(v, bool) or type(v).__name__ in ("bool_", "bool"):   # numpy.bool is named "bool" in NumPy 2
         return bool(v)
     raise TypeError(f"{name} must be True or False, got {type(v).__name__} {v!r}")

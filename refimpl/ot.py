@@ -53,7 +53,12 @@ potentials. The solvers stop when the Hoelder bound of that expression,
 is at most ``tol * |F|`` *and* the marginal error ``|r - a|_1 + |c - b|_1`` is at most
 ``tol``: the gap alone can vanish for an infeasible pseudo-plan (constant ``psi``,
 exact rows). Weights must be strictly positive. The rule is evaluated on the plan that
-is returned, together with its computed ``primal - dual``.
+is returned, together with its computed ``primal - dual``. One absolute term: for the
+only problem of value 0 (KL with ``C = 0``), ``|F|`` is replaced by the size of the terms
+that cancel in ``F``, ``lam + max|phi| + max|psi|`` (``ot_solver._value_scale`` says why
+this is sound there and nowhere else). A ``tol`` below what the dtype resolves at this
+``lam`` (marginal errors near ``eps (max|phi| + max|psi| + max C)/lam``) ends in status
+``"stalled"`` within ~20 Newton steps, with a warning naming the reachable ``tol``.
 
 Inputs: public functions validate once at entry by the rules of :mod:`refimpl._checks`
 (float16 refused, integers promoted to float64, mixed float32/float64 computed in
@@ -72,7 +77,7 @@ from typing import Any
 
 from refimpl import _checks
 from refimpl.backend import namespace
-from refimpl.ot_solver import _measure
+from refimpl.ot_solver import _measure, _value_scale
 from refimpl.ot_solver import _anneal
 
 COSTS = ("l1", "euclidean", "sqeuclidean")
@@ -261,7 +266,8 @@ _INPUT_RULES = """By the input rules of :mod:`refimpl._checks`: arrays only (lis
     ``TypeError``); float16 refused; integer and bool promoted to float64; mixed
     float32/float64 inputs computed in float64; NaN/inf refused (``ValueError`` naming
     the argument); costs must be >= 0, weights > 0 summing to 1, ``lam`` finite > 0,
-    ``reg`` in {"kl", "l2"} (any case)."""
+    ``reg`` in {"kl", "l2"} (any case). Scalars may be Python or NumPy numbers (NumPy
+    bools for ``anneal``, 0-d NumPy arrays for reals), converted to Python numbers at entry."""
 
 
 def _density(V, lam, reg, xp):
@@ -456,7 +462,12 @@ def solve_regularized(C, lam, reg="kl", a=None, b=None, tol=1e-9, max_iter=None,
     tol : float > 0
         Stop when the bound on ``|gap|`` (module docstring) is ``<= tol * |F|`` and the
         marginal error ``|P 1 - a|_1 + |P^T 1 - b|_1 <= tol``, both evaluated on the plan
-        actually returned; values below ``1e3 * eps`` of the dtype are raised to it.
+        actually returned; values below ``1e3 * eps`` of the dtype are raised to it. For
+        KL with ``C = 0`` (value exactly 0, where ``tol |F|`` is rounding noise) ``|F|`` is
+        replaced by ``lam + max|phi| + max|psi|``, the size of the terms that cancel in
+        ``F``. A ``tol`` below the dtype's resolution at this ``lam`` (the plan's entries
+        carry relative rounding up to ``eps (max|phi| + max|psi| + max C)/lam``) returns
+        ``converged=False``, status ``"stalled"``, with a warning naming the reachable ``tol``.
     max_iter : int >= 1, optional
         Iterations over all stages: Sinkhorn iterations plus Newton steps (KL, default
         10000) or Newton steps (L2, default 500).
@@ -505,8 +516,7 @@ def solve_regularized(C, lam, reg="kl", a=None, b=None, tol=1e-9, max_iter=None,
     tol = _checks.real(tol, "tol", gt=0.0)
     max_iter = (10_000 if reg == "kl" else 500) if max_iter is None else _checks.integer(max_iter, "max_iter", ge=1)
     max_seconds = _checks.real(max_seconds, "max_seconds", gt=0.0, allow_inf=True)
-    if not isinstance(anneal, bool):
-        raise TypeError(f"anneal must be a bool, got {type(anneal).__name__}")
+    anneal = _checks.boolean(anneal, "anneal")
     return _solve(C, lam, reg, a, b, tol, max_iter, phi0, psi0, max_seconds, anneal, xp)
 
 
@@ -530,7 +540,8 @@ def _solve(C, lam, reg, a, b, tol, max_iter, phi, psi, max_seconds, use_stages, 
     # ~eps*lam of F and the primal exceed tol*|F| (huge lam), the solution is not certified
     q, merr_l1 = _measure(D, st, tol_eff)
     gap = float(primal) - st.F
-    gap_ok = abs(gap) <= max(tol_eff * abs(st.F), 64 * eps * (cmax + abs(st.F)))
+    size = _value_scale(D, float(xp.max(xp.abs(st.phi))), float(xp.max(xp.abs(st.psi))), st.F)
+    gap_ok = abs(gap) <= max(tol_eff * size, 64 * eps * (cmax + size))
     ok = q <= 1.0 and gap_ok
     if ok:
         status = "converged"
@@ -539,18 +550,34 @@ def _solve(C, lam, reg, a, b, tol, max_iter, phi, psi, max_seconds, use_stages, 
     elif status == "converged":
         status = "stalled"
     if not ok:
+        phi_max, psi_max = float(xp.max(xp.abs(st.phi))), float(xp.max(xp.abs(st.psi)))
+        reach = max(q * tol_eff, abs(gap) / size if size > 0 else 0.0)     # smallest tol this plan meets
+        floor = eps * (phi_max + psi_max + cmax) / lam                      # relative rounding of the plan
         _warn_not_converged(reg, lam, C, xp, status, iters, max_iter, max_seconds, time.perf_counter() - t0,
-                            stages, done, merr_l1, gap, tol_eff, spread)
+                            stages, done, merr_l1, gap, tol_eff, spread, reach, floor)
     return OTResult(plan=plan, phi=st.phi, psi=st.psi, primal=primal, dual=dual, gap=primal - dual,
                     marginal_error=merr, iterations=iters, converged=ok, status=status)
 
 
 def _warn_not_converged(reg, lam, C, xp, status, iters, max_iter, max_seconds, seconds, stages, done,
-                        merr_l1, gap, tol, spread):
+                        merr_l1, gap, tol, spread, reach, floor):
+    """The warning of an unconverged solve: why, how far it got, what to change.
+
+    ``reach``: the smallest ``tol`` the returned plan meets; ``floor``: the bound
+    ``eps (max|phi| + max|psi| + max C) / lam`` on the relative rounding of the pseudo-plan's
+    entries (``exp(V/lam)`` or ``V_+/lam`` with ``V`` rounded to ``eps`` times the potentials'
+    size). Its marginals, sums of these entries, average the rounding and stall somewhat below
+    it (10 x 10, ``lam = 1e-4`` x median: bound ~2e-11, L1 marginal error ~1e-13 to 1e-12).
+    """
+    dt = _checks._dtype_name(C.dtype)
     why = {"max_iter": f"max_iter={max_iter} reached",
            "max_seconds": f"time budget max_seconds={max_seconds:g} spent",
-           "stalled": "stalled: the stopping measure stopped decreasing (rounding floor of "
-                      f"{_checks._dtype_name(C.dtype)} at this lam)",
+           "stalled": f"stalled: the stopping measure stopped decreasing; the returned plan meets the stopping "
+                      f"rule for tol >= {reach:.2g}" + (
+                          f" and tol={tol:.3g} is below what {dt} resolves at this lam (the plan's entries "
+                          f"exp(V/lam) or V_+/lam carry relative rounding up to eps (max|phi| + max|psi| + max C)/lam"
+                          f" = {floor:.2g}; its marginals and gap, sums of them, stop improving near that)"
+                          if reach <= 10 * floor else ""),
            "resolution": f"lam={lam:g} is beyond the resolution of {_checks._dtype_name(C.dtype)}: the "
                          f"potentials are ~lam, so F and the primal carry rounding errors ~eps*lam, above "
                          f"tol*|F| (the plan is a b^T to working precision)"}.get(status, status)
@@ -567,6 +594,8 @@ def _warn_not_converged(reg, lam, C, xp, status, iters, max_iter, max_seconds, s
         advice.append("a larger max_seconds")
     if status == "max_iter":
         advice.append("a larger max_iter")
+    if status == "stalled" and 10 * reach <= 1e-2:
+        advice.append(f"tol >= {10 * reach:.2g} (ten times what this plan meets, above {dt}'s rounding floor)")
     warnings.warn(f"solve_regularized(reg={reg!r}, lam={lam:g}) did not converge: {why} after {iters} "
                   f"iterations in {seconds:.2f} s{where}; the returned plan has marginal error {merr_l1:.3e} "
                   f"(L1; tol={tol:.3g}) and gap {gap:.3e}. To converge: " + "; or ".join(advice) + ".",

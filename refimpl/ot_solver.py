@@ -18,8 +18,9 @@ __all__: list = []      # private engine: the public entry point is refimpl.ot.s
 def _progress(D, phi, psi, err_r, err_c, mass_err, F, tol):
     """Stopping measure; converged when <= 1 (host float).
 
-    ``max(bound / (tol |F|), (|r - a|_1 + |c - b|_1) / tol)`` with ``bound`` the Hoelder bound
-    of ``|gap| = |<phi, r - a> - <psi, c - b>|`` (module docstring). The marginal term is
+    ``max(bound / (tol S), (|r - a|_1 + |c - b|_1) / tol)`` with ``bound`` the Hoelder bound
+    of ``|gap| = |<phi, r - a> - <psi, c - b>|`` (module docstring) and ``S = _value_scale``
+    (``|F|``; the size of the terms of ``F`` for the zero-value problem). The marginal term is
     needed: the gap of a pseudo-plan can vanish while it is infeasible (e.g. constant
     ``psi`` and exact rows give ``gap = 0`` whatever the column sums).
     """
@@ -27,9 +28,29 @@ def _progress(D, phi, psi, err_r, err_c, mass_err, F, tol):
     pmax, pmin, qmax, qmin = (float(xp.max(phi)), float(xp.min(phi)), float(xp.max(psi)), float(xp.min(psi)))
     bound = (0.5 * (pmax - pmin) * err_r + 0.5 * (qmax - qmin) * err_c
              + abs(0.5 * (pmax + pmin) - 0.5 * (qmax + qmin)) * mass_err)
-    scale = tol * abs(F)
+    scale = tol * _value_scale(D, max(abs(pmax), abs(pmin)), max(abs(qmax), abs(qmin)), F)
     gap_term = bound / scale if scale > 0 else (0.0 if bound == 0 else math.inf)
     return max(gap_term, (err_r + err_c) / tol)
+
+
+def _value_scale(D, phi_max, psi_max, F):
+    """The size against which ``tol`` measures the gap: ``|F|``, except for the zero-value problem.
+
+    KL with ``C = 0`` (``D.null``; with weights > 0 the only KL problem of value 0, since
+    ``0 <= d_c <= d_{c,lam} <= <a, C b>``, the cost of ``a b^T``, whose ``I`` is 0): there
+    ``F`` is a cancellation ``<a, phi> - <b, psi> - lam sum P`` of terms of size
+    ``S0 = lam + max|phi| + max|psi|`` (``phi - psi = lam`` at the optimum), so the computed
+    ``F``, the primal and the gap are rounding noise ``~ eps S0`` and ``tol |F|`` cannot be
+    met by any plan. The gap is then measured against ``S0``: ``|gap| <= tol S0``, which
+    (``tol >= 1e3 eps``) is above that rounding and, by the Hoelder bound, follows from the
+    marginal test (``|gap| <= (max|phi| + max|psi|) * L1 marginal error``). Where the value
+    is not 0 the relative term is kept as it is: an absolute term of size ``eps S0`` would
+    certify a value like ``lam = 1e12`` against costs ~1 (error ``~eps lam = 2e-4``), which
+    is reported as ``"resolution"`` instead. L2 values are ``>= lam/2 > 0``.
+    """
+    if D.null:
+        return max(abs(F), D.lam + phi_max + psi_max)
+    return abs(F)
 
 
 def _lse(Z, axis, xp):
@@ -74,6 +95,7 @@ class _Dual:
         self.eps = float(xp.finfo(C.dtype).eps)
         self.cmax = float(xp.max(C)) if cmax is None else cmax
         self.zero = xp.zeros((), dtype=C.dtype, device=C.device)
+        self.null = reg == "kl" and self.cmax == 0.0     # the zero-value problem (``_value_scale``)
         if reg == "kl":
             self.Cl, self.la, self.lb = C / lam, xp.log(a), xp.log(b)
             self.expmax = 0.5 * math.log(float(xp.finfo(C.dtype).max))
@@ -185,7 +207,18 @@ def _newton_after(M, N):
     step = ((M + N) ** 3 / 3.0 if _dense_newton(M, N) else _CG_ITERS * sink) + 3 * sink
     return max(50.0, _NEWTON_STEPS * step / sink)
 _INIT_STEPS = 0     # Newton steps of the root solves in the first L2 sweep (its start point only)
-_MU = 1e-2         # Levenberg-Marquardt factor: mu = _MU * min(1, |grad F|_1)
+_MU = 1e-2         # Levenberg-Marquardt factor: mu = max(_MU * min(1, |grad F|_1), _mu_floor(D))
+
+
+def _mu_floor(D):
+    """Smallest Levenberg-Marquardt factor: ``4 (M + N) eps``.
+
+    The damping ``mu a_i / lam`` is added to diagonal entries ``r_i / lam ~ a_i / lam`` of the
+    Laplacian, whose null vector ``(1, 1)`` it removes; below a few ulps of them it vanishes in
+    the sum (at ``|grad F|_1 ~ 1e-15``) and the dense LU meets an exact zero pivot. At this
+    size it still damps far less than the rounding of the Laplacian itself.
+    """
+    return 4.0 * (D.M + D.N) * D.eps
 
 
 def _measure(D, st, tol):
@@ -220,10 +253,10 @@ def _newton(D, tol, max_iter, st, it, deadline):
             return best_st, it, "max_iter"
         if time.perf_counter() >= deadline:
             return best_st, it, "max_seconds"
-        if it - best_it >= _STALL:
+        if it - best_it >= _STALL or err == 0.0:   # err = 0: the gradient of F is exactly 0, no ascent
             return best_st, it, "stalled"
         it += 1
-        g, d = D.newton_direction(st, _MU * min(1.0, err), min(0.1, math.sqrt(err)))
+        g, d = D.newton_direction(st, max(_MU * min(1.0, err), _mu_floor(D)), min(0.1, math.sqrt(err)))
         gd = float(xp.sum(g * d))
         dphi, dpsi = d[:M], d[M:]
         step, trial = 1.0, None

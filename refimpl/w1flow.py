@@ -30,6 +30,10 @@ Input rules: public functions validate at entry by the rules of :mod:`refimpl._c
 (arrays only; integer clouds promoted to float64, float16 refused, float32 with float64
 computed in float64; NaN/inf raise ``ValueError`` naming the argument before POT runs);
 ``eps`` is finite and > 0, ``n_steps`` an integer >= 0, a given matching a permutation.
+Scalars may be Python or NumPy numbers (``numpy.float64``/``float32`` or a 0-d NumPy array
+for ``eps``, NumPy integers for ``n_steps``, NumPy bools for the flags); they are converted
+to Python numbers at entry, so none reaches array arithmetic (array_api_strict refuses
+NumPy scalars there).
 """
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ Tolerance slacks are fixed a priori from the solver tolerance: problems are solv
 get a slack of ``SLACK = 1e-8`` relative.
 """
 import math
+import re
 import warnings
 
 import numpy as np
@@ -752,3 +753,75 @@ def test_l2_block_roots_are_exact(xp):
             if s > t[k - 1] and (k == 9 or s <= t[k]):
                 break
         assert got[i] == pytest.approx(s, rel=1e-13, abs=1e-15)
+
+
+# ----------------------------------------------------------------------------- issue 13 findings (solver)
+def test_tolerance_below_float64_resolution_returns_fast_and_says_so(xp):
+    """KL at lam = 1e-4 x median cost (10 x 10, squared Euclidean) with tol = 1e-12: the plan's
+    entries exp(V/lam) carry relative rounding up to eps (|phi| + |psi| + max C)/lam ~ 2e-11, and
+    its marginals stall near 1e-12, so tol = 1e-12 is not reachable. The solver stops at the stall
+    (a few hundred iterations, not max_iter), says converged=False, names the reachable tol, and a
+    rerun at the advised tol converges (tol = 1e-10 converges as before)."""
+    rng = np.random.default_rng(0)
+    Ch = cdist(rng.standard_normal((10, 2)), rng.standard_normal((10, 2)), "sqeuclidean")
+    C, lam = from_host(Ch, xp), 1e-4 * float(np.median(Ch))
+    with pytest.warns(RuntimeWarning, match=r"(?s)stalled.*tol=1e-12 is below what float64 resolves at this lam"
+                                            r".*To converge: .*tol >= ([0-9.e-]+)") as rec:
+        res = solve_regularized(C, lam, "kl", tol=1e-12)
+    assert not res.converged and res.status == "stalled" and res.iterations < 1000
+    advised = float(re.search(r"tol >= ([0-9.e+-]+) \(ten times", str(rec[0].message)).group(1))
+    assert 1e-12 < advised < 1e-9
+    assert _solve(xp, C, lam, "kl", tol=advised).iterations < 1000
+    assert _solve(xp, C, lam, "kl", tol=1e-10).iterations < 1000
+
+
+def test_newton_system_with_a_vanishing_gradient_is_not_singular(xp):
+    """Found by hypothesis: N = 1, lam = 1e-4 x median, tol = 1e-12. Near the rounding floor the
+    Levenberg-Marquardt damping mu ~ 1e-2 |grad F|_1 ~ 3e-17 vanished next to the Laplacian's
+    diagonal and the dense LU hit an exact zero pivot (LinAlgError); mu >= 4 (M+N) eps now."""
+    C = np.array([[0.0], [0.47603395], [0.01514712], [1.64874142]])
+    a = np.array([9.98214457e-01, 8.26872046e-04, 4.09293034e-04, 5.49377464e-04])
+    a /= a.sum()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = solve_regularized(from_host(C, xp), 4.760339514363724e-05, "kl", a=from_host(a, xp),
+                                b=from_host(np.ones(1), xp), tol=1e-12)
+    assert res.status in ("converged", "stalled")
+    assert _l1_marginal_error(res, a, np.ones(1)) <= 1e-12
+
+
+def test_numpy_scalar_parameters(xp):
+    """NumPy scalars (and 0-d NumPy arrays for reals) are reals, integers and bools by the rules of
+    refimpl._checks; every scalar parameter of refimpl.ot is converted to a Python number at
+    entry, so none reaches array_api_strict arithmetic (which refuses NumPy scalars with
+    TypeError), and each call returns what it returns for the Python scalar."""
+    rng = np.random.default_rng(3)
+    Ch = rng.random((4, 5))
+    C = from_host(Ch, xp)
+    phi, psi = from_host(rng.standard_normal(4) * 0.1, xp), from_host(rng.standard_normal(5) * 0.1, xp)
+    P = from_host(np.full((4, 5), 0.05), xp)
+    calls = [
+        lambda lam, reg: solve_regularized(C, lam, reg).plan,
+        lambda lam, reg: dual_objective(phi, psi, C, lam, reg)[0],
+        lambda lam, reg: plan_from_potentials(phi, psi, C, lam, reg),
+        lambda lam, reg: density_ratio(phi, psi, C, lam, reg),
+        lambda lam, reg: primal_objective(P, C, lam, reg),
+        lambda lam, reg: termination_statistic(phi, psi, C, lam, reg),
+        lambda lam, reg: termination_statistic(phi, phi, C[:, 0], lam, reg),
+    ]
+    for reg in REGS:
+        for f in calls:
+            want = to_numpy(f(0.5, reg))
+            for lam in (np.float64(0.5), np.float32(0.5), np.asarray(0.5)):
+                got = f(lam, np.str_(reg))
+                assert_xp(got, xp, "float64")
+                np.testing.assert_array_equal(to_numpy(got), want)
+    ref = solve_regularized(C, 0.5, "kl", tol=1e-9, max_iter=500, max_seconds=10.0, anneal=True)
+    res = solve_regularized(C, np.float64(0.5), "kl", tol=np.float64(1e-9), max_iter=np.int64(500),
+                            max_seconds=np.float32(10.0), anneal=np.True_)
+    assert res.converged and res.iterations == ref.iterations
+    np.testing.assert_array_equal(to_numpy(res.plan), to_numpy(ref.plan))
+    assert solve_regularized(C, 0.5, "l2", anneal=np.False_).converged
+    assert_xp(cost_matrix(from_host(rng.random((3, 2)), xp), from_host(rng.random((2, 2)), xp), np.str_("l1")), xp)
+    with pytest.raises(TypeError, match="anneal"):
+        solve_regularized(C, 0.5, anneal=1)

@@ -150,3 +150,24 @@ def test_ties_can_slow_rematching():
 def test_bad_eps():
     with pytest.raises(ValueError):
         w1_flow_step(np.zeros((2, 1)), np.ones((2, 1)), 0.0)
+
+
+def test_numpy_scalar_parameters(xp):
+    """eps as numpy.float64 raised TypeError on array_api_strict (a NumPy scalar in array
+    arithmetic). NumPy scalars are reals, integers and bools by refimpl._checks: every scalar
+    parameter is converted to a Python number at entry, and the result equals the Python-scalar one."""
+    rng = np.random.default_rng(5)
+    x, y = from_host(rng.standard_normal((6, 2)), xp), from_host(rng.standard_normal((6, 2)), xp)
+    want = to_numpy(w1_flow_step(x, y, 0.25))
+    for eps in (np.float64(0.25), np.float32(0.25), np.asarray(0.25)):
+        got = w1_flow_step(x, y, eps)
+        assert_xp(got, xp, "float64")
+        np.testing.assert_array_equal(to_numpy(got), want)
+        np.testing.assert_array_equal(to_numpy(w1_flow_step(x, y, eps, matching=np.arange(6))),
+                                      to_numpy(w1_flow_step(x, y, 0.25, matching=np.arange(6))))
+    vals, p = w1_flow(x, y, 0.25, 3, rematch=False, return_particles=True)
+    for eps, n, flag in ((np.float64(0.25), np.int64(3), np.False_), (np.float32(0.25), np.int32(3), np.bool_(False))):
+        got_vals, got_p = w1_flow(x, y, eps, n, rematch=flag, return_particles=np.True_)
+        assert got_vals == vals and len(got_vals) == 4
+        assert_xp(got_p, xp, "float64")
+        np.testing.assert_array_equal(to_numpy(got_p), to_numpy(p))
