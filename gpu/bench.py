@@ -1,6 +1,6 @@
 """GPU benchmark: refimpl on CuPy against PyTorch CUDA, same run, same random numbers, float32.
 
-Workloads: (1) the WGAN-GP critic step of ``toy/bench_engine.py`` (critic on a real
+Workloads: (1) the WGAN-GP critic step of ``refimpl/critic_step_bench.py`` (critic on a real
 and a fake batch, gradient penalty through ``input_gradient`` +
 ``input_gradient_vjp``, Adam); (2) a full image-scale WGAN-GP outer iteration (5
 critic steps and 1 generator step) with MLPs ``128-W-W-W-784`` and ``784-W-W-W-1``
@@ -39,7 +39,7 @@ import numpy as np
 
 from refimpl.backend import backend_name, from_host, get_namespace, synchronize
 from refimpl.train import ArrayData, GANConfig, GANMethod
-from toy.bench_engine import matmul_shapes, refimpl_step_fn, torch_mlp, torch_wgan_gp_critic_update
+from refimpl.critic_step_bench import matmul_shapes, refimpl_step_fn, torch_mlp, torch_wgan_gp_critic_update
 
 from . import require_cupy
 
@@ -73,7 +73,7 @@ def _forward(sizes, n):
 
 
 def critic_step_flops(sizes, batch):
-    """Matrix-product FLOPs of one WGAN-GP critic step (``toy.bench_engine.matmul_shapes``)."""
+    """Matrix-product FLOPs of one WGAN-GP critic step (``refimpl.critic_step_bench.matmul_shapes``)."""
     return sum(2 * m * k * n for m, k, n in matmul_shapes(sizes, batch))
 
 

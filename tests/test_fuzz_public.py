@@ -41,6 +41,7 @@ from refimpl.wgrad import PixelGraph
 EXCUSED = {
     "checkpoint.": "reads and writes files (tests/test_train.py, tests/test_runs.py)",
     "runs.": "the run layer: flags, output folders, signals, checkpoints (tests/test_runs.py)",
+    "critic_step_bench.": "benchmark workloads (python -m toy.bench_engine, python -m gpu.bench; tests/test_gpu_verify.py)",
     "outputs.": "writes files and figures of finished runs (tests/test_runs.py, tests/test_toy_*.py)",
     "train.fingerprint_diff": "compares two config dicts, no arrays (tests/test_runs.py)",
     "images.": "reads files the test writes (tests/test_images.py builds every format)",
@@ -383,7 +384,7 @@ def test_every_public_function_is_fuzzed_or_excused():
 
 #: modules whose docstrings other branches own (issue-12b: ot, swgan), and the run layer (train loop,
 #: checkpoints, runs, outputs), whose inputs are flags, files and configs, not arrays
-OTHER_BRANCH_MODULES = ("train", "checkpoint", "runs", "outputs")
+OTHER_BRANCH_MODULES = ("train", "checkpoint", "runs", "outputs", "critic_step_bench")
 
 
 def test_every_public_docstring_states_its_input_rule():

@@ -18,9 +18,7 @@ import time
 
 import numpy as np
 
-from refimpl.nn import MLP
-from refimpl.objectives import Objective, _critic_grads
-from refimpl.optim import Adam
+from refimpl.critic_step_bench import matmul_shapes, refimpl_step_fn, torch_step_fn
 
 
 def _median_time(fn, repeats, warmup=3):
@@ -34,27 +32,6 @@ def _median_time(fn, repeats, warmup=3):
     return statistics.median(ts)
 
 
-def matmul_shapes(sizes, batch):
-    """(m, k, n) of every matrix product in refimpl's WGAN-GP critic step (ReLU critic)."""
-    L = len(sizes) - 1
-    two = 2 * batch
-    shapes = []
-    for l in range(L):                                   # forward on real+fake
-        shapes.append((two, sizes[l], sizes[l + 1]))
-    for l in range(L):                                   # backward: dW, and dh except at the input
-        shapes.append((sizes[l], two, sizes[l + 1]))
-        if l > 0:
-            shapes.append((two, sizes[l + 1], sizes[l]))
-    for l in range(L):                                   # input gradient: forward + backward
-        shapes.append((batch, sizes[l], sizes[l + 1]))
-        shapes.append((batch, sizes[l + 1], sizes[l]))
-    for l in range(L):                                   # double backward: gW and bar_e
-        shapes.append((sizes[l], batch, sizes[l + 1]))
-        if l < L - 1:
-            shapes.append((batch, sizes[l], sizes[l + 1]))
-    return shapes
-
-
 def blas_ceiling(shapes, dtype, repeats):
     """Median time of the plain matrix products alone, and their FLOP count."""
     rng = np.random.default_rng(0)
@@ -63,63 +40,6 @@ def blas_ceiling(shapes, dtype, repeats):
     flops = sum(2 * m * k * n for m, k, n in shapes)
     t = _median_time(lambda: [a @ b for a, b in mats], repeats)
     return t, flops
-
-
-def refimpl_step_fn(sizes, batch, dtype, seed=0, xp=np):
-    """One refimpl WGAN-GP critic step (critic_grads + Adam) as a closure, on backend ``xp``."""
-    from refimpl.backend import from_host
-    rng = np.random.default_rng(seed)
-    net = MLP(sizes, "relu")
-    state = {"p": net.init(rng, xp=xp, dtype=dtype)}
-    opt = Adam(1e-4, 0.5, 0.9)
-    state["o"] = opt.init(state["p"])
-    obj = Objective("wgan-gp", lam=10.0)
-    real = from_host(rng.standard_normal((batch, sizes[0])), xp, dtype)
-    fake = from_host(rng.standard_normal((batch, sizes[0])), xp, dtype)
-
-    def step():     # the unchecked twins a training step calls (no per-call validation, like torch)
-        _, grads, _ = _critic_grads(obj, net, state["p"], real, fake, rng)
-        state["p"], state["o"] = opt._step(state["p"], grads, state["o"])
-    return step
-
-
-def torch_mlp(torch, sizes, dtype=None, device="cpu"):
-    """``torch.nn.Sequential`` of Linear layers with ReLU between them."""
-    layers = []
-    for l in range(len(sizes) - 1):
-        layers.append(torch.nn.Linear(sizes[l], sizes[l + 1]))
-        if l < len(sizes) - 2:
-            layers.append(torch.nn.ReLU())
-    return torch.nn.Sequential(*layers).to(device=device, dtype=dtype)
-
-
-def torch_wgan_gp_critic_update(torch, critic, opt, real, fake, eps=None):
-    """The peer's WGAN-GP critic update: autograd.grad(create_graph=True), then Adam.
-
-    ``eps`` (B, 1): the interpolation weights; default: drawn with ``torch.rand`` on the device.
-    """
-    batch = real.shape[0]
-    opt.zero_grad(set_to_none=True)
-    scores = critic(torch.cat([real, fake]))
-    eps = torch.rand(batch, 1, dtype=real.dtype, device=real.device) if eps is None else eps
-    x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
-    (g,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
-    gp = 10.0 * ((g.norm(dim=1) - 1) ** 2).mean()
-    loss = scores[batch:].mean() - scores[:batch].mean() + gp
-    loss.backward()
-    opt.step()
-
-
-def torch_step_fn(sizes, batch, dtype, seed=0, device="cpu"):
-    """The same step in PyTorch, as a closure."""
-    import torch
-    torch.manual_seed(seed)
-    tdt = {"float32": torch.float32, "float64": torch.float64}[dtype]
-    critic = torch_mlp(torch, sizes, tdt, device)
-    opt = torch.optim.Adam(critic.parameters(), lr=1e-4, betas=(0.5, 0.9))
-    real = torch.randn(batch, sizes[0], dtype=tdt, device=device)
-    fake = torch.randn(batch, sizes[0], dtype=tdt, device=device)
-    return lambda: torch_wgan_gp_critic_update(torch, critic, opt, real, fake)
 
 
 def measure(sizes, batch, dtype, repeats):
