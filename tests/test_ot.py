@@ -18,7 +18,7 @@ import warnings
 import numpy as np
 import ot
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from scipy.spatial.distance import cdist
 from scipy.special import rel_entr
@@ -113,7 +113,11 @@ def test_kl_primal_matches_pot_sinkhorn(xp, data, cost, lam_exp, wdata):
     C, Ch, lam = _setup(xp, x, y, cost, lam_exp)
     a, b = wdata.draw(weights(x.shape[0])), wdata.draw(weights(y.shape[0]))
     res = _solve(xp, C, lam, "kl", a, b)
-    G = ot.bregman.sinkhorn_log(a, b, Ch, lam, stopThr=1e-11, numItermax=100000)
+    assert abs(_f(res.gap)) <= 1e-8 * abs(_f(res.primal))
+    G = ot.bregman.sinkhorn_log(a, b, Ch, lam, stopThr=1e-11, numItermax=20000)
+    # POT is an oracle only where its Sinkhorn converged (found at 500 examples: a case where it
+    # does not reach its threshold even at 1e5 iterations, while refimpl's certificate holds to 5e-15)
+    assume(np.abs(G.sum(1) - a).sum() + np.abs(G.sum(0) - b).sum() <= 1e-9)
     pot = float(np.sum(G * Ch) - lam * np.sum(-rel_entr(G, 1.0)) + lam * (_entropy(a) + _entropy(b)))
     assert _f(res.primal) == pytest.approx(pot, rel=1e-6)
     assert abs(_f(res.gap)) <= 1e-8 * abs(_f(res.primal))
