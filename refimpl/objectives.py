@@ -311,15 +311,25 @@ def generator_grads(obj, gen, gparams, critic, cparams, z):
     loss : 0-d array; grads : list of (dW, db); fake : (B, d)
     """
     _obj(obj), _net(critic, "critic")
+    gparams, z = _check_generator(gen, gparams, z, critic)
+    cparams = _checks.params(cparams, "cparams", xp=namespace(z), shapes=critic._param_shapes(), dtype=z.dtype)
+    return _generator_grads(obj, gen, gparams, critic, cparams, z)
+
+
+def _check_generator(gen, gparams, z, *nets):
+    """Entry checks shared by the generator-gradient functions: ``gen`` an MLP whose output size
+    every network of ``nets`` takes, ``gparams`` of its layout, ``z`` (B >= 1, latent) finite;
+    returns the validated ``(gparams, z)``."""
     if not isinstance(gen, MLP):
         raise TypeError(f"gen must be a refimpl.nn.MLP, got {type(gen).__name__}")
-    if gen.sizes[-1] != critic.sizes[0]:
-        raise ValueError(f"gen outputs {gen.sizes[-1]} coordinates but critic takes {critic.sizes[0]}")
+    for net in nets:
+        if gen.sizes[-1] != net.sizes[0]:
+            raise ValueError(f"gen outputs {gen.sizes[-1]} coordinates but the networks take "
+                             f"{', '.join(str(n.sizes[0]) for n in nets)}")
     gparams, z = gen._validate(gparams, ("z", z, (None, gen.sizes[0])), pname="gparams")
     if z.shape[0] == 0:
         raise ValueError(f"z must be non-empty, got shape {tuple(z.shape)}")
-    cparams = _checks.params(cparams, "cparams", xp=namespace(z), shapes=critic._param_shapes(), dtype=z.dtype)
-    return _generator_grads(obj, gen, gparams, critic, cparams, z)
+    return gparams, z
 
 
 def _generator_grads(obj, gen, gparams, critic, cparams, z):

@@ -27,8 +27,8 @@ import math
 
 from . import _checks
 from .backend import namespace
-from .nn import MLP, _copy_params
-from .objectives import Objective, _generator_dfake, _net
+from .nn import _copy_params
+from .objectives import Objective, _check_generator, _generator_dfake, _net
 from .train import GANConfig, GANMethod
 
 #: Appendix C defaults ``(h, l)`` per objective. WGAN-GP: h = 0.1, l = 10; Standard GAN and
@@ -129,13 +129,7 @@ def rwp_generator_grads(obj, gen, gparams, gprev, critic, cparams, z, h):
     if not isinstance(obj, Objective):
         raise TypeError(f"obj must be an Objective, got {type(obj).__name__}")
     _net(critic, "critic")
-    if not isinstance(gen, MLP):
-        raise TypeError(f"gen must be a refimpl.nn.MLP, got {type(gen).__name__}")
-    if gen.sizes[-1] != critic.sizes[0]:
-        raise ValueError(f"gen outputs {gen.sizes[-1]} coordinates but critic takes {critic.sizes[0]}")
-    gparams, z = gen._validate(gparams, ("z", z, (None, gen.sizes[0])), pname="gparams")
-    if z.shape[0] == 0:
-        raise ValueError(f"z must be non-empty, got shape {tuple(z.shape)}")
+    gparams, z = _check_generator(gen, gparams, z, critic)
     kw = dict(xp=namespace(z), dtype=z.dtype)
     gprev = _checks.params(gprev, "gprev", shapes=gen._param_shapes(), **kw)
     cparams = _checks.params(cparams, "cparams", shapes=critic._param_shapes(), **kw)

@@ -41,7 +41,7 @@ from __future__ import annotations
 from . import _checks
 from .backend import namespace
 from .nn import MLP, _add_params, _copy_params
-from .objectives import Objective, _generator_dfake, _net
+from .objectives import Objective, _check_generator, _generator_dfake, _net
 from .rwp import check_h, check_steps
 from .train import GANConfig, GANMethod
 
@@ -157,14 +157,7 @@ def sbe_generator_grads(obj, gen, gparams, critic, cparams, potential, pparams, 
     if not isinstance(obj, Objective):
         raise TypeError(f"obj must be an Objective, got {type(obj).__name__}")
     _net(critic, "critic"), _net(potential, "potential")
-    if not isinstance(gen, MLP):
-        raise TypeError(f"gen must be a refimpl.nn.MLP, got {type(gen).__name__}")
-    if not gen.sizes[-1] == critic.sizes[0] == potential.sizes[0]:
-        raise ValueError(f"gen outputs {gen.sizes[-1]} coordinates but critic takes {critic.sizes[0]} "
-                         f"and potential {potential.sizes[0]}")
-    gparams, z = gen._validate(gparams, ("z", z, (None, gen.sizes[0])), pname="gparams")
-    if z.shape[0] == 0:
-        raise ValueError(f"z must be non-empty, got shape {tuple(z.shape)}")
+    gparams, z = _check_generator(gen, gparams, z, critic, potential)
     kw = dict(xp=namespace(z), dtype=z.dtype)
     cparams = _checks.params(cparams, "cparams", shapes=critic._param_shapes(), **kw)
     pparams = _checks.params(pparams, "pparams", shapes=potential._param_shapes(), **kw)
