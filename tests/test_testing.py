@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
 
 from refimpl.backend import from_host, to_numpy
 from refimpl.nn import MLP

@@ -14,11 +14,11 @@ import pytest
 from hypothesis import assume, given, strategies as st
 
 from refimpl.backend import from_host, to_numpy
-from refimpl.ot import dual_objective, solve_regularized
+from refimpl.ot import solve_regularized
 from refimpl.swgan import cost_input_gradient
 from refimpl.testing import (check_grad, composed_plan, conjugacy_residuals, cost_matrix_host, dual_gradient_norm,
                              dual_stability, gradient_error, information_inequality, linear_generator,
-                             nonconvex_sgd, ot_problems, plan_stability, sgd_rate_bound, smoothing_bounds,
+                             nonconvex_sgd, ot_problems, sgd_rate_bound, smoothing_bounds,
                              smoothness_bound)
 
 TOL = 1e-10

@@ -9,12 +9,12 @@ W2 between images over the pixel grid (refimpl.testing.image_w2) and its LP dual
 import numpy as np
 import ot
 import pytest
-from hypothesis import assume, given, strategies as st
+from hypothesis import given, strategies as st
 
 from refimpl.backend import from_host, to_numpy
 from refimpl.image_metrics import image_w1
 from refimpl.metrics import w1
-from refimpl.testing import cost_matrix_host, image_w2, images
+from refimpl.testing import image_w2, images
 from refimpl.wgrad import PixelGraph, laplacian_dense, wasserstein_gradient, wasserstein_norm_sq
 
 

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
-from scipy.stats import norm
 
 from refimpl.datasets import get_dataset, sample
 from refimpl.metrics import chance_baseline, evaluate, mixture_moments
