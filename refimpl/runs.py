@@ -276,7 +276,8 @@ def interrupts():
 
 # ----------------------------------------------------------------------------- one training run
 def train_run(opts: RunOptions, method, data, *, dataset, xp, dtype="float32", iters, eval_fn=None,
-              eval_every=0, checkpoint_every=None, check_every=None, progress=True, run_info=None):
+              eval_every=0, checkpoint_every=None, check_every=None, progress=True, run_info=None,
+              max_train_cpu_seconds=None):
     """:func:`refimpl.train.train` with the layer's checkpoint file, fingerprint and cadences.
 
     The checkpoint is ``opts.out / checkpoint.npz``; ``--resume`` also reads a legacy
@@ -284,7 +285,7 @@ def train_run(opts: RunOptions, method, data, *, dataset, xp, dtype="float32", i
     ``dataset`` (and ``run_info``) to the method, config, seed and dtype. Checkpoints are written
     every ``opts.checkpoint_every`` iterations (0: ``checkpoint_every``, else every evaluation)
     and every ``opts.checkpoint_seconds``. An interrupted run raises ``KeyboardInterrupt`` after
-    its checkpoint is written.
+    its checkpoint is written. ``max_train_cpu_seconds``: :func:`refimpl.train.train`'s budget.
 
     Returns
     -------
@@ -302,7 +303,7 @@ def train_run(opts: RunOptions, method, data, *, dataset, xp, dtype="float32", i
                 checkpoint_seconds=opts.checkpoint_seconds, resume=opts.resume,
                 resume_from=checkpoint_file(out), check_every=check_every,
                 run_info={"experiment": opts.experiment, "dataset": dataset, **(run_info or {})},
-                progress=progress)
+                progress=progress, max_train_cpu_seconds=max_train_cpu_seconds)
     if res.interrupted:
         raise KeyboardInterrupt
     return res

@@ -33,8 +33,9 @@ def test_quick_tour_writes_every_output(tour):
               "baseline/samples.npy"):
         assert (tour / f).stat().st_size > 0, f
     for m in METHODS:
-        for f in ("metrics.json", "samples.npy", "samples.png", "curve.csv", "curves.png"):
+        for f in ("metrics.json", "samples.npy", "samples.png", "curve.csv", "curves.png", "checkpoint.npz"):
             assert (tour / m / f).stat().st_size > 0, f"{m}/{f}"
+        assert not (tour / m / "checkpoint.pkl").exists()
     s = json.loads((tour / "summary.json").read_text())
     assert json.loads((tour / "metrics.json").read_text()) == s
     assert set(s["methods"]) == set(METHODS)
@@ -93,6 +94,22 @@ def test_rerun_reuses_finished_methods_and_overwrites_nothing(tour, capsys):
     err = capsys.readouterr().err
     assert err.count("reusing") == len(METHODS)
     assert all((tour / m / "samples.npy").read_bytes() == before[m] for m in METHODS)
+
+
+def test_resume_of_a_spent_budget_names_its_checkpoint_and_trains_nothing(tour, tmp_path, capsys):
+    """A method interrupted after its budget was spent (metrics.json not yet written) is resumed
+    from checkpoint.npz, as the message says, and ends where it stopped: no further iteration."""
+    import shutil
+    copy = tmp_path / "t"
+    shutil.copytree(tour, copy)
+    before = json.loads((copy / "sbe" / "metrics.json").read_text())
+    (copy / "sbe" / "metrics.json").unlink()
+    assert main(["grid-tour", "--quick", "--seed", "3", "--out", str(copy), "--resume", "--threads", "1"]) == 0
+    err = capsys.readouterr().err
+    assert f"resumed from {copy / 'sbe' / 'checkpoint.npz'} at iteration {before['iterations']}" in err
+    after = json.loads((copy / "sbe" / "metrics.json").read_text())
+    assert after["iterations"] == before["iterations"] and after["train_cpu_seconds"] == before["train_cpu_seconds"]
+    assert all(after[k] == before[k] for k in ("modes", "high_quality", "w1", "w2", "sliced_w1"))
 
 
 # ----------------------------------------------------------------------------- chance baseline
