@@ -68,10 +68,17 @@ def _exit_status(argv):
     (["prox-two-delta", "--seeds", "0", "--workers", "-1"], "--workers must be >= 0"),
     (["prox-two-delta", "--seeds", "0", "--set", "lam"], "--set: expected key=v1,v2"),
     (["prox-two-delta", "--seeds", "0", "--seed", "3"], "--seed is set by the sweep"),
+    # the experiment's own flags and --set values are parsed once, before any run is launched
+    (["prox-two-delta", "--seeds", "0-2", "--workers", "0", "--lam", "1"],
+     "prox-two-delta: unrecognized arguments: --lam 1"),
+    (["prox-two-delta", "--seeds", "0", "--set", "h=0.5,-1"], "argument --h: "),
+    (["prox-two-delta", "--seeds", "0", "--set", "lam=1,2"], "unrecognized arguments: --lam 1"),
+    (["wgan-gp-grid", "--seeds", "0", "--objective", "nope"], "argument --objective: invalid choice"),
 ])
 def test_bad_sweep_flags_exit_2_and_write_nothing(tmp_path, capsys, argv, msg):
     assert _exit_status(["sweep", *argv, "--out", str(tmp_path / "sw")]) == 2
-    assert msg in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert msg in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "sw").exists()
 
 
@@ -117,15 +124,23 @@ def _manifest(out):
 
 def test_serial_sweep_records_failures_skips_finished_runs_and_sets_aside(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(sweep, "_dask_available", lambda: False)
+    from toy import prox_two_delta
+    real = prox_two_delta.run
+
+    def fails_at_h_2(opts):                                             # a run failing after its flags parsed
+        if opts.extra.get("h") == 2.0:
+            raise ValueError("--h: 2 diverges (a stand-in failure)")
+        return real(opts)
+    monkeypatch.setattr(prox_two_delta, "run", fails_at_h_2)
     out = tmp_path / "sw"
-    argv = ["sweep", "prox-two-delta", "--seeds", "0-1", "--set", "h=0.5,-1", "--quick", "--out", str(out)]
-    assert toy_main(argv) == 1                                          # the h=-1 runs fail
+    argv = ["sweep", "prox-two-delta", "--seeds", "0-1", "--set", "h=0.5,2", "--quick", "--out", str(out)]
+    assert toy_main(argv) == 1                                          # the h=2 runs fail
     err = capsys.readouterr().err
     assert "note: Dask is not installed" in err and "serially" in err and "2 run(s) failed" in err
     runs = _manifest(out)["runs"]
     assert {k: v["status"] for k, v in runs.items()} == {"h=0.5,seed=0": "done", "h=0.5,seed=1": "done",
-                                                         "h=-1,seed=0": "failed", "h=-1,seed=1": "failed"}
-    assert "--h" in runs["h=-1,seed=0"]["error"] and "exit status 2" in runs["h=-1,seed=0"]["error"]
+                                                         "h=2,seed=0": "failed", "h=2,seed=1": "failed"}
+    assert "--h" in runs["h=2,seed=0"]["error"] and "exit status 2" in runs["h=2,seed=0"]["error"]
     summary = json.loads((out / "summary.json").read_text())
     assert list(summary["variants"]) == ["h=0.5"]
     assert summary["variants"]["h=0.5"]["metrics"]["w_prox_steps_to_target_predicted"]["mean"] == 6.0
