@@ -424,3 +424,30 @@ def test_a_run_of_an_earlier_version_resumes_from_its_pickle(done, tmp_path):
     assert _grid(out, "--iters", "3", "--resume") == 0
     assert checkpoint.load(out / "checkpoint.npz")["iteration"] == 3
     assert json.loads((out / MARKER).read_text()) == {"experiment": "wgan-gp-grid"}
+
+
+@pytest.mark.parametrize("argv, flag", [(["wgan-gp", "--K", "5", "--h", "0.1"], "--K"), (["wgan-gp", "--h", "0.1"], "--h"),
+                                        (["swgan", "--lam", "3"], "--lam"), (["rwp", "--K=2"], "--K")])
+def test_gpu_refuses_a_flag_its_method_does_not_use(tmp_path, capsys, argv, flag):
+    from gpu.__main__ import main as gpu_main
+    with pytest.raises(SystemExit) as e:
+        gpu_main([*argv, "--backend", "numpy", "--quick", "--out", str(tmp_path / "g")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and f"error: {flag}: {argv[0]} does not use it" in err
+    assert not (tmp_path / "g").exists()
+
+
+def test_gpu_method_help_shows_that_methods_flags(capsys):
+    from gpu.__main__ import METHOD_FLAGS, main as gpu_main
+    for name in ("wgan-gp", "rwp", "w1fe", "swgan"):
+        with pytest.raises(SystemExit) as e:
+            gpu_main([name, "--help"])
+        assert e.value.code == 0
+        out = capsys.readouterr().out
+        assert out.startswith(f"usage: python -m gpu {name} ")
+        for flag, users in METHOD_FLAGS.items():
+            assert (f"--{flag} " in out) == (name in users), (name, flag)
+    # and a used flag still reaches the run
+    from gpu.__main__ import build_parser
+    assert build_parser("w1fe").parse_args(["--K", "5"]).K == 5 and build_parser("rwp").parse_args([]).K == 3
