@@ -197,8 +197,10 @@ def claim_output(out, experiment, resume) -> bool:
     OutputError
         ``out`` is non-empty and not written by ``experiment``; or written by it but
         ``resume`` is not set; or ``resume`` is set without any checkpoint in it.
+        The folder cannot be created (below a file, read-only, ...): the message names ``--out``
+        and the reason.
     OSError
-        The folder cannot be created (below a file, read-only, ...).
+        The folder's contents cannot be read.
     """
     out = pathlib.Path(out)
     if str(out).strip() in ("", "."):
@@ -223,7 +225,11 @@ def claim_output(out, experiment, resume) -> bool:
         who = f"a run of {owner}" if owner else "files this experiment did not write"
         raise OutputError(f"{out} is not empty (it holds {who}); choose another --out")
     created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        at = f" ({e.filename})" if e.filename and pathlib.Path(e.filename) != out else ""
+        raise OutputError(f"--out {out}: cannot create the folder: {e.strerror or e}{at}") from None
     if not contents:
         _mark(out, experiment)
     return created

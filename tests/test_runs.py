@@ -157,7 +157,20 @@ def test_out_below_a_file_is_one_line(tmp_path, capsys):
     (tmp_path / "f").write_text("x")
     assert main(["prox-two-delta", "--quick", "--out", str(tmp_path / "f" / "sub")]) == 2
     line = capsys.readouterr().err.strip()
-    assert "\n" not in line and str(tmp_path / "f") in line and "Not a directory" in line
+    assert line == f"error: --out {tmp_path / 'f' / 'sub'}: cannot create the folder: Not a directory"
+    from toy.__main__ import main as toy_main
+    assert toy_main(["sweep", "prox-two-delta", "--seeds", "0", "--quick", "--out", str(tmp_path / "f" / "sub")]) == 2
+    line = capsys.readouterr().err.strip()
+    assert line == f"error: --out {tmp_path / 'f' / 'sub'}: cannot create the sweep folder: Not a directory"
+
+
+def test_shape_errors_print_tuples():
+    import numpy as np
+    from refimpl import _checks
+    with pytest.raises(ValueError, match=r"^x must have shape \(50,\), got \(50, 2\)$"):
+        _checks.array(np.zeros((50, 2)), "x", shape=(50,))
+    with pytest.raises(ValueError, match=r"^x must have shape \(\*, 2\), got \(50,\)$"):
+        _checks.array(np.zeros(50), "x", shape=(None, 2))
 
 
 def test_read_only_filesystem_is_one_line(tmp_path, capsys, monkeypatch):
@@ -166,7 +179,7 @@ def test_read_only_filesystem_is_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(pathlib.Path, "mkdir", readonly)
     assert main(["prox-two-delta", "--quick", "--out", str(tmp_path / "ro")]) == 2
     line = capsys.readouterr().err.strip()
-    assert line == f"error: {tmp_path / 'ro'}: Read-only file system"
+    assert line == f"error: --out {tmp_path / 'ro'}: cannot create the folder: Read-only file system"
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc to name the file being synced")

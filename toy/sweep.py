@@ -415,7 +415,10 @@ def sweep(name, seeds, settings=(), passthrough=(), *, out, workers=None, schedu
         print(f"note: Dask is not installed (pip install 'refimpl[sweep]'): the {len(runs)} runs run serially "
               "in this process", file=stream, flush=True)
         use_dask = False
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--out {out}: cannot create the sweep folder: {e.strerror or e}") from None
     lock = out / ".sweep.lock"
     _acquire(lock)
     try:
