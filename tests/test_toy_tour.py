@@ -217,3 +217,49 @@ def test_wgan_gp_grid_metrics_carry_the_baseline_of_their_final_evaluation(tmp_p
     want, _ = chance_baseline("grid25", np.random.default_rng([4, 104729, 2]), cloud_rng=np.random.default_rng([4, 7919, 2]))
     assert m["baseline"] == json.loads(json.dumps(want))
     assert m["iterations"] == 2 and m["baseline"]["modes"] >= 10     # the cloud covers most modes by chance
+
+
+# ----------------------------------------------------------------------------- figures
+def _captured_figures(monkeypatch):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as pyplot
+    figs = []
+    monkeypatch.setattr(pyplot, "close", lambda fig=None: figs.append(fig))     # kept open to be measured
+    return figs
+
+
+@pytest.mark.parametrize("dataset, lim", [("grid25", 6.0), ("ring8", 1.5)])
+def test_sample_plots_have_the_datasets_fixed_axes_a_fitting_title_and_the_legend_outside(tmp_path, monkeypatch,
+                                                                                          dataset, lim):
+    from toy.gan import plot_samples
+    figs = _captured_figures(monkeypatch)
+    title = "WGAN-GP + RWP, 123 iterations\n0/25 modes, hq 0.000, W1 3.138, W2 3.380 (chance 5/25, hq 0.017)"
+    for k, spread in enumerate((0.1, 10.0)):                       # two methods, very different samples
+        plot_samples(tmp_path / f"s{k}.png", np.random.default_rng(k).normal(0, spread, (300, 2)), dataset, title)
+    for fig in figs:
+        ax = fig.axes[0]
+        assert ax.get_xlim() == (-lim, lim) and ax.get_ylim() == (-lim, lim)
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        box, title_box = fig.bbox, ax.title.get_window_extent(renderer)
+        assert box.x0 <= title_box.x0 and title_box.x1 <= box.x1 and title_box.y1 <= box.y1      # not cut off
+        legend = ax.get_legend().get_window_extent(renderer)
+        assert legend.y1 <= ax.get_window_extent(renderer).y0                                     # below the data
+    assert "outside the axes" in " ".join(t.get_text() for t in figs[1].axes[0].texts)          # spread 10: said
+    assert not figs[0].axes[0].texts
+    monkeypatch.undo()
+    for fig in figs:
+        __import__("matplotlib.pyplot").pyplot.close(fig)
+
+
+def test_w1_plot_names_the_actual_number_of_evaluation_samples(tmp_path, monkeypatch):
+    from toy.tour import _plot_w1
+    figs = _captured_figures(monkeypatch)
+    summary = {"a": {"label": "A", "modes": 3, "high_quality": 0.1}}
+    curves = {"a": [{"train_cpu_seconds": 0.1, "w1": 2.0}, {"train_cpu_seconds": 0.2, "w1": 1.5}]}
+    base = {"w1": 1.2, "modes": 5, "high_quality": 0.017}
+    _plot_w1(tmp_path / "w.png", summary, curves, base, 0, 0.25, 300)
+    assert figs[0].axes[0].get_ylabel() == "exact W1 to 300 fresh data samples"
+    _plot_w1(tmp_path / "w.png", summary, curves, base, 0, 40.0, 2500)
+    assert figs[1].axes[0].get_ylabel() == "exact W1 to 2,500 fresh data samples"

@@ -61,7 +61,7 @@ from refimpl.train import GANMethod, ToyData
 from refimpl.w1fe import W1FE
 
 from .common import RunOptions, plt, write_csv, write_json, write_npy
-from .gan import eval_samples, plot_curves, plot_samples
+from .gan import AXIS_LIMITS, eval_samples, plot_curves, plot_samples
 from .swgan_grid import wgan_gp_config
 
 DATASET = "grid25"
@@ -166,7 +166,7 @@ def train_one(opts: RunOptions, key, label, method, *, budget, n_eval, max_iters
                "backend": opts.backend, "seed": opts.seed, "dtype": "float32", "method": key, "label": label,
                "dataset": DATASET, "baseline": baseline, "config": method.config()}
     write_csv(out / "curve.csv", curve)
-    plot_samples(out / "samples.png", samples, DATASET, f"{label}: {_fmt(final)} (chance {baseline['modes']}/25, "
+    plot_samples(out / "samples.png", samples, DATASET, f"{label}, {res.iterations} iterations\n{_fmt(final)} (chance {baseline['modes']}/25, "
                  f"hq {baseline['high_quality']:.3f})")
     plot_curves(out / "curves.png", curve, f"{label}, grid25, seed {opts.seed}")
     write_npy(out / "samples.npy", samples)
@@ -236,7 +236,7 @@ def run(opts: RunOptions):
               + [{"method": "baseline", **{k: baseline[k] for k in ("modes", "high_quality", "w1", "w2", "sliced_w1")},
                   "folder": "baseline"}])
     _plot_panels(out / "samples.png", out, summary, baseline, opts.seed, budget)
-    _plot_w1(out / "w1_vs_time.png", summary, curves, baseline, opts.seed, budget)
+    _plot_w1(out / "w1_vs_time.png", summary, curves, baseline, opts.seed, budget, n_eval)
     write_json(out / "summary.json", result)
     write_json(out / "metrics.json", result)     # every experiment's final-metrics file (the same content)
     _say(table(result))
@@ -279,8 +279,8 @@ def _plot_panels(path, out, summary, baseline, seed, budget):
         ax.scatter(centers[:, 0], centers[:, 1], c="red", s=30, marker="x", linewidths=1, zorder=2)
         ax.set_title(f"{label} ({note})\n{r['modes']}/25 modes, hq {r['high_quality']:.3f}, W1 {r['w1']:.3f}",
                      fontsize=9)
-        ax.set_xlim(-7, 7)
-        ax.set_ylim(-7, 7)
+        ax.set_xlim(-AXIS_LIMITS[DATASET], AXIS_LIMITS[DATASET])
+        ax.set_ylim(-AXIS_LIMITS[DATASET], AXIS_LIMITS[DATASET])
         ax.set_aspect("equal")
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
@@ -290,7 +290,7 @@ def _plot_panels(path, out, summary, baseline, seed, budget):
     pyplot.close(fig)
 
 
-def _plot_w1(path, summary, curves, baseline, seed, budget):
+def _plot_w1(path, summary, curves, baseline, seed, budget, n_eval):
     pyplot = plt()
     fig, ax = pyplot.subplots(figsize=(6.5, 4.2))
     for k, r in summary.items():
@@ -301,7 +301,7 @@ def _plot_w1(path, summary, curves, baseline, seed, budget):
                label=f"chance ({baseline['modes']}/25, hq {baseline['high_quality']:.3f})")
     ax.set_yscale("log")
     ax.set_xlabel("training CPU seconds (evaluation excluded)")
-    ax.set_ylabel("exact W1 to 2,500 fresh data samples")
+    ax.set_ylabel(f"exact W1 to {n_eval:,} fresh data samples")
     ax.set_title(f"grid25, seed {seed}, budget {budget:g} CPU s per method", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
