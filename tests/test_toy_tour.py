@@ -263,3 +263,16 @@ def test_w1_plot_names_the_actual_number_of_evaluation_samples(tmp_path, monkeyp
     assert figs[0].axes[0].get_ylabel() == "exact W1 to 300 fresh data samples"
     _plot_w1(tmp_path / "w.png", summary, curves, base, 0, 40.0, 2500)
     assert figs[1].axes[0].get_ylabel() == "exact W1 to 2,500 fresh data samples"
+
+
+def test_readme_and_toy_list_agree_on_the_tours_duration_and_outputs():
+    import pathlib
+    import re
+    from toy.registry import EXPERIMENTS
+    readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+    listed = re.search(r"\(([^()]*min)\)$", EXPERIMENTS["grid-tour"][2]).group(1)
+    assert f"grid ({listed} on 2 idle cores)" in readme
+    quick = readme[readme.index("## Quick start"):readme.index("## Experiments")]
+    for f in ("summary.json", "summary.csv", "`metrics.json` at the top", "samples.png", "w1_vs_time.png",
+              "baseline/", "curve.csv", "samples.npy", "curves.png", "checkpoint.npz"):
+        assert f in quick, f
