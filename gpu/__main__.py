@@ -3,9 +3,11 @@
     python -m gpu NAME [--dataset digits|mnist|cifar10] [--data-dir DIR] [--backend cupy|numpy]
                        [--device I] [--width W] [--batch-size B] [--iters N] [--eval-every N] [--seed S]
                        [--out DIR] [--resume] [--quick] [--checkpoint-every N] [--checkpoint-seconds S]
-                       [--threads N]
+                       [--threads N] [--h H] [--K K] [--lam L]
 
-NAME is one of wgan-gp, rwp, sbe, w1fe, wwgan, swgan. The default dataset, digits, is
+NAME is one of wgan-gp, rwp, sbe, w1fe, wwgan, swgan; ``python -m gpu NAME --help`` shows its
+flags. ``--h`` (RWP, SBE), ``--K`` (W1-FE) and ``--lam`` (all but SWGAN) belong to the methods
+that use them; another method refuses them (exit 2, one line naming the flag). The default dataset, digits, is
 built in (scikit-learn), so ``python -m gpu wgan-gp --quick`` runs offline; mnist and
 cifar10 need ``--data-dir``. ``--backend numpy`` runs the same code on the CPU (slowly;
 useful for a smoke run with ``--quick``). The lifecycle (output folder, checkpoints,
@@ -13,6 +15,7 @@ signals, threads, errors) is :mod:`refimpl.runs`'s, as for ``python -m toy``.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import pathlib
 import shlex
@@ -23,9 +26,28 @@ from refimpl import runs
 from .experiments import METHODS, ImageRun, run_image_experiment
 
 
-def build_parser():
-    ap = runs.ArgumentParser(prog="python -m gpu", description="refimpl image-scale experiments")
-    ap.add_argument("name", choices=METHODS)
+#: the method-specific flags and the methods that use them (a flag given to another method is refused)
+METHOD_FLAGS = {"h": ("rwp", "sbe"), "K": ("w1fe",), "lam": ("wgan-gp", "rwp", "sbe", "w1fe", "wwgan")}
+
+
+def _refuse(name, flag):
+    users = METHOD_FLAGS[flag.lstrip("-")]
+
+    class Refuse(argparse.Action):
+        def __call__(self, parser, namespace, values, option_string=None):
+            parser.error(f"{flag}: {name} does not use it (only {', '.join(users)})")
+    return Refuse
+
+
+def build_parser(name=None):
+    """The parser of ``python -m gpu NAME``: the shared flags and the flags ``name`` uses (a flag of
+    another method is refused with one line naming it). ``name=None``: ``python -m gpu NAME ...``
+    with every flag (the overview)."""
+    ap = runs.ArgumentParser(prog="python -m gpu" + (f" {name}" if name else ""),
+                             description="refimpl image-scale experiments" + (f": {name}" if name else
+                                         "; 'python -m gpu NAME --help' shows a method's own flags"))
+    if name is None:
+        ap.add_argument("name", choices=METHODS)
     runs.add_common_flags(ap, iters_default="20000 (quick: 3)", backends=("cupy", "numpy"), backend="cupy")
     g = ap.add_argument_group("image-run flags")
     g.add_argument("--dataset", default="digits", choices=["digits", "mnist", "cifar10"],
@@ -37,15 +59,27 @@ def build_parser():
     g.add_argument("--width", type=runs.positive_int, default=1024, help="hidden width (default 1024)")
     g.add_argument("--batch-size", type=runs.positive_int, default=256, help="default 256")
     g.add_argument("--eval-every", type=runs.positive_int, default=1000, help="default 1000")
-    g.add_argument("--h", type=runs.positive_float, default=None, help="RWP/SBE step size (default: the paper's)")
-    g.add_argument("--K", type=runs.positive_int, default=3, help="W1-FE persistent steps (default 3)")
-    g.add_argument("--lam", type=runs.positive_float, default=10.0, help="penalty weight (default 10)")
+    own = {"h": (dict(type=runs.positive_float, default=None), "proximal step size h (default: RWP, its Appendix C value; "
+                                                               "SBE 0.2)"),
+           "K": (dict(type=runs.positive_int, default=3), "W1-FE persistent generator steps (default 3)"),
+           "lam": (dict(type=runs.positive_float, default=10.0), "penalty weight lambda (default 10)")}
+    m = ap.add_argument_group(f"{name} flags" if name else "method flags (each used by some methods only)")
+    for flag, (kw, text) in own.items():
+        if name is None or name in METHOD_FLAGS[flag]:
+            m.add_argument(f"--{flag}", help=text if name else f"{text}; {', '.join(METHOD_FLAGS[flag])}", **kw)
+        else:
+            m.add_argument(f"--{flag}", action=_refuse(name, f"--{flag}"), default=kw["default"],
+                           help=argparse.SUPPRESS)
     return ap
 
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    a = build_parser().parse_args(argv)
+    if not argv or argv[0].startswith("-") or argv[0] not in METHODS:
+        build_parser().parse_args(argv)           # --help, or the one-line usage error
+        return 2
+    a = build_parser(argv[0]).parse_args(argv[1:])
+    a.name = argv[0]
     runs.tune_allocator()
     kw = dict(method=a.name, dataset=a.dataset, data_dir=a.data_dir, backend=a.backend, dtype=a.dtype,
               width=a.width, batch_size=a.batch_size, iters=a.iters or 20_000, eval_every=a.eval_every,

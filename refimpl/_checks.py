@@ -79,7 +79,7 @@ def array(x, name, *, ndim=None, shape=None, nonempty=True, finite=True, xp=None
             raise ValueError(f"{name} must have {' or '.join(map(str, allowed))} dimensions, got shape {tuple(x.shape)}")
     if shape is not None:
         if len(shape) != x.ndim or any(s is not None and s != t for s, t in zip(shape, x.shape)):
-            want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+            want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
             raise ValueError(f"{name} must have shape {want}, got {tuple(x.shape)}")
     if nonempty and any(s == 0 for s in x.shape):
         raise ValueError(f"{name} must be non-empty, got shape {tuple(x.shape)}")

@@ -44,12 +44,13 @@ def write_npz(path, **arrays):
     atomic_write(path, buf.getvalue())
 
 
-def write_csv(path, rows: list[dict]):
-    """Write a list of dicts as CSV, atomically. The columns are every key that appears, in order
-    of first appearance (rows from a resumed older run may lack newer columns: left empty)."""
+def write_csv(path, rows: list[dict], columns=None):
+    """Write a list of dicts as CSV, atomically. The columns are ``columns`` if given, then every
+    other key that appears, in order of first appearance (rows from a resumed older run may lack
+    newer columns: left empty). No rows: the header of ``columns`` only (an empty file without)."""
     buf = io.StringIO()
-    if rows:
-        fields = list(dict.fromkeys(k for r in rows for k in r))
+    fields = list(dict.fromkeys([*(columns or ()), *(k for r in rows for k in r)]))
+    if fields:
         w = csv.DictWriter(buf, fieldnames=fields, restval="")
         w.writeheader()
         w.writerows(rows)

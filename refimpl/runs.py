@@ -197,8 +197,10 @@ def claim_output(out, experiment, resume) -> bool:
     OutputError
         ``out`` is non-empty and not written by ``experiment``; or written by it but
         ``resume`` is not set; or ``resume`` is set without any checkpoint in it.
+        The folder cannot be created (below a file, read-only, ...): the message names ``--out``
+        and the reason.
     OSError
-        The folder cannot be created (below a file, read-only, ...).
+        The folder's contents cannot be read.
     """
     out = pathlib.Path(out)
     if str(out).strip() in ("", "."):
@@ -223,7 +225,11 @@ def claim_output(out, experiment, resume) -> bool:
         who = f"a run of {owner}" if owner else "files this experiment did not write"
         raise OutputError(f"{out} is not empty (it holds {who}); choose another --out")
     created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        at = f" ({e.filename})" if e.filename and pathlib.Path(e.filename) != out else ""
+        raise OutputError(f"--out {out}: cannot create the folder: {e.strerror or e}{at}") from None
     if not contents:
         _mark(out, experiment)
     return created
@@ -276,7 +282,8 @@ def interrupts():
 
 # ----------------------------------------------------------------------------- one training run
 def train_run(opts: RunOptions, method, data, *, dataset, xp, dtype="float32", iters, eval_fn=None,
-              eval_every=0, checkpoint_every=None, check_every=None, progress=True, run_info=None):
+              eval_every=0, checkpoint_every=None, check_every=None, progress=True, run_info=None,
+              max_train_cpu_seconds=None):
     """:func:`refimpl.train.train` with the layer's checkpoint file, fingerprint and cadences.
 
     The checkpoint is ``opts.out / checkpoint.npz``; ``--resume`` also reads a legacy
@@ -284,7 +291,7 @@ def train_run(opts: RunOptions, method, data, *, dataset, xp, dtype="float32", i
     ``dataset`` (and ``run_info``) to the method, config, seed and dtype. Checkpoints are written
     every ``opts.checkpoint_every`` iterations (0: ``checkpoint_every``, else every evaluation)
     and every ``opts.checkpoint_seconds``. An interrupted run raises ``KeyboardInterrupt`` after
-    its checkpoint is written.
+    its checkpoint is written. ``max_train_cpu_seconds``: :func:`refimpl.train.train`'s budget.
 
     Returns
     -------
@@ -302,7 +309,7 @@ def train_run(opts: RunOptions, method, data, *, dataset, xp, dtype="float32", i
                 checkpoint_seconds=opts.checkpoint_seconds, resume=opts.resume,
                 resume_from=checkpoint_file(out), check_every=check_every,
                 run_info={"experiment": opts.experiment, "dataset": dataset, **(run_info or {})},
-                progress=progress)
+                progress=progress, max_train_cpu_seconds=max_train_cpu_seconds)
     if res.interrupted:
         raise KeyboardInterrupt
     return res

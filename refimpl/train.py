@@ -313,7 +313,9 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
     max_train_cpu_seconds : float > 0, optional
         Training budget in process CPU seconds (``eval_fn`` excluded): the run ends after the
         first iteration at which it is spent, as if ``iters`` were that iteration (final
-        evaluation and checkpoint included); ``iters`` stays an upper bound.
+        evaluation and checkpoint included); ``iters`` stays an upper bound. A resumed run whose
+        checkpoint has spent the budget trains nothing (it only redoes a missing final
+        evaluation), as a completed run.
 
     Raises
     ------
@@ -364,6 +366,8 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
         except (TypeError, ValueError, KeyError) as e:
             raise ValueError(f"checkpoint unreadable: bad RNG state ({e}) ({source})") from None
         saved = (source, start)
+        if max_train_cpu_seconds is not None and cpu0 >= max_train_cpu_seconds:
+            iters = start                     # the budget was spent: the run is complete, train nothing
         if progress:
             print(f"resumed from {source} at iteration {start}", file=stream)
     else:
@@ -382,9 +386,11 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
     def evaluate(st, it):
         synchronize(xp)                      # time the queued GPU work, not its launch
         te, ce = time.perf_counter(), time.process_time()
-        metrics = eval_fn(st, it)
-        eval_time[0] += time.perf_counter() - te
-        eval_cpu[0] += time.process_time() - ce
+        try:
+            metrics = eval_fn(st, it)
+        finally:                             # an interrupted evaluation is not training time either
+            eval_time[0] += time.perf_counter() - te
+            eval_cpu[0] += time.process_time() - ce
         now = time.perf_counter() - t0
         row = {"iteration": it, "seconds": round(now, 3), "train_seconds": round(now - eval_time[0], 3),
                "train_cpu_seconds": round(time.process_time() - c0 - eval_cpu[0], 3), **metrics}

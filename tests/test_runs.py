@@ -157,7 +157,20 @@ def test_out_below_a_file_is_one_line(tmp_path, capsys):
     (tmp_path / "f").write_text("x")
     assert main(["prox-two-delta", "--quick", "--out", str(tmp_path / "f" / "sub")]) == 2
     line = capsys.readouterr().err.strip()
-    assert "\n" not in line and str(tmp_path / "f") in line and "Not a directory" in line
+    assert line == f"error: --out {tmp_path / 'f' / 'sub'}: cannot create the folder: Not a directory"
+    from toy.__main__ import main as toy_main
+    assert toy_main(["sweep", "prox-two-delta", "--seeds", "0", "--quick", "--out", str(tmp_path / "f" / "sub")]) == 2
+    line = capsys.readouterr().err.strip()
+    assert line == f"error: --out {tmp_path / 'f' / 'sub'}: cannot create the sweep folder: Not a directory"
+
+
+def test_shape_errors_print_tuples():
+    import numpy as np
+    from refimpl import _checks
+    with pytest.raises(ValueError, match=r"^x must have shape \(50,\), got \(50, 2\)$"):
+        _checks.array(np.zeros((50, 2)), "x", shape=(50,))
+    with pytest.raises(ValueError, match=r"^x must have shape \(\*, 2\), got \(50,\)$"):
+        _checks.array(np.zeros(50), "x", shape=(None, 2))
 
 
 def test_read_only_filesystem_is_one_line(tmp_path, capsys, monkeypatch):
@@ -166,7 +179,7 @@ def test_read_only_filesystem_is_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(pathlib.Path, "mkdir", readonly)
     assert main(["prox-two-delta", "--quick", "--out", str(tmp_path / "ro")]) == 2
     line = capsys.readouterr().err.strip()
-    assert line == f"error: {tmp_path / 'ro'}: Read-only file system"
+    assert line == f"error: --out {tmp_path / 'ro'}: cannot create the folder: Read-only file system"
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc to name the file being synced")
@@ -424,3 +437,30 @@ def test_a_run_of_an_earlier_version_resumes_from_its_pickle(done, tmp_path):
     assert _grid(out, "--iters", "3", "--resume") == 0
     assert checkpoint.load(out / "checkpoint.npz")["iteration"] == 3
     assert json.loads((out / MARKER).read_text()) == {"experiment": "wgan-gp-grid"}
+
+
+@pytest.mark.parametrize("argv, flag", [(["wgan-gp", "--K", "5", "--h", "0.1"], "--K"), (["wgan-gp", "--h", "0.1"], "--h"),
+                                        (["swgan", "--lam", "3"], "--lam"), (["rwp", "--K=2"], "--K")])
+def test_gpu_refuses_a_flag_its_method_does_not_use(tmp_path, capsys, argv, flag):
+    from gpu.__main__ import main as gpu_main
+    with pytest.raises(SystemExit) as e:
+        gpu_main([*argv, "--backend", "numpy", "--quick", "--out", str(tmp_path / "g")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and f"error: {flag}: {argv[0]} does not use it" in err
+    assert not (tmp_path / "g").exists()
+
+
+def test_gpu_method_help_shows_that_methods_flags(capsys):
+    from gpu.__main__ import METHOD_FLAGS, main as gpu_main
+    for name in ("wgan-gp", "rwp", "w1fe", "swgan"):
+        with pytest.raises(SystemExit) as e:
+            gpu_main([name, "--help"])
+        assert e.value.code == 0
+        out = capsys.readouterr().out
+        assert out.startswith(f"usage: python -m gpu {name} ")
+        for flag, users in METHOD_FLAGS.items():
+            assert (f"--{flag} " in out) == (name in users), (name, flag)
+    # and a used flag still reaches the run
+    from gpu.__main__ import build_parser
+    assert build_parser("w1fe").parse_args(["--K", "5"]).K == 5 and build_parser("rwp").parse_args([]).K == 3

@@ -68,10 +68,17 @@ def _exit_status(argv):
     (["prox-two-delta", "--seeds", "0", "--workers", "-1"], "--workers must be >= 0"),
     (["prox-two-delta", "--seeds", "0", "--set", "lam"], "--set: expected key=v1,v2"),
     (["prox-two-delta", "--seeds", "0", "--seed", "3"], "--seed is set by the sweep"),
+    # the experiment's own flags and --set values are parsed once, before any run is launched
+    (["prox-two-delta", "--seeds", "0-2", "--workers", "0", "--lam", "1"],
+     "prox-two-delta: unrecognized arguments: --lam 1"),
+    (["prox-two-delta", "--seeds", "0", "--set", "h=0.5,-1"], "argument --h: "),
+    (["prox-two-delta", "--seeds", "0", "--set", "lam=1,2"], "unrecognized arguments: --lam 1"),
+    (["wgan-gp-grid", "--seeds", "0", "--objective", "nope"], "argument --objective: invalid choice"),
 ])
 def test_bad_sweep_flags_exit_2_and_write_nothing(tmp_path, capsys, argv, msg):
     assert _exit_status(["sweep", *argv, "--out", str(tmp_path / "sw")]) == 2
-    assert msg in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert msg in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "sw").exists()
 
 
@@ -94,6 +101,19 @@ def test_numeric_metrics_flatten_and_skip_bookkeeping():
     m = {"w1": 0.5, "seed": 3, "seconds": 9.0, "ok": True, "config": {"lam": 10}, "rows": [1, 2],
          "LP-K1": {"w1": 0.25, "modes": 8}, "bad": float("nan"), "name": "x"}
     assert aggregate.numeric_metrics(m) == {"w1": 0.5, "LP-K1/w1": 0.25, "LP-K1/modes": 8.0}
+    # settings and bookkeeping are not results, at any depth (issue: h, steps, threads, baseline/n)
+    m = {"h": 0.5, "steps": 5, "threads": 1, "n_eval": 300, "budget_cpu_seconds": 0.25, "iterations": 7,
+         "baseline": {"n": 300, "w1": 1.5}, "eval_seeds": {"latent": [0, 7919, 7]}, "blas_threads": {"openblas": 1},
+         "modes": 20}
+    assert aggregate.numeric_metrics(m) == {"iterations": 7.0, "baseline/w1": 1.5, "modes": 20.0}
+
+
+def test_every_flag_of_the_command_line_is_a_setting_not_a_metric():
+    from toy.__main__ import OVERRIDE_FLAGS
+    from toy.registry import FLAGS
+    flags = set(OVERRIDE_FLAGS) | {k for f in FLAGS.values() for k in f} | {
+        "seed", "iters", "threads", "checkpoint_every", "checkpoint_seconds", "quick"}
+    assert flags <= aggregate.NOT_METRICS, flags - aggregate.NOT_METRICS
 
 
 def test_curve_bands_on_iterations_and_interpolated_seconds():
@@ -117,18 +137,30 @@ def _manifest(out):
 
 def test_serial_sweep_records_failures_skips_finished_runs_and_sets_aside(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(sweep, "_dask_available", lambda: False)
+    from toy import prox_two_delta
+    real = prox_two_delta.run
+
+    def fails_at_h_2(opts):                                             # a run failing after its flags parsed
+        if opts.extra.get("h") == 2.0:
+            raise ValueError("--h: 2 diverges (a stand-in failure)")
+        return real(opts)
+    monkeypatch.setattr(prox_two_delta, "run", fails_at_h_2)
     out = tmp_path / "sw"
-    argv = ["sweep", "prox-two-delta", "--seeds", "0-1", "--set", "h=0.5,-1", "--quick", "--out", str(out)]
-    assert toy_main(argv) == 1                                          # the h=-1 runs fail
+    argv = ["sweep", "prox-two-delta", "--seeds", "0-1", "--set", "h=0.5,2", "--quick", "--out", str(out)]
+    assert toy_main(argv) == 1                                          # the h=2 runs fail
     err = capsys.readouterr().err
     assert "note: Dask is not installed" in err and "serially" in err and "2 run(s) failed" in err
     runs = _manifest(out)["runs"]
     assert {k: v["status"] for k, v in runs.items()} == {"h=0.5,seed=0": "done", "h=0.5,seed=1": "done",
-                                                         "h=-1,seed=0": "failed", "h=-1,seed=1": "failed"}
-    assert "--h" in runs["h=-1,seed=0"]["error"] and "exit status 2" in runs["h=-1,seed=0"]["error"]
+                                                         "h=2,seed=0": "failed", "h=2,seed=1": "failed"}
+    assert "--h" in runs["h=2,seed=0"]["error"] and "exit status 2" in runs["h=2,seed=0"]["error"]
     summary = json.loads((out / "summary.json").read_text())
     assert list(summary["variants"]) == ["h=0.5"]
     assert summary["variants"]["h=0.5"]["metrics"]["w_prox_steps_to_target_predicted"]["mean"] == 6.0
+    assert set(summary["variants"]["h=0.5"]["metrics"]) == {"w_prox_steps_to_target_predicted"}   # not h, steps, threads
+    # prox-two-delta writes no curve.csv: curves.csv is its header only, and the sweep says so
+    assert (out / "curves.csv").read_text().strip() == ",".join(aggregate.CURVE_COLUMNS)
+    assert "curves.csv holds its header only" in err
 
     done = out / "h=0.5,seed=0" / "metrics.json"
     stamp = done.stat().st_mtime_ns
@@ -258,7 +290,9 @@ def test_existing_scheduler_and_worker_subprocesses(tmp_path, capsys):
         assert {v["status"] for v in runs.values()} == {"done"} and len(runs) == 4
         assert os.getpid() not in {v["pid"] for v in runs.values()}
         for h, steps in (("0.5", 6), ("1", 3)):                        # ceil(d0 / h), d0 = 3 (Prop. 5)
-            per_run = _check_aggregates(out, f"h={h}", ("h", "steps", "w_prox_steps_to_target_predicted"))
+            per_run = _check_aggregates(out, f"h={h}", ("w_prox_steps_to_target_predicted",))
+            assert not {"h", "steps", "threads"} & set(json.loads((out / "summary.json").read_text())
+                                                       ["variants"][f"h={h}"]["metrics"])
             assert [m["w_prox_steps_to_target_predicted"] for m in per_run] == [steps, steps]
     finally:
         for p in reversed(procs):

@@ -32,8 +32,9 @@ def test_quick_tour_writes_every_output(tour):
               "baseline/samples.npy"):
         assert (tour / f).stat().st_size > 0, f
     for m in METHODS:
-        for f in ("metrics.json", "samples.npy", "samples.png", "curve.csv", "curves.png"):
+        for f in ("metrics.json", "samples.npy", "samples.png", "curve.csv", "curves.png", "checkpoint.npz"):
             assert (tour / m / f).stat().st_size > 0, f"{m}/{f}"
+        assert not (tour / m / "checkpoint.pkl").exists()
     s = json.loads((tour / "summary.json").read_text())
     assert json.loads((tour / "metrics.json").read_text()) == s
     assert set(s["methods"]) == set(METHODS)
@@ -92,6 +93,22 @@ def test_rerun_reuses_finished_methods_and_overwrites_nothing(tour, capsys):
     err = capsys.readouterr().err
     assert err.count("reusing") == len(METHODS)
     assert all((tour / m / "samples.npy").read_bytes() == before[m] for m in METHODS)
+
+
+def test_resume_of_a_spent_budget_names_its_checkpoint_and_trains_nothing(tour, tmp_path, capsys):
+    """A method interrupted after its budget was spent (metrics.json not yet written) is resumed
+    from checkpoint.npz, as the message says, and ends where it stopped: no further iteration."""
+    import shutil
+    copy = tmp_path / "t"
+    shutil.copytree(tour, copy)
+    before = json.loads((copy / "sbe" / "metrics.json").read_text())
+    (copy / "sbe" / "metrics.json").unlink()
+    assert main(["grid-tour", "--quick", "--seed", "3", "--out", str(copy), "--resume", "--threads", "1"]) == 0
+    err = capsys.readouterr().err
+    assert f"resumed from {copy / 'sbe' / 'checkpoint.npz'} at iteration {before['iterations']}" in err
+    after = json.loads((copy / "sbe" / "metrics.json").read_text())
+    assert after["iterations"] == before["iterations"] and after["train_cpu_seconds"] == before["train_cpu_seconds"]
+    assert all(after[k] == before[k] for k in ("modes", "high_quality", "w1", "w2", "sliced_w1"))
 
 
 # ----------------------------------------------------------------------------- chance baseline
@@ -199,3 +216,62 @@ def test_wgan_gp_grid_metrics_carry_the_baseline_of_their_final_evaluation(tmp_p
     want, _ = chance_baseline("grid25", np.random.default_rng([4, 104729, 2]), cloud_rng=np.random.default_rng([4, 7919, 2]))
     assert m["baseline"] == json.loads(json.dumps(want))
     assert m["iterations"] == 2 and m["baseline"]["modes"] >= 10     # the cloud covers most modes by chance
+
+
+# ----------------------------------------------------------------------------- figures
+def _captured_figures(monkeypatch):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as pyplot
+    figs = []
+    monkeypatch.setattr(pyplot, "close", lambda fig=None: figs.append(fig))     # kept open to be measured
+    return figs
+
+
+@pytest.mark.parametrize("dataset, lim", [("grid25", 6.0), ("ring8", 1.5)])
+def test_sample_plots_have_the_datasets_fixed_axes_a_fitting_title_and_the_legend_outside(tmp_path, monkeypatch,
+                                                                                          dataset, lim):
+    from toy.gan import plot_samples
+    figs = _captured_figures(monkeypatch)
+    title = "WGAN-GP + RWP, 123 iterations\n0/25 modes, hq 0.000, W1 3.138, W2 3.380 (chance 5/25, hq 0.017)"
+    for k, spread in enumerate((0.1, 10.0)):                       # two methods, very different samples
+        plot_samples(tmp_path / f"s{k}.png", np.random.default_rng(k).normal(0, spread, (300, 2)), dataset, title)
+    for fig in figs:
+        ax = fig.axes[0]
+        assert ax.get_xlim() == (-lim, lim) and ax.get_ylim() == (-lim, lim)
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        box, title_box = fig.bbox, ax.title.get_window_extent(renderer)
+        assert box.x0 <= title_box.x0 and title_box.x1 <= box.x1 and title_box.y1 <= box.y1      # not cut off
+        legend = ax.get_legend().get_window_extent(renderer)
+        assert legend.y1 <= ax.get_window_extent(renderer).y0                                     # below the data
+    assert "outside the axes" in " ".join(t.get_text() for t in figs[1].axes[0].texts)          # spread 10: said
+    assert not figs[0].axes[0].texts
+    monkeypatch.undo()
+    for fig in figs:
+        __import__("matplotlib.pyplot").pyplot.close(fig)
+
+
+def test_w1_plot_names_the_actual_number_of_evaluation_samples(tmp_path, monkeypatch):
+    from toy.tour import _plot_w1
+    figs = _captured_figures(monkeypatch)
+    summary = {"a": {"label": "A", "modes": 3, "high_quality": 0.1}}
+    curves = {"a": [{"train_cpu_seconds": 0.1, "w1": 2.0}, {"train_cpu_seconds": 0.2, "w1": 1.5}]}
+    base = {"w1": 1.2, "modes": 5, "high_quality": 0.017}
+    _plot_w1(tmp_path / "w.png", summary, curves, base, 0, 0.25, 300)
+    assert figs[0].axes[0].get_ylabel() == "exact W1 to 300 fresh data samples"
+    _plot_w1(tmp_path / "w.png", summary, curves, base, 0, 40.0, 2500)
+    assert figs[1].axes[0].get_ylabel() == "exact W1 to 2,500 fresh data samples"
+
+
+def test_readme_and_toy_list_agree_on_the_tours_duration_and_outputs():
+    import pathlib
+    import re
+    from toy.registry import EXPERIMENTS
+    readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+    listed = re.search(r"\(([^()]*min)\)$", EXPERIMENTS["grid-tour"][2]).group(1)
+    assert f"grid ({listed} on 2 idle cores)" in readme
+    quick = readme[readme.index("## Quick start"):readme.index("## Experiments")]
+    for f in ("summary.json", "summary.csv", "`metrics.json` at the top", "samples.png", "w1_vs_time.png",
+              "baseline/", "curve.csv", "samples.npy", "curves.png", "checkpoint.npz"):
+        assert f in quick, f

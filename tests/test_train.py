@@ -353,3 +353,34 @@ def test_checkpoint_format_round_trips_any_tree():
     def prop(tree):
         assert _same_tree(tree, checkpoint.loads(checkpoint.dumps(tree)))
     prop()
+
+
+def test_resume_after_the_cpu_budget_is_spent_trains_nothing(tmp_path, monkeypatch):
+    """grid-tour interrupted in the final evaluation of a budgeted run: the resume redoes that
+    evaluation only (it used to train one more iteration)."""
+    from refimpl import train as train_mod
+    ck = tmp_path / "c.npz"
+    clock = [0.0]                                     # a fake process clock: 1 CPU s per outer iteration
+
+    class Ticking(GANMethod):
+        def outer_step(self, *a):
+            clock[0] += 1.0
+            return super().outer_step(*a)
+    monkeypatch.setattr(train_mod.time, "process_time", lambda: clock[0])
+    kw = dict(xp=np, dtype="float64", seed=3, iters=100, eval_every=0, progress=False, checkpoint_path=ck,
+              max_train_cpu_seconds=3.0)
+    part = train(Ticking(SMALL), ToyData("grid25", np, "float64"), eval_fn=_InterruptingEval(3), **kw)
+    assert part.interrupted and load(ck)["iteration"] == 3 and load(ck)["evaluated"] == []
+    assert load(ck)["train_cpu_seconds"] == 3.0
+
+    class NoTraining(GANMethod):
+        def outer_step(self, *a):
+            raise AssertionError("a run whose budget was spent was trained again")
+    resumed = train(NoTraining(SMALL), ToyData("grid25", np, "float64"), eval_fn=lambda st, it: {"it_seen": it},
+                    resume=True, **kw)
+    assert resumed.iterations == 3 and [r["iteration"] for r in resumed.curve] == [3]
+    assert load(ck)["iteration"] == 3 and load(ck)["evaluated"] == [3]
+    # an interrupted run with budget left still trains on (the rule only applies to a spent budget)
+    more = train(Ticking(SMALL), ToyData("grid25", np, "float64"), eval_fn=lambda st, it: {"it_seen": it},
+                 resume=True, **{**kw, "max_train_cpu_seconds": 5.0})
+    assert more.iterations == 5

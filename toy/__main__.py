@@ -90,6 +90,17 @@ def _options(name, argv, args=None):
                            experiment=name, checkpoint_seconds=args.checkpoint_seconds, threads=args.threads)
 
 
+def check_flags(name, argv):
+    """``ValueError`` (one line: the parser's reason) unless ``argv`` parses as experiment ``name``'s
+    flags, without running anything (the sweep checks its runs' flags before launching any)."""
+    ap = build_parser(name)
+
+    def error(message):
+        raise ValueError(f"{name}: {message} (see python -m toy {name} --help)")
+    ap.error = error
+    ap.parse_args([*argv, "--seed", "0", "--out", "flag-check"])
+
+
 def variants(name, argv):
     """The variants of experiment ``name`` under its flags ``argv``, as ``[(Variant, flags)]`` where
     ``flags`` (``["--variant", KEY]``) select that variant's run; None for a single-run experiment.

@@ -23,18 +23,32 @@ from .common import plt, write_csv, write_json
 
 LEVEL = 0.95
 INTERVAL = "95% Student t-interval: mean +- t_{0.975,n-1} * std / sqrt(n), std with ddof=1 (scipy.stats.t)"
-NOT_METRICS = {"seed", "iteration", "seconds", "train_seconds", "train_cpu_seconds"}
+#: keys (at any depth) that are settings or bookkeeping, not results: every flag of the toy
+#: command line (``toy.__main__.OVERRIDE_FLAGS`` and the shared flags; tests keep them in step),
+#: the clocks, and what an experiment records about its setting (steps, sample sizes, budget)
+NOT_METRICS = {"seed", "seeds", "iteration", "seconds", "train_seconds", "train_cpu_seconds", "eval_seconds",
+               "iters", "steps", "threads", "backend", "dtype", "quick", "checkpoint_every", "checkpoint_seconds",
+               "n", "n_eval", "n_target", "budget", "budget_cpu_seconds",
+               "objective", "lam", "n_critic", "n_gen", "batch_size", "latent_dim", "lr_gen", "lr_critic", "h", "l",
+               "K", "variant", "peer", "data_dir", "dataset", "clip", "eps"}
+#: subtrees left out whole: the configuration, the evaluation seeds, the BLAS pools
+NOT_METRIC_TREES = {"config", "eval_seeds", "blas_threads"}
+CURVE_COLUMNS = ("variant", "metric", "axis", "x", "n", "mean", "std", "ci_low", "ci_high")
 TIME_AXIS = "train_seconds"
 GRID_POINTS = 50
 
 
 def numeric_metrics(metrics: dict, prefix: str = "") -> dict[str, float]:
-    """The finite numeric leaves of a ``metrics.json`` (nested dicts flattened as ``a/b``), without
-    the ``config`` subtree, booleans, lists and bookkeeping keys (``seed``, seconds)."""
+    """The result metrics of a ``metrics.json``: its finite numeric leaves (nested dicts flattened
+    as ``a/b``), without booleans, lists, the settings and bookkeeping keys of
+    :data:`NOT_METRICS` at any depth (``h``, ``steps``, ``threads``, ``baseline/n``, seeds, clocks)
+    and the subtrees of :data:`NOT_METRIC_TREES` (``config``, ``eval_seeds``)."""
     flat = {}
     for k, v in metrics.items():
         key = f"{prefix}{k}"
-        if isinstance(v, dict) and k != "config":
+        if k in NOT_METRIC_TREES:
+            continue
+        if isinstance(v, dict):
             flat.update(numeric_metrics(v, key + "/"))
         elif isinstance(v, (int, float)) and not isinstance(v, bool) and k not in NOT_METRICS and math.isfinite(v):
             flat[key] = float(v)
@@ -112,8 +126,8 @@ def curve_bands(curves: list[dict], metric: str, axis: str) -> list[dict]:
 
 
 def aggregate_sweep(out, runs: list[tuple[str, str]], stream=None) -> dict:
-    """Write ``summary.json``, ``summary.csv``, ``curves.csv`` and one ``curve-METRIC.png`` per metric
-    into the sweep folder ``out`` from the finished ``runs`` ``[(run_id, variant)]``; returns the summary."""
+    """Write ``summary.json``, ``summary.csv``, ``curves.csv`` (its header only when the runs have
+    no curve) and one ``curve-METRIC.png`` per metric into the sweep folder ``out`` from the finished ``runs`` ``[(run_id, variant)]``; returns the summary."""
     out = pathlib.Path(out)
     return aggregate_runs(out, [(variant, out / run_id) for run_id, variant in runs], stream)
 
@@ -134,7 +148,8 @@ def aggregate_runs(out, runs: list[tuple[str, pathlib.Path]], stream=None) -> di
     stats = summarise(per_run)
     summary = {"interval": INTERVAL, "variants": {v: {"runs": names[v], "metrics": stats.get(v, {})} for v in names}}
     write_json(out / "summary.json", summary)
-    write_csv(out / "summary.csv", [{"variant": v, "metric": k, **s} for v, ms in stats.items() for k, s in ms.items()])
+    write_csv(out / "summary.csv", [{"variant": v, "metric": k, **s} for v, ms in stats.items() for k, s in ms.items()],
+              columns=("variant", "metric", "n", "mean", "std", "ci_low", "ci_high"))
     bands = {}
     for variant, cs in curves.items():
         names = [k for k in dict.fromkeys(k for c in cs for k in c) if k not in NOT_METRICS]
@@ -145,7 +160,10 @@ def aggregate_runs(out, runs: list[tuple[str, pathlib.Path]], stream=None) -> di
                     bands.setdefault(metric, {}).setdefault(axis, {})[variant] = rows
     write_csv(out / "curves.csv", [{"variant": v, "metric": m, "axis": a, **r}
                                    for m, axes in bands.items() for a, vs in axes.items()
-                                   for v, rows in vs.items() for r in rows])
+                                   for v, rows in vs.items() for r in rows], columns=CURVE_COLUMNS)
+    if not bands:
+        print("note: the runs have no curve.csv with a metric in common: curves.csv holds its header only",
+              file=stream)
     try:
         for metric, axes in bands.items():
             plot_bands(out / f"curve-{metric.replace('/', '-')}.png", metric, axes)

@@ -41,18 +41,33 @@ def make_eval_fn(method, dataset, seed):
     return eval_fn
 
 
+#: half-width of the fixed square axes of a dataset's sample plots (the same for every method)
+AXIS_LIMITS = {"grid25": 6.0, "ring8": 1.5}
+
+
 def plot_samples(path, samples, dataset, title):
+    """``samples`` (n, 2) over the dataset's modes on the dataset's fixed axes (:data:`AXIS_LIMITS`;
+    points outside are counted in the figure), the title wrapped to fit, the legend below the axes."""
+    import textwrap
+
     from refimpl.datasets import get_dataset
     pyplot = plt()
     spec = get_dataset(dataset)
-    fig, ax = pyplot.subplots(figsize=(5, 5))
-    ax.scatter(samples[:, 0], samples[:, 1], s=2, alpha=0.4, label="generated")
+    fig, ax = pyplot.subplots(figsize=(5, 5.6))
+    ax.scatter(samples[:, 0], samples[:, 1], s=2, alpha=0.4, label=f"generated (n = {len(samples)})")
     centers = getattr(spec, "centers", None)
     if centers is not None:
         ax.scatter(centers[:, 0], centers[:, 1], marker="x", c="red", s=40, label="modes")
-    ax.set_title(title)
+    lim = AXIS_LIMITS.get(dataset)
+    if lim is not None:
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        outside = int(np.sum(np.any(np.abs(samples) > lim, axis=1)))
+        if outside:
+            ax.text(0.02, 0.02, f"{outside} of {len(samples)} outside the axes", transform=ax.transAxes, fontsize=7)
+    ax.set_title("\n".join(w for line in title.split("\n") for w in textwrap.wrap(line, 70)), fontsize=9)
     ax.set_aspect("equal")
-    ax.legend(loc="upper right", fontsize=7)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.07), ncol=2, fontsize=7, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     pyplot.close(fig)

@@ -31,7 +31,6 @@ the run itself.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib
 import itertools
@@ -110,7 +109,7 @@ def _safe(value: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]", "-", value)
 
 
-def expand(name: str, seeds, settings=(), passthrough=(), variants=None) -> list[Run]:
+def expand(name: str, seeds, settings=(), passthrough=(), variants=None, check=None) -> list[Run]:
     """Every (setting, variant, seed) run of the sweep, in that nesting (so a run comes after the
     runs it builds on).
 
@@ -119,7 +118,9 @@ def expand(name: str, seeds, settings=(), passthrough=(), variants=None) -> list
     ``variants(name, flags) -> [(Variant, flags)] | None`` lists a multi-run experiment's own
     variants under a setting's flags (:func:`toy.__main__.variants`); each becomes
     ``variant=KEY`` in the run id and the variant name. None (or a None result): one run per
-    setting and seed.
+    setting and seed. ``check(name, flags)`` (:func:`toy.__main__.check_flags`), if given, is
+    called once per setting before anything else and raises ``ValueError`` for flags (passthrough
+    or ``--set`` values) the experiment refuses, so a bad flag stops the sweep before any run.
     """
     keys = [k for k, _ in settings]
     if len(set(keys)) != len(keys):
@@ -127,8 +128,11 @@ def expand(name: str, seeds, settings=(), passthrough=(), variants=None) -> list
     bad = [a for a in passthrough if a.split("=")[0] in _RESERVED]
     if bad:
         raise ValueError(f"{bad[0].split('=')[0]} is set by the sweep for every run; drop it from the experiment flags")
+    combos = list(itertools.product(*[vals for _, vals in settings]))
+    for combo in combos if check else ():
+        check(name, [*passthrough, *[x for k, v in zip(keys, combo) for x in (f"--{k}", v)]])
     runs, ids = [], set()
-    for combo in itertools.product(*[vals for _, vals in settings]):
+    for combo in combos:
         setting = tuple(zip(keys, combo))
         parts = [f"{k}={_safe(v)}" for k, v in setting]
         flags = [x for k, v in setting for x in (f"--{k}", v)]
@@ -401,7 +405,7 @@ def sweep(name, seeds, settings=(), passthrough=(), *, out, workers=None, schedu
     """
     stream = stream or sys.stderr
     out = pathlib.Path(out).absolute()         # workers may run in another directory, or on other hosts
-    runs = expand(name, seeds, settings, passthrough, _own(runner, "variants"))
+    runs = expand(name, seeds, settings, passthrough, _own(runner, "variants"), _own(runner, "check_flags"))
     if workers is not None and workers < 0:
         raise ValueError(f"--workers must be >= 0, got {workers}")
     use_dask = workers != 0 or scheduler is not None
@@ -411,7 +415,10 @@ def sweep(name, seeds, settings=(), passthrough=(), *, out, workers=None, schedu
         print(f"note: Dask is not installed (pip install 'refimpl[sweep]'): the {len(runs)} runs run serially "
               "in this process", file=stream, flush=True)
         use_dask = False
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--out {out}: cannot create the sweep folder: {e.strerror or e}") from None
     lock = out / ".sweep.lock"
     _acquire(lock)
     try:
@@ -490,7 +497,8 @@ def _sweep(name, runs, seeds, settings, passthrough, out, workers, scheduler, ru
 
 
 def build_parser():
-    ap = argparse.ArgumentParser(
+    from refimpl.runs import ArgumentParser        # usage errors in one line, exit 2
+    ap = ArgumentParser(
         prog="python -m toy sweep", allow_abbrev=False,
         description="Run one experiment over seeds and settings on Dask (or serially without it), then aggregate. "
                     "Unknown flags (--quick, --iters, --lam, ...) pass through to every run.")

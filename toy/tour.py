@@ -29,7 +29,7 @@ with the data's mean and covariance, 2,500 points drawn from ``default_rng([seed
 and evaluated with ``default_rng([seed, 104729, 0])``.
 
 Outputs in ``--out``: one folder per method (``metrics.json``, ``curve.csv``, ``samples.npy``,
-``samples.png``, ``curves.png``, ``checkpoint.pkl``), ``baseline/`` (``metrics.json``,
+``samples.png``, ``curves.png``, ``checkpoint.npz``), ``baseline/`` (``metrics.json``,
 ``samples.npy``), ``summary.json`` (also as ``metrics.json``) and ``summary.csv`` (per method:
 modes, high_quality, w1, w2, sliced_w1, train_seconds, train_cpu_seconds, iterations, folder;
 and the baseline),
@@ -56,11 +56,12 @@ from refimpl.metrics import N_EVAL, chance_baseline, evaluate, mode_stats, slice
 from refimpl.rwp import RWPMethod
 from refimpl.sbe import SBEMethod
 from refimpl.swgan import SWGANConfig, SWGANMethod
-from refimpl.train import GANMethod, ToyData, train
+from refimpl.runs import checkpoint_file, has_checkpoint, train_run
+from refimpl.train import GANMethod, ToyData
 from refimpl.w1fe import W1FE
 
 from .common import RunOptions, plt, write_csv, write_json, write_npy
-from .gan import eval_samples, plot_curves, plot_samples
+from .gan import AXIS_LIMITS, eval_samples, plot_curves, plot_samples
 from .swgan_grid import wgan_gp_config
 
 DATASET = "grid25"
@@ -132,10 +133,8 @@ def train_one(opts: RunOptions, key, label, method, *, budget, n_eval, max_iters
     xp = get_namespace(opts.backend)
     out = pathlib.Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
-    ck = out / "checkpoint.pkl"
-    if ck.exists() and not opts.resume:
-        raise FileExistsError(f"{ck} exists: pass --resume to continue that run, or choose another --out")
-    cpu0 = load_checkpoint(ck, np).get("train_cpu_seconds", 0.0) if (opts.resume and ck.exists()) else 0.0
+    cpu0 = (load_checkpoint(checkpoint_file(out), np).get("train_cpu_seconds", 0.0)
+            if opts.resume and has_checkpoint(out) else 0.0)
     clocked = _Clocked(method, cpu0)
     next_eval = [(int(cpu0 * N_CURVE / budget) + 1) * budget / N_CURVE]
 
@@ -150,12 +149,10 @@ def train_one(opts: RunOptions, key, label, method, *, budget, n_eval, max_iters
              f"(chance: {baseline['modes']}/25, hq {baseline['high_quality']:.3f}, W1 {baseline['w1']:.3f})")
         return m
 
-    res = train(clocked, ToyData(DATASET, xp, "float32", scale=method.cfg.data_scale), xp=xp, dtype="float32",
-                seed=opts.seed, iters=max_iters, eval_fn=eval_fn, eval_every=POLL_EVERY, checkpoint_path=ck,
-                checkpoint_every=opts.checkpoint_every or 500, resume=opts.resume,
-                check_every=1 if backend_name(xp) != "cupy" else 50, max_train_cpu_seconds=budget)
-    if res.interrupted:
-        raise KeyboardInterrupt
+    res = train_run(opts, clocked, ToyData(DATASET, xp, "float32", scale=method.cfg.data_scale), dataset=DATASET,
+                    xp=xp, dtype="float32", iters=max_iters, eval_fn=eval_fn, eval_every=POLL_EVERY,
+                    checkpoint_every=500, check_every=1 if backend_name(xp) != "cupy" else 50,
+                    max_train_cpu_seconds=budget)
     _say(f"[{key}] budget spent at iteration {res.iterations}: evaluating (full protocol)")
     samples = to_numpy(eval_samples(method, res.state, opts.seed, res.iterations, n_eval))
     final = evaluate(samples, DATASET, np.random.default_rng([opts.seed, 104729, res.iterations]), n_target=n_eval)
@@ -169,7 +166,7 @@ def train_one(opts: RunOptions, key, label, method, *, budget, n_eval, max_iters
                "backend": opts.backend, "seed": opts.seed, "dtype": "float32", "method": key, "label": label,
                "dataset": DATASET, "baseline": baseline, "config": method.config()}
     write_csv(out / "curve.csv", curve)
-    plot_samples(out / "samples.png", samples, DATASET, f"{label}: {_fmt(final)} (chance {baseline['modes']}/25, "
+    plot_samples(out / "samples.png", samples, DATASET, f"{label}, {res.iterations} iterations\n{_fmt(final)} (chance {baseline['modes']}/25, "
                  f"hq {baseline['high_quality']:.3f})")
     plot_curves(out / "curves.png", curve, f"{label}, grid25, seed {opts.seed}")
     write_npy(out / "samples.npy", samples)
@@ -239,7 +236,7 @@ def run(opts: RunOptions):
               + [{"method": "baseline", **{k: baseline[k] for k in ("modes", "high_quality", "w1", "w2", "sliced_w1")},
                   "folder": "baseline"}])
     _plot_panels(out / "samples.png", out, summary, baseline, opts.seed, budget)
-    _plot_w1(out / "w1_vs_time.png", summary, curves, baseline, opts.seed, budget)
+    _plot_w1(out / "w1_vs_time.png", summary, curves, baseline, opts.seed, budget, n_eval)
     write_json(out / "summary.json", result)
     write_json(out / "metrics.json", result)     # every experiment's final-metrics file (the same content)
     _say(table(result))
@@ -282,8 +279,8 @@ def _plot_panels(path, out, summary, baseline, seed, budget):
         ax.scatter(centers[:, 0], centers[:, 1], c="red", s=30, marker="x", linewidths=1, zorder=2)
         ax.set_title(f"{label} ({note})\n{r['modes']}/25 modes, hq {r['high_quality']:.3f}, W1 {r['w1']:.3f}",
                      fontsize=9)
-        ax.set_xlim(-7, 7)
-        ax.set_ylim(-7, 7)
+        ax.set_xlim(-AXIS_LIMITS[DATASET], AXIS_LIMITS[DATASET])
+        ax.set_ylim(-AXIS_LIMITS[DATASET], AXIS_LIMITS[DATASET])
         ax.set_aspect("equal")
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
@@ -293,7 +290,7 @@ def _plot_panels(path, out, summary, baseline, seed, budget):
     pyplot.close(fig)
 
 
-def _plot_w1(path, summary, curves, baseline, seed, budget):
+def _plot_w1(path, summary, curves, baseline, seed, budget, n_eval):
     pyplot = plt()
     fig, ax = pyplot.subplots(figsize=(6.5, 4.2))
     for k, r in summary.items():
@@ -304,7 +301,7 @@ def _plot_w1(path, summary, curves, baseline, seed, budget):
                label=f"chance ({baseline['modes']}/25, hq {baseline['high_quality']:.3f})")
     ax.set_yscale("log")
     ax.set_xlabel("training CPU seconds (evaluation excluded)")
-    ax.set_ylabel("exact W1 to 2,500 fresh data samples")
+    ax.set_ylabel(f"exact W1 to {n_eval:,} fresh data samples")
     ax.set_title(f"grid25, seed {seed}, budget {budget:g} CPU s per method", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
