@@ -332,3 +332,17 @@ def test_a_killed_worker_is_retried_once(tmp_path, capsys):
     assert runs["seed=1"]["status"] == "failed" and "worker process died" in runs["seed=1"]["error"]
     assert runs["seed=1"]["attempts"] == 2
     assert list(json.loads((out / "summary.json").read_text())["variants"]["default"]["runs"]) == ["seed=0"]
+
+
+def test_progress_heartbeat_prints_while_runs_are_silent():
+    """Dask runs log to files: the sweep itself prints its state every ``every`` seconds meanwhile."""
+    import io
+    out = io.StringIO()
+    p = sweep.Progress(total=3, skipped=0, slots=2, stream=out)
+    with p.heartbeat(every=0.05):
+        time.sleep(0.3)
+    lines = out.getvalue().splitlines()
+    assert len(lines) >= 2 and all(l.startswith("sweep: 0/3 done") and "2 running" in l for l in lines)
+    n = len(lines)
+    time.sleep(0.15)
+    assert len(out.getvalue().splitlines()) == n          # stopped with the block

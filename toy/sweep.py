@@ -40,6 +40,7 @@ import pathlib
 import re
 import socket
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -271,6 +272,23 @@ class Progress:
         return (f"sweep: {self.done + self.skipped}/{self.total} done ({self.skipped} skipped), {running} running, "
                 f"{left - running} queued, {self.failed} failed | {_fmt(el)} elapsed, ETA {eta}")
 
+    @contextlib.contextmanager
+    def heartbeat(self, every=30.0):
+        """Print :meth:`line` every ``every`` seconds while the block runs (Dask runs log to files,
+        so without it a sweep of long runs would be silent until the first one ends)."""
+        stop = threading.Event()
+
+        def beat():
+            while not stop.wait(every):
+                print(self.line(), file=self.stream, flush=True)
+        t = threading.Thread(target=beat, name="sweep-heartbeat", daemon=True)
+        t.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            t.join()
+
     def update(self, status, run_id, error=None):
         if status == "done":
             self.done += 1
@@ -323,13 +341,14 @@ def _execute_dask(jobs, record, workers, scheduler, progress):
                                 pure=False)
             futures[fut], by_id[run.run_id] = run, fut
         try:
-            for fut in as_completed(futures):
-                run = futures[fut]
-                if fut.status == "error":
-                    exc = fut.exception()
-                    record(run, {"status": "failed", "rc": None, "error": f"{type(exc).__name__}: {exc}"})
-                else:
-                    record(run, fut.result())
+            with progress.heartbeat():
+                for fut in as_completed(futures):
+                    run = futures[fut]
+                    if fut.status == "error":
+                        exc = fut.exception()
+                        record(run, {"status": "failed", "rc": None, "error": f"{type(exc).__name__}: {exc}"})
+                    else:
+                        record(run, fut.result())
         except BaseException:
             client.cancel(list(futures))
             raise
