@@ -148,8 +148,10 @@ def default_threads(parallel_runs=1):
 
 @contextlib.contextmanager
 def blas_threads(n, required=True):
-    """Limit the BLAS thread pools to ``n`` threads (threadpoolctl) while the block runs; yields
-    ``n``, or ``None`` when threadpoolctl is missing and not ``required`` (no limit set)."""
+    """Limit the BLAS thread pools to ``n`` threads while the block runs: threadpoolctl for the
+    libraries already loaded, the environment (``OPENBLAS_NUM_THREADS`` ...) for those loaded
+    inside the block. Yields ``n``, or ``None`` when threadpoolctl is missing and not
+    ``required`` (no limit set)."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError as e:
@@ -157,8 +159,20 @@ def blas_threads(n, required=True):
             yield None
             return
         raise ImportError(f"--threads needs threadpoolctl: {INSTALL}", name="threadpoolctl") from e
-    with threadpool_limits(limits=n, user_api="blas"):
-        yield n
+    # threadpool_limits reaches the BLAS libraries loaded so far; one loaded later (scipy ships its
+    # own OpenBLAS, loaded on first use) reads its thread count from the environment at load time
+    names = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
+    old = {k: os.environ.get(k) for k in names}
+    os.environ.update({k: str(n) for k in names})
+    try:
+        with threadpool_limits(limits=n, user_api="blas"):
+            yield n
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 # ----------------------------------------------------------------------------- output folder

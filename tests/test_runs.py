@@ -464,3 +464,23 @@ def test_gpu_method_help_shows_that_methods_flags(capsys):
     # and a used flag still reaches the run
     from gpu.__main__ import build_parser
     assert build_parser("w1fe").parse_args(["--K", "5"]).K == 5 and build_parser("rwp").parse_args([]).K == 3
+
+
+def test_blas_threads_reach_libraries_loaded_inside_the_block():
+    """numpy and scipy each ship an OpenBLAS; scipy's is loaded on first use, after the limit is
+    set: it must start with the limit too (found by the grid tour recording openblas: 2)."""
+    pytest.importorskip("threadpoolctl")
+    pytest.importorskip("scipy")
+    code = ("import numpy, json\n"
+            "from refimpl.runs import blas_threads\n"
+            "from threadpoolctl import threadpool_info\n"
+            "with blas_threads(1):\n"
+            "    import scipy.linalg\n"
+            "    inside = [i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas']\n"
+            "print(json.dumps(inside))\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT,
+                       env={k: v for k, v in _env().items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")},
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    inside = json.loads(r.stdout)
+    assert len(inside) >= 1 and all(n == 1 for n in inside), inside

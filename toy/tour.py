@@ -248,7 +248,10 @@ def _blas_threads():
         from threadpoolctl import threadpool_info
     except ImportError:
         return None
-    return {i.get("internal_api"): i.get("num_threads") for i in threadpool_info()}
+    import os
+    # one entry per loaded library (numpy and scipy each ship their own OpenBLAS)
+    return {os.path.basename(i.get("filepath", "")) or i.get("internal_api"): i.get("num_threads")
+            for i in threadpool_info() if i.get("user_api") == "blas"}
 
 
 def table(result):
