@@ -175,6 +175,10 @@ def test_serial_sweep_records_failures_skips_finished_runs_and_sets_aside(tmp_pa
                      "--out", str(out)]) == 0
     assert (out / "h=0.5,seed=1.old-1" / "note.txt").read_text() == "mine"
     assert json.loads((out / "h=0.5,seed=1" / "metrics.json").read_text())["steps"] == 3
+    # every run of a toy sweep gets one BLAS thread, recorded in its metrics.json by the run layer
+    assert json.loads((out / "h=0.5,seed=1" / "metrics.json").read_text())["threads"] == 1
+    argv = _manifest(out)["runs"]["h=0.5,seed=1"]["argv"]
+    assert argv[argv.index("--threads") + 1] == "1"
     assert json.loads((out / "h=0.5,seed=0.old-1" / "metrics.json").read_text())["steps"] == 5
 
 

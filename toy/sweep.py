@@ -412,7 +412,8 @@ def sweep(name, seeds, settings=(), passthrough=(), *, out, workers=None, schedu
     Parameters
     ----------
     name : the experiment (as in ``python -m toy list``).
-    seeds : list of int. settings : [(key, [values])]. passthrough : the experiment's flags.
+    seeds : list of int. settings : [(key, [values])]. passthrough : the experiment's flags
+        (``--threads 1`` is added for the toy and gpu runners unless ``--threads`` is given).
     workers : LocalCluster worker processes (default: the CPUs this process may use); 0 runs
         serially in this process, as does a missing Dask.
     scheduler : address of an existing Dask scheduler (``tcp://host:8786``); ``out`` must then be
@@ -424,6 +425,11 @@ def sweep(name, seeds, settings=(), passthrough=(), *, out, workers=None, schedu
     """
     stream = stream or sys.stderr
     out = pathlib.Path(out).absolute()         # workers may run in another directory, or on other hosts
+    if runner in (DEFAULT_RUNNER, "gpu.__main__:main") and not any(
+            a == "--threads" or a.startswith("--threads=") for a in passthrough):
+        # one BLAS thread per run unless the user says otherwise: the run layer would otherwise give
+        # every run all the machine's cores, and N workers x N threads oversubscribe the CPUs
+        passthrough = [*passthrough, "--threads", "1"]
     runs = expand(name, seeds, settings, passthrough, _own(runner, "variants"), _own(runner, "check_flags"))
     if workers is not None and workers < 0:
         raise ValueError(f"--workers must be >= 0, got {workers}")
