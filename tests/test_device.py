@@ -39,7 +39,7 @@ def put(a, dtype="float64"):
     return from_host(np.asarray(a), sxp, dtype, DEV)
 
 
-def on_dev(out):
+def assert_on_device(out):
     leaves = [x for x in _leaves(out) if hasattr(x, "device")]
     assert leaves, "no array output to check"
     for x in leaves:
@@ -54,18 +54,18 @@ def r():
 
 def _net(r, sizes=(3, 5, 1), act="softplus"):
     net = MLP(sizes, act)
-    return net, on_dev(net.init(r, xp=sxp, device=DEV))
+    return net, assert_on_device(net.init(r, xp=sxp, device=DEV))
 
 
 # ----------------------------------------------------------------------------- 1. device
 def test_nn_on_device(r):
     net, p = _net(r)
     x = put(r.standard_normal((4, 3)))
-    y, cache = on_dev(net.forward(p, x))
-    on_dev(net.backward(p, cache, put(np.ones((4, 1)))))
-    g, tape = on_dev(net.input_gradient(p, x))
-    on_dev(net.input_gradient_vjp(p, tape, put(r.standard_normal((4, 3)))))
-    on_dev((copy_params(p), zeros_like_params(p), add_params(p, p, 0.5)))
+    y, cache = assert_on_device(net.forward(p, x))
+    assert_on_device(net.backward(p, cache, put(np.ones((4, 1)))))
+    g, tape = assert_on_device(net.input_gradient(p, x))
+    assert_on_device(net.input_gradient_vjp(p, tape, put(r.standard_normal((4, 3)))))
+    assert_on_device((copy_params(p), zeros_like_params(p), add_params(p, p, 0.5)))
 
 
 @pytest.mark.parametrize("name", OBJECTIVES)
@@ -74,14 +74,14 @@ def test_objectives_on_device(r, name):
     critic, cp = _net(r)
     gen, gp = _net(r, (2, 4, 3), "tanh")
     real, fake = put(r.standard_normal((4, 3))), put(r.standard_normal((4, 3)))
-    on_dev(critic_grads(obj, critic, cp, real, fake, r))
-    on_dev(gradient_penalty(critic, cp, real, 2.0))
-    on_dev(penalty_points(obj, real, fake, r))
-    on_dev(critic_scores_loss(obj, put(np.ones((4, 1))), put(np.zeros((3, 1)))))
-    on_dev(generator_scores_loss(obj, put(np.ones((4, 1)))))
-    on_dev(clip_params(cp, 0.1))
-    on_dev(generator_dfake(obj, critic, cp, fake))
-    on_dev(generator_grads(obj, gen, gp, critic, cp, put(r.standard_normal((4, 2)))))
+    assert_on_device(critic_grads(obj, critic, cp, real, fake, r))
+    assert_on_device(gradient_penalty(critic, cp, real, 2.0))
+    assert_on_device(penalty_points(obj, real, fake, r))
+    assert_on_device(critic_scores_loss(obj, put(np.ones((4, 1))), put(np.zeros((3, 1)))))
+    assert_on_device(generator_scores_loss(obj, put(np.ones((4, 1)))))
+    assert_on_device(clip_params(cp, 0.1))
+    assert_on_device(generator_dfake(obj, critic, cp, fake))
+    assert_on_device(generator_grads(obj, gen, gp, critic, cp, put(r.standard_normal((4, 2)))))
 
 
 @pytest.mark.parametrize("opt", [SGD(0.1), SGD(0.1, momentum=0.5), Adam(), RMSprop()])
@@ -89,19 +89,19 @@ def test_optimisers_on_device(r, opt):
     _, p = _net(r)
     st = opt.init(p)
     new, st2 = opt.step(p, p, st)
-    on_dev(new)
+    assert_on_device(new)
     if list(_leaves(st2)):                        # plain SGD keeps no arrays
-        on_dev(st2)
+        assert_on_device(st2)
 
 
 def test_prox_on_device(r):
     th, ts = put(r.standard_normal((5, 2))), put(r.standard_normal((5, 2)))
-    on_dev(shrink(th, 0.25, 0.1))                 # a float centre: was created on the default device
-    on_dev(shrink(th, ts, 0.1))
-    on_dev((d_W(th, ts, 0.3), d_E(th, ts), F_W1(th, ts, 0.3)))
+    assert_on_device(shrink(th, 0.25, 0.1))                 # a float centre: was created on the default device
+    assert_on_device(shrink(th, ts, 0.1))
+    assert_on_device((d_W(th, ts, 0.3), d_E(th, ts), F_W1(th, ts, 0.3)))
     for metric in ("wasserstein", "euclidean"):
         for alpha in (0.0, 0.4, 1.0):
-            on_dev(two_delta_prox(th, ts, alpha, 0.5, metric))
+            assert_on_device(two_delta_prox(th, ts, alpha, 0.5, metric))
 
 
 def test_rwp_sbe_w1fe_functions_on_device(r):
@@ -111,55 +111,55 @@ def test_rwp_sbe_w1fe_functions_on_device(r):
     gen, gp = _net(r, (2, 4, 3), "tanh")
     z = put(r.standard_normal((4, 2)))
     x, y = put(r.standard_normal((4, 3))), put(r.standard_normal((4, 3)))
-    on_dev(proximal_term(x, y, 0.5))
-    on_dev(rwp_generator_grads(obj, gen, gp, copy_params(gp), critic, cp, z, 0.5))
-    on_dev(potential_objective(pot, pp, x, y, 0.5))
-    on_dev(sbe_generator_dfake(obj, critic, cp, pot, pp, x, 0.5))
-    on_dev(sbe_generator_grads(obj, gen, gp, critic, cp, pot, pp, z, 0.5))
-    on_dev(euler_targets(critic, cp, x, 0.5))
-    on_dev(persistent_loss_grads(gen, gp, z, x))
+    assert_on_device(proximal_term(x, y, 0.5))
+    assert_on_device(rwp_generator_grads(obj, gen, gp, copy_params(gp), critic, cp, z, 0.5))
+    assert_on_device(potential_objective(pot, pp, x, y, 0.5))
+    assert_on_device(sbe_generator_dfake(obj, critic, cp, pot, pp, x, 0.5))
+    assert_on_device(sbe_generator_grads(obj, gen, gp, critic, cp, pot, pp, z, 0.5))
+    assert_on_device(euler_targets(critic, cp, x, 0.5))
+    assert_on_device(persistent_loss_grads(gen, gp, z, x))
 
 
 def test_wgrad_wwgan_on_device(r):
     graph = PixelGraph(2, 3, channels=1)
     X = put(r.uniform(0, 1, (3, 1, 2, 3)))
     g = put(r.standard_normal((3, 1, 2, 3)))
-    on_dev(laplacian_dense(graph, X[0, ...], alpha=0.5, gamma=0.1))
-    on_dev(wasserstein_norm_sq_and_gradient(graph, X, g, 0.5, 0.1))
-    on_dev(image_to_mass(put(r.uniform(-1.5, 1, (4,))), clip=True))
+    assert_on_device(laplacian_dense(graph, X[0, ...], alpha=0.5, gamma=0.1))
+    assert_on_device(wasserstein_norm_sq_and_gradient(graph, X, g, 0.5, 0.1))
+    assert_on_device(image_to_mass(put(r.uniform(-1.5, 1, (4,))), clip=True))
     critic, cp = _net(r, (6, 5, 1))
     x = put(r.uniform(-1, 1, (3, 6)))
-    on_dev(wasserstein_penalty(critic, cp, x, 2.0, graph, 0.5, 0.1))
-    on_dev(wwgan_critic_grads(critic, cp, x, put(r.uniform(-1, 1, (3, 6))), r, 2.0, graph))
+    assert_on_device(wasserstein_penalty(critic, cp, x, 2.0, graph, 0.5, 0.1))
+    assert_on_device(wwgan_critic_grads(critic, cp, x, put(r.uniform(-1, 1, (3, 6))), r, 2.0, graph))
 
 
 def test_metrics_w1flow_datasets_on_device(r):
-    x = on_dev(sample("ring8", 12, r, xp=sxp, device=DEV))
-    y = on_dev(sample("grid25", 12, r, xp=sxp, dtype="float32", device=DEV, return_labels=True))[0]
-    on_dev(sample("swissroll", 5, r, xp=sxp, device=DEV, return_labels=True))
+    x = assert_on_device(sample("ring8", 12, r, xp=sxp, device=DEV))
+    y = assert_on_device(sample("grid25", 12, r, xp=sxp, dtype="float32", device=DEV, return_labels=True))[0]
+    assert_on_device(sample("swissroll", 5, r, xp=sxp, device=DEV, return_labels=True))
     assert mode_stats(x, np.zeros((3, 2)), 1.0)["n"] == 12
     assert mode_stats(x, put(np.zeros((3, 2))), 1.0)["n"] == 12
     assert sliced_w1(x, y, 20, rng=0) > 0 and sliced_w1(x, y[:7, :], 20, rng=0) > 0
     assert w1(x, y) > 0 and w2(x, y) > 0
     assert evaluate(x, "ring8", r, 30, n_projections=10)["w1"] > 0
-    on_dev(w1_flow_step(x, y, 0.1))
-    on_dev(w1_flow_step(x, y, 0.1, matching=put(np.arange(12)[::-1].copy(), sxp.int64)))
-    on_dev(w1_flow(x, y, 0.1, 2, return_particles=True)[1])
+    assert_on_device(w1_flow_step(x, y, 0.1))
+    assert_on_device(w1_flow_step(x, y, 0.1, matching=put(np.arange(12)[::-1].copy(), sxp.int64)))
+    assert_on_device(w1_flow(x, y, 0.1, 2, return_particles=True)[1])
 
 
 def test_image_loaders_on_device():
     pytest.importorskip("sklearn")
     from refimpl.images import load_digits
-    x, y = on_dev(load_digits("test", xp=sxp, device=DEV, limit=5))
+    x, y = assert_on_device(load_digits("test", xp=sxp, device=DEV, limit=5))
     assert x.shape == (5, 1, 8, 8) and y.shape == (5,)
 
 
 def test_image_metrics_on_device(r):
     images = put(r.uniform(-1, 1, (20, 1, 2, 2)))
     labels = from_host(np.arange(20) % 3, sxp, sxp.int64, DEV)
-    on_dev(softmax_cross_entropy(put(r.standard_normal((20, 3))), labels))
+    assert_on_device(softmax_cross_entropy(put(r.standard_normal((20, 3))), labels))
     mlp, params, _ = train_classifier(images, labels, hidden=(4,), steps=3, batch_size=5)
-    on_dev(params)
+    assert_on_device(params)
     assert classifier_features(mlp, params, images, batch=7).shape == (20, 4)
     assert 0 <= classifier_accuracy(mlp, params, images, labels) <= 1
     assert ClassifierFrechet(mlp, params, images).score(images) == pytest.approx(0.0, abs=1e-9)
@@ -184,12 +184,12 @@ def _methods():
 @pytest.mark.parametrize("name", list(_methods()))
 def test_outer_step_on_device(r, name):
     m = _methods()[name]
-    state = on_dev(m.init_state(r, sxp, "float64", DEV))
+    state = assert_on_device(m.init_state(r, sxp, "float64", DEV))
     data = ArrayData(put(r.uniform(-1, 1, (16, 6))))
     for _ in range(2):
         state, logs = m.outer_step(state, r, data)
-    on_dev(state)
-    on_dev(logs)
+    assert_on_device(state)
+    assert_on_device(logs)
 
 
 # ----------------------------------------------------------------------------- 2. host round trips
