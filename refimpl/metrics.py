@@ -27,6 +27,7 @@ import numpy as _np  # host side: POT inputs, random directions, index tables
 from . import _checks
 from .backend import device_of, from_host, namespace, to_numpy
 from .datasets import Mixture, get_dataset, sample
+from .threads import thread_budget
 
 __all__ = ["N_EVAL", "mode_stats", "w1", "w2", "sliced_w1", "evaluate", "mixture_moments", "chance_baseline"]
 
@@ -221,12 +222,14 @@ def w2(x, y, *, num_itermax=None):
     return s * math.sqrt(max(_emd2_uniform(_sq_dists(a, b), num_itermax), 0.0))
 
 
-def _w1_w2(x, y, num_itermax=None):
-    """(W1, W2) sharing the distance matrix; the two network simplex solves run in two
-    threads (POT's solver releases the GIL)."""
+def _w1_w2(x, y, num_itermax=None, threads=2):
+    """(W1, W2) sharing the distance matrix; with ``threads >= 2`` the two network simplex
+    solves run in two threads (POT's solver releases the GIL), else one after the other."""
     a, b, s = _host_clouds(x, y)
     d2 = _sq_dists(a, b)
     d = _np.sqrt(d2)
+    if threads < 2:
+        return s * _emd2_uniform(d, num_itermax), s * math.sqrt(max(_emd2_uniform(d2, num_itermax), 0.0))
     with ThreadPoolExecutor(max_workers=2) as ex:
         f1 = ex.submit(_emd2_uniform, d, num_itermax)
         f2 = ex.submit(_emd2_uniform, d2, num_itermax)
@@ -320,7 +323,7 @@ def _sliced_w1(x, y, n_projections, rng):
 
 # ----------------------------------------------------------------------------- evaluate
 
-def evaluate(samples, dataset_name, rng, n_target=N_EVAL, *, n_projections=N_PROJECTIONS):
+def evaluate(samples, dataset_name, rng, n_target=N_EVAL, *, n_projections=N_PROJECTIONS, threads=None):
     """All toy metrics of generated samples against fresh target samples.
 
     Parameters
@@ -335,6 +338,11 @@ def evaluate(samples, dataset_name, rng, n_target=N_EVAL, *, n_projections=N_PRO
         Number of fresh target samples (default 2,500).
     n_projections : int >= 1, optional
         Directions for :func:`sliced_w1`.
+    threads : int >= 1, optional
+        Threads for the two exact solves: 1 runs them one after the other, 2 or more
+        concurrently. Default :func:`refimpl.threads.thread_budget` (so a run limited to one thread by
+        ``--threads 1`` or by a Dask worker's ``OMP_NUM_THREADS=1`` stays on one core).
+        The values do not depend on it.
 
     Returns
     -------
@@ -348,13 +356,14 @@ def evaluate(samples, dataset_name, rng, n_target=N_EVAL, *, n_projections=N_PRO
     Notes
     -----
     Protocol: conventions.md, "2-D mixture protocol". The two exact solves run
-    concurrently in two threads.
+    concurrently in two threads when ``threads >= 2``.
     """
     spec = get_dataset(dataset_name)
     if not isinstance(rng, _np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
     n_target = _checks.integer(n_target, "n_target", ge=1)
     n_projections = _checks.integer(n_projections, "n_projections", ge=1)
+    threads = thread_budget() if threads is None else _checks.integer(threads, "threads", ge=1)
     samples = _checks.array(samples, "samples", shape=(None, 2))
     xp = namespace(samples)
     target = sample(spec, n_target, rng, xp=xp, dtype=samples.dtype, device=device_of(samples))
@@ -363,7 +372,7 @@ def evaluate(samples, dataset_name, rng, n_target=N_EVAL, *, n_projections=N_PRO
         c = from_host(spec.centers, xp, samples.dtype, device_of(samples))
         ms = _mode_stats(samples, c, spec.std)
         out["modes"], out["high_quality"] = ms["modes"], ms["high_quality"]
-    out["w1"], out["w2"] = _w1_w2(samples, target)
+    out["w1"], out["w2"] = _w1_w2(samples, target, threads=threads)
     out["sliced_w1"] = _sliced_w1(samples, target, n_projections, rng)
     return out
 

@@ -251,16 +251,17 @@ class MLP:
     def _param_shapes(self):
         return [((a, b), (b,)) for a, b in zip(self.sizes[:-1], self.sizes[1:])]
 
-    def _validate(self, params, *items, pname="params"):
+    def _validate(self, params, *items, pname="params", nonempty=False):
         """Validated ``(params, *arrays)`` for ``items = (name, array, shape), ...``: the
         parameters with this network's layout, each array of its ``shape`` (``None``
-        entries free) and the parameters' dtype; one finiteness reduction for all."""
+        entries free; no zero-length axis when ``nonempty``) and the parameters' dtype; one
+        finiteness reduction for all."""
         params = _checks.params(params, pname, shapes=self._param_shapes(), finite=False)
         xp = namespace(params)
         dt = params[0][0].dtype
         arrs = []
         for name, arr, want_shape in items:
-            arr = _checks.array(arr, name, shape=want_shape, nonempty=False, finite=False, xp=xp)
+            arr = _checks.array(arr, name, shape=want_shape, nonempty=nonempty, finite=False, xp=xp)
             if arr.dtype != dt:
                 promoted = " (integers and bool are promoted to float64)" if arr is not items[len(arrs)][1] else ""
                 raise TypeError(f"{name} has dtype {_checks._dtype_name(arr.dtype)}{promoted} but the network's "

@@ -236,10 +236,7 @@ def critic_grads(obj, critic, cparams, real, fake, rng):
     _obj(obj), _net(critic, "critic"), _rng(rng)
     d = critic.sizes[0]
     cparams, real, fake = critic._validate(cparams, ("real", real, (None, d)), ("fake", fake, (None, d)),
-                                           pname="cparams")
-    for n, a in (("real", real), ("fake", fake)):
-        if a.shape[0] == 0:
-            raise ValueError(f"{n} must be non-empty, got shape {tuple(a.shape)}")
+                                           pname="cparams", nonempty=True)
     if obj.penalty is not None and obj.name != "dragan" and real.shape[0] != fake.shape[0]:
         raise ValueError(f"fake must have as many rows as real for the interpolate penalty, "
                          f"got {real.shape[0]} and {fake.shape[0]}")

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .checkpoint import remove_stale_temps
+from .threads import usable_cpus
 
 MARKER = ".refimpl-run.json"          # in every output folder: which experiment wrote it
 CHECKPOINT = "checkpoint.npz"
@@ -139,11 +140,7 @@ def add_common_flags(ap, *, iters_default="the experiment's", backends=("numpy",
 # ----------------------------------------------------------------------------- threads
 def default_threads(parallel_runs=1):
     """The machine's usable cores divided among ``parallel_runs`` runs (at least 1 each)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:                       # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores // max(1, parallel_runs))
+    return max(1, usable_cpus() // max(1, parallel_runs))
 
 
 @contextlib.contextmanager

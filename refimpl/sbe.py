@@ -81,10 +81,7 @@ def potential_objective(potential, pparams, x_new, x_prev, h):
     _net(potential, "potential")
     d = potential.sizes[0]
     pparams, x_new, x_prev = potential._validate(pparams, ("x_new", x_new, (None, d)), ("x_prev", x_prev, (None, d)),
-                                                 pname="pparams")
-    for n, a in (("x_new", x_new), ("x_prev", x_prev)):
-        if a.shape[0] == 0:
-            raise ValueError(f"{n} must be non-empty, got shape {tuple(a.shape)}")
+                                                 pname="pparams", nonempty=True)
     return _potential_objective(potential, pparams, x_new, x_prev, h)
 
 

@@ -350,3 +350,35 @@ def test_progress_heartbeat_prints_while_runs_are_silent():
     n = len(lines)
     time.sleep(0.15)
     assert len(out.getvalue().splitlines()) == n          # stopped with the block
+
+
+def test_eta_before_the_first_run_ends_comes_from_the_runs_own_estimates(tmp_path):
+    """No run has finished: the ETA is the longest time left of the running runs plus the queued
+    ones in rounds of ``slots``, each as long as the running ones' mean (elapsed + left)."""
+    import io
+    logs = {f"seed={i}": tmp_path / f"seed={i}.log" for i in range(5)}
+    p = sweep.Progress(total=5, skipped=0, slots=2, stream=io.StringIO(), logs=logs)
+    assert p.line().endswith("ETA ?")                               # nothing has started
+    logs["seed=0"].write_text("== attempt 1 on h pid 1: x\nit 1/9 | a 1 | 0m01s elapsed, ~9m00s left\n"
+                              "it 5/9 | a 1 | 2m00s elapsed, ~2m00s left\n")
+    logs["seed=1"].write_text("it 3/9 | stale line of an earlier attempt | 0m10s elapsed, ~50m00s left\n"
+                              "== attempt 2 on h pid 2: x\nit 2/9 | a 1 | 1m00s elapsed, ~1h02m left\n")
+    # running: (120 s, 120 s) and (60 s, 3720 s); mean run 2010 s; 3 queued -> ceil(3 / 2) rounds
+    assert sweep._run_estimate(logs["seed=1"]) == (60, 3720)
+    assert p.line().endswith(f"ETA ~{sweep._fmt(3720 + 2 * 2010)} (from the runs' own estimates)")
+    p.update("done", "seed=1")                                      # then the throughput decides
+    assert "(from the runs' own estimates)" not in p.line()
+    p2 = sweep.Progress(total=5, skipped=0, slots=2, stream=io.StringIO(), logs=logs)
+    p2.started = time.time() + 60                                   # logs older than the sweep: ignored
+    assert p2.line().endswith("ETA ?")
+
+
+@pytest.mark.slow
+def test_benchmark_script_prints_every_side_and_the_bound(capsys):
+    """python -m toy.bench_sweep end to end on the smallest workload (numbers: docs/performance.md)."""
+    pytest.importorskip("distributed")
+    from toy import bench_sweep
+    assert bench_sweep.main(["--seeds", "0-1", "--workers", "2", "wgan-gp-ring", "--quick", "--iters", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "serial, 1 thread:" in out and "dask, 2 workers:" in out
+    assert "bound for equal runs without overhead 0.50" in out and "ratio dask / fastest serial" in out

@@ -45,6 +45,8 @@ import time
 import traceback
 from dataclasses import dataclass
 
+from refimpl.threads import usable_cpus
+
 from .common import write_json
 
 DEFAULT_RUNNER = "toy.__main__:main"
@@ -194,6 +196,19 @@ def _tail(path: pathlib.Path, start: int, lines=3) -> str:
     return "\n".join([ln for ln in text.splitlines() if ln.strip()][-lines:])
 
 
+def _tail_text(path: pathlib.Path, nbytes: int, since=None) -> str:
+    """The last ``nbytes`` of ``path`` as text ("" if missing, or not modified since ``since``,
+    a ``time.time()``)."""
+    try:
+        with open(path, "rb") as fh:
+            if since is not None and os.fstat(fh.fileno()).st_mtime < since:
+                return ""
+            fh.seek(max(0, os.fstat(fh.fileno()).st_size - nbytes))
+            return fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def run_task(spec: dict, *after) -> dict:
     """Execute one run (on a Dask worker, or in this process). BLAS is held at one thread.
 
@@ -256,19 +271,36 @@ def load_manifest(out: pathlib.Path) -> dict:
 
 class Progress:
     """Counts runs done / running / failed and prints one line per change, with an ETA from the
-    throughput of the runs finished in this session (elapsed / finished x remaining)."""
+    throughput of the runs finished in this session (elapsed / finished x remaining). Before the
+    first run ends, the ETA comes from the running runs' own progress lines in their logs
+    (``... 1m36s elapsed, ~6m46s left``, :func:`refimpl.train.train`): the longest time left,
+    plus the queued runs in rounds of ``slots``, each as long as the running ones' mean."""
 
-    def __init__(self, total, skipped, slots, stream):
+    def __init__(self, total, skipped, slots, stream, logs=None):
         self.total, self.skipped, self.slots, self.stream = total, skipped, max(slots, 1), stream
+        self.logs = dict(logs or {})             # run id -> log file, for the runs of this session
         self.done = self.failed = 0
-        self.t0 = time.perf_counter()
+        self.t0, self.started = time.perf_counter(), time.time()
+
+    def _from_logs(self, queued):
+        spans = [t for t in (_run_estimate(log, self.started) for log in self.logs.values()) if t is not None]
+        if not spans:
+            return None
+        mean = sum(e + l for e, l in spans) / len(spans)
+        return max(l for _, l in spans) + -(-max(queued - len(spans), 0) // self.slots) * mean
 
     def line(self):
         finished = self.done + self.failed
         left = self.total - self.skipped - finished
         running = min(left, self.slots)
         el = time.perf_counter() - self.t0
-        eta = f"~{_fmt(el / finished * left)}" if finished and left else ("0s" if not left else "?")
+        if not left:
+            eta = "0s"
+        elif finished:
+            eta = f"~{_fmt(el / finished * left)}"
+        else:
+            guess = self._from_logs(left)
+            eta = "?" if guess is None else f"~{_fmt(guess)} (from the runs' own estimates)"
         return (f"sweep: {self.done + self.skipped}/{self.total} done ({self.skipped} skipped), {running} running, "
                 f"{left - running} queued, {self.failed} failed | {_fmt(el)} elapsed, ETA {eta}")
 
@@ -290,6 +322,7 @@ class Progress:
             t.join()
 
     def update(self, status, run_id, error=None):
+        self.logs.pop(run_id, None)
         if status == "done":
             self.done += 1
         else:
@@ -301,6 +334,21 @@ class Progress:
 def _fmt(seconds):
     m, s = divmod(int(round(seconds)), 60)
     return f"{m}m{s:02d}s"
+
+
+_PACE = re.compile(r"(?:(\d+)h(\d\d)m|(\d+)m(\d\d)s) elapsed, ~(?:(\d+)h(\d\d)m|(\d+)m(\d\d)s) left")
+
+
+def _run_estimate(log, since=None):
+    """``(elapsed, left)`` seconds from the last progress line of the current attempt in ``log``,
+    or None (not started since ``since``, a ``time.time()``, or no progress line yet)."""
+    tail = _tail_text(pathlib.Path(log), 8192, since)
+    tail = tail[max(tail.rfind("== attempt"), 0):]       # the whole tail when the header is further up
+    found = _PACE.findall(tail)
+    if not found:
+        return None
+    g = [int(x) if x else 0 for x in found[-1]]
+    return g[0] * 3600 + g[1] * 60 + g[2] * 60 + g[3], g[4] * 3600 + g[5] * 60 + g[6] * 60 + g[7]
 
 
 # ----------------------------------------------------------------------------- executors
@@ -482,9 +530,10 @@ def _sweep(name, runs, seeds, settings, passthrough, out, workers, scheduler, ru
                            "attempts": str(attempts), "runner": runner}))
     write_json(out / MANIFEST, manifest)      # arguments recorded before any run starts
     if workers is None:
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        workers = usable_cpus()
     workers = max(1, min(workers, len(jobs))) if jobs else 0
-    progress = Progress(len(runs), skipped, workers if use_dask else 1, stream)
+    progress = Progress(len(runs), skipped, workers if use_dask else 1, stream,
+                        logs={run.run_id: spec["log"] for run, spec in jobs})
     mode = ("scheduler " + scheduler) if scheduler else (f"LocalCluster of {workers} workers" if use_dask else "serial")
     print(f"sweep: {name}, {len(runs)} runs ({skipped} finished before), {mode}", file=stream, flush=True)
 
