@@ -133,8 +133,8 @@ def add_common_flags(ap, *, iters_default="the experiment's", backends=("numpy",
     ap.add_argument("--resume", action="store_true",
                     help="continue the run in --out from its checkpoint (a completed run: rewrite its outputs)")
     ap.add_argument("--threads", type=positive_int, default=None,
-                    help=f"BLAS threads (default: the machine's cores, {default_threads()} here; use 1 per run "
-                         "when several runs share the machine)")
+                    help=f"compute threads: BLAS, and the evaluation's two exact solves (default: the machine's "
+                         f"cores, {default_threads()} here; use 1 per run when several runs share the machine)")
 
 
 # ----------------------------------------------------------------------------- threads
