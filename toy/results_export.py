@@ -115,7 +115,7 @@ def export_tour(sweeps, results):
     for rid, _, seed, _, folder in _runs(sw):
         for method in ("wgan-gp", "wgan-gp-rwp", "sbe", "swgan", "w1fe-lp"):
             rs = _csv_rows(folder / method / "curve.csv")
-            rows += [{"seed": seed, "method": method, **{c: r.get(c, "") for c in cols}} for r in rs]
+            rows += [{"run": rid, "seed": seed, "method": method, **{c: r.get(c, "") for c in cols}} for r in rs]
             by_method.setdefault((("method", method),), []).append(read_curve(folder / method / "curve.csv"))
             if seed == 0:
                 pts += _points({"panel": method}, np.load(folder / method / "samples.npy"))
@@ -130,7 +130,11 @@ def _experiment_curves(sweeps, results, name):
     """rwp-grid / rwp-gen-iters / sbe-grid: every run's curve and the mean curves with 95% t-intervals
     (``experiment/default/curve_runs.csv`` and ``curve.csv`` of :func:`toy.rwp_experiments.summarise`)."""
     exp = sweeps / name / "experiment" / "default"
-    _write(results, f"{name}-curves.csv", _rows(_csv_rows(exp / "curve_runs.csv")))
+    rows = [{"run": f"variant={r['variant']},seed={r['seed']}", **r} for r in _csv_rows(exp / "curve_runs.csv")]
+    ids = {rid for rid, *_ in _runs(sweeps / name)}
+    if {r["run"] for r in rows} != ids:
+        raise ValueError(f"{exp / 'curve_runs.csv'} does not hold exactly the sweep's finished runs")
+    _write(results, f"{name}-curves.csv", _rows(rows))
     _write(results, f"{name}-mean-curves.csv", _rows(_csv_rows(exp / "curve.csv")))
 
 
@@ -230,7 +234,7 @@ def export_wwgan(sweeps, results):
     rows, by = [], {}
     for rid, _, seed, _, folder in _runs(sw):
         for r in _csv_rows(folder / "translation.csv"):
-            rows.append({"seed": seed, **r})
+            rows.append({"run": rid, "seed": seed, **r})
             by.setdefault(r["method"], {}).setdefault(int(r["shift"]), []).append(float(r["minmax_mean"]))
     _write(results, "wwgan-digits-translation.csv", _rows(rows))
     _write(results, "wwgan-digits-translation-bands.csv",
@@ -255,8 +259,6 @@ def export_wgan_gp(sweeps, results, dataset):
 def export_prox(results, out):
     """The two-delta paths of ``python -m toy prox-two-delta`` (deterministic, seconds): run it into
     ``out`` (a new folder) and export its ``metrics.json`` table plus the iterates."""
-    from refimpl.prox import two_delta_prox  # noqa: F401  (the experiment's closed forms)
-
     from .common import RunOptions
     from .prox_two_delta import _path, run
 
