@@ -90,8 +90,8 @@ def plot_sample_panels(path, panels, dataset, suptitle=None, *, cols=3, dpi=90):
     fig, axes = pyplot.subplots(rows, cols, figsize=(4.2 * cols, 4.4 * rows + (0.3 if suptitle else 0)), squeeze=False)
     for ax, (title, s) in zip(axes.flat, panels):
         s = np.asarray(s)
-        ax.scatter(s[:, 0], s[:, 1], s=2, alpha=0.4, c="tab:blue", zorder=1)
-        ax.scatter(centers[:, 0], centers[:, 1], c="red", s=30, marker="x", linewidths=1, zorder=2)
+        ax.scatter(s[:, 0], s[:, 1], s=2, alpha=0.4, c="tab:blue", label="generated", zorder=1)
+        ax.scatter(centers[:, 0], centers[:, 1], c="red", s=30, marker="x", linewidths=1, label="modes", zorder=2)
         outside = int(np.sum(np.any(np.abs(s) > lim, axis=1)))
         if outside:
             ax.text(0.02, 0.02, f"{outside} of {len(s)} outside the axes", transform=ax.transAxes, fontsize=7)
@@ -99,6 +99,7 @@ def plot_sample_panels(path, panels, dataset, suptitle=None, *, cols=3, dpi=90):
         ax.set_xlim(-lim, lim)
         ax.set_ylim(-lim, lim)
         ax.set_aspect("equal")
+    axes[0][0].legend(loc="upper right", fontsize=7)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     if suptitle:
