@@ -251,6 +251,8 @@ def export_wgan_gp(sweeps, results, dataset):
     rows = _curve_long(sw, cols)
     _write(results, f"wgan-gp-{dataset}-curves.csv", _rows([{k: v for k, v in r.items() if k != "variant"}
                                                              for r in rows]))
+    if (sw / "curves.csv").exists():           # written when the sweep has finished
+        _write(results, f"wgan-gp-{dataset}-bands.csv", _rows(_csv_rows(sw / "curves.csv")))
     seed0 = [f for rid, _, s, _, f in _runs(sw) if s == 0]
     if seed0:
         _write(results, f"wgan-gp-{dataset}-seed0-samples.csv", _points({}, np.load(seed0[0] / "samples.npy")))
