@@ -73,6 +73,42 @@ def plot_samples(path, samples, dataset, title):
     pyplot.close(fig)
 
 
+def plot_sample_panels(path, panels, dataset, suptitle=None, *, cols=3, dpi=90):
+    """Scatter panels on the dataset's fixed axes (:data:`AXIS_LIMITS`), modes as red crosses.
+
+    Parameters
+    ----------
+    panels : list of (title, samples (n, 2) array)
+    suptitle : str or None, the figure's title
+    """
+    from refimpl.datasets import get_dataset
+    pyplot = plt()
+    centers = get_dataset(dataset).centers
+    lim = AXIS_LIMITS[dataset]
+    cols = min(cols, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = pyplot.subplots(rows, cols, figsize=(4.2 * cols, 4.4 * rows + (0.3 if suptitle else 0)), squeeze=False)
+    for ax, (title, s) in zip(axes.flat, panels):
+        s = np.asarray(s)
+        ax.scatter(s[:, 0], s[:, 1], s=2, alpha=0.4, c="tab:blue", label="generated", zorder=1)
+        ax.scatter(centers[:, 0], centers[:, 1], c="red", s=30, marker="x", linewidths=1, label="modes", zorder=2)
+        outside = int(np.sum(np.any(np.abs(s) > lim, axis=1)))
+        if outside:
+            ax.text(0.02, 0.02, f"{outside} of {len(s)} outside the axes", transform=ax.transAxes, fontsize=7)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_aspect("equal")
+    axes[0][0].legend(loc="upper right", fontsize=7)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    pyplot.close(fig)
+
+
 def plot_curves(path, curve, title):
     pyplot = plt()
     keys = [k for k in ("w1", "w2", "sliced_w1", "modes", "high_quality") if curve and k in curve[0]]

@@ -48,8 +48,8 @@ from refimpl.swgan import SWGANConfig, SWGANMethod
 from refimpl.train import GANConfig, GANMethod, ToyData
 
 from .aggregate import INTERVAL, aggregate_runs
-from .common import MultiRun, RunOptions, Variant, atomic_write_bytes, plt, train_run, write_csv, write_json, write_npy
-from .gan import apply_overrides, eval_samples, plot_curves, plot_samples
+from .common import MultiRun, RunOptions, Variant, atomic_write_bytes, train_run, write_csv, write_json, write_npy
+from .gan import apply_overrides, eval_samples, plot_curves, plot_sample_panels, plot_samples
 
 DATASET = "grid25"
 DEFAULT_ITERS = 10_000
@@ -226,20 +226,7 @@ run = MultiRun(variants, train, summarise)
 
 def _comparison(out, latent, shown):
     """Final samples side by side: ``shown`` = [(row, run folder)] of one seed."""
-    pyplot = plt()
-    centers = get_dataset(DATASET).centers
-    fig, axes = pyplot.subplots(1, len(shown), figsize=(4.5 * len(shown), 4.6), squeeze=False)
-    for ax, (r, folder) in zip(axes[0], shown):
-        s = np.load(folder / "samples.npy")
-        name = r["method"]
-        ax.scatter(s[:, 0], s[:, 1], s=2, alpha=0.4, c="tab:blue", label="generated", zorder=1)
-        ax.scatter(centers[:, 0], centers[:, 1], c="red", s=30, marker="x", linewidths=1, label="modes", zorder=2)
-        ax.set_title(f"{name}, d={latent}: {r['iterations']} it, {r['train_seconds']:.0f} s\n"
-                     f"{r['modes']}/25 modes, hq {r['high_quality']:.2f}, W1 {r['w1']:.3f}", fontsize=9)
-        ax.set_xlim(-6, 6)
-        ax.set_ylim(-6, 6)
-        ax.set_aspect("equal")
-    axes[0][0].legend(loc="upper right", fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "comparison.png", dpi=100)
-    pyplot.close(fig)
+    plot_sample_panels(out / "comparison.png", [
+        (f"{r['method']}, d={latent}: {r['iterations']} it, {r['train_seconds']:.0f} s\n"
+         f"{r['modes']}/25 modes, hq {r['high_quality']:.2f}, W1 {r['w1']:.3f}", np.load(folder / "samples.npy"))
+        for r, folder in shown], DATASET, cols=len(shown), dpi=100)

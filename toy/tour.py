@@ -61,7 +61,7 @@ from refimpl.train import GANMethod, ToyData
 from refimpl.w1fe import W1FE
 
 from .common import RunOptions, plt, write_csv, write_json, write_npy
-from .gan import AXIS_LIMITS, eval_samples, plot_curves, plot_samples
+from .gan import eval_samples, plot_curves, plot_sample_panels, plot_samples
 from .swgan_grid import wgan_gp_config
 
 DATASET = "grid25"
@@ -269,28 +269,13 @@ def table(result):
 
 
 def _plot_panels(path, out, summary, baseline, seed, budget):
-    pyplot = plt()
-    centers = get_dataset(DATASET).centers
-    panels = [(r["label"], out / r["folder"] / "samples.npy", r, f"{r['iterations']} it") for r in summary.values()]
-    panels.append(("chance: Gaussian, data's mean/cov", out / "baseline" / "samples.npy", baseline, "no training"))
-    cols = 3
-    rows = -(-len(panels) // cols)
-    fig, axes = pyplot.subplots(rows, cols, figsize=(4.2 * cols, 4.4 * rows), squeeze=False)
-    for ax, (label, f, r, note) in zip(axes.flat, panels):
-        s = np.load(f)
-        ax.scatter(s[:, 0], s[:, 1], s=2, alpha=0.4, c="tab:blue", zorder=1)
-        ax.scatter(centers[:, 0], centers[:, 1], c="red", s=30, marker="x", linewidths=1, zorder=2)
-        ax.set_title(f"{label} ({note})\n{r['modes']}/25 modes, hq {r['high_quality']:.3f}, W1 {r['w1']:.3f}",
-                     fontsize=9)
-        ax.set_xlim(-AXIS_LIMITS[DATASET], AXIS_LIMITS[DATASET])
-        ax.set_ylim(-AXIS_LIMITS[DATASET], AXIS_LIMITS[DATASET])
-        ax.set_aspect("equal")
-    for ax in list(axes.flat)[len(panels):]:
-        ax.axis("off")
-    fig.suptitle(f"grid25, seed {seed}, {budget:g} training CPU seconds per method (red x: modes)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    pyplot.close(fig)
+    panels = [(f"{r['label']} ({r['iterations']} it)\n{r['modes']}/25 modes, hq {r['high_quality']:.3f}, W1 {r['w1']:.3f}",
+               np.load(out / r["folder"] / "samples.npy")) for r in summary.values()]
+    b = baseline
+    panels.append((f"chance: Gaussian, data's mean/cov (no training)\n{b['modes']}/25 modes, hq {b['high_quality']:.3f}, "
+                   f"W1 {b['w1']:.3f}", np.load(out / "baseline" / "samples.npy")))
+    plot_sample_panels(path, panels, DATASET,
+                       f"grid25, seed {seed}, {budget:g} training CPU seconds per method (red x: modes)")
 
 
 def _plot_w1(path, summary, curves, baseline, seed, budget, n_eval):

@@ -312,10 +312,30 @@ def _plots(out, runs):
             shown.append((m, np.load(d)))
     if not shown:
         return
-    data = sample(get_dataset(DATASET), 1000, np.random.default_rng(0), xp=np, dtype="float64")
-    n_snap = max(len(s[1]["its"]) for s in shown)
-    fig, axes = pyplot.subplots(2 * len(shown), n_snap, figsize=(3 * n_snap, 6 * len(shown)), squeeze=False)
-    for r, (m, s) in enumerate(shown):
+    plot_transport(out / "transport.png", [(m["K"], s) for m, s in shown])
+
+
+def transport_data():
+    """The 1,000 ring8 points drawn under the transport figure (``default_rng(0)``)."""
+    return sample(get_dataset(DATASET), 1000, np.random.default_rng(0), xp=np, dtype="float64")
+
+
+def plot_transport(path, shown, data=None, suptitle=None):
+    """Fig. 1 analogue: per shown run two rows of panels, one per snapshot epoch: the arrows
+    ``G_0(z) -> G_t(z)`` and the Euler arrows ``G_t(z) -> zeta``, over ring8 points ``data``.
+
+    Parameters
+    ----------
+    shown : list of (K, snapshots) with snapshots a mapping of ``its`` (S,), ``G0`` (n, 2),
+        ``G`` (S, n, 2) and ``zeta`` (S, n, 2) (the contents of ``snapshots.npz``)
+    data : (m, 2) array or None (:func:`transport_data`)
+    """
+    pyplot = plt()
+    data = transport_data() if data is None else np.asarray(data)
+    n_snap = max(len(s["its"]) for _, s in shown)
+    fig, axes = pyplot.subplots(2 * len(shown), n_snap, figsize=(3 * n_snap, 6 * len(shown) + (0.3 if suptitle else 0)),
+                                squeeze=False)
+    for r, (K, s) in enumerate(shown):
         for c_, it in enumerate(s["its"]):
             for kind in (0, 1):
                 ax = axes[2 * r + kind, c_]
@@ -323,11 +343,11 @@ def _plots(out, runs):
                 if kind == 0:   # paper's Fig. 1: G_0(z) (magenta) -> G_t(z), arrow heads at the samples
                     a, b = s["G0"], s["G"][c_]
                     ax.scatter(a[:, 0], a[:, 1], s=3, c="magenta", alpha=0.5)
-                    title = f"K={m['K']} epoch {int(it)}: G_0(z) -> G_t(z)"
+                    title = f"K={K} epoch {int(it)}: G_0(z) -> G_t(z)"
                 else:           # Euler arrows of Algorithm 1: G_t(z) -> zeta = G_t(z) + eps grad f
                     a, b = s["G"][c_], s["zeta"][c_]
                     ax.scatter(a[:, 0], a[:, 1], s=3, c="black", alpha=0.6)
-                    title = f"K={m['K']} epoch {int(it)}: G(z) -> zeta (eps={EPS:g})"
+                    title = f"K={K} epoch {int(it)}: G(z) -> zeta (eps={EPS:g})"
                 ax.quiver(a[:, 0], a[:, 1], b[:, 0] - a[:, 0], b[:, 1] - a[:, 1], angles="xy", scale_units="xy",
                           scale=1, color="grey", alpha=0.5, width=0.003)
                 ax.set_title(title, fontsize=8)
@@ -337,8 +357,10 @@ def _plots(out, runs):
         for c_ in range(len(s["its"]), n_snap):
             axes[2 * r, c_].axis("off")
             axes[2 * r + 1, c_].axis("off")
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
     fig.tight_layout()
-    fig.savefig(out / "transport.png", dpi=90)
+    fig.savefig(path, dpi=90)
     pyplot.close(fig)
 
 

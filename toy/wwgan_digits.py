@@ -303,58 +303,21 @@ def run(opts: RunOptions):
 # ----------------------------------------------------------------------------- plots
 def _plots(out, pair, state, test_x, examples, hists, rows, results, gen_images, shape):
     pyplot = plt()
-    C, H, W = shape
     names = list(pair.methods)
-    # samples
-    fig, axes = pyplot.subplots(1, 1 + len(names), figsize=(3.2 * (1 + len(names)), 3.4))
     panels = [("test images", test_x[:64])]
     for k in names:
         panels.append((k, to_numpy(gen_images(pair.methods[k], state[k], 64, 1_000_002))))
-    for ax, (title, imgs) in zip(axes, panels):
-        ax.imshow(grid_image(imgs), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(title)
-        ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(out / "samples.png", dpi=110)
-    pyplot.close(fig)
-    # translation curves: one image (Fig. 4 style) and the mean normalised curves
-    shifts = np.arange(H + 1)
-    fig, axes = pyplot.subplots(1, 3, figsize=(13, 3.6))
-    axes[0].imshow(grid_image(np.stack([np.concatenate([np.full((C, s, W), -1.0), test_x[0][:, :H - s, :]], 1)
-                                        for s in shifts]), ncol=H + 1), cmap="gray", vmin=0, vmax=1,
-                   interpolation="nearest")
-    axes[0].set_title("test image 0 shifted down 0..H")
-    axes[0].axis("off")
+    plot_image_panels(out / "samples.png", panels)
+    image0, normalised = {}, {}
     for k in names:
-        thr = results[k]["critic_threshold"]
-        axes[1].plot(shifts, examples[k][0] - thr, marker="o", label=k)
         c = examples[k]
         rng_ = c.max(1, keepdims=True) - c.min(1, keepdims=True)
         mm = (c - c.min(1, keepdims=True)) / np.where(rng_ > 0, rng_, 1)
-        axes[2].errorbar(shifts, mm.mean(0), yerr=mm.std(0), marker="o", capsize=2, label=k)
-    axes[1].axhline(0, color="k", lw=0.5)
-    axes[1].set_title("critic - threshold, test image 0")
-    axes[1].set_xlabel("shift (pixels)")
-    axes[1].legend(fontsize=8)
-    axes[2].set_title("min-max normalised curves, mean +- std")
-    axes[2].set_xlabel("shift (pixels)")
-    axes[2].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "critic_translation.png", dpi=110)
-    pyplot.close(fig)
-    # noise histograms
-    fig, axes = pyplot.subplots(1, len(names), figsize=(5 * len(names), 3.4))
-    for ax, k in zip(np.atleast_1d(axes), names):
-        clean, noisy = hists[k]
-        bins = np.linspace(min(clean.min(), noisy.min()), max(clean.max(), noisy.max()), 40)
-        ax.hist(clean, bins=bins, alpha=0.6, label="clean")
-        ax.hist(noisy, bins=bins, alpha=0.6, label=f"salt & pepper {NOISE_P:.0%}")
-        ax.set_title(f"{k}: separation {results[k]['noise']['separation']:.2f}")
-        ax.set_xlabel("critic value")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "noise_hist.png", dpi=110)
-    pyplot.close(fig)
+        image0[k] = c[0] - results[k]["critic_threshold"]
+        normalised[k] = (mm.mean(0), mm.mean(0) - mm.std(0), mm.mean(0) + mm.std(0))
+    plot_translation(out / "critic_translation.png", test_x[0], image0, normalised,
+                     "min-max normalised curves, mean +- std")
+    plot_noise_hist(out / "noise_hist.png", {k: (*hists[k], results[k]["noise"]["separation"]) for k in names})
     # learning curves
     fig, axes = pyplot.subplots(1, 2, figsize=(9, 3.4))
     for ax, key in zip(axes, ("w1", "fd")):
@@ -366,4 +329,73 @@ def _plots(out, pair, state, test_x, examples, hists, rows, results, gen_images,
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "learning_curves.png", dpi=110)
+    pyplot.close(fig)
+
+
+def plot_image_panels(path, panels, suptitle=None):
+    """Image grids side by side: ``panels`` = [(title, images (N, C, H, W) in [-1, 1])], 8 per row."""
+    pyplot = plt()
+    fig, axes = pyplot.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4 + (0.3 if suptitle else 0)),
+                                squeeze=False)
+    for ax, (title, imgs) in zip(axes[0], panels):
+        ax.imshow(grid_image(imgs), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(title)
+        ax.axis("off")
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    pyplot.close(fig)
+
+
+def plot_translation(path, image, image0, normalised, normalised_title, suptitle=None):
+    """Fig. 4 analogue in three panels: ``image`` (C, H, W) shifted down 0..H; per method the
+    critic minus its threshold on that image, ``image0 = {method: (H + 1,)}``; and per method a
+    min-max normalised curve with a band, ``normalised = {method: (mean, low, high)}``, each (H + 1,)."""
+    pyplot = plt()
+    image = np.asarray(image, float)
+    C, H, W = image.shape
+    shifts = np.arange(H + 1)
+    fig, axes = pyplot.subplots(1, 3, figsize=(13, 3.6 + (0.3 if suptitle else 0)))
+    axes[0].imshow(grid_image(np.stack([np.concatenate([np.full((C, s, W), -1.0), image[:, :H - s, :]], 1)
+                                        for s in shifts]), ncol=H + 1), cmap="gray", vmin=0, vmax=1,
+                   interpolation="nearest")
+    axes[0].set_title("test image 0 shifted down 0..H")
+    axes[0].axis("off")
+    for k in image0:
+        axes[1].plot(shifts, image0[k], marker="o", label=k)
+        mean, lo, hi = (np.asarray(a, float) for a in normalised[k])
+        line, = axes[2].plot(shifts, mean, marker="o", label=k)
+        axes[2].fill_between(shifts, lo, hi, color=line.get_color(), alpha=0.2)
+    axes[1].axhline(0, color="k", lw=0.5)
+    axes[1].set_title("critic - threshold, test image 0")
+    axes[1].set_xlabel("shift (pixels)")
+    axes[1].legend(fontsize=8)
+    axes[2].set_title(normalised_title, fontsize=9)
+    axes[2].set_xlabel("shift (pixels)")
+    axes[2].legend(fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    pyplot.close(fig)
+
+
+def plot_noise_hist(path, hists, suptitle=None):
+    """Fig. 5 analogue: per method histograms of the critic on clean and salt-and-pepper images;
+    ``hists = {method: (clean (N,), noisy (N,), separation)}``."""
+    pyplot = plt()
+    fig, axes = pyplot.subplots(1, len(hists), figsize=(5 * len(hists), 3.4 + (0.3 if suptitle else 0)), squeeze=False)
+    for ax, (k, (clean, noisy, sep)) in zip(axes[0], hists.items()):
+        clean, noisy = np.asarray(clean, float), np.asarray(noisy, float)
+        bins = np.linspace(min(clean.min(), noisy.min()), max(clean.max(), noisy.max()), 40)
+        ax.hist(clean, bins=bins, alpha=0.6, label="clean")
+        ax.hist(noisy, bins=bins, alpha=0.6, label=f"salt & pepper {NOISE_P:.0%}")
+        ax.set_title(f"{k}: separation {sep:.2f}")
+        ax.set_xlabel("critic value")
+        ax.legend(fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
     pyplot.close(fig)

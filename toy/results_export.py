@@ -1,0 +1,321 @@
+"""Export what the docs' figures draw from the sweeps' outputs into small text CSVs.
+
+    python -m toy.results_export [--sweeps DIR] [--results DIR] [NAME ...]
+
+Reads the sweep folders of ``python -m toy sweep`` (default ``/work/sweeps``: ``sweep.json``,
+one folder per run, ``experiment/<setting>/``) and writes, into ``--results`` (default
+``docs/results``), the files of :data:`EXPORTS` (no checkpoints, no ``.npy``): per-run curves in
+long format, the aggregated bands (mean and 95% Student t-interval over the seeds, as
+:mod:`toy.aggregate`), and for scatter and image figures the points or pixels drawn (one named
+seed). Numbers are rounded: curves to 5 significant digits, sample points and pixels to 4.
+:mod:`toy.figures` redraws the docs' figures from these files alone. Only the files named in
+:data:`EXPORTS` are written (atomically); the sweeps are only read.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import pathlib
+import sys
+
+import numpy as np
+
+from refimpl.outputs import write_csv
+from refimpl.runs import ArgumentParser
+
+from .aggregate import curve_bands, read_curve, t_interval
+
+SWEEPS = pathlib.Path("/work/sweeps")
+RESULTS = pathlib.Path("docs/results")
+SIG_CURVE = 5
+SIG_POINT = 4
+BAND_COLUMNS = ("n", "mean", "std", "ci_low", "ci_high")
+
+
+def fmt(v, sig=SIG_CURVE):
+    """``v`` as CSV text: blank for None/NaN/'' , integers as they are, floats to ``sig`` significant digits."""
+    if v is None or v == "":
+        return ""
+    if isinstance(v, str):
+        try:
+            v = float(v) if any(c in v for c in ".eEn") else int(v)
+        except ValueError:
+            return v
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    v = float(v)
+    if not math.isfinite(v):
+        return ""
+    if v == int(v) and abs(v) < 1e15:
+        return str(int(v))
+    return f"{v:.{sig}g}"
+
+
+def _rows(rows, sig=SIG_CURVE, keep=None):
+    return [{k: fmt(v, sig) if keep is None or k not in keep else v for k, v in r.items()} for r in rows]
+
+
+def _csv_rows(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _runs(sweep):
+    """``[(run_id, variant, seed, setting, folder)]`` of the finished runs of a sweep, in manifest order."""
+    man = json.loads((sweep / "sweep.json").read_text())
+    out = []
+    for rid in man["order"]:
+        r = man["runs"][rid]
+        if r["status"] == "done" and (sweep / rid / "metrics.json").exists():
+            out.append((rid, r.get("variant") or "", r["seed"], r.get("setting") or {}, sweep / rid))
+    return out
+
+
+def _curve_long(sweep, columns, key=lambda rid, v, s, st: {}):
+    """Every finished run's ``curve.csv`` as long rows ``{run, variant, seed, **key, **columns}``."""
+    rows = []
+    for rid, variant, seed, setting, folder in _runs(sweep):
+        for r in _csv_rows(folder / "curve.csv"):
+            rows.append({"run": rid, "variant": variant, "seed": seed, **key(rid, variant, seed, setting),
+                         **{c: r.get(c, "") for c in columns}})
+    return rows
+
+
+def _bands_rows(curves_by_group, metrics, axes):
+    """Rows ``{group..., metric, axis, x, n, mean, std, ci_low, ci_high}`` from
+    :func:`toy.aggregate.curve_bands` (points where no run has a value are left out)."""
+    rows = []
+    for group, curves in curves_by_group.items():
+        for m in metrics:
+            for a in axes:
+                for r in curve_bands(curves, m, a):
+                    if r["n"]:
+                        rows.append({**dict(group), "metric": m, "axis": a, **r})
+    return rows
+
+
+def _write(results, name, rows, columns=None):
+    path = results / name
+    write_csv(path, rows, columns=columns)
+    print(f"wrote {path} ({len(rows)} rows, {path.stat().st_size / 1024:.0f} KiB)", file=sys.stderr)
+
+
+def _points(rows_key, samples):
+    return [{**rows_key, "x": fmt(x, SIG_POINT), "y": fmt(y, SIG_POINT)} for x, y in np.asarray(samples, float)]
+
+
+# ----------------------------------------------------------------------------- per sweep
+def export_tour(sweeps, results):
+    sw = sweeps / "tour"
+    cols = ("iteration", "train_seconds", "train_cpu_seconds", "modes", "high_quality", "w1", "w2", "sliced_w1")
+    rows, by_method, pts = [], {}, []
+    for rid, _, seed, _, folder in _runs(sw):
+        for method in ("wgan-gp", "wgan-gp-rwp", "sbe", "swgan", "w1fe-lp"):
+            rs = _csv_rows(folder / method / "curve.csv")
+            rows += [{"run": rid, "seed": seed, "method": method, **{c: r.get(c, "") for c in cols}} for r in rs]
+            by_method.setdefault((("method", method),), []).append(read_curve(folder / method / "curve.csv"))
+            if seed == 0:
+                pts += _points({"panel": method}, np.load(folder / method / "samples.npy"))
+        if seed == 0:
+            pts += _points({"panel": "baseline"}, np.load(folder / "baseline" / "samples.npy"))
+    _write(results, "grid-tour-curves.csv", _rows(rows))
+    _write(results, "grid-tour-bands.csv", _rows(_bands_rows(by_method, ("w1",), ("train_cpu_seconds",))))
+    _write(results, "grid-tour-seed0-samples.csv", pts)
+
+
+def _experiment_curves(sweeps, results, name):
+    """rwp-grid / rwp-gen-iters / sbe-grid: every run's curve and the mean curves with 95% t-intervals
+    (``experiment/default/curve_runs.csv`` and ``curve.csv`` of :func:`toy.rwp_experiments.summarise`)."""
+    exp = sweeps / name / "experiment" / "default"
+    rows = [{"run": f"variant={r['variant']},seed={r['seed']}", **r} for r in _csv_rows(exp / "curve_runs.csv")]
+    ids = {rid for rid, *_ in _runs(sweeps / name)}
+    if {r["run"] for r in rows} != ids:
+        raise ValueError(f"{exp / 'curve_runs.csv'} does not hold exactly the sweep's finished runs")
+    _write(results, f"{name}-curves.csv", _rows(rows))
+    _write(results, f"{name}-mean-curves.csv", _rows(_csv_rows(exp / "curve.csv")))
+
+
+def export_swgan(sweeps, results):
+    sw = sweeps / "swgan-grid"
+    cols = ("iteration", "train_seconds", "modes", "high_quality", "w1", "w2", "sliced_w1")
+    _write(results, "swgan-grid-curves.csv", _rows(_curve_long(
+        sw, cols, key=lambda rid, v, s, st: {"latent_dim": st.get("latent-dim", "")})))
+    bands = _csv_rows(sw / "curves.csv")
+    _write(results, "swgan-grid-bands.csv", _rows(bands))
+    pts = []
+    for rid, variant, seed, setting, folder in _runs(sw):
+        if seed == 0:
+            method = variant.split("variant=")[-1]
+            pts += _points({"latent_dim": setting["latent-dim"], "method": method}, np.load(folder / "samples.npy"))
+    _write(results, "swgan-grid-seed0-samples.csv", pts)
+
+
+def export_w1fe(sweeps, results):
+    sw = sweeps / "w1fe-ring"
+    cols = ("iteration", "train_seconds", "train_cpu_seconds", "w1", "sliced_w1", "modes", "high_quality")
+    rows = _curve_long(sw, cols)
+    for r in rows:
+        r["variant"] = r["variant"].split("variant=")[-1]
+    _write(results, "w1fe-ring-curves.csv", _rows(rows))
+    by = {}
+    for rid, variant, seed, _, folder in _runs(sw):
+        by.setdefault((("variant", variant.split("variant=")[-1]),), []).append(read_curve(folder / "curve.csv"))
+    _write(results, "w1fe-ring-bands.csv",
+           _rows(_bands_rows(by, ("w1", "sliced_w1"), ("iteration", "train_cpu_seconds"))))
+    snap = []
+    for rid, variant, seed, _, folder in _runs(sw):
+        v = variant.split("variant=")[-1]
+        if seed != 0 or v not in ("lp-K1", "lp-K3"):
+            continue
+        s = np.load(folder / "snapshots.npz")
+        for i in range(len(s["z"])):
+            snap.append({"variant": v, "epoch": 0, "kind": "G", "index": i,
+                         "x": fmt(s["G0"][i, 0], SIG_POINT), "y": fmt(s["G0"][i, 1], SIG_POINT)})
+        for j, it in enumerate(s["its"]):
+            for kind in ("G", "zeta"):
+                for i in range(len(s["z"])):
+                    snap.append({"variant": v, "epoch": int(it), "kind": kind, "index": i,
+                                 "x": fmt(s[kind][j, i, 0], SIG_POINT), "y": fmt(s[kind][j, i, 1], SIG_POINT)})
+    _write(results, "w1fe-ring-seed0-transport.csv", snap)
+
+
+def _wwgan_seed(folder, seed):
+    """Critic values (clean and salt-and-pepper test images), test image 0's translation curve and
+    64 generated images per method of one finished ``wwgan-digits`` run, recomputed from its
+    checkpoint exactly as :func:`toy.wwgan_digits.run` evaluated them (same seeds)."""
+    from refimpl.checkpoint import load
+    from refimpl.images import load_images
+    from refimpl.train import GANConfig, GANMethod
+    from refimpl.wwgan import WWGANMethod
+
+    from .wwgan_digits import ALPHA, NOISE_P, critic_values, salt_and_pepper, shift_down
+
+    m = json.loads((folder / "metrics.json").read_text())
+    if m["dataset"] != "digits":
+        raise ValueError(f"{folder}: only the digits runs are exported, got {m['dataset']!r}")
+    c = m["config"]["wgan-gp"]
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in c.items()}
+    cfg = GANConfig(**fields)
+    shape = tuple(m["image_shape"])
+    methods = {"wgan-gp": GANMethod(cfg), "wwgan": WWGANMethod(cfg, shape, neighbours=4, variant="paper", alpha=ALPHA)}
+    state = load(folder / "checkpoint.npz", np)["state"]
+    test_x, _ = load_images("digits", None, "test")
+    test_x = test_x.astype(np.float32)
+    noisy = salt_and_pepper(test_x, NOISE_P, np.random.default_rng([seed, 31337])).astype(np.float32)
+    C, H, W = shape
+    critic, image0, images = [], [], []
+    for k, meth in methods.items():
+        cp = state[k]["critic"]
+        f_real = critic_values(meth, cp, test_x)
+        f_noisy = critic_values(meth, cp, noisy)
+        got = abs(f_real.mean() - m["methods"][k]["critic_mean_real"])
+        if got > 1e-4 * max(1.0, abs(f_real.mean())):
+            raise ValueError(f"{folder}: recomputed critic mean {f_real.mean()} differs from metrics.json "
+                             f"{m['methods'][k]['critic_mean_real']}")
+        critic += [{"method": k, "images": "clean", "index": i, "critic": fmt(v)} for i, v in enumerate(f_real)]
+        critic += [{"method": k, "images": "salt_and_pepper", "index": i, "critic": fmt(v)} for i, v in enumerate(f_noisy)]
+        thr = m["methods"][k]["critic_threshold"]
+        for s in range(H + 1):
+            v = critic_values(meth, cp, shift_down(test_x[:1], s, -1.0))[0]
+            image0.append({"method": k, "shift": s, "critic": fmt(v), "threshold": fmt(thr)})
+        z = meth.latent(np.random.default_rng([seed, 7919, 1_000_002]), 64, state[k]["gen"][0][0])
+        images.append((k, np.asarray(meth.generate(state[k], z)).reshape(64, C * H * W)))
+    images.insert(0, ("test", test_x[:64].reshape(64, C * H * W)))
+    pix = [{"panel": p, "index": i, **{f"p{j}": fmt(v, SIG_POINT) for j, v in enumerate(img)}}
+           for p, imgs in images for i, img in enumerate(imgs)]
+    return critic, image0, pix
+
+
+def export_wwgan(sweeps, results):
+    sw = sweeps / "wwgan-digits"
+    rows, by = [], {}
+    for rid, _, seed, _, folder in _runs(sw):
+        for r in _csv_rows(folder / "translation.csv"):
+            rows.append({"run": rid, "seed": seed, **r})
+            by.setdefault(r["method"], {}).setdefault(int(r["shift"]), []).append(float(r["minmax_mean"]))
+    _write(results, "wwgan-digits-translation.csv", _rows(rows))
+    _write(results, "wwgan-digits-translation-bands.csv",
+           _rows([{"method": k, "shift": s, **t_interval(v)} for k, d in by.items() for s, v in sorted(d.items())]))
+    critic, image0, pix = _wwgan_seed(sw / "seed=0", 0)
+    _write(results, "wwgan-digits-seed0-critic.csv", critic)
+    _write(results, "wwgan-digits-seed0-image0.csv", image0)
+    _write(results, "wwgan-digits-seed0-images.csv", pix)
+
+
+def export_wgan_gp(sweeps, results, dataset):
+    sw = sweeps / f"wgan-gp-{dataset}"
+    cols = ("iteration", "seconds", "modes", "high_quality", "w1", "w2", "sliced_w1")
+    rows = _curve_long(sw, cols)
+    _write(results, f"wgan-gp-{dataset}-curves.csv", _rows([{k: v for k, v in r.items() if k != "variant"}
+                                                             for r in rows]))
+    if (sw / "curves.csv").exists():           # written when the sweep has finished
+        _write(results, f"wgan-gp-{dataset}-bands.csv", _rows(_csv_rows(sw / "curves.csv")))
+    seed0 = [f for rid, _, s, _, f in _runs(sw) if s == 0]
+    if seed0:
+        _write(results, f"wgan-gp-{dataset}-seed0-samples.csv", _points({}, np.load(seed0[0] / "samples.npy")))
+
+
+def export_prox(results, out):
+    """The two-delta paths of ``python -m toy prox-two-delta`` (deterministic, seconds): run it into
+    ``out`` (a new folder) and export its ``metrics.json`` table plus the iterates."""
+    from .common import RunOptions
+    from .prox_two_delta import _path, run
+
+    m = run(RunOptions(out=pathlib.Path(out)))
+    rows = []
+    for al in m["alphas"]:
+        for metric in ("wasserstein", "euclidean"):
+            p, F = _path(np, np.asarray(m["theta0"]), np.asarray(m["theta_star"]), al, m["h"], metric, m["steps"])
+            rows += [{"alpha": al, "metric": metric, "k": k, "a": fmt(a), "b": fmt(b), "F": fmt(f), "h": m["h"],
+                      "a_star": m["theta_star"][0], "b_star": m["theta_star"][1]}
+                     for k, ((a, b), f) in enumerate(zip(p, F))]
+    _write(results, "prox-two-delta-paths.csv", rows)
+
+
+EXPORTS = {
+    "tour": lambda s, r, a: export_tour(s, r),
+    "rwp-grid": lambda s, r, a: _experiment_curves(s, r, "rwp-grid"),
+    "rwp-gen-iters": lambda s, r, a: _experiment_curves(s, r, "rwp-gen-iters"),
+    "sbe-grid": lambda s, r, a: _experiment_curves(s, r, "sbe-grid"),
+    "swgan-grid": lambda s, r, a: export_swgan(s, r),
+    "w1fe-ring": lambda s, r, a: export_w1fe(s, r),
+    "wwgan-digits": lambda s, r, a: export_wwgan(s, r),
+    "wgan-gp-grid": lambda s, r, a: export_wgan_gp(s, r, "grid"),
+    "wgan-gp-ring": lambda s, r, a: export_wgan_gp(s, r, "ring"),
+    "prox-two-delta": lambda s, r, a: export_prox(r, a.prox_out),
+}
+
+
+def main(argv=None) -> int:
+    ap = ArgumentParser(prog="python -m toy.results_export", description=__doc__.split("\n")[0])
+    ap.add_argument("--sweeps", type=pathlib.Path, default=SWEEPS, help=f"sweep folders (default {SWEEPS})")
+    ap.add_argument("--results", type=pathlib.Path, default=RESULTS, help=f"output folder (default {RESULTS})")
+    ap.add_argument("--prox-out", type=pathlib.Path, default=None,
+                    help="new folder for the prox-two-delta run (required for that export)")
+    ap.add_argument("names", nargs="*", metavar="NAME", help=f"exports (default all): {', '.join(EXPORTS)}")
+    try:
+        args = ap.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    bad = [n for n in args.names if n not in EXPORTS]
+    if bad:
+        print(f"python -m toy.results_export: unknown export(s) {', '.join(bad)}; choose from {', '.join(EXPORTS)}",
+              file=sys.stderr)
+        return 2
+    names = args.names or list(EXPORTS)
+    if "prox-two-delta" in names and (args.prox_out is None or args.prox_out.exists()):
+        print("python -m toy.results_export: prox-two-delta needs --prox-out NEW_FOLDER", file=sys.stderr)
+        return 2
+    if not args.results.is_dir():
+        print(f"python -m toy.results_export: --results {args.results} is not a folder", file=sys.stderr)
+        return 2
+    for n in names:
+        EXPORTS[n](args.sweeps, args.results, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
