@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .checkpoint import remove_stale_temps
-from .threads import usable_cpus
+from .threads import THREAD_VARIABLES, usable_cpus
 
 MARKER = ".refimpl-run.json"          # in every output folder: which experiment wrote it
 CHECKPOINT = "checkpoint.npz"
@@ -158,7 +158,8 @@ def blas_threads(n, required=True):
         raise ImportError(f"--threads needs threadpoolctl: {INSTALL}", name="threadpoolctl") from e
     # threadpool_limits reaches the BLAS libraries loaded so far; one loaded later (scipy ships its
     # own OpenBLAS, loaded on first use) reads its thread count from the environment at load time
-    names = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
+    # (the same variables bound the evaluation's own solver threads: refimpl.threads.thread_budget)
+    names = THREAD_VARIABLES
     old = {k: os.environ.get(k) for k in names}
     os.environ.update({k: str(n) for k in names})
     try:

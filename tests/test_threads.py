@@ -91,3 +91,18 @@ def test_a_run_with_threads_1_evaluates_in_one_thread(clean_env):
     with blas_threads(1):
         assert thread_budget() == 1
     assert thread_budget() == usable_cpus()
+
+
+def test_threads_n_overrides_a_dask_workers_limit_for_the_run_only(clean_env):
+    """A Dask worker starts with OMP_NUM_THREADS=1; a run given --threads 2 there may use 2
+    threads for its evaluation too, and the worker's limit is back afterwards."""
+    from refimpl.runs import blas_threads
+    pytest.importorskip("threadpoolctl")
+    clean_env.setattr("refimpl.threads.usable_cpus", lambda: 8)
+    for name in THREAD_VARIABLES:
+        clean_env.setenv(name, "1")
+    assert thread_budget() == 1
+    with blas_threads(2):
+        assert thread_budget() == 2
+        assert all(os.environ[name] == "2" for name in THREAD_VARIABLES)
+    assert thread_budget() == 1 and all(os.environ[name] == "1" for name in THREAD_VARIABLES)

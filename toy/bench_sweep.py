@@ -71,11 +71,12 @@ def main(argv=None) -> int:
             print(f"error: runs failed ({label}): {failed}", file=sys.stderr)
             return 1
         inside = [v["seconds"] for v in manifest["runs"].values()]
-        print(f"{label:>18}: {times[label]:7.1f} s wall, {cpu[label]:6.1f} s CPU for {len(seeds)} runs "
+        n_runs = len(inside)                    # seeds x the experiment's own variants
+        print(f"{label:>18}: {times[label]:7.1f} s wall, {cpu[label]:6.1f} s CPU for {n_runs} runs "
               f"(each run {min(inside):.1f}-{max(inside):.1f} s wall inside its task)")
     dask_label = sides[-1][0]
     serial_label = min((lab for lab, _, _ in sides[:-1]), key=times.get)
-    bound = math.ceil(len(seeds) / args.workers) / len(seeds)
+    bound = math.ceil(n_runs / args.workers) / n_runs
     print(f"ratio dask / fastest serial ({serial_label}): {times[dask_label] / times[serial_label]:.2f} wall "
           f"(goal <= 0.6; bound for equal runs without overhead {bound:.2f}), "
           f"{cpu[dask_label] / cpu[sides[0][0]]:.2f} CPU against serial, 1 thread; "
