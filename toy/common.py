@@ -10,9 +10,27 @@ also prints. These names are re-exported from :mod:`refimpl.runs` and
 """
 from __future__ import annotations
 
+import sys
+
 from refimpl.checkpoint import atomic_write as atomic_write_bytes
 from refimpl.outputs import grid_image, plt, write_csv, write_json, write_npy, write_npz
 from refimpl.runs import MultiRun, Run, RunOptions, Variant, execute_runs, seeds_of, train_run, tune_allocator
 
 __all__ = ["RunOptions", "MultiRun", "Variant", "Run", "execute_runs", "seeds_of", "train_run", "tune_allocator", "write_json", "write_csv",
-           "write_npy", "write_npz", "plt", "grid_image", "atomic_write_bytes"]
+           "write_npy", "write_npz", "plt", "grid_image", "atomic_write_bytes", "parse_names"]
+
+
+def parse_names(ap, argv, known, what):
+    """Parse ``argv`` with ``ap`` (a :class:`refimpl.runs.ArgumentParser` with a positional
+    ``names``) and check every name against ``known``. Returns ``(args, None)``, or
+    ``(None, status)``: the parser's exit status, or 2 after one line naming the unknown
+    ``what``."""
+    try:
+        args = ap.parse_args(argv)
+    except SystemExit as e:
+        return None, int(e.code or 0)
+    bad = [n for n in args.names if n not in known]
+    if bad:
+        print(f"{ap.prog}: unknown {what} {', '.join(bad)}; choose from {', '.join(known)}", file=sys.stderr)
+        return None, 2
+    return args, None

@@ -24,7 +24,7 @@ import numpy as np
 from refimpl.checkpoint import atomic_write
 from refimpl.runs import ArgumentParser
 
-from .common import plt
+from .common import parse_names, plt
 
 RESULTS = pathlib.Path("docs/results")
 OUT = pathlib.Path("docs/figures")
@@ -309,15 +309,9 @@ def main(argv=None) -> int:
     ap.add_argument("--results", type=pathlib.Path, default=RESULTS, help=f"CSV folder (default {RESULTS})")
     ap.add_argument("--out", type=pathlib.Path, default=OUT, help=f"figure folder (default {OUT})")
     ap.add_argument("names", nargs="*", metavar="NAME", help="figures to draw (default all): " + ", ".join(FIGURES))
-    try:
-        args = ap.parse_args(argv)
-    except SystemExit as e:
-        return int(e.code or 0)
-    bad = [n for n in args.names if n not in FIGURES]
-    if bad:
-        print(f"python -m toy.figures: unknown figure(s) {', '.join(bad)} (see python -m toy.figures --help)",
-              file=sys.stderr)
-        return 2
+    args, status = parse_names(ap, argv, FIGURES, "figure(s)")
+    if args is None:
+        return status
     if not args.results.is_dir():
         print(f"python -m toy.figures: --results {args.results} is not a folder", file=sys.stderr)
         return 2

@@ -2,7 +2,7 @@
 
     python -m toy.results_export [--sweeps DIR] [--results DIR] [NAME ...]
 
-Reads the sweep folders of ``python -m toy sweep`` (default ``/work/sweeps``: ``sweep.json``,
+Reads the sweep folders of ``python -m toy sweep`` (default ``sweeps/``, where the commands of ``docs/sweeps.md`` write: ``sweep.json``,
 one folder per run, ``experiment/<setting>/``) and writes, into ``--results`` (default
 ``docs/results``), the files of :data:`EXPORTS` (no checkpoints, no ``.npy``): per-run curves in
 long format, the aggregated bands (mean and 95% Student t-interval over the seeds, as
@@ -25,8 +25,9 @@ from refimpl.outputs import write_csv
 from refimpl.runs import ArgumentParser
 
 from .aggregate import curve_bands, read_curve, t_interval
+from .common import parse_names
 
-SWEEPS = pathlib.Path("/work/sweeps")
+SWEEPS = pathlib.Path("sweeps")          # the docs' commands write sweeps/NAME
 RESULTS = pathlib.Path("docs/results")
 SIG_CURVE = 5
 SIG_POINT = 4
@@ -108,6 +109,23 @@ def _points(rows_key, samples):
 
 
 # ----------------------------------------------------------------------------- per sweep
+FINAL_KEYS = ("modes", "high_quality", "w1", "w2", "sliced_w1", "iterations", "train_seconds", "train_cpu_seconds")
+
+
+def export_finals(sweeps, results, name):
+    """``NAME-per-run.csv`` (each finished run's final metrics, by run id) and
+    ``NAME-summary.csv`` (the sweep's own ``summary.csv``: n, mean, std, 95% t-interval)."""
+    sweep = sweeps / name
+    man = json.loads((sweep / "sweep.json").read_text())
+    rows = []
+    for rid, r in sorted(man["runs"].items()):
+        m = json.loads((sweep / rid / "metrics.json").read_text())
+        rows.append({"run": rid, "variant": r.get("variant") or "", "seed": r["seed"],
+                     "setting": json.dumps(r.get("setting") or {}), **{k: m.get(k, "") for k in FINAL_KEYS}})
+    _write(results, f"{name}-per-run.csv", rows, columns=["run", "variant", "seed", "setting", *FINAL_KEYS])
+    _write(results, f"{name}-summary.csv", _csv_rows(sweep / "summary.csv"))
+
+
 def export_tour(sweeps, results):
     sw = sweeps / "tour"
     cols = ("iteration", "train_seconds", "train_cpu_seconds", "modes", "high_quality", "w1", "w2", "sliced_w1")
@@ -277,14 +295,14 @@ def export_prox(results, out):
 
 EXPORTS = {
     "tour": lambda s, r, a: export_tour(s, r),
-    "rwp-grid": lambda s, r, a: _experiment_curves(s, r, "rwp-grid"),
-    "rwp-gen-iters": lambda s, r, a: _experiment_curves(s, r, "rwp-gen-iters"),
-    "sbe-grid": lambda s, r, a: _experiment_curves(s, r, "sbe-grid"),
-    "swgan-grid": lambda s, r, a: export_swgan(s, r),
+    "rwp-grid": lambda s, r, a: (_experiment_curves(s, r, "rwp-grid"), export_finals(s, r, "rwp-grid")),
+    "rwp-gen-iters": lambda s, r, a: (_experiment_curves(s, r, "rwp-gen-iters"), export_finals(s, r, "rwp-gen-iters")),
+    "sbe-grid": lambda s, r, a: (_experiment_curves(s, r, "sbe-grid"), export_finals(s, r, "sbe-grid")),
+    "swgan-grid": lambda s, r, a: (export_swgan(s, r), export_finals(s, r, "swgan-grid")),
     "w1fe-ring": lambda s, r, a: export_w1fe(s, r),
     "wwgan-digits": lambda s, r, a: export_wwgan(s, r),
-    "wgan-gp-grid": lambda s, r, a: export_wgan_gp(s, r, "grid"),
-    "wgan-gp-ring": lambda s, r, a: export_wgan_gp(s, r, "ring"),
+    "wgan-gp-grid": lambda s, r, a: (export_wgan_gp(s, r, "grid"), export_finals(s, r, "wgan-gp-grid")),
+    "wgan-gp-ring": lambda s, r, a: (export_wgan_gp(s, r, "ring"), export_finals(s, r, "wgan-gp-ring")),
     "prox-two-delta": lambda s, r, a: export_prox(r, a.prox_out),
 }
 
@@ -296,15 +314,9 @@ def main(argv=None) -> int:
     ap.add_argument("--prox-out", type=pathlib.Path, default=None,
                     help="new folder for the prox-two-delta run (required for that export)")
     ap.add_argument("names", nargs="*", metavar="NAME", help=f"exports (default all): {', '.join(EXPORTS)}")
-    try:
-        args = ap.parse_args(argv)
-    except SystemExit as e:
-        return int(e.code or 0)
-    bad = [n for n in args.names if n not in EXPORTS]
-    if bad:
-        print(f"python -m toy.results_export: unknown export(s) {', '.join(bad)}; choose from {', '.join(EXPORTS)}",
-              file=sys.stderr)
-        return 2
+    args, status = parse_names(ap, argv, EXPORTS, "export(s)")
+    if args is None:
+        return status
     names = args.names or list(EXPORTS)
     if "prox-two-delta" in names and (args.prox_out is None or args.prox_out.exists()):
         print("python -m toy.results_export: prox-two-delta needs --prox-out NEW_FOLDER", file=sys.stderr)
