@@ -109,3 +109,23 @@ def test_fmt_rounds_to_significant_digits_and_keeps_blanks():
     assert results_export.fmt("") == "" and results_export.fmt(None) == "" and results_export.fmt(float("nan")) == ""
     assert results_export.fmt(3) == "3" and results_export.fmt("12") == "12" and results_export.fmt(2.0) == "2"
     assert results_export.fmt("variant=sbe") == "variant=sbe"
+
+
+def test_export_finals_writes_each_runs_final_metrics_and_the_sweeps_summary(tmp_path):
+    import json
+    sweep, res = tmp_path / "sweeps" / "demo", tmp_path / "res"
+    res.mkdir(parents=True)
+    runs = {"seed=1": {"variant": "default", "seed": 1, "setting": {}},
+            "seed=0": {"variant": "default", "seed": 0, "setting": {"K": "3"}}}
+    for i, rid in enumerate(runs):
+        (sweep / rid).mkdir(parents=True)
+        (sweep / rid / "metrics.json").write_text(json.dumps({"w1": 0.5 + i, "modes": 7 + i, "extra": 1}))
+    (sweep / "sweep.json").write_text(json.dumps({"runs": runs, "order": list(runs)}))
+    (sweep / "summary.csv").write_text("variant,metric,n,mean\ndefault,w1,2,1.0\n")
+    results_export.export_finals(tmp_path / "sweeps", res, "demo")
+    import csv
+    rows = list(csv.DictReader(open(res / "demo-per-run.csv")))
+    assert [r["run"] for r in rows] == ["seed=0", "seed=1"]                 # sorted by run id
+    assert rows[0]["w1"] == "1.5" and rows[0]["modes"] == "8" and rows[0]["setting"] == '{"K": "3"}'
+    assert rows[1]["w1"] == "0.5" and rows[1]["w2"] == "" and "extra" not in rows[1]
+    assert (res / "demo-summary.csv").read_text().splitlines()[1] == "default,w1,2,1.0"
