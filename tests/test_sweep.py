@@ -353,8 +353,9 @@ def test_progress_heartbeat_prints_while_runs_are_silent():
 
 
 def test_eta_before_the_first_run_ends_comes_from_the_runs_own_estimates(tmp_path):
-    """No run has finished: the ETA is the longest time left of the running runs plus the queued
-    ones in rounds of ``slots``, each as long as the running ones' mean (elapsed + left)."""
+    """The ETA is the longest time left of the running runs plus the queued ones in rounds of
+    ``slots``, each as long as the running ones' mean (elapsed + left); the throughput of the
+    finished runs only when no running run has printed an estimate."""
     import io
     logs = {f"seed={i}": tmp_path / f"seed={i}.log" for i in range(5)}
     p = sweep.Progress(total=5, skipped=0, slots=2, stream=io.StringIO(), logs=logs)
@@ -366,8 +367,10 @@ def test_eta_before_the_first_run_ends_comes_from_the_runs_own_estimates(tmp_pat
     # running: (120 s, 120 s) and (60 s, 3720 s); mean run 2010 s; 3 queued -> ceil(3 / 2) rounds
     assert sweep._run_estimate(logs["seed=1"]) == (60, 3720)
     assert p.line().endswith(f"ETA ~{sweep._fmt(3720 + 2 * 2010)} (from the runs' own estimates)")
-    p.update("done", "seed=1")                                      # then the throughput decides
-    assert "(from the runs' own estimates)" not in p.line()
+    p.update("done", "seed=1")          # still the running run's estimate: 120 s + ceil(3 / 2) x 240 s
+    assert p.line().endswith(f"ETA ~{sweep._fmt(120 + 2 * 240)} (from the runs' own estimates)")
+    p.update("done", "seed=0")          # no running run has printed one: the throughput decides
+    assert "(from the runs' own estimates)" not in p.line() and "ETA ~" in p.line()
     p2 = sweep.Progress(total=5, skipped=0, slots=2, stream=io.StringIO(), logs=logs)
     p2.started = time.time() + 60                                   # logs older than the sweep: ignored
     assert p2.line().endswith("ETA ?")

@@ -32,7 +32,7 @@ NOT_METRICS = {"seed", "seeds", "iteration", "seconds", "train_seconds", "train_
                "objective", "lam", "n_critic", "n_gen", "batch_size", "latent_dim", "lr_gen", "lr_critic", "h", "l",
                "K", "variant", "peer", "data_dir", "dataset", "clip", "eps"}
 #: subtrees left out whole: the configuration, the evaluation seeds, the BLAS pools
-NOT_METRIC_TREES = {"config", "eval_seeds", "blas_threads"}
+NOT_METRIC_TREES = {"config", "eval_seeds", "blas_threads", "fingerprint"}
 CURVE_COLUMNS = ("variant", "metric", "axis", "x", "n", "mean", "std", "ci_low", "ci_high")
 TIME_AXIS = "train_seconds"
 GRID_POINTS = 50

@@ -270,11 +270,11 @@ def load_manifest(out: pathlib.Path) -> dict:
 
 
 class Progress:
-    """Counts runs done / running / failed and prints one line per change, with an ETA from the
-    throughput of the runs finished in this session (elapsed / finished x remaining). Before the
-    first run ends, the ETA comes from the running runs' own progress lines in their logs
-    (``... 1m36s elapsed, ~6m46s left``, :func:`refimpl.train.train`): the longest time left,
-    plus the queued runs in rounds of ``slots``, each as long as the running ones' mean."""
+    """Counts runs done / running / failed and prints one line per change. The ETA comes from the
+    running runs' own progress lines in their logs (``... 1m36s elapsed, ~6m46s left``,
+    :func:`refimpl.train.train`): the longest time left, plus the queued runs in rounds of
+    ``slots``, each as long as the running ones' mean; when no running run has printed one yet,
+    from the throughput of the runs finished in this session (elapsed / finished x remaining)."""
 
     def __init__(self, total, skipped, slots, stream, logs=None):
         self.total, self.skipped, self.slots, self.stream = total, skipped, max(slots, 1), stream
@@ -294,13 +294,15 @@ class Progress:
         left = self.total - self.skipped - finished
         running = min(left, self.slots)
         el = time.perf_counter() - self.t0
+        guess = self._from_logs(left) if left else None
         if not left:
             eta = "0s"
+        elif guess is not None:
+            eta = f"~{_fmt(guess)} (from the runs' own estimates)"
         elif finished:
             eta = f"~{_fmt(el / finished * left)}"
         else:
-            guess = self._from_logs(left)
-            eta = "?" if guess is None else f"~{_fmt(guess)} (from the runs' own estimates)"
+            eta = "?"
         return (f"sweep: {self.done + self.skipped}/{self.total} done ({self.skipped} skipped), {running} running, "
                 f"{left - running} queued, {self.failed} failed | {_fmt(el)} elapsed, ETA {eta}")
 
@@ -434,15 +436,79 @@ def _alive(pid: int) -> bool:
     return pid > 0
 
 
-def _same_args(recorded, argv) -> bool:
+_OWN_FILES = {".sweep.lock", "logs"}       # what a sweep leaves before its manifest exists
+
+
+def _check_folder(out: pathlib.Path, name: str):
+    """``ValueError`` unless ``out`` is new, empty, or this experiment's sweep folder: a sweep
+    never writes into a folder of the user's, or over another experiment's sweep."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ValueError(f"--out {out} is not a folder")
+    if (out / MANIFEST).exists():
+        other = load_manifest(out).get("experiment")
+        if other not in (None, name):
+            raise ValueError(f"--out {out} holds a sweep of {other}, not {name}; choose another --out")
+        return
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in _OWN_FILES)
+    if foreign:
+        raise ValueError(f"--out {out} is not empty and holds no sweep ({', '.join(foreign[:3])}"
+                         f"{', ...' if len(foreign) > 3 else ''}); choose a new or empty folder")
+
+
+AGGREGATES = ("summary.json", "summary.csv", "curves.csv", "experiment")     # and curve-*.png
+
+
+def _set_aside_aggregates(out: pathlib.Path):
+    """Move the aggregates of the previous arguments into ``out/aggregates.old-N`` (returned), so
+    that relaunching with other arguments never overwrites them; None if there were none."""
+    old = [out / a for a in AGGREGATES if (out / a).exists()] + sorted(out.glob("curve-*.png"))
+    if not old:
+        return None
+    n = 1
+    while (out / f"aggregates.old-{n}").exists():
+        n += 1
+    dest = out / f"aggregates.old-{n}"
+    dest.mkdir()
+    for path in old:
+        path.rename(dest / path.name)
+    return dest
+
+
+def _canonical(runner, argv):
+    """The run's arguments as the experiment parses them (flag order and spelling do not matter),
+    the sweep folder aside; the argument list itself for runners without a parser here."""
+    build = _own(runner, "build_parser")
+    if build is not None and argv:
+        try:
+            ap = build(argv[0])
+            ap.error = lambda message: (_ for _ in ()).throw(ValueError(message))
+            ns = vars(ap.parse_args(list(argv[1:])))
+        except (SystemExit, ValueError, KeyError):
+            ns = None
+        if ns is not None:
+            ns.pop("out", None)
+            ns["peer"] = sorted(f"{k}={pathlib.PurePath(v).name}" for k, _, v in
+                                (item.partition("=") for item in ns.get("peer") or []))
+            return ("parsed", argv[0], sorted((k, repr(v)) for k, v in ns.items()))
+    return ("argv", _argv_key(argv))
+
+
+def _argv_key(args):
+    rest = list(args[:4]) + list(args[5:])
+    return [f"{a.partition('=')[0]}={pathlib.PurePath(a.partition('=')[2]).name}"
+            if i and rest[i - 1] == "--peer" else a for i, a in enumerate(rest)]
+
+
+def _same_args(recorded, argv, runner=DEFAULT_RUNNER) -> bool:
     """Equal arguments, the sweep folder aside: the ``--out`` value, and the folder part of each
     ``--peer KEY=FOLDER`` (its run id is kept), since the sweep folder may be reached by
-    another path on relaunch."""
-    def key(args):
-        rest = list(args[:4]) + list(args[5:])
-        return [f"{a.partition('=')[0]}={pathlib.PurePath(a.partition('=')[2]).name}"
-                if i and rest[i - 1] == "--peer" else a for i, a in enumerate(rest)]
-    return isinstance(recorded, list) and len(recorded) == len(argv) and key(recorded) == key(argv)
+    another path on relaunch; with the toy runner, as the experiment parses them (the order of
+    the flags does not matter)."""
+    if not isinstance(recorded, list):
+        return False
+    return _canonical(runner, recorded) == _canonical(runner, argv)
 
 
 def _own(runner, what):
@@ -488,6 +554,7 @@ def sweep(name, seeds, settings=(), passthrough=(), *, out, workers=None, schedu
         print(f"note: Dask is not installed (pip install 'refimpl[sweep]'): the {len(runs)} runs run serially "
               "in this process", file=stream, flush=True)
         use_dask = False
+    _check_folder(out, name)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -508,12 +575,12 @@ def _sweep(name, runs, seeds, settings, passthrough, out, workers, scheduler, ru
                      "passthrough": list(passthrough), "runner": runner,
                      "order": [r.run_id for r in runs]})
     entries = manifest["runs"]
-    jobs, skipped = [], 0
+    jobs, skipped, aggregates_moved = [], 0, None
     for run in runs:
         argv = run_argv(run, out)
         folder = out / run.run_id
         old = entries.get(run.run_id, {})
-        same = _same_args(old.get("argv"), argv)
+        same = _same_args(old.get("argv"), argv, runner)
         if (folder / "metrics.json").exists() and same:
             skipped += 1
             old["status"] = "done"
@@ -523,6 +590,11 @@ def _sweep(name, runs, seeds, settings, passthrough, out, workers, scheduler, ru
         if folder.exists() and any(folder.iterdir()) and not same:
             entry["set_aside"] = str(set_aside(folder))
             print(f"sweep: {folder.name} held another run's outputs: kept as {entry['set_aside']}", file=stream)
+            if aggregate and not aggregates_moved:
+                aggregates_moved = [_set_aside_aggregates(out)]
+                if aggregates_moved[0] is not None:
+                    print(f"sweep: the previous arguments' aggregates are kept in {aggregates_moved[0]}",
+                          file=stream)
         attempts = out / "logs" / f"{run.run_id}.attempts"
         attempts.unlink(missing_ok=True)
         entries[run.run_id] = entry
@@ -534,8 +606,12 @@ def _sweep(name, runs, seeds, settings, passthrough, out, workers, scheduler, ru
     workers = max(1, min(workers, len(jobs))) if jobs else 0
     progress = Progress(len(runs), skipped, workers if use_dask else 1, stream,
                         logs={run.run_id: spec["log"] for run, spec in jobs})
-    mode = ("scheduler " + scheduler) if scheduler else (f"LocalCluster of {workers} workers" if use_dask else "serial")
-    print(f"sweep: {name}, {len(runs)} runs ({skipped} finished before), {mode}", file=stream, flush=True)
+    mode = ("nothing to run" if not jobs else ("scheduler " + scheduler) if scheduler else
+            (f"LocalCluster of {workers} worker{'s' * (workers != 1)}" if use_dask else "serial"))
+    print(f"sweep: {name}, {len(runs)} run{'s' * (len(runs) != 1)} ({skipped} finished before), {mode}",
+          file=stream, flush=True)
+    if not jobs:
+        print(progress.line(), file=stream, flush=True)
 
     def record(run, res):
         e = entries[run.run_id]
@@ -551,7 +627,14 @@ def _sweep(name, runs, seeds, settings, passthrough, out, workers, scheduler, ru
         if jobs and use_dask:
             _execute_dask(jobs, record, workers, scheduler, progress)
         elif jobs:
-            _execute_serial(jobs, record)
+            with progress.heartbeat():
+                _execute_serial(jobs, record)
+    except KeyboardInterrupt:
+        for run, spec in jobs:               # runs started in this session and not recorded as ended
+            if entries[run.run_id]["status"] == "queued" and \
+                    "== attempt" in _tail_text(pathlib.Path(spec["log"]), 1 << 20, progress.started):
+                entries[run.run_id]["status"] = "interrupted"
+        raise
     finally:
         write_json(out / MANIFEST, manifest)
     if aggregate:
