@@ -385,3 +385,25 @@ def test_benchmark_script_prints_every_side_and_the_bound(capsys):
     out = capsys.readouterr().out
     assert "serial, 1 thread:" in out and "dask, 2 workers:" in out
     assert "bound for equal runs without overhead 0.50" in out and "ratio dask / fastest serial" in out
+
+
+def test_benchmark_script_refuses_bad_flags_in_one_line_before_any_run(monkeypatch, capsys):
+    """python -m toy.bench_sweep: a bad seed list, experiment name, worker count or experiment flag
+    exits 2 with one line on stderr, and no side (no run, no cluster) starts."""
+    from toy import bench_sweep
+
+    def no_run(*a, **k):
+        raise AssertionError("a benchmark side started")
+    monkeypatch.setattr(bench_sweep, "sweep", no_run)
+    for argv, says in [(["--seeds", "x"], "--seeds"), (["--seeds", "3-1"], "--seeds"),
+                       (["nosuch"], "unknown experiment 'nosuch'"), (["--iters", "5"], "experiment NAME"),
+                       (["--workers", "0"], "--workers must be >= 1"), (["--workers", "-1"], "--workers"),
+                       (["--workers", "x"], "--workers"),
+                       (["wgan-gp-ring", "--bogus"], "--bogus"), (["wgan-gp-ring", "--lam", "-1"], "--lam"),
+                       (["wgan-gp-ring", "--seed", "3"], "--seed"),
+                       (["w1fe-ring", "--objective", "dragan"], "--objective")]:
+        with pytest.raises(SystemExit) as e:
+            bench_sweep.main(argv)
+        err = capsys.readouterr().err
+        assert e.value.code == 2, argv
+        assert len(err.splitlines()) == 1 and says in err and "Traceback" not in err, (argv, err)

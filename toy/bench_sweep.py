@@ -23,7 +23,6 @@ runs.
 """
 from __future__ import annotations
 
-import argparse
 import io
 import math
 import os
@@ -34,7 +33,7 @@ import time
 
 from refimpl.threads import usable_cpus
 
-from .sweep import parse_seeds, sweep
+from .sweep import expand, parse_seeds, sweep
 
 
 def _cpu_seconds():
@@ -44,13 +43,50 @@ def _cpu_seconds():
                                                   resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m toy.bench_sweep", allow_abbrev=False)
-    ap.add_argument("--seeds", default="0-4")
-    ap.add_argument("--workers", type=int, default=2)
+def build_parser():
+    from refimpl.runs import ArgumentParser        # usage errors in one line, exit 2
+    ap = ArgumentParser(
+        prog="python -m toy.bench_sweep", allow_abbrev=False,
+        usage="%(prog)s [-h] [--seeds SEEDS] [--workers N] [NAME [experiment flags ...]]",
+        description=__doc__.strip().splitlines()[0],
+        epilog="NAME [experiment flags ...]: the experiment (python -m toy list) and its own flags, given to "
+               "every run as in python -m toy sweep (default: wgan-gp-ring --quick). Prints the wall and CPU "
+               "times of each side and the ratio dask / fastest serial (docs/performance.md).")
+    ap.add_argument("--seeds", default="0-4", help="the seeds of every side: a range 0-4, or a list 0,1,3 (default 0-4)")
+    ap.add_argument("--workers", type=int, default=2, metavar="N",
+                    help="worker processes of the Dask side's LocalCluster, >= 1 (default 2)")
+    return ap
+
+
+def _checked(ap, argv):
+    """``(args, name, flags, seeds)`` of the command line; a bad experiment name, seed list, worker
+    count or experiment flag is a one-line usage error (exit 2) before any run starts."""
     args, rest = ap.parse_known_args(argv)
     name, flags = (rest[0], rest[1:]) if rest else ("wgan-gp-ring", ["--quick"])
-    seeds = parse_seeds(args.seeds)
+    from .registry import EXPERIMENTS
+    if name not in EXPERIMENTS:
+        what = "expected the experiment NAME before its flags, got" if name.startswith("-") else "unknown experiment"
+        ap.error(f"{what} {name!r} (known: {', '.join(EXPERIMENTS)})")
+    if args.workers < 1:
+        ap.error(f"--workers must be >= 1 (the Dask side's worker processes), got {args.workers}")
+    try:
+        seeds = parse_seeds(args.seeds)
+        from . import __main__ as cli
+        # the sweep's own expansion: the experiment's flags (and its variants under them), checked
+        expand(name, seeds, [], [*flags, "--threads", "1"], cli.variants, cli.check_flags)
+    except ImportError as e:
+        ap.error(f"{name} needs {e.name}: pip install -e '.[toy,sweep]'")
+    except ValueError as e:
+        if str(e).endswith("--help)"):            # the experiment's parser already points to its --help
+            ap.exit(2, f"{ap.prog}: error: {e}\n")
+        ap.error(str(e))
+    return args, name, flags, seeds
+
+
+def main(argv=None) -> int:
+    """``python -m toy.bench_sweep ...``: 0, 1 when a run failed, 2 (one line) on bad flags."""
+    ap = build_parser()
+    args, name, flags, seeds = _checked(ap, argv)
     cores = usable_cpus()
     sides = [("serial, 1 thread", 0, ["--threads", "1"]),
              (f"serial, {cores} threads", 0, ["--threads", str(cores)]),
