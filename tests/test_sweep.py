@@ -407,3 +407,49 @@ def test_benchmark_script_refuses_bad_flags_in_one_line_before_any_run(monkeypat
         err = capsys.readouterr().err
         assert e.value.code == 2, argv
         assert len(err.splitlines()) == 1 and says in err and "Traceback" not in err, (argv, err)
+
+
+def test_the_sweep_folder_is_never_a_users_or_another_experiments(tmp_path, capsys):
+    """Nothing a user produced is overwritten: a non-empty folder without a sweep, or another
+    experiment's sweep, is refused (exit 2, one line) before anything is written."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "summary.csv").write_text("my notes")
+    assert toy_main(["sweep", "prox-two-delta", "--quick", "--seeds", "0", "--workers", "0", "--out", str(mine)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not empty and holds no sweep (summary.csv)" in err
+    assert sorted(p.name for p in mine.iterdir()) == ["summary.csv"] and (mine / "summary.csv").read_text() == "my notes"
+    out = tmp_path / "sw"
+    assert toy_main(["sweep", "prox-two-delta", "--quick", "--seeds", "0", "--workers", "0", "--out", str(out)]) == 0
+    before = (out / "sweep.json").read_text()
+    capsys.readouterr()
+    assert toy_main(["sweep", *GAN, "--seeds", "0", "--workers", "0", "--out", str(out)]) == 2
+    assert "holds a sweep of prox-two-delta, not wgan-gp-ring" in capsys.readouterr().err
+    assert (out / "sweep.json").read_text() == before
+
+
+def test_flag_order_does_not_redo_runs_and_old_aggregates_are_kept(tmp_path, capsys):
+    out = tmp_path / "sw"
+    base = ["sweep", "prox-two-delta", "--seeds", "0", "--workers", "0", "--out", str(out)]
+    assert toy_main([*base, "--quick", "--iters", "3"]) == 0
+    stamp = (out / "seed=0" / "metrics.json").stat().st_mtime_ns
+    old_summary = (out / "summary.json").read_text()
+    capsys.readouterr()
+    assert toy_main([*base, "--iters=3", "--quick"]) == 0               # same flags, other order and spelling
+    assert "1 finished before" in capsys.readouterr().err
+    assert (out / "seed=0" / "metrics.json").stat().st_mtime_ns == stamp
+    assert sweep._same_args(["prox-two-delta", "--seed", "0", "--out", "a", "--quick", "--iters", "3"],
+                            ["prox-two-delta", "--seed", "0", "--out", "b", "--iters=3", "--quick"])
+    assert not sweep._same_args(["prox-two-delta", "--seed", "0", "--out", "a", "--iters", "3"],
+                                ["prox-two-delta", "--seed", "0", "--out", "a", "--iters", "4"])
+    assert toy_main([*base, "--quick", "--iters", "4"]) == 0            # other arguments: old ones kept aside
+    err = capsys.readouterr().err
+    assert "aggregates are kept in" in err and (out / "seed=0.old-1").is_dir()
+    assert (out / "aggregates.old-1" / "summary.json").read_text() == old_summary
+    assert (out / "summary.json").exists() and not (out / "aggregates.old-2").exists()
+    assert json.loads((out / "seed=0" / "metrics.json").read_text())["steps"] == 4
+
+
+def test_run_fingerprints_are_settings_not_metrics():
+    flat = aggregate.numeric_metrics({"w1": 0.5, "fingerprint": {"eval_every": 2, "exact_every": 3}})
+    assert flat == {"w1": 0.5}
