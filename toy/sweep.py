@@ -126,8 +126,9 @@ def expand(name: str, seeds, settings=(), passthrough=(), variants=None, check=N
     or ``--set`` values) the experiment refuses, so a bad flag stops the sweep before any run.
     """
     keys = [k for k, _ in settings]
-    if len(set(keys)) != len(keys):
-        raise ValueError("--set: a key is given twice")
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise ValueError(f"--set: the key {twice[0]} is given twice; give its values once, comma-separated")
     bad = [a for a in passthrough if a.split("=")[0] in _RESERVED]
     if bad:
         raise ValueError(f"{bad[0].split('=')[0]} is set by the sweep for every run; drop it from the experiment flags")
