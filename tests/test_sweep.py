@@ -75,6 +75,7 @@ def _exit_status(argv):
     (["prox-two-delta", "--seeds", "0", "--set", "lam=1,2"], "unrecognized arguments: --lam 1"),
     (["wgan-gp-grid", "--seeds", "0", "--objective", "nope"], "argument --objective: invalid choice"),
     (["prox-two-delta", "--seeds", "0", "--set", "h=1", "--set", "h=2"], "--set: the key h is given twice"),
+    (["prox-two-delta", "--seeds", "0", "--scheduler", "nothere"], "--scheduler"),     # checked before writing
 ])
 def test_bad_sweep_flags_exit_2_and_write_nothing(tmp_path, capsys, argv, msg):
     assert _exit_status(["sweep", *argv, "--out", str(tmp_path / "sw")]) == 2

@@ -458,6 +458,22 @@ def _check_folder(out: pathlib.Path, name: str):
                          f"{', ...' if len(foreign) > 3 else ''}); choose a new or empty folder")
 
 
+def _check_scheduler(address: str):
+    """``ValueError`` (one line) unless a Dask client can connect to ``address`` within 30 s."""
+    import logging
+    from distributed import Client
+    quiet = logging.getLogger("distributed")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    try:
+        Client(address, timeout="30s").close()
+    except (OSError, TimeoutError, ValueError, TypeError) as e:
+        raise ValueError(f"--scheduler {address}: cannot connect ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else 'no reply'})") from None
+    finally:
+        quiet.setLevel(level)
+
+
 AGGREGATES = ("summary.json", "summary.csv", "curves.csv", "experiment")     # and curve-*.png
 
 
@@ -556,6 +572,8 @@ def sweep(name, seeds, settings=(), passthrough=(), *, out, workers=None, schedu
               "in this process", file=stream, flush=True)
         use_dask = False
     _check_folder(out, name)
+    if use_dask and scheduler is not None:
+        _check_scheduler(scheduler)             # before anything is written
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
