@@ -6,8 +6,10 @@ Reads the sweep folders of ``python -m toy sweep`` (default ``sweeps/``, where t
 one folder per run, ``experiment/<setting>/``) and writes, into ``--results`` (default
 ``docs/results``), the files of :data:`EXPORTS` (no checkpoints, no ``.npy``): per-run curves in
 long format, the aggregated bands (mean and 95% Student t-interval over the seeds, as
-:mod:`toy.aggregate`), and for scatter and image figures the points or pixels drawn (one named
-seed). Numbers are rounded: curves to 5 significant digits, sample points and pixels to 4.
+:mod:`toy.aggregate`), for scatter and image figures the points or pixels drawn (one named
+seed), and the final-metric tables (per run or seed, and the sweep's ``summary.csv``). Numbers are
+rounded: curves to 5 significant digits, sample points and pixels to 4; the final-metric tables keep
+``metrics.json``'s and ``summary.csv``'s values as they are.
 :mod:`toy.figures` redraws the docs' figures from these files alone. Only the files named in
 :data:`EXPORTS` are written (atomically); the sweeps are only read.
 """
@@ -75,6 +77,10 @@ def _runs(sweep):
     return out
 
 
+def _metrics(folder):
+    return json.loads((folder / "metrics.json").read_text())
+
+
 def _curve_long(sweep, columns, key=lambda rid, v, s, st: {}):
     """Every finished run's ``curve.csv`` as long rows ``{run, variant, seed, **key, **columns}``."""
     rows = []
@@ -119,11 +125,65 @@ def export_finals(sweeps, results, name):
     man = json.loads((sweep / "sweep.json").read_text())
     rows = []
     for rid, r in sorted(man["runs"].items()):
-        m = json.loads((sweep / rid / "metrics.json").read_text())
+        m = _metrics(sweep / rid)
         rows.append({"run": rid, "variant": r.get("variant") or "", "seed": r["seed"],
                      "setting": json.dumps(r.get("setting") or {}), **{k: m.get(k, "") for k in FINAL_KEYS}})
     _write(results, f"{name}-per-run.csv", rows, columns=["run", "variant", "seed", "setting", *FINAL_KEYS])
     _write(results, f"{name}-summary.csv", _csv_rows(sweep / "summary.csv"))
+
+
+# The final-metric tables below keep the values of metrics.json as they are (Python's float repr,
+# blank for None), as export_finals does: they are the numbers the docs' tables quote.
+TOUR_KEYS = ("modes", "high_quality", "w1", "w2", "sliced_w1", "train_cpu_seconds", "iterations")
+
+
+def export_tour_finals(sweeps, results):
+    """``grid-tour-per-seed.csv``: per finished run (manifest order) and method (sorted), then the
+    chance baseline (no training: time and iterations blank), the final values of :data:`TOUR_KEYS`;
+    ``grid-tour-summary.csv``: the sweep's ``summary.csv`` rows of the methods' and the baseline's
+    :data:`FINAL_KEYS` (the run constants ``n``, ``n_eval``, ``threads``, ... left out)."""
+    sw = sweeps / "tour"
+    rows = []
+    for rid, _, seed, _, folder in _runs(sw):
+        m = _metrics(folder)
+        for method, r in [*sorted(m["methods"].items()), ("baseline", m["baseline"])]:
+            rows.append({"seed": seed, "method": method, **{k: r.get(k, "") for k in TOUR_KEYS}})
+    _write(results, "grid-tour-per-seed.csv", rows, columns=["seed", "method", *TOUR_KEYS])
+    _write(results, "grid-tour-summary.csv", [r for r in _csv_rows(sw / "summary.csv")
+                                              if r["metric"].split("/")[-1] in FINAL_KEYS])
+
+
+# column: path in metrics.json["methods"][method] of toy.wwgan_digits
+WWGAN_FINALS = {"tv_minmax": ("translation", "tv_minmax"), "tv_minmax_fill0": ("translation_fill0", "tv_minmax"),
+                "zero_crossings": ("translation", "zero_crossings"), "noise_separation": ("noise", "separation"),
+                "w1_to_test": ("w1",), "classifier_fd": ("fd",)}
+
+
+def _at(d, path):
+    for k in path:
+        d = d[k]
+    return d
+
+
+def wwgan_per_seed(sw):
+    """Rows ``{seed, method, **WWGAN_FINALS}`` per finished run (manifest order) and method (sorted)."""
+    return [{"seed": seed, "method": k, **{c: _at(r, p) for c, p in WWGAN_FINALS.items()}}
+            for _, _, seed, _, folder in _runs(sw) for k, r in sorted(_metrics(folder)["methods"].items())]
+
+
+def w1fe_per_run(sw):
+    """Rows ``{variant, seed, final_w1, best_w1, modes, high_quality, train_cpu_seconds,
+    cpu_s_to_w1<=t}`` per finished run, sorted by (variant, seed); ``t`` runs over
+    :data:`toy.w1fe_ring.W1_THRESHOLDS`, blank where the run never reached the level."""
+    from .w1fe_ring import W1_THRESHOLDS
+
+    rows = []
+    for _, variant, seed, _, folder in _runs(sw):
+        m = _metrics(folder)
+        rows.append({"variant": variant.split("variant=")[-1], "seed": seed, "final_w1": m["w1"],
+                     **{k: m[k] for k in ("best_w1", "modes", "high_quality", "train_cpu_seconds")},
+                     **{f"cpu_s_to_w1<={t}": m["reach"][f"w1<={t}"]["cpu_s"] for t in W1_THRESHOLDS}})
+    return sorted(rows, key=lambda r: (r["variant"], r["seed"]))
 
 
 def export_tour(sweeps, results):
@@ -198,6 +258,7 @@ def export_w1fe(sweeps, results):
                     snap.append({"variant": v, "epoch": int(it), "kind": kind, "index": i,
                                  "x": fmt(s[kind][j, i, 0], SIG_POINT), "y": fmt(s[kind][j, i, 1], SIG_POINT)})
     _write(results, "w1fe-ring-seed0-transport.csv", snap)
+    _write(results, "w1fe-ring-per-run.csv", w1fe_per_run(sw))
 
 
 def _wwgan_seed(folder, seed):
@@ -211,7 +272,7 @@ def _wwgan_seed(folder, seed):
 
     from .wwgan_digits import ALPHA, NOISE_P, critic_values, salt_and_pepper, shift_down
 
-    m = json.loads((folder / "metrics.json").read_text())
+    m = _metrics(folder)
     if m["dataset"] != "digits":
         raise ValueError(f"{folder}: only the digits runs are exported, got {m['dataset']!r}")
     c = m["config"]["wgan-gp"]
@@ -257,6 +318,7 @@ def export_wwgan(sweeps, results):
     _write(results, "wwgan-digits-translation.csv", _rows(rows))
     _write(results, "wwgan-digits-translation-bands.csv",
            _rows([{"method": k, "shift": s, **t_interval(v)} for k, d in by.items() for s, v in sorted(d.items())]))
+    _write(results, "wwgan-digits-per-seed.csv", wwgan_per_seed(sw))
     critic, image0, pix = _wwgan_seed(sw / "seed=0", 0)
     _write(results, "wwgan-digits-seed0-critic.csv", critic)
     _write(results, "wwgan-digits-seed0-image0.csv", image0)
@@ -294,7 +356,7 @@ def export_prox(results, out):
 
 
 EXPORTS = {
-    "tour": lambda s, r, a: export_tour(s, r),
+    "tour": lambda s, r, a: (export_tour(s, r), export_tour_finals(s, r)),
     "rwp-grid": lambda s, r, a: (_experiment_curves(s, r, "rwp-grid"), export_finals(s, r, "rwp-grid")),
     "rwp-gen-iters": lambda s, r, a: (_experiment_curves(s, r, "rwp-gen-iters"), export_finals(s, r, "rwp-gen-iters")),
     "sbe-grid": lambda s, r, a: (_experiment_curves(s, r, "sbe-grid"), export_finals(s, r, "sbe-grid")),
