@@ -340,6 +340,35 @@ def test_a_killed_worker_is_retried_once(tmp_path, capsys):
     assert list(json.loads((out / "summary.json").read_text())["variants"]["default"]["runs"]) == ["seed=0"]
 
 
+def record_worker_settings(argv):
+    """Runner that records, as its metrics, what the process it runs in gives it."""
+    import dask
+    from refimpl.threads import thread_budget
+    folder = pathlib.Path(argv[argv.index("--out") + 1])
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "metrics.json").write_text(json.dumps({
+        "profiler": int(dask.config.get("distributed.worker.profile.enabled", True)),
+        "thread_budget": thread_budget(), "pid": os.getpid()}))
+    return 0
+
+
+def test_the_local_clusters_workers_run_single_threaded_without_the_profiler(tmp_path):
+    """The sweep's LocalCluster: each worker's thread budget is 1 (Dask's nanny sets
+    OMP_NUM_THREADS=1, which refimpl.threads reads) and Dask's statistical profiler is off (it
+    costs about 4% of the wall time of CPU-bound runs, docs/performance.md); this process's own
+    configuration is untouched."""
+    pytest.importorskip("distributed")
+    import dask
+    out = tmp_path / "sw"
+    manifest = sweep.sweep("prox-two-delta", [0, 1], [], ["--quick"], out=out, workers=2,
+                           runner="tests.test_sweep:record_worker_settings")
+    assert {v["status"] for v in manifest["runs"].values()} == {"done"}
+    for seed in (0, 1):
+        m = json.loads((out / f"seed={seed}" / "metrics.json").read_text())
+        assert m == {"profiler": 0, "thread_budget": 1, "pid": m["pid"]} and m["pid"] != os.getpid()
+    assert dask.config.get("distributed.worker.profile.enabled") is True
+
+
 def test_progress_heartbeat_prints_while_runs_are_silent():
     """Dask runs log to files: the sweep itself prints its state every ``every`` seconds meanwhile."""
     import io

@@ -11,11 +11,16 @@ folders:
    fallback without Dask);
 2. serial, all the cores (each run ``--threads`` the machine's CPUs: BLAS and the evaluation's
    two exact solves may use them, as a user running the seeds one after another would);
-3. the Dask sweep, including starting and closing the cluster.
+3. the Dask sweep, including starting and closing the cluster;
+4. the control: the same runs dealt round-robin to N fresh Python processes (N = the Dask side's
+   workers), each running its share one after another at one thread, with no scheduler, no
+   manifest and no aggregation. This is what the machine itself allows in parallel (each process
+   pays its imports, as a Dask worker does, and the runs share the caches and memory bandwidth);
+   the ratio Dask / control is the scheduler's own overhead.
 
 Prints the wall times (and the runs' own durations measured inside their tasks, which
 separate the cluster's overhead), the ratio Dask / serial against the faster serial side (the
-goal of issue 15: <= 0.6 on 2 cores), the CPU seconds each side used (this process and its
+goal of issue 15: <= 0.6 on 2 cores) and the control's ratio, the CPU seconds each side used (this process and its
 finished children: the ratio is the cluster's CPU overhead, which the load hardly changes),
 the bound ``ceil(runs / workers) / runs`` that equal runs cannot beat however small the
 overhead, and the load average, since on a shared machine the wall ratio depends on what else
@@ -24,16 +29,24 @@ runs.
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
+import pathlib
 import resource
+import subprocess
 import sys
 import tempfile
 import time
 
-from refimpl.threads import usable_cpus
+from refimpl.threads import THREAD_VARIABLES, usable_cpus
 
-from .sweep import expand, parse_seeds, sweep
+from .sweep import DEFAULT_RUNNER, expand, parse_seeds, run_argv, sweep
+
+# one share of the control side: its runs one after another, their results to SHARE.out
+_SHARE = ("import json, sys\nfrom toy.sweep import run_task\n"
+          "specs = json.load(open(sys.argv[1]))\n"
+          "json.dump([run_task(s) for s in specs], open(sys.argv[1] + '.out', 'w'))")
 
 
 def _cpu_seconds():
@@ -41,6 +54,36 @@ def _cpu_seconds():
     once the cluster is closed)."""
     return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
                                                   resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
+def plain_processes(name, seeds, flags, processes, out):
+    """The control side: the sweep's runs (one BLAS thread each) dealt round-robin to ``processes``
+    fresh Python processes that run their shares one after another, with the environment a Dask
+    nanny gives its worker (:data:`~refimpl.threads.THREAD_VARIABLES` at 1). No scheduler, manifest
+    or aggregation. Returns the runs' results (:func:`toy.sweep.run_task`), or None when some run
+    waits for another (a multi-run experiment with dependent variants), which a fixed deal cannot
+    honour."""
+    from . import __main__ as cli
+    out = pathlib.Path(out)
+    runs = expand(name, seeds, [], [*flags, "--threads", "1"], cli.variants, cli.check_flags)
+    if any(r.peers for r in runs):
+        return None
+    specs = [{"argv": run_argv(r, out), "folder": str(out / r.run_id), "log": str(out / f"{r.run_id}.log"),
+              "attempts": str(out / f"{r.run_id}.attempts"), "runner": DEFAULT_RUNNER} for r in runs]
+    root = str(pathlib.Path(__file__).resolve().parent.parent)      # where the toy package lives
+    env = {**os.environ, **{v: "1" for v in THREAD_VARIABLES},
+           "PYTHONPATH": os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+    procs = []
+    for i in range(processes):
+        share = out / f"share-{i}.json"
+        share.write_text(json.dumps(specs[i::processes]))
+        procs.append((share, subprocess.Popen([sys.executable, "-c", _SHARE, str(share)], env=env)))
+    results = []
+    for share, proc in procs:
+        if proc.wait() != 0:
+            raise RuntimeError(f"a control process exited with status {proc.returncode}")
+        results += json.loads(pathlib.Path(f"{share}.out").read_text())
+    return results
 
 
 def build_parser():
@@ -111,12 +154,31 @@ def main(argv=None) -> int:
         print(f"{label:>18}: {times[label]:7.1f} s wall, {cpu[label]:6.1f} s CPU for {n_runs} runs "
               f"(each run {min(inside):.1f}-{max(inside):.1f} s wall inside its task)")
     dask_label = sides[-1][0]
+    plain_label = f"{args.workers} plain processes"
+    with tempfile.TemporaryDirectory(prefix="bench_sweep-") as tmp:
+        t0, c0 = time.perf_counter(), _cpu_seconds()
+        results = plain_processes(name, seeds, flags, args.workers, tmp)
+        times[plain_label], cpu[plain_label] = time.perf_counter() - t0, _cpu_seconds() - c0
+    if results is None:
+        print(f"{plain_label:>18}: not run ({name}'s variants wait for one another)")
+    elif any(r["status"] != "done" for r in results):
+        print(f"error: runs failed ({plain_label}): {[r['error'] for r in results if r['status'] != 'done']}",
+              file=sys.stderr)
+        return 1
+    else:
+        inside = [r["seconds"] for r in results]
+        print(f"{plain_label:>18}: {times[plain_label]:7.1f} s wall, {cpu[plain_label]:6.1f} s CPU for "
+              f"{len(inside)} runs dealt round-robin, no scheduler (each run {min(inside):.1f}-{max(inside):.1f} s)")
     serial_label = min((lab for lab, _, _ in sides[:-1]), key=times.get)
     bound = math.ceil(n_runs / args.workers) / n_runs
     print(f"ratio dask / fastest serial ({serial_label}): {times[dask_label] / times[serial_label]:.2f} wall "
           f"(goal <= 0.6; bound for equal runs without overhead {bound:.2f}), "
           f"{cpu[dask_label] / cpu[sides[0][0]]:.2f} CPU against serial, 1 thread; "
           f"load average after {os.getloadavg()[0]:.2f}")
+    if results is not None:
+        print(f"control: {plain_label} / fastest serial {times[plain_label] / times[serial_label]:.2f} wall "
+              f"(the machine's own limit, no scheduler); dask / {plain_label} "
+              f"{times[dask_label] / times[plain_label]:.2f} (the scheduler's overhead)")
     return 0
 
 

@@ -52,10 +52,12 @@ from .common import write_json
 DEFAULT_RUNNER = "toy.__main__:main"
 MANIFEST = "sweep.json"
 MAX_ATTEMPTS = 2          # a run whose worker died is run once more, never a third time
-# the LocalCluster's scheduler: when Dask queues the tasks (more than twice the worker threads), a
-# worker holds only the run it executes (the default saturation 1.1 sends a second one, which a
-# dying worker would take down with it)
-SCHEDULER_CONFIG = {"distributed.scheduler.worker-saturation": 1.0}
+# the LocalCluster's configuration. Scheduler: when Dask queues the tasks (more than twice the
+# worker threads), a worker holds only the run it executes (the default saturation 1.1 sends a
+# second one, which a dying worker would take down with it). Workers: no statistical profiler (it
+# samples the running task's stack every 10 ms for the dashboard's Profile page; off, a sbe-grid
+# sweep took 3.6% less wall time, docs/performance.md)
+SCHEDULER_CONFIG = {"distributed.scheduler.worker-saturation": 1.0, "distributed.worker.profile.enabled": False}
 _RESERVED = ("--seed", "--out", "--resume", "--seeds", "--variant", "--peer")
 
 
@@ -372,6 +374,14 @@ def _execute_serial(jobs, record):
         record(run, res)
 
 
+def _dashboard(client):
+    """The scheduler's dashboard link, or "" when it has none (Dask returns "" or raises then)."""
+    try:
+        return client.dashboard_link or ""
+    except (KeyError, AttributeError):
+        return ""
+
+
 def _execute_dask(jobs, record, workers, scheduler, progress):
     import dask
     from distributed import Client, LocalCluster, as_completed
@@ -383,8 +393,9 @@ def _execute_dask(jobs, record, workers, scheduler, progress):
                 cluster = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True))
             client = stack.enter_context(Client(cluster))
         progress.slots = max(sum(client.nthreads().values()), 1)
-        print(f"sweep: Dask scheduler {client.scheduler.address}, {progress.slots} worker threads, "
-              f"dashboard {client.dashboard_link}", file=progress.stream, flush=True)
+        link = _dashboard(client)
+        print(f"sweep: Dask scheduler {client.scheduler.address}, {progress.slots} worker threads"
+              + (f", dashboard {link}" if link else ""), file=progress.stream, flush=True)
         futures, by_id = {}, {}
         for run, spec in jobs:          # a run waits for the runs it builds on (jobs are in dependency order)
             after = [by_id[rid] for _, rid in run.peers if rid in by_id]
