@@ -414,8 +414,9 @@ def test_benchmark_script_prints_every_side_and_the_bound(capsys):
     from toy import bench_sweep
     assert bench_sweep.main(["--seeds", "0-1", "--workers", "2", "wgan-gp-ring", "--quick", "--iters", "1"]) == 0
     out = capsys.readouterr().out
-    assert "serial, 1 thread:" in out and "dask, 2 workers:" in out
+    assert "serial, 1 thread:" in out and "dask, 2 workers:" in out and "2 plain processes:" in out
     assert "bound for equal runs without overhead 0.50" in out and "ratio dask / fastest serial" in out
+    assert "dask / 2 plain processes" in out and "for 2 runs" in out
 
 
 def test_benchmark_script_refuses_bad_flags_in_one_line_before_any_run(monkeypatch, capsys):
@@ -425,7 +426,8 @@ def test_benchmark_script_refuses_bad_flags_in_one_line_before_any_run(monkeypat
 
     def no_run(*a, **k):
         raise AssertionError("a benchmark side started")
-    monkeypatch.setattr(bench_sweep, "sweep", no_run)
+    monkeypatch.setattr(bench_sweep, "command_side", no_run)
+    monkeypatch.setattr(bench_sweep, "plain_processes", no_run)
     for argv, says in [(["--seeds", "x"], "--seeds"), (["--seeds", "3-1"], "--seeds"),
                        (["nosuch"], "unknown experiment 'nosuch'"), (["--iters", "5"], "experiment NAME"),
                        (["--workers", "0"], "--workers must be >= 1"), (["--workers", "-1"], "--workers"),

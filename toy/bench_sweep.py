@@ -1,34 +1,33 @@
-"""Benchmark: a sweep on a LocalCluster against the same runs one after another, in one process.
+"""Benchmark: a sweep on a LocalCluster against the same runs one after another.
 
     python -m toy.bench_sweep [--seeds 0-4] [--workers 2] [NAME [experiment flags]]
 
-Default: ``wgan-gp-ring --quick`` over seeds 0-4 on 2 single-threaded workers. Every side is
-:func:`toy.sweep.sweep` end to end (expansion, runs, manifest, aggregation) into fresh temporary
-folders:
+Default: ``wgan-gp-ring --quick`` over seeds 0-4 on 2 single-threaded workers. Each side but the
+control is the command a user types, ``python -m toy sweep NAME --seeds ... --workers W --out
+TMP [flags]``, timed in a fresh process from launch to exit (its imports, expansion, runs,
+manifest and aggregation; for Dask also the workers' imports and the cluster's start and close):
 
-0. one untimed run (another seed) in this process, so that neither serial side pays the imports;
-1. serial, one thread (``workers=0``: in this process, each run ``--threads 1``: the sweep's
-   fallback without Dask);
+0. one untimed serial run of another seed, so that the files are in the page cache;
+1. serial, one thread (``--workers 0``: in the command's process, each run ``--threads 1``: the
+   sweep's fallback without Dask);
 2. serial, all the cores (each run ``--threads`` the machine's CPUs: BLAS and the evaluation's
    two exact solves may use them, as a user running the seeds one after another would);
-3. the Dask sweep, including starting and closing the cluster;
-4. the control: the same runs dealt round-robin to N fresh Python processes (N = the Dask side's
-   workers), each running its share one after another at one thread, with no scheduler, no
-   manifest and no aggregation. This is what the machine itself allows in parallel (each process
-   pays its imports, as a Dask worker does, and the runs share the caches and memory bandwidth);
-   the ratio Dask / control is the scheduler's own overhead.
+3. the Dask sweep on a LocalCluster of ``--workers`` single-threaded workers;
+4. the control: the same runs dealt round-robin to ``--workers`` fresh Python processes, each
+   running its share one after another at one thread, with no scheduler, no manifest and no
+   aggregation. This is what the machine itself allows in parallel (each process pays its
+   imports, as a Dask worker does, and the runs share the caches and memory bandwidth); the
+   ratio Dask / control is the scheduler's own overhead.
 
-Prints the wall times (and the runs' own durations measured inside their tasks, which
-separate the cluster's overhead), the ratio Dask / serial against the faster serial side (the
-goal of issue 15: <= 0.6 on 2 cores) and the control's ratio, the CPU seconds each side used (this process and its
-finished children: the ratio is the cluster's CPU overhead, which the load hardly changes),
-the bound ``ceil(runs / workers) / runs`` that equal runs cannot beat however small the
-overhead, and the load average, since on a shared machine the wall ratio depends on what else
-runs.
+Prints the wall times (and the runs' own durations measured inside their tasks), the ratio
+Dask / the faster serial side (the goal of issue 15: <= 0.6 on 2 cores) and the control's, the
+CPU seconds each side used (its processes and their children: the ratio is the cluster's CPU
+overhead, which the load hardly changes), the bound ``ceil(runs / workers) / runs`` that equal
+runs cannot beat however small the overhead, and the load average, since on a shared machine
+the wall ratio depends on what else runs.
 """
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
@@ -41,7 +40,7 @@ import time
 
 from refimpl.threads import THREAD_VARIABLES, usable_cpus
 
-from .sweep import DEFAULT_RUNNER, expand, parse_seeds, run_argv, sweep
+from .sweep import DEFAULT_RUNNER, expand, parse_seeds, run_argv
 
 # one share of the control side: its runs one after another, their results to SHARE.out
 _SHARE = ("import json, sys\nfrom toy.sweep import run_task\n"
@@ -50,8 +49,8 @@ _SHARE = ("import json, sys\nfrom toy.sweep import run_task\n"
 
 
 def _cpu_seconds():
-    """User + system CPU of this process and of its finished children (the cluster's workers,
-    once the cluster is closed)."""
+    """User + system CPU of this process and of its finished children (and theirs: a sweep's
+    workers)."""
     return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
                                                   resource.getrusage(resource.RUSAGE_CHILDREN)))
 
@@ -70,9 +69,7 @@ def plain_processes(name, seeds, flags, processes, out):
         return None
     specs = [{"argv": run_argv(r, out), "folder": str(out / r.run_id), "log": str(out / f"{r.run_id}.log"),
               "attempts": str(out / f"{r.run_id}.attempts"), "runner": DEFAULT_RUNNER} for r in runs]
-    root = str(pathlib.Path(__file__).resolve().parent.parent)      # where the toy package lives
-    env = {**os.environ, **{v: "1" for v in THREAD_VARIABLES},
-           "PYTHONPATH": os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+    env = {**_env(), **{v: "1" for v in THREAD_VARIABLES}}
     procs = []
     for i in range(processes):
         share = out / f"share-{i}.json"
@@ -126,6 +123,27 @@ def _checked(ap, argv):
     return args, name, flags, seeds
 
 
+def _env():
+    """This environment, with the toy package importable from any working directory."""
+    root = str(pathlib.Path(__file__).resolve().parent.parent)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+
+
+def command_side(name, seeds, flags, workers, out):
+    """``python -m toy sweep NAME --seeds SEEDS --workers WORKERS --out OUT FLAGS`` in a fresh
+    process, as a user types it (its imports, and its workers' start and close, included).
+    Returns the sweep's manifest; ``RuntimeError`` with the end of its output if it failed."""
+    out = pathlib.Path(out)
+    cmd = [sys.executable, "-m", "toy", "sweep", name, "--seeds", seeds, "--workers", str(workers),
+           "--out", str(out / "sweep"), *flags]
+    with open(out / "output.log", "w") as log:
+        rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=_env())
+    if rc != 0:
+        tail = (out / "output.log").read_text().strip().splitlines()[-3:]
+        raise RuntimeError(f"exit status {rc}: {' | '.join(tail)}")
+    return json.loads((out / "sweep" / "sweep.json").read_text())
+
+
 def main(argv=None) -> int:
     """``python -m toy.bench_sweep ...``: 0, 1 when a run failed, 2 (one line) on bad flags."""
     ap = build_parser()
@@ -137,13 +155,17 @@ def main(argv=None) -> int:
     if cores == 1:
         del sides[1]
     times, cpu = {}, {}
-    with tempfile.TemporaryDirectory(prefix="bench_sweep-") as tmp:    # imports and caches warm, untimed
-        sweep(name, [max(seeds) + 1], [], [*flags, "--threads", "1"], out=tmp, workers=0, stream=io.StringIO())
+    with tempfile.TemporaryDirectory(prefix="bench_sweep-") as tmp:    # files in the page cache; untimed
+        command_side(name, str(max(seeds) + 1), [*flags, "--threads", "1"], 0, tmp)
     print(f"{name} {' '.join(flags)}, seeds {args.seeds}; load average before {os.getloadavg()[0]:.2f}")
     for label, workers, extra in sides:
         with tempfile.TemporaryDirectory(prefix="bench_sweep-") as tmp:
             t0, c0 = time.perf_counter(), _cpu_seconds()
-            manifest = sweep(name, seeds, [], [*flags, *extra], out=tmp, workers=workers, stream=io.StringIO())
+            try:
+                manifest = command_side(name, args.seeds, [*flags, *extra], workers, tmp)
+            except RuntimeError as e:
+                print(f"error: the {label} side failed: {e}", file=sys.stderr)
+                return 1
             times[label], cpu[label] = time.perf_counter() - t0, _cpu_seconds() - c0
         failed = [k for k, v in manifest["runs"].items() if v["status"] != "done"]
         if failed:
