@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from toy import figures, results_export
-from toy.aggregate import curve_bands, read_curve
+from toy.aggregate import curve_bands
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"

@@ -354,9 +354,8 @@ def record_worker_settings(argv):
 
 def test_the_local_clusters_workers_run_single_threaded_without_the_profiler(tmp_path):
     """The sweep's LocalCluster: each worker's thread budget is 1 (Dask's nanny sets
-    OMP_NUM_THREADS=1, which refimpl.threads reads) and Dask's statistical profiler is off (it
-    costs about 4% of the wall time of CPU-bound runs, docs/performance.md); this process's own
-    configuration is untouched."""
+    OMP_NUM_THREADS=1, which refimpl.threads reads) and Dask's statistical profiler is off
+    (docs/performance.md); this process's own configuration is untouched."""
     pytest.importorskip("distributed")
     import dask
     out = tmp_path / "sw"

@@ -55,8 +55,9 @@ MAX_ATTEMPTS = 2          # a run whose worker died is run once more, never a th
 # the LocalCluster's configuration. Scheduler: when Dask queues the tasks (more than twice the
 # worker threads), a worker holds only the run it executes (the default saturation 1.1 sends a
 # second one, which a dying worker would take down with it). Workers: no statistical profiler (it
-# samples the running task's stack every 10 ms for the dashboard's Profile page; off, a sbe-grid
-# sweep took 3.6% less wall time, docs/performance.md)
+# samples the running task's stack every 10 ms for the dashboard's Profile page, of no use for
+# tasks that are whole runs; off, a sbe-grid sweep took about 3% less time, undecided over 7
+# pairs: docs/performance.md)
 SCHEDULER_CONFIG = {"distributed.scheduler.worker-saturation": 1.0, "distributed.worker.profile.enabled": False}
 _RESERVED = ("--seed", "--out", "--resume", "--seeds", "--variant", "--peer")
 
