@@ -439,6 +439,11 @@ def test_benchmark_script_refuses_bad_flags_in_one_line_before_any_run(monkeypat
         err = capsys.readouterr().err
         assert e.value.code == 2, argv
         assert len(err.splitlines()) == 1 and says in err and "Traceback" not in err, (argv, err)
+    monkeypatch.setattr(bench_sweep, "_dask_available", lambda: False)
+    with pytest.raises(SystemExit) as e:
+        bench_sweep.main([])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and len(err.splitlines()) == 1 and "needs Dask" in err
 
 
 def test_the_sweep_folder_is_never_a_users_or_another_experiments(tmp_path, capsys):

@@ -40,7 +40,7 @@ import time
 
 from refimpl.threads import THREAD_VARIABLES, usable_cpus
 
-from .sweep import DEFAULT_RUNNER, expand, parse_seeds, run_argv
+from .sweep import DEFAULT_RUNNER, _dask_available, expand, parse_seeds, run_argv
 
 # one share of the control side: its runs one after another, their results to SHARE.out
 _SHARE = ("import json, sys\nfrom toy.sweep import run_task\n"
@@ -100,7 +100,8 @@ def build_parser():
 
 def _checked(ap, argv):
     """``(args, name, flags, seeds)`` of the command line; a bad experiment name, seed list, worker
-    count or experiment flag is a one-line usage error (exit 2) before any run starts."""
+    count or experiment flag, or a missing Dask, is a one-line usage error (exit 2) before any run
+    starts."""
     args, rest = ap.parse_known_args(argv)
     name, flags = (rest[0], rest[1:]) if rest else ("wgan-gp-ring", ["--quick"])
     from .registry import EXPERIMENTS
@@ -109,6 +110,8 @@ def _checked(ap, argv):
         ap.error(f"{what} {name!r} (known: {', '.join(EXPERIMENTS)})")
     if args.workers < 1:
         ap.error(f"--workers must be >= 1 (the Dask side's worker processes), got {args.workers}")
+    if not _dask_available():        # the sweep would fall back to serial: nothing to compare
+        ap.error("the Dask side needs Dask: pip install -e '.[toy,sweep]'")
     try:
         seeds = parse_seeds(args.seeds)
         from . import __main__ as cli
