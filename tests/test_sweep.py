@@ -433,6 +433,7 @@ def test_benchmark_script_refuses_bad_flags_in_one_line_before_any_run(monkeypat
                        (["--workers", "x"], "--workers"),
                        (["wgan-gp-ring", "--bogus"], "--bogus"), (["wgan-gp-ring", "--lam", "-1"], "--lam"),
                        (["wgan-gp-ring", "--seed", "3"], "--seed"),
+                       (["wgan-gp-ring", "--threads", "2"], "--threads"), (["wgan-gp-ring", "--threads=2"], "--threads"),
                        (["w1fe-ring", "--objective", "dragan"], "--objective")]:
         with pytest.raises(SystemExit) as e:
             bench_sweep.main(argv)
@@ -444,6 +445,24 @@ def test_benchmark_script_refuses_bad_flags_in_one_line_before_any_run(monkeypat
         bench_sweep.main([])
     err = capsys.readouterr().err
     assert e.value.code == 2 and len(err.splitlines()) == 1 and "needs Dask" in err
+
+
+def test_benchmark_control_side_that_fails_says_why_and_leaves_no_process(monkeypatch, tmp_path):
+    """A control process that exits non-zero: RuntimeError with its status and the end of its output,
+    raised only after every control process has ended (their folder is removed next)."""
+    from toy import bench_sweep
+    started = []
+    real_popen = bench_sweep.subprocess.Popen
+
+    def popen(*a, **k):
+        started.append(real_popen(*a, **k))
+        return started[-1]
+    monkeypatch.setattr(bench_sweep.subprocess, "Popen", popen)
+    monkeypatch.setattr(bench_sweep, "_SHARE", "import sys, time\nprint('boom')\n"
+                                               "time.sleep(0 if sys.argv[1].endswith('-0.json') else 1); sys.exit(3)")
+    with pytest.raises(RuntimeError, match=r"status 3: boom"):
+        bench_sweep.plain_processes("wgan-gp-ring", [0, 1], ["--quick"], 2, tmp_path)
+    assert len(started) == 2 and all(p.poll() is not None for p in started)
 
 
 def test_the_sweep_folder_is_never_a_users_or_another_experiments(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""Benchmark: a sweep on a LocalCluster against the same runs one after another.
+"""Benchmark: a sweep on a LocalCluster against the same runs one after another, and against plain processes.
 
     python -m toy.bench_sweep [--seeds 0-4] [--workers 2] [NAME [experiment flags]]
 
@@ -17,14 +17,16 @@ manifest and aggregation; for Dask also the workers' imports and the cluster's s
    running its share one after another at one thread, with no scheduler, no manifest and no
    aggregation. This is what the machine itself allows in parallel (each process pays its
    imports, as a Dask worker does, and the runs share the caches and memory bandwidth); the
-   ratio Dask / control is the scheduler's own overhead.
+   ratio Dask / control is the sweep's own overhead: the cluster's start and close, the
+   scheduler, and the manifest and aggregation (which the serial sides pay too).
 
 Prints the wall times (and the runs' own durations measured inside their tasks), the ratio
-Dask / the faster serial side (the goal of issue 15: <= 0.6 on 2 cores) and the control's, the
-CPU seconds each side used (its processes and their children: the ratio is the cluster's CPU
-overhead, which the load hardly changes), the bound ``ceil(runs / workers) / runs`` that equal
-runs cannot beat however small the overhead, and the load average, since on a shared machine
-the wall ratio depends on what else runs.
+Dask / the faster serial side (the goal of issue 15: <= 0.6 on 2 cores), the ratio Dask /
+serial at one thread with the bound ``ceil(runs / workers) / runs`` that equal runs cannot beat
+against it however small the overhead, the control's ratios, the CPU seconds each side used
+(its processes and their reaped children: the ratio is the cluster's CPU overhead, which the
+load hardly changes), and the load average, since on a shared machine the wall ratio depends on
+what else runs. ``--threads`` is not an experiment flag here: each side sets it.
 """
 from __future__ import annotations
 
@@ -71,14 +73,25 @@ def plain_processes(name, seeds, flags, processes, out):
               "attempts": str(out / f"{r.run_id}.attempts"), "runner": DEFAULT_RUNNER} for r in runs]
     env = {**_env(), **{v: "1" for v in THREAD_VARIABLES}}
     procs = []
-    for i in range(processes):
-        share = out / f"share-{i}.json"
-        share.write_text(json.dumps(specs[i::processes]))
-        procs.append((share, subprocess.Popen([sys.executable, "-c", _SHARE, str(share)], env=env)))
+    try:
+        for i in range(processes):
+            share = out / f"share-{i}.json"
+            share.write_text(json.dumps(specs[i::processes]))
+            with open(f"{share}.log", "w") as log:
+                procs.append((share, subprocess.Popen([sys.executable, "-c", _SHARE, str(share)], env=env,
+                                                      stdout=log, stderr=subprocess.STDOUT)))
+        for _, proc in procs:                # all of them, before the caller removes their folder
+            proc.wait()
+    finally:
+        for _, proc in procs:                # only on an interruption: none is left running
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     results = []
     for share, proc in procs:
-        if proc.wait() != 0:
-            raise RuntimeError(f"a control process exited with status {proc.returncode}")
+        if proc.returncode != 0:
+            tail = pathlib.Path(f"{share}.log").read_text().strip().splitlines()[-3:]
+            raise RuntimeError(f"a control process exited with status {proc.returncode}: {' | '.join(tail)}")
         results += json.loads(pathlib.Path(f"{share}.out").read_text())
     return results
 
@@ -90,8 +103,9 @@ def build_parser():
         usage="%(prog)s [-h] [--seeds SEEDS] [--workers N] [NAME [experiment flags ...]]",
         description=__doc__.strip().splitlines()[0],
         epilog="NAME [experiment flags ...]: the experiment (python -m toy list) and its own flags, given to "
-               "every run as in python -m toy sweep (default: wgan-gp-ring --quick). Prints the wall and CPU "
-               "times of each side and the ratio dask / fastest serial (docs/performance.md).")
+               "every run as in python -m toy sweep (default: wgan-gp-ring --quick; not --threads, which each side "
+               "sets). Prints the wall and CPU times of each side, the ratio dask / fastest serial and the "
+               "control's ratios (docs/performance.md).")
     ap.add_argument("--seeds", default="0-4", help="the seeds of every side: a range 0-4, or a list 0,1,3 (default 0-4)")
     ap.add_argument("--workers", type=int, default=2, metavar="N",
                     help="worker processes of the Dask side's LocalCluster, >= 1 (default 2)")
@@ -108,6 +122,8 @@ def _checked(ap, argv):
     if name not in EXPERIMENTS:
         what = "expected the experiment NAME before its flags, got" if name.startswith("-") else "unknown experiment"
         ap.error(f"{what} {name!r} (known: {', '.join(EXPERIMENTS)})")
+    if any(f == "--threads" or f.startswith("--threads=") for f in flags):
+        ap.error("--threads is set by the benchmark for each side; drop it from the experiment flags")
     if args.workers < 1:
         ap.error(f"--workers must be >= 1 (the Dask side's worker processes), got {args.workers}")
     if not _dask_available():        # the sweep would fall back to serial: nothing to compare
@@ -159,7 +175,11 @@ def main(argv=None) -> int:
         del sides[1]
     times, cpu = {}, {}
     with tempfile.TemporaryDirectory(prefix="bench_sweep-") as tmp:    # files in the page cache; untimed
-        command_side(name, str(max(seeds) + 1), [*flags, "--threads", "1"], 0, tmp)
+        try:
+            command_side(name, str(max(seeds) + 1), [*flags, "--threads", "1"], 0, tmp)
+        except RuntimeError as e:
+            print(f"error: the untimed warm-up run failed: {e}", file=sys.stderr)
+            return 1
     print(f"{name} {' '.join(flags)}, seeds {args.seeds}; load average before {os.getloadavg()[0]:.2f}")
     for label, workers, extra in sides:
         with tempfile.TemporaryDirectory(prefix="bench_sweep-") as tmp:
@@ -182,7 +202,11 @@ def main(argv=None) -> int:
     plain_label = f"{args.workers} plain processes"
     with tempfile.TemporaryDirectory(prefix="bench_sweep-") as tmp:
         t0, c0 = time.perf_counter(), _cpu_seconds()
-        results = plain_processes(name, seeds, flags, args.workers, tmp)
+        try:
+            results = plain_processes(name, seeds, flags, args.workers, tmp)
+        except RuntimeError as e:
+            print(f"error: the {plain_label} side failed: {e}", file=sys.stderr)
+            return 1
         times[plain_label], cpu[plain_label] = time.perf_counter() - t0, _cpu_seconds() - c0
     if results is None:
         print(f"{plain_label:>18}: not run ({name}'s variants wait for one another)")
@@ -197,13 +221,15 @@ def main(argv=None) -> int:
     serial_label = min((lab for lab, _, _ in sides[:-1]), key=times.get)
     bound = math.ceil(n_runs / args.workers) / n_runs
     print(f"ratio dask / fastest serial ({serial_label}): {times[dask_label] / times[serial_label]:.2f} wall "
-          f"(goal <= 0.6; bound for equal runs without overhead {bound:.2f}), "
-          f"{cpu[dask_label] / cpu[sides[0][0]]:.2f} CPU against serial, 1 thread; "
+          f"(goal <= 0.6); dask / serial, 1 thread: {times[dask_label] / times[sides[0][0]]:.2f} wall "
+          f"(bound for equal runs without overhead {bound:.2f}), "
+          f"{cpu[dask_label] / cpu[sides[0][0]]:.2f} CPU; "
           f"load average after {os.getloadavg()[0]:.2f}")
     if results is not None:
         print(f"control: {plain_label} / fastest serial {times[plain_label] / times[serial_label]:.2f} wall "
               f"(the machine's own limit, no scheduler); dask / {plain_label} "
-              f"{times[dask_label] / times[plain_label]:.2f} (the scheduler's overhead)")
+              f"{times[dask_label] / times[plain_label]:.2f} "
+              "(the sweep's overhead: cluster, scheduler, manifest, aggregation)")
     return 0
 
 
