@@ -58,7 +58,7 @@ MAX_ATTEMPTS = 2          # a run whose worker died is run once more, never a th
 # samples the running task's stack every 10 ms for the dashboard's Profile page, of no use for
 # tasks that are whole runs; off, a sbe-grid sweep took about 3% less time, undecided over 7
 # pairs: docs/performance.md)
-SCHEDULER_CONFIG = {"distributed.scheduler.worker-saturation": 1.0, "distributed.worker.profile.enabled": False}
+CLUSTER_CONFIG = {"distributed.scheduler.worker-saturation": 1.0, "distributed.worker.profile.enabled": False}
 _RESERVED = ("--seed", "--out", "--resume", "--seeds", "--variant", "--peer")
 
 
@@ -390,7 +390,7 @@ def _execute_dask(jobs, record, workers, scheduler, progress):
         if scheduler:
             client = stack.enter_context(Client(scheduler, timeout="30s"))
         else:
-            with dask.config.set(SCHEDULER_CONFIG):
+            with dask.config.set(CLUSTER_CONFIG):
                 cluster = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True))
             client = stack.enter_context(Client(cluster))
         progress.slots = max(sum(client.nthreads().values()), 1)
