@@ -42,7 +42,7 @@ import time
 
 from refimpl.threads import THREAD_VARIABLES, usable_cpus
 
-from .sweep import DEFAULT_RUNNER, _dask_available, expand, parse_seeds, run_argv
+from .sweep import DEFAULT_RUNNER, _dask_available, _tail, expand, parse_seeds, run_argv
 
 # one share of the control side: its runs one after another, their results to SHARE.out
 _SHARE = ("import json, sys\nfrom toy.sweep import run_task\n"
@@ -90,8 +90,8 @@ def plain_processes(name, seeds, flags, processes, out):
     results = []
     for share, proc in procs:
         if proc.returncode != 0:
-            tail = pathlib.Path(f"{share}.log").read_text().strip().splitlines()[-3:]
-            raise RuntimeError(f"a control process exited with status {proc.returncode}: {' | '.join(tail)}")
+            tail = _tail(pathlib.Path(f"{share}.log"), 0).replace("\n", " | ")
+            raise RuntimeError(f"a control process exited with status {proc.returncode}: {tail}")
         results += json.loads(pathlib.Path(f"{share}.out").read_text())
     return results
 
@@ -158,8 +158,7 @@ def command_side(name, seeds, flags, workers, out):
     with open(out / "output.log", "w") as log:
         rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=_env())
     if rc != 0:
-        tail = (out / "output.log").read_text().strip().splitlines()[-3:]
-        raise RuntimeError(f"exit status {rc}: {' | '.join(tail)}")
+        raise RuntimeError(f"exit status {rc}: {_tail(out / 'output.log', 0).replace(chr(10), ' | ')}")
     return json.loads((out / "sweep" / "sweep.json").read_text())
 
 
