@@ -79,9 +79,11 @@ class _Exploding(GANMethod):
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(xp, tmp_path):
+    # check_every=1, the CPU default, on every backend: the default is 50 on CuPy, where a loss
+    # that is NaN at one iteration only is not seen (the first GPU run failed here without it)
     ck = tmp_path / "d.pkl"
     with pytest.raises(NonFiniteLoss, match="non-finite gen_loss at iteration 5"):
-        _run(xp, tmp_path, 10, method=_Exploding(SMALL), checkpoint_path=ck, checkpoint_every=2)
+        _run(xp, tmp_path, 10, method=_Exploding(SMALL), checkpoint_path=ck, checkpoint_every=2, check_every=1)
     saved = load(ck)
     assert saved["iteration"] == 4
     assert all(np.all(np.isfinite(a)) for Wb in saved["state"]["gen"] for a in Wb)
@@ -229,6 +231,29 @@ def test_wall_clock_checkpoint_cadence(tmp_path, monkeypatch):
     written.clear()
     _run(np, tmp_path, 4, checkpoint_path=tmp_path / "d.npz", checkpoint_seconds=3600.0)
     assert written == [4]
+
+
+class _Diverging(GANMethod):
+    """From outer step 5 on, the critic's first weight matrix is NaN (a divergence that persists)."""
+    def outer_step(self, state, rng, data):
+        state, logs = super().outer_step(state, rng, data)
+        self.n = getattr(self, "n", 0) + 1
+        if self.n >= 5:
+            (W, b), *rest = state["critic"]
+            state = {**state, "critic": [(W * float("nan"), b), *rest]}
+        return state, logs
+
+
+def test_sparse_check_cadence_stops_a_divergence_at_the_next_check_and_keeps_a_finite_checkpoint(xp, tmp_path):
+    """With CuPy's default cadence (check_every=50) the losses are read only at checks, evaluations
+    and checkpoints: a divergence at iteration 5 is stopped at the next of them (iteration 6 here, an
+    evaluation), and no checkpoint holds a state that was not checked."""
+    ck = tmp_path / "g.pkl"
+    with pytest.raises(NonFiniteLoss, match=r"at iteration 6 \(.*\); the last good checkpoint .* iteration 4\)"):
+        _run(xp, tmp_path, 100, method=_Diverging(SMALL), checkpoint_path=ck, checkpoint_every=4, check_every=50)
+    saved = load(ck)
+    assert saved["iteration"] == 4
+    assert all(np.all(np.isfinite(a)) for Wb in saved["state"]["critic"] for a in Wb)
 
 
 def test_non_finite_message_is_true_without_a_checkpoint(tmp_path):
