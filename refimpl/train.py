@@ -278,6 +278,20 @@ def _fmt_time(s):
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
+def _time_left(elapsed, first_done, done, remaining):
+    """Seconds left at the pace of the iterations after this call's first, whose time holds the
+    warm-up (CuPy compiles its kernels there: 3 s of a 19-s GPU run); ``None`` until there is one.
+
+    elapsed, first_done : seconds since the start, now and when the first iteration ended
+    done, remaining : iterations done in this call (the first included) and still to do
+    """
+    if remaining <= 0:
+        return 0.0
+    if done < 2:
+        return None
+    return (elapsed - first_done) / (done - 1) * remaining
+
+
 def default_check_every(xp):
     """Iterations between host checks of the losses: 1 on CPU backends (a check is free there),
     50 on CuPy, where each check is a device synchronisation (issue 14: one per step would
@@ -406,6 +420,7 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
     eval_time = [eval0]                      # seconds spent in eval_fn (excluded from train_seconds)
     eval_cpu = [0.0]                         # process CPU seconds spent in eval_fn
     last_print = -1e9
+    first_done = None                        # seconds elapsed when this call's first iteration ended
     latest = dict(curve[-1]) if curve else {}
     good = (state, start, rng.bit_generator.state)   # last state known finite, at an iteration boundary
     it = start
@@ -437,19 +452,23 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
             if ck_due:
                 checkpoint(state, it, rng.bit_generator.state, time.perf_counter() - t0)
             now = time.perf_counter()
+            if first_done is None:
+                first_done = now - t0
             if progress and (now - last_print > 2.0 or it == iters):
                 last_print = now
                 el = now - t0
-                eta = (el - elapsed0) / max(it - start, 1) * (iters - it)
+                eta = _time_left(el, first_done, it - start, iters - it)
                 where = f"it {it}/{iters}"
                 if max_train_cpu_seconds is not None:   # the budget's part left, at the pace so far
                     used = time.process_time() - c0 - eval_cpu[0]
-                    eta = min(eta, (el - elapsed0) * max(max_train_cpu_seconds - used, 0.0) / max(used - cpu0, 1e-9))
+                    if eta is not None:
+                        eta = min(eta, (el - elapsed0) * max(max_train_cpu_seconds - used, 0.0)
+                                  / max(used - cpu0, 1e-9))
                     where = f"it {it}, CPU {used:.1f}/{max_train_cpu_seconds:g} s"
                 shown = " ".join(f"{k} {v:.4g}" for k, v in latest.items() if isinstance(v, (int, float))
                                  and k not in ("iteration", "seconds"))
-                print(f"{where} | {shown} | {_fmt_time(el)} elapsed, ~{_fmt_time(eta)} left",
-                      file=stream, flush=True)
+                left = "" if eta is None else f", ~{_fmt_time(eta)} left"
+                print(f"{where} | {shown} | {_fmt_time(el)} elapsed{left}", file=stream, flush=True)
             if it == iters:
                 break
     except KeyboardInterrupt:

@@ -1,4 +1,7 @@
 """Training loop: determinism, atomic checkpoints, bit-identical resume, Ctrl-C, non-finite stops."""
+import io
+import time
+
 import numpy as np
 import pytest
 
@@ -409,3 +412,28 @@ def test_resume_after_the_cpu_budget_is_spent_trains_nothing(tmp_path, monkeypat
     more = train(Ticking(SMALL), ToyData("grid25", np, "float64"), eval_fn=lambda st, it: {"it_seen": it},
                  resume=True, **{**kw, "max_train_cpu_seconds": 5.0})
     assert more.iterations == 5
+
+
+def test_time_left_leaves_out_the_first_iterations_warm_up():
+    from refimpl.train import _time_left
+    # 8 iterations in 10 s, the first took 3 s (CuPy compiling): 1 s per iteration after it
+    assert _time_left(10.0, 3.0, 8, 192) == pytest.approx(192.0)
+    assert _time_left(3.0, 3.0, 1, 199) is None          # no pace after one iteration
+    assert _time_left(5.0, 3.0, 8, 0) == 0.0
+
+
+class _SlowStart(GANMethod):
+    def outer_step(self, state, rng, data):
+        if not getattr(self, "started", False):
+            self.started = True
+            time.sleep(0.2)
+        return super().outer_step(state, rng, data)
+
+
+def test_progress_shows_no_time_left_until_the_pace_is_known(tmp_path):
+    out = io.StringIO()
+    train(_SlowStart(SMALL), ToyData("grid25", np, "float64"), xp=np, dtype="float64", iters=3,
+          progress=True, stream=out)
+    first, *_, last = out.getvalue().splitlines()
+    assert first.startswith("it 1/3 |") and "elapsed" in first and "left" not in first
+    assert last.startswith("it 3/3 |") and last.endswith("~0m00s left")
