@@ -21,7 +21,7 @@ import numpy as np
 
 from . import _checks
 from .backend import from_host, namespace, scalar, synchronize
-from .checkpoint import load as load_checkpoint, save as save_checkpoint
+from .checkpoint import load as load_checkpoint, save as save_checkpoint, tree_to_host
 from .datasets import _host_args
 from .nn import MLP
 from .objectives import Objective, _clip_params, _critic_grads, _generator_grads
@@ -200,7 +200,24 @@ class GANMethod:
 
 # ----------------------------------------------------------------------------- the loop
 class NonFiniteLoss(FloatingPointError):
-    """A loss became NaN or infinite; the message names the iteration."""
+    """A loss, or the state about to be checkpointed, became NaN or infinite; the message names
+    the iteration and the checkpoint kept."""
+
+
+def _non_finite_parts(state):
+    """The top-level keys of a host ``state`` tree (:func:`refimpl.checkpoint.tree_to_host`) that
+    hold a NaN or an infinity in a floating-point array or float."""
+    def bad(obj):
+        if isinstance(obj, dict):
+            return any(bad(v) for v in obj.values())
+        if isinstance(obj, (list, tuple)):
+            return any(bad(v) for v in obj)
+        if isinstance(obj, float):
+            return not math.isfinite(obj)
+        if isinstance(obj, np.ndarray) and obj.dtype.kind in "fc":
+            return not np.isfinite(obj).all()
+        return False
+    return [k for k, v in state.items() if bad(v)] if isinstance(state, dict) else (["state"] if bad(state) else [])
 
 
 @dataclass
@@ -334,7 +351,10 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
     Raises
     ------
     NonFiniteLoss
-        Naming the iteration and whether a checkpoint (from finite state) is kept.
+        A logged loss is NaN or infinite at a check (every ``check_every`` iterations, and at
+        every evaluation and checkpoint), or the state due to be checkpointed holds a NaN or an
+        infinity (it is then not written). The message names the iteration and the checkpoint
+        kept, whose state was checked finite.
     ValueError
         Bad arguments; a checkpoint of a different run (naming the differing fields); resume
         with ``iters`` below the checkpoint's iteration.
@@ -387,9 +407,20 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
     else:
         state = method.init_state(rng, xp, dtype, device)
 
+    def kept():
+        return (f"the last good checkpoint ({saved[0]}, iteration {saved[1]}) is kept"
+                if saved is not None else "no checkpoint was written")
+
     def checkpoint(st, it, rng_state, elapsed):
         nonlocal saved, last_ck
         if checkpoint_path is not None:
+            # the losses of step `it` were computed before its updates: the state itself is checked
+            # here, on the host copy the checkpoint needs anyway (no extra device round trip)
+            st = tree_to_host(st)
+            bad = _non_finite_parts(st)
+            if bad:
+                raise NonFiniteLoss(f"non-finite values in the state ({', '.join(map(str, bad))}) at "
+                                    f"iteration {it}, not checkpointed; {kept()}")
             save_checkpoint(checkpoint_path, {"fingerprint": fingerprint, "state": st, "iteration": it,
                                               "rng": rng_state, "curve": curve, "seconds": elapsed,
                                               "evaluated": [r["iteration"] for r in curve],
@@ -440,10 +471,8 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
                 vals = {k: scalar(v) for k, v in logs.items()}
                 bad = [k for k, v in vals.items() if not math.isfinite(v)]
                 if bad:
-                    kept = (f"the last good checkpoint ({saved[0]}, iteration {saved[1]}) is kept"
-                            if saved is not None else "no checkpoint was written")
                     raise NonFiniteLoss(f"non-finite {', '.join(bad)} at iteration {it} "
-                                        f"({', '.join(f'{k}={vals[k]}' for k in bad)}); {kept}")
+                                        f"({', '.join(f'{k}={vals[k]}' for k in bad)}); {kept()}")
                 latest.update(vals)
                 good = (new_state, it, rng.bit_generator.state)
             state = new_state

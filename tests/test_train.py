@@ -82,8 +82,8 @@ class _Exploding(GANMethod):
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(xp, tmp_path):
-    # check_every=1, the CPU default, on every backend: the default is 50 on CuPy, where a loss
-    # that is NaN at one iteration only is not seen (the first GPU run failed here without it)
+    # check_every=1, the CPU default, on every backend: on CuPy (default 50) the losses of iteration
+    # 5 are read only if it is a check, evaluation or checkpoint (the first GPU run failed here)
     ck = tmp_path / "d.pkl"
     with pytest.raises(NonFiniteLoss, match="non-finite gen_loss at iteration 5"):
         _run(xp, tmp_path, 10, method=_Exploding(SMALL), checkpoint_path=ck, checkpoint_every=2, check_every=1)
@@ -237,25 +237,48 @@ def test_wall_clock_checkpoint_cadence(tmp_path, monkeypatch):
 
 
 class _Diverging(GANMethod):
-    """From outer step 5 on, the critic's first weight matrix is NaN (a divergence that persists)."""
+    """From outer step ``at`` on, the critic's first weight matrix is NaN (a divergence that
+    persists). Step ``at``'s own losses were computed before its update, so they are finite."""
+    def __init__(self, config, at):
+        super().__init__(config)
+        self.at = at
+
     def outer_step(self, state, rng, data):
         state, logs = super().outer_step(state, rng, data)
         self.n = getattr(self, "n", 0) + 1
-        if self.n >= 5:
+        if self.n >= self.at:
             (W, b), *rest = state["critic"]
             state = {**state, "critic": [(W * float("nan"), b), *rest]}
         return state, logs
 
 
-def test_sparse_check_cadence_stops_a_divergence_at_the_next_check_and_keeps_a_finite_checkpoint(xp, tmp_path):
-    """With CuPy's default cadence (check_every=50) the losses are read only at checks, evaluations
-    and checkpoints: a divergence at iteration 5 is stopped at the next of them (iteration 6 here, an
-    evaluation), and no checkpoint holds a state that was not checked."""
+def test_sparse_check_cadence_stops_a_divergence_at_the_next_evaluation(xp, tmp_path):
+    """With CuPy's default cadence (check_every=50) the losses are read at checks, evaluations
+    (every 2 iterations in ``_run``) and checkpoints: the NaN losses of iteration 6 stop the run."""
     ck = tmp_path / "g.pkl"
-    with pytest.raises(NonFiniteLoss, match=r"at iteration 6 \(.*\); the last good checkpoint .* iteration 4\)"):
-        _run(xp, tmp_path, 100, method=_Diverging(SMALL), checkpoint_path=ck, checkpoint_every=4, check_every=50)
+    with pytest.raises(NonFiniteLoss, match=r"non-finite [a-z_, ]+ at iteration 6 \(.*; the last good checkpoint .* iteration 4\)"):
+        _run(xp, tmp_path, 100, method=_Diverging(SMALL, at=5), checkpoint_path=ck, checkpoint_every=4, check_every=50)
+    assert load(ck)["iteration"] == 4
+
+
+def test_sparse_check_cadence_reads_the_losses_before_every_checkpoint(xp, tmp_path):
+    """Iteration 7 is no check and no evaluation, only a checkpoint: its NaN losses stop the run
+    there, and nothing is written."""
+    ck = tmp_path / "h.pkl"
+    with pytest.raises(NonFiniteLoss, match=r"non-finite [a-z_, ]+ at iteration 7 \(.*no checkpoint was written"):
+        _run(xp, tmp_path, 100, method=_Diverging(SMALL, at=6), checkpoint_path=ck, checkpoint_every=7, check_every=50)
+    assert not ck.exists()
+
+
+def test_a_state_that_diverged_after_its_losses_is_never_checkpointed(xp, tmp_path):
+    """Step 10's losses are finite but its update made the critic NaN: the checkpoint due at 10
+    is refused and the one of iteration 5 is kept, finite."""
+    ck = tmp_path / "i.pkl"
+    with pytest.raises(NonFiniteLoss, match=r"non-finite values in the state \(critic\) at iteration 10, not "
+                                            r"checkpointed; the last good checkpoint .* iteration 5\)"):
+        _run(xp, tmp_path, 100, method=_Diverging(SMALL, at=10), checkpoint_path=ck, checkpoint_every=5)
     saved = load(ck)
-    assert saved["iteration"] == 4
+    assert saved["iteration"] == 5
     assert all(np.all(np.isfinite(a)) for Wb in saved["state"]["critic"] for a in Wb)
 
 
