@@ -15,7 +15,13 @@ TF32 on and, for the image step, PyTorch drawing on the device (``torch.randn``,
 faster. TFLOP/s counts the matrix-product FLOPs of refimpl's step
 (:func:`critic_step_flops`, :func:`image_step_flops`), the same for both sides, and
 ``of_peak`` divides by the device's measured float32 matmul rate. Timing synchronises
-the device; the median of ``--repeats`` runs after 3 warm-up runs.
+the device after every call. refimpl's step and PyTorch's (TF32 off) run alternately, pair
+by pair, ``--repeats`` pairs after 3 warm-up pairs (the image step a quarter as many, at least
+3), so a drift of the machine reaches both alike: the times are medians, ``ratio`` is the
+median of the pairs' ratios, with their quartiles and an exact two-sided sign test
+(``pairs_slower`` of ``pairs``, ``sign_test_p``). The last line gives the verdict on the target
+(the critic step at most 1.0x at batch >= 1024 and width >= 1024): met or not met when the sign
+test rejects a median ratio of 1 at the 0.05 level, else undecided.
 
     python -m gpu.bench [--quick] [--repeats R] [--out DIR]
     python -m gpu.bench --dry-run --out DIR     # NumPy backend, tiny sizes, PyTorch CPU peer if installed
@@ -29,6 +35,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import pathlib
 import platform
 import statistics
@@ -59,6 +66,52 @@ def _timer(sync):
             ts.append(time.perf_counter() - t0)
         return statistics.median(ts)
     return median_time
+
+
+def image_repeats(repeats):
+    """Repeats of the image step, a quarter of the critic step's (at least 3): it is 6 steps."""
+    return max(3, repeats // 4)
+
+
+def paired_times(fa, sync_a, fb, sync_b, repeats, warmup=3):
+    """Time ``fa`` and ``fb`` alternately, ``repeats`` pairs after ``warmup`` pairs, each call
+    synchronised: a drift of the machine's speed during the run then reaches both sides alike.
+    Returns ``(times_a, times_b)`` in seconds, two lists of ``repeats`` floats."""
+    for _ in range(warmup):
+        fa()
+        sync_a()
+        fb()
+        sync_b()
+    ta, tb = [], []
+    for _ in range(repeats):
+        for f, sync, ts in ((fa, sync_a, ta), (fb, sync_b, tb)):
+            t0 = time.perf_counter()
+            f()
+            sync()
+            ts.append(time.perf_counter() - t0)
+    return ta, tb
+
+
+def sign_test(ratios):
+    """Exact two-sided sign test of "the median ratio is 1" over paired ratios (ties at 1
+    dropped): ``(slower, n, p)``, with ``slower`` the pairs above 1 among the ``n`` untied."""
+    slower = sum(r > 1 for r in ratios)
+    n = sum(r != 1 for r in ratios)
+    if n == 0:
+        return 0, 0, 1.0
+    k = min(slower, n - slower)
+    p = 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
+    return slower, n, min(1.0, p)
+
+
+def verdict(row, alpha=0.05):
+    """``"met"``, ``"not met"`` or ``"undecided"`` for the target ratio <= 1 of a row with paired
+    timings (:func:`sign_test` at level ``alpha``); None without a peer."""
+    if row.get("sign_test_p") is None:
+        return None
+    if row["sign_test_p"] >= alpha:
+        return "undecided"
+    return "met" if row["ratio"] <= 1 else "not met"
 
 
 def matmul_rate(xp, sync, n=4096, repeats=10):
@@ -220,7 +273,8 @@ def write_results(out, meta, rows):
             w.writerow({**meta, **r})
 
 
-ROW_KEYS = ["workload", "batch", "width", "refimpl_ms", "torch_ms", "ratio", "torch_tf32_ms", "ratio_tf32",
+ROW_KEYS = ["workload", "batch", "width", "refimpl_ms", "torch_ms", "ratio", "ratio_q1", "ratio_q3", "pairs",
+            "pairs_slower", "sign_test_p", "torch_tf32_ms", "ratio_tf32",
             "torch_device_rng_ms", "ratio_device_rng", "samples_per_s", "tflops_refimpl", "tflops_torch",
             "of_peak"]
 
@@ -245,60 +299,91 @@ def run(xp, torch, dev, batches, widths, repeats, peak, say=print):
     tx, tt = _timer(sync_x), _timer(sync_t)
     gpu = dev == "cuda"
 
-    def peer(make):
+    def paired(fr, make, reps):
+        """refimpl's step and the peer's (TF32 off) alternately; then the peer with TF32 on."""
         if torch is None:
-            return None, None
+            return [tx(fr, reps)], None, None
         if gpu:
             _set_tf32(torch, False)
-        t_off = tt(make(), repeats)
+        ta, tb = paired_times(fr, sync_x, make(), sync_t, reps)
         t_on = None
         if gpu:
             _set_tf32(torch, True)
-            t_on = tt(make(), repeats)
+            t_on = tt(make(), reps)
             _set_tf32(torch, False)
-        return t_off, t_on
+        return ta, tb, t_on
 
     rows = []
-    head = (f"{'batch':>6} {'width':>6} {'refimpl ms':>10} {'torch ms':>9} {'ratio':>6} {'tf32 ms':>8} "
-            f"{'dev-rng ms':>10} {'samples/s':>10} {'TFLOP/s':>8} {'of peak':>8}")
+    head = (f"{'batch':>6} {'width':>6} {'refimpl ms':>10} {'torch ms':>9} {'ratio':>6} {'ratio q1-q3':>11} "
+            f"{'slower':>7} {'sign p':>7} {'tf32 ms':>8} {'dev-rng ms':>10} {'samples/s':>10} {'TFLOP/s':>8} "
+            f"{'of peak':>8}")
     say("\n(1) WGAN-GP critic step, MLP (2, W, W, W, 1), float32")
     say(head)
     for b in batches:
         for w in widths:
             sizes = (2, w, w, w, 1)
-            tr = tx(refimpl_step_fn(sizes, b, "float32", xp=xp), repeats)
-            t_off, t_on = peer(lambda: torch_critic_step(torch, sizes, b, dev))
-            rows.append(_row("critic", b, w, tr, t_off, t_on, None, b / tr, critic_step_flops(sizes, b), peak))
+            ta, tb, t_on = paired(refimpl_step_fn(sizes, b, "float32", xp=xp),
+                                  lambda: torch_critic_step(torch, sizes, b, dev), repeats)
+            rows.append(_row("critic", b, w, ta, tb, t_on, None, b, critic_step_flops(sizes, b), peak))
             say(_line(rows[-1]))
     say("\n(2) image-scale WGAN-GP outer iteration (5 critic + 1 generator step), "
         f"{LATENT}-W-W-W-{DATA_DIM} / {DATA_DIM}-W-W-W-1, float32")
     say(head)
-    r_img = max(3, repeats // 4)
+    r_img = image_repeats(repeats)
     for b in batches:
         for w in widths:
-            tr = tx(refimpl_image_step(xp, w, b), r_img)
-            t_off, t_on = peer(lambda: torch_image_step(torch, w, b, dev))
+            ta, tb, t_on = paired(refimpl_image_step(xp, w, b), lambda: torch_image_step(torch, w, b, dev), r_img)
             t_dev = None
             if torch is not None:
                 t_dev = tt(torch_image_step(torch, w, b, dev, on_device_rng=True), r_img)
-            rows.append(_row("image", b, w, tr, t_off, t_on, t_dev, 6 * b / tr, image_step_flops(w, b), peak))
+            rows.append(_row("image", b, w, ta, tb, t_on, t_dev, 6 * b, image_step_flops(w, b), peak))
             say(_line(rows[-1]))
     return rows
 
 
-def _row(workload, b, w, tr, t_off, t_on, t_dev, sps, flops, peak):
-    return {"workload": workload, "batch": b, "width": w, "refimpl_ms": _ms(tr), "torch_ms": _ms(t_off),
-            "ratio": _ratio(tr, t_off), "torch_tf32_ms": _ms(t_on), "ratio_tf32": _ratio(tr, t_on),
-            "torch_device_rng_ms": _ms(t_dev), "ratio_device_rng": _ratio(tr, t_dev),
-            "samples_per_s": round(sps, 1), "tflops_refimpl": round(flops / tr / 1e12, 4),
-            "tflops_torch": None if t_off is None else round(flops / t_off / 1e12, 4),
-            "of_peak": round(flops / tr / peak, 4)}
+def _row(workload, b, w, ta, tb, t_on, t_dev, samples, flops, peak):
+    """One result row from refimpl's times ``ta`` and the peer's paired times ``tb`` (None: no
+    peer): medians, the median of the paired ratios with its quartiles, and the sign test."""
+    tr = statistics.median(ta)
+    t_off = None if tb is None else statistics.median(tb)
+    row = {"workload": workload, "batch": b, "width": w, "refimpl_ms": _ms(tr), "torch_ms": _ms(t_off),
+           "ratio": None, "ratio_q1": None, "ratio_q3": None, "pairs": None, "pairs_slower": None,
+           "sign_test_p": None, "torch_tf32_ms": _ms(t_on), "ratio_tf32": _ratio(tr, t_on),
+           "torch_device_rng_ms": _ms(t_dev), "ratio_device_rng": _ratio(tr, t_dev),
+           "samples_per_s": round(samples / tr, 1), "tflops_refimpl": round(flops / tr / 1e12, 4),
+           "tflops_torch": None if t_off is None else round(flops / t_off / 1e12, 4),
+           "of_peak": round(flops / tr / peak, 4)}
+    if tb is not None:
+        ratios = [a / b_ for a, b_ in zip(ta, tb)]
+        q1, _, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
+        slower, n, p = sign_test(ratios)
+        row.update(ratio=round(statistics.median(ratios), 4), ratio_q1=round(q1, 4), ratio_q3=round(q3, 4),
+                   pairs=len(ratios), pairs_slower=slower, sign_test_p=round(p, 6))
+    return row
 
 
 def _line(r):
+    paired = r["pairs"] is not None
+    spread = f"{r['ratio_q1']:.2f}-{r['ratio_q3']:.2f}" if paired else "-"
+    slower = f"{r['pairs_slower']}/{r['pairs']}" if paired else "-"
     return (f"{r['batch']:6d} {r['width']:6d} {_fmt(r['refimpl_ms'], '10.3f')} {_fmt(r['torch_ms'], '9.3f')} "
-            f"{_fmt(r['ratio'], '6.2f')} {_fmt(r['torch_tf32_ms'], '8.3f')} {_fmt(r['torch_device_rng_ms'], '10.3f')} "
+            f"{_fmt(r['ratio'], '6.2f')} {spread:>11} {slower:>7} {_fmt(r['sign_test_p'], '7.3f')} "
+            f"{_fmt(r['torch_tf32_ms'], '8.3f')} {_fmt(r['torch_device_rng_ms'], '10.3f')} "
             f"{r['samples_per_s']:10.0f} {r['tflops_refimpl']:8.3f} {r['of_peak']:8.1%}")
+
+
+def target_summary(rows, min_batch=1024, min_width=1024):
+    """One line on the target: the critic step at most 1.0x PyTorch's time at batch >= ``min_batch``
+    and width >= ``min_width``, each such row's verdict (:func:`verdict`); None when no row has a
+    peer at those sizes."""
+    cells = [r for r in rows if r["workload"] == "critic" and r["batch"] >= min_batch and r["width"] >= min_width
+             and r["pairs"] is not None]
+    if not cells:
+        return None
+    parts = [f"({r['batch']}, {r['width']}) {r['ratio']:.2f}x, {r['pairs_slower']}/{r['pairs']} pairs slower, "
+             f"p={r['sign_test_p']:.2g}: {verdict(r)}" for r in cells]
+    return (f"target (critic step <= 1.0x PyTorch at batch >= {min_batch}, width >= {min_width}; sign test at "
+            f"0.05): " + "; ".join(parts))
 
 
 def _torch_peer(gpu):
@@ -315,7 +400,8 @@ def _torch_peer(gpu):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="batches 64 and 1024, widths 512 and 1024, 5 repeats")
+    ap.add_argument("--quick", action="store_true",
+                    help="batches 64 and 1024, widths 512 and 1024, 10 pairs (a sign test decides from 6 on)")
     ap.add_argument("--dry-run", action="store_true",
                     help="NumPy backend, batch 8, width 16, 2 repeats (checks the script, measures nothing useful)")
     ap.add_argument("--repeats", type=int, default=None)
@@ -330,17 +416,22 @@ def main(argv=None):
         xp, dev = require_cupy(), "cuda"
         batches = (64, 1024) if args.quick else (64, 256, 1024, 4096)
         widths = (512, 1024) if args.quick else (512, 1024, 2048)
-        repeats, n_peak = args.repeats or (5 if args.quick else 20), 4096
+        repeats, n_peak = args.repeats or (10 if args.quick else 20), 4096
     torch = _torch_peer(dev == "cuda")
     meta = environment(xp, torch, dev)
     peak = matmul_rate(xp, lambda: synchronize(xp), n_peak, 3 if args.dry_run else 10)
     meta.update({"dtype": "float32", "random_source": "host numpy Generator, uploaded (both sides)",
                  "torch_tf32": "off in torch_ms; on in torch_tf32_ms", "repeats": repeats,
+                 "image_repeats": image_repeats(repeats),
+                 "timing": "refimpl and the peer alternately, pair by pair; ratio = median of the pairs' ratios",
                  "matmul_peak_tflops": round(peak / 1e12, 4), "matmul_peak_n": n_peak, "dry_run": args.dry_run})
     print(f"device: {meta['device']} (driver {meta['driver']}, CUDA runtime {meta['cuda_runtime']}); "
           f"cupy {meta['cupy']}, torch {meta['torch']}, numpy {meta['numpy']}; "
           f"measured float32 matmul {peak / 1e12:.2f} TFLOP/s ({n_peak}^3)")
     rows = run(xp, torch, dev, batches, widths, repeats, peak)
+    line = target_summary(rows, *((8, 16) if args.dry_run else (1024, 1024)))
+    if line:
+        print("\n" + line)
     if args.out:
         write_results(args.out, meta, rows)
         print(f"\nwrote {pathlib.Path(args.out) / 'bench.json'} and bench.csv")

@@ -55,6 +55,9 @@ def test_verify_dry_run_writes_logs_junit_and_benchmark(tmp_path):
     assert {r["workload"] for r in b["rows"]} == {"critic", "image"}
     for r in b["rows"]:
         assert r["refimpl_ms"] > 0 and r["tflops_refimpl"] > 0
+        if r["torch_ms"] is not None:                       # PyTorch CPU installed: paired timings
+            assert r["pairs"] == (b["meta"]["repeats"] if r["workload"] == "critic" else b["meta"]["image_repeats"])
+            assert r["ratio_q1"] <= r["ratio"] <= r["ratio_q3"] and 0 <= r["pairs_slower"] <= r["pairs"]
     with open(out / "bench" / "bench.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 and rows[0]["backend"] == "numpy" and rows[0]["device"] and "tflops_refimpl" in rows[0]
@@ -138,3 +141,41 @@ def test_launch_counts_script(tmp_path, capsys):
     assert "top namespace() sites" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["--methods", "nope"])
+
+
+@pytest.mark.parametrize("ratios", [[1.2] * 12, [0.9] * 3 + [1.1] * 9, [0.5, 2.0, 1.0, 3.0, 0.7], [1.0, 1.0]])
+def test_sign_test_matches_scipys_binomial_test(ratios):
+    from gpu.bench import sign_test
+    slower, n, p = sign_test(ratios)
+    assert slower == sum(r > 1 for r in ratios) and n == sum(r != 1 for r in ratios)
+    if n:
+        stats = pytest.importorskip("scipy.stats")
+        assert p == pytest.approx(stats.binomtest(slower, n, 0.5).pvalue, rel=1e-12)
+    else:
+        assert p == 1.0
+
+
+def test_a_benchmark_row_pairs_the_two_sides_and_gives_a_verdict():
+    from gpu.bench import _row, verdict
+    ta = [2.0, 2.2, 1.8, 2.4, 2.0, 2.6]      # seconds
+    tb = [1.0, 2.0, 1.5, 2.0, 1.6, 2.0]
+    r = _row("critic", 1024, 1024, ta, tb, None, None, 1024, 1e12, 1e13)
+    ratios = sorted(a / b for a, b in zip(ta, tb))             # 1.1 1.2 1.2 1.25 1.3 2.0
+    assert r["ratio"] == pytest.approx((ratios[2] + ratios[3]) / 2, abs=1e-4)
+    assert r["refimpl_ms"] == pytest.approx(2100.0) and r["torch_ms"] == pytest.approx(1800.0)
+    assert r["pairs"] == 6 and r["pairs_slower"] == 6 and r["sign_test_p"] == pytest.approx(2 / 64, abs=1e-6)
+    assert r["ratio_q1"] <= r["ratio"] <= r["ratio_q3"]
+    assert verdict(r) == "not met"
+    assert verdict(_row("critic", 1024, 1024, tb, ta, None, None, 1, 1.0, 1.0)) == "met"
+    assert verdict(_row("critic", 1024, 1024, ta[:4], tb[:4], None, None, 1, 1.0, 1.0)) == "undecided"  # p = 0.125
+    no_peer = _row("critic", 8, 16, ta, None, None, None, 8, 1.0, 1.0)
+    assert no_peer["ratio"] is None and verdict(no_peer) is None
+
+
+def test_paired_times_alternate_the_two_sides():
+    from gpu.bench import paired_times
+    calls = []
+    ta, tb = paired_times(lambda: calls.append("a"), lambda: calls.append("sa"),
+                          lambda: calls.append("b"), lambda: calls.append("sb"), repeats=3, warmup=1)
+    assert calls == ["a", "sa", "b", "sb"] * 4
+    assert len(ta) == len(tb) == 3 and all(t >= 0 for t in ta + tb)
