@@ -21,7 +21,7 @@ import numpy as np
 
 from . import _checks
 from .backend import from_host, namespace, scalar, synchronize
-from .checkpoint import load as load_checkpoint, save as save_checkpoint, tree_to_host
+from .checkpoint import load as load_checkpoint, save as save_checkpoint, tree_from_host, tree_to_host
 from .datasets import _host_args
 from .nn import MLP
 from .objectives import Objective, _clip_params, _critic_grads, _generator_grads
@@ -353,12 +353,14 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
     ------
     NonFiniteLoss
         A logged loss is NaN or infinite at a check (every ``check_every`` iterations, and at
-        every evaluation and checkpoint), or the state due to be checkpointed holds a NaN or an
-        infinity (it is then not written). The message names the iteration and the checkpoint
-        kept, whose state was checked finite.
+        every evaluation and checkpoint), or the state due to be evaluated or checkpointed holds a
+        NaN or an infinity (it is then neither evaluated nor written; also when an interrupt
+        would checkpoint it). The message names the iteration and the checkpoint kept, whose
+        state was checked finite.
     ValueError
-        Bad arguments; a checkpoint of a different run (naming the differing fields); resume
-        with ``iters`` below the checkpoint's iteration.
+        Bad arguments; a checkpoint of a different run (naming the differing fields), or whose
+        state holds a NaN or an infinity (written before that was checked); resume with ``iters``
+        below the checkpoint's iteration.
     refimpl.checkpoint.CheckpointError
         An unreadable checkpoint.
     """
@@ -385,8 +387,12 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
     source = pathlib.Path(resume_from or checkpoint_path) if resume else None
     saved = None                              # (file, iteration) of the last checkpoint on disk, if any
     if source is not None and source.exists():
-        ck = load_checkpoint(source, xp, device)
+        ck = load_checkpoint(source)          # on the host: its state is checked before it moves
         _check_checkpoint(ck, source)
+        bad = _non_finite_parts(ck["state"])
+        if bad:
+            raise ValueError(f"checkpoint {source} holds non-finite values in its state "
+                             f"({', '.join(map(str, bad))}); refusing to resume it")
         diff = fingerprint_diff(ck["fingerprint"], fingerprint, getattr(method, "cfg", None))
         if diff:
             raise ValueError(f"checkpoint {source} was written by a different run; refusing to resume it. "
@@ -394,7 +400,8 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
         if ck["iteration"] > iters:
             raise ValueError(f"the checkpoint {source} is at iteration {ck['iteration']}, beyond the requested "
                              f"{iters} iterations; resume with --iters {ck['iteration']} or more")
-        state, start, curve, elapsed0 = ck["state"], ck["iteration"], ck["curve"], ck["seconds"]
+        state, start, curve, elapsed0 = (tree_from_host(ck["state"], xp, device), ck["iteration"], ck["curve"],
+                                         ck["seconds"])
         eval0, cpu0 = ck.get("eval_seconds", 0.0), ck.get("train_cpu_seconds", 0.0)
         try:
             rng.bit_generator.state = ck["rng"]
@@ -412,17 +419,21 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
         return (f"the last good checkpoint ({saved[0]}, iteration {saved[1]}) is kept"
                 if saved is not None else "no checkpoint was written")
 
-    def checkpoint(st, it, rng_state, elapsed):
+    def checked_host(st, it):
+        """The state's host copy, refused when it holds a NaN or an infinity: the losses of step
+        ``it`` were computed before its updates, so they cannot vouch for the state after it."""
+        host = tree_to_host(st)
+        bad = _non_finite_parts(host)
+        if bad:
+            raise NonFiniteLoss(f"non-finite values in the state ({', '.join(map(str, bad))}) at iteration {it}; "
+                                f"{kept()}")
+        return host
+
+    def checkpoint(st, it, rng_state, elapsed, host=None):
         nonlocal saved, last_ck
         if checkpoint_path is not None:
-            # the losses of step `it` were computed before its updates: the state itself is checked
-            # here, on the host copy the checkpoint needs anyway (no extra device round trip)
-            st = tree_to_host(st)
-            bad = _non_finite_parts(st)
-            if bad:
-                raise NonFiniteLoss(f"non-finite values in the state ({', '.join(map(str, bad))}) at "
-                                    f"iteration {it}, not checkpointed; {kept()}")
-            save_checkpoint(checkpoint_path, {"fingerprint": fingerprint, "state": st, "iteration": it,
+            host = checked_host(st, it) if host is None else host
+            save_checkpoint(checkpoint_path, {"fingerprint": fingerprint, "state": host, "iteration": it,
                                               "rng": rng_state, "curve": curve, "seconds": elapsed,
                                               "evaluated": [r["iteration"] for r in curve],
                                               "eval_seconds": eval_time[0],
@@ -454,7 +465,7 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
     last_print = -1e9
     first_done = None                        # seconds elapsed when this call's first iteration ended
     latest = dict(curve[-1]) if curve else {}
-    good = (state, start, rng.bit_generator.state)   # last state known finite, at an iteration boundary
+    good = (state, start, rng.bit_generator.state)   # last state whose losses were checked finite
     it = start
     try:
         if start and eval_due(start) and start not in {r["iteration"] for r in curve}:
@@ -477,10 +488,11 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
                 latest.update(vals)
                 good = (new_state, it, rng.bit_generator.state)
             state = new_state
+            host = checked_host(state, it) if ck_due or eval_due(it) else None   # neither sees a NaN state
             if eval_due(it):
                 evaluate(state, it)
             if ck_due:
-                checkpoint(state, it, rng.bit_generator.state, time.perf_counter() - t0)
+                checkpoint(state, it, rng.bit_generator.state, time.perf_counter() - t0, host)
             now = time.perf_counter()
             if first_done is None:
                 first_done = now - t0
@@ -504,7 +516,10 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
     except KeyboardInterrupt:
         st, it_good, rs = good
         curve[:] = [r for r in curve if r["iteration"] <= it_good]
-        checkpoint(st, it_good, rs, time.perf_counter() - t0)
+        try:
+            checkpoint(st, it_good, rs, time.perf_counter() - t0)
+        except NonFiniteLoss as e:          # resuming it would only diverge again
+            raise NonFiniteLoss(f"interrupted, and {e}") from None
         if progress:
             where = f"checkpoint written at iteration {it_good}" if checkpoint_path else "no checkpoint path"
             print(f"\ninterrupted: {where}", file=stream, flush=True)

@@ -14,8 +14,8 @@ SMALL = GANConfig(gen_hidden=(16, 16), critic_hidden=(16, 16), batch_size=32, n_
 
 def _run(xp, tmp_path, iters, method=None, **kw):
     method = method or GANMethod(SMALL)
-    return train(method, ToyData("grid25", xp, "float64"), xp=xp, dtype="float64", seed=3, iters=iters,
-                 eval_fn=lambda st, it: {"it_seen": it}, eval_every=2, progress=False, **kw)
+    kw = {"eval_fn": lambda st, it: {"it_seen": it}, "eval_every": 2, "progress": False, **kw}
+    return train(method, ToyData("grid25", xp, "float64"), xp=xp, dtype="float64", seed=3, iters=iters, **kw)
 
 
 def _assert_same_params(a, b):
@@ -237,19 +237,27 @@ def test_wall_clock_checkpoint_cadence(tmp_path, monkeypatch):
 
 
 class _Diverging(GANMethod):
-    """From outer step ``at`` on, the critic's first weight matrix is NaN (a divergence that
+    """From outer step ``at`` on, the first weight matrix of ``net`` is NaN (a divergence that
     persists). Step ``at``'s own losses were computed before its update, so they are finite."""
-    def __init__(self, config, at):
+    def __init__(self, config, at, net="critic"):
         super().__init__(config)
-        self.at = at
+        self.at, self.net = at, net
 
     def outer_step(self, state, rng, data):
         state, logs = super().outer_step(state, rng, data)
         self.n = getattr(self, "n", 0) + 1
         if self.n >= self.at:
-            (W, b), *rest = state["critic"]
-            state = {**state, "critic": [(W * float("nan"), b), *rest]}
+            (W, b), *rest = state[self.net]
+            state = {**state, self.net: [(W * float("nan"), b), *rest]}
         return state, logs
+
+
+class _InterruptedAfterDivergence(_Diverging):
+    """Diverges at step ``at`` (finite losses) and is interrupted during the next step."""
+    def outer_step(self, state, rng, data):
+        if getattr(self, "n", 0) == self.at:
+            raise KeyboardInterrupt
+        return super().outer_step(state, rng, data)
 
 
 def test_sparse_check_cadence_stops_a_divergence_at_the_next_evaluation(xp, tmp_path):
@@ -262,11 +270,12 @@ def test_sparse_check_cadence_stops_a_divergence_at_the_next_evaluation(xp, tmp_
 
 
 def test_sparse_check_cadence_reads_the_losses_before_every_checkpoint(xp, tmp_path):
-    """Iteration 7 is no check and no evaluation, only a checkpoint: its NaN losses stop the run
-    there, and nothing is written."""
+    """Iterations 6 and 7 are no check and no evaluation; 7 is a checkpoint: its NaN losses stop
+    the run there, and nothing is written."""
     ck = tmp_path / "h.pkl"
     with pytest.raises(NonFiniteLoss, match=r"non-finite [a-z_, ]+ at iteration 7 \(.*no checkpoint was written"):
-        _run(xp, tmp_path, 100, method=_Diverging(SMALL, at=6), checkpoint_path=ck, checkpoint_every=7, check_every=50)
+        _run(xp, tmp_path, 100, method=_Diverging(SMALL, at=6), checkpoint_path=ck, checkpoint_every=7,
+             check_every=50, eval_every=0)
     assert not ck.exists()
 
 
@@ -274,12 +283,58 @@ def test_a_state_that_diverged_after_its_losses_is_never_checkpointed(xp, tmp_pa
     """Step 10's losses are finite but its update made the critic NaN: the checkpoint due at 10
     is refused and the one of iteration 5 is kept, finite."""
     ck = tmp_path / "i.pkl"
-    with pytest.raises(NonFiniteLoss, match=r"non-finite values in the state \(critic\) at iteration 10, not "
-                                            r"checkpointed; the last good checkpoint .* iteration 5\)"):
-        _run(xp, tmp_path, 100, method=_Diverging(SMALL, at=10), checkpoint_path=ck, checkpoint_every=5)
+    with pytest.raises(NonFiniteLoss, match=r"non-finite values in the state \(critic\) at iteration 10; "
+                                            r"the last good checkpoint .* iteration 5\)"):
+        _run(xp, tmp_path, 100, method=_Diverging(SMALL, at=10), checkpoint_path=ck, checkpoint_every=5,
+             check_every=1, eval_every=0)
     saved = load(ck)
     assert saved["iteration"] == 5
     assert all(np.all(np.isfinite(a)) for Wb in saved["state"]["critic"] for a in Wb)
+
+
+def test_an_evaluation_never_sees_a_non_finite_state(xp, tmp_path):
+    """The generator's update at step 10 is NaN (finite losses): the evaluation due at 10 is not
+    run, and the error names the iteration (not an evaluation's complaint about its samples)."""
+    seen = []
+    with pytest.raises(NonFiniteLoss, match=r"non-finite values in the state \(gen\) at iteration 10; no checkpoint"):
+        _run(xp, tmp_path, 100, method=_Diverging(SMALL, at=10, net="gen"), eval_every=5, check_every=1,
+             eval_fn=lambda st, it: seen.append(it) or {"it_seen": it})
+    assert seen == [5]
+
+
+def test_an_interrupt_does_not_checkpoint_a_non_finite_state(xp, tmp_path):
+    ck = tmp_path / "j.pkl"
+    """Step 8 diverges with finite losses; Ctrl-C during step 9 would checkpoint step 8's state."""
+    with pytest.raises(NonFiniteLoss, match=r"^interrupted, and non-finite values in the state \(critic\) at "
+                                            r"iteration 8; the last good checkpoint .* iteration 5\)"):
+        _run(xp, tmp_path, 100, method=_InterruptedAfterDivergence(SMALL, at=8), checkpoint_path=ck,
+             checkpoint_every=5, check_every=1, eval_every=0)
+    assert load(ck)["iteration"] == 5
+
+
+def test_resume_refuses_a_checkpoint_whose_state_is_not_finite(xp, tmp_path):
+    """A checkpoint written before states were checked may hold NaN: it is not resumed."""
+    from refimpl.checkpoint import save
+    ck = tmp_path / "k.pkl"
+    _run(xp, tmp_path, 4, checkpoint_path=ck)
+    payload = load(ck)
+    (W, b), *rest = payload["state"]["gen"]
+    W = W.copy()
+    W[0, 0] = np.inf
+    save(ck, {**payload, "state": {**payload["state"], "gen": [(W, b), *rest]}})
+    with pytest.raises(ValueError, match=r"k.pkl holds non-finite values in its state \(gen\); refusing"):
+        _run(xp, tmp_path, 8, checkpoint_path=ck, resume=True)
+
+
+def test_non_finite_parts_names_every_part_with_a_nan_or_an_infinity():
+    from refimpl.train import _non_finite_parts
+    ok = np.ones((2, 2))
+    state = {"gen": [(ok, ok), (ok, np.array([1.0, np.inf]))],        # in a later leaf
+             "critic": [(ok, ok)],
+             "opt": {"t": np.array([3, 4]), "lr": float("nan")},       # a Python float
+             "step": 7, "name": "x", "none": None, "scalar": np.array(np.nan, dtype=np.float32)}
+    assert _non_finite_parts(state) == ["gen", "opt", "scalar"]
+    assert _non_finite_parts({"gen": [(ok, ok)], "count": np.array([2**62])}) == []
 
 
 def test_non_finite_message_is_true_without_a_checkpoint(tmp_path):
@@ -386,7 +441,8 @@ def _trees():
 
 def _same_tree(a, b):
     if isinstance(a, np.ndarray):
-        return isinstance(b, np.ndarray) and a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
+        # bit for bit: NaN payloads and -0.0 included (array_equal would call NaN != NaN)
+        return isinstance(b, np.ndarray) and a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
     if isinstance(a, (list, tuple)):
         return type(a) is type(b) and len(a) == len(b) and all(_same_tree(x, y) for x, y in zip(a, b))
     if isinstance(a, dict):
@@ -460,3 +516,26 @@ def test_progress_shows_no_time_left_until_the_pace_is_known(tmp_path):
     first, *_, last = out.getvalue().splitlines()
     assert first.startswith("it 1/3 |") and "elapsed" in first and "left" not in first
     assert last.startswith("it 3/3 |") and last.endswith("~0m00s left")
+
+
+def test_time_left_on_resume_uses_this_calls_pace_after_its_first_iteration(tmp_path, monkeypatch):
+    """A fake clock, 3 s per outer step: 5 steps, then a resume to 20. After step 7 the pace is one
+    step (3 s) past step 6, so 13 steps are left at 3 s: 39 s (the 18 s before, the first run's 15
+    s and step 6, are not in the pace)."""
+    import types
+    from refimpl import train as train_mod
+    clock = [100.0]
+    monkeypatch.setattr(train_mod, "time", types.SimpleNamespace(perf_counter=lambda: clock[0],
+                                                                 process_time=time.process_time))
+
+    class _Ticking(GANMethod):
+        def outer_step(self, state, rng, data):
+            clock[0] += 3.0
+            return super().outer_step(state, rng, data)
+    ck = tmp_path / "t.pkl"
+    _run(np, tmp_path, 5, method=_Ticking(SMALL), checkpoint_path=ck)
+    out = io.StringIO()
+    _run(np, tmp_path, 20, method=_Ticking(SMALL), checkpoint_path=ck, resume=True, progress=True, stream=out)
+    lines = [ln for ln in out.getvalue().splitlines() if ln.startswith("it ")]
+    assert lines[0].startswith("it 6/20 |") and lines[0].endswith("| 0m18s elapsed")
+    assert lines[1].startswith("it 7/20 |") and lines[1].endswith("| 0m21s elapsed, ~0m39s left")
