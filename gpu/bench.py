@@ -11,14 +11,16 @@ penalty weights) on the host from a ``numpy.random.Generator`` and upload them, 
 refimpl does. PyTorch runs with TF32 off (``torch.backends.cuda.matmul.allow_tf32 =
 False``, CuPy's default: full float32 products); separate columns give PyTorch with
 TF32 on and, for the image step, PyTorch drawing on the device (``torch.randn``,
-``torch.randint``). ``ratio`` is refimpl / PyTorch (host RNG, TF32 off): below 1 is
-faster. TFLOP/s counts the matrix-product FLOPs of refimpl's step
+``torch.randint``), each a median timed on its own (``ratio_tf32`` and ``ratio_device_rng``
+are ratios of medians, not paired). ``ratio`` is refimpl / PyTorch (host RNG, TF32 off):
+below 1 is faster. TFLOP/s counts the matrix-product FLOPs of refimpl's step
 (:func:`critic_step_flops`, :func:`image_step_flops`), the same for both sides, and
 ``of_peak`` divides by the device's measured float32 matmul rate. Timing synchronises
 the device after every call. refimpl's step and PyTorch's (TF32 off) run alternately, pair
-by pair, ``--repeats`` pairs after 3 warm-up pairs (the image step a quarter as many, at least
-3), so a drift of the machine reaches both alike: the times are medians, ``ratio`` is the
-median of the pairs' ratios, with their quartiles and an exact two-sided sign test
+by pair in alternating order, ``--repeats`` pairs after 3 warm-up pairs (the image step a
+quarter as many, at least 6), so a drift of the machine reaches both alike: the times are medians, ``ratio`` is the
+median of the pairs' ratios, with their quartiles (inclusive method: within the observed
+ratios) and an exact two-sided sign test
 (``pairs_slower`` of ``pairs``, ``sign_test_p``). The last line gives the verdict on the target
 (the critic step at most 1.0x at batch >= 1024 and width >= 1024): met or not met when the sign
 test rejects a median ratio of 1 at the 0.05 level, else undecided.
@@ -69,13 +71,15 @@ def _timer(sync):
 
 
 def image_repeats(repeats):
-    """Repeats of the image step, a quarter of the critic step's (at least 3): it is 6 steps."""
-    return max(3, repeats // 4)
+    """Pairs of the image step (6 steps each): a quarter of the critic step's, at least 6, the
+    fewest with which a sign test can decide at 0.05."""
+    return max(6, repeats // 4)
 
 
 def paired_times(fa, sync_a, fb, sync_b, repeats, warmup=3):
     """Time ``fa`` and ``fb`` alternately, ``repeats`` pairs after ``warmup`` pairs, each call
-    synchronised: a drift of the machine's speed during the run then reaches both sides alike.
+    synchronised, the order swapped from pair to pair (a b, b a, a b, ...): a drift of the
+    machine's speed, between pairs or within one, then reaches both sides alike.
     Returns ``(times_a, times_b)`` in seconds, two lists of ``repeats`` floats."""
     for _ in range(warmup):
         fa()
@@ -83,8 +87,9 @@ def paired_times(fa, sync_a, fb, sync_b, repeats, warmup=3):
         fb()
         sync_b()
     ta, tb = [], []
-    for _ in range(repeats):
-        for f, sync, ts in ((fa, sync_a, ta), (fb, sync_b, tb)):
+    sides = [(fa, sync_a, ta), (fb, sync_b, tb)]
+    for i in range(repeats):
+        for f, sync, ts in (sides if i % 2 == 0 else sides[::-1]):
             t0 = time.perf_counter()
             f()
             sync()
@@ -355,7 +360,7 @@ def _row(workload, b, w, ta, tb, t_on, t_dev, samples, flops, peak):
            "of_peak": round(flops / tr / peak, 4)}
     if tb is not None:
         ratios = [a / b_ for a, b_ in zip(ta, tb)]
-        q1, _, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
+        q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) > 1 else (ratios[0],) * 3
         slower, n, p = sign_test(ratios)
         row.update(ratio=round(statistics.median(ratios), 4), ratio_q1=round(q1, 4), ratio_q3=round(q3, 4),
                    pairs=len(ratios), pairs_slower=slower, sign_test_p=round(p, 6))

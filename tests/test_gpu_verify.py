@@ -164,7 +164,8 @@ def test_a_benchmark_row_pairs_the_two_sides_and_gives_a_verdict():
     assert r["ratio"] == pytest.approx((ratios[2] + ratios[3]) / 2, abs=1e-4)
     assert r["refimpl_ms"] == pytest.approx(2100.0) and r["torch_ms"] == pytest.approx(1800.0)
     assert r["pairs"] == 6 and r["pairs_slower"] == 6 and r["sign_test_p"] == pytest.approx(2 / 64, abs=1e-6)
-    assert r["ratio_q1"] <= r["ratio"] <= r["ratio_q3"]
+    assert r["ratio_q1"] == pytest.approx(ratios[1] + 0.25 * (ratios[2] - ratios[1]), abs=1e-4)   # inclusive:
+    assert r["ratio_q3"] == pytest.approx(ratios[3] + 0.75 * (ratios[4] - ratios[3]), abs=1e-4)   # within the data
     assert verdict(r) == "not met"
     assert verdict(_row("critic", 1024, 1024, tb, ta, None, None, 1, 1.0, 1.0)) == "met"
     assert verdict(_row("critic", 1024, 1024, ta[:4], tb[:4], None, None, 1, 1.0, 1.0)) == "undecided"  # p = 0.125
@@ -177,5 +178,16 @@ def test_paired_times_alternate_the_two_sides():
     calls = []
     ta, tb = paired_times(lambda: calls.append("a"), lambda: calls.append("sa"),
                           lambda: calls.append("b"), lambda: calls.append("sb"), repeats=3, warmup=1)
-    assert calls == ["a", "sa", "b", "sb"] * 4
+    assert calls == ["a", "sa", "b", "sb"] * 2 + ["b", "sb", "a", "sa"] + ["a", "sa", "b", "sb"]
     assert len(ta) == len(tb) == 3 and all(t >= 0 for t in ta + tb)
+
+
+def test_paired_times_give_each_side_its_own_time_whatever_the_order(monkeypatch):
+    from gpu.bench import paired_times
+    import types
+    import gpu.bench as bench
+    clock = [0.0]
+    monkeypatch.setattr(bench, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    ta, tb = paired_times(lambda: clock.__setitem__(0, clock[0] + 2.0), lambda: None,
+                          lambda: clock.__setitem__(0, clock[0] + 5.0), lambda: None, repeats=4, warmup=0)
+    assert ta == [2.0] * 4 and tb == [5.0] * 4
