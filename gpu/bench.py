@@ -18,12 +18,12 @@ below 1 is faster. TFLOP/s counts the matrix-product FLOPs of refimpl's step
 ``of_peak`` divides by the device's measured float32 matmul rate. Timing synchronises
 the device after every call. refimpl's step and PyTorch's (TF32 off) run alternately, pair
 by pair in alternating order, ``--repeats`` pairs after 3 warm-up pairs (the image step a
-quarter as many, at least 6), so a drift of the machine reaches both alike: the times are medians, ``ratio`` is the
-median of the pairs' ratios, with their quartiles (inclusive method: within the observed
-ratios) and an exact two-sided sign test
-(``pairs_slower`` of ``pairs``, ``sign_test_p``). The last line gives the verdict on the target
-(the critic step at most 1.0x at batch >= 1024 and width >= 1024): met or not met when the sign
-test rejects a median ratio of 1 at the 0.05 level, else undecided.
+quarter as many, at least 6), so a drift of the machine reaches both alike. The times are
+medians; ``ratio`` is the median of the pairs' ratios, with their quartiles (inclusive
+method: within the observed ratios) and an exact two-sided sign test (``pairs_slower`` of
+``pairs``, ``sign_test_p``). The last line gives the verdict on the target (the critic step
+at most 1.0x at batch >= 1024 and width >= 1024): met or not met when the sign test rejects
+a median ratio of 1 at the 0.05 level, else undecided.
 
     python -m gpu.bench [--quick] [--repeats R] [--out DIR]
     python -m gpu.bench --dry-run --out DIR     # NumPy backend, tiny sizes, PyTorch CPU peer if installed

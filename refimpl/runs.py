@@ -304,7 +304,8 @@ def train_run(opts: RunOptions, method, data, *, dataset, xp, dtype="float32", i
     every ``opts.checkpoint_every`` iterations (0: ``checkpoint_every``, else every evaluation)
     and every ``opts.checkpoint_seconds``. An interrupted run raises ``KeyboardInterrupt`` after
     its checkpoint is written (``NonFiniteLoss`` instead, when the state to checkpoint holds a NaN
-    or an infinity: a resume would only diverge again). ``max_train_cpu_seconds``: :func:`refimpl.train.train`'s budget.
+    or an infinity: a resume would only diverge again). ``max_train_cpu_seconds``:
+    :func:`refimpl.train.train`'s budget.
 
     Returns
     -------

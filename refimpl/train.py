@@ -389,10 +389,6 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
     if source is not None and source.exists():
         ck = load_checkpoint(source)          # on the host: its state is checked before it moves
         _check_checkpoint(ck, source)
-        bad = _non_finite_parts(ck["state"])
-        if bad:
-            raise ValueError(f"checkpoint {source} holds non-finite values in its state "
-                             f"({', '.join(map(str, bad))}); refusing to resume it")
         diff = fingerprint_diff(ck["fingerprint"], fingerprint, getattr(method, "cfg", None))
         if diff:
             raise ValueError(f"checkpoint {source} was written by a different run; refusing to resume it. "
@@ -400,6 +396,10 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
         if ck["iteration"] > iters:
             raise ValueError(f"the checkpoint {source} is at iteration {ck['iteration']}, beyond the requested "
                              f"{iters} iterations; resume with --iters {ck['iteration']} or more")
+        bad = _non_finite_parts(ck["state"])
+        if bad:
+            raise ValueError(f"checkpoint {source} holds non-finite values in its state "
+                             f"({', '.join(map(str, bad))}); refusing to resume it")
         state, start, curve, elapsed0 = (tree_from_host(ck["state"], xp, device), ck["iteration"], ck["curve"],
                                          ck["seconds"])
         eval0, cpu0 = ck.get("eval_seconds", 0.0), ck.get("train_cpu_seconds", 0.0)
