@@ -34,7 +34,6 @@ name, driver and CUDA versions, library versions, the settings.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
@@ -42,6 +41,7 @@ import pathlib
 import platform
 import statistics
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -404,16 +404,24 @@ def _torch_peer(gpu):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """``python -m gpu.bench ...``: 0; usage errors (a bad flag, a non-empty ``--out``) exit 2 with
+    one line; ``RuntimeError`` when CuPy or the GPU is missing (one line, exit 2 from the command)."""
+    from refimpl.runs import ArgumentParser          # usage errors in one line, exit 2
+    ap = ArgumentParser(prog="python -m gpu.bench", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true",
                     help="batches 64 and 1024, widths 512 and 1024, 10 pairs (a sign test decides from 6 on)")
     ap.add_argument("--dry-run", action="store_true",
                     help="NumPy backend, batch 8, width 16, 2 repeats (checks the script, measures nothing useful)")
-    ap.add_argument("--repeats", type=int, default=None)
-    ap.add_argument("--out", default=None, help="folder for bench.json and bench.csv")
+    ap.add_argument("--repeats", type=int, default=None,
+                    help="timed pairs per critic-step cell (default 20; 10 with --quick, 2 with --dry-run); the "
+                         "image step gets a quarter as many, at least 6. Fewer than 6 pairs can never decide")
+    ap.add_argument("--out", default=None, help="a new or empty folder for bench.json and bench.csv")
     args = ap.parse_args(argv)
     if args.repeats is not None and args.repeats < 1:
-        ap.error("--repeats must be >= 1")
+        ap.error(f"--repeats must be >= 1, got {args.repeats}")
+    out = pathlib.Path(args.out) if args.out else None
+    if out is not None and (out.is_file() or (out.is_dir() and any(out.iterdir()))):
+        ap.error(f"--out {out} is not an empty folder; choose a new one (nothing is overwritten)")
     if args.dry_run:
         xp, dev = get_namespace("numpy"), "cpu"
         batches, widths, repeats, n_peak = (8,), (16,), args.repeats or 2, 256
@@ -437,14 +445,15 @@ def main(argv=None):
     line = target_summary(rows, *((8, 16) if args.dry_run else (1024, 1024)))
     if line:
         print("\n" + line)
-    if args.out:
-        write_results(args.out, meta, rows)
-        print(f"\nwrote {pathlib.Path(args.out) / 'bench.json'} and bench.csv")
+    if out is not None:
+        write_results(out, meta, rows)
+        print(f"\nwrote {out / 'bench.json'} and bench.csv")
     return 0
 
 
 if __name__ == "__main__":
     try:
         raise SystemExit(main())
-    except RuntimeError as e:
-        raise SystemExit(f"error: {e}")
+    except RuntimeError as e:                        # no CuPy or no GPU: one line, as a bad flag
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2)

@@ -4,6 +4,8 @@ The whole suite runs on CuPy with ``REFIMPL_BACKENDS=cupy python -m pytest`` whe
 CUDA device is present; without one every cupy-parametrised test skips with the
 reason given by :func:`refimpl.backend.cuda_available`.
 """
+import pathlib
+
 import numpy as np
 import pytest
 
@@ -109,3 +111,29 @@ def test_image_experiment_bad_input(tmp_path, capsys):
 def test_synchronize_is_a_noop_on_cpu_backends(xp):
     from refimpl.backend import synchronize
     assert synchronize(xp) is None
+
+
+def test_gpu_benchmark_refuses_a_non_empty_out_and_bad_flags_in_one_line(tmp_path, capsys):
+    from gpu.bench import main
+    out = tmp_path / "b"
+    out.mkdir()
+    (out / "bench.json").write_text("a user's result")
+    with pytest.raises(SystemExit) as e:
+        main(["--dry-run", "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and err.count("\n") == 0 and "is not an empty folder" in err
+    assert (out / "bench.json").read_text() == "a user's result"
+    with pytest.raises(SystemExit) as e:
+        main(["--repeats", "0"])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and err == "python -m gpu.bench: error: --repeats must be >= 1, got 0 (see python -m gpu.bench --help)"
+
+
+@pytest.mark.skipif(HAS_GPU, reason="a CUDA device is present")
+def test_gpu_benchmark_command_without_gpu_exits_2_with_one_line():
+    import subprocess
+    import sys
+    p = subprocess.run([sys.executable, "-m", "gpu.bench", "--quick"], capture_output=True, text=True,
+                       cwd=pathlib.Path(__file__).resolve().parent.parent, timeout=120)
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.startswith("error: backend 'cupy' is unavailable") and p.stderr.count("\n") == 1
