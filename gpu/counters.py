@@ -22,6 +22,7 @@ the innermost ``refimpl/`` frame outside ``backend.py``. They need array-api-str
 from __future__ import annotations
 
 import collections
+import functools
 import os
 import sys
 import threading
@@ -46,7 +47,9 @@ def _site(frame):
     return f"{os.path.basename(f.f_code.co_filename)}:{f.f_lineno} ({f.f_code.co_name})"
 
 
+@functools.lru_cache(maxsize=None)
 def _array_type():
+    """array_api_strict's array class (made once: entering a counter creates no array)."""
     import array_api_strict
     return type(array_api_strict.asarray(0.0))
 

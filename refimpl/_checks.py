@@ -224,7 +224,14 @@ def params(p, name, *, xp=None, shapes=None, dtype=None, finite=True):
             names.append(nm)
         out.append(tuple(pair))
     if finite:
-        finite_all(leaves, names)
+        buffer = getattr(p, "buffer", None)               # flat parameters: one reduction over their buffer
+        if buffer is not None and len(names) == len(getattr(p, "offsets", ())):
+            try:
+                finite_all([buffer], [name])
+            except ValueError:
+                finite_all(leaves, names)                 # name the leaf
+        else:
+            finite_all(leaves, names)
     return out
 
 

@@ -12,48 +12,53 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import steps
+from .flat import flatten
 from .nn import MLP
-from .objectives import Objective, _critic_grads
+from .objectives import Objective, critic_grads
 from .optim import Adam
 
 
 def matmul_shapes(sizes, batch):
-    """(m, k, n) of every matrix product in refimpl's WGAN-GP critic step (ReLU critic)."""
+    """(m, k, n) of every matrix product in refimpl's fused WGAN-GP critic step (ReLU critic,
+    :func:`refimpl.steps.critic_loss_grads`): one forward and one backward over the ``3B`` real,
+    fake and penalty rows, the double backward on the ``B`` penalty rows, one weight-gradient
+    product per layer over ``3B`` stacked rows."""
     L = len(sizes) - 1
-    two = 2 * batch
-    shapes = []
-    for l in range(L):                                   # forward on real+fake
-        shapes.append((two, sizes[l], sizes[l + 1]))
-    for l in range(L):                                   # backward: dW, and dh except at the input
-        shapes.append((sizes[l], two, sizes[l + 1]))
-        if l > 0:
-            shapes.append((two, sizes[l + 1], sizes[l]))
-    for l in range(L):                                   # input gradient: forward + backward
-        shapes.append((batch, sizes[l], sizes[l + 1]))
-        shapes.append((batch, sizes[l + 1], sizes[l]))
-    for l in range(L):                                   # double backward: gW and bar_e
-        shapes.append((sizes[l], batch, sizes[l + 1]))
-        if l < L - 1:
-            shapes.append((batch, sizes[l], sizes[l + 1]))
+    rows = 3 * batch
+    shapes = [(rows, sizes[l], sizes[l + 1]) for l in range(L)]            # forward
+    shapes += [(rows, sizes[l + 1], sizes[l]) for l in range(1, L)]         # backward, all rows
+    shapes.append((batch, sizes[1], sizes[0]))                              # ... to the input: penalty rows
+    shapes += [(batch, sizes[l], sizes[l + 1]) for l in range(L - 1)]       # double backward: bar e_l
+    shapes += [(sizes[l], rows, sizes[l + 1]) for l in range(L)]            # weight gradients
     return shapes
 
 
-def refimpl_step_fn(sizes, batch, dtype, seed=0, xp=np):
-    """One refimpl WGAN-GP critic step (critic_grads + Adam) as a closure, on backend ``xp``."""
+def refimpl_step_fn(sizes, batch, dtype, seed=0, xp=np, public=False):
+    """One refimpl WGAN-GP critic step as a closure, on backend ``xp``: the fused step
+    (:func:`refimpl.steps.critic_loss_grads`) and the flat in-place Adam, as training runs them;
+    ``public=True``: the same through the checked public entry points
+    (:func:`refimpl.objectives.critic_grads`, :meth:`refimpl.optim.Adam.step`)."""
     from refimpl.backend import from_host
     rng = np.random.default_rng(seed)
     net = MLP(sizes, "relu")
-    state = {"p": net.init(rng, xp=xp, dtype=dtype)}
+    params = flatten(net.init(rng, xp=xp, dtype=dtype))
     opt = Adam(1e-4, 0.5, 0.9)
-    state["o"] = opt.init(state["p"])
+    state = {"o": opt.init(params)}
     obj = Objective("wgan-gp", lam=10.0)
     real = from_host(rng.standard_normal((batch, sizes[0])), xp, dtype)
     fake = from_host(rng.standard_normal((batch, sizes[0])), xp, dtype)
+    consts = steps.constants({}, obj, real, batch)
 
-    def step():     # the unchecked twins a training step calls (no per-call validation, like torch)
-        _, grads, _ = _critic_grads(obj, net, state["p"], real, fake, rng)
-        state["p"], state["o"] = opt._step(state["p"], grads, state["o"])
-    return step
+    def internal():
+        eps = from_host(rng.uniform(size=(batch, 1)), xp, dtype, real.device)
+        _, grads, _ = steps.critic_loss_grads(obj, net, params, real, fake, eps, consts)
+        state["o"] = opt._step(params, grads, state["o"])[1]
+
+    def checked():
+        _, grads, _ = critic_grads(obj, net, params, real, fake, rng)
+        state["o"] = opt.step(params, grads, state["o"])[1]
+    return checked if public else internal
 
 
 def torch_mlp(torch, sizes, dtype=None, device="cpu"):

@@ -256,6 +256,7 @@ class MLP:
         parameters with this network's layout, each array of its ``shape`` (``None``
         entries free; no zero-length axis when ``nonempty``) and the parameters' dtype; one
         finiteness reduction for all."""
+        buffer = getattr(params, "buffer", None)          # flat parameters: one reduction over the buffer
         params = _checks.params(params, pname, shapes=self._param_shapes(), finite=False)
         xp = namespace(params)
         dt = params[0][0].dtype
@@ -268,8 +269,13 @@ class MLP:
                                 f"parameters are {_checks._dtype_name(dt)}; cast {name} with xp.astype")
             arrs.append(arr)
         leaves = [a for Wb in params for a in Wb]
-        _checks.finite_all(leaves + arrs, [f"{pname}[{i // 2}][{i % 2}]" for i in range(len(leaves))]
-                           + [it[0] for it in items])
+        names = [f"{pname}[{i // 2}][{i % 2}]" for i in range(len(leaves))]
+        try:
+            if buffer is None:
+                raise ValueError
+            _checks.finite_all([buffer] + arrs, [pname] + [it[0] for it in items])
+        except ValueError:
+            _checks.finite_all(leaves + arrs, names + [it[0] for it in items])
         return (params, *arrs)
 
     # -- pass 1: forward

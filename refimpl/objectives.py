@@ -232,6 +232,9 @@ def critic_grads(obj, critic, cparams, real, fake, rng):
     Returns
     -------
     loss : 0-d array; grads : list of (dW, db); logs : dict of 0-d arrays
+
+    Computed by the fused step :func:`refimpl.steps.critic_loss_grads` (equal batches; the per-step
+    :func:`_critic_grads` otherwise, and as its test reference).
     """
     _obj(obj), _net(critic, "critic"), _rng(rng)
     d = critic.sizes[0]
@@ -240,7 +243,14 @@ def critic_grads(obj, critic, cparams, real, fake, rng):
     if obj.penalty is not None and obj.name != "dragan" and real.shape[0] != fake.shape[0]:
         raise ValueError(f"fake must have as many rows as real for the interpolate penalty, "
                          f"got {real.shape[0]} and {fake.shape[0]}")
-    return _critic_grads(obj, critic, cparams, real, fake, rng)
+    if real.shape[0] != fake.shape[0]:                     # the fused step stacks equal batches
+        return _critic_grads(obj, critic, cparams, real, fake, rng)
+    from .steps import constants, critic_loss_grads
+    noise = None
+    if obj.penalty is not None:                            # drawn as _penalty_points draws them
+        noise = from_host(rng.uniform(size=tuple(real.shape) if obj.name == "dragan" else (real.shape[0], 1)),
+                          namespace(real), real.dtype, real.device)
+    return critic_loss_grads(obj, critic, cparams, real, fake, noise, constants({}, obj, real, real.shape[0]))
 
 
 def _critic_grads(obj, critic, cparams, real, fake, rng):
@@ -310,7 +320,8 @@ def generator_grads(obj, gen, gparams, critic, cparams, z):
     _obj(obj), _net(critic, "critic")
     gparams, z = _check_generator(gen, gparams, z, critic)
     cparams = _checks.params(cparams, "cparams", xp=namespace(z), shapes=critic._param_shapes(), dtype=z.dtype)
-    return _generator_grads(obj, gen, gparams, critic, cparams, z)
+    from .steps import constants, generator_loss_grads
+    return generator_loss_grads(obj, gen, gparams, critic, cparams, z, constants({}, obj, z, z.shape[0]))
 
 
 def _check_generator(gen, gparams, z, *nets):

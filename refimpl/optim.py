@@ -1,9 +1,12 @@
 """Optimisers over parameter lists ``[(W, b), ...]`` with explicit state.
 
 ``state = opt.init(params)``; ``params, state = opt.step(params, grads, state)``.
-``step`` returns new parameter arrays (the old ones are left untouched, so a copy
-taken for a proximal term or a test stays valid) and a new state. State holds
-arrays in the parameters' namespace plus a Python step counter, so it can be
+For a parameter list, ``step`` returns new parameter arrays (the old ones are left
+untouched, so a copy taken for a proximal term or a test stays valid) and a new state.
+For a :class:`refimpl.flat.FlatParams` the state's moments are flat buffers (P,) and the
+update is made in place on the parameter buffer and the moments, in a handful of whole-buffer
+operations; the same object is returned (bitwise the update of the list path on NumPy).
+State holds arrays in the parameters' namespace plus a Python step counter, so it can be
 checkpointed with :func:`refimpl.checkpoint.save`.
 
 Input rules: ``init`` and ``step`` validate their parameter lists at entry by the rules
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 
 from . import _checks
 from .backend import namespace
+from .flat import FlatParams, flat_grads
 
 
 def _check_lr(lr):
@@ -37,7 +41,8 @@ class _Optimiser:
 
     def init(self, params):
         """Fresh state for ``params`` (a finite parameter list, input rules of :mod:`refimpl._checks`)."""
-        return self._init(_checks.params(params, "params"))
+        checked = _checks.params(params, "params")
+        return self._init(params if isinstance(params, FlatParams) else checked)
 
     def step(self, params, grads, state):
         """One update; returns ``(new_params, new_state)``.
@@ -46,17 +51,35 @@ class _Optimiser:
         dtype; ``state``: from :meth:`init` or a previous step for the same layout.
         Input rules of :mod:`refimpl._checks`; errors name the argument.
         """
+        flat = params if isinstance(params, FlatParams) else None
         params = _checks.params(params, "params")
         grads = _checks.params(grads, "grads", xp=namespace(params), dtype=params[0][0].dtype,
                                shapes=[(tuple(W.shape), tuple(b.shape)) for W, b in params])
         if not isinstance(state, dict) or not isinstance(state.get("t"), int):
             raise TypeError(f"state must be the dict returned by init or step, got {type(state).__name__}")
-        return self._step(params, grads, state)
+        moments = [state[k] for k in ("m", "v") if k in state and not (isinstance(state[k], list) and not state[k])]
+        if any(isinstance(m, list) == (flat is not None) for m in moments):
+            raise TypeError("state does not match params: flat parameters need the state init() made for them")
+        return self._step(flat if flat is not None else params, grads, state)
 
 
 def _zeros(params):
+    if isinstance(params, FlatParams):
+        return namespace(params.buffer).zeros_like(params.buffer)
     xp = namespace(params)
     return [xp.zeros_like(p) for Wb in params for p in Wb]
+
+
+def _list_state(state, *keys):
+    """``TypeError`` unless the moments ``keys`` of ``state`` are lists (a list-path state)."""
+    if any(not isinstance(state[k], list) for k in keys):
+        raise TypeError("parameter list with a flat optimiser state: the parameters must stay the "
+                        "refimpl.flat.FlatParams the state was made for")
+
+
+def _flat_g(grads):
+    """A gradient as one flat array (P,): a flat array as it is, a parameter list concatenated."""
+    return grads if hasattr(grads, "ndim") else flat_grads(grads)
 
 
 def _flat(params):
@@ -81,6 +104,16 @@ class SGD(_Optimiser):
         return {"t": 0, "v": _zeros(params) if self.momentum else []}
 
     def _step(self, params, grads, state):
+        if isinstance(params, FlatParams):
+            g = _flat_g(grads)
+            if self.momentum:
+                v = state["v"]
+                v *= self.momentum
+                v += g
+                g = v
+            params.buffer -= self.lr * g
+            return params, {"t": state["t"] + 1, "v": state["v"]}
+        _list_state(state, "v")
         ps, gs = _flat(params), _flat(grads)
         if self.momentum:
             vs = [self.momentum * v + g for v, g in zip(state["v"], gs)]
@@ -96,25 +129,56 @@ class Adam(_Optimiser):
     """Kingma & Ba (2015), with bias correction:
     ``m <- b1 m + (1-b1) g``, ``v <- b2 v + (1-b2) g^2``,
     ``p <- p - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)``.
+
+    ``capturable=True`` (flat parameters only) keeps the step count as a 0-d array on the
+    device (state entry ``"step"``) and computes the bias corrections there, so a step
+    captured in a CUDA graph stays correct on replay (PyTorch's ``capturable``); the update
+    then equals the host-scalar one to rounding of the 0-d arithmetic in the parameters' dtype.
     """
     lr: float = 1e-4
     beta1: float = 0.5
     beta2: float = 0.9
     eps: float = 1e-8
+    capturable: bool = False
 
     def __post_init__(self):
         _check_lr(self.lr)
         for n in ("beta1", "beta2"):
             _in01(getattr(self, n), n)
         _checks.real(self.eps, "eps", gt=0)
+        _checks.boolean(self.capturable, "capturable")
 
     def _init(self, params):
-        return {"t": 0, "m": _zeros(params), "v": _zeros(params)}
+        state = {"t": 0, "m": _zeros(params), "v": _zeros(params)}
+        if self.capturable:
+            if not isinstance(params, FlatParams):
+                raise TypeError("capturable=True needs flat parameters (refimpl.flat.flatten)")
+            b = params.buffer
+            state["step"] = namespace(b).zeros((), dtype=b.dtype, device=b.device)
+        return state
 
     def _step(self, params, grads, state):
-        xp = namespace(params)
         t = state["t"] + 1
         b1, b2 = self.beta1, self.beta2
+        if isinstance(params, FlatParams):
+            xp = namespace(params.buffer)
+            g, m, v = _flat_g(grads), state["m"], state["v"]
+            if self.capturable:
+                st = state["step"]
+                st += 1.0
+                bc2 = xp.sqrt(1.0 - b2 ** st)
+                step_size, eps_hat = (self.lr * bc2) / (1.0 - b1 ** st), self.eps * bc2
+            else:
+                step_size = self.lr * math.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t)
+                eps_hat = self.eps * math.sqrt(1.0 - b2 ** t)
+            m *= b1
+            m += (1.0 - b1) * g
+            v *= b2
+            v += (1.0 - b2) * (g * g)
+            params.buffer -= step_size * (m / (xp.sqrt(v) + eps_hat))
+            return params, {**state, "t": t}
+        _list_state(state, "m", "v")
+        xp = namespace(params)
         step_size = self.lr * math.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t)
         eps_hat = self.eps * math.sqrt(1.0 - b2 ** t)   # same update as eps added to sqrt(v_hat)
         ms, vs, new = [], [], []
@@ -143,6 +207,14 @@ class RMSprop(_Optimiser):
         return {"t": 0, "v": _zeros(params)}
 
     def _step(self, params, grads, state):
+        if isinstance(params, FlatParams):
+            xp = namespace(params.buffer)
+            g, v = _flat_g(grads), state["v"]
+            v *= self.rho
+            v += (1.0 - self.rho) * (g * g)
+            params.buffer -= self.lr * g / (xp.sqrt(v) + self.eps)
+            return params, {"t": state["t"] + 1, "v": v}
+        _list_state(state, "v")
         xp = namespace(params)
         vs, new = [], []
         for p, g, v in zip(_flat(params), _flat(grads), state["v"]):

@@ -13,7 +13,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import pathlib
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -26,6 +28,8 @@ from .datasets import _host_args
 from .nn import MLP
 from .objectives import Objective, _clip_params, _critic_grads, _generator_grads
 from .optim import make_optimiser
+from . import steps
+from .flat import FlatParams, adopt_flat, flatten
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -90,6 +94,18 @@ class ToyData:
         x = sample(self.spec, n, rng, xp=self.xp, dtype=self.dtype, device=self.device)
         return x if self.scale == 1.0 else x / self.scale
 
+    def draw(self, rng, n):
+        """The host part of :meth:`sample`: ``n`` points (n, d) float64, same draws."""
+        return self.spec.sample_host(n, rng)[0]
+
+    def put(self, drawn):
+        """Host draws ``drawn`` (n, d) (several draws stacked) on the device, in the data's dtype."""
+        return from_host(drawn, self.xp, self.dtype, self.device)
+
+    def gather(self, put):
+        """The batch of :meth:`put`'s array: scaled by ``1/scale`` on the device."""
+        return put if self.scale == 1.0 else put / self.scale
+
 
 class ArrayData:
     """A dataset held on the device; batches are taken by index (indices drawn on the host).
@@ -109,9 +125,29 @@ class ArrayData:
         (as :func:`refimpl.datasets.sample`, which :class:`ToyData` uses); host-side checks by the
         input rules of :mod:`refimpl._checks`, so a training step's draw makes no host round trip.
         """
+        return self.gather(self.put(self.draw(rng, n)))
+
+    def draw(self, rng, n):
+        """The host part of :meth:`sample`: ``n`` row indices (n,) int64."""
         n, rng = _host_args(n, rng)
-        idx = from_host(rng.integers(0, self.array.shape[0], size=n), self.xp, None, self.array.device)
-        return self.xp.take(self.array, idx, axis=0)
+        return rng.integers(0, self.array.shape[0], size=n)
+
+    def put(self, drawn):
+        """Host row indices ``drawn`` (several draws stacked) on the data's device."""
+        return from_host(drawn, self.xp, None, self.array.device)
+
+    def gather(self, put):
+        """The rows of the dataset at the device indices ``put``, (n, d)."""
+        return self.xp.take(self.array, put, axis=0)
+
+
+def _clip_in_place(params, c):
+    """WGAN weight clipping of flat parameters, in place (a parameter list: new arrays)."""
+    if not isinstance(params, FlatParams):
+        return _clip_params(params, c)
+    xp = namespace(params.buffer)
+    params.buffer[...] = xp.clip(params.buffer, -c, c)
+    return params
 
 
 # ----------------------------------------------------------------------------- the default method
@@ -133,6 +169,7 @@ class GANMethod:
         (``cfg`` needs latent_dim, gen_hidden, data_dim, gen_activation, gen_output,
         lr_gen, lr_critic and ``make_optimiser``)."""
         self.cfg = cfg
+        self._consts = {}                    # loss seeds per batch size (refimpl.steps.StepConstants)
         self.gen = MLP((cfg.latent_dim, *cfg.gen_hidden, cfg.data_dim), cfg.gen_activation, cfg.gen_output)
         self.opt_gen = cfg.make_optimiser(cfg.lr_gen)
         self.opt_critic = cfg.make_optimiser(cfg.lr_critic)
@@ -141,11 +178,18 @@ class GANMethod:
         return config_dict(self.cfg)
 
     def init_state(self, rng, xp, dtype, device=None):
-        gp = self.gen.init(rng, xp=xp, dtype=dtype, device=device)
-        cp = self.critic.init(rng, xp=xp, dtype=dtype, device=device)
+        """Fresh state: ``gen`` and ``critic`` as :class:`refimpl.flat.FlatParams` (one buffer per
+        network, updated in place by the optimisers), and their optimiser states."""
+        gp = flatten(self.gen.init(rng, xp=xp, dtype=dtype, device=device))
+        cp = flatten(self.critic.init(rng, xp=xp, dtype=dtype, device=device))
         if self.objective.name == "wgan":
-            cp = _clip_params(cp, self.objective.clip)
+            _clip_in_place(cp, self.objective.clip)
         return {"gen": gp, "critic": cp, "opt_gen": self.opt_gen._init(gp), "opt_critic": self.opt_critic._init(cp)}
+
+    def adopt_state(self, state):
+        """A state loaded from a checkpoint (plain lists) with the layout :meth:`init_state` makes:
+        every parameter list whose optimiser state is flat becomes a :class:`FlatParams` again."""
+        return adopt_flat(state)
 
     def latent(self, rng, n, like):
         """``z ~ N(0, I)`` of shape (n, latent_dim), drawn on the host, on ``like``'s device."""
@@ -170,7 +214,7 @@ class GANMethod:
         loss, grads, logs = _critic_grads(self.objective, self.critic, state["critic"], real, fake, rng)
         cp, oc = self.opt_critic._step(state["critic"], grads, state["opt_critic"])
         if self.objective.name == "wgan":
-            cp = _clip_params(cp, self.objective.clip)
+            cp = _clip_in_place(cp, self.objective.clip)
         return {**state, "critic": cp, "opt_critic": oc}, logs
 
     def generator_step(self, state, rng, data):
@@ -179,20 +223,119 @@ class GANMethod:
         gp, og = self.opt_gen._step(state["gen"], grads, state["opt_gen"])
         return {**state, "gen": gp, "opt_gen": og}, {"gen_loss": loss}
 
+    # -- phases. The fused phases (refimpl.steps) draw every random number of the phase on the host
+    # first, in the order the per-step reference (critic_step, generator_step) draws them, move them
+    # to the device in one transfer each (put_draws), then compute without touching the host; they
+    # run unless ``fused`` is False or a subclass overrides the per-step function, which then stays
+    # what the phase calls.
+    fused = True
+
+    def _fused_phase(self, name):
+        return self.fused and getattr(type(self), name) is getattr(GANMethod, name)
+
+    def draw(self, rng, data, critic=True, generator=True):
+        """Host draws of one outer iteration (or of one phase): a dict of NumPy arrays, drawn in the
+        reference's order: per critic step the data (``data.draw``), ``z``, then the penalty's ``eps``
+        (B, 1) or DRAGAN's ``u`` (B, d); then ``z`` per generator step. A data source without
+        ``draw`` is sampled on the device here instead (those batches are device arrays)."""
+        cfg, obj = self.cfg, self.objective
+        B = cfg.batch_size
+        out = {}
+        if critic:
+            host = hasattr(data, "draw")
+            reals, zs, noise = [], [], []
+            for _ in range(cfg.n_critic):
+                reals.append(data.draw(rng, B) if host else data.sample(rng, B))
+                zs.append(rng.standard_normal((B, cfg.latent_dim)))
+                if obj.penalty is not None:
+                    noise.append(rng.uniform(size=(B, cfg.data_dim) if obj.name == "dragan" else (B, 1)))
+            out["real"] = np.concatenate(reals) if host else reals
+            out["z"] = np.concatenate(zs)
+            if noise:
+                out["noise"] = np.concatenate(noise)
+        if generator:
+            out["z_gen"] = np.concatenate([rng.standard_normal((B, cfg.latent_dim)) for _ in range(cfg.n_gen)])
+        return out
+
+    def put_draws(self, draws, data, like):
+        """The draws on ``like``'s device: the only host-to-device moves of a fused outer iteration
+        (``data.put`` for the data draws; floats in ``like``'s dtype)."""
+        xp = namespace(like)
+        out = {}
+        for k, v in draws.items():
+            if k == "real":
+                out[k] = data.put(v) if hasattr(data, "put") else xp.concat(v, axis=0)
+            else:
+                out[k] = from_host(v, xp, like.dtype, like.device)
+        return out
+
+    def critic_phase_drawn(self, state, dev, data):
+        """The fused critic phase on device draws ``dev`` (:meth:`put_draws`); no host data is moved."""
+        like = state["gen"][0][0]
+        B = self.cfg.batch_size
+        consts = steps.constants(self._consts, self.objective, like, B)
+        real_all = data.gather(dev["real"]) if hasattr(data, "gather") else dev["real"]
+        noise_all = dev.get("noise")
+        cp, oc = state["critic"], state["opt_critic"]
+        for k in range(self.cfg.n_critic):
+            rows = (slice(k * B, (k + 1) * B), slice(None))
+            fake = steps.forward(self.gen, state["gen"], dev["z"][rows])[0][-1]
+            _, grads, logs = steps.critic_loss_grads(self.objective, self.critic, cp, real_all[rows], fake,
+                                                     None if noise_all is None else noise_all[rows], consts)
+            cp, oc = self.opt_critic._step(cp, grads, oc)
+            if self.objective.name == "wgan":
+                cp = _clip_in_place(cp, self.objective.clip)
+        return {**state, "critic": cp, "opt_critic": oc}, logs
+
+    def generator_phase_drawn(self, state, dev, data):
+        """The fused generator phase on device draws ``dev`` (:meth:`put_draws`)."""
+        B = self.cfg.batch_size
+        consts = steps.constants(self._consts, self.objective, state["gen"][0][0], B)
+        gp, og = state["gen"], state["opt_gen"]
+        for k in range(self.cfg.n_gen):
+            loss, grads, _ = steps.generator_loss_grads(self.objective, self.gen, gp, self.critic, state["critic"],
+                                                       dev["z_gen"][k * B:(k + 1) * B, :], consts)
+            gp, og = self.opt_gen._step(gp, grads, og)
+        return {**state, "gen": gp, "opt_gen": og}, {"gen_loss": loss}
+
     def critic_phase(self, state, rng, data):
-        logs = {}
-        for _ in range(self.cfg.n_critic):
-            state, logs = self.critic_step(state, rng, data)
-        return state, logs
+        if not self._fused_phase("critic_step"):
+            logs = {}
+            for _ in range(self.cfg.n_critic):
+                state, logs = self.critic_step(state, rng, data)
+            return state, logs
+        dev = self.put_draws(self.draw(rng, data, generator=False), data, state["gen"][0][0])
+        return self.critic_phase_drawn(state, dev, data)
 
     def generator_phase(self, state, rng, data):
-        logs = {}
-        for _ in range(self.cfg.n_gen):
-            state, logs = self.generator_step(state, rng, data)
-        return state, logs
+        if not self._fused_phase("generator_step"):
+            logs = {}
+            for _ in range(self.cfg.n_gen):
+                state, logs = self.generator_step(state, rng, data)
+            return state, logs
+        dev = self.put_draws(self.draw(rng, data, critic=False), data, state["gen"][0][0])
+        return self.generator_phase_drawn(state, dev, data)
+
+    @property
+    def capturable(self):
+        """True when an outer iteration is :meth:`draw`, :meth:`put_draws`, :meth:`outer_step_drawn`:
+        the fused phases of this class, not a subclass's own phases or outer step."""
+        t = type(self)
+        return (self.fused and t.outer_step is GANMethod.outer_step and t.critic_phase is GANMethod.critic_phase
+                and t.generator_phase is GANMethod.generator_phase and self._fused_phase("critic_step")
+                and self._fused_phase("generator_step"))
+
+    def outer_step_drawn(self, state, dev, data):
+        """One fused outer iteration on device draws ``dev`` (:meth:`put_draws` of :meth:`draw`)."""
+        state, lc = self.critic_phase_drawn(state, dev, data)
+        state, lg = self.generator_phase_drawn(state, dev, data)
+        return state, {**lc, **lg}
 
     def outer_step(self, state, rng, data):
-        """One outer iteration; returns the new state and the last logs (0-d arrays)."""
+        """One outer iteration; returns the new state and the last logs (0-d arrays). Parameters held
+        as :class:`refimpl.flat.FlatParams` are updated in place (the input state is donated)."""
+        if self.capturable:
+            return self.outer_step_drawn(state, self.put_draws(self.draw(rng, data), data, state["gen"][0][0]), data)
         state, lc = self.critic_phase(state, rng, data)
         state, lg = self.generator_phase(state, rng, data)
         return state, {**lc, **lg}
@@ -218,6 +361,43 @@ def _non_finite_parts(state):
             return not np.isfinite(obj).all()
         return False
     return [k for k, v in state.items() if bad(v)] if isinstance(state, dict) else (["state"] if bad(state) else [])
+
+
+def _has_flat(state):
+    return isinstance(state, dict) and any(isinstance(v, FlatParams) for v in state.values())
+
+
+class _atomic_step:
+    """Defers SIGINT, SIGTERM and SIGHUP to the end of the block (main thread only), so that an
+    outer step that updates its state in place is never interrupted half-way; a signal received
+    meanwhile is delivered by :meth:`deliver`, to the handler that was installed, once the loop has
+    recorded the step."""
+    SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+    def __enter__(self):
+        self.saved, self.pending = {}, []
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for sig in self.SIGNALS:
+            self.saved[sig] = signal.signal(sig, lambda signum, frame: self.pending.append(signum))
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self.saved.items():
+            signal.signal(sig, handler)
+        return False
+
+    def deliver(self):
+        """Deliver the deferred signals (call once the step's bookkeeping is done)."""
+        pending, self.pending = self.pending, []
+        for signum in pending:
+            handler = self.saved[signum]
+            if callable(handler):
+                handler(signum, None)
+            elif handler == signal.SIG_DFL and signum == getattr(signal, "SIGINT", None):
+                raise KeyboardInterrupt
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(signum)
 
 
 @dataclass
@@ -402,6 +582,7 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
                              f"({', '.join(map(str, bad))}); refusing to resume it")
         state, start, curve, elapsed0 = (tree_from_host(ck["state"], xp, device), ck["iteration"], ck["curve"],
                                          ck["seconds"])
+        state = adopt_flat(state) if isinstance(state, dict) else state
         eval0, cpu0 = ck.get("eval_seconds", 0.0), ck.get("train_cpu_seconds", 0.0)
         try:
             rng.bit_generator.state = ck["rng"]
@@ -466,6 +647,7 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
     first_done = None                        # seconds elapsed when this call's first iteration ended
     latest = dict(curve[-1]) if curve else {}
     good = (state, start, rng.bit_generator.state)   # last state whose losses were checked finite
+    in_place = _has_flat(state)              # FlatParams are updated in place: no earlier state survives a step
     it = start
     try:
         if start and eval_due(start) and start not in {r["iteration"] for r in curve}:
@@ -473,7 +655,9 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
             if start == iters:
                 checkpoint(state, start, rng.bit_generator.state, time.perf_counter() - t0)
         for it in range(start + 1, iters + 1):
-            new_state, logs = method.outer_step(state, rng, data)
+            guard = _atomic_step()
+            with guard:
+                new_state, logs = method.outer_step(state, rng, data)
             if max_train_cpu_seconds is not None and time.process_time() - c0 - eval_cpu[0] >= max_train_cpu_seconds:
                 iters = it                           # budget spent: this iteration is the last
             ck_due = checkpoint_path is not None and (
@@ -487,7 +671,10 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
                                         f"({', '.join(f'{k}={vals[k]}' for k in bad)}); {kept()}")
                 latest.update(vals)
                 good = (new_state, it, rng.bit_generator.state)
+            elif in_place:                           # the earlier state is gone: keep the last one, unchecked
+                good = (new_state, it, rng.bit_generator.state, logs)
             state = new_state
+            guard.deliver()
             host = checked_host(state, it) if ck_due or eval_due(it) else None   # neither sees a NaN state
             if eval_due(it):
                 evaluate(state, it)
@@ -514,7 +701,12 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
             if it == iters:
                 break
     except KeyboardInterrupt:
-        st, it_good, rs = good
+        st, it_good, rs = good[:3]
+        if len(good) == 4:                   # its losses were not read yet
+            bad = [k for k, v in good[3].items() if not math.isfinite(scalar(v))]
+            if bad:
+                raise NonFiniteLoss(f"interrupted, and non-finite {', '.join(bad)} at iteration {it_good}; "
+                                    f"{kept()}") from None
         curve[:] = [r for r in curve if r["iteration"] <= it_good]
         try:
             checkpoint(st, it_good, rs, time.perf_counter() - t0)

@@ -107,22 +107,27 @@ def test_image_step_flops_count_the_products_refimpl_makes():
     width, batch, d, latent = 6, 5, 7, 3
     A = type(xps.asarray(0.0))
     seen = []
-    orig = A.__matmul__
+    orig, orig_td = A.__matmul__, xps.tensordot
 
     def counted(a, b):
         seen.append((a.shape[0], a.shape[1], b.shape[1]))
         return orig(a, b)
+
+    def counted_td(a, b, /, *, axes=2):
+        assert axes == ([0], [0])                      # the only tensordot refimpl makes: a^T b
+        seen.append((a.shape[1], a.shape[0], b.shape[1]))
+        return orig_td(a, b, axes=axes)
     cfg = GANConfig(data_dim=d, latent_dim=latent, gen_hidden=(width,) * 3, critic_hidden=(width,) * 3,
                     batch_size=batch)
     m = GANMethod(cfg)
     rng = np.random.default_rng(0)
     data = ArrayData(from_host(rng.uniform(-1, 1, (50, d)), xps, "float32"))
     state = m.init_state(rng, xps, "float32")
-    A.__matmul__ = counted
+    A.__matmul__, xps.tensordot = counted, counted_td
     try:
         m.outer_step(state, rng, data)
     finally:
-        A.__matmul__ = orig
+        A.__matmul__, xps.tensordot = orig, orig_td
     # products with a unit dimension (the critic's 1-wide output) refimpl may do by broadcasting instead
     full = lambda shapes: collections.Counter(s for s in shapes if 1 not in s)
     assert len(seen) > 100 and full(seen) == full(image_step_shapes(width, batch, d, latent))

@@ -12,6 +12,8 @@ The exact particle flow is tested in tests/test_w1flow.py.
 import math
 
 import numpy as np
+
+from refimpl.flat import copy_state
 import pytest
 
 from refimpl.backend import from_host, to_numpy
@@ -34,6 +36,8 @@ def _random_state(method, xp, seed):
     st = method.init_state(rng, xp, "float64")
     for key in ("gen", "critic"):
         st[key] = [(W, b + from_host(0.3 * rng.standard_normal(tuple(b.shape)), xp, "float64")) for W, b in st[key]]
+    # parameter lists take the optimisers' list path (new arrays each step); flat ones would be updated in place
+    st["opt_gen"], st["opt_critic"] = method.opt_gen._init(st["gen"]), method.opt_critic._init(st["critic"])
     return st
 
 
@@ -93,14 +97,14 @@ def test_K_steps_equal_a_manual_loop_with_fixed_targets(xp, optimiser):
     K, eps = 6, 0.8
     fe = W1FE(_cfg(optimiser=optimiser, lr_gen=0.02), eps=eps, K=K)
     st = _random_state(fe, xp, 1)
-    new, logs = fe.generator_step(st, np.random.default_rng(11), None)
+    new, logs = fe.generator_step(copy_state(st), np.random.default_rng(11), None)   # the step donates its input
 
     # hand-written: z drawn once, zeta = y + eps grad f(y) once, K steps of 2 J^T (G - zeta)/B
     z = from_host(np.random.default_rng(11).standard_normal((9, 2)), xp, "float64")
     y, _ = fe.gen.forward(st["gen"], z)
     g, _ = fe.critic.input_gradient(st["critic"], y)
     zeta = y + eps * g
-    gp, og = st["gen"], st["opt_gen"]
+    gp, og = copy_state(st["gen"]), copy_state(st["opt_gen"])
     losses = []
     for _ in range(K):
         out, cache = fe.gen.forward(gp, z)
@@ -114,7 +118,7 @@ def test_K_steps_equal_a_manual_loop_with_fixed_targets(xp, optimiser):
     assert losses[-1] < losses[0]
 
     # the test can tell: re-drawing z, or re-computing zeta from the moving G, gives another result
-    gp2, og2 = st["gen"], st["opt_gen"]
+    gp2, og2 = copy_state(st["gen"]), copy_state(st["opt_gen"])
     rng = np.random.default_rng(11)
     for _ in range(K):
         zk = from_host(rng.standard_normal((9, 2)), xp, "float64")
