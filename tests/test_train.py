@@ -247,8 +247,8 @@ class _Diverging(GANMethod):
         state, logs = super().outer_step(state, rng, data)
         self.n = getattr(self, "n", 0) + 1
         if self.n >= self.at:
-            (W, b), *rest = state[self.net]
-            state = {**state, self.net: [(W * float("nan"), b), *rest]}
+            W = state[self.net][0][0]               # a view into the network's flat buffer
+            W *= float("nan")
         return state, logs
 
 
