@@ -59,6 +59,8 @@ def build_parser(name=None):
     g.add_argument("--width", type=runs.positive_int, default=1024, help="hidden width (default 1024)")
     g.add_argument("--batch-size", type=runs.positive_int, default=256, help="default 256")
     g.add_argument("--eval-every", type=runs.positive_int, default=1000, help="default 1000")
+    g.add_argument("--cuda-graph", action="store_true",
+                   help="capture the fused outer iteration once as a CUDA graph and replay it (cupy only)")
     own = {"h": (dict(type=runs.positive_float, default=None), "proximal step size h (default: RWP, its Appendix C value; "
                                                                "SBE 0.2)"),
            "K": (dict(type=runs.positive_int, default=3), "W1-FE persistent generator steps (default 3)"),
@@ -83,11 +85,13 @@ def main(argv=None):
     runs.tune_allocator()
     kw = dict(method=a.name, dataset=a.dataset, data_dir=a.data_dir, backend=a.backend, dtype=a.dtype,
               width=a.width, batch_size=a.batch_size, iters=a.iters or 20_000, eval_every=a.eval_every,
-              seed=a.seed, h=a.h, K=a.K, lam=a.lam, device=a.device)
+              seed=a.seed, h=a.h, K=a.K, lam=a.lam, device=a.device, cuda_graph=a.cuda_graph)
     if a.quick:
         kw.update(width=32, batch_size=16, iters=a.iters or 3, eval_every=a.iters or 3, n_eval=100)
     out = a.out or pathlib.Path("runs") / f"gpu-{a.name}-{a.dataset}-seed{a.seed}"
     try:
+        if a.cuda_graph and a.backend != "cupy":
+            raise ValueError("--cuda-graph needs --backend cupy")
         if a.backend == "cupy":
             from . import require_cupy
             require_cupy()

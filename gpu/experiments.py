@@ -47,6 +47,7 @@ class ImageRun:
     K: int = 3                      # W1-FE persistent steps
     lam: float = 10.0
     device: int | None = None       # CUDA device index (None: the current device; gpu/data.py places data on it)
+    cuda_graph: bool = False        # capture the fused outer iteration once and replay it (refimpl.graph)
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -124,7 +125,7 @@ def run_image_experiment(run: ImageRun, out, resume=False, checkpoint_every=0, p
         return {"w1_pixels": image_w1(to_numpy(generated(state, it)), test)}
 
     res = train_run(opts, method, data, dataset=run.dataset, xp=xp, dtype=run.dtype, iters=run.iters, eval_fn=eval_fn,
-                    eval_every=run.eval_every, progress=progress,
+                    eval_every=run.eval_every, progress=progress, cuda_graph=run.cuda_graph,
                     run_info={"n_eval": run.n_eval, "width": run.width})
     samples = to_numpy(generated(res.state, res.iterations))
     metrics = {**res.final_metrics, "seconds": round(res.seconds, 2), "iterations": res.iterations,

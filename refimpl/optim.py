@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from . import _checks
 from .backend import namespace
 from .flat import FlatParams, flat_grads
+from .kernels import for_array
 
 
 def _check_lr(lr):
@@ -171,11 +172,7 @@ class Adam(_Optimiser):
             else:
                 step_size = self.lr * math.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t)
                 eps_hat = self.eps * math.sqrt(1.0 - b2 ** t)
-            m *= b1
-            m += (1.0 - b1) * g
-            v *= b2
-            v += (1.0 - b2) * (g * g)
-            params.buffer -= step_size * (m / (xp.sqrt(v) + eps_hat))
+            for_array(m).adam(params.buffer, m, v, g, b1, b2, step_size, eps_hat)
             return params, {**state, "t": t}
         _list_state(state, "m", "v")
         xp = namespace(params)

@@ -295,7 +295,7 @@ def interrupts():
 # ----------------------------------------------------------------------------- one training run
 def train_run(opts: RunOptions, method, data, *, dataset, xp, dtype="float32", iters, eval_fn=None,
               eval_every=0, checkpoint_every=None, check_every=None, progress=True, run_info=None,
-              max_train_cpu_seconds=None):
+              max_train_cpu_seconds=None, cuda_graph=False):
     """:func:`refimpl.train.train` with the layer's checkpoint file, fingerprint and cadences.
 
     The checkpoint is ``opts.out / checkpoint.npz``; ``--resume`` also reads a legacy
@@ -304,8 +304,8 @@ def train_run(opts: RunOptions, method, data, *, dataset, xp, dtype="float32", i
     every ``opts.checkpoint_every`` iterations (0: ``checkpoint_every``, else every evaluation)
     and every ``opts.checkpoint_seconds``. An interrupted run raises ``KeyboardInterrupt`` after
     its checkpoint is written (``NonFiniteLoss`` instead, when the state to checkpoint holds a NaN
-    or an infinity: a resume would only diverge again). ``max_train_cpu_seconds``:
-    :func:`refimpl.train.train`'s budget.
+    or an infinity: a resume would only diverge again). ``max_train_cpu_seconds`` and
+    ``cuda_graph``: :func:`refimpl.train.train`'s.
 
     Returns
     -------
@@ -323,7 +323,7 @@ def train_run(opts: RunOptions, method, data, *, dataset, xp, dtype="float32", i
                 checkpoint_seconds=opts.checkpoint_seconds, resume=opts.resume,
                 resume_from=checkpoint_file(out), check_every=check_every,
                 run_info={"experiment": opts.experiment, "dataset": dataset, **(run_info or {})},
-                progress=progress, max_train_cpu_seconds=max_train_cpu_seconds)
+                progress=progress, max_train_cpu_seconds=max_train_cpu_seconds, cuda_graph=cuda_graph)
     if res.interrupted:
         raise KeyboardInterrupt
     return res

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from .backend import namespace
 from .flat import transposes
+from .kernels import for_array
 from .nn import ACTIVATIONS, LEAKY_SLOPE
 from .objectives import _critic_scores_loss, _generator_scores_loss
 
@@ -33,17 +34,12 @@ def _kinds(net):
     return [net.activation if l < net.n_layers - 1 else net.output for l in range(net.n_layers)]
 
 
-def _act(xp, kind, a):
-    if kind == "relu":
-        return xp.maximum(a, 0.0)
-    if kind == "linear":
-        return a
-    return ACTIVATIONS[kind].f(a)
-
-
 def _deriv(xp, kind, a, h):
-    """What the backward needs of ``s'(a)``: a mask (ReLU family), nothing (linear) or ``s'(a)``."""
-    if kind in ("relu", "leaky_relu"):
+    """What the backward needs of ``s'(a)``: a mask (ReLU family; on CuPy ``a`` itself, read by a
+    fused kernel), nothing (linear) or ``s'(a)``."""
+    if kind == "relu":
+        return for_array(a).relu_mask(a)
+    if kind == "leaky_relu":
         return a > 0
     if kind == "linear":
         return None
@@ -53,7 +49,7 @@ def _deriv(xp, kind, a, h):
 def _apply(xp, kind, D, d):
     """``d * s'(a)`` from ``D = _deriv(...)``."""
     if kind == "relu":
-        return xp.where(D, d, 0.0)
+        return for_array(d).relu_apply(D, d)
     if kind == "leaky_relu":
         return xp.where(D, d, LEAKY_SLOPE * d)
     if kind == "linear":
@@ -77,8 +73,11 @@ def forward(net, params, x):
     hs, as_ = [x], []
     h = x
     for (W, b), kind in zip(params, _kinds(net)):
-        a = h @ W + b
-        h = _act(xp, kind, a)
+        if kind == "relu":
+            a, h = for_array(x).bias_relu(h @ W, b)
+        else:
+            a = h @ W + b
+            h = a if kind == "linear" else ACTIVATIONS[kind].f(a)
         as_.append(a)
         hs.append(h)
     return hs, as_
@@ -167,16 +166,8 @@ def critic_loss_grads(obj, critic, cparams, real, fake, noise, consts):
         grads = [(_tdot(hs[l], es[l]), xp.sum(es[l], axis=0)) for l in range(L)]
         return loss, grads, logs
     # penalty and its seed u = dP/dg
-    g = ds[0]
     P = (slice(2 * B, 3 * B), slice(None))
-    norm = xp.sqrt(xp.sum(g * g, axis=1, keepdims=True))             # (B, 1)
-    r = norm - 1.0
-    if obj.penalty == "one-sided":
-        r = xp.maximum(r, 0.0)
-    pen = obj.lam * xp.mean(r * r)
-    pos = norm > 0
-    coef = xp.where(pos, (2.0 * obj.lam / B) * r / xp.where(pos, norm, 1.0), 0.0)
-    bar_d = coef * g                                                  # bar d_0, (B, d)
+    pen, bar_d = for_array(real).penalty_seed(ds[0], obj.lam, obj.penalty == "one-sided")   # bar d_0, (B, d)
     # double backward on the penalty rows
     bar_ds, bar_as = [bar_d], [None] * L
     smooth = [ACTIVATIONS[k].smooth for k in kinds]

@@ -501,7 +501,7 @@ def default_check_every(xp):
 def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000, eval_fn=None,
           eval_every=0, checkpoint_path=None, checkpoint_every=0, checkpoint_seconds=0.0, resume=False,
           resume_from=None, check_every=None, run_info=None, progress=True, stream=None,
-          max_train_cpu_seconds=None):
+          max_train_cpu_seconds=None, cuda_graph=False):
     """Run ``iters`` outer iterations of ``method`` on ``data``.
 
     Parameters
@@ -522,6 +522,10 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
     check_every : losses are moved to the host and checked for NaN/Inf every this many
         iterations; ``None`` (default): :func:`default_check_every` (1 on the CPU, 50 on CuPy).
     run_info : dict merged into the checkpoint's fingerprint (e.g. experiment, dataset).
+    cuda_graph : bool
+        CuPy only: capture the fused outer iteration once as a CUDA graph and replay it
+        (:class:`refimpl.graph.GraphStep`, which says what it refuses); ``ValueError`` on
+        another backend.
     max_train_cpu_seconds : float > 0, optional
         Training budget in process CPU seconds (``eval_fn`` excluded): the run ends after the
         first iteration at which it is spent, as if ``iters`` were that iteration (final
@@ -556,6 +560,16 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
     if max_train_cpu_seconds is not None and not (isinstance(max_train_cpu_seconds, (int, float))
                                                   and 0 < max_train_cpu_seconds < math.inf):
         raise ValueError(f"max_train_cpu_seconds must be a finite number > 0, got {max_train_cpu_seconds!r}")
+    if not isinstance(cuda_graph, bool):
+        raise TypeError(f"cuda_graph must be True or False, got {cuda_graph!r}")
+    if cuda_graph:
+        from .backend import backend_name
+        from .graph import GraphStep
+        if backend_name(xp) != "cupy":
+            raise ValueError(f"cuda_graph=True needs the cupy backend, not {backend_name(xp)}")
+        outer_step = GraphStep(method, data).step
+    else:
+        outer_step = method.outer_step
     if (resume or checkpoint_every) and checkpoint_path is None:
         raise ValueError("resume and checkpoint_every need a checkpoint_path")
     checkpoint_path = None if checkpoint_path is None else pathlib.Path(checkpoint_path)
@@ -657,7 +671,7 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
         for it in range(start + 1, iters + 1):
             guard = _atomic_step()
             with guard:
-                new_state, logs = method.outer_step(state, rng, data)
+                new_state, logs = outer_step(state, rng, data)
             if max_train_cpu_seconds is not None and time.process_time() - c0 - eval_cpu[0] >= max_train_cpu_seconds:
                 iters = it                           # budget spent: this iteration is the last
             ck_due = checkpoint_path is not None and (

@@ -50,6 +50,8 @@ EXCUSED = {
     "steps.": "training-step internals, unchecked by design; the checked entry points are refimpl.objectives' "
               "(tests/test_steps.py checks them against those)",
     "flat.": "the training state's parameter buffers (tests/test_flat.py)",
+    "graph.": "CUDA-graph executor: its refusals on the CPU and its replay on a GPU (tests/test_steps.py)",
+    "kernels.": "training-step kernels, unchecked by design (tests/test_kernels.py, tests/test_steps.py)",
     "train.ArrayData.put": "moves the indices ArrayData.draw made (tests/test_steps.py)",
     "train.ArrayData.gather": "takes the rows at the indices ArrayData.put moved (tests/test_steps.py)",
     "train.ToyData.put": "moves the points ToyData.draw made (tests/test_steps.py)",
@@ -394,7 +396,7 @@ def test_every_public_function_is_fuzzed_or_excused():
 #: checkpoints, runs, outputs), whose inputs are flags, files and configs, not arrays
 OTHER_BRANCH_MODULES = ("train", "checkpoint", "runs", "outputs", "critic_step_bench")
 #: training-step internals: unchecked by design, the policy stated once in each module's docstring
-INTERNAL_MODULES = ("steps", "flat")
+INTERNAL_MODULES = ("steps", "flat", "kernels", "graph")
 
 
 def test_every_public_docstring_states_its_input_rule():
@@ -481,7 +483,10 @@ CTOR_EXCUSED = {"ClassifierFrechet": "arrays, fuzzed through its score method",
                 "Tape": "a NamedTuple built by input_gradient",
                 "Run": "a run declaration of the run layer (tests/test_runs.py)",
                 "RunOptions": "the run layer's options record (tests/test_runs.py)", "OTResult": "a result record (issue-12b)",
-                "StepConstants": "loss seeds built by refimpl.steps.constants", "FlatParams": "built by refimpl.flat.flatten"}
+                "StepConstants": "loss seeds built by refimpl.steps.constants", "FlatParams": "built by refimpl.flat.flatten",
+                "Reference": "a kernel table (tests/test_kernels.py)", "NumPyKernels": "a kernel table (tests/test_kernels.py)",
+                "CuPyKernels": "a kernel table (tests/test_kernels.py)",
+                "GraphStep": "a method and a data source; refusals in tests/test_steps.py"}
 
 
 def public_classes():

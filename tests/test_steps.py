@@ -166,3 +166,53 @@ def test_arrays_per_outer_step_meet_the_target():
     r = count("wgan-gp")
     assert r["host_round_trips"] == 0
     assert 200 < r["arrays"] <= 560, r["arrays"]
+
+
+def test_cuda_graph_refuses_what_it_cannot_capture():
+    from refimpl.graph import GraphStep
+    cfg = GANConfig(gen_hidden=(4,), critic_hidden=(4,), batch_size=4)
+    data = ToyData("grid25", np, "float64")
+    with pytest.raises(ValueError, match="needs the cupy backend"):
+        train(GANMethod(cfg), data, xp=np, dtype="float64", iters=1, progress=False, cuda_graph=True)
+    with pytest.raises(TypeError, match="cuda_graph"):
+        train(GANMethod(cfg), data, xp=np, dtype="float64", iters=1, progress=False, cuda_graph=1)
+
+    class OwnPhase(GANMethod):
+        def critic_phase(self, state, rng, data):
+            return super().critic_phase(state, rng, data)
+    with pytest.raises(ValueError, match="not the fused"):
+        GraphStep(OwnPhase(cfg), data)
+
+    class Plain:
+        def sample(self, rng, n):
+            return np.zeros((n, 2))
+    with pytest.raises(ValueError, match="draw/put/gather"):
+        GraphStep(GANMethod(cfg), Plain())
+    with pytest.raises(ValueError, match="needs CuPy arrays"):
+        GraphStep(GANMethod(cfg), data).step(GANMethod(cfg).init_state(np.random.default_rng(0), np, "float64"),
+                                             np.random.default_rng(0), data)
+
+
+CUDA, WHY = __import__("refimpl.backend", fromlist=["cuda_available"]).cuda_available()
+
+
+@pytest.mark.skipif(not CUDA, reason=f"needs a CUDA device: {WHY}")
+@pytest.mark.parametrize("objective", ["wgan-gp", "wgan"])
+def test_cuda_graph_replay_equals_eager_steps(objective):
+    """20 outer iterations replayed from one captured graph equal 20 eager ones (float64, FMA-level)."""
+    import cupy as cp
+    cfg = GANConfig(objective=objective, gen_hidden=(32, 32), critic_hidden=(32, 32), batch_size=64)
+    data = ArrayData(cp.asarray(np.random.default_rng(0).uniform(-1, 1, (500, 2))))
+    runs = [train(GANMethod(cfg), data, xp=cp, dtype="float64", seed=1, iters=20, progress=False, cuda_graph=g)
+            for g in (False, True)]
+    start = GANMethod(cfg).init_state(np.random.default_rng(1), cp, "float64")
+    for k in ("gen", "critic"):
+        assert _maxdiff(runs[0].state[k], runs[1].state[k]) <= 1e-9
+        assert _maxdiff(runs[0].state[k], start[k]) > 1e-4
+
+
+def test_the_cuda_graph_flag_needs_cupy(tmp_path, capsys):
+    from gpu.__main__ import main
+    assert main(["wgan-gp", "--backend", "numpy", "--cuda-graph", "--quick", "--out", str(tmp_path / "o")]) == 2
+    assert "--cuda-graph needs --backend cupy" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
