@@ -9,7 +9,7 @@ the flat Adam update a **NumPy** version that writes through one scratch buffer 
 kernel            computes                                 reference   CuPy
 ================  =======================================  ==========  ========
 ``adam``          ``m, v, p`` of Adam, in place             9 arrays    1 launch
-``bias_relu``     ``a = x + b``, ``h = max(a, 0)``           2 arrays    1 launch
+``bias_relu``     ``a = x + b``, ``h = max(a, 0)``           1 array     1 launch
 ``relu_mask``     what ``relu_apply`` needs of ``a``         1 array     none (``a`` itself)
 ``relu_apply``    ``e = d`` where ``a > 0``, else 0          1 array     1 launch
 ``penalty_seed``  ``P = lam mean r^2``, ``u = dP/dg``        12 arrays   3 launches
@@ -46,13 +46,15 @@ class Reference:
         p -= step_size * (m / (xp.sqrt(v) + eps_hat))
 
     def bias_relu(self, x, b):
-        a = x + b
-        return a, self.xp.maximum(a, 0.0)
+        """``(a, h)``; ``x`` (a fresh product the caller owns) becomes ``a`` in place."""
+        x += b
+        return x, self.xp.maximum(x, 0.0)
 
     def relu_mask(self, a):
         return a > 0
 
-    def relu_apply(self, mask, d):
+    def relu_apply(self, mask, d, owned=False):
+        """``d`` where ``mask``, else 0; ``owned``: ``d`` is the caller's to overwrite."""
         return self.xp.where(mask, d, 0.0)
 
     def penalty_seed(self, g, lam, one_sided):
@@ -68,7 +70,21 @@ class Reference:
 
 
 class NumPyKernels(Reference):
-    """NumPy: the flat Adam update through one scratch buffer (bitwise :meth:`Reference.adam`)."""
+    """NumPy: the flat Adam update through one scratch buffer (bitwise :meth:`Reference.adam`), and
+    bias + ReLU and the ReLU backward in place on owned arrays (equal values; a masked entry of the
+    backward is ``-0.0`` where ``d < 0``)."""
+
+    def bias_relu(self, x, b):
+        """In place: ``x`` becomes ``h = max(x + b, 0)``, returned as both ``a`` and ``h`` (the ReLU
+        mask ``a > 0`` equals ``h > 0``)."""
+        x += b
+        _np.maximum(x, 0.0, out=x)
+        return x, x
+
+    def relu_apply(self, mask, d, owned=False):
+        if owned:
+            return _np.multiply(d, mask, out=d)
+        return _np.where(mask, d, 0.0)
 
     def adam(self, p, m, v, g, b1, b2, step_size, eps_hat):
         if not all(isinstance(s, float) for s in (step_size, eps_hat)):
@@ -118,7 +134,7 @@ class CuPyKernels(Reference):
     def relu_mask(self, a):
         return a
 
-    def relu_apply(self, a, d):
+    def relu_apply(self, a, d, owned=False):
         return self._relu_apply(a, d)
 
     def penalty_seed(self, g, lam, one_sided):

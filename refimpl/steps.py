@@ -46,10 +46,10 @@ def _deriv(xp, kind, a, h):
     return ACTIVATIONS[kind].df(a, h)
 
 
-def _apply(xp, kind, D, d):
-    """``d * s'(a)`` from ``D = _deriv(...)``."""
+def _apply(xp, kind, D, d, owned=False):
+    """``d * s'(a)`` from ``D = _deriv(...)``; ``owned``: ``d`` is a fresh product the caller may overwrite."""
     if kind == "relu":
-        return for_array(d).relu_apply(D, d)
+        return for_array(d).relu_apply(D, d, owned)
     if kind == "leaky_relu":
         return xp.where(D, d, LEAKY_SLOPE * d)
     if kind == "linear":
@@ -156,7 +156,7 @@ def critic_loss_grads(obj, critic, cparams, real, fake, noise, consts):
     es, ds = [None] * L, [None] * (L + 1)
     ds[L] = seed
     for l in range(L - 1, -1, -1):
-        es[l] = _apply(xp, kinds[l], D[l], ds[l + 1])
+        es[l] = _apply(xp, kinds[l], D[l], ds[l + 1], owned=l < L - 1)
         if l > 0:
             ds[l] = _times_wt(es[l], wt[l])
         elif pen_rows:
@@ -179,7 +179,7 @@ def critic_loss_grads(obj, critic, cparams, real, fake, noise, consts):
         if smooth[l]:
             bar_as[l] = bar_e * ds[l + 1][P] * ACTIVATIONS[kinds[l]].d2f(as_[l][P], hs[l + 1][P])
         if l < L - 1:
-            bar_d = _apply(xp, kinds[l], D[l][P], bar_e)
+            bar_d = _apply(xp, kinds[l], D[l][P], bar_e, owned=True)
             bar_ds.append(bar_d)
     second = [None] * L                                               # bar a_l of the pass back through the forward
     if any(smooth):
@@ -187,7 +187,7 @@ def critic_loss_grads(obj, critic, cparams, real, fake, noise, consts):
         for l in range(L - 1, -1, -1):
             ba = bar_as[l]
             if bar_h is not None:
-                hh = _apply(xp, kinds[l], D[l][P], bar_h)
+                hh = _apply(xp, kinds[l], D[l][P], bar_h, owned=True)
                 ba = hh if ba is None else ba + hh
             if ba is None:
                 bar_h = None
@@ -198,8 +198,10 @@ def critic_loss_grads(obj, critic, cparams, real, fake, noise, consts):
     # one matrix product per layer for the loss and penalty weight gradients
     grads = []
     for l in range(L):
-        if second[l] is None:
-            gW = _tdot(xp.concat([hs[l][:2 * B, :], bar_ds[l]], axis=0), es[l])
+        if second[l] is None:                                         # the penalty rows of h_l are spent:
+            left = hs[l]                                              # they take bar d_l in place
+            left[2 * B:, :] = bar_ds[l]
+            gW = _tdot(left, es[l])
             gb = consts.db_out if (l == L - 1 and kinds[l] == "linear" and not obj.logistic) \
                 else xp.sum(es[l][:2 * B, :], axis=0)
         else:
@@ -224,7 +226,8 @@ def critic_input_grad(obj, critic, cparams, fake, consts):
     else:
         loss, d = -xp.mean(hs[-1]), consts.gen_seed
     for l in range(critic.n_layers - 1, -1, -1):
-        d = _times_wt(_apply(xp, kinds[l], _deriv(xp, kinds[l], as_[l], hs[l + 1]), d), wt[l])
+        d = _times_wt(_apply(xp, kinds[l], _deriv(xp, kinds[l], as_[l], hs[l + 1]), d, owned=l < critic.n_layers - 1),
+                      wt[l])
     return loss, d
 
 
@@ -235,7 +238,7 @@ def backward_params(net, params, hs, as_, d):
     wt = transposes(params)
     grads = [None] * net.n_layers
     for l in range(net.n_layers - 1, -1, -1):
-        e = _apply(xp, kinds[l], _deriv(xp, kinds[l], as_[l], hs[l + 1]), d)
+        e = _apply(xp, kinds[l], _deriv(xp, kinds[l], as_[l], hs[l + 1]), d, owned=l < net.n_layers - 1)
         grads[l] = (_tdot(hs[l], e), xp.sum(e, axis=0))
         if l > 0:
             d = _times_wt(e, wt[l])
