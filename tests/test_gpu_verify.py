@@ -171,8 +171,10 @@ def test_a_benchmark_row_pairs_the_two_sides_and_gives_a_verdict():
     assert r["pairs"] == 6 and r["pairs_slower"] == 6 and r["sign_test_p"] == pytest.approx(2 / 64, abs=1e-6)
     assert r["ratio_q1"] == pytest.approx(ratios[1] + 0.25 * (ratios[2] - ratios[1]), abs=1e-4)   # inclusive:
     assert r["ratio_q3"] == pytest.approx(ratios[3] + 0.75 * (ratios[4] - ratios[3]), abs=1e-4)   # within the data
-    assert verdict(r) == "not met"
-    assert verdict(_row("critic", 1024, 1024, tb, ta, None, None, 1, 1.0, 1.0)) == "met"
+    assert verdict(r) == "not met" and r["target"] == 0.7
+    assert verdict(_row("critic", 1024, 1024, [t / 2 for t in tb], ta, None, None, 1, 1.0, 1.0)) == "met"
+    assert verdict(_row("critic", 1024, 1024, tb, ta, None, None, 1, 1.0, 1.0, target=1.0)) == "met"
+    assert verdict(_row("critic", 1024, 1024, tb, ta, None, None, 1, 1.0, 1.0)) == "undecided"   # ratios 0.5-0.91
     assert verdict(_row("critic", 1024, 1024, ta[:4], tb[:4], None, None, 1, 1.0, 1.0)) == "undecided"  # p = 0.125
     no_peer = _row("critic", 8, 16, ta, None, None, None, 8, 1.0, 1.0)
     assert no_peer["ratio"] is None and verdict(no_peer) is None
