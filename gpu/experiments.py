@@ -16,7 +16,7 @@ import pathlib
 
 import numpy as np
 
-from refimpl.backend import get_namespace, to_numpy
+from refimpl.backend import backend_name, get_namespace, to_numpy
 from refimpl.image_metrics import image_w1
 from refimpl.images import load_images
 from refimpl.outputs import grid_image, plt, write_csv, write_json, write_npy
@@ -100,6 +100,22 @@ def sample_grid_png(path, images, shape, ncol=10):
     pyplot.close(fig)
 
 
+def array_device(xp, index):
+    """The Array API device number ``index`` of ``xp`` (``__array_namespace_info__().devices()``; on
+    CuPy ``cupy.cuda.Device(index)``), ``None`` for the current one; ``ValueError`` past the last."""
+    if index is None:
+        return None
+    if backend_name(xp) == "cupy":
+        import cupy
+        if index >= cupy.cuda.runtime.getDeviceCount():
+            raise ValueError(f"device {index} does not exist: {cupy.cuda.runtime.getDeviceCount()} CUDA device(s)")
+        return cupy.cuda.Device(index)
+    devices = list(xp.__array_namespace_info__().devices())
+    if index >= len(devices):
+        raise ValueError(f"device {index} does not exist: {xp.__name__} has {len(devices)} device(s)")
+    return devices[index]
+
+
 def run_image_experiment(run: ImageRun, out, resume=False, checkpoint_every=0, progress=True, opts=None):
     """Train, evaluate and write the outputs of one image-scale run; returns the final metrics.
 
@@ -110,7 +126,9 @@ def run_image_experiment(run: ImageRun, out, resume=False, checkpoint_every=0, p
     opts = opts or RunOptions(out=pathlib.Path(out), backend=run.backend, seed=run.seed, resume=resume,
                               checkpoint_every=checkpoint_every, experiment=f"gpu-{run.method}")
     xp = get_namespace(run.backend)
-    data, shape = device_dataset(run.dataset, xp, data_dir=run.data_dir, split="train", dtype=run.dtype)
+    device = array_device(xp, run.device)
+    data, shape = device_dataset(run.dataset, xp, data_dir=run.data_dir, split="train", dtype=run.dtype,
+                                 device=device)
     test, _ = load_images(run.dataset, data_dir=run.data_dir, split="test", limit=run.n_eval)
     test = test.reshape(test.shape[0], -1)
     method = build_method(run, shape)
@@ -125,7 +143,7 @@ def run_image_experiment(run: ImageRun, out, resume=False, checkpoint_every=0, p
         return {"w1_pixels": image_w1(to_numpy(generated(state, it)), test)}
 
     res = train_run(opts, method, data, dataset=run.dataset, xp=xp, dtype=run.dtype, iters=run.iters, eval_fn=eval_fn,
-                    eval_every=run.eval_every, progress=progress, cuda_graph=run.cuda_graph,
+                    eval_every=run.eval_every, progress=progress, cuda_graph=run.cuda_graph, device=device,
                     run_info={"n_eval": run.n_eval, "width": run.width})
     samples = to_numpy(generated(res.state, res.iterations))
     metrics = {**res.final_metrics, "seconds": round(res.seconds, 2), "iterations": res.iterations,

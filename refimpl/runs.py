@@ -295,7 +295,7 @@ def interrupts():
 # ----------------------------------------------------------------------------- one training run
 def train_run(opts: RunOptions, method, data, *, dataset, xp, dtype="float32", iters, eval_fn=None,
               eval_every=0, checkpoint_every=None, check_every=None, progress=True, run_info=None,
-              max_train_cpu_seconds=None, cuda_graph=False):
+              max_train_cpu_seconds=None, cuda_graph=False, device=None):
     """:func:`refimpl.train.train` with the layer's checkpoint file, fingerprint and cadences.
 
     The checkpoint is ``opts.out / checkpoint.npz``; ``--resume`` also reads a legacy
@@ -305,7 +305,7 @@ def train_run(opts: RunOptions, method, data, *, dataset, xp, dtype="float32", i
     and every ``opts.checkpoint_seconds``. An interrupted run raises ``KeyboardInterrupt`` after
     its checkpoint is written (``NonFiniteLoss`` instead, when the state to checkpoint holds a NaN
     or an infinity: a resume would only diverge again). ``max_train_cpu_seconds`` and
-    ``cuda_graph``: :func:`refimpl.train.train`'s.
+    ``cuda_graph`` and ``device``: :func:`refimpl.train.train`'s.
 
     Returns
     -------
@@ -318,7 +318,7 @@ def train_run(opts: RunOptions, method, data, *, dataset, xp, dtype="float32", i
     if (ck.exists() or legacy.exists()) and not opts.resume:
         raise OutputError(f"{out} holds a checkpoint: pass --resume to continue that run, or choose another --out")
     every = opts.checkpoint_every or checkpoint_every or max(eval_every, 1)
-    res = train(method, data, xp=xp, dtype=dtype, seed=opts.seed, iters=iters, eval_fn=eval_fn,
+    res = train(method, data, xp=xp, dtype=dtype, device=device, seed=opts.seed, iters=iters, eval_fn=eval_fn,
                 eval_every=eval_every, checkpoint_path=ck, checkpoint_every=every,
                 checkpoint_seconds=opts.checkpoint_seconds, resume=opts.resume,
                 resume_from=checkpoint_file(out), check_every=check_every,
