@@ -102,14 +102,17 @@ def sample_grid_png(path, images, shape, ncol=10):
 
 def array_device(xp, index):
     """The Array API device number ``index`` of ``xp`` (``__array_namespace_info__().devices()``; on
-    CuPy ``cupy.cuda.Device(index)``), ``None`` for the current one; ``ValueError`` past the last."""
+    CuPy ``cupy.cuda.Device(index)``, made current), ``None`` for the current one; ``ValueError`` past
+    the last."""
     if index is None:
         return None
     if backend_name(xp) == "cupy":
         import cupy
         if index >= cupy.cuda.runtime.getDeviceCount():
             raise ValueError(f"device {index} does not exist: {cupy.cuda.runtime.getDeviceCount()} CUDA device(s)")
-        return cupy.cuda.Device(index)
+        dev = cupy.cuda.Device(index)
+        dev.use()                                    # CuPy computes on the current device
+        return dev
     devices = list(xp.__array_namespace_info__().devices())
     if index >= len(devices):
         raise ValueError(f"device {index} does not exist: {xp.__name__} has {len(devices)} device(s)")
