@@ -11,6 +11,7 @@ is a function ``(state, rng, data) -> (state, logs)``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import pathlib
 import signal
@@ -498,6 +499,17 @@ def default_check_every(xp):
     return 50 if backend_name(xp) == "cupy" else 1
 
 
+def _quiet_floating_point(fn):
+    """NumPy's overflow/invalid/divide warnings off inside ``fn``: a diverging run is reported once,
+    by :class:`NonFiniteLoss`, not by a warning per operation first."""
+    @functools.wraps(fn)
+    def quiet(*args, **kwargs):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return fn(*args, **kwargs)
+    return quiet
+
+
+@_quiet_floating_point
 def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000, eval_fn=None,
           eval_every=0, checkpoint_path=None, checkpoint_every=0, checkpoint_seconds=0.0, resume=False,
           resume_from=None, check_every=None, run_info=None, progress=True, stream=None,

@@ -539,3 +539,13 @@ def test_time_left_on_resume_uses_this_calls_pace_after_its_first_iteration(tmp_
     lines = [ln for ln in out.getvalue().splitlines() if ln.startswith("it ")]
     assert lines[0].startswith("it 6/20 |") and lines[0].endswith("| 0m18s elapsed")
     assert lines[1].startswith("it 7/20 |") and lines[1].endswith("| 0m21s elapsed, ~0m39s left")
+
+
+def test_a_diverging_run_raises_once_without_numpy_warnings(tmp_path):
+    import warnings
+    cfg = GANConfig(gen_hidden=(8,), critic_hidden=(8,), batch_size=8, lr_critic=1e6, lr_gen=1e6, optimiser="sgd")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(NonFiniteLoss):
+            train(GANMethod(cfg), ToyData("grid25", np, "float64"), xp=np, dtype="float64", iters=200, progress=False)
+    assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == []
