@@ -549,3 +549,30 @@ def test_a_diverging_run_raises_once_without_numpy_warnings(tmp_path):
         with pytest.raises(NonFiniteLoss):
             train(GANMethod(cfg), ToyData("grid25", np, "float64"), xp=np, dtype="float64", iters=200, progress=False)
     assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == []
+
+
+class _SignalledMidStep(GANMethod):
+    """Receives SIGINT between its critic and generator phases of outer step ``at``: the in-place
+    updates of the critic are done, the generator's are not."""
+    def __init__(self, cfg, at):
+        super().__init__(cfg)
+        self.at, self.calls = at, 0
+
+    def critic_phase(self, state, rng, data):
+        self.calls += 1
+        state, logs = super().critic_phase(state, rng, data)
+        if self.calls == self.at:
+            import os
+            import signal
+            os.kill(os.getpid(), signal.SIGINT)
+        return state, logs
+
+
+def test_a_signal_mid_step_is_deferred_to_the_end_of_the_step(tmp_path):
+    full = _run(np, tmp_path, 7, method=_SignalledMidStep(SMALL, at=99))
+    ck = tmp_path / "s.pkl"
+    part = _run(np, tmp_path, 7, method=_SignalledMidStep(SMALL, at=5), checkpoint_path=ck)
+    assert part.interrupted and part.iterations == 5 and load(ck)["iteration"] == 5   # step 5 completed first
+    resumed = _run(np, tmp_path, 7, method=_SignalledMidStep(SMALL, at=99), checkpoint_path=ck, resume=True)
+    _assert_same_params(full.state["gen"], resumed.state["gen"])
+    _assert_same_params(full.state["critic"], resumed.state["critic"])
