@@ -198,7 +198,7 @@ CUDA, WHY = __import__("refimpl.backend", fromlist=["cuda_available"]).cuda_avai
 
 @pytest.mark.skipif(not CUDA, reason=f"needs a CUDA device: {WHY}")
 @pytest.mark.parametrize("objective", ["wgan-gp", "wgan"])
-def test_cuda_graph_replay_equals_eager_steps(objective):
+def test_cuda_graph_replay_equals_eager_steps_on_a_gpu(objective):
     """20 outer iterations replayed from one captured graph equal 20 eager ones (float64, FMA-level)."""
     import cupy as cp
     cfg = GANConfig(objective=objective, gen_hidden=(32, 32), critic_hidden=(32, 32), batch_size=64)
