@@ -299,23 +299,22 @@ class GANMethod:
             gp, og = self.opt_gen._step(gp, grads, og)
         return {**state, "gen": gp, "opt_gen": og}, {"gen_loss": loss}
 
-    def critic_phase(self, state, rng, data):
-        if not self._fused_phase("critic_step"):
+    def _phase(self, state, rng, data, critic):
+        """The critic (``critic=True``) or generator phase: fused, or the per-step loop."""
+        name, n = ("critic_step", self.cfg.n_critic) if critic else ("generator_step", self.cfg.n_gen)
+        if not self._fused_phase(name):
             logs = {}
-            for _ in range(self.cfg.n_critic):
-                state, logs = self.critic_step(state, rng, data)
+            for _ in range(n):
+                state, logs = getattr(self, name)(state, rng, data)
             return state, logs
-        dev = self.put_draws(self.draw(rng, data, generator=False), data, state["gen"][0][0])
-        return self.critic_phase_drawn(state, dev, data)
+        dev = self.put_draws(self.draw(rng, data, critic=critic, generator=not critic), data, state["gen"][0][0])
+        return (self.critic_phase_drawn if critic else self.generator_phase_drawn)(state, dev, data)
+
+    def critic_phase(self, state, rng, data):
+        return self._phase(state, rng, data, critic=True)
 
     def generator_phase(self, state, rng, data):
-        if not self._fused_phase("generator_step"):
-            logs = {}
-            for _ in range(self.cfg.n_gen):
-                state, logs = self.generator_step(state, rng, data)
-            return state, logs
-        dev = self.put_draws(self.draw(rng, data, critic=False), data, state["gen"][0][0])
-        return self.generator_phase_drawn(state, dev, data)
+        return self._phase(state, rng, data, critic=False)
 
     @property
     def capturable(self):
