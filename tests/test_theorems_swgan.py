@@ -153,8 +153,12 @@ def test_theorem_3_3_plan_stability_in_theta_and_corollary_E_0_1(prob, reg):
     rx, ry = np.linalg.norm(x, axis=1).max(), np.linalg.norm(y, axis=1).max()
     assert d1 <= rx * ry / lam * dT * (1 + 1e-9) + slack
     # moved: the cost change x_i^T dT^T y_j is not of the form alpha_i + beta_j (which leaves plans
-    # unchanged) when x and y have two distinct points; at moderate lam the plan visibly changes
-    if len(np.unique(x, axis=0)) > 1 and len(np.unique(y, axis=0)) > 1 and lam >= 0.1 * np.abs(x).max() ** 2:
+    # unchanged) when x and y have two distinct points; at moderate lam the plan visibly changes.
+    # An L2 plan with zero entries sits on a face of the polytope, where a small cost change can leave
+    # it where it is (the bound then holds with d1 = 0): only interior L2 plans must move.
+    interior = reg == "kl" or (bool((g1.plan > 0).all()) and bool((g2.plan > 0).all()))
+    if (len(np.unique(x, axis=0)) > 1 and len(np.unique(y, axis=0)) > 1 and lam >= 0.1 * np.abs(x).max() ** 2
+            and interior):
         assert d1 > 0
 
 
