@@ -72,7 +72,7 @@ def is_flat(params):
 
 def flat_grads(grads):
     """The gradient leaves of a parameter list concatenated in the buffer's order, (P,)."""
-    xp = namespace(grads)
+    xp = namespace(grads[0][0])
     return xp.concat([a if a.ndim == 1 else xp.reshape(a, (-1,)) for Wb in grads for a in Wb], axis=0)
 
 

@@ -63,8 +63,8 @@ def _times_wt(x, Wt):
 
 
 def _tdot(a, b):
-    """``a^T b`` for ``a`` (R, m), ``b`` (R, n): one matrix product, no transposed copy."""
-    return namespace(a).tensordot(a, b, axes=([0], [0]))
+    """``a^T b`` for ``a`` (R, m), ``b`` (R, n): one matrix product (the kernel table's)."""
+    return for_array(a).tdot(a, b)
 
 
 def forward(net, params, x):
