@@ -193,6 +193,17 @@ def params(p, name, *, xp=None, shapes=None, dtype=None, finite=True):
     finite : bool
         One reduction over all leaves (one host round trip).
     """
+    layout = getattr(p, "layout", None)                   # flat parameters: their layout is fixed when made
+    if layout is not None and (shapes is None or [tuple(map(tuple, Wb)) for Wb in shapes] == layout) \
+            and (dtype is None or p.buffer.dtype == dtype) and (xp is None or namespace(p.buffer) is xp):
+        if finite and not p.finite:
+            try:
+                finite_all([p.buffer], [name])
+            except ValueError:
+                finite_all([a for Wb in p for a in Wb], [f"{name}[{l}][{k}]" for l, Wb in enumerate(p)
+                                                           for k in range(len(Wb))])
+            p.finite = True                               # known finite until the next unchecked update
+        return list(p)
     if not isinstance(p, (list, tuple)) or (shapes is None and len(p) == 0):
         raise TypeError(f"{name} must be a list of (W, b) pairs, got {type(p).__name__}")
     if shapes is not None and len(p) != len(shapes):
@@ -224,14 +235,7 @@ def params(p, name, *, xp=None, shapes=None, dtype=None, finite=True):
             names.append(nm)
         out.append(tuple(pair))
     if finite:
-        buffer = getattr(p, "buffer", None)               # flat parameters: one reduction over their buffer
-        if buffer is not None and len(names) == len(getattr(p, "offsets", ())):
-            try:
-                finite_all([buffer], [name])
-            except ValueError:
-                finite_all(leaves, names)                 # name the leaf
-        else:
-            finite_all(leaves, names)
+        finite_all(leaves, names)
     return out
 
 

@@ -25,8 +25,13 @@ class FlatParams(list):
     """``[(W_1, b_1), ...]`` with every leaf a view into ``buffer`` (P,); ``wt[l]`` is ``W_l^T``.
 
     Build with :func:`flatten`. ``offsets[i]`` is where leaf ``i`` (W_1, b_1, W_2, ...) starts.
+    ``layout`` (the leaves' shapes) is fixed when made, so a check of the structure is one comparison.
+    ``finite`` is True while the buffer is known finite: set by the public entry points' check
+    (one reduction), kept by a public optimiser step that checked its gradients and cannot
+    overflow (Adam, RMSprop), cleared by every other update, so the parameters are not checked
+    again on every call. Writing into the buffer directly is the writer's to check.
     """
-    __slots__ = ("buffer", "offsets", "wt")
+    __slots__ = ("buffer", "offsets", "wt", "finite", "layout")
 
 
 def _views(buffer, shapes):
@@ -61,7 +66,8 @@ def from_buffer(buffer, shapes, group=None):
     for g in group:
         out.append(tuple(leaves[i:i + g]))
         i += g
-    out.buffer, out.offsets = buffer, offsets
+    out.buffer, out.offsets, out.finite = buffer, offsets, False
+    out.layout = [tuple(tuple(a.shape) for a in Wb) for Wb in out]
     out.wt = [Wb[0].T if Wb[0].ndim == 2 else None for Wb in out]
     return out
 
@@ -80,6 +86,7 @@ def assign(params, values):
     """Write the parameter list ``values`` into the :class:`FlatParams` ``params`` in place."""
     xp = namespace(params.buffer)
     params.buffer[...] = xp.astype(flat_grads(values), params.buffer.dtype)
+    params.finite = False
     return params
 
 

@@ -256,7 +256,8 @@ class MLP:
         parameters with this network's layout, each array of its ``shape`` (``None``
         entries free; no zero-length axis when ``nonempty``) and the parameters' dtype; one
         finiteness reduction for all."""
-        buffer = getattr(params, "buffer", None)          # flat parameters: one reduction over the buffer
+        flat = params if hasattr(params, "buffer") else None   # flat parameters: one reduction over the buffer,
+        buffer = None if flat is None or flat.finite else flat.buffer   # none while known finite
         params = _checks.params(params, pname, shapes=self._param_shapes(), finite=False)
         xp = namespace(params)
         dt = params[0][0].dtype
@@ -270,12 +271,17 @@ class MLP:
             arrs.append(arr)
         leaves = [a for Wb in params for a in Wb]
         names = [f"{pname}[{i // 2}][{i % 2}]" for i in range(len(leaves))]
+        if flat is not None and flat.finite:
+            _checks.finite_all(arrs, [it[0] for it in items])
+            return (params, *arrs)
         try:
             if buffer is None:
                 raise ValueError
             _checks.finite_all([buffer] + arrs, [pname] + [it[0] for it in items])
         except ValueError:
             _checks.finite_all(leaves + arrs, names + [it[0] for it in items])
+        if flat is not None:
+            flat.finite = True
         return (params, *arrs)
 
     # -- pass 1: forward

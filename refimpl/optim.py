@@ -39,6 +39,8 @@ def _in01(v, name):
 
 class _Optimiser:
     """Shared entry checks of ``init`` and ``step``."""
+    #: finite parameters and gradients give finite parameters (the update is bounded)
+    keeps_finite = False
 
     def init(self, params):
         """Fresh state for ``params`` (a finite parameter list, input rules of :mod:`refimpl._checks`)."""
@@ -55,13 +57,24 @@ class _Optimiser:
         flat = params if isinstance(params, FlatParams) else None
         params = _checks.params(params, "params")
         grads = _checks.params(grads, "grads", xp=namespace(params), dtype=params[0][0].dtype,
-                               shapes=[(tuple(W.shape), tuple(b.shape)) for W, b in params])
+                               shapes=[(tuple(W.shape), tuple(b.shape)) for W, b in params], finite=flat is None)
+        if flat is not None:                                      # one reduction over the flat gradient
+            g = flat_grads(grads)
+            try:
+                _checks.finite_all([g], ["grads"])
+            except ValueError:
+                _checks.params(grads, "grads")                    # name the leaf
+            grads = g
         if not isinstance(state, dict) or not isinstance(state.get("t"), int):
             raise TypeError(f"state must be the dict returned by init or step, got {type(state).__name__}")
         moments = [state[k] for k in ("m", "v") if k in state and not (isinstance(state[k], list) and not state[k])]
         if any(isinstance(m, list) == (flat is not None) for m in moments):
             raise TypeError("state does not match params: flat parameters need the state init() made for them")
-        return self._step(flat if flat is not None else params, grads, state)
+        was_finite = flat is not None and flat.finite            # checked just above
+        out = self._step(flat if flat is not None else params, grads, state)
+        if flat is not None:                                      # finite params and gradients stay finite
+            flat.finite = was_finite and self.keeps_finite
+        return out
 
 
 def _zeros(params):
@@ -106,6 +119,7 @@ class SGD(_Optimiser):
 
     def _step(self, params, grads, state):
         if isinstance(params, FlatParams):
+            params.finite = False
             g = _flat_g(grads)
             if self.momentum:
                 v = state["v"]
@@ -141,6 +155,7 @@ class Adam(_Optimiser):
     beta2: float = 0.9
     eps: float = 1e-8
     capturable: bool = False
+    keeps_finite = True          # m / sqrt(v) is bounded (0 where v overflows): a bounded update
 
     def __post_init__(self):
         _check_lr(self.lr)
@@ -162,6 +177,7 @@ class Adam(_Optimiser):
         t = state["t"] + 1
         b1, b2 = self.beta1, self.beta2
         if isinstance(params, FlatParams):
+            params.finite = False
             xp = namespace(params.buffer)
             g, m, v = _flat_g(grads), state["m"], state["v"]
             if self.capturable:
@@ -191,6 +207,7 @@ class Adam(_Optimiser):
 @dataclass(frozen=True)
 class RMSprop(_Optimiser):
     """``v <- rho v + (1-rho) g^2``; ``p <- p - lr g / (sqrt(v) + eps)`` (PyTorch's form)."""
+    keeps_finite = True          # |g| / sqrt(v) <= 1 / sqrt(1 - rho): a bounded update
     lr: float = 1e-4
     rho: float = 0.99
     eps: float = 1e-8
@@ -205,6 +222,7 @@ class RMSprop(_Optimiser):
 
     def _step(self, params, grads, state):
         if isinstance(params, FlatParams):
+            params.finite = False
             xp = namespace(params.buffer)
             g, v = _flat_g(grads), state["v"]
             v *= self.rho
