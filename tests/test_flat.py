@@ -86,3 +86,29 @@ def test_copy_state_is_independent_and_adopt_restores_the_layout(xp):
     assert np.array_equal(to_numpy(back["gen"].buffer), to_numpy(p.buffer))
     legacy = {"gen": list(p), "opt_gen": {"t": 0, "m": [a for Wb in p for a in Wb], "v": []}}
     assert not isinstance(adopt_flat(legacy)["gen"], FlatParams)   # list moments: the list layout stays
+
+
+def test_flat_parameters_are_checked_once_until_an_unchecked_update():
+    from refimpl.objectives import Objective, critic_grads
+    rng = np.random.default_rng(5)
+    net = MLP((2, 4, 1))
+    p = flatten(net.init(rng))
+    real, fake = rng.standard_normal((3, 2)), rng.standard_normal((3, 2))
+    obj = Objective("wgan-gp")
+    assert not p.finite
+    _, g, _ = critic_grads(obj, net, p, real, fake, rng)
+    assert p.finite                                       # checked (one reduction), now known finite
+    adam, sgd = Adam(1e-3), SGD(1e-3)
+    s = adam.init(p)
+    adam.step(p, g, s)
+    assert p.finite                                       # a bounded public step keeps it
+    sgd.step(p, g, sgd.init(p))
+    assert not p.finite                                   # SGD's step can overflow: checked again next time
+    critic_grads(obj, net, p, real, fake, rng)
+    adam._step(p, g, s)                                   # an unchecked (training) update clears it
+    assert not p.finite
+    p.buffer[0] = np.nan
+    with pytest.raises(ValueError, match=r"cparams\[0\]\[0\]"):
+        critic_grads(obj, net, p, real, fake, rng)
+    with pytest.raises(ValueError, match=r"grads"):
+        adam.step(flatten(net.init(rng)), [(W * np.nan, b) for W, b in g], adam.init(flatten(net.init(rng))))
