@@ -25,8 +25,11 @@ from __future__ import annotations
 
 import math
 
-from . import _checks
-from .backend import namespace
+import numpy as _np
+
+from . import _checks, steps
+from .backend import from_host, namespace
+from .flat import FlatParams, from_buffer
 from .nn import _copy_params
 from .objectives import Objective, _check_generator, _generator_dfake, _net
 from .train import GANConfig, GANMethod
@@ -149,8 +152,9 @@ class RWPMethod(GANMethod):
     """A GAN whose generator phase is the Relaxed Wasserstein Proximal (Algorithm 1, Appendix D).
 
     The critic phase is the objective's own (``cfg.n_critic`` steps). The generator phase
-    copies the generator parameters (:func:`refimpl.nn.copy_params`, new arrays) and then
-    runs ``l`` optimiser steps on :func:`rwp_generator_grads`, each on a fresh latent batch.
+    copies the generator parameters (a real copy, fixed for the phase) and then runs ``l``
+    optimiser steps on :func:`rwp_generator_grads` (fused: :func:`rwp_generator_grads_fused`),
+    each on a fresh latent batch.
     ``l`` replaces ``cfg.n_gen`` (which must be left at 1 or equal ``l``).
 
     Parameters
@@ -165,6 +169,7 @@ class RWPMethod(GANMethod):
 
     def __init__(self, cfg: GANConfig, h=None, l=None):
         super().__init__(cfg)
+        self._anchors = {}                   # theta_prev buffers of the fused phase, per layout (one per run)
         dh, dl = RWP_DEFAULTS[cfg.objective]
         self.h = check_h(dh if h is None else h)
         self.l = check_steps(dl if l is None else l)
@@ -192,9 +197,83 @@ class RWPMethod(GANMethod):
         return {**state, "gen": gp, "opt_gen": og}, logs
 
     def generator_phase(self, state, rng, data):
-        """A training step: ``state`` comes from ``init_state`` and is not validated; it calls the unchecked twins (policy of :mod:`refimpl._checks`), so it makes no host round trip."""
+        """The ``l`` proximal steps. Fused (``fused``, the default): the ``l`` latent batches are drawn
+        first, in :meth:`rwp_generator_step`'s order, moved in one transfer, ``theta_prev`` is copied
+        into a buffer kept for the run, and :func:`rwp_generator_grads_fused` feeds the optimiser;
+        else the per-step reference. The input state is donated (flat parameters are updated in place).
+
+        A training step: ``state`` comes from ``init_state`` and is not validated; it calls the unchecked twins (policy of :mod:`refimpl._checks`), so it makes no host round trip."""
+        gp = state["gen"]
+        if self.fused and isinstance(gp, FlatParams):
+            return self._fused_generator_phase(state, rng)
         gprev = _copy_params(state["gen"])          # theta_prev: a real copy, fixed for the l steps
         logs = {}
         for _ in range(self.l):
             state, logs = self.rwp_generator_step(state, gprev, rng)
         return state, logs
+
+    def _fused_generator_phase(self, state, rng):
+        gp, og = state["gen"], state["opt_gen"]
+        like = gp.buffer
+        xp = namespace(like)
+        B, n = self.cfg.batch_size, self.cfg.latent_dim
+        z_all = from_host(_np.concatenate([rng.standard_normal((B, n)) for _ in range(self.l)]), xp, like.dtype,
+                          like.device)
+        gprev = self._anchor(gp)
+        consts = steps.constants(self._consts, self.objective, like, B)
+        for k in range(self.l):
+            grads, logs = rwp_generator_grads_fused(self.objective, self.gen, gp, gprev, self.critic, state["critic"],
+                                                    z_all[k * B:(k + 1) * B, :], self.h, consts,
+                                                    logs=k == self.l - 1)
+            gp, og = self.opt_gen._step(gp, grads, og)
+        return {**state, "gen": gp, "opt_gen": og}, logs
+
+    def _anchor(self, gp):
+        """``theta_prev``: ``gp``'s values copied into a :class:`refimpl.flat.FlatParams` kept for the run
+        (one copy per phase, no per-leaf arrays)."""
+        buf = gp.buffer
+        key = (tuple(buf.shape), str(buf.dtype), str(getattr(buf, "device", None)))
+        prev = self._anchors.get(key)
+        if prev is None:
+            prev = self._anchors[key] = from_buffer(namespace(buf).asarray(buf, copy=True),
+                                              [tuple(a.shape) for Wb in gp for a in Wb])
+        else:
+            prev.buffer[...] = buf
+        return prev
+
+
+def rwp_generator_grads_fused(obj, gen, gparams, gprev, critic, cparams, z, h, consts, logs=True):
+    """The fused twin of :func:`rwp_generator_grads`: the gradient of ``F + P`` w.r.t. the live
+    generator parameters (Wasserstein proximal of GANs, eq. 4 and Appendix D).
+
+    One forward of each generator at ``z`` (the anchor's output only), one critic input-gradient
+    pass (:func:`refimpl.steps.critic_input_grad`), then one generator backward seeded with
+    ``dF/dx + (x - y) / (hB)``.
+
+    Parameters
+    ----------
+    obj : Objective; gen, critic : MLP
+    gparams, gprev : live and anchor generator parameters; cparams : critic parameters
+    z : array (B, latent_dim); h : float > 0
+    consts : :class:`refimpl.steps.StepConstants` for ``B``
+    logs : bool
+        Compute the logs (the phase reads them of its last step only; the other steps skip ``P``).
+
+    Returns
+    -------
+    grads : list of (dW, db) like ``gparams``
+    logs : dict with ``gen_loss`` (``F``) and ``prox`` (``P``), 0-d arrays; empty when ``logs`` is False
+
+    Equals :func:`rwp_generator_grads` to rounding (tests: 1e-12 in float64). Not validated (a
+    training-step internal).
+    """
+    B = z.shape[0]
+    hs, as_ = steps.forward(gen, gparams, z)
+    fake = hs[-1]
+    prev = steps.forward(gen, gprev, z)[0][-1]
+    loss, dfake = steps.critic_input_grad(obj, critic, cparams, fake, consts)
+    diff = fake - prev                                                   # (B, n)
+    out = {}
+    if logs:
+        out = {"gen_loss": loss, "prox": namespace(diff).sum(diff * diff) * (1.0 / (2.0 * h * B))}
+    return steps.backward_params(gen, gparams, hs, as_, dfake + diff * (1.0 / (h * B))), out

@@ -38,9 +38,12 @@ not validate, so a step makes no host round trip.
 """
 from __future__ import annotations
 
-from . import _checks
-from .backend import namespace
-from .nn import MLP, _add_params, _copy_params
+import numpy as _np
+
+from . import _checks, steps
+from .backend import from_host, namespace
+from .flat import FlatParams, flatten
+from .nn import ACTIVATIONS, MLP, _add_params, _copy_params
 from .objectives import Objective, _check_generator, _generator_dfake, _net
 from .rwp import check_h, check_steps
 from .train import GANConfig, GANMethod
@@ -196,6 +199,7 @@ class SBEMethod(GANMethod):
         self.potential = MLP((cfg.data_dim, self.phi_hidden, 1), phi_activation, "linear")
         self.lr_phi = cfg.lr_critic if lr_phi is None else _checks.real(lr_phi, "lr_phi", gt=0)
         self.opt_phi = cfg.make_optimiser(self.lr_phi)
+        self._phi_consts = {}                # PotentialConstants per dtype and device (one per run)
 
     def config(self):
         return {**super().config(), "sbe_h": self.h, "sbe_n_phi": self.n_phi, "sbe_phi_hidden": self.phi_hidden,
@@ -208,8 +212,8 @@ class SBEMethod(GANMethod):
     def init_state(self, rng, xp, dtype, device=None):
         """Input rules of :mod:`refimpl._checks` (module docstring)."""
         state = super().init_state(rng, xp, dtype, device)
-        pp = self.potential.init(rng, xp=xp, dtype=dtype, device=device)
-        return {**state, "phi": pp, "opt_phi": self.opt_phi._init(pp), "gen_prev": _copy_params(state["gen"])}
+        pp = flatten(self.potential.init(rng, xp=xp, dtype=dtype, device=device))
+        return {**state, "phi": pp, "opt_phi": self.opt_phi._init(pp), "gen_prev": flatten(state["gen"])}
 
     def potential_step(self, state, rng, data):
         """One ascent step on :func:`potential_objective` (live generator vs ``gen_prev``, same fresh ``z``).
@@ -226,7 +230,14 @@ class SBEMethod(GANMethod):
         return {**state, "phi": pp, "opt_phi": op}, logs
 
     def potential_phase(self, state, rng, data):
-        """A training step: ``state`` comes from ``init_state`` and is not validated; it calls the unchecked twins (policy of :mod:`refimpl._checks`), so it makes no host round trip."""
+        """``n_phi`` ascent steps. Fused (``fused``, the default): the ``n_phi`` latent batches are drawn
+        first, in :meth:`potential_step`'s order, and moved in one transfer; both generators run once
+        over all of them (they do not change in this phase); :func:`potential_grads_fused` feeds the
+        optimiser. Else the per-step reference. The input state is donated.
+
+        A training step: ``state`` comes from ``init_state`` and is not validated; it calls the unchecked twins (policy of :mod:`refimpl._checks`), so it makes no host round trip."""
+        if self.fused and isinstance(state["phi"], FlatParams):
+            return self._fused_potential_phase(state, rng)
         logs = {}
         for _ in range(self.n_phi):
             state, logs = self.potential_step(state, rng, data)
@@ -242,6 +253,8 @@ class SBEMethod(GANMethod):
 
     def generator_phase(self, state, rng, data):
         """A training step: ``state`` comes from ``init_state`` and is not validated; it calls the unchecked twins (policy of :mod:`refimpl._checks`), so it makes no host round trip."""
+        if self.fused and isinstance(state["gen"], FlatParams):
+            return self._fused_generator_phase(state, rng)
         snapshot = _copy_params(state["gen"])          # becomes the anchor of the next outer iteration
         state, logs = super().generator_phase(state, rng, data)
         return {**state, "gen_prev": snapshot}, logs
@@ -252,3 +265,162 @@ class SBEMethod(GANMethod):
         state, lp = self.potential_phase(state, rng, data)
         state, lg = self.generator_phase(state, rng, data)
         return state, {**lc, **lp, **lg}
+
+    # -- the fused phases (the per-step functions above are their reference)
+    def _latents(self, rng, n, like):
+        """``n`` latent batches drawn as ``n`` calls of :meth:`latent` draw them, in one transfer, (n B, latent)."""
+        B, k = self.cfg.batch_size, self.cfg.latent_dim
+        return from_host(_np.concatenate([rng.standard_normal((B, k)) for _ in range(n)]), namespace(like),
+                         like.dtype, like.device)
+
+    def _fused_potential_phase(self, state, rng):
+        B = self.cfg.batch_size
+        z = self._latents(rng, self.n_phi, state["gen"].buffer)
+        x_new = steps.forward(self.gen, state["gen"], z)[0][-1]              # (n_phi B, n)
+        x_prev = steps.forward(self.gen, state["gen_prev"], z)[0][-1]
+        consts = self._potential_constants(x_new)
+        xp = namespace(x_new)
+        pp, op = state["phi"], state["opt_phi"]
+        for k in range(self.n_phi):
+            rows = (slice(k * B, (k + 1) * B), slice(None))
+            X = xp.concat([x_new[rows], x_prev[rows]], axis=0)
+            grads, logs = potential_grads_fused(self.potential, pp, X, self.h, consts, logs=k == self.n_phi - 1)
+            pp, op = self.opt_phi._step(pp, grads, op)
+        return {**state, "phi": pp, "opt_phi": op}, logs
+
+    def _fused_generator_phase(self, state, rng):
+        gp, og = state["gen"], state["opt_gen"]
+        prev = state["gen_prev"]
+        if isinstance(prev, FlatParams) and prev.buffer.shape == gp.buffer.shape:
+            prev.buffer[...] = gp.buffer             # the anchor of the next outer iteration
+        else:
+            prev = flatten(gp)
+        B = self.cfg.batch_size
+        z = self._latents(rng, self.cfg.n_gen, gp.buffer)
+        consts = steps.constants(self._consts, self.objective, gp.buffer, B)
+        for k in range(self.cfg.n_gen):
+            grads, logs = sbe_generator_grads_fused(self.objective, self.gen, gp, self.critic, state["critic"],
+                                                    self.potential, state["phi"], z[k * B:(k + 1) * B, :], self.h,
+                                                    consts, logs=k == self.cfg.n_gen - 1)
+            gp, og = self.opt_gen._step(gp, grads, og)
+        return {**state, "gen": gp, "opt_gen": og, "gen_prev": prev}, logs
+
+    def _potential_constants(self, like):
+        key = (str(like.dtype), str(getattr(like, "device", None)))
+        c = self._phi_consts.get(key)
+        if c is None:
+            c = self._phi_consts[key] = PotentialConstants(namespace(like), self.cfg.batch_size, self.h, like.dtype,
+                                                getattr(like, "device", None))
+        return c
+
+
+class PotentialConstants:
+    """Seeds of :func:`potential_grads_fused` for ``B`` rows and step ``h``, built once per run.
+
+    ``seed`` (3B, 1): ``-c`` on the live rows, ``+c`` on the anchor rows, ``1`` on the penalty rows,
+    ``c = 1/(hB)``; ``db_out`` (1,): the output bias gradient of ``-J``, exactly 0 (``B`` seeds ``-c`` and ``B`` seeds ``+c``).
+    """
+
+    def __init__(self, xp, B, h, dtype, device):
+        c = 1.0 / (h * B)
+        full = (lambda v: xp.full((B, 1), v, dtype=dtype, device=device))
+        self.B, self.c = B, c
+        self.seed = xp.concat([full(-c), full(c), full(1.0)], axis=0)
+        self.db_out = xp.zeros((1,), dtype=dtype, device=device)      # the live and anchor seeds cancel
+
+
+def potential_grads_fused(potential, pparams, X, h, consts, logs=True):
+    """The gradient of ``-J`` (:func:`potential_objective`, to *minimise*) for SBE's one-hidden-layer
+    potential ``Phi(x) = s(x W_1 + b_1) W_2 + b_2``, in one pass over the stacked rows.
+
+    With ``c = 1/(hB)``, ``e = s'(a) * W_2^T`` per row (the input-gradient pass, seed 1) and
+    ``g = e W_1^T = grad Phi`` at the anchor rows (Wasserstein proximal of GANs, Prop. 3):
+
+    - loss rows: seeds ``-c`` (live ``x``), ``+c`` (anchor ``y``), so ``e_loss = seed * e``;
+    - the norm-square term ``(c/2) sum_i ||g_i||^2`` has ``u = dP/dg = c g``; its double backward:
+      ``bar e = u W_1``, ``bar d = bar e * s'(a)`` (into ``W_2``), ``bar a = bar e * W_2^T * s''(a)``
+      (smooth ``s``, into ``W_1``, ``b_1`` on the anchor rows);
+    - ``dW_1 = [X; u]^T [e_loss + (0; bar a); e_anchor]``, ``dW_2 = [h; bar d]^T [seed_loss; 1]``,
+      ``db_1 = sum_i (e_loss(x_i) + e_loss(y_i) + bar a_i)``, ``db_2 = 0``: one matrix product per layer.
+
+    Parameters
+    ----------
+    potential : MLP of sizes (n, m, 1) with a linear output; pparams : its parameters
+    X : array (2B, n), the live samples ``x`` then the anchor samples ``y`` (same ``z``)
+    h : float > 0
+    consts : :class:`PotentialConstants` for ``B`` and ``h``
+    logs : bool
+        Compute the logs (the phase reads them of its last step only).
+
+    Returns
+    -------
+    grads : list of (dW, db), ``d(-J)/dp``
+    logs : dict of 0-d arrays ``phi_obj``, ``phi_gap``, ``phi_grad_sq`` (as
+        :func:`potential_objective`), empty when ``logs`` is False
+
+    Equals the negated gradient of :func:`potential_objective` to rounding (tests: 1e-12 in
+    float64). Not validated (a training-step internal).
+    """
+    xp = namespace(X)
+    B = consts.B
+    kind = potential.activation
+    (W1, _), (W2, _) = pparams[0], pparams[1]
+    W1t, w2t = steps.transposes(pparams)[0], steps.transposes(pparams)[1]          # (m, n), (1, m)
+    hs, as_ = steps.forward(potential, pparams if logs else pparams[:1], X)
+    a, hid = as_[0], hs[1]                                                          # (2B, m)
+    D = steps._deriv(xp, kind, a, hid)
+    e = steps._apply(xp, kind, D, w2t)                                              # (2B, m)
+    A = (slice(B, 2 * B), slice(None))                                             # the anchor rows
+    e_prev = e[A]
+    g = e_prev @ W1t                                                                # grad Phi(y), (B, n)
+    u = consts.c * g
+    bar_e = u @ W1                                                                  # (B, m)
+    bar_d = steps._apply(xp, kind, D[A], bar_e)
+    e_loss = consts.seed[:2 * B, :] * e
+    # the live and anchor rows' bias terms are added row by row before the sum: they cancel exactly
+    # where the two generators agree (the first outer iteration), as in the reference
+    de = e_loss[:B, :] + e_loss[A]
+    if ACTIVATIONS[kind].smooth:
+        bar_a = bar_e * w2t * ACTIVATIONS[kind].d2f(a[A], hid[A])
+        e_loss = xp.concat([e_loss[:B, :], e_loss[A] + bar_a], axis=0)
+        de = de + bar_a
+    gW1 = steps._tdot(xp.concat([X, u], axis=0), xp.concat([e_loss, e_prev], axis=0))
+    gW2 = steps._tdot(xp.concat([hid, bar_d], axis=0), consts.seed)
+    grads = [(gW1, xp.sum(de, axis=0)), (gW2, consts.db_out)]
+    if not logs:
+        return grads, {}
+    phi = hs[-1]
+    gap = (xp.mean(phi[:B, :]) - xp.mean(phi[A])) / h
+    gsq = xp.mean(xp.sum(g * g, axis=1))
+    J = gap - 0.5 * gsq / h
+    return grads, {"phi_obj": J, "phi_gap": gap, "phi_grad_sq": gsq}
+
+
+def sbe_generator_grads_fused(obj, gen, gparams, critic, cparams, potential, pparams, z, h, consts, logs=True):
+    """The fused twin of :func:`sbe_generator_grads`: the gradient of ``F + (1/h) mean Phi(g_theta(z))``.
+
+    One generator forward, the critic's input-gradient pass (:func:`refimpl.steps.critic_input_grad`),
+    the potential's (seed ``1/(hB)``: ``grad Phi(x) / (hB)``), one generator backward seeded with
+    their sum (Wasserstein proximal of GANs, Prop. 3).
+
+    Parameters
+    ----------
+    z : array (B, latent_dim); consts : :class:`refimpl.steps.StepConstants` for ``B``
+    logs : bool
+        Compute the logs ``gen_loss`` (``F``) and ``phi_term`` (``(1/h) mean Phi(x)``).
+
+    Returns
+    -------
+    grads : list of (dW, db) like ``gparams``; logs : dict of 0-d arrays (empty when ``logs`` is False)
+    """
+    xp = namespace(z)
+    B = z.shape[0]
+    kind = potential.activation
+    hs, as_ = steps.forward(gen, gparams, z)
+    fake = hs[-1]
+    loss, dfake = steps.critic_input_grad(obj, critic, cparams, fake, consts)
+    wt = steps.transposes(pparams)
+    ph, pa = steps.forward(potential, pparams if logs else pparams[:1], fake)
+    e = steps._apply(xp, kind, steps._deriv(xp, kind, pa[0], ph[1]), (1.0 / (h * B)) * wt[1])   # (B, m)
+    grads = steps.backward_params(gen, gparams, hs, as_, dfake + e @ wt[0])
+    return grads, ({"gen_loss": loss, "phi_term": xp.mean(ph[-1]) / h} if logs else {})

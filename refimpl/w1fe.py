@@ -51,13 +51,13 @@ from __future__ import annotations
 import math
 import numbers
 
-from . import _checks
-from .backend import namespace
+from . import _checks, steps
+from .backend import from_host, namespace
 from .nn import MLP
 from .objectives import _net
 from .train import GANConfig, GANMethod, config_dict
 
-__all__ = ["W1FE", "W1FE_CRITICS", "euler_targets", "persistent_loss_grads"]
+__all__ = ["W1FE", "W1FE_CRITICS", "euler_targets", "persistent_loss_grads", "euler_phase_grads"]
 
 #: Critic objectives that estimate a Kantorovich potential (``SimulatePhi``).
 W1FE_CRITICS = ("wgan", "wgan-gp", "wgan-lp")
@@ -238,3 +238,86 @@ class W1FE(GANMethod):
         state, losses = self.persistent_steps(state, z, zeta)
         grad_norm = xp.mean(xp.sqrt(xp.sum(g * g, axis=1)))
         return state, {"gen_loss": losses[0], "gen_loss_last": losses[-1], "grad_norm": grad_norm}
+
+    def generator_phase(self, state, rng, data):
+        """``n_gen`` Euler steps. Fused (``fused``, the default): the ``n_gen`` latent batches are drawn
+        first, in :meth:`generator_step`'s order, moved in one transfer, then
+        :func:`euler_phase_grads` and the optimiser run on the device; else the per-step reference.
+        The input state is donated (its flat parameters are updated in place)."""
+        if not self.fused:
+            return super().generator_phase(state, rng, data)
+        like = state["gen"][0][0]
+        B = self.cfg.batch_size
+        z_all = from_host(self.draw(rng, data, critic=False)["z_gen"], namespace(like), like.dtype, like.device)
+        seeds = self._seeds(like)
+        gp, og = state["gen"], state["opt_gen"]
+        for k in range(self.cfg.n_gen):
+            z = z_all[k * B:(k + 1) * B, :]
+            grads, logs, zeta = euler_phase_grads(self.objective, self.gen, gp, self.critic, state["critic"], z, self.eps,
+                                                  seeds, persistent=self.K > 1)
+            gp, og = self.opt_gen._step(gp, grads, og)
+            for j in range(1, self.K):                   # the persistent steps 2..K on the same (z, zeta)
+                hs, as_ = steps.forward(self.gen, gp, z)
+                r = hs[-1] - zeta
+                if j == self.K - 1:
+                    logs["gen_loss_last"] = namespace(r).sum(r * r) / B
+                gp, og = self.opt_gen._step(gp, steps.backward_params(self.gen, gp, hs, as_, (2.0 / B) * r), og)
+        return {**state, "gen": gp, "opt_gen": og}, logs
+
+    def _seeds(self, like):
+        """The input-gradient seed ``ones`` (B, 1), as :func:`refimpl.steps.critic_input_grad` reads
+        it (``gen_seed``), built once per run (:func:`refimpl.steps.constants`)."""
+        c = steps.constants(self._consts, self.objective, like, self.cfg.batch_size)
+        seeds = getattr(c, "w1fe_seeds", None)
+        if seeds is None:
+            seeds = c.w1fe_seeds = _InputSeed(c.ones)
+        return seeds
+
+
+class _InputSeed:
+    """Seeds for :func:`refimpl.steps.critic_input_grad` that make its ``dL/dfake`` the plain input
+    gradient ``grad_x f`` (seed 1 per row)."""
+    __slots__ = ("gen_seed",)
+
+    def __init__(self, ones):
+        self.gen_seed = ones
+
+
+def euler_phase_grads(obj, gen, gparams, critic, cparams, z, eps, seeds, persistent=False):
+    """One Euler step's targets and the gradient of its first persistent step, fused.
+
+    One generator forward ``y = G(z)`` serves the targets ``zeta = y + eps grad f(y)`` (eq. 4.3,
+    project sign) and the first persistent step, whose parameters are those of ``y``: there
+    ``G(z) - zeta = -eps grad f(y)``, so ``dL/dG(z) = -(2 eps / B) grad f(y)`` and
+    ``L = (eps^2 / B) sum_i ||grad f(y_i)||^2`` (Algorithm 1; the equality behind Prop. 4.1).
+
+    Parameters
+    ----------
+    obj : Objective, a Wasserstein one (:data:`W1FE_CRITICS`)
+    gen, critic : MLP; gparams, cparams : their parameters
+    z : array (B, latent_dim)
+    eps : float > 0
+    seeds : the input-gradient seed (:meth:`W1FE._seeds`)
+    persistent : bool
+        Also return ``zeta`` (B, d) for the persistent steps 2..K.
+
+    Returns
+    -------
+    grads : list of (dW, db), ``dL/dtheta`` at the first persistent step
+    logs : dict of 0-d arrays ``gen_loss``, ``gen_loss_last`` (both ``L`` before the first step),
+        ``grad_norm`` (``mean_i ||grad f(y_i)||``)
+    zeta : array (B, d) or None
+
+    Equals :meth:`W1FE.generator_step`'s gradients to rounding (tests: 1e-12 in float64). Not
+    validated (a training-step internal).
+    """
+    xp = namespace(z)
+    B = z.shape[0]
+    hs, as_ = steps.forward(gen, gparams, z)
+    y = hs[-1]
+    _, g = steps.critic_input_grad(obj, critic, cparams, y, seeds)     # grad f(y), (B, d)
+    sq = xp.sum(g * g, axis=1)                                           # (B,)
+    loss = (eps * eps / B) * xp.sum(sq)
+    logs = {"gen_loss": loss, "gen_loss_last": loss, "grad_norm": xp.mean(xp.sqrt(sq))}
+    grads = steps.backward_params(gen, gparams, hs, as_, (-2.0 * eps / B) * g)
+    return grads, logs, (y + eps * g if persistent else None)

@@ -361,7 +361,7 @@ def _wasserstein_norm_sq_and_gradient(graph, X, g, alpha=0.0, gamma=0.0, need_gr
     xp = namespace(X, g)
     H, W = graph.height, graph.width
     Y, kappa = _edge_factor(xp, graph, X)
-    s2 = xp.zeros((g.shape[0],), dtype=g.dtype, device=device_of(g))
+    s2 = None
     Lg = xp.zeros_like(g) if need_gradient else None
     for (dy, dx), w in zip(graph.offsets, graph.weights):
         ys, yd, xs, xd = _slices(dy, dx, H, W)
@@ -369,9 +369,13 @@ def _wasserstein_norm_sq_and_gradient(graph, X, g, alpha=0.0, gamma=0.0, need_gr
             continue
         D = g[..., ys, xs] - g[..., yd, xd]                          # g_i - g_j
         T = ((w * kappa) * (Y[..., ys, xs] + Y[..., yd, xd])) * D   # w theta/2 (g_i - g_j)
-        s2 = s2 + xp.sum(T * D, axis=(-3, -2, -1))
-        if need_gradient:
-            Lg = Lg + _place(xp, T, ys, xs, H, W) - _place(xp, T, yd, xd, H, W)
+        q = xp.sum(T * D, axis=(-3, -2, -1))
+        s2 = q if s2 is None else s2 + q
+        if need_gradient:                                            # +T at the source pixels, -T at the targets
+            Lg[..., ys, xs] = Lg[..., ys, xs] + T
+            Lg[..., yd, xd] = Lg[..., yd, xd] - T
+    if s2 is None:                                                   # no edge fits the image
+        s2 = xp.zeros((g.shape[0],), dtype=g.dtype, device=device_of(g))
     if alpha != 0:
         S = xp.sum(g, axis=(-3, -2, -1))
         s2 = s2 + alpha * S * S
@@ -428,5 +432,5 @@ def _image_to_mass(x, clip=False):
     xp = namespace(x)
     m = (x + 1) / 2
     if clip:
-        m = xp.where(m < 0, xp.zeros_like(m), m)
+        m = xp.where(m < 0, 0.0, m)
     return m

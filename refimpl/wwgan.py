@@ -121,7 +121,7 @@ def _wasserstein_penalty(critic, cparams, x_hat, lam, graph, alpha=0.0, gamma=0.
     r = s - 1.0
     pen = lam * xp.mean(r * r)
     pos = s > 0
-    coef = xp.where(pos, (2.0 * lam / B) * r / xp.where(pos, s, xp.ones_like(s)), xp.zeros_like(s))
+    coef = xp.where(pos, (2.0 * lam / B) * r / xp.where(pos, s, 1.0), 0.0)
     u = coef[:, None] * xp.reshape(Lg, (B, d))                             # dP/dg, (B, d)
     _, grads = critic._input_gradient_vjp(cparams, tape, u, need_dx=False)
     return pen, grads, s

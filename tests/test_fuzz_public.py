@@ -47,6 +47,10 @@ EXCUSED = {
     "train.fingerprint_diff": "compares two config dicts, no arrays (tests/test_runs.py)",
     "images.": "reads files the test writes (tests/test_images.py builds every format)",
     "train.train": "the training loop (tests/test_train.py)",
+    "rwp.rwp_generator_grads_fused": "fused training-step internal (tests/test_fused_methods.py: equals rwp_generator_grads)",
+    "sbe.potential_grads_fused": "fused training-step internal (tests/test_fused_methods.py: equals potential_grads)",
+    "sbe.sbe_generator_grads_fused": "fused training-step internal (tests/test_fused_methods.py)",
+    "w1fe.euler_phase_grads": "fused training-step internal (tests/test_fused_methods.py)",
     "steps.": "training-step internals, unchecked by design; the checked entry points are refimpl.objectives' "
               "(tests/test_steps.py checks them against those)",
     "flat.": "the training state's parameter buffers (tests/test_flat.py)",
@@ -399,10 +403,21 @@ OTHER_BRANCH_MODULES = ("train", "checkpoint", "runs", "outputs", "critic_step_b
 INTERNAL_MODULES = ("steps", "flat", "kernels", "graph")
 
 
+#: a method's fused phases and the fused functions they call: state-dict steps, unchecked by design
+STEP_METHODS = ("draw", "put_draws", "critic_phase", "critic_phase_drawn", "generator_phase",
+                "generator_phase_drawn", "outer_step_drawn")
+
+
+def _training_step_internal(key):
+    name = key.rsplit(".", 1)[-1]
+    return name in STEP_METHODS or key in EXCUSED and "fused training-step internal" in EXCUSED[key]
+
+
 def test_every_public_docstring_states_its_input_rule():
     """Issue 12 item 1: every public function or method with arguments refers to the policy."""
     missing = [key for key, _, owner, f in public_callables()
                if key.split(".")[0] not in OTHER_BRANCH_MODULES + INTERNAL_MODULES and _params(f, owner)
+               and not _training_step_internal(key)
                and "refimpl._checks" not in (f.__doc__ or "")]
     assert not missing, f"docstrings without the input rule (:mod:`refimpl._checks`): {missing}"
 
@@ -486,7 +501,8 @@ CTOR_EXCUSED = {"ClassifierFrechet": "arrays, fuzzed through its score method",
                 "StepConstants": "loss seeds built by refimpl.steps.constants", "FlatParams": "built by refimpl.flat.flatten",
                 "Reference": "a kernel table (tests/test_kernels.py)", "NumPyKernels": "a kernel table (tests/test_kernels.py)",
                 "CuPyKernels": "a kernel table (tests/test_kernels.py)",
-                "GraphStep": "a method and a data source; refusals in tests/test_steps.py"}
+                "GraphStep": "a method and a data source; refusals in tests/test_steps.py",
+                "PotentialConstants": "seeds of SBE's fused potential step (tests/test_fused_methods.py)"}
 
 
 def public_classes():

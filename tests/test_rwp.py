@@ -181,6 +181,7 @@ class _Data3:
 def test_l_steps_draw_fresh_z_and_use_it_for_both_generators(xp):
     cfg, _, st, _ = setup(xp, "dragan", seed=7)
     m = RWPMethod(cfg, h=0.2, l=4)
+    m.fused = False                                       # the per-step reference draws through latent()
     seen = []
     orig = m.latent
 
