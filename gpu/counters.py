@@ -160,3 +160,20 @@ class LaunchCounts(_Counter):
     @property
     def lookups(self):
         return self.by_kind["namespace"]
+
+
+class HostTransfers(_Counter):
+    """Count arrays made from host data by ``array_api_strict.asarray`` (NumPy arrays, lists; not
+    Python scalars, which a kernel takes as arguments, nor arrays already on a device): what a
+    captured CUDA graph could not replay. ``total`` and ``by_kind`` (the host object's type)."""
+
+    def __enter__(self):
+        import array_api_strict
+        A, orig, kinds = _array_type(), array_api_strict.asarray, self.by_kind
+
+        def counted(obj, *args, **kwargs):
+            if not isinstance(obj, (A, bool, int, float)):
+                kinds[type(obj).__name__] += 1
+            return orig(obj, *args, **kwargs)
+        self._patch(array_api_strict, "asarray", counted)
+        return self

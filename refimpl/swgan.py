@@ -439,6 +439,15 @@ def _snapshot(tree, xp):
     return tree
 
 
+def _device_stop(xp, done, F, stat, F_i, stat_i, tol):
+    """The eq. 15 stop on the device: ``(F, stat, done)`` after a dual step with value ``F_i`` and
+    statistic ``stat_i`` (0-d); once ``done``, the logs keep the values of the step that ended it."""
+    hit = xp.abs(stat_i - 1.0) <= tol
+    if done is None:
+        return F_i, stat_i, hit
+    return xp.where(done, F, F_i), xp.where(done, stat, stat_i), xp.logical_or(done, hit)
+
+
 def _select(keep, old, new, xp):
     """``old`` (a :func:`_snapshot`) where the 0-d bool ``keep`` holds, else ``new``, leaf by leaf
     (params, optimiser state); a :class:`refimpl.flat.FlatParams` is overwritten in place."""
@@ -846,12 +855,7 @@ class SWGANMethod(GANMethod):
             php, oph = self.opt_critic._step(php, gphi, oph)
             psp, ops = self.opt_critic._step(psp, gpsi, ops)
             if on_device:
-                hit = xp.abs(stat_i - 1.0) <= cfg.stop_tol                  # 0-d bool, on the device
-                if done is None:
-                    F, stat, done = F_i, stat_i, hit
-                else:       # the logs keep the values of the step that ended the phase
-                    F, stat = xp.where(done, F, F_i), xp.where(done, stat, stat_i)
-                    done = xp.logical_or(done, hit)
+                F, stat, done = _device_stop(xp, done, F, stat, F_i, stat_i, cfg.stop_tol)
                 php, psp, oph, ops = _select(done, old, [php, psp, oph, ops], xp)
                 steps_ = steps_ + xp.astype(xp.logical_not(done), xp.int64)
             else:
@@ -884,12 +888,7 @@ class SWGANMethod(GANMethod):
             new = {"phi": php, "psi": psp, "opt_phi": oph, "opt_psi": ops}
             if on_device:
                 xp = namespace(x)
-                hit = xp.abs(stat_i - 1.0) <= cfg.stop_tol                  # 0-d bool, on the device
-                if done is None:
-                    F, stat, done = F_i, stat_i, hit
-                else:       # the logs keep the values of the step that ended the phase
-                    F, stat = xp.where(done, F, F_i), xp.where(done, stat, stat_i)
-                    done = xp.logical_or(done, hit)
+                F, stat, done = _device_stop(xp, done, F, stat, F_i, stat_i, cfg.stop_tol)
                 new = _select(done, old, new, xp)
                 steps = steps + xp.astype(xp.logical_not(done), xp.int64)
             else:
