@@ -6,6 +6,9 @@ Protocol: /work/shared/conventions.md, "2-D mixture protocol (PacGAN/VEEGAN)".
   :math:`(\\cos 2\\pi k/8, \\sin 2\\pi k/8)`, :math:`k = 0..7`, std 0.01.
 * ``grid25`` -- 25 equally weighted isotropic Gaussians with centres
   :math:`\\{-4,-2,0,2,4\\}^2`, std 0.05.
+* ``grid25-lim-ye`` -- Lim & Ye's grid (the SWGAN paper's data): 25 equally weighted
+  isotropic Gaussians with centres :math:`\\{-21,-10.5,0,10.5,21\\}^2`, variance 0.1
+  (std :math:`\\sqrt{0.1}`).
 * ``swissroll`` -- scikit-learn's ``make_swiss_roll`` restricted to its two
   "roll" coordinates and divided by 7.5 (the WGAN-GP toy convention):
   :math:`t = \\tfrac{3\\pi}{2}(1 + 2u)`, :math:`u \\sim U(0, 1)`,
@@ -32,7 +35,8 @@ import numpy as _np  # host-side specs and random draws only
 from . import _checks
 from .backend import dtype_of, from_host
 
-__all__ = ["Mixture", "SwissRoll", "DATASETS", "get_dataset", "sample", "ring8", "grid25"]
+__all__ = ["Mixture", "SwissRoll", "DATASETS", "CLAIMED_MODES", "get_dataset", "sample", "ring8", "grid25",
+           "grid25_lim_ye"]
 
 
 def _host_args(n, rng):
@@ -149,7 +153,18 @@ def grid25():
     return Mixture("grid25", c, 0.05)
 
 
-DATASETS = {"ring8": ring8(), "grid25": grid25(), "swissroll": SwissRoll()}
+def grid25_lim_ye():
+    """Lim & Ye's 25-mode grid (Geometric GAN, ``datasets/toy.py`` exp4; the SWGAN paper's Sec. 6.1
+    data): centres ``linspace(-21, 21, 5)^2`` (spacing 10.5, row-major in x then y), variance 0.1
+    (std ``sqrt(0.1)``, about 0.316)."""
+    v = _np.linspace(-21.0, 21.0, 5)
+    c = _np.array([(a, b) for a in v for b in v])
+    return Mixture("grid25-lim-ye", c, math.sqrt(0.1))
+
+
+DATASETS = {"ring8": ring8(), "grid25": grid25(), "grid25-lim-ye": grid25_lim_ye(), "swissroll": SwissRoll()}
+#: the number of distinct modes each mixture claims (tests/test_datasets.py checks the centres against it)
+CLAIMED_MODES = {"ring8": 8, "grid25": 25, "grid25-lim-ye": 25}
 
 
 def get_dataset(name):

@@ -166,6 +166,10 @@ def param_count(params):
 
 
 # ----------------------------------------------------------------------------- the network
+#: weight initialisations of :class:`MLP` (``weight_init``)
+INITS = ("default", "orthogonal")
+
+
 class Cache(NamedTuple):
     """Forward cache: per layer the input ``h_{l-1}``, pre-activation ``a_l`` and output ``h_l``."""
     hs: list      # [h_0 .. h_L]   h_l (B, sizes[l])
@@ -193,13 +197,22 @@ class MLP:
     output : str
         Output activation (same names), ``"linear"`` by default.
 
-    Initialisation: ``W ~ N(0, 2/fan_in)`` (He) for the ReLU family and
-    ``W ~ N(0, 2/(fan_in+fan_out))`` (Glorot) otherwise; biases zero. Draws are made on
-    the host in float64 and then cast, so every backend and dtype sees the same numbers.
+    weight_init : str
+        ``"default"``: ``W ~ N(0, 2/fan_in)`` (He) for the ReLU family and
+        ``W ~ N(0, 2/(fan_in+fan_out))`` (Glorot) otherwise. ``"orthogonal"``: ``W = gain * Q``
+        with ``Q`` the orthonormal factor of a Gaussian matrix (columns or rows orthonormal,
+        signs fixed by ``diag(R) > 0``), as TensorFlow's ``orthogonal_initializer``.
+    init_gain : float
+        The gain of ``"orthogonal"`` (GDPP's toy code uses 1.4); ignored by ``"default"``.
+
+    Biases are zero. Draws are made on the host in float64 and then cast, so every backend
+    and dtype sees the same numbers.
     """
     sizes: tuple
     activation: str = "relu"
     output: str = "linear"
+    weight_init: str = "default"
+    init_gain: float = 1.0
 
     def __post_init__(self):
         if not isinstance(self.sizes, (tuple, list)):
@@ -210,6 +223,9 @@ class MLP:
         object.__setattr__(self, "sizes", sizes)
         get_activation(self.activation)
         get_activation(self.output)
+        if self.weight_init not in INITS:
+            raise ValueError(f"unknown weight_init {self.weight_init!r}; choose one of {', '.join(INITS)}")
+        object.__setattr__(self, "init_gain", _checks.real(self.init_gain, "init_gain", gt=0))
 
     @property
     def n_layers(self):
@@ -241,8 +257,13 @@ class MLP:
         he = self.activation in ("relu", "leaky_relu")
         params = []
         for fan_in, fan_out in zip(self.sizes[:-1], self.sizes[1:]):
-            std = math.sqrt(2.0 / fan_in) if he else math.sqrt(2.0 / (fan_in + fan_out))
-            W = rng.standard_normal((fan_in, fan_out)) * std
+            if self.weight_init == "orthogonal":
+                q, r = _np.linalg.qr(rng.standard_normal((max(fan_in, fan_out), min(fan_in, fan_out))))
+                q = q * _np.sign(_np.diag(r))        # a unique factor: diag(R) > 0
+                W = self.init_gain * (q if fan_in >= fan_out else q.T)
+            else:
+                std = math.sqrt(2.0 / fan_in) if he else math.sqrt(2.0 / (fan_in + fan_out))
+                W = rng.standard_normal((fan_in, fan_out)) * std
             params.append((from_host(W, xp, dt, device), xp.zeros((fan_out,), dtype=dt,
                                                                   **({"device": device} if device is not None else {}))))
         return params

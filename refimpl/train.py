@@ -55,6 +55,8 @@ class GANConfig:
     lr_critic: float = 1e-4
     betas: tuple = (0.5, 0.9)
     data_scale: float = 1.0             # train on data / data_scale; samples() maps back to data units
+    weight_init: str = "default"        # both networks' weight init (refimpl.nn.MLP): default | orthogonal
+    init_gain: float = 1.0              # the orthogonal init's gain
 
     def __post_init__(self):
         for k in ("data_dim", "latent_dim", "batch_size", "n_critic", "n_gen"):
@@ -163,7 +165,8 @@ class GANMethod:
     def __init__(self, cfg: GANConfig):
         self._setup_generator(cfg)
         self.objective = Objective(cfg.objective, cfg.lam, cfg.clip)
-        self.critic = MLP((cfg.data_dim, *cfg.critic_hidden, 1), cfg.critic_activation, "linear")
+        self.critic = MLP((cfg.data_dim, *cfg.critic_hidden, 1), cfg.critic_activation, "linear",
+                          weight_init=cfg.weight_init, init_gain=cfg.init_gain)
 
     def _setup_generator(self, cfg):
         """The parts every method shares: config, generator spec and both optimisers
@@ -171,7 +174,9 @@ class GANMethod:
         lr_gen, lr_critic and ``make_optimiser``)."""
         self.cfg = cfg
         self._consts = {}                    # loss seeds per batch size (refimpl.steps.StepConstants)
-        self.gen = MLP((cfg.latent_dim, *cfg.gen_hidden, cfg.data_dim), cfg.gen_activation, cfg.gen_output)
+        self.gen = MLP((cfg.latent_dim, *cfg.gen_hidden, cfg.data_dim), cfg.gen_activation, cfg.gen_output,
+                       weight_init=getattr(cfg, "weight_init", "default"),
+                       init_gain=getattr(cfg, "init_gain", 1.0))
         self.opt_gen = cfg.make_optimiser(cfg.lr_gen)
         self.opt_critic = cfg.make_optimiser(cfg.lr_critic)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from refimpl.backend import to_numpy
-from refimpl.datasets import DATASETS, Mixture, SwissRoll, get_dataset, sample
+from refimpl.datasets import CLAIMED_MODES, DATASETS, Mixture, SwissRoll, get_dataset, sample
 from tests.conftest import assert_xp
 
 
@@ -22,6 +22,48 @@ def test_grid25_spec():
     want = set(itertools.product([-4.0, -2.0, 0.0, 2.0, 4.0], repeat=2))
     assert {tuple(c) for c in spec.centers.tolist()} == want and spec.n_modes == 25
     assert spec.std == 0.05
+
+
+def test_grid25_lim_ye_spec():
+    """Lim & Ye's grid (datasets/toy.py exp4): centres linspace(-21, 21, 5)^2, variance 0.1."""
+    spec = get_dataset("grid25-lim-ye")
+    want = set(itertools.product([-21.0, -10.5, 0.0, 10.5, 21.0], repeat=2))
+    assert {tuple(c) for c in spec.centers.tolist()} == want and spec.n_modes == 25
+    assert spec.std ** 2 == pytest.approx(0.1, rel=1e-15)
+
+
+def distinct_centres(centers, tol=1e-9):
+    """Number of centres at least ``tol`` apart from every earlier one (greedy)."""
+    kept = []
+    for c in np.asarray(centers, float):
+        if all(np.linalg.norm(c - k) > tol for k in kept):
+            kept.append(c)
+    return len(kept)
+
+
+def test_the_distinct_centre_count_catches_the_endpoint_ring():
+    """The classic bug: linspace(0, 2 pi, 8) with the endpoint puts the last centre on the first
+    (GDPP's gdppgan_Synthetic.py ring), so 8 claimed modes are 7 distinct ones."""
+    t = np.linspace(0, 2 * np.pi, 8)
+    assert distinct_centres(np.stack([np.sin(t), np.cos(t)], axis=1)) == 7
+    t = np.linspace(0, 2 * np.pi, 8, endpoint=False)
+    assert distinct_centres(np.stack([np.sin(t), np.cos(t)], axis=1)) == 8
+
+
+@pytest.mark.parametrize("name", sorted(n for n, d in DATASETS.items() if isinstance(d, Mixture)))
+def test_every_mixture_has_as_many_distinct_centres_as_it_claims(name):
+    """Each mixture's centres are pairwise distinct, their number is the one its name and
+    CLAIMED_MODES claim, and no two modes overlap within their 3-sigma quality radius (so a
+    high-quality sample belongs to one mode only)."""
+    spec = get_dataset(name)
+    assert distinct_centres(spec.centers) == spec.n_modes == CLAIMED_MODES[name]
+    d = np.linalg.norm(spec.centers[:, None, :] - spec.centers[None, :, :], axis=-1)
+    np.fill_diagonal(d, np.inf)
+    assert d.min() > 6 * spec.std
+
+
+def test_every_mixture_claims_a_mode_count():
+    assert set(CLAIMED_MODES) == {n for n, d in DATASETS.items() if isinstance(d, Mixture)}
 
 
 def test_specs_are_read_only():
@@ -67,7 +109,7 @@ def test_same_numbers_on_every_backend(xp, name):
     np.testing.assert_array_equal(got32, ref.astype(np.float32))
 
 
-@pytest.mark.parametrize("name", ["ring8", "grid25"])
+@pytest.mark.parametrize("name", ["ring8", "grid25", "grid25-lim-ye"])
 def test_mixture_statistics(name):
     """Mode frequencies and within-mode std, with 5-sigma binomial / chi-square bounds."""
     spec = get_dataset(name)

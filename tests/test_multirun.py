@@ -28,7 +28,7 @@ def test_every_multi_run_experiment_lists_its_variants():
     assert _keys("rwp-grid", ["--objective", "dragan"]) == ["dragan", "dragan-rwp"]
     assert _keys("rwp-gen-iters", []) == ["wgan-gp-10g", "wgan-gp-10g-rwp"]
     assert _keys("sbe-grid", []) == ["wgan-gp", "sbe"]
-    assert _keys("w1fe-ring", []) == ["lp-K1", "lp-K3", "lp-K5", "lp-K10", "gp-K1", "gp-K10"]
+    assert _keys("w1fe-ring", []) == ["lp-K1", "lp-K3", "lp-K5", "lp-K10", "gp-K1", "gp-K3", "gp-K5", "gp-K10"]
     assert _keys("w1fe-ring", ["--quick", "--objective", "wgan-gp"]) == ["gp-K1"]
     assert _keys("swgan-grid", []) == ["swgan", "wgan-gp"]
     pairs = variants("sbe-grid", [])

@@ -195,6 +195,34 @@ def test_init_scale():
     assert np.std(W) == pytest.approx(np.sqrt(2 / 700), rel=0.02)
 
 
+@pytest.mark.parametrize("sizes", [(256, 128, 2), (2, 128, 1), (5, 5)])
+def test_orthogonal_init(sizes):
+    """``weight_init="orthogonal"``: W = gain * Q with orthonormal columns (fan_in >= fan_out) or
+    rows (fan_in < fan_out), zero biases; the default init is unchanged by the option."""
+    gain = 1.4
+    params = MLP(sizes, "tanh", weight_init="orthogonal", init_gain=gain).init(np.random.default_rng(0))
+    for W, b in params:
+        fi, fo = W.shape
+        gram = W.T @ W if fi >= fo else W @ W.T
+        np.testing.assert_allclose(gram, gain ** 2 * np.eye(min(fi, fo)), atol=1e-12)
+        assert not np.any(b)
+    default = MLP(sizes, "tanh").init(np.random.default_rng(0))
+    same = MLP(sizes, "tanh", weight_init="default", init_gain=3.0).init(np.random.default_rng(0))
+    for (W, _), (V, _) in zip(default, same):
+        np.testing.assert_array_equal(W, V)
+    with pytest.raises(ValueError, match="unknown weight_init"):
+        MLP(sizes, weight_init="xavier")
+    with pytest.raises(ValueError, match="init_gain"):
+        MLP(sizes, weight_init="orthogonal", init_gain=0.0)
+
+
+def test_gan_config_weight_init_reaches_both_networks():
+    from refimpl.train import GANConfig, GANMethod
+    m = GANMethod(GANConfig(latent_dim=4, gen_hidden=(8,), critic_hidden=(8,), weight_init="orthogonal", init_gain=2.0))
+    assert m.gen.weight_init == m.critic.weight_init == "orthogonal" and m.gen.init_gain == m.critic.init_gain == 2.0
+    assert GANMethod(GANConfig()).gen.weight_init == "default"
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_float32_and_float64_outputs(xp, dtype):
     net = MLP((2, 16, 16, 1), "softplus")

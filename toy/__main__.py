@@ -44,6 +44,7 @@ OVERRIDE_FLAGS = {
     "data_dir": (dict(type=pathlib.Path), "image data folder (MNIST, CIFAR-10)"),
     "dataset": (dict(type=str), "dataset name"),
     "budget": (dict(type=runs.positive_float), "training budget per method, in process CPU seconds (evaluation excluded)"),
+    "protocol": (dict(type=str, metavar="NAME"), "a cited protocol's preset (toy/protocols.py); other flags override it"),
 }
 COMMON = ("name", "backend", "seed", "iters", "out", "quick", "checkpoint_every", "checkpoint_seconds", "resume",
           "threads")
@@ -71,6 +72,9 @@ def build_parser(name):
         if flags is not None and key not in flags:
             continue
         default = "the experiment's" if flags is None else flags[key]
+        if key == "protocol":                      # only the protocols this experiment offers
+            from .protocols import names_for
+            kw = {**kw, "choices": names_for(name)}
         g.add_argument(f"--{key.replace('_', '-')}", default=None,
                        help=f"{text} (default {default})", **kw)
     return ap

@@ -42,7 +42,7 @@ def make_eval_fn(method, dataset, seed):
 
 
 #: half-width of the fixed square axes of a dataset's sample plots (the same for every method)
-AXIS_LIMITS = {"grid25": 6.0, "ring8": 1.5}
+AXIS_LIMITS = {"grid25": 6.0, "ring8": 1.5, "grid25-lim-ye": 26.0}
 
 
 def plot_samples(path, samples, dataset, title):
@@ -125,11 +125,14 @@ def plot_curves(path, curve, title):
     pyplot.close(fig)
 
 
-def run_gan(opts: RunOptions, method, dataset, *, iters, eval_every, title, dtype="float32", extra_metrics=None):
-    """Train ``method`` on a toy ``dataset`` and write the standard outputs; returns the final metrics."""
+def run_gan(opts: RunOptions, method, dataset, *, iters, eval_every, title, dtype="float32", extra_metrics=None,
+            run_info=None):
+    """Train ``method`` on a toy ``dataset`` and write the standard outputs; returns the final metrics.
+    ``run_info`` joins the checkpoint's fingerprint (e.g. the protocol)."""
     xp = get_namespace(opts.backend)
     res = train_run(opts, method, ToyData(dataset, xp, dtype, scale=method.cfg.data_scale), dataset=dataset, xp=xp,
-                    dtype=dtype, iters=iters, eval_fn=make_eval_fn(method, dataset, opts.seed), eval_every=eval_every)
+                    dtype=dtype, iters=iters, eval_fn=make_eval_fn(method, dataset, opts.seed), eval_every=eval_every,
+                    run_info=run_info)
     samples = to_numpy(eval_samples(method, res.state, opts.seed, res.iterations))
     metrics = {**res.final_metrics, "seconds": round(res.seconds, 2), "train_seconds": round(res.train_seconds, 2),
                "iterations": res.iterations, "backend": opts.backend, "threads": opts.threads, "seed": opts.seed,

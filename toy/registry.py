@@ -32,8 +32,10 @@ _MULTI = {"variant": "none: every variant, each over the seeds", "peer": "none"}
 
 FLAGS = {
     "grid-tour": {"budget": "40 CPU seconds per method (quick: 0.25)"},
-    "wgan-gp-grid": {"iters": "3000 (quick: 20)", **_WGAN_GP},
-    "wgan-gp-ring": {"iters": "3000 (quick: 20)", **_WGAN_GP},
+    "wgan-gp-grid": {"iters": "3000 (quick: 20; protocol gdpp: 25000)", **_WGAN_GP,
+                     "protocol": "none (the issue's setting); gdpp: GDPP's gdppgan_Synthetic.py"},
+    "wgan-gp-ring": {"iters": "3000 (quick: 20; protocol gdpp: 25000)", **_WGAN_GP,
+                     "protocol": "none (the issue's setting); gdpp: GDPP's gdppgan_Synthetic.py"},
     "prox-two-delta": {"iters": "10 proximal steps (quick: 5)", "h": 0.5},
     "wwgan-digits": {"iters": "5000 (quick: 4)", **_WGAN_GP, "batch_size": "64 (quick: 16)", "latent_dim": 32,
                      "dataset": "digits", "data_dir": "none (digits is built in; mnist and cifar10 need it)"},
@@ -51,12 +53,13 @@ FLAGS = {
                  "variant": "none; keys wgan-gp, sbe"},
     "w1fe-ring": {"iters": "800 epochs (quick: 6)", "objective": "both wgan-lp and wgan-gp", "lam": 10.0,
                   "n_critic": "10 (quick: 2)", "batch_size": "512 (quick: 64)", "latent_dim": 2, "lr_gen": 1e-4,
-                  "lr_critic": 1e-4, "K": "1,3,5,10 (LP) and 1,10 (GP)", "seeds": "--seed", **_MULTI,
+                  "lr_critic": 1e-4, "K": "1,3,5,10 (LP and GP)", "seeds": "--seed", **_MULTI,
                   "variant": "none; keys PENALTY-KK, e.g. lp-K3"},
     "swgan-grid": {"iters": "10000 (quick: 5)", "latent_dim": 4, "lam": "0.01 (SWGAN's regulariser weight)",
                    "n_critic": "20 dual steps (quick: 3)", "n_gen": 1, "batch_size": 128, "lr_gen": 3e-3,
                    "lr_critic": 1e-3, "seeds": "--seed", **_MULTI,
-                   "variant": "none; keys swgan, wgan-gp (needs --peer swgan=FOLDER unless --quick)"},
+                   "variant": "none; keys swgan, wgan-gp (needs --peer swgan=FOLDER unless --quick or a protocol)",
+                   "protocol": "none (grid25, WGAN-GP matched in time); lim-ye: Lim & Ye's grid, WGAN-GP 30000 iterations"},
 }
 
 #: experiments whose default BLAS thread count is not the machine's cores, and why

@@ -118,18 +118,23 @@ def _points(rows_key, samples):
 FINAL_KEYS = ("modes", "high_quality", "w1", "w2", "sliced_w1", "iterations", "train_seconds", "train_cpu_seconds")
 
 
-def export_finals(sweeps, results, name):
+def export_finals(sweeps, results, name, *, finished_only=False):
     """``NAME-per-run.csv`` (each finished run's final metrics, by run id) and
-    ``NAME-summary.csv`` (the sweep's own ``summary.csv``: n, mean, std, 95% t-interval)."""
+    ``NAME-summary.csv`` (the sweep's own ``summary.csv``: n, mean, std, 95% t-interval).
+    ``finished_only``: runs without ``metrics.json`` (a sweep still running) are left out, and
+    ``NAME-summary.csv`` is written only once the sweep has aggregated."""
     sweep = sweeps / name
     man = json.loads((sweep / "sweep.json").read_text())
     rows = []
     for rid, r in sorted(man["runs"].items()):
+        if finished_only and not (sweep / rid / "metrics.json").exists():
+            continue
         m = _metrics(sweep / rid)
         rows.append({"run": rid, "variant": r.get("variant") or "", "seed": r["seed"],
                      "setting": json.dumps(r.get("setting") or {}), **{k: m.get(k, "") for k in FINAL_KEYS}})
     _write(results, f"{name}-per-run.csv", rows, columns=["run", "variant", "seed", "setting", *FINAL_KEYS])
-    _write(results, f"{name}-summary.csv", _csv_rows(sweep / "summary.csv"))
+    if not finished_only or (sweep / "summary.csv").exists():
+        _write(results, f"{name}-summary.csv", _csv_rows(sweep / "summary.csv"))
 
 
 # The final-metric tables below keep the values of metrics.json as they are (Python's float repr,
@@ -261,6 +266,26 @@ def export_w1fe(sweeps, results):
     _write(results, "w1fe-ring-per-run.csv", w1fe_per_run(sw))
 
 
+def export_protocol(sweeps, results, name):
+    """The final metrics of a protocol sweep ``sweeps/NAME`` (issue 24: ``wgan-gp-grid-gdpp``,
+    ``wgan-gp-ring-gdpp``, their ``-nc1`` variants, ``swgan-grid-lim-ye``, ``w1fe-ring-gp``), finished
+    runs only, so that a sweep still running exports what it has: ``NAME-per-run.csv`` and, once
+    aggregated, ``NAME-summary.csv``; the ``wgan-gp`` ones also their curves and seed 0's samples."""
+    if name.startswith("wgan-gp-"):
+        dataset, suffix = name[len("wgan-gp-"):].split("-", 1)
+        export_wgan_gp(sweeps, results, dataset, "-" + suffix)
+    if name.startswith("w1fe-ring"):
+        _write(results, f"{name}-per-run.csv", w1fe_per_run(sweeps / name))
+        if (sweeps / name / "summary.csv").exists():
+            _write(results, f"{name}-summary.csv", _csv_rows(sweeps / name / "summary.csv"))
+        return
+    export_finals(sweeps, results, name, finished_only=True)
+
+
+PROTOCOL_SWEEPS = ("wgan-gp-grid-gdpp", "wgan-gp-ring-gdpp", "wgan-gp-grid-gdpp-nc1", "wgan-gp-ring-gdpp-nc1",
+                   "swgan-grid-lim-ye", "w1fe-ring-gp")
+
+
 def _wwgan_seed(folder, seed):
     """Critic values (clean and salt-and-pepper test images), test image 0's translation curve and
     64 generated images per method of one finished ``wwgan-digits`` run, recomputed from its
@@ -325,7 +350,10 @@ def export_wwgan(sweeps, results):
     _write(results, "wwgan-digits-seed0-images.csv", pix)
 
 
-def export_wgan_gp(sweeps, results, dataset):
+def export_wgan_gp(sweeps, results, dataset, suffix=""):
+    """Curves, bands and seed 0's samples of the sweep ``wgan-gp-DATASET[SUFFIX]`` (suffix: a
+    protocol's sweep, e.g. ``-gdpp``), into ``wgan-gp-DATASET[SUFFIX]-*.csv``."""
+    dataset = f"{dataset}{suffix}"
     sw = sweeps / f"wgan-gp-{dataset}"
     cols = ("iteration", "seconds", "modes", "high_quality", "w1", "w2", "sliced_w1")
     rows = _curve_long(sw, cols)
@@ -366,6 +394,7 @@ EXPORTS = {
     "wgan-gp-grid": lambda s, r, a: (export_wgan_gp(s, r, "grid"), export_finals(s, r, "wgan-gp-grid")),
     "wgan-gp-ring": lambda s, r, a: (export_wgan_gp(s, r, "ring"), export_finals(s, r, "wgan-gp-ring")),
     "prox-two-delta": lambda s, r, a: export_prox(r, a.prox_out),
+    **{n: (lambda s, r, a, n=n: export_protocol(s, r, n)) for n in PROTOCOL_SWEEPS},
 }
 
 

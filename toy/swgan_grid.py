@@ -15,6 +15,10 @@ WGAN-GP setting (the paper's are "manually tuned" and not given): generator as S
 critic 2 x 128 ReLU (Appendix I.1: "hidden layers of size 128"), batch 128, 5 critic steps,
 ``lambda = 10``, Adam(1e-4, 0.5, 0.9) (Gulrajani et al.'s toy defaults).
 
+``--protocol lim-ye`` (:mod:`toy.protocols`): the paper's data, Lim & Ye's grid
+(``grid25-lim-ye``: centres ``linspace(-21, 21, 5)^2``, variance 0.1), SWGAN as above (Table 1)
+and WGAN-GP at the paper's 30,000 iterations (Figs. 1-2), not matched in time (no peer needed).
+
 Latent code: ``--latent-dim`` (default 4, Fig. 1; 2 for Fig. 2), ``z ~ N(0, I)``.
 Float32, NumPy. Evaluation (conventions.md, "2-D mixture protocol"): every ``iters/10``
 iterations the modes, high-quality fraction and sliced W1 of 2,500 samples; at the end also
@@ -49,6 +53,7 @@ from refimpl.train import GANConfig, GANMethod, ToyData
 
 from .aggregate import INTERVAL, aggregate_runs
 from .common import MultiRun, RunOptions, Variant, atomic_write_bytes, train_run, write_csv, write_json, write_npy
+from . import protocols
 from .gan import apply_overrides, eval_samples, plot_curves, plot_sample_panels, plot_samples
 
 DATASET = "grid25"
@@ -65,10 +70,10 @@ def wgan_gp_config(latent_dim):
                      batch_size=128, n_critic=5, lr_gen=1e-4, lr_critic=1e-4, betas=(0.5, 0.9))
 
 
-def seconds_per_iteration(method, xp, n, seed=0):
+def seconds_per_iteration(method, xp, n, seed=0, dataset=DATASET):
     """Wall-clock seconds of one outer iteration of ``method`` (mean of ``n`` after 5 warm-up)."""
     rng = np.random.default_rng([seed, 31337])
-    data = ToyData(DATASET, xp, "float32", scale=getattr(method.cfg, "data_scale", 1.0))
+    data = ToyData(dataset, xp, "float32", scale=getattr(method.cfg, "data_scale", 1.0))
     state = method.init_state(rng, xp, "float32")
     for _ in range(5):
         state, _ = method.outer_step(state, rng, data)
@@ -87,13 +92,16 @@ def _row(method, m, dual_steps=None):
             "s_per_iter": round(m["train_seconds"] / m["iterations"], 5), "mean_dual_steps": dual_steps}
 
 
-def train_and_evaluate(opts: RunOptions, method, *, iters, eval_every, n_eval, title, more=None):
+def train_and_evaluate(opts: RunOptions, method, *, iters, eval_every, n_eval, title, more=None, dataset=DATASET,
+                       protocol=None):
     """Train ``method`` on the grid and write the standard run files (as :func:`toy.gan.run_gan`).
 
     Curve rows (every ``eval_every``): modes, high-quality fraction and sliced W1 of ``n_eval``
     samples, the cumulative training seconds (evaluation excluded) and evaluation seconds. The
     final row adds the exact W1 and W2 of :func:`refimpl.metrics.evaluate` (2,500 samples by
     the protocol; ``n_eval`` in quick runs). ``more(final state) -> dict`` adds metrics.
+    ``dataset``: ``grid25`` or ``grid25-lim-ye`` (``--protocol lim-ye``); ``protocol``: a
+    :class:`toy.protocols.Protocol`, recorded in ``metrics.json`` and the fingerprint.
     Returns the final metrics.
     """
     xp = get_namespace(opts.backend)
@@ -107,18 +115,19 @@ def train_and_evaluate(opts: RunOptions, method, *, iters, eval_every, n_eval, t
         samples = eval_samples(method, state, opts.seed, it, n_eval)
         rng = np.random.default_rng([opts.seed, 104729, it])
         if it == iters:
-            m = evaluate(samples, DATASET, rng, n_target=n_eval)
+            m = evaluate(samples, dataset, rng, n_target=n_eval)
         else:
-            ms = mode_stats(samples, get_dataset(DATASET).centers, get_dataset(DATASET).std)
-            target = sample(get_dataset(DATASET), n_eval, rng, xp=xp, dtype="float32")
+            ms = mode_stats(samples, get_dataset(dataset).centers, get_dataset(dataset).std)
+            target = sample(get_dataset(dataset), n_eval, rng, xp=xp, dtype="float32")
             m = {"modes": ms["modes"], "high_quality": ms["high_quality"], "w1": None, "w2": None,
                  "sliced_w1": sliced_w1(samples, target, rng=rng)}
         spent["eval"] += time.perf_counter() - t
         return {**m, "eval_seconds": round(spent["eval"], 3)}
 
-    data = ToyData(DATASET, xp, "float32", scale=getattr(method.cfg, "data_scale", 1.0))
-    res = train_run(opts, method, data, dataset=DATASET, xp=xp, dtype="float32", iters=iters, eval_fn=eval_fn,
-                    eval_every=eval_every, run_info={"n_eval": n_eval})
+    data = ToyData(dataset, xp, "float32", scale=getattr(method.cfg, "data_scale", 1.0))
+    res = train_run(opts, method, data, dataset=dataset, xp=xp, dtype="float32", iters=iters, eval_fn=eval_fn,
+                    eval_every=eval_every, run_info={"n_eval": n_eval,
+                                                     **({"protocol": protocol.name} if protocol else {})})
     for row in res.curve:
         row["train_seconds"] = round(row["seconds"] - row["eval_seconds"], 3)
     fin = res.curve[-1]
@@ -127,12 +136,15 @@ def train_and_evaluate(opts: RunOptions, method, *, iters, eval_every, n_eval, t
                                    "eval_seconds")}
     metrics.update({"seconds": round(res.seconds, 2), "iterations": res.iterations, "n_eval": n_eval,
                     "backend": opts.backend, "threads": opts.threads, "seed": opts.seed, "dtype": "float32",
-                    "method": method.name, "dataset": DATASET, "config": method.config()})
+                    "method": method.name, "dataset": dataset, "config": method.config()})
+    if protocol is not None:
+        metrics.update(protocol.record(protocols.overrides(opts, ("lam", "n_critic", "n_gen", "batch_size",
+                                                                  "latent_dim", "lr_gen", "lr_critic"))))
     metrics.update(more(res.state) if more else {})
     write_npy(opts.out / "samples.npy", samples)
     write_csv(opts.out / "curve.csv", res.curve)
     write_json(opts.out / "metrics.json", metrics)
-    plot_samples(opts.out / "samples.png", samples, DATASET,
+    plot_samples(opts.out / "samples.png", samples, dataset,
                  f"{title}: {metrics['modes']} modes, hq {metrics['high_quality']:.2f}, W1 {metrics['w1']:.3f}")
     plot_curves(opts.out / "curves.png", res.curve, title)
     return metrics
@@ -140,6 +152,7 @@ def train_and_evaluate(opts: RunOptions, method, *, iters, eval_every, n_eval, t
 
 def _settings(opts: RunOptions):
     """(SWGAN config, latent dim, iterations, evaluation samples) of every run; validates."""
+    protocols.get(opts)
     latent = opts.extra.get("latent_dim") or 4
     cfg = apply_overrides(SWGANConfig(latent_dim=latent), opts)
     if opts.quick:
@@ -153,19 +166,23 @@ def variants(opts: RunOptions):
     """``swgan``, then ``wgan-gp`` given the same training wall-clock as the ``swgan`` run of its
     seed (which must finish first; quick runs are not matched in time, so need no peer)."""
     _settings(opts)
+    timed = not opts.quick and protocols.get(opts) is None      # lim-ye: WGAN-GP at the paper's 30,000 iterations
     return [Variant("swgan", "SWGAN"),
-            Variant("wgan-gp", "WGAN-GP", base="swgan", after=() if opts.quick else ("swgan",))]
+            Variant("wgan-gp", "WGAN-GP", base="swgan", after=("swgan",) if timed else ())]
 
 
 def train(opts: RunOptions, v: Variant) -> dict:
     """One run of ``v`` with seed ``opts.seed`` into ``opts.out``; returns its metrics."""
     cfg, latent, iters, n_eval = _settings(opts)
+    proto = protocols.get(opts)
+    dataset = proto.dataset if proto else DATASET
     if v.key == "swgan":
         def dual_steps(_state):
             st = load_checkpoint(checkpoint_file(opts.out), np)["state"]      # host copies of the counters
             return {"mean_dual_steps": round(float(st["dual_steps"]) / float(st["outer"]), 2)}
         return train_and_evaluate(opts, SWGANMethod(cfg), iters=iters, eval_every=max(1, iters // 10),
-                                  n_eval=n_eval, title=f"SWGAN d={latent} seed {opts.seed}", more=dual_steps)
+                                  n_eval=n_eval, title=f"SWGAN d={latent} {dataset} seed {opts.seed}",
+                                  more=dual_steps, dataset=dataset, protocol=proto)
     wg = GANMethod(wgan_gp_config(latent))
     wg.name = "wgan-gp"
     opts.out.mkdir(parents=True, exist_ok=True)
@@ -174,6 +191,9 @@ def train(opts: RunOptions, v: Variant) -> dict:
         budget = json.loads(budget_file.read_text())
     elif opts.quick:
         budget = {"iterations": iters, "note": "quick run: not matched in time"}
+    elif proto is not None:
+        budget = {"iterations": proto.extra["wgan_gp_iters"],
+                  "note": f"protocol {proto.name}: the paper's WGAN-GP iterations, not matched in time"}
     else:
         peer = opts.extra["peers"]["swgan"] / "metrics.json"
         if not peer.exists():
@@ -186,7 +206,7 @@ def train(opts: RunOptions, v: Variant) -> dict:
     write_json(budget_file, budget)
     iw = budget["iterations"]
     return train_and_evaluate(opts, wg, iters=iw, eval_every=max(1, iw // 10), n_eval=n_eval,
-                              title=f"WGAN-GP d={latent} seed {opts.seed}")
+                              title=f"WGAN-GP d={latent} {dataset} seed {opts.seed}", dataset=dataset, protocol=proto)
 
 
 def summarise(out, variants, runs) -> dict:
@@ -200,10 +220,12 @@ def summarise(out, variants, runs) -> dict:
     configs = {v.key: m["config"] for v, _, _, m in ms}
     latent = configs["swgan"]["latent_dim"]
     n_eval = ms[0][3]["n_eval"]
-    write_json(out / "metrics.json", {"latent_dim": latent, "dataset": DATASET, "seeds": seeds, "n_eval": n_eval,
+    dataset = ms[0][3].get("dataset", DATASET)
+    write_json(out / "metrics.json", {"latent_dim": latent, "dataset": dataset, "protocol": ms[0][3].get("protocol"),
+                                      "seeds": seeds, "n_eval": n_eval,
                                       "rows": rows, "interval": INTERVAL, "swgan_config": configs["swgan"],
                                       "wgan_gp_config": configs["wgan-gp"]})
-    lines = [f"Latent dim {latent}, grid25, {n_eval} samples per evaluation; seconds: training only.", "",
+    lines = [f"Latent dim {latent}, {dataset}, {n_eval} samples per evaluation; seconds: training only.", "",
              "| seed | method | iterations | train s | s/iter | dual steps/iter | modes | high quality | W1 |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -211,7 +233,7 @@ def summarise(out, variants, runs) -> dict:
         lines.append(f"| {r['seed']} | {r['method']} | {r['iterations']} | {r['train_seconds']:.0f} | "
                      f"{r['s_per_iter']:.4f} | {ds} | {r['modes']}/25 | {r['high_quality']:.3f} | {r['w1']:.4f} |")
     atomic_write_bytes(out / "table.md", ("\n".join(lines) + "\n").encode())
-    _comparison(out, latent, [(r, folder) for r, (_, s, folder, _) in zip(rows, ms) if s == seeds[0]])
+    _comparison(out, latent, [(r, folder) for r, (_, s, folder, _) in zip(rows, ms) if s == seeds[0]], dataset)
     first = {r["method"]: r for r in rows if r["seed"] == seeds[0]}
     return {"latent_dim": latent, "seeds": seeds,
             **{f"swgan_{k}": first["SWGAN"][k] for k in ("modes", "high_quality", "w1", "train_seconds", "s_per_iter")},
@@ -224,9 +246,9 @@ def summarise(out, variants, runs) -> dict:
 run = MultiRun(variants, train, summarise)
 
 
-def _comparison(out, latent, shown):
+def _comparison(out, latent, shown, dataset=DATASET):
     """Final samples side by side: ``shown`` = [(row, run folder)] of one seed."""
     plot_sample_panels(out / "comparison.png", [
         (f"{r['method']}, d={latent}: {r['iterations']} it, {r['train_seconds']:.0f} s\n"
          f"{r['modes']}/25 modes, hq {r['high_quality']:.2f}, W1 {r['w1']:.3f}", np.load(folder / "samples.npy"))
-        for r, folder in shown], DATASET, cols=len(shown), dpi=100)
+        for r, folder in shown], dataset, cols=len(shown), dpi=100)

@@ -1,0 +1,106 @@
+"""Cited protocols as presets (toy/protocols.py): ``--protocol gdpp`` and ``--protocol lim-ye``."""
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ot")
+pytest.importorskip("matplotlib")
+
+from refimpl import runs
+from refimpl.datasets import get_dataset
+from refimpl.metrics import mode_stats
+from toy.__main__ import main as toy_main, variants
+from toy.protocols import GDPP_CONFIG, PROTOCOLS, names_for
+
+
+def test_ci_gdpp_quick_records_the_cited_setting(tmp_path):
+    """The CI check: ``python -m toy wgan-gp-grid --protocol gdpp --quick --out D`` runs and its
+    metrics.json shows batch 512, latent 256, width 128, tanh, learning rates 1e-4 (D) / 1e-3 (G)."""
+    out = tmp_path / "D"
+    assert toy_main(["wgan-gp-grid", "--protocol", "gdpp", "--quick", "--out", str(out)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    c = m["config"]
+    assert c["batch_size"] == 512 and c["latent_dim"] == 256
+    assert c["gen_hidden"] == [128, 128] and c["critic_hidden"] == [128, 128]
+    assert c["gen_activation"] == "tanh" and c["critic_activation"] == "tanh"
+    assert c["lr_critic"] == 1e-4 and c["lr_gen"] == 1e-3 and c["betas"] == [0.5, 0.999]
+    assert c["weight_init"] == "orthogonal" and c["init_gain"] == 1.4
+    assert c["n_critic"] == 5 and c["lam"] == 10.0 and c["objective"] == "wgan-gp"
+    assert m["protocol"] == "gdpp" and m["protocol_overrides"] == {} and set(m["protocol_unstated"]) == {"n_critic", "lam"}
+    assert m["iterations"] == 20 and m["dataset"] == "grid25"
+    assert runs.read_fingerprint(out)["protocol"] == "gdpp"
+    # the metrics are what the kept samples give (the same 3-sigma rule on the same 2,500 samples)
+    s = np.load(out / "samples.npy")
+    spec = get_dataset("grid25")
+    ms = mode_stats(s, spec.centers, spec.std)
+    assert s.shape == (2500, 2) and (ms["modes"], ms["high_quality"]) == (m["modes"], m["high_quality"])
+
+
+def test_flags_beside_a_protocol_override_it_and_are_recorded(tmp_path):
+    out = tmp_path / "r"
+    assert toy_main(["wgan-gp-ring", "--protocol", "gdpp", "--n-critic", "1", "--iters", "3", "--out", str(out)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["config"]["n_critic"] == 1 and m["protocol_overrides"] == {"n_critic": 1}
+    assert m["config"]["latent_dim"] == 256 and m["dataset"] == "ring8" and m["iterations"] == 3
+
+
+def test_a_protocol_run_does_not_resume_another_setting(tmp_path, capsys):
+    """The protocol is in the checkpoint's fingerprint: resuming a gdpp run without it is refused."""
+    out = tmp_path / "g"
+    assert toy_main(["wgan-gp-grid", "--protocol", "gdpp", "--iters", "2", "--out", str(out)]) == 0
+    assert toy_main(["wgan-gp-grid", "--iters", "3", "--out", str(out), "--resume"]) == 2
+    assert "protocol: 'gdpp' -> (absent)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["wgan-gp-grid", "--protocol", "lim-ye"], ["wgan-gp-ring", "--protocol", "nope"],
+                                  ["swgan-grid", "--protocol", "gdpp"], ["rwp-grid", "--protocol", "gdpp"]])
+def test_a_protocol_the_experiment_does_not_offer_exits_2_and_writes_nothing(tmp_path, capsys, argv):
+    out = tmp_path / "x"
+    with pytest.raises(SystemExit) as e:
+        toy_main([*argv, "--quick", "--out", str(out)])
+    assert e.value.code == 2 and not out.exists()
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "protocol" in err
+
+
+def test_protocol_declarations():
+    assert names_for("wgan-gp-grid") == names_for("wgan-gp-ring") == ["gdpp"]
+    assert names_for("swgan-grid") == ["lim-ye"] and names_for("w1fe-ring") == []
+    assert PROTOCOLS["gdpp"].iters == 25_000 and GDPP_CONFIG["batch_size"] == 512
+    assert PROTOCOLS["lim-ye"].dataset == "grid25-lim-ye" and PROTOCOLS["lim-ye"].extra["wgan_gp_iters"] == 30_000
+
+
+def test_lim_ye_swgan_grid_quick(tmp_path):
+    """``swgan-grid --protocol lim-ye``: Lim & Ye's data, WGAN-GP not matched in time (no peer)."""
+    assert [v.after for v, _ in variants("swgan-grid", ["--protocol", "lim-ye"])] == [(), ()]
+    out = tmp_path / "s"
+    assert toy_main(["swgan-grid", "--protocol", "lim-ye", "--quick", "--out", str(out)]) == 0
+    for run in ("swgan-seed0", "wgan-gp-seed0"):
+        m = json.loads((out / run / "metrics.json").read_text())
+        assert m["dataset"] == "grid25-lim-ye" and m["protocol"] == "lim-ye"
+        assert runs.read_fingerprint(out / run)["dataset"] == "grid25-lim-ye"
+        s = np.load(out / run / "samples.npy")
+        spec = get_dataset("grid25-lim-ye")
+        assert mode_stats(s, spec.centers, spec.std)["modes"] == m["modes"]
+    assert json.loads((out / "metrics.json").read_text())["dataset"] == "grid25-lim-ye"
+
+
+def test_protocol_sweep_export_holds_exactly_the_finished_runs_metrics(tmp_path):
+    """``python -m toy.results_export --sweeps S wgan-gp-grid-gdpp``: one row per finished run with
+    its metrics.json values unchanged; a run still going (no metrics.json) is left out."""
+    import csv
+
+    from toy import results_export
+    sweeps, res = tmp_path / "sweeps", tmp_path / "res"
+    res.mkdir()
+    assert toy_main(["sweep", "wgan-gp-grid", "--seeds", "0-1", "--workers", "0", "--protocol", "gdpp", "--iters", "2",
+                     "--out", str(sweeps / "wgan-gp-grid-gdpp")]) == 0
+    (sweeps / "wgan-gp-grid-gdpp" / "seed=1" / "metrics.json").unlink()          # as if still running
+    assert results_export.main(["--sweeps", str(sweeps), "--results", str(res), "wgan-gp-grid-gdpp"]) == 0
+    rows = list(csv.DictReader(open(res / "wgan-gp-grid-gdpp-per-run.csv")))
+    assert [r["run"] for r in rows] == ["seed=0"]
+    m = json.loads((sweeps / "wgan-gp-grid-gdpp" / "seed=0" / "metrics.json").read_text())
+    for k in ("modes", "high_quality", "w1", "w2", "sliced_w1", "iterations"):
+        assert rows[0][k] == str(m[k]), k
+    assert (res / "wgan-gp-grid-gdpp-seed0-samples.csv").exists()
