@@ -1,7 +1,7 @@
 """Command line of the image-scale experiments (CuPy by default).
 
     python -m gpu NAME [--dataset digits|mnist|cifar10] [--data-dir DIR] [--backend cupy|numpy]
-                       [--device I] [--width W] [--batch-size B] [--iters N] [--eval-every N] [--seed S]
+                       [--device I] [--arch mlp|dcgan] [--width W] [--batch-size B] [--iters N] [--eval-every N] [--seed S]
                        [--out DIR] [--resume] [--quick] [--checkpoint-every N] [--checkpoint-seconds S]
                        [--threads N] [--h H] [--K K] [--lam L]
 
@@ -56,7 +56,10 @@ def build_parser(name=None):
     g.add_argument("--device", type=runs.nonneg_int, default=None,
                    help="CUDA device index (default: the current device, 0 unless CUDA_VISIBLE_DEVICES says otherwise)")
     g.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="default float32")
-    g.add_argument("--width", type=runs.positive_int, default=1024, help="hidden width (default 1024)")
+    g.add_argument("--arch", default="mlp", choices=["mlp", "dcgan"],
+                   help="networks: mlp (default) or dcgan (refimpl.cnn; not swgan)")
+    g.add_argument("--width", type=runs.positive_int, default=None,
+                   help="MLP hidden width (default 1024) or DCGAN critic channels (default 64)")
     g.add_argument("--batch-size", type=runs.positive_int, default=256, help="default 256")
     g.add_argument("--eval-every", type=runs.positive_int, default=1000, help="default 1000")
     g.add_argument("--cuda-graph", action="store_true",
@@ -84,10 +87,10 @@ def main(argv=None):
     a.name = argv[0]
     runs.tune_allocator()
     kw = dict(method=a.name, dataset=a.dataset, data_dir=a.data_dir, backend=a.backend, dtype=a.dtype,
-              width=a.width, batch_size=a.batch_size, iters=a.iters or 20_000, eval_every=a.eval_every,
+              arch=a.arch, width=a.width, batch_size=a.batch_size, iters=a.iters or 20_000, eval_every=a.eval_every,
               seed=a.seed, h=a.h, K=a.K, lam=a.lam, device=a.device, cuda_graph=a.cuda_graph)
     if a.quick:
-        kw.update(width=32, batch_size=16, iters=a.iters or 3, eval_every=a.iters or 3, n_eval=100)
+        kw.update(width=a.width or (32 if a.arch == "mlp" else 4), batch_size=16, iters=a.iters or 3, eval_every=a.iters or 3, n_eval=100)
     out = a.out or pathlib.Path("runs") / f"gpu-{a.name}-{a.dataset}-seed{a.seed}"
     try:
         if a.cuda_graph and a.backend != "cupy":

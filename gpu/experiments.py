@@ -1,13 +1,15 @@
 """Image-scale experiments (MNIST, CIFAR-10 from a local folder; 8x8 digits offline) for every method.
 
 Each experiment trains an MLP generator ``latent-W-W-W-d`` (tanh output) against an
-MLP critic ``d-W-W-W-1`` (or SWGAN's potentials) on device-resident images, with the
+MLP critic ``d-W-W-W-1`` (or SWGAN's potentials), or with ``arch="dcgan"`` (``--arch dcgan``) the
+DCGAN generator and critic of :mod:`refimpl.cnn` (critic width ``W`` channels, layer norm;
+``docs/cnn.md``), on device-resident images, with the
 shared loop of :mod:`refimpl.train` (checkpoints, resume, progress), and writes
 ``metrics.json``, ``curve.csv``, ``samples.npy`` and ``samples.png`` (a sample grid).
 The metric is the exact W1 in pixel space between ``n_eval`` generated and held-out
 test images (POT, on the host, every ``eval_every`` iterations).
 
-    python -m gpu NAME --dataset mnist --data-dir DIR [--backend cupy] [--width 1024] [--batch 256] ...
+    python -m gpu NAME --dataset mnist --data-dir DIR [--backend cupy] [--arch mlp|dcgan] [--width W] [--batch 256] ...
 """
 from __future__ import annotations
 
@@ -26,6 +28,11 @@ from refimpl.train import GANConfig, GANMethod
 from .data import device_dataset
 
 METHODS = ("wgan-gp", "rwp", "sbe", "w1fe", "wwgan", "swgan")
+ARCHS = ("mlp", "dcgan")
+#: the methods that take DCGAN networks (SWGAN's potentials are MLPs, as in the paper's toy runs)
+DCGAN_METHODS = ("wgan-gp", "rwp", "sbe", "w1fe", "wwgan")
+#: ``width`` when not given: MLP hidden units, DCGAN critic channels
+DEFAULT_WIDTH = {"mlp": 1024, "dcgan": 64}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +43,8 @@ class ImageRun:
     data_dir: str | None = None
     backend: str = "cupy"
     dtype: str = "float32"
-    width: int = 1024
+    arch: str = "mlp"               # mlp: MLPs latent-W-W-W-d, d-W-W-W-1; dcgan: refimpl.cnn's DCGANs of width W
+    width: int | None = None        # None: DEFAULT_WIDTH[arch]
     latent_dim: int = 128
     batch_size: int = 256
     iters: int = 20_000
@@ -52,6 +60,12 @@ class ImageRun:
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        if self.arch not in ARCHS:
+            raise ValueError(f"unknown arch {self.arch!r}; choose one of {', '.join(ARCHS)}")
+        if self.arch == "dcgan" and self.method not in DCGAN_METHODS:
+            raise ValueError(f"--arch dcgan: {self.method} takes MLPs only (DCGAN methods: {', '.join(DCGAN_METHODS)})")
+        if self.width is None:
+            object.__setattr__(self, "width", DEFAULT_WIDTH[self.arch])
         for k in ("width", "latent_dim", "batch_size", "iters", "n_eval", "K"):
             v = getattr(self, k)
             if not isinstance(v, int) or v < 1:
@@ -66,8 +80,10 @@ def build_method(run: ImageRun, image_shape):
     """The method object for ``run`` (imports each method module only when used)."""
     d = int(np.prod(image_shape))
     hidden = (run.width,) * 3
-    cfg = GANConfig(objective="wgan-gp", lam=run.lam, data_dim=d, latent_dim=run.latent_dim, gen_hidden=hidden,
-                    critic_hidden=hidden, gen_output="tanh", batch_size=run.batch_size)
+    net = (dict(gen_hidden=hidden, critic_hidden=hidden) if run.arch == "mlp" else
+           dict(arch="dcgan", image_shape=tuple(int(s) for s in image_shape), width=run.width))
+    cfg = GANConfig(objective="wgan-gp", lam=run.lam, data_dim=d, latent_dim=run.latent_dim, gen_output="tanh",
+                    batch_size=run.batch_size, **net)
     if run.method == "wgan-gp":
         m = GANMethod(cfg)
         m.name = "wgan-gp"
@@ -147,7 +163,7 @@ def run_image_experiment(run: ImageRun, out, resume=False, checkpoint_every=0, p
 
     res = train_run(opts, method, data, dataset=run.dataset, xp=xp, dtype=run.dtype, iters=run.iters, eval_fn=eval_fn,
                     eval_every=run.eval_every, progress=progress, cuda_graph=run.cuda_graph, device=device,
-                    run_info={"n_eval": run.n_eval, "width": run.width})
+                    run_info={"n_eval": run.n_eval, "width": run.width, "arch": run.arch})
     samples = to_numpy(generated(res.state, res.iterations))
     metrics = {**res.final_metrics, "seconds": round(res.seconds, 2), "iterations": res.iterations,
                "train_seconds": round(res.train_seconds, 2),

@@ -29,6 +29,7 @@ import numpy as _np
 
 from . import _checks
 from .backend import from_host, namespace
+from .architectures import NETWORKS
 from .nn import MLP, _add_params, _sigmoid, _softplus
 
 OBJECTIVES = ("wgan", "wgan-gp", "wgan-lp", "dragan", "standard")
@@ -76,8 +77,8 @@ def _obj(obj):
 
 
 def _net(net, name):
-    if not isinstance(net, MLP):
-        raise TypeError(f"{name} must be a refimpl.nn.MLP, got {type(net).__name__}")
+    if not isinstance(net, NETWORKS):
+        raise TypeError(f"{name} must be a refimpl.nn.MLP or a refimpl.cnn.flat.FlatIO, got {type(net).__name__}")
     if net.sizes[-1] != 1:
         raise ValueError(f"{name} must have a scalar output, it has {net.sizes[-1]}")
     return net
@@ -233,8 +234,8 @@ def critic_grads(obj, critic, cparams, real, fake, rng):
     -------
     loss : 0-d array; grads : list of (dW, db); logs : dict of 0-d arrays
 
-    Computed by the fused step :func:`refimpl.steps.critic_loss_grads` (equal batches; the per-step
-    :func:`_critic_grads` otherwise, and as its test reference).
+    Computed by the fused step :func:`refimpl.steps.critic_loss_grads` (equal batches, an MLP critic;
+    the per-step :func:`_critic_grads` otherwise, and as its test reference).
     """
     _obj(obj), _net(critic, "critic"), _rng(rng)
     d = critic.sizes[0]
@@ -243,7 +244,7 @@ def critic_grads(obj, critic, cparams, real, fake, rng):
     if obj.penalty is not None and obj.name != "dragan" and real.shape[0] != fake.shape[0]:
         raise ValueError(f"fake must have as many rows as real for the interpolate penalty, "
                          f"got {real.shape[0]} and {fake.shape[0]}")
-    if real.shape[0] != fake.shape[0]:                     # the fused step stacks equal batches
+    if real.shape[0] != fake.shape[0] or not isinstance(critic, MLP):   # the fused step: equal batches, MLPs
         return _critic_grads(obj, critic, cparams, real, fake, rng)
     from .steps import constants, critic_loss_grads
     noise = None
@@ -320,6 +321,8 @@ def generator_grads(obj, gen, gparams, critic, cparams, z):
     _obj(obj), _net(critic, "critic")
     gparams, z = _check_generator(gen, gparams, z, critic)
     cparams = _checks.params(cparams, "cparams", xp=namespace(z), shapes=critic._param_shapes(), dtype=z.dtype)
+    if not (isinstance(gen, MLP) and isinstance(critic, MLP)):
+        return _generator_grads(obj, gen, gparams, critic, cparams, z)
     from .steps import constants, generator_loss_grads
     return generator_loss_grads(obj, gen, gparams, critic, cparams, z, constants({}, obj, z, z.shape[0]))
 
@@ -328,8 +331,8 @@ def _check_generator(gen, gparams, z, *nets):
     """Entry checks shared by the generator-gradient functions: ``gen`` an MLP whose output size
     every network of ``nets`` takes, ``gparams`` of its layout, ``z`` (B >= 1, latent) finite;
     returns the validated ``(gparams, z)``."""
-    if not isinstance(gen, MLP):
-        raise TypeError(f"gen must be a refimpl.nn.MLP, got {type(gen).__name__}")
+    if not isinstance(gen, NETWORKS):
+        raise TypeError(f"gen must be a refimpl.nn.MLP or a refimpl.cnn.flat.FlatIO, got {type(gen).__name__}")
     for net in nets:
         if gen.sizes[-1] != net.sizes[0]:
             raise ValueError(f"gen outputs {gen.sizes[-1]} coordinates but the networks take "

@@ -26,6 +26,7 @@ from . import _checks
 from .backend import from_host, namespace, scalar, synchronize
 from .checkpoint import load as load_checkpoint, save as save_checkpoint, tree_from_host, tree_to_host
 from .datasets import _host_args
+from .architectures import ARCHS, is_mlp, make_critic, make_generator
 from .nn import MLP
 from .objectives import Objective, _clip_params, _critic_grads, _generator_grads
 from .optim import make_optimiser
@@ -57,6 +58,10 @@ class GANConfig:
     data_scale: float = 1.0             # train on data / data_scale; samples() maps back to data units
     weight_init: str = "default"        # both networks' weight init (refimpl.nn.MLP): default | orthogonal
     init_gain: float = 1.0              # the orthogonal init's gain
+    arch: str = "mlp"                   # mlp | dcgan (refimpl.architectures)
+    image_shape: tuple = ()             # dcgan: (C, H, W) of a data row, C * H * W = data_dim
+    width: int = 64                     # dcgan: channels of the critic's first convolution
+    critic_norm: str = "layer"          # dcgan critic: layer | none | batch (batch: no gradient penalty)
 
     def __post_init__(self):
         for k in ("data_dim", "latent_dim", "batch_size", "n_critic", "n_gen"):
@@ -66,6 +71,9 @@ class GANConfig:
         if not (isinstance(self.data_scale, (int, float)) and math.isfinite(self.data_scale) and self.data_scale > 0):
             raise ValueError(f"data_scale must be a finite number > 0, got {self.data_scale!r}")
         Objective(self.objective, self.lam, self.clip)       # validates name, lam, clip
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
+        make_generator(self), make_critic(self)              # validates the networks' settings
         self.make_optimiser(self.lr_gen), self.make_optimiser(self.lr_critic)
 
     def make_optimiser(self, lr):
@@ -165,8 +173,9 @@ class GANMethod:
     def __init__(self, cfg: GANConfig):
         self._setup_generator(cfg)
         self.objective = Objective(cfg.objective, cfg.lam, cfg.clip)
-        self.critic = MLP((cfg.data_dim, *cfg.critic_hidden, 1), cfg.critic_activation, "linear",
-                          weight_init=cfg.weight_init, init_gain=cfg.init_gain)
+        self.critic = make_critic(cfg)
+        if not is_mlp(self.gen, self.critic):
+            self.fused = False               # the fused steps are written for MLP layers
 
     def _setup_generator(self, cfg):
         """The parts every method shares: config, generator spec and both optimisers
@@ -174,9 +183,8 @@ class GANMethod:
         lr_gen, lr_critic and ``make_optimiser``)."""
         self.cfg = cfg
         self._consts = {}                    # loss seeds per batch size (refimpl.steps.StepConstants)
-        self.gen = MLP((cfg.latent_dim, *cfg.gen_hidden, cfg.data_dim), cfg.gen_activation, cfg.gen_output,
-                       weight_init=getattr(cfg, "weight_init", "default"),
-                       init_gain=getattr(cfg, "init_gain", 1.0))
+        self.gen = make_generator(cfg) if isinstance(cfg, GANConfig) else \
+            MLP((cfg.latent_dim, *cfg.gen_hidden, cfg.data_dim), cfg.gen_activation, cfg.gen_output)
         self.opt_gen = cfg.make_optimiser(cfg.lr_gen)
         self.opt_critic = cfg.make_optimiser(cfg.lr_critic)
 

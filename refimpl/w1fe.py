@@ -53,6 +53,7 @@ import numbers
 
 from . import _checks, steps
 from .backend import from_host, namespace
+from .architectures import NETWORKS
 from .nn import MLP
 from .objectives import _net
 from .train import GANConfig, GANMethod, config_dict
@@ -128,8 +129,8 @@ def persistent_loss_grads(gen, gparams, z, zeta):
     Input rules of :mod:`refimpl._checks`: ``z`` (B, latent) and ``zeta`` (B, d), B >= 1,
     finite, in the generator parameters' dtype; errors name the argument.
     """
-    if not isinstance(gen, MLP):
-        raise TypeError(f"gen must be a refimpl.nn.MLP, got {type(gen).__name__}")
+    if not isinstance(gen, NETWORKS):
+        raise TypeError(f"gen must be a refimpl.nn.MLP or a refimpl.cnn.flat.FlatIO, got {type(gen).__name__}")
     gparams, z = gen._validate(gparams, ("z", z, (None, gen.sizes[0])), pname="gparams")
     if z.shape[0] == 0:
         raise ValueError(f"z must be non-empty, got shape {tuple(z.shape)}")
