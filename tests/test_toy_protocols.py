@@ -1,5 +1,7 @@
 """Cited protocols as presets (toy/protocols.py): ``--protocol gdpp`` and ``--protocol lim-ye``."""
+import csv
 import json
+import pathlib
 
 import numpy as np
 import pytest
@@ -89,7 +91,6 @@ def test_lim_ye_swgan_grid_quick(tmp_path):
 def test_protocol_sweep_export_holds_exactly_the_finished_runs_metrics(tmp_path):
     """``python -m toy.results_export --sweeps S wgan-gp-grid-gdpp``: one row per finished run with
     its metrics.json values unchanged; a run still going (no metrics.json) is left out."""
-    import csv
 
     from toy import results_export
     sweeps, res = tmp_path / "sweeps", tmp_path / "res"
@@ -104,3 +105,18 @@ def test_protocol_sweep_export_holds_exactly_the_finished_runs_metrics(tmp_path)
     for k in ("modes", "high_quality", "w1", "w2", "sliced_w1", "iterations"):
         assert rows[0][k] == str(m[k]), k
     assert (res / "wgan-gp-grid-gdpp-seed0-samples.csv").exists()
+
+
+@pytest.mark.parametrize("name", ["wgan-gp-grid-gdpp", "wgan-gp-ring-gdpp"])
+def test_the_docs_gdpp_figures_are_the_committed_runs(name):
+    """README and docs/toy.md quote the means of the committed per-run CSV (5 seeds at 25,000 iterations)."""
+    root = pathlib.Path(__file__).resolve().parents[1]
+    rows = list(csv.DictReader(open(root / "docs" / "results" / f"{name}-per-run.csv")))
+    assert sorted(int(r["seed"]) for r in rows) == [0, 1, 2, 3, 4]
+    assert {int(r["iterations"]) for r in rows} == {25_000}
+    modes = sum(int(r["modes"]) for r in rows) / 5
+    hq = 100 * sum(float(r["high_quality"]) for r in rows) / 5
+    quoted = f"{modes:.1f}", f"{hq:.2f}%"
+    for doc in (root / "README.md", root / "docs" / "toy.md"):
+        text = doc.read_text()
+        assert all(q in text for q in quoted), (doc.name, quoted)
