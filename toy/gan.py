@@ -22,8 +22,14 @@ OVERRIDES = ("objective", "lam", "n_critic", "n_gen", "batch_size", "latent_dim"
 
 
 def apply_overrides(cfg, opts: RunOptions, fields=OVERRIDES):
-    """``cfg`` with the command line's overrides; invalid values raise ``ValueError`` (nothing written yet)."""
-    kw = {k: opts.extra[k] for k in fields if opts.extra.get(k) is not None and hasattr(cfg, k)}
+    """``cfg`` with the command line's overrides of ``fields``; invalid values raise ``ValueError``
+    (nothing written yet), and so does an override of a field ``cfg`` does not have: a flag is
+    never dropped in silence."""
+    kw = {k: opts.extra[k] for k in fields if opts.extra.get(k) is not None}
+    unknown = [k for k in kw if k not in {f.name for f in dataclasses.fields(cfg)}]
+    if unknown:
+        raise ValueError(f"{', '.join('--' + k.replace('_', '-') for k in unknown)} does not apply to "
+                         f"{type(cfg).__name__} (its fields: {', '.join(f.name for f in dataclasses.fields(cfg))})")
     return dataclasses.replace(cfg, **kw) if kw else cfg
 
 
