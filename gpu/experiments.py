@@ -19,6 +19,7 @@ import pathlib
 import numpy as np
 
 from refimpl.backend import backend_name, get_namespace, to_numpy
+from refimpl.evaluation import EVAL
 from refimpl.image_metrics import image_w1
 from refimpl.images import load_images
 from refimpl.outputs import grid_image, plt, write_csv, write_json, write_npy
@@ -85,9 +86,7 @@ def build_method(run: ImageRun, image_shape):
     cfg = GANConfig(objective="wgan-gp", lam=run.lam, data_dim=d, latent_dim=run.latent_dim, gen_output="tanh",
                     batch_size=run.batch_size, **net)
     if run.method == "wgan-gp":
-        m = GANMethod(cfg)
-        m.name = "wgan-gp"
-        return m
+        return GANMethod(cfg, name="wgan-gp")
     if run.method == "rwp":
         from refimpl.rwp import RWPMethod
         return RWPMethod(cfg, h=run.h, l=None)
@@ -154,7 +153,7 @@ def run_image_experiment(run: ImageRun, out, resume=False, checkpoint_every=0, p
     out = pathlib.Path(opts.out)
 
     def generated(state, it):
-        rng = np.random.default_rng([run.seed, 7919, it])
+        rng = EVAL.latent_rng(run.seed, it)
         like = state["gen"][0][0]
         return method.samples(state, method.latent(rng, run.n_eval, like))
 

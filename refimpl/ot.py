@@ -79,9 +79,10 @@ from refimpl import _checks
 from refimpl.backend import namespace
 from refimpl.ot_solver import _measure, _value_scale
 from refimpl.ot_solver import _anneal
+from refimpl.regularizers import REGULARIZERS, get_regularizer
 
 COSTS = ("l1", "euclidean", "sqeuclidean")
-REGS = ("kl", "l2")
+REGS = tuple(REGULARIZERS)
 
 __all__ = ["COSTS", "REGS", "OTResult", "cost_matrix", "solve_regularized", "dual_objective",
            "plan_from_potentials", "density_ratio", "primal_objective", "regularizer",
@@ -127,10 +128,7 @@ class OTResult:
 
 
 # ----------------------------------------------------------------------------- checks (public boundary only)
-def _reg(reg):
-    if not isinstance(reg, str):
-        raise TypeError(f"reg must be a string, one of {', '.join(map(repr, REGS))}; got {type(reg).__name__}")
-    return _checks.choice(reg.lower(), "reg", REGS)
+_reg = get_regularizer
 
 
 def _cost_name(cost):
@@ -266,21 +264,8 @@ _INPUT_RULES = """By the input rules of :mod:`refimpl._checks`: arrays only (lis
     ``TypeError``); float16 refused; integer and bool promoted to float64; mixed
     float32/float64 inputs computed in float64; NaN/inf refused (``ValueError`` naming
     the argument); costs must be >= 0, weights > 0 summing to 1, ``lam`` finite > 0,
-    ``reg`` in {"kl", "l2"} (any case). Scalars may be Python or NumPy numbers (NumPy
+    ``reg`` in {"kl", "l2"} (any case) or a regulariser object of :mod:`refimpl.regularizers`. Scalars may be Python or NumPy numbers (NumPy
     bools for ``anneal``, 0-d NumPy arrays for reals), converted to Python numbers at entry."""
-
-
-def _density(V, lam, reg, xp):
-    return xp.exp(V / lam - 1.0) if reg == "kl" else xp.clip(V, min=0.0) / lam
-
-
-def _finite_result(out, lam, reg, xp):
-    """Public KL results: ``ValueError`` naming ``lam`` when ``exp(V/lam)`` overflowed (one reduction)."""
-    if reg == "kl" and not bool(xp.all(xp.isfinite(out))):
-        raise ValueError(f"lam={lam:g} is too small for these potentials in {_checks._dtype_name(out.dtype)}: "
-                         f"exp((phi_i - psi_j - C_ij)/lam) overflows (beyond ~{math.log(xp.finfo(out.dtype).max):.0f}"
-                         f" lam); use float64, a larger lam, or potentials with smaller phi_i - psi_j - C_ij")
-    return out
 
 
 def density_ratio(phi, psi, C, lam, reg):
@@ -291,7 +276,7 @@ def density_ratio(phi, psi, C, lam, reg):
     Inputs: validated by the input rules of :mod:`refimpl._checks`, as in :func:`dual_objective`.
     """
     xp, C, lam, reg, _, _, phi, psi = _problem(C, lam, reg, None, None, phi, psi)
-    return _finite_result(_density(phi[:, None] - psi[None, :] - C, lam, reg, xp), lam, reg, xp)
+    return reg.check_finite(reg.density(phi[:, None] - psi[None, :] - C, lam), lam)
 
 
 def plan_from_potentials(phi, psi, C, lam, reg, a=None, b=None):
@@ -311,8 +296,7 @@ def plan_from_potentials(phi, psi, C, lam, reg, a=None, b=None):
     Inputs: validated by the input rules of :mod:`refimpl._checks`, as in :func:`dual_objective`.
     """
     xp, C, lam, reg, a, b, phi, psi = _problem(C, lam, reg, a, b, phi, psi)
-    return _finite_result(a[:, None] * b[None, :] * _density(phi[:, None] - psi[None, :] - C, lam, reg, xp),
-                          lam, reg, xp)
+    return reg.check_finite(a[:, None] * b[None, :] * reg.density(phi[:, None] - psi[None, :] - C, lam), lam)
 
 
 def dual_objective(phi, psi, C, lam, reg, a=None, b=None):
@@ -352,7 +336,7 @@ def dual_objective(phi, psi, C, lam, reg, a=None, b=None):
     """
     xp, C, lam, reg, a, b, phi, psi = _problem(C, lam, reg, a, b, phi, psi)
     value, dphi, dpsi = _dual_objective(phi, psi, C, lam, reg, a, b, xp)
-    return _finite_result(value, lam, reg, xp), dphi, dpsi
+    return reg.check_finite(value, lam), dphi, dpsi
 
 
 dual_objective.__doc__ = dual_objective.__doc__.replace("{rules}", _INPUT_RULES)
@@ -361,7 +345,7 @@ dual_objective.__doc__ = dual_objective.__doc__.replace("{rules}", _INPUT_RULES)
 def _dual_objective(phi, psi, C, lam, reg, a, b, xp):
     """:func:`dual_objective` without validation; ``a = b = None`` means uniform (no new arrays)."""
     V = phi[:, None] - psi[None, :] - C                                      # (M, N)
-    m = _density(V, lam, reg, xp)
+    m = reg.density(V, lam)
     if a is None:
         M, N = C.shape
         P = m / (M * N)
@@ -371,7 +355,7 @@ def _dual_objective(phi, psi, C, lam, reg, a, b, xp):
         P = a[:, None] * b[None, :] * m
         lin = xp.sum(a * phi) - xp.sum(b * psi)
         ga, gb = a, b
-    value = lin - lam * xp.sum(P) if reg == "kl" else lin - 0.5 * xp.sum(P * xp.clip(V, min=0.0))
+    value = lin - reg.penalty(P, V, lam)
     return value, ga - xp.sum(P, axis=1), xp.sum(P, axis=0) - gb
 
 
@@ -390,15 +374,7 @@ def regularizer(plan, reg, a=None, b=None):
     plan, a, b = _promote(plan, a, b)
     a = _uniform(M, plan) if a is None else a
     b = _uniform(N, plan) if b is None else b
-    return _regularizer(plan, reg, a, b, xp)
-
-
-def _regularizer(plan, reg, a, b, xp):
-    R = plan / (a[:, None] * b[None, :])
-    if reg == "l2":
-        return 0.5 * xp.sum(plan * R)
-    pos = plan > 0
-    return xp.sum(xp.where(pos, plan * xp.log(xp.where(pos, R, xp.ones_like(R))), xp.zeros_like(R)))
+    return reg.divergence(plan, a, b)
 
 
 def primal_objective(plan, C, lam, reg, a=None, b=None):
@@ -412,7 +388,7 @@ def primal_objective(plan, C, lam, reg, a=None, b=None):
     if tuple(plan.shape) != tuple(C.shape):
         raise ValueError(f"plan must have the shape of C {tuple(C.shape)}, got {tuple(plan.shape)}")
     plan, C, a, b = _checks.common_float(plan, C, a, b)
-    return xp.sum(plan * C) + lam * _regularizer(plan, reg, a, b, xp)
+    return xp.sum(plan * C) + lam * reg.divergence(plan, a, b)
 
 
 def termination_statistic(phi, psi, C, lam, reg, a=None, b=None):
@@ -436,10 +412,10 @@ def termination_statistic(phi, psi, C, lam, reg, a=None, b=None):
         phi = _checks.array(phi, "phi", shape=tuple(C.shape), xp=xp)
         psi = _checks.array(psi, "psi", shape=tuple(C.shape), xp=xp)
         phi, psi, C = _checks.common_float(phi, psi, C)
-        return _finite_result(xp.mean(_density(phi - psi - C, lam, reg, xp)), lam, reg, xp)
+        return reg.check_finite(xp.mean(reg.density(phi - psi - C, lam)), lam)
     xp, C, lam, reg, a, b, phi, psi = _problem(C, lam, reg, a, b, phi, psi)
-    return _finite_result(xp.sum(a[:, None] * b[None, :] * _density(phi[:, None] - psi[None, :] - C, lam, reg, xp)),
-                          lam, reg, xp)
+    return reg.check_finite(xp.sum(a[:, None] * b[None, :] * reg.density(phi[:, None] - psi[None, :] - C, lam)),
+                            lam)
 
 
 def solve_regularized(C, lam, reg="kl", a=None, b=None, tol=1e-9, max_iter=None, init=None,
@@ -514,7 +490,7 @@ def solve_regularized(C, lam, reg="kl", a=None, b=None, tol=1e-9, max_iter=None,
         raise TypeError("init must be a pair (phi0, psi0)")
     xp, C, lam, reg, a, b, phi0, psi0 = _problem(C, lam, reg, a, b, *(init if init is not None else (None, None)))
     tol = _checks.real(tol, "tol", gt=0.0)
-    max_iter = (10_000 if reg == "kl" else 500) if max_iter is None else _checks.integer(max_iter, "max_iter", ge=1)
+    max_iter = reg.default_max_iter if max_iter is None else _checks.integer(max_iter, "max_iter", ge=1)
     max_seconds = _checks.real(max_seconds, "max_seconds", gt=0.0, allow_inf=True)
     anneal = _checks.boolean(anneal, "anneal")
     return _solve(C, lam, reg, a, b, tol, max_iter, phi0, psi0, max_seconds, anneal, xp)
@@ -532,8 +508,8 @@ def _solve(C, lam, reg, a, b, tol, max_iter, phi, psi, max_seconds, use_stages, 
     spread = cmax - float(xp.min(C))
     D, st, iters, status, stages, done = _anneal(C, lam, reg, a, b, tol_eff, max_iter, phi, psi,
                                                 t0 + max_seconds, use_stages, xp, cmax, spread)
-    plan = st.X if reg == "kl" else (a / lam)[:, None] * st.X * b[None, :]
-    primal = xp.sum(plan * C) + lam * _regularizer(plan, reg, a, b, xp)
+    plan = reg.plan(st.X, a, b, lam)
+    primal = xp.sum(plan * C) + lam * reg.divergence(plan, a, b)
     dual = xp.asarray(st.F, dtype=C.dtype, device=C.device)
     merr = xp.maximum(xp.max(xp.abs(st.r - a)), xp.max(xp.abs(st.c - b)))
     # the stopping rule on the returned plan, plus its computed gap: where rounding errors
@@ -596,7 +572,7 @@ def _warn_not_converged(reg, lam, C, xp, status, iters, max_iter, max_seconds, s
         advice.append("a larger max_iter")
     if status == "stalled" and 10 * reach <= 1e-2:
         advice.append(f"tol >= {10 * reach:.2g} (ten times what this plan meets, above {dt}'s rounding floor)")
-    warnings.warn(f"solve_regularized(reg={reg!r}, lam={lam:g}) did not converge: {why} after {iters} "
+    warnings.warn(f"solve_regularized(reg={reg.name!r}, lam={lam:g}) did not converge: {why} after {iters} "
                   f"iterations in {seconds:.2f} s{where}; the returned plan has marginal error {merr_l1:.3e} "
                   f"(L1; tol={tol:.3g}) and gap {gap:.3e}. To converge: " + "; or ".join(advice) + ".",
                   RuntimeWarning, stacklevel=4)

@@ -87,36 +87,111 @@ class _State:
 
 
 class _Dual:
-    """The dual ``F`` of one problem (Lemma 4.1), its exact block updates and Newton systems."""
+    """The dual ``F`` of one problem (Lemma 4.1), its exact block updates and Newton systems.
 
-    def __init__(self, C, lam, reg, a, b, xp, cmax=None):
-        self.C, self.lam, self.reg, self.a, self.b, self.xp = C, lam, reg, a, b, xp
+    One subclass per regulariser (:data:`_DUALS`, keyed by
+    :attr:`refimpl.regularizers.Regularizer.name`): :class:`_KLDual` (log-domain Sinkhorn,
+    Sinkhorn-Newton) and :class:`_L2Dual` (exact root sweeps, semi-smooth Newton), made by
+    :func:`_dual`. Each has ``state``, ``sweep``, ``exact_rows_state``, ``laplacian`` and ``stage``.
+    """
+    null = False          # the zero-value problem (``_value_scale``): KL with C = 0 only
+
+    def __init__(self, C, lam, a, b, xp, cmax=None):
+        self.C, self.lam, self.a, self.b, self.xp = C, lam, a, b, xp
         self.M, self.N = C.shape
         self.eps = float(xp.finfo(C.dtype).eps)
         self.cmax = float(xp.max(C)) if cmax is None else cmax
         self.zero = xp.zeros((), dtype=C.dtype, device=C.device)
-        self.null = reg == "kl" and self.cmax == 0.0     # the zero-value problem (``_value_scale``)
-        if reg == "kl":
-            self.Cl, self.la, self.lb = C / lam, xp.log(a), xp.log(b)
-            self.expmax = 0.5 * math.log(float(xp.finfo(C.dtype).max))
+
+    def newton_direction(self, st, mu, rtol):
+        """Solve ``(L + mu diag(a, b)/lam) d = grad F`` for the generalised Hessian ``-L`` of ``F``.
+
+        ``L = [[diag(H 1), -H], [-H^T, diag(H^T 1)]]`` (a bipartite graph Laplacian) with
+        ``H = P/lam`` (KL) or ``H = a b^T [V > 0]/lam`` (L2), from ``laplacian``. Dense solve
+        when ``M + N <= _DIRECT_MAX``, else Jacobi-preconditioned CG to relative residual ``rtol``.
+        """
+        xp, lam, a, b, M, N = self.xp, self.lam, self.a, self.b, self.M, self.N
+        dr, dc, H_y, Ht_x, dense = self.laplacian(st)
+        diag = xp.concat([dr + (mu / lam) * a, dc + (mu / lam) * b])
+        g = xp.concat([a - st.r, st.c - b])
+        if _dense_newton(M, N):
+            H = dense()
+            dev = H.device
+            A = xp.concat([xp.concat([xp.zeros((M, M), dtype=H.dtype, device=dev), -H], axis=1),
+                           xp.concat([-H.T, xp.zeros((N, N), dtype=H.dtype, device=dev)], axis=1)], axis=0)
+            A = A + xp.eye(M + N, dtype=H.dtype, device=dev) * diag[None, :]
+            return g, xp.linalg.solve(A, g[:, None])[:, 0]
+
+        def matvec(x):
+            return diag * x - xp.concat([H_y(x[M:]), Ht_x(x[:M])])
+        return g, _pcg(matvec, g, 1.0 / diag, rtol, M + N, xp)
+
+
+class _KLDual(_Dual):
+    """KL: ``X`` of a state is the pseudo-plan ``P`` itself, computed in the log domain."""
+
+    def __init__(self, C, lam, a, b, xp, cmax=None):
+        super().__init__(C, lam, a, b, xp, cmax)
+        self.null = self.cmax == 0.0
+        self.Cl, self.la, self.lb = C / lam, xp.log(a), xp.log(b)
+        self.expmax = 0.5 * math.log(float(xp.finfo(C.dtype).max))
 
     def state(self, phi, psi):
-        """State at (phi, psi); None for KL when ``exp`` would overflow (``F`` ~ -inf)."""
+        """State at (phi, psi); None when ``exp`` would overflow (``F`` ~ -inf)."""
         xp, lam, a, b = self.xp, self.lam, self.a, self.b
         lin = xp.sum(a * phi) - xp.sum(b * psi)
-        if self.reg == "kl":  # log P = log a + log b + V/lam - 1
-            E = (phi / lam + self.la)[:, None] - (psi / lam + (1.0 - self.lb))[None, :] - self.Cl
-            if float(xp.max(E)) > self.expmax:
-                return None
-            P = xp.exp(E)
-            r = xp.sum(P, axis=1)
-            return _State(phi, psi, P, r, xp.sum(P, axis=0), float(lin - lam * xp.sum(r)))
+        E = (phi / lam + self.la)[:, None] - (psi / lam + (1.0 - self.lb))[None, :] - self.Cl   # log P
+        if float(xp.max(E)) > self.expmax:
+            return None
+        P = xp.exp(E)
+        r = xp.sum(P, axis=1)
+        return _State(phi, psi, P, r, xp.sum(P, axis=0), float(lin - lam * xp.sum(r)))
+
+    def sweep(self, phi, steps=None):
+        """Exact block maximisation, ``psi`` given ``phi``, then ``phi`` given ``psi``: the log-domain
+        Sinkhorn updates ``psi_j = lam (LSE_i(log a_i + (phi_i - C_ij)/lam) - 1)``,
+        ``phi_i = lam (1 - LSE_j(log b_j - (psi_j + C_ij)/lam))``; afterwards the rows sum to ``a``.
+        ``steps`` is unused (the updates are closed forms)."""
+        xp, lam = self.xp, self.lam
+        psi = lam * (_lse((phi / lam + self.la)[:, None] - self.Cl, 0, xp) - 1.0)
+        return lam * (1.0 - _lse((self.lb - psi / lam)[None, :] - self.Cl, 1, xp)), psi
+
+    def exact_rows_state(self, phi):
+        """The state after one :meth:`sweep` from ``phi``."""
+        return self.state(*self.sweep(phi))
+
+    def laplacian(self, st):
+        """``(H 1, H^T 1, y -> H y, x -> H^T x, () -> H)`` of :meth:`_Dual.newton_direction`."""
+        P, lam = st.X, self.lam
+        return st.r / lam, st.c / lam, (lambda y: (P @ y) / lam), (lambda x: (x @ P) / lam), (lambda: P / lam)
+
+    def stage(self, tol, max_iter, deadline, phi, psi, warm):
+        """Sinkhorn (:func:`_sinkhorn`), finished by Newton when slow. Returns (state, iterations, status)."""
+        xp = self.xp
+        phi, psi, it, status = _sinkhorn(self, tol, max_iter, xp.zeros_like(self.a) if phi is None else phi, deadline)
+        st = self.state(phi, psi)
+        if st is None:           # cannot happen right after a sweep; guard against overflow anyway
+            st = self.state(*self.sweep(phi))
+        if status == "converged" and _measure(self, st, tol)[0] > 1.0:
+            status = "slow"      # the rows were taken as exact: finish on the returned plan itself
+        if status == "slow":
+            st, it, status = _newton(self, tol, max_iter, st, it, deadline)
+        return st, it, status
+
+
+class _L2Dual(_Dual):
+    """L2: ``X`` of a state is ``V_+``; the plan is ``a b^T V_+ / lam``."""
+
+    def state(self, phi, psi):
+        """State at (phi, psi) (never None: nothing overflows)."""
+        xp, lam, a, b = self.xp, self.lam, self.a, self.b
+        lin = xp.sum(a * phi) - xp.sum(b * psi)
         Vp = xp.maximum(phi[:, None] - psi[None, :] - self.C, self.zero)   # V as in eq. 11 (same rounding)
         F = lin - xp.sum(a * ((Vp * Vp) @ b)) / (2 * lam)
         return _State(phi, psi, Vp, (a / lam) * (Vp @ b), (b / lam) * (a @ Vp), float(F))
 
     def root(self, T, w, steps=None):
-        """Per row of ``T`` (R, Q): the root ``s`` of ``sum_q w_q (s - T_rq)_+ = lam`` (L2).
+        """Per row of ``T`` (R, Q): the root ``s`` of ``sum_q w_q (s - T_rq)_+ = lam``.
 
         Newton's method from the right of the root on this convex, increasing,
         piecewise-linear function: monotone, exact once it lands on the final piece
@@ -136,52 +211,43 @@ class _Dual:
         return s
 
     def sweep(self, phi, steps=None):
-        """Exact block maximisation: ``psi`` given ``phi``, then ``phi`` given ``psi``.
-
-        KL: the log-domain Sinkhorn updates ``psi_j = lam (LSE_i(log a_i + (phi_i - C_ij)/lam) - 1)``,
-        ``phi_i = lam (1 - LSE_j(log b_j - (psi_j + C_ij)/lam))``; L2: the roots of
-        ``sum_i a_i (phi_i - psi_j - C_ij)_+ = lam`` and ``sum_j b_j (phi_i - psi_j - C_ij)_+ = lam``.
-        Afterwards the pseudo-plan has row sums exactly ``a``.
-        """
-        xp, lam = self.xp, self.lam
-        if self.reg == "kl":
-            psi = lam * (_lse((phi / lam + self.la)[:, None] - self.Cl, 0, xp) - 1.0)
-            return lam * (1.0 - _lse((self.lb - psi / lam)[None, :] - self.Cl, 1, xp)), psi
+        """Exact block maximisation, ``psi`` given ``phi``, then ``phi`` given ``psi``: the roots of
+        ``sum_i a_i (phi_i - psi_j - C_ij)_+ = lam`` and ``sum_j b_j (phi_i - psi_j - C_ij)_+ = lam``
+        (:meth:`root`, at most ``steps`` Newton steps each); afterwards the rows sum to ``a``."""
         psi = -self.root(self.C.T - phi[None, :], self.a, steps)
         return self.root(self.C + psi[None, :], self.b, steps), psi
 
-    def newton_direction(self, st, mu, rtol):
-        """Solve ``(L + mu diag(a, b)/lam) d = grad F`` for the generalised Hessian ``-L`` of ``F``.
+    def exact_rows_state(self, phi):
+        """The state after one :meth:`sweep` from ``phi`` with the roots' start points (no Newton step)."""
+        return self.state(*self.sweep(phi, 0))
 
-        ``L = [[diag(H 1), -H], [-H^T, diag(H^T 1)]]`` (a bipartite graph Laplacian) with
-        ``H = P/lam`` (KL) or ``H = a b^T [V > 0]/lam`` (L2). Dense solve when
-        ``M + N <= _DIRECT_MAX``, else Jacobi-preconditioned CG to relative residual ``rtol``.
-        """
-        xp, lam, a, b, M, N = self.xp, self.lam, self.a, self.b, self.M, self.N
-        if self.reg == "kl":
-            P = st.X
-            dr, dc = st.r / lam, st.c / lam
-            H_y, Ht_x = (lambda y: (P @ y) / lam), (lambda x: (x @ P) / lam)
-            dense = (lambda: P / lam)
+    def laplacian(self, st):
+        """``(H 1, H^T 1, y -> H y, x -> H^T x, () -> H)`` of :meth:`_Dual.newton_direction`."""
+        xp, a, b, lam = self.xp, self.a, self.b, self.lam
+        S = xp.sign(st.X)
+        al, bl = a / lam, b / lam
+        return (al * (S @ b), bl * (a @ S), (lambda y: al * (S @ (b * y))), (lambda x: bl * ((a * x) @ S)),
+                (lambda: al[:, None] * S * b[None, :]))
+
+    def stage(self, tol, max_iter, deadline, phi, psi, warm):
+        """Semi-smooth Newton (:func:`_newton`) from a sweep. Returns (state, iterations, status)."""
+        if phi is None:
+            start = self.sweep(self.xp.zeros_like(self.a), _INIT_STEPS)
+        elif warm:
+            start = (phi, psi)
         else:
-            S = xp.sign(st.X)
-            al, bl = a / lam, b / lam
-            dr, dc = al * (S @ b), bl * (a @ S)
-            H_y, Ht_x = (lambda y: al * (S @ (b * y))), (lambda x: bl * ((a * x) @ S))
-            dense = (lambda: al[:, None] * S * b[None, :])
-        diag = xp.concat([dr + (mu / lam) * a, dc + (mu / lam) * b])
-        g = xp.concat([a - st.r, st.c - b])
-        if _dense_newton(M, N):
-            H = dense()
-            dev = H.device
-            A = xp.concat([xp.concat([xp.zeros((M, M), dtype=H.dtype, device=dev), -H], axis=1),
-                           xp.concat([-H.T, xp.zeros((N, N), dtype=H.dtype, device=dev)], axis=1)], axis=0)
-            A = A + xp.eye(M + N, dtype=H.dtype, device=dev) * diag[None, :]
-            return g, xp.linalg.solve(A, g[:, None])[:, 0]
+            start = self.sweep(phi)    # exact rows at this stage's lam from the previous stage's phi
+        return _newton(self, tol, max_iter, self.state(*start), 0, deadline)
 
-        def matvec(x):
-            return diag * x - xp.concat([H_y(x[M:]), Ht_x(x[:M])])
-        return g, _pcg(matvec, g, 1.0 / diag, rtol, M + N, xp)
+
+#: regulariser name -> its dual engine
+_DUALS = {"kl": _KLDual, "l2": _L2Dual}
+
+
+def _dual(C, lam, reg, a, b, xp, cmax=None):
+    """The dual engine of problem ``(C, lam, a, b)`` for regulariser ``reg`` (a
+    :class:`refimpl.regularizers.Regularizer`)."""
+    return _DUALS[reg.name](C, lam, a, b, xp, cmax)
 
 
 _DIRECT_MAX = 600  # Newton systems with M + N up to this size are solved directly
@@ -340,7 +406,7 @@ _STAGE_TOL = 1e-3    # tolerance of the intermediate stages (a warm start only)
 _TOP = 0.1           # first stage: lam = _TOP * (max C - min C) (Sinkhorn and Newton converge fast there)
 
 
-def _schedule(lam, spread, reg):
+def _schedule(lam, spread):
     """Epsilon-scaling stages: ``lam * _FACTOR**k`` from about ``_TOP * spread`` down to ``lam``."""
     top = _TOP * spread
     if not top > _FACTOR * lam:
@@ -350,51 +416,28 @@ def _schedule(lam, spread, reg):
 
 
 def _anneal(C, lam, reg, a, b, tol, max_iter, phi, psi, deadline, use_stages, xp, cmax, spread):
-    """Epsilon-scaling loop (``_schedule``), each stage by ``_stage``, within ``max_iter`` and ``deadline``.
+    """Epsilon-scaling loop (``_schedule``), each stage by ``_Dual.stage``, within ``max_iter`` and ``deadline``.
 
     Returns ``(D, st, iterations, status, stages, done)``: the target problem's ``_Dual``,
     its final state (when the budget ran out before the target ``lam``: the pseudo-plan of
     the current potentials at the target), the iterations of all stages, the last stage's
     status, the stage list and the number of stages run.
     """
-    stages = _schedule(lam, spread, reg) if use_stages and phi is None else [lam]
+    stages = _schedule(lam, spread) if use_stages and phi is None else [lam]
     iters, status, done, st = 0, "max_iter", 0, None
     for k, lam_k in enumerate(stages):
         last = k == len(stages) - 1
-        D = _Dual(C, lam_k, reg, a, b, xp, cmax)
-        st, it, status = _stage(D, tol if last else max(tol, _STAGE_TOL), max_iter - iters,
-                                deadline, phi, psi, warm=k == 0)
+        D = _dual(C, lam_k, reg, a, b, xp, cmax)
+        st, it, status = D.stage(tol if last else max(tol, _STAGE_TOL), max_iter - iters,
+                                 deadline, phi, psi, warm=k == 0)
         iters += it
         phi, psi = st.phi, st.psi
         done = k + 1
         if status == "max_seconds" or iters >= max_iter:
             break
     if done < len(stages):     # budget spent before the target lam: its pseudo-plan at the current potentials
-        D = _Dual(C, lam, reg, a, b, xp, cmax)
+        D = _dual(C, lam, reg, a, b, xp, cmax)
         st = D.state(phi, psi)
         if st is None:
-            st = D.state(*D.sweep(phi, 0 if reg == "l2" else None))
+            st = D.exact_rows_state(phi)
     return D, st, iters, status, stages, done
-
-
-def _stage(D, tol, max_iter, deadline, phi, psi, warm):
-    """Solve one stage from (phi, psi) (None: cold start). Returns (state, iterations, status)."""
-    xp = D.xp
-    if D.reg == "kl":
-        phi, psi, it, status = _sinkhorn(D, tol, max_iter, xp.zeros_like(D.a) if phi is None else phi, deadline)
-        st = D.state(phi, psi)
-        if st is None:           # cannot happen right after a sweep; guard against overflow anyway
-            st = D.state(*D.sweep(phi))
-        if status == "converged" and _measure(D, st, tol)[0] > 1.0:
-            status = "slow"      # the rows were taken as exact: finish on the returned plan itself
-        if status == "slow":
-            st, it, status = _newton(D, tol, max_iter, st, it, deadline)
-        return st, it, status
-    if phi is None:
-        start = D.sweep(xp.zeros_like(D.a), _INIT_STEPS)
-    elif warm:
-        start = (phi, psi)
-    else:
-        start = D.sweep(phi)    # exact rows at this stage's lam from the previous stage's phi
-    st = D.state(*start)
-    return _newton(D, tol, max_iter, st, 0, deadline)

@@ -167,8 +167,8 @@ class RWPMethod(GANMethod):
     """
     name = "rwp"
 
-    def __init__(self, cfg: GANConfig, h=None, l=None):
-        super().__init__(cfg)
+    def __init__(self, cfg: GANConfig, h=None, l=None, *, name=None):
+        super().__init__(cfg, name=name)
         self._anchors = {}                   # theta_prev buffers of the fused phase, per layout (one per run)
         dh, dl = RWP_DEFAULTS[cfg.objective]
         self.h = check_h(dh if h is None else h)

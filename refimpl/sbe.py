@@ -191,8 +191,9 @@ class SBEMethod(GANMethod):
     """
     name = "sbe"
 
-    def __init__(self, cfg: GANConfig, h=0.2, n_phi=5, phi_hidden=128, phi_activation="tanh", lr_phi=None):
-        super().__init__(cfg)
+    def __init__(self, cfg: GANConfig, h=0.2, n_phi=5, phi_hidden=128, phi_activation="tanh", lr_phi=None, *,
+                 name=None):
+        super().__init__(cfg, name=name)
         self.h = check_h(h)
         self.n_phi = check_steps(n_phi, "n_phi")
         self.phi_hidden = check_steps(phi_hidden, "phi_hidden")

@@ -114,7 +114,7 @@ def constants(cache, obj, like, B):
 
 
 # ----------------------------------------------------------------------------- critic
-def critic_loss_grads(obj, critic, cparams, real, fake, noise, consts):
+def critic_loss_grads(obj, critic, cparams, real, fake, noise, consts, penalty_seed=None):
     """Critic loss (to minimise), its parameter gradients and logs, in one fused pass.
 
     Parameters
@@ -124,6 +124,10 @@ def critic_loss_grads(obj, critic, cparams, real, fake, noise, consts):
     noise : (B, 1) interpolation weights ``eps`` (WGAN-GP, WGAN-LP), (B, d) DRAGAN's ``u``,
         or ``None`` (no penalty); drawn as :func:`refimpl.objectives.penalty_points` draws them.
     consts : :class:`StepConstants` for ``B``.
+    penalty_seed : callable ``(g, x_hat) -> (penalty, u, logs)``, optional
+        Another penalty on the same rows: from ``g = grad_x f(x_hat)`` (B, d) and the points
+        ``x_hat`` (B, d), the penalty (0-d), its seed ``u = dP/dg`` (B, d) and extra logs (WWGAN's
+        Wasserstein norm, :mod:`refimpl.wwgan`). Default: the objective's gradient penalty.
 
     Returns
     -------
@@ -167,7 +171,11 @@ def critic_loss_grads(obj, critic, cparams, real, fake, noise, consts):
         return loss, grads, logs
     # penalty and its seed u = dP/dg
     P = (slice(2 * B, 3 * B), slice(None))
-    pen, bar_d = for_array(real).penalty_seed(ds[0], obj.lam, obj.penalty == "one-sided")   # bar d_0, (B, d)
+    if penalty_seed is None:
+        pen, bar_d = for_array(real).penalty_seed(ds[0], obj.lam, obj.penalty == "one-sided")   # bar d_0, (B, d)
+        more = {}
+    else:
+        pen, bar_d, more = penalty_seed(ds[0], x_hat)
     # double backward on the penalty rows
     bar_ds, bar_as = [bar_d], [None] * L
     smooth = [ACTIVATIONS[k].smooth for k in kinds]
@@ -211,7 +219,7 @@ def critic_loss_grads(obj, critic, cparams, real, fake, noise, consts):
             gb = xp.sum(xp.concat([es[l][:2 * B, :], ba], axis=0), axis=0)
         grads.append((gW, gb))
     loss = loss + pen
-    return loss, grads, {"critic_loss": loss, "penalty": pen}
+    return loss, grads, {"critic_loss": loss, "penalty": pen, **more}
 
 
 # ----------------------------------------------------------------------------- generator

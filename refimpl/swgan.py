@@ -85,8 +85,9 @@ from . import _checks, steps
 from .backend import backend_name, namespace
 from .flat import FlatParams, flatten
 from .nn import MLP
-from .ot import COSTS, REGS, _cost_matrix, _density, _dual_objective, cost_matrix
+from .ot import COSTS, REGS, _cost_matrix, _dual_objective, cost_matrix
 from .optim import make_optimiser
+from .regularizers import get_regularizer
 from .train import GANMethod
 
 __all__ = ["SWGANConfig", "SWGANMethod", "pairwise_cost", "cost_input_gradient", "generator_objective",
@@ -113,10 +114,7 @@ def _check_cost(cost):
     return _checks.choice(cost, "cost", COSTS)
 
 
-def _check_reg(reg):
-    if not isinstance(reg, str):
-        raise TypeError(f"reg must be a string, one of {', '.join(map(repr, REGS))}")
-    return _checks.choice(reg.lower(), "reg", REGS)
+_check_reg = get_regularizer
 
 
 def _check_m(m, M, N, xp):
@@ -312,7 +310,7 @@ def generator_grads(gen, gparams, z, y, phi_net, phi_params, psi_net, psi_params
     gparams, phi_params, psi_params : parameter lists
     z : array (M, latent_dim)
     y : array (N, d)
-    lam : float > 0, reg : {"kl", "l2"}, cost : str
+    lam : float > 0, reg : {"kl", "l2"} or a refimpl.regularizers.Regularizer, cost : str
 
     Returns
     -------
@@ -347,7 +345,7 @@ def _generator_grads(gen, gparams, z, y, phi_net, phi_params, psi_net, psi_param
     C = _cost_matrix(x, y, cost, xp)
     phi = phi_net._forward(phi_params, x)[0][:, 0]
     psi = psi_net._forward(psi_params, y)[0][:, 0]
-    m = _density(phi[:, None] - psi[None, :] - C, lam, reg, xp)
+    m = reg.density(phi[:, None] - psi[None, :] - C, lam)
     loss, dx = _generator_objective(x, y, m, cost, C, xp)
     _, grads = gen._backward(gparams, cache, dx, need_dx=False)
     return loss, grads, m
@@ -371,7 +369,7 @@ def dual_loss_grads(phi_net, phi_params, psi_net, psi_params, x, y, lam, reg="l2
     y : array (N, d)
         Data (``psi``'s inputs).
     lam : float > 0
-    reg : {"l2", "kl"}
+    reg : {"l2", "kl"} or a refimpl.regularizers.Regularizer
     cost : {"l1", "euclidean", "sqeuclidean"}
 
     Returns
@@ -517,14 +515,6 @@ def _phase_costs(x, y, K, M, N, cost, xp):
     return out
 
 
-def _scaled_density(V, lam, reg, xp):
-    """``P = M(V) / (MN)`` (M, N), the pseudo-plan of uniform weights (eq. 11)."""
-    M, N = V.shape
-    if reg == "kl":
-        return xp.exp(V / lam - 1.0) / (M * N)
-    return xp.clip(V, min=0.0) * (1.0 / (lam * M * N))
-
-
 def _dual_step_grads(phi_net, phi_params, psi_net, psi_params, x, y, C, lam, reg, logs=True):
     """Fused :func:`_dual_loss_grads` on one batch with its cost matrix ``C`` (M, N).
 
@@ -535,7 +525,7 @@ def _dual_step_grads(phi_net, phi_params, psi_net, psi_params, x, y, C, lam, reg
     ----------
     phi_net, psi_net : MLP with scalar output; phi_params, psi_params : their parameters
     x : array (M, d), y : array (N, d), C : array (M, N)
-    lam : float > 0; reg : {"l2", "kl"}
+    lam : float > 0; reg : refimpl.regularizers.Regularizer (KL or L2)
     logs : bool
         Whether to form the dual value and the eq. 15 statistic (``None`` otherwise: no dead
         products on the steps that do not need them).
@@ -550,14 +540,14 @@ def _dual_step_grads(phi_net, phi_params, psi_net, psi_params, x, y, C, lam, reg
     hpsi, apsi = steps.forward(psi_net, psi_params, y)
     phi, psi = hphi[-1], hpsi[-1]                                          # (M, 1), (N, 1)
     V = phi - psi.T - C                                                    # (M, N)
-    P = _scaled_density(V, lam, reg, xp)
+    P = reg.uniform_plan(V, lam)
     rows = xp.sum(P, axis=1, keepdims=True)                                # (M, 1)
     gphi = steps.backward_params(phi_net, phi_params, hphi, aphi, rows - 1.0 / M)
     gpsi = steps.backward_params(psi_net, psi_params, hpsi, apsi, 1.0 / N - xp.sum(P, axis=0, keepdims=True).T)
     if not logs:
         return None, gphi, gpsi, None
     lin = xp.mean(phi) - xp.mean(psi)
-    F = lin - lam * xp.sum(P) if reg == "kl" else lin - 0.5 * xp.sum(P * xp.clip(V, min=0.0))
+    F = lin - reg.penalty(P, V, lam)
     return F, gphi, gpsi, xp.sum(rows)
 
 
@@ -568,7 +558,7 @@ def _fused_generator_grads(gen, gparams, z, y, phi_net, phi_params, psi_net, psi
     ----------
     gen, phi_net, psi_net : MLP; gparams, phi_params, psi_params : their parameters
     z : array (M, latent_dim); y : array (N, d)
-    lam : float > 0; reg : {"kl", "l2"}; cost : str
+    lam : float > 0; reg : refimpl.regularizers.Regularizer (KL or L2); cost : str
 
     Returns
     -------
@@ -584,7 +574,7 @@ def _fused_generator_grads(gen, gparams, z, y, phi_net, phi_params, psi_net, psi
     C = _cost_from_diffs(diffs, cost, xp) if small else _cost_matrix(x, y, cost, xp)
     phi = steps.forward(phi_net, phi_params, x)[0][-1]
     psi = steps.forward(psi_net, psi_params, y)[0][-1]
-    P = _scaled_density(phi - psi.T - C, lam, reg, xp)
+    P = reg.uniform_plan(phi - psi.T - C, lam)
     loss = xp.sum(P * C)
     if not small:
         dx = _cost_input_gradient(x, y, P, cost, xp)
@@ -658,7 +648,7 @@ class SWGANConfig:
         _pos_real("lam", self.lam)
         _pos_real("stop_tol", self.stop_tol, allow_zero=True)
         _pos_real("data_scale", self.data_scale)
-        if self.reg not in REGS:
+        if not isinstance(self.reg, str) or self.reg not in REGS:
             raise ValueError(f"unknown regulariser reg={self.reg!r}; choose one of {', '.join(REGS)}")
         _check_cost(self.cost)
         self.make_optimiser(self.lr_gen), self.make_optimiser(self.lr_critic)
@@ -696,12 +686,13 @@ class SWGANMethod(GANMethod):
     """
     name = "swgan"
 
-    def __init__(self, cfg: SWGANConfig = SWGANConfig()):
+    def __init__(self, cfg: SWGANConfig = SWGANConfig(), *, name=None):
         if not isinstance(cfg, SWGANConfig):
             raise TypeError(f"cfg must be an SWGANConfig (SWGANMethod's configuration), got {type(cfg).__name__}")
-        self._setup_generator(cfg)
+        self._setup_generator(cfg, name)
         self.phi_net = MLP((cfg.data_dim, *cfg.potential_hidden, 1), cfg.potential_activation, "linear")
         self.psi_net = MLP((cfg.data_dim, *cfg.potential_hidden, 1), cfg.potential_activation, "linear")
+        self.reg = get_regularizer(cfg.reg)          # refimpl.regularizers.KL or L2
 
     def init_state(self, rng, xp, dtype, device=None):
         """Fresh parameters of the generator and both potentials, and their optimiser states.
@@ -847,7 +838,7 @@ class SWGANMethod(GANMethod):
             if C is None:
                 C = _cost_matrix(x, y, cfg.cost, xp)
             F_i, gphi, gpsi, stat_i = _dual_step_grads(self.phi_net, php, self.psi_net, psp, x, y, C, cfg.lam,
-                                                       cfg.reg, logs=cfg.stop_tol > 0 or i == cfg.n_critic - 1)
+                                                       self.reg, logs=cfg.stop_tol > 0 or i == cfg.n_critic - 1)
             if on_host and i % stop_every == 0 and should_stop(stat_i, cfg.stop_tol):
                 F, stat = F_i, stat_i
                 break
@@ -876,7 +867,7 @@ class SWGANMethod(GANMethod):
                 stop_every = 1 if backend_name(namespace(x)) == "numpy" else 0
             on_device = cfg.stop_tol > 0 and stop_every == 0
             F_i, gphi, gpsi, stat_i = _dual_loss_grads(self.phi_net, state["phi"], self.psi_net, state["psi"],
-                                                       x, y, cfg.lam, cfg.reg, cfg.cost)
+                                                       x, y, cfg.lam, self.reg, cfg.cost)
             if not on_device:
                 F, stat = F_i, stat_i
                 if cfg.stop_tol > 0 and i % stop_every == 0 and should_stop(stat, cfg.stop_tol):
@@ -910,7 +901,7 @@ class SWGANMethod(GANMethod):
         y = data.sample(rng, cfg.n_data)
         z = self.latent(rng, cfg.batch_size, y)
         loss, grads, _ = _generator_grads(self.gen, state["gen"], z, y, self.phi_net, state["phi"],
-                                          self.psi_net, state["psi"], cfg.lam, cfg.reg, cfg.cost)
+                                          self.psi_net, state["psi"], cfg.lam, self.reg, cfg.cost)
         gp, og = self.opt_gen._step(state["gen"], grads, state["opt_gen"])
         return {**state, "gen": gp, "opt_gen": og}, {"gen_loss": loss}
 
@@ -938,7 +929,7 @@ class SWGANMethod(GANMethod):
             yk = y if y.shape[0] == N else y[y0 + k * N:y0 + (k + 1) * N, :]
             zk = z if z.shape[0] == M else z[z0 + k * M:z0 + (k + 1) * M, :]
             loss, grads, _ = _fused_generator_grads(self.gen, gp, zk, yk, self.phi_net, state["phi"], self.psi_net,
-                                                    state["psi"], cfg.lam, cfg.reg, cfg.cost)
+                                                    state["psi"], cfg.lam, self.reg, cfg.cost)
             gp, og = self.opt_gen._step(gp, grads, og)
         return {**state, "gen": gp, "opt_gen": og}, {"gen_loss": loss}
 

@@ -170,17 +170,22 @@ class GANMethod:
     """
     name = "gan"
 
-    def __init__(self, cfg: GANConfig):
-        self._setup_generator(cfg)
+    def __init__(self, cfg: GANConfig, *, name=None):
+        self._setup_generator(cfg, name)
         self.objective = Objective(cfg.objective, cfg.lam, cfg.clip)
         self.critic = make_critic(cfg)
         if not is_mlp(self.gen, self.critic):
             self.fused = False               # the fused steps are written for MLP layers
 
-    def _setup_generator(self, cfg):
+    def _setup_generator(self, cfg, name=None):
         """The parts every method shares: config, generator spec and both optimisers
         (``cfg`` needs latent_dim, gen_hidden, data_dim, gen_activation, gen_output,
-        lr_gen, lr_critic and ``make_optimiser``)."""
+        lr_gen, lr_critic and ``make_optimiser``), and the method's ``name`` (the class's
+        when None; it enters the checkpoint fingerprint, so it is fixed here, never patched later)."""
+        if name is not None:
+            if not isinstance(name, str) or not name:
+                raise TypeError(f"name must be a non-empty string, got {name!r}")
+            self.name = name
         self.cfg = cfg
         self._consts = {}                    # loss seeds per batch size (refimpl.steps.StepConstants)
         self.gen = make_generator(cfg) if isinstance(cfg, GANConfig) else \
@@ -243,9 +248,15 @@ class GANMethod:
     # run unless ``fused`` is False or a subclass overrides the per-step function, which then stays
     # what the phase calls.
     fused = True
+    #: per-step functions a subclass overrides whose fused twin is this class's phase (with the
+    #: subclass's :meth:`penalty_seed`): WWGAN's critic step
+    fused_overrides = ()
+    #: the critic penalty of the fused critic step (:func:`refimpl.steps.critic_loss_grads`'s
+    #: ``penalty_seed``); None: the objective's
+    penalty_seed = None
 
     def _fused_phase(self, name):
-        return self.fused and getattr(type(self), name) is getattr(GANMethod, name)
+        return self.fused and (getattr(type(self), name) is getattr(GANMethod, name) or name in self.fused_overrides)
 
     def draw(self, rng, data, critic=True, generator=True):
         """Host draws of one outer iteration (or of one phase): a dict of NumPy arrays, drawn in the
@@ -295,7 +306,8 @@ class GANMethod:
             rows = (slice(k * B, (k + 1) * B), slice(None))
             fake = steps.forward(self.gen, state["gen"], dev["z"][rows])[0][-1]
             _, grads, logs = steps.critic_loss_grads(self.objective, self.critic, cp, real_all[rows], fake,
-                                                     None if noise_all is None else noise_all[rows], consts)
+                                                     None if noise_all is None else noise_all[rows], consts,
+                                                     self.penalty_seed)
             cp, oc = self.opt_critic._step(cp, grads, oc)
             if self.objective.name == "wgan":
                 cp = _clip_in_place(cp, self.objective.clip)

@@ -189,13 +189,13 @@ class W1FE(GANMethod):
     """
     name = "w1fe"
 
-    def __init__(self, cfg: GANConfig, eps=1.0, K=1):
+    def __init__(self, cfg: GANConfig, eps=1.0, K=1, *, name=None):
         if cfg.objective not in W1FE_CRITICS:
             raise ValueError(f"W1-FE needs a Wasserstein critic (SimulatePhi), one of {', '.join(W1FE_CRITICS)}; "
                              f"got objective {cfg.objective!r}")
         self.eps = _check_eps(eps)
         self.K = _check_K(K)
-        super().__init__(cfg)
+        super().__init__(cfg, name=name)
 
     def config(self):
         return {**config_dict(self.cfg), "eps": self.eps, "K": self.K}

@@ -22,21 +22,24 @@ so ``dP/dparams`` flows through ``g`` only: it is the double backward
 undefined and 0 is used (as :func:`refimpl.objectives.gradient_penalty` does).
 
 Input rules: public functions validate at entry by the rules of :mod:`refimpl._checks`
-(errors name the argument); :meth:`WWGANMethod.critic_step` calls the ``_``-prefixed
-twins, which do not validate, and the graph constant ``1/d_i`` is cached on the
-device (:meth:`refimpl.wgrad.PixelGraph.inv_degree`), so a step makes no host round
-trip and uploads no constant.
+(errors name the argument). Training runs the fused critic phase of
+:class:`refimpl.train.GANMethod` with :meth:`WWGANMethod.penalty_seed` (one forward and one
+backward over the real, fake and penalty rows, :func:`refimpl.steps.critic_loss_grads`);
+:meth:`WWGANMethod.critic_step` is its per-step reference. Both call the ``_``-prefixed twins,
+which do not validate, and the graph constant is cached on the device
+(:meth:`refimpl.wgrad.PixelGraph.image_edge_scale`, uploaded by ``init_state``), so a step makes
+no host round trip and uploads nothing.
 """
 from __future__ import annotations
 
 import numpy as _np
 
 from . import _checks
-from .backend import namespace
+from .backend import device_of, namespace
 from .nn import _add_params
 from .objectives import Objective, _critic_scores_loss, _net, _penalty_points
 from .train import GANConfig, GANMethod, config_dict
-from .wgrad import PixelGraph, _image_to_mass, _wasserstein_norm_sq_and_gradient
+from .wgrad import PixelGraph, _image_norm_sq_and_gradient
 
 __all__ = ["wasserstein_penalty", "wwgan_critic_grads", "WWGANMethod"]
 
@@ -110,19 +113,23 @@ def _graph(graph, d):
     _check_image_dim(graph, d)
 
 
-def _wasserstein_penalty(critic, cparams, x_hat, lam, graph, alpha=0.0, gamma=0.0):
+def _wasserstein_seed(g, x_hat, lam, graph, alpha, gamma):
+    """``(P, u = dP/dg, s)`` of the penalty at ``x_hat`` (B, d) from ``g = grad_x f(x_hat)`` (B, d)."""
     xp = namespace(x_hat)
     B, d = x_hat.shape
     shape4 = (B, graph.channels, graph.height, graph.width)
-    g, tape = critic._input_gradient(cparams, x_hat)                      # (B, d)
-    X = _image_to_mass(xp.reshape(x_hat, shape4), clip=True)               # (B, C, H, W)
-    s2, Lg = _wasserstein_norm_sq_and_gradient(graph, X, xp.reshape(g, shape4), alpha, gamma)
+    s2, Lg = _image_norm_sq_and_gradient(graph, xp.reshape(x_hat, shape4), xp.reshape(g, shape4), alpha, gamma)
     s = xp.sqrt(s2)                                                        # (B,)
     r = s - 1.0
-    pen = lam * xp.mean(r * r)
+    pen = (r @ r) * (lam / B)                                              # lam mean_b (s_b - 1)^2
     pos = s > 0
     coef = xp.where(pos, (2.0 * lam / B) * r / xp.where(pos, s, 1.0), 0.0)
-    u = coef[:, None] * xp.reshape(Lg, (B, d))                             # dP/dg, (B, d)
+    return pen, coef[:, None] * xp.reshape(Lg, (B, d)), s                   # u = dP/dg, (B, d)
+
+
+def _wasserstein_penalty(critic, cparams, x_hat, lam, graph, alpha=0.0, gamma=0.0):
+    g, tape = critic._input_gradient(cparams, x_hat)                      # (B, d)
+    pen, u, s = _wasserstein_seed(g, x_hat, lam, graph, alpha, gamma)
     _, grads = critic._input_gradient_vjp(cparams, tape, u, need_dx=False)
     return pen, grads, s
 
@@ -195,13 +202,16 @@ class WWGANMethod(GANMethod):
         Remark 7's ``alpha 11^T`` and the authors' ``gamma I``.
     """
     name = "wwgan"
+    #: :meth:`critic_step` is the reference of the fused critic phase with :meth:`penalty_seed`
+    fused_overrides = ("critic_step",)
 
-    def __init__(self, cfg: GANConfig, image_shape, neighbours=4, variant="paper", alpha=0.0, gamma=0.0):
+    def __init__(self, cfg: GANConfig, image_shape, neighbours=4, variant="paper", alpha=0.0, gamma=0.0, *,
+                 name=None):
         if cfg.objective != "wgan-gp":
             raise ValueError(f"WWGAN uses the Wasserstein critic loss: cfg.objective must be 'wgan-gp', "
                              f"got {cfg.objective!r}")
         alpha, gamma = _checks.real(alpha, "alpha", ge=0), _checks.real(gamma, "gamma", ge=0)
-        super().__init__(cfg)
+        super().__init__(cfg, name=name)
         if not isinstance(image_shape, (tuple, list)) or len(image_shape) != 3:
             raise TypeError(f"image_shape must be a (C, H, W) tuple, got {image_shape!r}")
         C, H, W = (_checks.integer(v, "image_shape", ge=1) for v in image_shape)
@@ -216,8 +226,24 @@ class WWGANMethod(GANMethod):
                 "neighbours": nb, "variant": self.variant, "alpha": self.alpha, "gamma": self.gamma,
                 "mass": "(x + 1) / 2"}
 
+    def init_state(self, rng, xp, dtype, device=None):
+        """:meth:`refimpl.train.GANMethod.init_state`, and the pixel graph's constant uploaded to
+        ``device`` once (:meth:`refimpl.wgrad.PixelGraph.image_edge_scale`), so that no step,
+        the first included, moves host data (input rules of :mod:`refimpl._checks`)."""
+        state = super().init_state(rng, xp, dtype, device)
+        like = state["critic"][0][0]
+        self.graph.image_edge_scale(namespace(like), like.dtype, device_of(like))
+        return state
+
+    def penalty_seed(self, g, x_hat):
+        """The fused critic step's penalty (:func:`refimpl.steps.critic_loss_grads`): ``(P, dP/dg,
+        {"w_norm": mean s_b})`` from ``g`` and ``x_hat`` (B, C*H*W). A training-step internal:
+        nothing is validated (the policy of :mod:`refimpl._checks`)."""
+        pen, u, s = _wasserstein_seed(g, x_hat, self.cfg.lam, self.graph, self.alpha, self.gamma)
+        return pen, u, {"w_norm": namespace(s).mean(s)}
+
     def critic_step(self, state, rng, data):
-        """One critic step (Algorithm 1 line 7). A training step: ``state`` comes from ``init_state``
+        """One critic step (Algorithm 1 line 7), the reference of the fused critic phase. A training step: ``state`` comes from ``init_state``
         and is not validated; it calls the unchecked twins (policy of :mod:`refimpl._checks`), so it
         makes no host round trip and uploads no constant."""
         real = data.sample(rng, self.cfg.batch_size)

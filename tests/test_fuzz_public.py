@@ -41,6 +41,7 @@ from refimpl.wgrad import PixelGraph
 EXCUSED = {
     "checkpoint.": "reads and writes files (tests/test_train.py, tests/test_runs.py)",
     "runs.": "the run layer: flags, output folders, signals, checkpoints (tests/test_runs.py)",
+    "evaluation.": "the evaluation protocol's seeds: integers into numpy.random.default_rng (tests/test_evaluation.py)",
     "threads.": "no arguments: the CPUs and environment of the process (tests/test_threads.py)",
     "critic_step_bench.": "benchmark workloads (python -m toy.bench_engine, python -m gpu.bench; tests/test_gpu_verify.py)",
     "outputs.": "writes files and figures of finished runs (tests/test_runs.py, tests/test_toy_*.py)",

@@ -696,12 +696,11 @@ def test_time_budget(xp):
 
 def test_epsilon_scaling_schedule():
     from refimpl.ot_solver import _schedule
-    assert _schedule(1.0, 1.0, "kl") == [1.0]                       # large lam: one stage
-    s = _schedule(1e-6, 1.0, "kl")
+    assert _schedule(1.0, 1.0) == [1.0]                       # large lam: one stage
+    s = _schedule(1e-6, 1.0)
     assert s[-1] == 1e-6 and all(p / q == pytest.approx(10.0) for p, q in zip(s, s[1:]))
     assert s[0] == pytest.approx(0.1)                                   # starts at 0.1 (max C - min C)
-    assert _schedule(1e-6, 1.0, "l2") == s
-    assert _schedule(0.011, 1.0, "kl") == [0.011]                     # within a factor 10 of the start
+    assert _schedule(0.011, 1.0) == [0.011]                     # within a factor 10 of the start
 
 
 def test_newton_only_when_cheaper_than_sinkhorn():
@@ -741,12 +740,13 @@ def test_outputs_stay_on_a_non_default_device(reg, monkeypatch):
 def test_l2_block_roots_are_exact(xp):
     """The exact L2 block update (fallback sweep) against a sorting oracle: for each row, the
     root s of sum_q w_q (s - T_q)_+ = lam lies on the piece where the k smallest T are active."""
-    from refimpl.ot_solver import _Dual
+    from refimpl.ot_solver import _dual
+    from refimpl.regularizers import L2
     rng = np.random.default_rng(11)
     T, w = rng.random((6, 9)), rng.random(9) + 0.1
     w /= w.sum()
     lam = 0.05
-    D = _Dual(from_host(rng.random((9, 6)), xp), lam, "l2", from_host(np.full(9, 1 / 9), xp),
+    D = _dual(from_host(rng.random((9, 6)), xp), lam, L2, from_host(np.full(9, 1 / 9), xp),
               from_host(np.full(6, 1 / 6), xp), xp)
     got = to_numpy(D.root(from_host(T, xp), from_host(w, xp)))
     for i in range(6):

@@ -406,6 +406,19 @@ def test_eta_before_the_first_run_ends_comes_from_the_runs_own_estimates(tmp_pat
     assert p2.line().endswith("ETA ?")
 
 
+def test_a_log_stamped_by_the_coarse_file_clock_just_before_the_sweep_started_is_read(tmp_path):
+    """File times come from a coarse clock: a log written right after the sweep started may carry
+    an mtime a tick before its ``time.time()``; it is read, and a log older than the slack is not."""
+    import os
+    log = tmp_path / "run.log"
+    log.write_text("it 2/9 | a 1 | 1m00s elapsed, ~2m00s left\n")
+    since = time.time()
+    os.utime(log, (since - 0.01, since - 0.01))
+    assert sweep._run_estimate(log, since) == (60, 120)
+    os.utime(log, (since - 2 * sweep.MTIME_SLACK, since - 2 * sweep.MTIME_SLACK))
+    assert sweep._run_estimate(log, since) is None
+
+
 @pytest.mark.slow
 def test_benchmark_script_prints_every_side_and_the_bound(capsys):
     """python -m toy.bench_sweep end to end on the smallest workload (numbers: docs/performance.md)."""

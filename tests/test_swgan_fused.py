@@ -19,6 +19,7 @@ from refimpl.nn import MLP
 from refimpl.ot import _cost_matrix
 from refimpl.swgan import SWGANConfig, SWGANMethod
 from refimpl.train import ArrayData, ToyData, train
+from refimpl.regularizers import KL, L2
 from tests.conftest import assert_xp
 
 ACTS = ("relu", "leaky_relu", "tanh", "softplus", "elu", "sigmoid")
@@ -58,7 +59,7 @@ def _dev(xp):
 
 
 # ----------------------------------------------------------------------------- the fused functions
-@given(act=st.sampled_from(ACTS), reg=st.sampled_from(("l2", "kl")), cost=st.sampled_from(COSTS),
+@given(act=st.sampled_from(ACTS), reg=st.sampled_from((L2, KL)), cost=st.sampled_from(COSTS),
        d=st.integers(1, 3), hidden=st.lists(st.integers(1, 6), min_size=1, max_size=2),
        M=st.integers(1, 5), N=st.integers(1, 5), seed=st.integers(0, 2 ** 16), flat=st.booleans())
 def test_fused_dual_step_equals_the_reference(xp, act, reg, cost, d, hidden, M, N, seed, flat):
@@ -81,7 +82,7 @@ def test_fused_dual_step_equals_the_reference(xp, act, reg, cost, d, hidden, M, 
     _close(_leaves(g1 + h1), _leaves(g2 + h2), tol=0.0)
 
 
-@given(act=st.sampled_from(ACTS), reg=st.sampled_from(("l2", "kl")), cost=st.sampled_from(COSTS),
+@given(act=st.sampled_from(ACTS), reg=st.sampled_from((L2, KL)), cost=st.sampled_from(COSTS),
        d=st.sampled_from((1, 2, 3, 17)), M=st.integers(1, 5), N=st.integers(1, 5), seed=st.integers(0, 2 ** 16))
 def test_fused_generator_grads_equal_the_reference(xp, act, reg, cost, d, M, N, seed):
     rng = np.random.default_rng(seed)
@@ -126,14 +127,14 @@ def test_the_comparisons_can_fail():
     psi_net, psp = _net(rng, np, (2, 8, 1), "relu", None)
     php[-1] = (php[-1][0], php[-1][1] + 3.0)                 # V = phi - psi - C > 0 on some pairs: P != 0
     x, y = rng.standard_normal((6, 2)), rng.standard_normal((5, 2))
-    ref = sw._dual_loss_grads(phi_net, php, psi_net, psp, x, y, 0.3, "l2", "l1")
-    got = sw._dual_step_grads(phi_net, php, psi_net, psp, x, y, _cost_matrix(x, y, "l1", np), 0.3 * (1 + 1e-6), "l2")
+    ref = sw._dual_loss_grads(phi_net, php, psi_net, psp, x, y, 0.3, L2, "l1")
+    got = sw._dual_step_grads(phi_net, php, psi_net, psp, x, y, _cost_matrix(x, y, "l1", np), 0.3 * (1 + 1e-6), L2)
     with pytest.raises(AssertionError):
         _close(_leaves(ref[1] + ref[2]), _leaves(got[1] + got[2]))
     gen, gp = _net(rng, np, (2, 5, 2), "tanh", None)
     z = rng.standard_normal((6, 2))
-    ref = sw._generator_grads(gen, gp, z, y, phi_net, php, psi_net, psp, 0.5, "l2", "l1")
-    got = sw._fused_generator_grads(gen, gp, z, y, phi_net, php, psi_net, psp, 0.5, "l2", "sqeuclidean")
+    ref = sw._generator_grads(gen, gp, z, y, phi_net, php, psi_net, psp, 0.5, L2, "l1")
+    got = sw._fused_generator_grads(gen, gp, z, y, phi_net, php, psi_net, psp, 0.5, L2, "sqeuclidean")
     with pytest.raises(AssertionError):
         _close(_leaves(ref[1]), _leaves(got[1]))
 

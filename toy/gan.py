@@ -13,6 +13,7 @@ import numpy as np
 
 from refimpl.backend import get_namespace, to_numpy
 from refimpl.metrics import N_EVAL, evaluate
+from refimpl.evaluation import EVAL
 from refimpl.train import ToyData
 
 from .common import RunOptions, plt, train_run, write_csv, write_json, write_npy
@@ -35,7 +36,7 @@ def apply_overrides(cfg, opts: RunOptions, fields=OVERRIDES):
 
 def eval_samples(method, state, seed, it, n=N_EVAL):
     """``n`` generated samples from a latent stream fixed by (seed, iteration), independent of training."""
-    rng = np.random.default_rng([seed, 7919, it])
+    rng = EVAL.latent_rng(seed, it)
     like = state["gen"][0][0]
     return method.samples(state, method.latent(rng, n, like))
 
@@ -43,7 +44,7 @@ def eval_samples(method, state, seed, it, n=N_EVAL):
 def make_eval_fn(method, dataset, seed):
     def eval_fn(state, it):
         samples = eval_samples(method, state, seed, it)
-        return evaluate(samples, dataset, np.random.default_rng([seed, 104729, it]))
+        return evaluate(samples, dataset, EVAL.target_rng(seed, it))
     return eval_fn
 
 

@@ -24,6 +24,7 @@ import sys
 import numpy as np
 
 from refimpl.outputs import write_csv
+from refimpl.evaluation import EVAL
 from refimpl.runs import ArgumentParser
 
 from .aggregate import curve_bands, read_curve, t_interval
@@ -325,7 +326,7 @@ def _wwgan_seed(folder, seed):
         for s in range(H + 1):
             v = critic_values(meth, cp, shift_down(test_x[:1], s, -1.0))[0]
             image0.append({"method": k, "shift": s, "critic": fmt(v), "threshold": fmt(thr)})
-        z = meth.latent(np.random.default_rng([seed, 7919, 1_000_002]), 64, state[k]["gen"][0][0])
+        z = meth.latent(EVAL.latent_rng(seed, 1_000_002), 64, state[k]["gen"][0][0])
         images.append((k, np.asarray(meth.generate(state[k], z)).reshape(64, C * H * W)))
     images.insert(0, ("test", test_x[:64].reshape(64, C * H * W)))
     pix = [{"panel": p, "index": i, **{f"p{j}": fmt(v, SIG_POINT) for j, v in enumerate(img)}}

@@ -49,6 +49,7 @@ import numpy as np
 from refimpl.backend import get_namespace, to_numpy
 from refimpl.datasets import get_dataset
 from refimpl.datasets import sample as sample_dataset
+from refimpl.evaluation import EVAL
 from refimpl.metrics import N_EVAL, evaluate, mode_stats, w1
 from refimpl.rwp import RWPMethod
 from refimpl.sbe import SBEMethod
@@ -116,7 +117,7 @@ def _curve_eval(method, state, dataset, seed, it, n):
     """W1 (exact) and mode statistics on ``n`` generated vs ``n`` fresh target samples."""
     spec = get_dataset(dataset)
     samples = to_numpy(eval_samples(method, state, seed, it, n=n)).astype(np.float64)
-    target = sample_dataset(spec, n, np.random.default_rng([seed, 104729, it]))
+    target = sample_dataset(spec, n, EVAL.target_rng(seed, it))
     ms = mode_stats(samples, spec.centers, spec.std)
     return {"w1": w1(samples, target), "modes": ms["modes"], "high_quality": ms["high_quality"]}
 
@@ -161,7 +162,7 @@ def run_one(opts: RunOptions, method, dataset, *, iters, eval_every, title, gen_
                     run_info={"curve_samples": n_curve, "protocol_samples": n_protocol})
     curve = res.curve
     samples = eval_samples(method, res.state, opts.seed, res.iterations, n=n_protocol)
-    final = evaluate(samples, dataset, np.random.default_rng([opts.seed, 104729, res.iterations]),
+    final = evaluate(samples, dataset, EVAL.target_rng(opts.seed, res.iterations),
                      n_target=n_protocol)
     last = curve[-1]
     metrics = {"w1": last["w1"], "modes": last["modes"], "high_quality": last["high_quality"],
@@ -337,11 +338,7 @@ def _h(opts, default):
 
 
 def _plain(cfg, name):
-    def make():
-        m = GANMethod(cfg)
-        m.name = name
-        return m
-    return make
+    return lambda: GANMethod(cfg, name=name)
 
 
 def _schedule(opts, n_points=15):

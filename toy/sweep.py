@@ -200,12 +200,17 @@ def _tail(path: pathlib.Path, start: int, lines=3) -> str:
     return "\n".join([ln for ln in text.splitlines() if ln.strip()][-lines:])
 
 
+#: how far a file's modification time may lag the ``time.time()`` of the same moment: the kernel
+#: stamps files from a coarse clock (one tick behind), some file systems to the second or two
+MTIME_SLACK = 2.0
+
+
 def _tail_text(path: pathlib.Path, nbytes: int, since=None) -> str:
     """The last ``nbytes`` of ``path`` as text ("" if missing, or not modified since ``since``,
-    a ``time.time()``)."""
+    a ``time.time()``, less :data:`MTIME_SLACK`)."""
     try:
         with open(path, "rb") as fh:
-            if since is not None and os.fstat(fh.fileno()).st_mtime < since:
+            if since is not None and os.fstat(fh.fileno()).st_mtime < since - MTIME_SLACK:
                 return ""
             fh.seek(max(0, os.fstat(fh.fileno()).st_size - nbytes))
             return fh.read().decode(errors="replace")

@@ -47,6 +47,7 @@ from refimpl.backend import get_namespace, synchronize, to_numpy
 from refimpl.checkpoint import load as load_checkpoint
 from refimpl.runs import checkpoint_file, has_checkpoint
 from refimpl.datasets import get_dataset, sample
+from refimpl.evaluation import EVAL
 from refimpl.metrics import N_EVAL, evaluate, mode_stats, sliced_w1
 from refimpl.swgan import SWGANConfig, SWGANMethod
 from refimpl.train import GANConfig, GANMethod, ToyData
@@ -113,7 +114,7 @@ def train_and_evaluate(opts: RunOptions, method, *, iters, eval_every, n_eval, t
     def eval_fn(state, it):
         t = time.perf_counter()
         samples = eval_samples(method, state, opts.seed, it, n_eval)
-        rng = np.random.default_rng([opts.seed, 104729, it])
+        rng = EVAL.target_rng(opts.seed, it)
         if it == iters:
             m = evaluate(samples, dataset, rng, n_target=n_eval)
         else:
@@ -183,8 +184,7 @@ def train(opts: RunOptions, v: Variant) -> dict:
         return train_and_evaluate(opts, SWGANMethod(cfg), iters=iters, eval_every=max(1, iters // 10),
                                   n_eval=n_eval, title=f"SWGAN d={latent} {dataset} seed {opts.seed}",
                                   more=dual_steps, dataset=dataset, protocol=proto)
-    wg = GANMethod(wgan_gp_config(latent))
-    wg.name = "wgan-gp"
+    wg = GANMethod(wgan_gp_config(latent), name="wgan-gp")
     opts.out.mkdir(parents=True, exist_ok=True)
     budget_file = opts.out / "budget.json"
     if opts.resume and budget_file.exists():      # the iteration count is fixed once, kept for --resume

@@ -19,14 +19,14 @@ to change it; ``--iters`` caps the outer iterations as well):
   eps = 1, K = 3, 10 critic steps as the paper's Sec. 5) on the WGAN-GP network.
 
 Every method has the same generator (2 x 128 tanh, 4-D Gaussian latent) and batch 128.
-Evaluation (conventions.md, "2-D mixture protocol"): 2,500 generated samples from the latent
-stream seeded ``(seed, 7919, iteration)`` against 2,500 targets drawn from
-``numpy.random.default_rng([seed, 104729, iteration])``; about every ``budget / N_CURVE`` CPU
+Evaluation (conventions.md, "2-D mixture protocol"; the streams of
+:data:`refimpl.evaluation.EVAL`): 2,500 generated samples from the latent stream of
+``(seed, iteration)`` against 2,500 targets from its target stream; about every ``budget / N_CURVE`` CPU
 seconds the modes, high-quality fraction, exact W1 and sliced W1, and at the end of the budget
 the full protocol (:func:`refimpl.metrics.evaluate`, also W2) on exactly the samples saved in
 ``samples.npy``. The chance baseline (:func:`refimpl.metrics.chance_baseline`) is a Gaussian
-with the data's mean and covariance, 2,500 points drawn from ``default_rng([seed, 7919, 0])``
-and evaluated with ``default_rng([seed, 104729, 0])``.
+with the data's mean and covariance, 2,500 points drawn from the latent stream of ``(seed, 0)``
+and evaluated against targets from the target stream of ``(seed, 0)``.
 
 Outputs in ``--out``: one folder per method (``metrics.json``, ``curve.csv``, ``samples.npy``,
 ``samples.png``, ``curves.png``, ``checkpoint.npz``), ``baseline/`` (``metrics.json``,
@@ -52,6 +52,7 @@ import numpy as np
 from refimpl.backend import backend_name, get_namespace, to_numpy
 from refimpl.checkpoint import load as load_checkpoint
 from refimpl.datasets import get_dataset, sample
+from refimpl.evaluation import EVAL
 from refimpl.metrics import N_EVAL, chance_baseline, evaluate, mode_stats, sliced_w1, w1
 from refimpl.rwp import RWPMethod
 from refimpl.sbe import SBEMethod
@@ -75,21 +76,16 @@ SUMMARY_KEYS = ("modes", "high_quality", "w1", "w2", "sliced_w1", "train_seconds
                 "iterations")
 
 
-def _named(method, name):
-    method.name = name
-    return method
-
-
 def methods():
     """``{key: (label, factory)}`` of the tour's methods (module docstring)."""
     wg = wgan_gp_config(LATENT_DIM)
     return {
-        "wgan-gp": ("WGAN-GP", lambda: _named(GANMethod(wg), "wgan-gp")),
+        "wgan-gp": ("WGAN-GP", lambda: GANMethod(wg, name="wgan-gp")),
         "wgan-gp-rwp": ("WGAN-GP + RWP", lambda: RWPMethod(wg, h=0.1, l=10)),
         "sbe": ("SBE", lambda: SBEMethod(wg, h=0.2, n_phi=5, phi_hidden=64)),
         "swgan": ("SWGAN", lambda: SWGANMethod(SWGANConfig(latent_dim=LATENT_DIM))),
-        "w1fe-lp": ("W1-FE-LP", lambda: _named(W1FE(dataclasses.replace(wg, objective="wgan-lp", n_critic=10),
-                                                     eps=1.0, K=3), "w1fe-lp")),
+        "w1fe-lp": ("W1-FE-LP", lambda: W1FE(dataclasses.replace(wg, objective="wgan-lp", n_critic=10),
+                                                eps=1.0, K=3, name="w1fe-lp")),
     }
 
 
@@ -121,7 +117,7 @@ def _fmt(m):
 def _curve_metrics(samples, seed, it, n_eval):
     """Modes, high quality, exact W1 and sliced W1 of ``samples`` (no W2: the cheap curve point)."""
     spec = get_dataset(DATASET)
-    rng = np.random.default_rng([seed, 104729, it])
+    rng = EVAL.target_rng(seed, it)
     target = sample(spec, n_eval, rng, xp=np, dtype=samples.dtype)
     ms = mode_stats(samples, spec.centers, spec.std)
     return {"modes": ms["modes"], "high_quality": ms["high_quality"], "w1": w1(samples, target), "w2": None,
@@ -155,14 +151,13 @@ def train_one(opts: RunOptions, key, label, method, *, budget, n_eval, max_iters
                     max_train_cpu_seconds=budget)
     _say(f"[{key}] budget spent at iteration {res.iterations}: evaluating (full protocol)")
     samples = to_numpy(eval_samples(method, res.state, opts.seed, res.iterations, n_eval))
-    final = evaluate(samples, DATASET, np.random.default_rng([opts.seed, 104729, res.iterations]), n_target=n_eval)
+    final = evaluate(samples, DATASET, EVAL.target_rng(opts.seed, res.iterations), n_target=n_eval)
     last = res.curve[-1]                     # train's row of the last iteration: the clocks
     curve = [r for r in res.curve if "w1" in r and r["iteration"] != res.iterations]
     curve.append({**{k: last[k] for k in ("iteration", "seconds", "train_seconds", "train_cpu_seconds")}, **final})
     metrics = {**final, "train_seconds": last["train_seconds"], "train_cpu_seconds": last["train_cpu_seconds"],
                "budget_cpu_seconds": budget, "seconds": round(res.seconds, 2), "iterations": res.iterations,
-               "n_eval": n_eval, "eval_seeds": {"latent": [opts.seed, 7919, res.iterations],
-                                                "targets": [opts.seed, 104729, res.iterations]},
+               "n_eval": n_eval, "eval_seeds": EVAL.seeds(opts.seed, res.iterations),
                "backend": opts.backend, "seed": opts.seed, "dtype": "float32", "method": key, "label": label,
                "dataset": DATASET, "baseline": baseline, "config": method.config()}
     write_csv(out / "curve.csv", curve)
@@ -176,9 +171,9 @@ def train_one(opts: RunOptions, key, label, method, *, budget, n_eval, max_iters
 
 
 def _baseline(out, seed, n_eval):
-    m, cloud = chance_baseline(DATASET, np.random.default_rng([seed, 104729, 0]), n_eval, n_eval,
-                               cloud_rng=np.random.default_rng([seed, 7919, 0]))
-    m = {**m, "eval_seeds": {"cloud": [seed, 7919, 0], "targets": [seed, 104729, 0]}}
+    m, cloud = chance_baseline(DATASET, EVAL.target_rng(seed, 0), n_eval, n_eval,
+                               cloud_rng=EVAL.latent_rng(seed, 0))
+    m = {**m, "eval_seeds": {"cloud": EVAL.latent_seed(seed, 0), "targets": EVAL.target_seed(seed, 0)}}
     (out / "baseline").mkdir(parents=True, exist_ok=True)
     write_npy(out / "baseline" / "samples.npy", cloud)
     write_json(out / "baseline" / "metrics.json", m)

@@ -53,6 +53,7 @@ import numpy as np
 
 from refimpl.backend import get_namespace, synchronize, to_numpy
 from refimpl.datasets import get_dataset, sample
+from refimpl.evaluation import EVAL
 from refimpl.metrics import N_EVAL, mode_stats, sliced_w1, w1
 from refimpl.runs import checkpoint_file
 from refimpl.train import GANConfig, ToyData, config_dict, fingerprint_diff
@@ -119,8 +120,8 @@ class _Timed(W1FE):
     work, not of the kernel launches (one synchronisation per outer iteration: the price of
     timing each step, which is what this experiment measures)."""
 
-    def __init__(self, cfg, eps, K):
-        super().__init__(cfg, eps=eps, K=K)
+    def __init__(self, cfg, eps, K, *, name=None):
+        super().__init__(cfg, eps=eps, K=K, name=name)
         self.wall, self.cpu = 0.0, 0.0
 
     def outer_step(self, state, rng, data):
@@ -168,8 +169,7 @@ def same_run(old, new):
 def _one_run(sub, *, xp, penalty, K, iters, eval_every, exact_every, n_eval):
     """One (penalty, K, seed) run in ``sub.out`` (a :class:`refimpl.runs.Run`'s train function)."""
     cfg = paper_config(penalty, sub)
-    method = _Timed(cfg, EPS, K)
-    method.name = f"w1fe-{penalty}"
+    method = _Timed(cfg, EPS, K, name=f"w1fe-{penalty}")
     out, seed = pathlib.Path(sub.out), sub.seed
     fingerprint = {"method": method.name, "config": method.config(), "seed": seed, "iters": iters,
                    "eval_every": eval_every, "exact_every": exact_every, "n_eval": n_eval}
@@ -194,7 +194,7 @@ def _one_run(sub, *, xp, penalty, K, iters, eval_every, exact_every, n_eval):
 
     def eval_fn(state, it):
         samples = eval_samples(method, state, seed, it, n=n_eval)
-        rng = np.random.default_rng([seed, 104729, it])
+        rng = EVAL.target_rng(seed, it)
         target = sample(spec, n_eval, rng, xp=xp, dtype=samples.dtype)
         ms = mode_stats(samples, spec.centers, spec.std)
         row = {"train_seconds": round(method.wall, 3), "train_cpu_seconds": round(method.cpu, 3),

@@ -9,8 +9,8 @@ orthogonal init (gain 1.4), 256-D latent, batch 512, Adam(0.5, 0.999), lr D 1e-4
 25,000 iterations, evaluation every 1,000. Flags given beside it (``--n-critic 1``) override it
 and are recorded in ``metrics.json`` (``protocol_overrides``).
 """
-import numpy as np
 
+from refimpl.evaluation import EVAL
 from refimpl.metrics import chance_baseline
 from refimpl.train import GANConfig, GANMethod
 
@@ -28,11 +28,10 @@ def _run(opts: RunOptions, dataset):
     iters = opts.iters or (QUICK_ITERS if opts.quick else (proto.iters if proto else DEFAULT_ITERS))
     eval_every = iters if opts.quick else (proto.eval_every if proto else 250)
     extra = proto.record(protocols.overrides(opts, OVERRIDES)) if proto else {}
-    method = GANMethod(cfg)
-    method.name = cfg.objective              # "wgan-gp" unless --objective overrides it
+    method = GANMethod(cfg, name=cfg.objective)          # "wgan-gp" unless --objective overrides it
     # chance baseline with the final evaluation's seeds (same targets): metrics.json's "baseline"
-    baseline, _ = chance_baseline(dataset, np.random.default_rng([opts.seed, 104729, iters]),
-                                  cloud_rng=np.random.default_rng([opts.seed, 7919, iters]))
+    baseline, _ = chance_baseline(dataset, EVAL.target_rng(opts.seed, iters),
+                                  cloud_rng=EVAL.latent_rng(opts.seed, iters))
     title = f"{cfg.objective.upper()} {dataset}" + (f", protocol {proto.name}" if proto else "")
     return run_gan(opts, method, dataset, iters=iters, eval_every=eval_every, title=title,
                    extra_metrics={**extra, "baseline": baseline},

@@ -54,6 +54,7 @@ import time
 import numpy as np
 
 from refimpl.backend import device_of, from_host, get_namespace, namespace, to_numpy
+from refimpl.evaluation import EVAL
 from refimpl.image_metrics import ClassifierFrechet, classifier_accuracy, image_w1, train_classifier
 from refimpl.images import load_images
 from refimpl.train import ArrayData, GANConfig, GANMethod
@@ -82,8 +83,8 @@ class PairedMethods:
     """
     name = "paired"
 
-    def __init__(self, methods: dict):
-        self.methods = methods
+    def __init__(self, methods: dict, *, name="paired"):
+        self.methods, self.name = methods, name
 
     def config(self):
         return {k: m.config() for k, m in self.methods.items()}
@@ -198,11 +199,9 @@ def run(opts: RunOptions):
                      gen_output="tanh", batch_size=16 if opts.quick else 64, n_critic=5,
                      lr_gen=1e-4, lr_critic=1e-4, betas=(0.5, 0.9))
     cfg = apply_overrides(base, opts)
-    wgan = GANMethod(cfg)
-    wgan.name = "wgan-gp"
+    wgan = GANMethod(cfg, name="wgan-gp")
     ww = WWGANMethod(cfg, shape, neighbours=4, variant="paper", alpha=ALPHA)
-    pair = PairedMethods({"wgan-gp": wgan, "wwgan": ww})
-    pair.name = f"wwgan-vs-wgan-gp-{dataset}"
+    pair = PairedMethods({"wgan-gp": wgan, "wwgan": ww}, name=f"wwgan-vs-wgan-gp-{dataset}")
 
     out = pathlib.Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -222,7 +221,7 @@ def run(opts: RunOptions):
     say(f"classifier: test accuracy {cls_acc:.3f} ({'cached' if cinfo['cached'] else f'{cls_seconds:.1f} s'})")
 
     def gen_images(m, st, n, seed_tag):
-        z = m.latent(np.random.default_rng([opts.seed, 7919, seed_tag]), n, st["gen"][0][0])
+        z = m.latent(EVAL.latent_rng(opts.seed, seed_tag), n, st["gen"][0][0])
         return xp.reshape(m.generate(st, z), (n, C, H, W))
 
     def eval_fn(state, it):
