@@ -15,6 +15,7 @@ EXPERIMENTS = {
     "wgan-gp-ring": ("toy.wgan_gp", "run_ring", "WGAN-GP on the 8-mode ring"),
     "prox-two-delta": ("toy.prox_two_delta", "run", "Wasserstein vs Euclidean proximal paths of the two-delta model (Fig. 1)"),
     "wwgan-digits": ("toy.wwgan_digits", "run", "WGAN-GP vs WWGAN on 8x8 digits: critic under translation and noise (WWGAN Table 1, Figs. 4-5)"),
+    "dcgan-digits": ("toy.dcgan_digits", "run", "DCGAN against MLP networks on 8x8 digits, WGAN-GP, same CPU budget, 3 seeds: pixel W1 and classifier FD (about 10 min)"),
     "rwp-grid": ("toy.rwp_experiments", "run_rwp_grid", "WGAN-GP, Standard, DRAGAN with/without RWP, W1 vs iterations and wall-clock (RWP Fig. 2)"),
     "rwp-gen-iters": ("toy.rwp_experiments", "run_rwp_gen_iters", "WGAN-GP, 10 generator steps per outer iteration with/without RWP (RWP Fig. 4)"),
     "sbe-grid": ("toy.rwp_experiments", "run_sbe_grid", "Semi-Backward Euler against WGAN-GP by generator iterations (RWP Fig. 5)"),
@@ -39,6 +40,10 @@ FLAGS = {
     "prox-two-delta": {"iters": "10 proximal steps (quick: 5)", "h": 0.5},
     "wwgan-digits": {"iters": "5000 (quick: 4)", **_WGAN_GP, "batch_size": "64 (quick: 16)", "latent_dim": 32,
                      "dataset": "digits", "data_dir": "none (digits is built in; mnist and cifar10 need it)"},
+    "dcgan-digits": {"iters": "none: the budget ends each run", "budget": "90 CPU seconds per run (quick: 0.5)",
+                     "lam": 10.0, "n_critic": 5, "batch_size": "64 (quick: 16)", "latent_dim": 32, "lr_gen": 1e-4,
+                     "lr_critic": 1e-4, "seeds": "0,1,2 (quick or an explicit --seed: that seed)", **_MULTI,
+                     "variant": "none; keys mlp, dcgan"},
     "rwp-grid": {"iters": "1000 (quick: 6)", "objective": "wgan-gp, standard and dragan", **_RWP,
                  "h": "0.1 (WGAN-GP/LP), 0.2 (Standard, DRAGAN)", "l": "10 (WGAN-GP/LP), 5 (Standard, DRAGAN)",
                  "seeds": "0,1,2,3,4 (quick or an explicit --seed: that seed)",
@@ -63,8 +68,9 @@ FLAGS = {
 }
 
 #: experiments whose default BLAS thread count is not the machine's cores, and why
-THREADS = {"grid-tour": 1}
-THREADS_WHY = {"grid-tour": "its budget is process CPU time, which idle BLAS threads would consume by spinning"}
+THREADS = {"grid-tour": 1, "dcgan-digits": 1}
+_SPIN = "its budget is process CPU time, which idle BLAS threads would consume by spinning"
+THREADS_WHY = {"grid-tour": _SPIN, "dcgan-digits": _SPIN}
 
 
 def resolve(name):
