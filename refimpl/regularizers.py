@@ -22,6 +22,7 @@ have no branch on a regulariser's name. The methods compute on arrays already va
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 
 from . import _checks
 from .backend import namespace
@@ -29,7 +30,7 @@ from .backend import namespace
 __all__ = ["Regularizer", "KL", "L2", "REGULARIZERS", "get_regularizer"]
 
 
-class Regularizer:
+class Regularizer(ABC):
     """A regulariser ``I`` of eq. 6 (module docstring): its name, density, dual penalty, ``I(P)``."""
     name = ""
     #: the default iteration budget of :func:`refimpl.ot.solve_regularized`
@@ -38,29 +39,29 @@ class Regularizer:
     def __repr__(self):
         return f"refimpl.regularizers.{self.name.upper()}"
 
+    @abstractmethod
     def density(self, V, lam):
         """``M(V)`` (same shape as ``V``) at ``lam > 0`` (input rules of :mod:`refimpl._checks`)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def uniform_plan(self, V, lam):
         """The pseudo-plan of uniform weights, ``M(V) / (M N)`` for ``V`` (M, N) (input rules of
         :mod:`refimpl._checks`)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def penalty(self, P, V, lam):
         """The dual's penalty term (0-d) from the pseudo-plan ``P`` and ``V`` (input rules of
         :mod:`refimpl._checks`)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def divergence(self, plan, a, b):
         """``I(plan)`` (0-d) against ``a b^T``; ``plan`` (M, N) >= 0, ``a`` (M,), ``b`` (N,) > 0
         (input rules of :mod:`refimpl._checks`)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def plan(self, X, a, b, lam):
         """The plan from a solver state's matrix ``X`` (:mod:`refimpl.ot_solver`: the plan itself
         for KL, ``V_+`` for L2) (input rules of :mod:`refimpl._checks`)."""
-        raise NotImplementedError
 
     def check_finite(self, out, lam):
         """``out`` unchanged, or ``ValueError`` naming ``lam`` where the density overflowed (input

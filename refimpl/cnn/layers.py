@@ -253,8 +253,8 @@ class _Norm:
     affine = False
 
     def _geometry(self, h):
-        """(normalised axes, broadcast shape of gamma, axes summed for the parameter gradients)."""
-        raise NotImplementedError
+        """(normalised axes, broadcast shape of gamma, axes summed for the parameter gradients);
+        each norm (:class:`LayerNorm`, :class:`BatchNorm`) defines its own."""
 
     def _bcast(self, p, h):
         return namespace(p).reshape(p, self._geometry(h)[1])
