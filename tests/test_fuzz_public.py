@@ -498,6 +498,7 @@ CTOR_OVERRIDES = {"W1FE": {"cfg": _cfg("wgan-lp")}, "Objective": {"name": "wgan-
                   "SWGANMethod": {"cfg": SWGANConfig(data_dim=6, latent_dim=2, gen_hidden=(3,), potential_hidden=(3,),
                                                      batch_size=4)}}
 CTOR_EXCUSED = {"ClassifierFrechet": "arrays, fuzzed through its score method",
+                "Regularizer": "an abstract base; its instances KL and L2 are tested in tests/test_regularizers.py",
                 "Activation": "a NamedTuple of callables", "Cache": "a NamedTuple built by forward",
                 "Tape": "a NamedTuple built by input_gradient",
                 "Run": "a run declaration of the run layer (tests/test_runs.py)",
