@@ -23,15 +23,23 @@ import sys
 
 from refimpl import runs
 
-from .experiments import METHODS, ImageRun, run_image_experiment
+from refimpl.methods import get_method, method_keys
+
+from .experiments import ImageRun, run_image_experiment
 
 
-#: the method-specific flags and the methods that use them (a flag given to another method is refused)
-METHOD_FLAGS = {"h": ("rwp", "sbe"), "K": ("w1fe",), "lam": ("wgan-gp", "rwp", "sbe", "w1fe", "wwgan")}
+def method_flags():
+    """The method-specific flags and the registered methods that use them (a flag given to another
+    method is refused): ``h`` and ``K`` where the method takes that option, ``lam`` (the critic's
+    penalty weight) where its configuration has a WGAN objective."""
+    specs = [get_method(k) for k in method_keys()]
+    return {"h": tuple(s.key for s in specs if "h" in s.options),
+            "K": tuple(s.key for s in specs if "K" in s.options),
+            "lam": tuple(s.key for s in specs if "objective" in s.config_fields)}
 
 
 def _refuse(name, flag):
-    users = METHOD_FLAGS[flag.lstrip("-")]
+    users = method_flags()[flag.lstrip("-")]
 
     class Refuse(argparse.Action):
         def __call__(self, parser, namespace, values, option_string=None):
@@ -47,7 +55,7 @@ def build_parser(name=None):
                              description="refimpl image-scale experiments" + (f": {name}" if name else
                                          "; 'python -m gpu NAME --help' shows a method's own flags"))
     if name is None:
-        ap.add_argument("name", choices=METHODS)
+        ap.add_argument("name", choices=method_keys())
     runs.add_common_flags(ap, iters_default="20000 (quick: 3)", backends=("cupy", "numpy"), backend="cupy")
     g = ap.add_argument_group("image-run flags")
     g.add_argument("--dataset", default="digits", choices=["digits", "mnist", "cifar10"],
@@ -68,10 +76,11 @@ def build_parser(name=None):
                                                                "SBE 0.2)"),
            "K": (dict(type=runs.positive_int, default=3), "W1-FE persistent generator steps (default 3)"),
            "lam": (dict(type=runs.positive_float, default=10.0), "penalty weight lambda (default 10)")}
+    flags = method_flags()
     m = ap.add_argument_group(f"{name} flags" if name else "method flags (each used by some methods only)")
     for flag, (kw, text) in own.items():
-        if name is None or name in METHOD_FLAGS[flag]:
-            m.add_argument(f"--{flag}", help=text if name else f"{text}; {', '.join(METHOD_FLAGS[flag])}", **kw)
+        if name is None or name in flags[flag]:
+            m.add_argument(f"--{flag}", help=text if name else f"{text}; {', '.join(flags[flag])}", **kw)
         else:
             m.add_argument(f"--{flag}", action=_refuse(name, f"--{flag}"), default=kw["default"],
                            help=argparse.SUPPRESS)
@@ -80,7 +89,7 @@ def build_parser(name=None):
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0].startswith("-") or argv[0] not in METHODS:
+    if not argv or argv[0].startswith("-") or argv[0] not in method_keys():
         build_parser().parse_args(argv)           # --help, or the one-line usage error
         return 2
     a = build_parser(argv[0]).parse_args(argv[1:])

@@ -22,16 +22,13 @@ from refimpl.backend import backend_name, get_namespace, to_numpy
 from refimpl.evaluation import EVAL
 from refimpl.image_metrics import image_w1
 from refimpl.images import load_images
+from refimpl.methods import get_method, method_keys
 from refimpl.outputs import grid_image, plt, write_csv, write_json, write_npy
 from refimpl.runs import RunOptions, train_run
-from refimpl.train import GANConfig, GANMethod
 
 from .data import device_dataset
 
-METHODS = ("wgan-gp", "rwp", "sbe", "w1fe", "wwgan", "swgan")
 ARCHS = ("mlp", "dcgan")
-#: the methods that take DCGAN networks (SWGAN's potentials are MLPs, as in the paper's toy runs)
-DCGAN_METHODS = ("wgan-gp", "rwp", "sbe", "w1fe", "wwgan")
 #: ``width`` when not given: MLP hidden units, DCGAN critic channels
 DEFAULT_WIDTH = {"mlp": 1024, "dcgan": 64}
 
@@ -59,12 +56,12 @@ class ImageRun:
     cuda_graph: bool = False        # capture the fused outer iteration once and replay it (refimpl.graph)
 
     def __post_init__(self):
-        if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        spec = get_method(self.method)           # ValueError naming the registered methods
         if self.arch not in ARCHS:
             raise ValueError(f"unknown arch {self.arch!r}; choose one of {', '.join(ARCHS)}")
-        if self.arch == "dcgan" and self.method not in DCGAN_METHODS:
-            raise ValueError(f"--arch dcgan: {self.method} takes MLPs only (DCGAN methods: {', '.join(DCGAN_METHODS)})")
+        if self.arch not in spec.archs:
+            raise ValueError(f"--arch {self.arch}: {self.method} takes {', '.join(spec.archs)} networks only "
+                             f"({self.arch} methods: {', '.join(k for k in method_keys() if self.arch in get_method(k).archs)})")
         if self.width is None:
             object.__setattr__(self, "width", DEFAULT_WIDTH[self.arch])
         for k in ("width", "latent_dim", "batch_size", "iters", "n_eval", "K"):
@@ -77,31 +74,25 @@ class ImageRun:
             raise ValueError(f"device must be a CUDA device index >= 0 or None, got {self.device!r}")
 
 
+def method_options(run: ImageRun, image_shape):
+    """The options this experiment gives ``run.method`` (:meth:`refimpl.methods.MethodSpec.build`): the
+    step size ``h`` when given, W1-FE's ``K``, WWGAN's image shape and ``alpha = 1``."""
+    known = get_method(run.method).options
+    given = {"h": run.h, "K": run.K, "image_shape": tuple(int(s) for s in image_shape), "alpha": 1.0}
+    return {k: v for k, v in given.items() if k in known and v is not None}
+
+
 def build_method(run: ImageRun, image_shape):
-    """The method object for ``run`` (imports each method module only when used)."""
+    """The method object for ``run``, from the registry (:mod:`refimpl.methods`)."""
+    spec = get_method(run.method)
     d = int(np.prod(image_shape))
-    hidden = (run.width,) * 3
+    hidden = (run.width,) * spec.hidden_layers
     net = (dict(gen_hidden=hidden, critic_hidden=hidden) if run.arch == "mlp" else
            dict(arch="dcgan", image_shape=tuple(int(s) for s in image_shape), width=run.width))
-    cfg = GANConfig(objective="wgan-gp", lam=run.lam, data_dim=d, latent_dim=run.latent_dim, gen_output="tanh",
-                    batch_size=run.batch_size, **net)
-    if run.method == "wgan-gp":
-        return GANMethod(cfg, name="wgan-gp")
-    if run.method == "rwp":
-        from refimpl.rwp import RWPMethod
-        return RWPMethod(cfg, h=run.h, l=None)
-    if run.method == "sbe":
-        from refimpl.sbe import SBEMethod
-        return SBEMethod(cfg, h=run.h or 0.2)
-    if run.method == "w1fe":
-        from refimpl.w1fe import W1FE
-        return W1FE(dataclasses.replace(cfg, objective="wgan-lp"), eps=1.0, K=run.K)
-    if run.method == "wwgan":
-        from refimpl.wwgan import WWGANMethod
-        return WWGANMethod(cfg, image_shape=tuple(image_shape), alpha=1.0)
-    from refimpl.swgan import SWGANConfig, SWGANMethod
-    return SWGANMethod(SWGANConfig(data_dim=d, latent_dim=run.latent_dim, gen_hidden=hidden[:2],
-                                   potential_hidden=hidden[:2], gen_output="tanh", batch_size=run.batch_size))
+    penalty = dict(lam=run.lam) if "objective" in spec.config_fields else {}
+    cfg = spec.config(data_dim=d, latent_dim=run.latent_dim, gen_output="tanh", batch_size=run.batch_size,
+                      **net, **penalty)
+    return spec.build(cfg, **method_options(run, image_shape))
 
 
 def sample_grid_png(path, images, shape, ncol=10):

@@ -22,38 +22,23 @@ import pathlib
 import numpy as np
 
 from refimpl.backend import from_host
-from refimpl.train import ArrayData, GANConfig, GANMethod
+from refimpl.methods import get_method, method_keys
+from refimpl.train import ArrayData
 
 from .counters import HostRoundTrips, LaunchCounts
 
 
+#: what a count needs beyond a method's defaults: WWGAN an 8x8 image, SWGAN every dual step (no early stop)
+EXTRA_FIELDS = {"wwgan": dict(data_dim=64), "swgan": dict(stop_tol=0.0)}
+EXTRA_OPTIONS = {"wwgan": dict(image_shape=(1, 8, 8))}
+
+
 def make_method(name, width):
-    """The method ``name`` at its toy defaults with hidden widths ``width``; returns ``(method, data_dim)``."""
-    hidden = (width,) * 3
-    cfg = GANConfig(gen_hidden=hidden, critic_hidden=hidden)
-    if name == "wgan-gp":
-        return GANMethod(cfg)
-    if name == "rwp":
-        from refimpl.rwp import RWPMethod
-        return RWPMethod(cfg)
-    if name == "sbe":
-        from refimpl.sbe import SBEMethod
-        return SBEMethod(cfg)
-    if name == "w1fe":
-        from refimpl.w1fe import W1FE
-        import dataclasses
-        return W1FE(dataclasses.replace(cfg, objective="wgan-lp"))
-    if name == "wwgan":
-        from refimpl.wwgan import WWGANMethod
-        import dataclasses
-        return WWGANMethod(dataclasses.replace(cfg, data_dim=64), (1, 8, 8))
-    if name == "swgan":
-        from refimpl.swgan import SWGANConfig, SWGANMethod
-        return SWGANMethod(SWGANConfig(gen_hidden=(width,) * 2, potential_hidden=(width,) * 2, stop_tol=0.0))
-    raise ValueError(f"unknown method {name!r}")
-
-
-METHODS = ("wgan-gp", "rwp", "swgan", "sbe", "w1fe", "wwgan")
+    """The registered method ``name`` (:mod:`refimpl.methods`) at its defaults with hidden widths ``width``."""
+    spec = get_method(name)
+    hidden = (width,) * spec.hidden_layers
+    cfg = spec.config(gen_hidden=hidden, critic_hidden=hidden, **EXTRA_FIELDS.get(name, {}))
+    return spec.build(cfg, **EXTRA_OPTIONS.get(name, {}))
 
 
 def count(name, width=32, seed=0):
@@ -73,15 +58,15 @@ def count(name, width=32, seed=0):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--methods", default=",".join(method_keys()))
     ap.add_argument("--width", type=int, default=32)
     ap.add_argument("--top", type=int, default=8, help="namespace() call sites shown per method")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     names = [m.strip() for m in args.methods.split(",") if m.strip()]
-    bad = [m for m in names if m not in METHODS]
+    bad = [m for m in names if m not in method_keys()]
     if bad or args.width < 1:
-        ap.error(f"unknown method {bad[0]!r}; choose from {', '.join(METHODS)}" if bad else "--width must be >= 1")
+        ap.error(f"unknown method {bad[0]!r}; choose from {', '.join(method_keys())}" if bad else "--width must be >= 1")
     rows = [count(m, args.width) for m in names]
     print(f"{'method':>8} {'arrays':>7} {'promoted':>9} {'namespace()':>12} {'round trips':>12}")
     for r in rows:

@@ -42,6 +42,7 @@ EXCUSED = {
     "checkpoint.": "reads and writes files (tests/test_train.py, tests/test_runs.py)",
     "runs.": "the run layer: flags, output folders, signals, checkpoints (tests/test_runs.py)",
     "evaluation.": "the evaluation protocol's seeds: integers into numpy.random.default_rng (tests/test_evaluation.py)",
+    "methods.": "the method registry: names and configurations, no arrays (tests/test_methods.py checks its errors)",
     "threads.": "no arguments: the CPUs and environment of the process (tests/test_threads.py)",
     "critic_step_bench.": "benchmark workloads (python -m toy.bench_engine, python -m gpu.bench; tests/test_gpu_verify.py)",
     "outputs.": "writes files and figures of finished runs (tests/test_runs.py, tests/test_toy_*.py)",
@@ -402,7 +403,7 @@ def test_every_public_function_is_fuzzed_or_excused():
 
 #: modules whose docstrings other branches own (issue-12b: ot, swgan), and the run layer (train loop,
 #: checkpoints, runs, outputs), whose inputs are flags, files and configs, not arrays
-OTHER_BRANCH_MODULES = ("train", "checkpoint", "runs", "outputs", "critic_step_bench")
+OTHER_BRANCH_MODULES = ("train", "checkpoint", "runs", "outputs", "critic_step_bench", "methods")
 #: training-step internals: unchecked by design, the policy stated once in each module's docstring
 INTERNAL_MODULES = ("steps", "flat", "kernels", "graph")
 

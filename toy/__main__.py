@@ -26,6 +26,7 @@ from .registry import EXPERIMENTS, FLAGS, THREADS, THREADS_WHY, resolve
 
 #: experiment-specific flags: name -> (argparse keyword arguments, help)
 OVERRIDE_FLAGS = {
+    "method": (dict(type=str, metavar="KEY"), "a method of the registry (refimpl.methods.method_keys())"),
     "objective": (dict(choices=["wgan", "wgan-gp", "wgan-lp", "dragan", "standard"]), "GAN objective / critic penalty"),
     "lam": (dict(type=runs.positive_float), "penalty weight lambda"),
     "n_critic": (dict(type=runs.positive_int), "critic steps per outer iteration"),

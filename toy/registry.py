@@ -11,6 +11,7 @@ A multi-run experiment (``rwp-*``, ``sbe-grid``, ``w1fe-ring``, ``swgan-grid``) 
 """
 EXPERIMENTS = {
     "grid-tour": ("toy.tour", "run", "Every 2-D method on the 25-mode grid, same CPU budget, against a chance baseline (about 4 min)"),
+    "gan": ("toy.method_run", "run", "Any registered method (refimpl.methods, --method KEY) on a 2-D mixture: one run"),
     "wgan-gp-grid": ("toy.wgan_gp", "run_grid", "WGAN-GP on the 25-mode grid (headline experiment)"),
     "wgan-gp-ring": ("toy.wgan_gp", "run_ring", "WGAN-GP on the 8-mode ring"),
     "prox-two-delta": ("toy.prox_two_delta", "run", "Wasserstein vs Euclidean proximal paths of the two-delta model (Fig. 1)"),
@@ -32,6 +33,10 @@ _RWP = {"lam": 10.0, "n_critic": "5 (WGAN-GP/LP), 1 (Standard, DRAGAN)", "n_gen"
 _MULTI = {"variant": "none: every variant, each over the seeds", "peer": "none"}
 
 FLAGS = {
+    "gan": {"iters": "3000 (quick: 20)", "method": "wgan-gp", "dataset": "grid25",
+            **{k: "the method's configuration" for k in ("objective", "lam", "n_critic", "n_gen", "batch_size",
+                                                         "latent_dim", "lr_gen", "lr_critic")},
+            **{k: "the method's (where it takes it)" for k in ("h", "l", "K")}},
     "grid-tour": {"budget": "40 CPU seconds per method (quick: 0.25)"},
     "wgan-gp-grid": {"iters": "3000 (quick: 20; protocol gdpp: 25000)", **_WGAN_GP,
                      "protocol": "none (the issue's setting); gdpp: GDPP's gdppgan_Synthetic.py"},

@@ -54,12 +54,9 @@ from refimpl.checkpoint import load as load_checkpoint
 from refimpl.datasets import get_dataset, sample
 from refimpl.evaluation import EVAL
 from refimpl.metrics import N_EVAL, chance_baseline, evaluate, mode_stats, sliced_w1, w1
-from refimpl.rwp import RWPMethod
-from refimpl.sbe import SBEMethod
-from refimpl.swgan import SWGANConfig, SWGANMethod
+from refimpl.methods import get_method
 from refimpl.runs import checkpoint_file, has_checkpoint, train_run
-from refimpl.train import GANMethod, ToyData
-from refimpl.w1fe import W1FE
+from refimpl.train import ToyData
 
 from .common import RunOptions, plt, write_csv, write_json, write_npy
 from .gan import eval_samples, plot_curves, plot_sample_panels, plot_samples
@@ -76,17 +73,27 @@ SUMMARY_KEYS = ("modes", "high_quality", "w1", "w2", "sliced_w1", "train_seconds
                 "iterations")
 
 
+#: ``key: (label, registry key, config fields, options)`` of the tour's methods (module docstring);
+#: a method's name (its checkpoint fingerprint) is its registry key unless ``options`` names it
+TOUR = {
+    "wgan-gp": ("WGAN-GP", "wgan-gp", {}, {}),
+    "wgan-gp-rwp": ("WGAN-GP + RWP", "rwp", {}, dict(h=0.1, l=10)),
+    "sbe": ("SBE", "sbe", {}, dict(h=0.2, n_phi=5, phi_hidden=64)),
+    "swgan": ("SWGAN", "swgan", None, {}),
+    "w1fe-lp": ("W1-FE-LP", "w1fe", dict(objective="wgan-lp", n_critic=10), dict(eps=1.0, K=3, name="w1fe-lp")),
+}
+
+
 def methods():
-    """``{key: (label, factory)}`` of the tour's methods (module docstring)."""
+    """``{key: (label, factory)}`` of the tour's methods, built by :mod:`refimpl.methods` from the
+    WGAN-GP comparison network (SWGAN: its own configuration, 4-D latent)."""
     wg = wgan_gp_config(LATENT_DIM)
-    return {
-        "wgan-gp": ("WGAN-GP", lambda: GANMethod(wg, name="wgan-gp")),
-        "wgan-gp-rwp": ("WGAN-GP + RWP", lambda: RWPMethod(wg, h=0.1, l=10)),
-        "sbe": ("SBE", lambda: SBEMethod(wg, h=0.2, n_phi=5, phi_hidden=64)),
-        "swgan": ("SWGAN", lambda: SWGANMethod(SWGANConfig(latent_dim=LATENT_DIM))),
-        "w1fe-lp": ("W1-FE-LP", lambda: W1FE(dataclasses.replace(wg, objective="wgan-lp", n_critic=10),
-                                                eps=1.0, K=3, name="w1fe-lp")),
-    }
+
+    def factory(registry_key, fields, options):
+        spec = get_method(registry_key)
+        cfg = spec.config(latent_dim=LATENT_DIM) if fields is None else dataclasses.replace(wg, **fields)
+        return lambda: spec.build(cfg, **options)
+    return {key: (label, factory(*rest)) for key, (label, *rest) in TOUR.items()}
 
 
 class _Clocked:
