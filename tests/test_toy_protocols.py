@@ -120,3 +120,37 @@ def test_the_docs_gdpp_figures_are_the_committed_runs(name):
     for doc in (root / "README.md", root / "docs" / "toy.md"):
         text = doc.read_text()
         assert all(q in text for q in quoted), (doc.name, quoted)
+
+
+def _per_run(name):
+    root = pathlib.Path(__file__).resolve().parents[1]
+    return root, list(csv.DictReader(open(root / "docs" / "results" / f"{name}-per-run.csv")))
+
+
+def test_the_docs_lim_ye_figures_are_the_committed_runs():
+    """README and docs/smoothed-ot.md quote the committed Lim & Ye sweep: 5 seeds per method and latent."""
+    root, rows = _per_run("swgan-grid-lim-ye")
+    by = {}
+    for r in rows:
+        by.setdefault(r["variant"], []).append(r)
+    assert {k: sorted(int(r["seed"]) for r in v) for k, v in by.items()} == {
+        f"latent-dim={d},variant={m}": [0, 1, 2, 3, 4] for d in (2, 4) for m in ("swgan", "wgan-gp")}
+    iters = {"swgan": 10_000, "wgan-gp": 30_000}
+    doc, readme = (root / "docs" / "smoothed-ot.md").read_text(), (root / "README.md").read_text()
+    for key, runs in by.items():
+        assert {int(r["iterations"]) for r in runs} == {iters[key.split("variant=")[1]]}
+        hq = sum(float(r["high_quality"]) for r in runs) / 5
+        w1 = sum(float(r["w1"]) for r in runs) / 5
+        assert f"{hq:.3f}" in doc and f"{w1:.2f}" in doc, (key, hq, w1)
+        assert f"{100 * hq:.1f}%" in readme, (key, hq)
+
+
+def test_the_docs_w1fe_gp_figures_are_the_committed_runs():
+    """docs/w1-forward-euler.md quotes every final W1 of the committed GP K = 3, 5 sweep and its means."""
+    root, rows = _per_run("w1fe-ring-gp")
+    assert sorted((r["variant"], int(r["seed"])) for r in rows) == [(f"gp-K{k}", s) for k in (3, 5) for s in range(5)]
+    doc = (root / "docs" / "w1-forward-euler.md").read_text()
+    for k in (3, 5):
+        w = [float(r["final_w1"]) for r in rows if r["variant"] == f"gp-K{k}"]
+        line = f"| K = {k} | " + " | ".join(f"{x:.3f}" for x in w) + f" | {sum(w) / 5:.3f} ["
+        assert line in doc, line
