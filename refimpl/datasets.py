@@ -1,6 +1,6 @@
 """Toy 2-D datasets: the 8-mode ring, the 25-mode grid and a swiss roll.
 
-Protocol: /work/shared/conventions.md, "2-D mixture protocol (PacGAN/VEEGAN)".
+Protocol: ``conventions.md`` (shared folder), "2-D mixture protocol (PacGAN/VEEGAN)".
 
 * ``ring8``  -- 8 equally weighted isotropic Gaussians with centres
   :math:`(\\cos 2\\pi k/8, \\sin 2\\pi k/8)`, :math:`k = 0..7`, std 0.01.

@@ -1,6 +1,6 @@
 """Sample-quality metrics for the 2-D toy problems.
 
-Protocol: /work/shared/conventions.md, "2-D mixture protocol (PacGAN/VEEGAN)":
+Protocol: ``conventions.md`` (shared folder), "2-D mixture protocol (PacGAN/VEEGAN)":
 2,500 generated samples; a sample is *high quality* when it lies within 3 std of
 its nearest mode; a mode is *recovered* when it has at least one high-quality
 sample.

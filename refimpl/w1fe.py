@@ -1,7 +1,7 @@
 """W1 forward Euler (W1-FE): a WGAN whose generator follows Euler steps of the W1 gradient flow.
 
 Paper: Malik & Huang, "A Differential Equation Approach for Wasserstein GANs and
-Beyond" (``/work/shared/papers/w1-forward-euler-ode.md``), Algorithm 1, eqs. (4.1)
+Beyond" (``papers/w1-forward-euler-ode.md`` in the shared folder), Algorithm 1, eqs. (4.1)
 and (4.3), Prop. 4.1; project reading in ``conventions.md``, "W1 forward Euler (W1-FE)".
 
 One outer iteration (Algorithm 1):

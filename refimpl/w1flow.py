@@ -1,6 +1,6 @@
 """Exact, non-parametric W1 forward-Euler particle flow (a checking tool for W1-FE).
 
-Reference: /work/shared/papers/w1-forward-euler-ode.md, eq. (4.1)
+Reference: ``papers/w1-forward-euler-ode.md`` (shared folder), eq. (4.1)
 ``Y_{n+1} = Y_n - eps * grad phi(Y_n)``, and conventions.md, "W1 forward Euler".
 In this project's critic sign (``f = -phi``, large on data) the step is
 ``y <- y + eps * grad f(y)``. For ``n`` particles and ``n`` data points with uniform

@@ -58,6 +58,7 @@ EXCUSED = {
     "flat.": "the training state's parameter buffers (tests/test_flat.py)",
     "graph.": "CUDA-graph executor: its refusals on the CPU and its replay on a GPU (tests/test_steps.py)",
     "kernels.": "training-step kernels, unchecked by design (tests/test_kernels.py, tests/test_steps.py)",
+    "swgan_steps.": "SWGAN training-step internals, unchecked by design; the checked layer is refimpl.swgan_objectives (tests/test_swgan_fused.py, tests/test_swgan.py)",
     "train.ArrayData.put": "moves the indices ArrayData.draw made (tests/test_steps.py)",
     "train.ArrayData.gather": "takes the rows at the indices ArrayData.put moved (tests/test_steps.py)",
     "train.ToyData.put": "moves the points ToyData.draw made (tests/test_steps.py)",
@@ -405,7 +406,7 @@ def test_every_public_function_is_fuzzed_or_excused():
 #: checkpoints, runs, outputs), whose inputs are flags, files and configs, not arrays
 OTHER_BRANCH_MODULES = ("train", "checkpoint", "runs", "outputs", "critic_step_bench", "methods")
 #: training-step internals: unchecked by design, the policy stated once in each module's docstring
-INTERNAL_MODULES = ("steps", "flat", "kernels", "graph")
+INTERNAL_MODULES = ("steps", "flat", "kernels", "graph", "swgan_steps")
 
 
 #: a method's fused phases and the fused functions they call: state-dict steps, unchecked by design

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 import refimpl.swgan as sw
+import refimpl.swgan_steps as core
 from refimpl.backend import from_host, to_numpy
 from refimpl.flat import copy_state, flatten
 from refimpl.nn import MLP
@@ -70,14 +71,14 @@ def test_fused_dual_step_equals_the_reference(xp, act, reg, cost, d, hidden, M, 
     x = from_host(rng.standard_normal((M, d)), xp, "float64", dev)
     y = from_host(rng.standard_normal((N, d)), xp, "float64", dev)
     lam = 0.3
-    F0, g0, h0, s0 = sw._dual_loss_grads(phi_net, php, psi_net, psp, x, y, lam, reg, cost)
+    F0, g0, h0, s0 = core.dual_loss_grads(phi_net, php, psi_net, psp, x, y, lam, reg, cost)
     C = _cost_matrix(x, y, cost, xp)
-    F1, g1, h1, s1 = sw._dual_step_grads(phi_net, flatten(php) if flat else php, psi_net,
+    F1, g1, h1, s1 = core.dual_step_grads(phi_net, flatten(php) if flat else php, psi_net,
                                          flatten(psp) if flat else psp, x, y, C, lam, reg)
     assert_xp((F1, g1, h1, s1), xp, "float64")
     _close([F0, s0, *[a for Wb in g0 + h0 for a in Wb]], [F1, s1, *[a for Wb in g1 + h1 for a in Wb]])
     # logs=False: the same gradients, no dual value or statistic
-    F2, g2, h2, s2 = sw._dual_step_grads(phi_net, php, psi_net, psp, x, y, C, lam, reg, logs=False)
+    F2, g2, h2, s2 = core.dual_step_grads(phi_net, php, psi_net, psp, x, y, C, lam, reg, logs=False)
     assert F2 is None and s2 is None
     _close(_leaves(g1 + h1), _leaves(g2 + h2), tol=0.0)
 
@@ -93,8 +94,8 @@ def test_fused_generator_grads_equal_the_reference(xp, act, reg, cost, d, M, N, 
     z = from_host(rng.standard_normal((M, 2)), xp, "float64", dev)
     y = from_host(rng.standard_normal((N, d)), xp, "float64", dev)
     lam = 0.5
-    loss0, g0, m0 = sw._generator_grads(gen, gp, z, y, phi_net, php, psi_net, psp, lam, reg, cost)
-    loss1, g1, P1 = sw._fused_generator_grads(gen, flatten(gp), z, y, phi_net, flatten(php), psi_net,
+    loss0, g0, m0 = core.generator_grads(gen, gp, z, y, phi_net, php, psi_net, psp, lam, reg, cost)
+    loss1, g1, P1 = core.fused_generator_grads(gen, flatten(gp), z, y, phi_net, flatten(php), psi_net,
                                               flatten(psp), lam, reg, cost)
     assert_xp((loss1, g1, P1), xp, "float64")
     _close([loss0, _np(m0) / (M * N), *[a for Wb in g0 for a in Wb]], [loss1, P1, *[a for Wb in g1 for a in Wb]])
@@ -107,12 +108,12 @@ def test_phase_costs_equal_the_per_batch_costs(xp, cost, d, K, M, N, block, seed
     rng = np.random.default_rng(seed)
     x = from_host(rng.standard_normal((K * M, d)), xp, "float64", _dev(xp))
     y = from_host(rng.standard_normal((K * N, d)), xp, "float64", _dev(xp))
-    old = sw._COST_BLOCK
-    sw._COST_BLOCK = block
+    old = core.COST_BLOCK
+    core.COST_BLOCK = block
     try:
-        Cs = sw._phase_costs(x, y, K, M, N, cost, xp)
+        Cs = core.phase_costs(x, y, K, M, N, cost, xp)
     finally:
-        sw._COST_BLOCK = old
+        core.COST_BLOCK = old
     assert len(Cs) == K
     assert_xp(Cs, xp, "float64")
     for k, C in enumerate(Cs):
@@ -127,14 +128,14 @@ def test_the_comparisons_can_fail():
     psi_net, psp = _net(rng, np, (2, 8, 1), "relu", None)
     php[-1] = (php[-1][0], php[-1][1] + 3.0)                 # V = phi - psi - C > 0 on some pairs: P != 0
     x, y = rng.standard_normal((6, 2)), rng.standard_normal((5, 2))
-    ref = sw._dual_loss_grads(phi_net, php, psi_net, psp, x, y, 0.3, L2, "l1")
-    got = sw._dual_step_grads(phi_net, php, psi_net, psp, x, y, _cost_matrix(x, y, "l1", np), 0.3 * (1 + 1e-6), L2)
+    ref = core.dual_loss_grads(phi_net, php, psi_net, psp, x, y, 0.3, L2, "l1")
+    got = core.dual_step_grads(phi_net, php, psi_net, psp, x, y, _cost_matrix(x, y, "l1", np), 0.3 * (1 + 1e-6), L2)
     with pytest.raises(AssertionError):
         _close(_leaves(ref[1] + ref[2]), _leaves(got[1] + got[2]))
     gen, gp = _net(rng, np, (2, 5, 2), "tanh", None)
     z = rng.standard_normal((6, 2))
-    ref = sw._generator_grads(gen, gp, z, y, phi_net, php, psi_net, psp, 0.5, L2, "l1")
-    got = sw._fused_generator_grads(gen, gp, z, y, phi_net, php, psi_net, psp, 0.5, L2, "sqeuclidean")
+    ref = core.generator_grads(gen, gp, z, y, phi_net, php, psi_net, psp, 0.5, L2, "l1")
+    got = core.fused_generator_grads(gen, gp, z, y, phi_net, php, psi_net, psp, 0.5, L2, "sqeuclidean")
     with pytest.raises(AssertionError):
         _close(_leaves(ref[1]), _leaves(got[1]))
 

@@ -1,6 +1,6 @@
 """Figures 1, 2 and 4 of "A Differential Equation Approach for Wasserstein GANs" (W1-FE) on the 8-mode ring.
 
-Paper: ``/work/shared/papers/w1-forward-euler-ode.md``, Sec. 5 (Fig. 1, Fig. 2) and
+Paper: ``papers/w1-forward-euler-ode.md`` (shared folder), Sec. 5 (Fig. 1, Fig. 2) and
 Appendix B.1 (Fig. 4); method :class:`refimpl.w1fe.W1FE`; protocol: conventions.md,
 "2-D mixture protocol" (ring8, 2,500 evaluation samples, 3-std quality).
 
