@@ -11,7 +11,7 @@ that use them; another method refuses them (exit 2, one line naming the flag). T
 built in (scikit-learn), so ``python -m gpu wgan-gp --quick`` runs offline; mnist and
 cifar10 need ``--data-dir``. ``--backend numpy`` runs the same code on the CPU (slowly;
 useful for a smoke run with ``--quick``). The lifecycle (output folder, checkpoints,
-signals, threads, errors) is :mod:`refimpl.runs`'s, as for ``python -m toy``.
+signals, threads, errors) is :mod:`refimpl.harness`'s, as for ``python -m toy``.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import pathlib
 import shlex
 import sys
 
-from refimpl import runs
+from refimpl import harness as runs
 
 from refimpl.methods import get_method, method_keys
 

@@ -426,7 +426,7 @@ def _torch_peer(gpu):
 def main(argv=None):
     """``python -m gpu.bench ...``: 0; usage errors (a bad flag, a non-empty ``--out``) exit 2 with
     one line; ``RuntimeError`` when CuPy or the GPU is missing (one line, exit 2 from the command)."""
-    from refimpl.runs import ArgumentParser          # usage errors in one line, exit 2
+    from refimpl.harness import ArgumentParser          # usage errors in one line, exit 2
     ap = ArgumentParser(prog="python -m gpu.bench", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true",
                     help="batches 64 and 1024, widths 512 and 1024, 10 pairs (a sign test decides from 6 on)")

@@ -24,7 +24,7 @@ from refimpl.image_metrics import image_w1
 from refimpl.images import load_images
 from refimpl.methods import get_method, method_keys
 from refimpl.outputs import grid_image, plt, write_csv, write_json, write_npy
-from refimpl.runs import RunOptions, train_run
+from refimpl.harness import RunOptions, train_run
 
 from .data import device_dataset
 
@@ -128,7 +128,7 @@ def array_device(xp, index):
 def run_image_experiment(run: ImageRun, out, resume=False, checkpoint_every=0, progress=True, opts=None):
     """Train, evaluate and write the outputs of one image-scale run; returns the final metrics.
 
-    ``opts`` (a :class:`refimpl.runs.RunOptions`, as the command line passes it) sets the
+    ``opts`` (a :class:`refimpl.harness.RunOptions`, as the command line passes it) sets the
     checkpoint cadences and the experiment's name; without it, ``out``, ``resume`` and
     ``checkpoint_every`` make one.
     """

@@ -3,7 +3,7 @@
 JSON, CSV, ``.npy``/``.npz`` writers on top of :func:`refimpl.checkpoint.atomic_write`,
 headless matplotlib (imported only when a plot is drawn, so the library's core keeps
 NumPy as its only dependency) and a tiling of images into one grid. Used by both
-command lines (``toy`` and ``gpu``) through :mod:`refimpl.runs`.
+command lines (``toy`` and ``gpu``) through :mod:`refimpl.harness`.
 """
 from __future__ import annotations
 

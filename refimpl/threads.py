@@ -2,7 +2,7 @@
 
 * :func:`usable_cpus`: the CPUs the operating system lets this process run on.
 * :func:`thread_budget`: those, lowered by the thread limits set in the environment
-  (:data:`THREAD_VARIABLES`, the OpenMP and BLAS conventions). ``refimpl.runs.blas_threads``
+  (:data:`THREAD_VARIABLES`, the OpenMP and BLAS conventions). ``refimpl.harness.blas_threads``
   (``--threads``) and Dask's nanny (``OMP_NUM_THREADS=1`` per worker) set them, so code that
   starts its own threads (:func:`refimpl.metrics.evaluate`) stays within a run's share.
 """

@@ -40,7 +40,7 @@ from refimpl.wgrad import PixelGraph
 #: modules or functions not fuzzed, with the reason (matched on "module.qualname" prefixes)
 EXCUSED = {
     "checkpoint.": "reads and writes files (tests/test_train.py, tests/test_runs.py)",
-    "runs.": "the run layer: flags, output folders, signals, checkpoints (tests/test_runs.py)",
+    "harness.": "the run layer: flags, output folders, signals, checkpoints (tests/test_runs.py)",
     "evaluation.": "the evaluation protocol's seeds: integers into numpy.random.default_rng (tests/test_evaluation.py)",
     "methods.": "the method registry: names and configurations, no arrays (tests/test_methods.py checks its errors)",
     "threads.": "no arguments: the CPUs and environment of the process (tests/test_threads.py)",
@@ -406,7 +406,7 @@ def test_every_public_function_is_fuzzed_or_excused():
 #: checkpoints, runs, outputs), whose inputs are flags, files and configs, not arrays; the method registry
 #: (names and configs); and the default method's module (gan.py, split from train.py with the exclusion
 #: it had there: its state-dict steps are checked by tests/test_device.py and tests/test_steps.py)
-OTHER_BRANCH_MODULES = ("train", "gan", "checkpoint", "runs", "outputs", "critic_step_bench", "methods")
+OTHER_BRANCH_MODULES = ("train", "gan", "checkpoint", "harness", "outputs", "critic_step_bench", "methods")
 #: training-step internals: unchecked by design, the policy stated once in each module's docstring
 INTERNAL_MODULES = ("steps", "flat", "kernels", "graph", "swgan_steps")
 

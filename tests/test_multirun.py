@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("ot")
 
-from refimpl import runs
+from refimpl import harness as runs
 from toy import sweep
 from toy.__main__ import _options, main as toy_main, variants
 

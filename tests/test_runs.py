@@ -1,4 +1,4 @@
-"""The run layer (refimpl/runs.py) through both command lines: every lifecycle fault of issue 16.
+"""The run layer (refimpl/harness) through both command lines: every lifecycle fault of issue 16.
 
 Signals are tested in subprocesses; everything else runs ``main(argv)`` in-process on tiny runs.
 """
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from refimpl import checkpoint
-from refimpl.runs import MARKER
+from refimpl.harness import MARKER
 from toy.__main__ import main
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -366,7 +366,7 @@ def test_toy_and_gpu_share_no_private_names():
 def test_refimpl_modules_are_lazy_attributes():
     code = ("import sys, refimpl; assert 'refimpl.ot' not in sys.modules; "
             "m = refimpl.ot; assert m.__name__ == 'refimpl.ot' and 'refimpl.ot' in sys.modules; "
-            "assert 'runs' in dir(refimpl)\n"
+            "assert 'harness' in dir(refimpl) and 'runs' not in dir(refimpl)\n"
             "try:\n    refimpl.nope\nexcept AttributeError: pass\nelse: raise SystemExit(1)")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
@@ -380,7 +380,7 @@ def test_checkpoint_format_is_npz_that_numpy_reads_without_pickle(done):
 
 # ----------------------------------------------------------------------------- the layer's pieces
 def test_execute_runs_resumes_each_run_from_its_own_checkpoint(tmp_path):
-    from refimpl.runs import Run, RunOptions, execute_runs
+    from refimpl.harness import Run, RunOptions, execute_runs
     seen = []
 
     def train(sub):
@@ -402,7 +402,7 @@ def test_execute_runs_resumes_each_run_from_its_own_checkpoint(tmp_path):
 
 
 def test_seeds_and_threads_defaults():
-    from refimpl.runs import RunOptions, default_threads, seeds_of
+    from refimpl.harness import RunOptions, default_threads, seeds_of
     o = RunOptions(out=pathlib.Path("x"), seed=4)
     assert seeds_of(o) == [4] and seeds_of(o, (0, 1)) == [0, 1]
     assert seeds_of(RunOptions(out=o.out, seed=4, quick=True), (0, 1)) == [4]
@@ -474,7 +474,7 @@ def test_blas_threads_reach_libraries_loaded_inside_the_block():
     pytest.importorskip("threadpoolctl")
     pytest.importorskip("scipy")
     code = ("import numpy, json\n"
-            "from refimpl.runs import blas_threads\n"
+            "from refimpl.harness import blas_threads\n"
             "from threadpoolctl import threadpool_info\n"
             "with blas_threads(1):\n"
             "    import scipy.linalg\n"

@@ -86,7 +86,7 @@ def test_evaluate_refuses_bad_threads(bad):
 
 def test_a_run_with_threads_1_evaluates_in_one_thread(clean_env):
     """The run layer's --threads 1 reaches the evaluation (through blas_threads' environment)."""
-    from refimpl.runs import blas_threads
+    from refimpl.harness import blas_threads
     pytest.importorskip("threadpoolctl")
     with blas_threads(1):
         assert thread_budget() == 1
@@ -96,7 +96,7 @@ def test_a_run_with_threads_1_evaluates_in_one_thread(clean_env):
 def test_threads_n_overrides_a_dask_workers_limit_for_the_run_only(clean_env):
     """A Dask worker starts with OMP_NUM_THREADS=1; a run given --threads 2 there may use 2
     threads for its evaluation too, and the worker's limit is back afterwards."""
-    from refimpl.runs import blas_threads
+    from refimpl.harness import blas_threads
     pytest.importorskip("threadpoolctl")
     clean_env.setattr("refimpl.threads.usable_cpus", lambda: 8)
     for name in THREAD_VARIABLES:

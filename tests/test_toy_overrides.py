@@ -3,7 +3,7 @@ import pathlib
 
 import pytest
 
-from refimpl.runs import RunOptions
+from refimpl.harness import RunOptions
 from refimpl.swgan import SWGANConfig
 from refimpl.train import GANConfig
 from toy.gan import apply_overrides

@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("ot")
 pytest.importorskip("matplotlib")
 
-from refimpl import runs
+from refimpl import harness as runs
 from refimpl.datasets import get_dataset
 from refimpl.metrics import mode_stats
 from toy.__main__ import main as toy_main, variants

@@ -9,7 +9,7 @@
                        [experiment flags]
     python -m toy NAME --variant KEY --seed S ...   # one run of a multi-run experiment
 
-The lifecycle (output folder, checkpoints, signals, threads, errors) is :mod:`refimpl.runs`'s.
+The lifecycle (output folder, checkpoints, signals, threads, errors) is :mod:`refimpl.harness`'s.
 :func:`main` returns the exit status: 0, 2 (bad input, OS error, unreadable checkpoint,
 non-finite loss), 130 / 143 / 129 (interrupted by SIGINT / SIGTERM / SIGHUP, checkpoint written).
 """
@@ -20,7 +20,7 @@ import pathlib
 import shlex
 import sys
 
-from refimpl import runs
+from refimpl import harness as runs
 
 from .registry import EXPERIMENTS, FLAGS, THREADS, THREADS_WHY, resolve
 

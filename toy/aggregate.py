@@ -31,7 +31,7 @@ NOT_METRICS = {"seed", "seeds", "iteration", "seconds", "train_seconds", "train_
                "n", "n_eval", "n_target", "budget", "budget_cpu_seconds",
                "objective", "lam", "n_critic", "n_gen", "batch_size", "latent_dim", "lr_gen", "lr_critic", "h", "l",
                "K", "variant", "peer", "data_dir", "dataset", "clip", "eps", "protocol", "init_gain",
-               "wgan_gp_iters"}
+               "wgan_gp_iters", "method", "method_key"}
 #: subtrees left out whole: the configuration, the evaluation seeds, the BLAS pools
 NOT_METRIC_TREES = {"config", "eval_seeds", "blas_threads", "fingerprint"}
 CURVE_COLUMNS = ("variant", "metric", "axis", "x", "n", "mean", "std", "ci_low", "ci_high")

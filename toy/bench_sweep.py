@@ -97,7 +97,7 @@ def plain_processes(name, seeds, flags, processes, out):
 
 
 def build_parser():
-    from refimpl.runs import ArgumentParser        # usage errors in one line, exit 2
+    from refimpl.harness import ArgumentParser        # usage errors in one line, exit 2
     ap = ArgumentParser(
         prog="python -m toy.bench_sweep", allow_abbrev=False,
         usage="%(prog)s [-h] [--seeds SEEDS] [--workers N] [NAME [experiment flags ...]]",

@@ -1,11 +1,11 @@
 """What every toy experiment receives and the helpers it uses to write its outputs.
 
 An experiment is a function ``run(opts: RunOptions) -> dict`` registered in
-``toy/registry.py``. The run layer (:mod:`refimpl.runs`) claims ``opts.out`` before it
-runs; the experiment trains with :func:`refimpl.runs.train_run` (one run) or is a
-:class:`refimpl.runs.MultiRun` (variants x seeds, one run per ``--variant``), writes its files with the
+``toy/registry.py``. The run layer (:mod:`refimpl.harness`) claims ``opts.out`` before it
+runs; the experiment trains with :func:`refimpl.harness.train_run` (one run) or is a
+:class:`refimpl.harness.MultiRun` (variants x seeds, one run per ``--variant``), writes its files with the
 writers below (atomic, following the umask) and returns the final metrics, which the CLI
-also prints. These names are re-exported from :mod:`refimpl.runs` and
+also prints. These names are re-exported from :mod:`refimpl.harness` and
 :mod:`refimpl.outputs` for the experiments' convenience.
 """
 from __future__ import annotations
@@ -14,14 +14,14 @@ import sys
 
 from refimpl.checkpoint import atomic_write as atomic_write_bytes
 from refimpl.outputs import grid_image, plt, write_csv, write_json, write_npy, write_npz
-from refimpl.runs import MultiRun, Run, RunOptions, Variant, execute_runs, seeds_of, train_run, tune_allocator
+from refimpl.harness import MultiRun, Run, RunOptions, Variant, execute_runs, seeds_of, train_run, tune_allocator
 
 __all__ = ["RunOptions", "MultiRun", "Variant", "Run", "execute_runs", "seeds_of", "train_run", "tune_allocator", "write_json", "write_csv",
            "write_npy", "write_npz", "plt", "grid_image", "atomic_write_bytes", "parse_names"]
 
 
 def parse_names(ap, argv, known, what):
-    """Parse ``argv`` with ``ap`` (a :class:`refimpl.runs.ArgumentParser` with a positional
+    """Parse ``argv`` with ``ap`` (a :class:`refimpl.harness.ArgumentParser` with a positional
     ``names``) and check every name against ``known``. Returns ``(args, None)``, or
     ``(None, status)``: the parser's exit status, or 2 after one line naming the unknown
     ``what``."""

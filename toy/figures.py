@@ -22,7 +22,7 @@ import sys
 import numpy as np
 
 from refimpl.checkpoint import atomic_write
-from refimpl.runs import ArgumentParser
+from refimpl.harness import ArgumentParser
 
 from .common import parse_names, plt
 

@@ -7,7 +7,7 @@ works without the optional packages of every experiment.
 shown by ``python -m toy NAME --help`` (``iters`` is the default of the shared ``--iters``).
 An experiment without an entry is offered every flag of ``toy.__main__.OVERRIDE_FLAGS``.
 A multi-run experiment (``rwp-*``, ``sbe-grid``, ``w1fe-ring``, ``swgan-grid``) is a
-:class:`refimpl.runs.MultiRun`: ``--variant KEY --seed S`` executes exactly one of its runs.
+:class:`refimpl.harness.MultiRun`: ``--variant KEY --seed S`` executes exactly one of its runs.
 """
 EXPERIMENTS = {
     "grid-tour": ("toy.tour", "run", "Every 2-D method on the 25-mode grid, same CPU budget, against a chance baseline (about 4 min)"),
@@ -29,7 +29,7 @@ _WGAN_GP = {"objective": "wgan-gp", "lam": 10.0, "n_critic": 5, "n_gen": 1, "bat
 _RWP = {"lam": 10.0, "n_critic": "5 (WGAN-GP/LP), 1 (Standard, DRAGAN)", "n_gen": 1, "batch_size": 64,
         "latent_dim": 2, "lr_gen": "1e-4 (WGAN-GP/LP), 2e-4 (Standard, DRAGAN)",
         "lr_critic": "1e-4 (WGAN-GP/LP), 2e-4 (Standard, DRAGAN)", "dataset": "ring8"}
-#: the flags of a multi-run experiment (refimpl.runs.MultiRun): one run per --variant, its seeds
+#: the flags of a multi-run experiment (refimpl.harness.MultiRun): one run per --variant, its seeds
 _MULTI = {"variant": "none: every variant, each over the seeds", "peer": "none"}
 
 FLAGS = {

@@ -25,7 +25,7 @@ import numpy as np
 
 from refimpl.outputs import write_csv
 from refimpl.evaluation import EVAL
-from refimpl.runs import ArgumentParser
+from refimpl.harness import ArgumentParser
 
 from .aggregate import curve_bands, read_curve, t_interval
 from .common import parse_names

@@ -23,7 +23,7 @@ evaluated with the full protocol (2,500 samples; ``final_protocol`` in the metri
 training clocks are recorded, both without the time spent in evaluations: wall-clock
 (``train_seconds``, the paper's axis) and the process's CPU time (``train_cpu_seconds``),
 which is the cost a dedicated machine would see when other jobs share the CPU cores.
-Each experiment is a :class:`refimpl.runs.MultiRun`: its variants (``OBJ`` / ``OBJ-rwp``,
+Each experiment is a :class:`refimpl.harness.MultiRun`: its variants (``OBJ`` / ``OBJ-rwp``,
 ``wgan-gp-10g`` / ``wgan-gp-10g-rwp``, ``wgan-gp`` / ``sbe``) over its seeds, seeds outer and
 variants inner so that load changes on a shared machine hit them alike; ``--variant KEY
 --seed S`` runs one of them (what ``python -m toy sweep`` distributes).

@@ -690,7 +690,7 @@ def _sweep(name, runs, seeds, settings, passthrough, out, workers, scheduler, ru
 
 
 def build_parser():
-    from refimpl.runs import ArgumentParser        # usage errors in one line, exit 2
+    from refimpl.harness import ArgumentParser        # usage errors in one line, exit 2
     ap = ArgumentParser(
         prog="python -m toy sweep", allow_abbrev=False,
         description="Run one experiment over seeds and settings on Dask (or serially without it), then aggregate. "

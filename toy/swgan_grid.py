@@ -25,7 +25,7 @@ iterations the modes, high-quality fraction and sliced W1 of 2,500 samples; at t
 the exact W1 and W2 (:func:`refimpl.metrics.evaluate`). ``--quick``: 5 iterations, at most 3
 dual steps, 300 evaluation samples, WGAN-GP 5 iterations (not time-matched).
 
-Variants (:class:`refimpl.runs.MultiRun`): ``swgan``, and ``wgan-gp``, whose run reads the
+Variants (:class:`refimpl.harness.MultiRun`): ``swgan``, and ``wgan-gp``, whose run reads the
 training seconds of the ``swgan`` run of its seed (``--peer swgan=FOLDER`` when run alone with
 ``--variant wgan-gp``; the sweep passes it and runs SWGAN first).
 
@@ -45,7 +45,7 @@ import numpy as np
 
 from refimpl.backend import get_namespace, synchronize, to_numpy
 from refimpl.checkpoint import load as load_checkpoint
-from refimpl.runs import checkpoint_file, has_checkpoint
+from refimpl.harness import checkpoint_file, has_checkpoint
 from refimpl.datasets import get_dataset, sample
 from refimpl.evaluation import EVAL
 from refimpl.metrics import N_EVAL, evaluate, mode_stats, sliced_w1

@@ -55,7 +55,7 @@ from refimpl.datasets import get_dataset, sample
 from refimpl.evaluation import EVAL
 from refimpl.metrics import N_EVAL, chance_baseline, evaluate, mode_stats, sliced_w1, w1
 from refimpl.methods import get_method
-from refimpl.runs import checkpoint_file, has_checkpoint, train_run
+from refimpl.harness import checkpoint_file, has_checkpoint, train_run
 from refimpl.train import ToyData
 
 from .common import RunOptions, plt, write_csv, write_json, write_npy

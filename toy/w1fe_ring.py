@@ -55,7 +55,7 @@ from refimpl.backend import get_namespace, synchronize, to_numpy
 from refimpl.datasets import get_dataset, sample
 from refimpl.evaluation import EVAL
 from refimpl.metrics import N_EVAL, mode_stats, sliced_w1, w1
-from refimpl.runs import checkpoint_file
+from refimpl.harness import checkpoint_file
 from refimpl.train import GANConfig, ToyData, config_dict, fingerprint_diff
 from refimpl.w1fe import W1FE
 
@@ -167,7 +167,7 @@ def same_run(old, new):
 
 
 def _one_run(sub, *, xp, penalty, K, iters, eval_every, exact_every, n_eval):
-    """One (penalty, K, seed) run in ``sub.out`` (a :class:`refimpl.runs.Run`'s train function)."""
+    """One (penalty, K, seed) run in ``sub.out`` (a :class:`refimpl.harness.Run`'s train function)."""
     cfg = paper_config(penalty, sub)
     method = _Timed(cfg, EPS, K, name=f"w1fe-{penalty}")
     out, seed = pathlib.Path(sub.out), sub.seed

@@ -1,0 +1,185 @@
+"""Training runs and multi-run experiments: :func:`train_run` (one run, its checkpoint and
+fingerprint), :class:`MultiRun` (variants x seeds, one run per ``--variant``) and
+:func:`execute_multi` (``docs/runs.md``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .flags import RunOptions
+from .folders import CHECKPOINT, LEGACY_CHECKPOINT, OutputError, checkpoint_file, has_checkpoint, run_folder
+
+
+# ----------------------------------------------------------------------------- one training run
+def train_run(opts: RunOptions, method, data, *, dataset, xp, dtype="float32", iters, eval_fn=None,
+              eval_every=0, checkpoint_every=None, check_every=None, progress=True, run_info=None,
+              max_train_cpu_seconds=None, cuda_graph=False, device=None):
+    """:func:`refimpl.train.train` with the layer's checkpoint file, fingerprint and cadences.
+
+    The checkpoint is ``opts.out / checkpoint.npz``; ``--resume`` also reads a legacy
+    ``checkpoint.pkl`` (restricted unpickler). The fingerprint adds ``opts.experiment`` and
+    ``dataset`` (and ``run_info``) to the method, config, seed and dtype. Checkpoints are written
+    every ``opts.checkpoint_every`` iterations (0: ``checkpoint_every``, else every evaluation)
+    and every ``opts.checkpoint_seconds``. An interrupted run raises ``KeyboardInterrupt`` after
+    its checkpoint is written (``NonFiniteLoss`` instead, when the state to checkpoint holds a NaN
+    or an infinity: a resume would only diverge again). ``max_train_cpu_seconds`` and
+    ``cuda_graph`` and ``device``: :func:`refimpl.train.train`'s.
+
+    Returns
+    -------
+    refimpl.train.TrainResult
+    """
+    from ..train import train
+    out = pathlib.Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ck, legacy = out / CHECKPOINT, out / LEGACY_CHECKPOINT
+    if (ck.exists() or legacy.exists()) and not opts.resume:
+        raise OutputError(f"{out} holds a checkpoint: pass --resume to continue that run, or choose another --out")
+    every = opts.checkpoint_every or checkpoint_every or max(eval_every, 1)
+    res = train(method, data, xp=xp, dtype=dtype, device=device, seed=opts.seed, iters=iters, eval_fn=eval_fn,
+                eval_every=eval_every, checkpoint_path=ck, checkpoint_every=every,
+                checkpoint_seconds=opts.checkpoint_seconds, resume=opts.resume,
+                resume_from=checkpoint_file(out), check_every=check_every,
+                run_info={"experiment": opts.experiment, "dataset": dataset, **(run_info or {})},
+                progress=progress, max_train_cpu_seconds=max_train_cpu_seconds, cuda_graph=cuda_graph)
+    if res.interrupted:
+        raise KeyboardInterrupt
+    return res
+
+
+# ----------------------------------------------------------------------------- several runs
+def seeds_of(opts: RunOptions, default=None) -> list:
+    """The seeds of a multi-run experiment: ``opts.extra["seeds"]`` (a comma string or a list of
+    distinct integers >= 0) if given; else ``[opts.seed]`` for ``--quick`` or when ``default``
+    is None; else ``list(default)``. ``ValueError`` naming ``--seeds`` for anything else."""
+    s = (opts.extra or {}).get("seeds")
+    if s is None:
+        return [opts.seed] if opts.quick or default is None else list(default)
+    try:
+        vals = [int(v) for v in (s.split(",") if isinstance(s, str) else s) if str(v).strip()]
+    except (TypeError, ValueError):
+        raise ValueError(f"--seeds must be a comma list of integers, got {s!r}") from None
+    if not vals or any(v < 0 for v in vals) or len(set(vals)) != len(vals):
+        raise ValueError(f"--seeds must be distinct integers >= 0, got {s!r}")
+    return vals
+
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of an experiment: ``train(opts)`` writes the standard outputs into ``opts.out``
+    (``--out / key``) with ``opts.seed = seed`` and returns its final metrics."""
+    key: str
+    seed: int
+    train: Callable
+
+
+def execute_runs(opts: RunOptions, runs, summarise=None, *, announce=None):
+    """Execute ``runs`` in order, each in its sub-folder ``opts.out / run.key``; then
+    ``summarise({key: metrics})`` (its result is returned; the dict itself when None).
+
+    On ``--resume`` a run resumes from its checkpoint when it has one and starts afresh
+    otherwise, so an interrupted multi-run experiment continues where it stopped.
+    """
+    if len({r.key for r in runs}) != len(runs):
+        raise ValueError("run keys must be distinct")
+    results = {}
+    for r in runs:
+        sub_out = pathlib.Path(opts.out) / r.key
+        sub = dataclasses.replace(opts, out=sub_out, seed=r.seed, resume=opts.resume and has_checkpoint(sub_out))
+        if announce:
+            announce(r)
+        results[r.key] = r.train(sub)
+    return summarise(results) if summarise else results
+
+
+# ----------------------------------------------------------------------------- multi-run experiments
+@dataclass(frozen=True)
+class Variant:
+    """One variant of a multi-run experiment (its runs differ only by seed).
+
+    ``key`` names it (``--variant KEY``; the in-process sub-folder is ``KEY-seedS``); ``label``
+    is its legend; ``base`` the key of the variant it is compared with (or None); ``after`` the
+    keys whose run of the same seed must finish first, their folders given to the run as
+    ``opts.extra["peers"]`` (``{key: folder}``); ``data`` is the experiment's own (not compared).
+    """
+    key: str
+    label: str = ""
+    base: str | None = None
+    after: tuple = ()
+    data: object = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class MultiRun:
+    """An experiment of variant x seed runs; calling it with ``opts`` executes it (:func:`execute_multi`).
+
+    ``variants(opts) -> [Variant]`` validates the options (``ValueError``) and writes nothing;
+    ``train(opts, variant) -> metrics`` executes exactly one run into ``opts.out`` with
+    ``opts.seed``; ``summarise(out, variants, [(variant, seed, folder)]) -> dict`` computes the
+    experiment's summary from finished run folders only and writes it into ``out``.
+    ``default_seeds``: the seeds without ``--seeds`` / ``--seed`` (None: ``opts.seed``).
+    """
+    variants: Callable
+    train: Callable
+    summarise: Callable
+    default_seeds: tuple | None = None
+
+    def __call__(self, opts: RunOptions):
+        return execute_multi(self, opts)
+
+
+def parse_peers(items) -> dict:
+    """``["KEY=DIR", ...]`` (``--peer``) -> ``{KEY: Path(DIR)}``; ``ValueError`` naming ``--peer``."""
+    peers = {}
+    for item in items or ():
+        key, sep, folder = str(item).partition("=")
+        if not sep or not key or not folder:
+            raise ValueError(f"--peer must be KEY=FOLDER, got {item!r}")
+        peers[key] = pathlib.Path(folder)
+    return peers
+
+
+def execute_multi(exp: MultiRun, opts: RunOptions):
+    """Execute a multi-run experiment.
+
+    With ``opts.extra["variant"]`` (``--variant KEY``): exactly one run, of that variant and
+    ``opts.seed``, into ``opts.out`` (its peers from ``opts.extra["peer"]``); returns its
+    metrics. Otherwise every variant x seed (:func:`seeds_of` with ``exp.default_seeds``; seeds
+    outer, variants inner) through :func:`execute_runs` into :func:`run_folder`, then
+    ``exp.summarise``; returns the summary.
+
+    Raises
+    ------
+    ValueError
+        An unknown variant key, ``--variant`` with ``--seeds``, or the experiment's own option
+        errors, before anything is written.
+    """
+    ex = opts.extra or {}
+    variants = exp.variants(opts)
+    by_key = {v.key: v for v in variants}
+    key = ex.get("variant")
+    if key is not None:
+        if key not in by_key:
+            raise ValueError(f"--variant {key!r} is not a variant of {opts.experiment or 'this experiment'} "
+                             f"with these options (variants: {', '.join(by_key)})")
+        if ex.get("seeds") is not None:
+            raise ValueError("--variant runs one seed (--seed); drop --seeds")
+        peers = parse_peers(ex.get("peer"))
+        missing = [a for a in by_key[key].after if a not in peers]
+        if missing:
+            raise ValueError(f"variant {key} needs the finished run of {', '.join(missing)} with the same "
+                             f"seed: give --peer {missing[0]}=FOLDER")
+        return exp.train(dataclasses.replace(opts, extra={**ex, "peers": peers}), by_key[key])
+    seeds = seeds_of(opts, exp.default_seeds)
+    out = pathlib.Path(opts.out)
+
+    def one(v, seed):
+        peers = {a: run_folder(out, a, seed) for a in v.after}
+        return lambda sub: exp.train(dataclasses.replace(sub, extra={**ex, "peers": peers}), v)
+    plan = [Run(run_folder(out, v.key, s).name, s, one(v, s)) for s in seeds for v in variants]
+    execute_runs(opts, plan, announce=lambda r: print(f"[{opts.experiment}] {r.key}", flush=True))
+    return exp.summarise(out, variants, [(v, s, run_folder(out, v.key, s)) for s in seeds for v in variants])

@@ -1,0 +1,161 @@
+"""The process around a run: BLAS threads, signals (SIGTERM and SIGHUP handled like Ctrl-C),
+exit statuses and one-line errors (:func:`execute`), and allocator tuning.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import pathlib
+import shutil
+import signal
+import sys
+from typing import Callable
+
+from ..threads import THREAD_VARIABLES
+from .flags import RunOptions, default_threads
+from .folders import mark_output, only_marker, claim_output
+
+
+INSTALL = "pip install -e '.[toy]'"
+
+
+@contextlib.contextmanager
+def blas_threads(n, required=True):
+    """Limit the BLAS thread pools to ``n`` threads while the block runs: threadpoolctl for the
+    libraries already loaded, the environment (``OPENBLAS_NUM_THREADS`` ...) for those loaded
+    inside the block. Yields ``n``, or ``None`` when threadpoolctl is missing and not
+    ``required`` (no limit set)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError as e:
+        if not required:
+            yield None
+            return
+        raise ImportError(f"--threads needs threadpoolctl: {INSTALL}", name="threadpoolctl") from e
+    # threadpool_limits reaches the BLAS libraries loaded so far; one loaded later (scipy ships its
+    # own OpenBLAS, loaded on first use) reads its thread count from the environment at load time
+    # (the same variables bound the evaluation's own solver threads: refimpl.threads.thread_budget)
+    names = THREAD_VARIABLES
+    old = {k: os.environ.get(k) for k in names}
+    os.environ.update({k: str(n) for k in names})
+    try:
+        with threadpool_limits(limits=n, user_api="blas"):
+            yield n
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+# ----------------------------------------------------------------------------- signals
+_signals = []                         # signals received by the handler of interrupts()
+
+
+class Interrupted(KeyboardInterrupt):
+    """A SIGTERM or SIGHUP turned into a KeyboardInterrupt; ``signum`` says which."""
+
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def interrupts():
+    """SIGTERM and SIGHUP raise :class:`Interrupted` (a KeyboardInterrupt) while the block runs,
+    so the training loop checkpoints exactly as on Ctrl-C. Only in the main thread."""
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        _signals.append(signum)
+        raise Interrupted(signum)
+    sigs = [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None]
+    old = {s: signal.signal(s, handler) for s in sigs}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+# ----------------------------------------------------------------------------- the command-line lifecycle
+def _error(msg):
+    print(f"error: {msg}", file=sys.stderr, flush=True)
+    return 2
+
+
+def _os_error(e: OSError):
+    where = e.filename or ""
+    if e.filename2:
+        where = f"{where} -> {e.filename2}"
+    reason = e.strerror or str(e)
+    return f"{where}: {reason}" if where else reason
+
+
+def execute(run: Callable, opts: RunOptions, *, resume_command: str, stream=None):
+    """Run ``run(opts)`` with the whole lifecycle; returns ``(exit status, metrics or None)``.
+
+    Claims ``opts.out``, limits BLAS threads, turns SIGTERM/SIGHUP into interrupts, and maps
+    every expected failure to one line on stderr: exit 2 for bad options, OS errors (path and
+    reason), unreadable or foreign checkpoints, non-finite losses and missing packages; 130
+    (or 128 + the signal) for an interrupt, after which ``resume_command`` is printed.
+    """
+    out = pathlib.Path(opts.out)
+    created, metrics = False, None
+    threads = opts.threads or default_threads()
+    _signals.clear()
+    try:
+        created = claim_output(out, opts.experiment, opts.resume)
+        with interrupts(), blas_threads(threads, required=opts.threads is not None) as applied:
+            metrics = run(dataclasses.replace(opts, threads=threads))
+        mark_output(out, opts.experiment)
+        _record(out, {"threads": applied})
+        status = 0
+    except KeyboardInterrupt:
+        print(f"interrupted; resume with: {resume_command}", file=sys.stderr, flush=True)
+        status = 128 + (_signals[-1] if _signals else signal.SIGINT)
+    except OSError as e:
+        status = _error(_os_error(e))
+    except ImportError as e:
+        missing = f"missing package {e.name}; " if e.name else ""
+        status = _error(f"{e} ({missing}every experiment runs after {INSTALL})")
+    except (ValueError, RuntimeError, FloatingPointError) as e:   # bad options, checkpoints, non-finite losses
+        status = _error(str(e))
+    if status and created and out.is_dir() and only_marker(out):
+        shutil.rmtree(out, ignore_errors=True)
+    return status, metrics
+
+
+def _record(out, info):
+    """Add ``info`` to ``out/metrics.json`` (atomically), if the experiment wrote one."""
+    from ..outputs import write_json
+    path = pathlib.Path(out) / "metrics.json"
+    if path.exists():
+        m = json.loads(path.read_text())
+        if isinstance(m, dict):
+            m.update(info)
+            write_json(path, m)
+
+
+def tune_allocator():
+    """Raise glibc's mmap and trim thresholds so the ~1 MB temporaries of every step are reused
+    from the heap instead of being mapped fresh (and page-faulted) each time.
+
+    A process-level setting for the command lines and benchmarks (never done by the library);
+    a no-op where glibc's ``mallopt`` is unavailable. See docs/performance.md for its effect.
+    """
+    import ctypes
+    import ctypes.util
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+        libc.mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024)      # glibc's maximum
+        libc.mallopt(M_TRIM_THRESHOLD, 512 * 1024 * 1024)
+    except (OSError, AttributeError):
+        pass
