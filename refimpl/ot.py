@@ -62,14 +62,15 @@ this is sound there and nowhere else). A ``tol`` below what the dtype resolves a
 
 Inputs: public functions validate once at entry by the rules of :mod:`refimpl._checks`
 (float16 refused, integers promoted to float64, mixed float32/float64 computed in
-float64, NaN/inf refused naming the argument, scalar domains checked) and call private
-``_`` implementations (``_cost_matrix``, ``_dual_objective``, ``_density``, ...) that
-never validate; training steps (:mod:`refimpl.swgan`) call only those. Every array the
-module creates is placed on the inputs' device.
+float64, NaN/inf refused naming the argument, scalar domains checked; the checks are in
+``refimpl/_ot_checks.py``) and call private ``_`` implementations (``_cost_matrix`` here,
+``_dual_objective`` in :mod:`refimpl.ot_objectives`) that never validate; training steps
+(:mod:`refimpl.swgan_steps`) call only those. The objectives at given potentials live in
+:mod:`refimpl.ot_objectives` and are re-exported here. Every array the module creates is
+placed on the inputs' device.
 """
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from dataclasses import dataclass
@@ -79,10 +80,10 @@ from refimpl import _checks
 from refimpl.backend import namespace
 from refimpl.ot_solver import _measure, _value_scale
 from refimpl.ot_solver import _anneal
-from refimpl.regularizers import REGULARIZERS, get_regularizer
-
-COSTS = ("l1", "euclidean", "sqeuclidean")
-REGS = tuple(REGULARIZERS)
+from refimpl import _ot_checks as chk
+from refimpl._ot_checks import COSTS, REGS
+from refimpl.ot_objectives import (density_ratio, dual_objective, plan_from_potentials, primal_objective,
+                                   regularizer, termination_statistic)
 
 __all__ = ["COSTS", "REGS", "OTResult", "cost_matrix", "solve_regularized", "dual_objective",
            "plan_from_potentials", "density_ratio", "primal_objective", "regularizer",
@@ -127,70 +128,6 @@ class OTResult:
     status: str = "converged"
 
 
-# ----------------------------------------------------------------------------- checks (public boundary only)
-_reg = get_regularizer
-
-
-def _cost_name(cost):
-    return _checks.choice(cost, "cost", COSTS)
-
-
-def _lam(lam):
-    return _checks.real(lam, "lam", gt=0.0)
-
-
-def _costs(C, name="C", ndim=2, xp=None):
-    """``C`` by the input rules, and nonnegative (one more reduction)."""
-    C = _checks.array(C, name, ndim=ndim, xp=xp)
-    xp = namespace(C)
-    if not bool(xp.all(C >= 0)):
-        raise ValueError(f"{name} has negative entries; it must be >= 0")
-    return xp, C
-
-
-def _promote(*arrays):
-    """The dtype rule for mixed float32/float64 inputs of one call (``None`` entries pass)."""
-    present = [x for x in arrays if x is not None]
-    it = iter(_checks.common_float(*present))
-    return tuple(None if x is None else next(it) for x in arrays)
-
-
-def _uniform(n, like):
-    """Uniform weights ``1/n`` (n,) in ``like``'s namespace, dtype and device."""
-    return namespace(like).full((n,), 1.0 / n, dtype=like.dtype, device=like.device)
-
-
-def _check_weights(w, n, xp, name):
-    """Weights ``w`` (n,): finite, > 0, summing to 1 within sqrt(eps) of *their own* dtype.
-
-    The mass is checked before any promotion: float32 weights summing to 1 in float32
-    are not refused because another argument of the call promotes them to float64.
-    """
-    w = _checks.array(w, name, shape=(n,), xp=xp)
-    if not bool(xp.all(w > 0)):
-        raise ValueError(f"{name} must be > 0 (negative or zero weights; drop zero-weight points)")
-    s = float(xp.sum(w))
-    if abs(s - 1.0) > math.sqrt(float(xp.finfo(w.dtype).eps)):
-        raise ValueError(f"{name} must sum to 1, got sum {s!r}")
-    return w
-
-
-def _problem(C, lam, reg, a, b, phi=None, psi=None):
-    """Validate one problem (costs, lam, reg, weights, potentials); promote; uniform weights on C's device."""
-    xp, C = _costs(C)
-    M, N = C.shape
-    lam, reg = _lam(lam), _reg(reg)
-    a = None if a is None else _check_weights(a, M, xp, "a")
-    b = None if b is None else _check_weights(b, N, xp, "b")
-    if phi is not None:
-        phi = _checks.array(phi, "phi", shape=(M,), xp=xp)
-        psi = _checks.array(psi, "psi", shape=(N,), xp=xp)
-    C, a, b, phi, psi = _promote(C, a, b, phi, psi)
-    a = _uniform(M, C) if a is None else a
-    b = _uniform(N, C) if b is None else b
-    return xp, C, lam, reg, a, b, phi, psi
-
-
 # ----------------------------------------------------------------------------- costs
 def cost_matrix(x, y, cost="euclidean"):
     """Pairwise ground costs ``C[i, j] = c(x_i, y_j)``.
@@ -226,7 +163,7 @@ def cost_matrix(x, y, cost="euclidean"):
     y = _checks.array(y, "y", ndim=2, xp=namespace(x))
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x and y have different dimensions: {x.shape[1]} != {y.shape[1]}")
-    cost = _cost_name(cost)
+    cost = chk.check_cost_name(cost)
     x, y = _checks.common_float(x, y)
     xp = namespace(x)
     with warnings.catch_warnings():      # NumPy warns on overflow; the check below raises instead
@@ -257,165 +194,6 @@ def _cost_matrix(x, y, cost, xp):
             term = xp.sum(xp.abs(diff) if cost == "l1" else diff * diff, axis=-1)
             acc = term if acc is None else acc + term
     return xp.sqrt(acc) if cost == "euclidean" else acc
-
-
-# ----------------------------------------------------------------------------- objectives
-_INPUT_RULES = """By the input rules of :mod:`refimpl._checks`: arrays only (lists raise
-    ``TypeError``); float16 refused; integer and bool promoted to float64; mixed
-    float32/float64 inputs computed in float64; NaN/inf refused (``ValueError`` naming
-    the argument); costs must be >= 0, weights > 0 summing to 1, ``lam`` finite > 0,
-    ``reg`` in {"kl", "l2"} (any case) or a regulariser object of :mod:`refimpl.regularizers`. Scalars may be Python or NumPy numbers (NumPy
-    bools for ``anneal``, 0-d NumPy arrays for reals), converted to Python numbers at entry."""
-
-
-def density_ratio(phi, psi, C, lam, reg):
-    """Density ratio ``m_ij = P_ij / (a_i b_j) = M(V_ij)`` of Lemma 4.1.
-
-    ``M(v) = exp(v/lam - 1)`` (KL) or ``v_+/lam`` (L2), ``V_ij = phi_i - psi_j - C_ij``;
-    ``phi`` (M,), ``psi`` (N,), ``C`` (M, N). Returns an (M, N) array on the inputs' device.
-    Inputs: validated by the input rules of :mod:`refimpl._checks`, as in :func:`dual_objective`.
-    """
-    xp, C, lam, reg, _, _, phi, psi = _problem(C, lam, reg, None, None, phi, psi)
-    return reg.check_finite(reg.density(phi[:, None] - psi[None, :] - C, lam), lam)
-
-
-def plan_from_potentials(phi, psi, C, lam, reg, a=None, b=None):
-    """Pseudo-plan ``P_ij = a_i b_j M(phi_i - psi_j - C_ij)`` (Lemma 4.1, eq. 11).
-
-    Parameters
-    ----------
-    phi, psi : arrays (M,), (N,)
-        Any potentials; ``P`` is a transport plan only at the optimum.
-    C : array (M, N)
-        Costs. ``lam`` > 0, ``reg`` in {"kl", "l2"}; ``a`` (M,), ``b`` (N,) default uniform.
-
-    Returns
-    -------
-    P : array (M, N)
-
-    Inputs: validated by the input rules of :mod:`refimpl._checks`, as in :func:`dual_objective`.
-    """
-    xp, C, lam, reg, a, b, phi, psi = _problem(C, lam, reg, a, b, phi, psi)
-    return reg.check_finite(a[:, None] * b[None, :] * reg.density(phi[:, None] - psi[None, :] - C, lam), lam)
-
-
-def dual_objective(phi, psi, C, lam, reg, a=None, b=None):
-    """Dual objective ``F(phi, psi)`` of Lemma 4.1 (eq. 12, weighted) and its gradient.
-
-    KL: ``F = <a,phi> - <b,psi> - (lam/e) sum_ij a_i b_j exp(V_ij/lam) = <a,phi> - <b,psi> - lam sum P``;
-    L2: ``F = <a,phi> - <b,psi> - sum_ij a_i b_j (V_ij)_+^2/(2 lam) = <a,phi> - <b,psi> - sum P V / 2``;
-    ``V_ij = phi_i - psi_j - C_ij``, ``P`` the pseudo-plan (eq. 11). ``F`` is concave and
-    is to be *maximised*; its maximum is ``d_{c,lam}``.
-
-    Parameters
-    ----------
-    phi : array (M,)
-    psi : array (N,)
-    C : array (M, N)
-    lam : float > 0
-    reg : {"kl", "l2"}
-    a, b : arrays (M,), (N,), optional (uniform)
-
-    Returns
-    -------
-    value : 0-d array
-    dphi : array (M,)
-        ``dF/dphi_i = a_i - sum_j P_ij`` (Sec. 4.2).
-    dpsi : array (N,)
-        ``dF/dpsi_j = sum_i P_ij - b_j``.
-
-    Raises
-    ------
-    TypeError, ValueError
-        {rules}
-
-    For KL, ``exp`` overflows once ``V/lam`` exceeds ~709 (float64; ~88 in float32): the public
-    functions of this module that evaluate it (this one, :func:`density_ratio`,
-    :func:`plan_from_potentials`, :func:`termination_statistic`) then raise ``ValueError``
-    naming ``lam`` instead of returning ``inf``.
-    """
-    xp, C, lam, reg, a, b, phi, psi = _problem(C, lam, reg, a, b, phi, psi)
-    value, dphi, dpsi = _dual_objective(phi, psi, C, lam, reg, a, b, xp)
-    return reg.check_finite(value, lam), dphi, dpsi
-
-
-dual_objective.__doc__ = dual_objective.__doc__.replace("{rules}", _INPUT_RULES)
-
-
-def _dual_objective(phi, psi, C, lam, reg, a, b, xp):
-    """:func:`dual_objective` without validation; ``a = b = None`` means uniform (no new arrays)."""
-    V = phi[:, None] - psi[None, :] - C                                      # (M, N)
-    m = reg.density(V, lam)
-    if a is None:
-        M, N = C.shape
-        P = m / (M * N)
-        lin = xp.mean(phi) - xp.mean(psi)
-        ga, gb = 1.0 / M, 1.0 / N
-    else:
-        P = a[:, None] * b[None, :] * m
-        lin = xp.sum(a * phi) - xp.sum(b * psi)
-        ga, gb = a, b
-    value = lin - reg.penalty(P, V, lam)
-    return value, ga - xp.sum(P, axis=1), xp.sum(P, axis=0) - gb
-
-
-def regularizer(plan, reg, a=None, b=None):
-    """``I(P)`` of Sec. 3: KL ``sum P log(P/(a b^T))`` (``0 log 0 = 0``) or L2 ``0.5 sum P^2/(a b^T)``.
-
-    ``plan`` (M, N) nonnegative (any mass: the paper's ``I`` needs no normalisation);
-    ``a``, ``b`` default uniform. Returns a 0-d array. Inputs by the input rules of
-    :mod:`refimpl._checks` (``plan`` finite and >= 0; see :func:`dual_objective`).
-    """
-    xp, plan = _costs(plan, "plan")
-    M, N = plan.shape
-    reg = _reg(reg)
-    a = None if a is None else _check_weights(a, M, xp, "a")
-    b = None if b is None else _check_weights(b, N, xp, "b")
-    plan, a, b = _promote(plan, a, b)
-    a = _uniform(M, plan) if a is None else a
-    b = _uniform(N, plan) if b is None else b
-    return reg.divergence(plan, a, b)
-
-
-def primal_objective(plan, C, lam, reg, a=None, b=None):
-    """Primal objective of eq. 6, ``<P, C> + lam I(P)`` (0-d array), for any plan ``P`` (M, N).
-
-    Inputs: validated by the input rules of :mod:`refimpl._checks`, as in :func:`dual_objective`;
-    ``plan`` finite, >= 0, of ``C``'s shape.
-    """
-    xp, C, lam, reg, a, b, _, _ = _problem(C, lam, reg, a, b)
-    xp, plan = _costs(plan, "plan", xp=xp)
-    if tuple(plan.shape) != tuple(C.shape):
-        raise ValueError(f"plan must have the shape of C {tuple(C.shape)}, got {tuple(plan.shape)}")
-    plan, C, a, b = _checks.common_float(plan, C, a, b)
-    return xp.sum(plan * C) + lam * reg.divergence(plan, a, b)
-
-
-def termination_statistic(phi, psi, C, lam, reg, a=None, b=None):
-    """Termination statistic of eq. 15: the mean density ratio ``m`` (eq. 14-15).
-
-    * ``C`` 2-D (M, N), ``phi`` (M,), ``psi`` (N,): the exact expectation under
-      ``a x b``, ``sum_ij a_i b_j m_ij = sum P`` (equals 1 at the optimum).
-    * ``C`` 1-D (S,), ``phi`` (S,), ``psi`` (S,): the values at S i.i.d. pairs
-      ``(x_k, y_k)``, ``C[k] = c(x_k, y_k)``; returns ``(1/S) sum_k m(x_k, y_k)``
-      (eq. 15; ``a``, ``b`` must be None).
-
-    Near 1 is a necessary condition for optimality of ``(phi, psi)`` (Sec. 4.2).
-    Returns a 0-d array. Inputs: validated by the input rules of :mod:`refimpl._checks`, as in
-    :func:`dual_objective` (pairs: ``phi``, ``psi``, ``C`` of one shape (S,), no weights).
-    """
-    if _checks.is_array(C) and C.ndim == 1:
-        xp, C = _costs(C, "C", ndim=1)
-        lam, reg = _lam(lam), _reg(reg)
-        if a is not None or b is not None:
-            raise ValueError("termination_statistic on pairs (1-D C) takes no weights a, b")
-        phi = _checks.array(phi, "phi", shape=tuple(C.shape), xp=xp)
-        psi = _checks.array(psi, "psi", shape=tuple(C.shape), xp=xp)
-        phi, psi, C = _checks.common_float(phi, psi, C)
-        return reg.check_finite(xp.mean(reg.density(phi - psi - C, lam)), lam)
-    xp, C, lam, reg, a, b, phi, psi = _problem(C, lam, reg, a, b, phi, psi)
-    return reg.check_finite(xp.sum(a[:, None] * b[None, :] * reg.density(phi[:, None] - psi[None, :] - C, lam)),
-                            lam)
 
 
 def solve_regularized(C, lam, reg="kl", a=None, b=None, tol=1e-9, max_iter=None, init=None,
@@ -488,7 +266,7 @@ def solve_regularized(C, lam, reg="kl", a=None, b=None, tol=1e-9, max_iter=None,
     """
     if init is not None and (not isinstance(init, (tuple, list)) or len(init) != 2):
         raise TypeError("init must be a pair (phi0, psi0)")
-    xp, C, lam, reg, a, b, phi0, psi0 = _problem(C, lam, reg, a, b, *(init if init is not None else (None, None)))
+    xp, C, lam, reg, a, b, phi0, psi0 = chk.problem(C, lam, reg, a, b, *(init if init is not None else (None, None)))
     tol = _checks.real(tol, "tol", gt=0.0)
     max_iter = reg.default_max_iter if max_iter is None else _checks.integer(max_iter, "max_iter", ge=1)
     max_seconds = _checks.real(max_seconds, "max_seconds", gt=0.0, allow_inf=True)
@@ -496,7 +274,7 @@ def solve_regularized(C, lam, reg="kl", a=None, b=None, tol=1e-9, max_iter=None,
     return _solve(C, lam, reg, a, b, tol, max_iter, phi0, psi0, max_seconds, anneal, xp)
 
 
-solve_regularized.__doc__ = solve_regularized.__doc__.replace("{rules}", _INPUT_RULES)
+solve_regularized.__doc__ = solve_regularized.__doc__.replace("{rules}", chk.INPUT_RULES)
 
 
 def _solve(C, lam, reg, a, b, tol, max_iter, phi, psi, max_seconds, use_stages, xp):

@@ -17,7 +17,8 @@ from __future__ import annotations
 from . import _checks, steps
 from .backend import namespace
 from .flat import FlatParams
-from .ot import _cost_matrix, _dual_objective
+from .ot import _cost_matrix
+from .ot_objectives import _dual_objective
 
 PER_COORD_MAX_DIM = 16     # pairwise costs and their gradients loop over coordinates up to this dimension
 
