@@ -30,7 +30,8 @@ import numpy as _np
 from . import _checks
 from .backend import from_host, namespace
 from .architectures import NETWORKS
-from .nn import MLP, _add_params, _sigmoid, _softplus
+from .activations import _sigmoid, _softplus
+from .nn import MLP, _add_params
 
 OBJECTIVES = ("wgan", "wgan-gp", "wgan-lp", "dragan", "standard")
 

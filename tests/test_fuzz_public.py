@@ -73,7 +73,7 @@ EXCUSED = {
     "datasets.get_dataset": "a dataset name, tested in tests/test_datasets.py",
     "datasets.ring8": "no arguments",
     "datasets.grid25": "no arguments",
-    "nn.get_activation": "an activation name, tested in tests/test_nn.py",
+    "activations.get_activation": "an activation name, tested in tests/test_nn.py",
     "optim.make_optimiser": "an optimiser name and keywords, tested in tests/test_optim.py",
     "rwp.check_h": "a scalar check itself (tests/test_rwp.py)",
     "rwp.check_steps": "a scalar check itself (tests/test_rwp.py)",
