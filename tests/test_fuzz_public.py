@@ -249,7 +249,7 @@ OVERRIDES = {
     "backend.scalar": {"x": lambda c: c.arr(())},
     "backend.from_host": {"a": lambda c: c.rng.uniform(-1, 1, (c.n, c.d))},
     "wgrad.laplacian_dense": {"X": lambda c: c.arr(c.chw, 0.0, 1.0)},
-    "metrics.chance_baseline": {"n": lambda c: c.data.draw(st.integers(1, 6), label="scalar")},    # a cloud of >= 1 point
+    "baseline.chance_baseline": {"n": lambda c: c.data.draw(st.integers(1, 6), label="scalar")},    # a cloud of >= 1 point
 }
 # KL densities exp((phi - psi - C)/lam) with |phi - psi - C| <= 3: lam >= 0.05 keeps them inside float32's
 # range; below, exp overflows and the functions rightly refuse lam (tests/test_validation.py)

@@ -1,4 +1,4 @@
-"""The grid tour (toy/tour.py), the chance baseline (refimpl.metrics.chance_baseline) and the
+"""The grid tour (toy/tour.py), the chance baseline (refimpl.baseline.chance_baseline) and the
 CPU-seconds budget of refimpl.train.train."""
 import csv
 import json
@@ -10,7 +10,8 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
 from refimpl.datasets import get_dataset, sample
-from refimpl.metrics import chance_baseline, evaluate, mixture_moments
+from refimpl.baseline import chance_baseline, mixture_moments
+from refimpl.metrics import evaluate
 from refimpl.train import GANConfig, GANMethod, ToyData, train
 from toy.__main__ import main
 

@@ -12,7 +12,7 @@ the chance baseline of the final evaluation's seeds in ``metrics.json``).
 """
 from refimpl.evaluation import EVAL
 from refimpl.methods import get_method
-from refimpl.metrics import chance_baseline
+from refimpl.baseline import chance_baseline
 
 from .common import RunOptions
 from .gan import OVERRIDES, apply_overrides, run_gan

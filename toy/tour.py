@@ -24,7 +24,7 @@ Evaluation (conventions.md, "2-D mixture protocol"; the streams of
 ``(seed, iteration)`` against 2,500 targets from its target stream; about every ``budget / N_CURVE`` CPU
 seconds the modes, high-quality fraction, exact W1 and sliced W1, and at the end of the budget
 the full protocol (:func:`refimpl.metrics.evaluate`, also W2) on exactly the samples saved in
-``samples.npy``. The chance baseline (:func:`refimpl.metrics.chance_baseline`) is a Gaussian
+``samples.npy``. The chance baseline (:func:`refimpl.baseline.chance_baseline`) is a Gaussian
 with the data's mean and covariance, 2,500 points drawn from the latent stream of ``(seed, 0)``
 and evaluated against targets from the target stream of ``(seed, 0)``.
 
@@ -53,7 +53,8 @@ from refimpl.backend import backend_name, get_namespace, to_numpy
 from refimpl.checkpoint import load as load_checkpoint
 from refimpl.datasets import get_dataset, sample
 from refimpl.evaluation import EVAL
-from refimpl.metrics import N_EVAL, chance_baseline, evaluate, mode_stats, sliced_w1, w1
+from refimpl.baseline import chance_baseline
+from refimpl.metrics import N_EVAL, evaluate, mode_stats, sliced_w1, w1
 from refimpl.methods import get_method
 from refimpl.harness import checkpoint_file, has_checkpoint, train_run
 from refimpl.train import ToyData

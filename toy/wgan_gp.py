@@ -11,7 +11,7 @@ and are recorded in ``metrics.json`` (``protocol_overrides``).
 """
 
 from refimpl.evaluation import EVAL
-from refimpl.metrics import chance_baseline
+from refimpl.baseline import chance_baseline
 from refimpl.train import GANConfig, GANMethod
 
 from .common import RunOptions
