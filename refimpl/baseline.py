@@ -10,6 +10,8 @@ from . import _checks
 from .datasets import Mixture, get_dataset
 from .metrics import N_EVAL, N_PROJECTIONS, evaluate
 
+__all__ = ["mixture_moments", "chance_baseline"]
+
 def mixture_moments(dataset_name):
     """Exact mean and covariance of a Gaussian-mixture dataset (input rules of :mod:`refimpl._checks`).
 

@@ -29,7 +29,7 @@ from .backend import device_of, from_host, namespace, to_numpy
 from .datasets import Mixture, get_dataset, sample
 from .threads import thread_budget
 
-__all__ = ["N_EVAL", "mode_stats", "w1", "w2", "sliced_w1", "evaluate", "mixture_moments", "chance_baseline"]
+__all__ = ["N_EVAL", "mode_stats", "w1", "w2", "sliced_w1", "evaluate"]
 
 #: Number of generated samples of the evaluation protocol.
 N_EVAL = 2500
