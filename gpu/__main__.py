@@ -34,6 +34,7 @@ def method_flags():
     penalty weight) where its configuration has a WGAN objective."""
     specs = [get_method(k) for k in method_keys()]
     return {"h": tuple(s.key for s in specs if "h" in s.options),
+            "l": tuple(s.key for s in specs if "l" in s.options),
             "K": tuple(s.key for s in specs if "K" in s.options),
             "lam": tuple(s.key for s in specs if "objective" in s.config_fields)}
 
@@ -74,6 +75,8 @@ def build_parser(name=None):
                    help="capture the fused outer iteration once as a CUDA graph and replay it (cupy only)")
     own = {"h": (dict(type=runs.positive_float, default=None), "proximal step size h (default: RWP, its Appendix C value; "
                                                                "SBE 0.2)"),
+           "l": (dict(type=runs.positive_int, default=None), "RWP generator steps per outer iteration (default: its "
+                                                              "Appendix C value)"),
            "K": (dict(type=runs.positive_int, default=3), "W1-FE persistent generator steps (default 3)"),
            "lam": (dict(type=runs.positive_float, default=10.0), "penalty weight lambda (default 10)")}
     flags = method_flags()
@@ -97,7 +100,7 @@ def main(argv=None):
     runs.tune_allocator()
     kw = dict(method=a.name, dataset=a.dataset, data_dir=a.data_dir, backend=a.backend, dtype=a.dtype,
               arch=a.arch, width=a.width, batch_size=a.batch_size, iters=a.iters or 20_000, eval_every=a.eval_every,
-              seed=a.seed, h=a.h, K=a.K, lam=a.lam, device=a.device, cuda_graph=a.cuda_graph)
+              seed=a.seed, h=a.h, l=a.l, K=a.K, lam=a.lam, device=a.device, cuda_graph=a.cuda_graph)
     if a.quick:
         kw.update(width=a.width or (32 if a.arch == "mlp" else 4), batch_size=16, iters=a.iters or 3, eval_every=a.iters or 3, n_eval=100)
     out = a.out or pathlib.Path("runs") / f"gpu-{a.name}-{a.dataset}-seed{a.seed}"

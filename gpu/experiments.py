@@ -50,6 +50,7 @@ class ImageRun:
     n_eval: int = 1000
     seed: int = 0
     h: float | None = None          # RWP / SBE step size (paper defaults when None)
+    l: int | None = None            # RWP generator steps per outer iteration (its Appendix C value when None)
     K: int = 3                      # W1-FE persistent steps
     lam: float = 10.0
     device: int | None = None       # CUDA device index (None: the current device; gpu/data.py places data on it)
@@ -64,6 +65,8 @@ class ImageRun:
                              f"({self.arch} methods: {', '.join(k for k in method_keys() if self.arch in get_method(k).archs)})")
         if self.width is None:
             object.__setattr__(self, "width", DEFAULT_WIDTH[self.arch])
+        if self.l is not None and (not isinstance(self.l, int) or isinstance(self.l, bool) or self.l < 1):
+            raise ValueError(f"l must be an integer >= 1, got {self.l!r}")
         for k in ("width", "latent_dim", "batch_size", "iters", "n_eval", "K"):
             v = getattr(self, k)
             if not isinstance(v, int) or v < 1:
@@ -76,9 +79,9 @@ class ImageRun:
 
 def method_options(run: ImageRun, image_shape):
     """The options this experiment gives ``run.method`` (:meth:`refimpl.methods.MethodSpec.build`): the
-    step size ``h`` when given, W1-FE's ``K``, WWGAN's image shape and ``alpha = 1``."""
+    step size ``h`` and RWP's ``l`` when given, W1-FE's ``K``, WWGAN's image shape and ``alpha = 1``."""
     known = get_method(run.method).options
-    given = {"h": run.h, "K": run.K, "image_shape": tuple(int(s) for s in image_shape), "alpha": 1.0}
+    given = {"h": run.h, "l": run.l, "K": run.K, "image_shape": tuple(int(s) for s in image_shape), "alpha": 1.0}
     return {k: v for k, v in given.items() if k in known and v is not None}
 
 

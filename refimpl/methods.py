@@ -89,6 +89,13 @@ class MethodSpec:
         params = list(inspect.signature(self.cls).parameters.values())[1:]
         return tuple(p.name for p in params if p.name != "name" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
 
+    @property
+    def required_options(self) -> tuple:
+        """The options :meth:`build` cannot do without (no default in the factory's signature)."""
+        params = list(inspect.signature(self.cls).parameters.values())[1:]
+        return tuple(p.name for p in params if p.default is p.empty and p.name != "name"
+                     and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+
     def config(self, **fields):
         """This method's configuration with ``fields`` (common names translated by ``aliases``).
 
@@ -118,9 +125,7 @@ class MethodSpec:
         if bad:
             raise ValueError(f"option {bad[0]!r} does not apply to method {self.key!r} "
                              f"(its options: {', '.join(known) or 'none'})")
-        params = list(inspect.signature(self.cls).parameters.values())[1:]
-        missing = [p.name for p in params if p.default is p.empty and p.name not in options
-                   and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "name"]
+        missing = [o for o in self.required_options if o not in options]
         if missing:
             raise ValueError(f"method {self.key!r} needs the option {missing[0]!r}")
         return self.cls(cfg, name=self.key if name is None else name, **options)
@@ -133,10 +138,20 @@ _plugins_loaded = False
 def register(key, label=None, **spec):
     """Register a method under ``key``; usable as a decorator of its factory or called with ``factory=``.
 
-        @register("my-gan", label="My GAN")
-        class MyGAN(GANMethod): ...
+        @register("my-gan", label="My GAN", config_defaults={"n_critic": 2})
+        class MyGAN(GANMethod):
+            def __init__(self, cfg, repeats=2, *, name=None):
+                super().__init__(cfg, name=name)
+                self.repeats = repeats
+            def generator_phase(self, state, rng, data): ...
 
-    Raises ``ValueError`` when ``key`` is taken or is not a non-empty string without spaces.
+    The factory takes the configuration first, its options as keywords with defaults, and the
+    keyword ``name``; it may override any phase of :class:`refimpl.gan.GANMethod`. Options other
+    than ``h``, ``l`` and ``K`` have no command-line flag: their defaults are what the command
+    lines run. ``spec`` holds the other fields of :class:`MethodSpec`.
+
+    Raises ``ValueError`` when ``key`` is taken or is not a non-empty string without spaces, or
+    when the factory does not take ``name``.
     """
     if not isinstance(key, str) or not key or any(c.isspace() for c in key):
         raise ValueError(f"key must be a non-empty string without spaces, got {key!r}")
@@ -144,6 +159,11 @@ def register(key, label=None, **spec):
         raise ValueError(f"method {key!r} is already registered")
 
     def add(factory):
+        if not isinstance(factory, str):
+            params = inspect.signature(factory).parameters
+            if "name" not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+                raise ValueError(f"the factory of {key!r} must take the keyword name= (the method's name, "
+                                 f"passed on to GANMethod.__init__)")
         _REGISTRY[key] = MethodSpec(key, label or key, factory, **spec)
         return factory
 
@@ -158,7 +178,10 @@ def _load_plugins():
         return
     _plugins_loaded = True
     for module in filter(None, (m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(","))):
-        importlib.import_module(module)
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            raise ValueError(f"{PLUGINS_ENV} names the module {module!r}, which cannot be imported: {e}") from None
 
 
 def method_keys() -> tuple:
@@ -173,7 +196,8 @@ def get_method(key) -> MethodSpec:
     try:
         return _REGISTRY[key]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown method {key!r}; registered: {', '.join(_REGISTRY)}") from None
+        raise ValueError(f"unknown method {key!r}; registered: {', '.join(_REGISTRY)} (a method of your own: "
+                         f"register it in a module and name the module in {PLUGINS_ENV})") from None
 
 
 def build_method(key, cfg=None, *, name=None, **options):

@@ -74,6 +74,7 @@ EXCUSED = {
     "datasets.ring8": "no arguments",
     "datasets.grid25": "no arguments",
     "activations.get_activation": "an activation name, tested in tests/test_nn.py",
+    "pixel_graph.offset_slices": "integer slice arithmetic, no arrays (tests/test_wgrad.py through every PixelGraph method)",
     "optim.make_optimiser": "an optimiser name and keywords, tested in tests/test_optim.py",
     "rwp.check_h": "a scalar check itself (tests/test_rwp.py)",
     "rwp.check_steps": "a scalar check itself (tests/test_rwp.py)",

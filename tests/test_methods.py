@@ -142,7 +142,8 @@ def test_a_registered_method_runs_through_toy_and_its_sweep(tmp_path):
     r = subprocess.run([sys.executable, "-m", "toy", "gan", "--method", "plugin-gan", *TINY,
                         "--out", str(tmp_path / "none")], cwd=tmp_path, env=_env(tmp_path, plugins=False),
                        capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2 and "unknown method 'plugin-gan'" in r.stderr and not (tmp_path / "none").exists()
+    assert r.returncode == 2 and "invalid choice: 'plugin-gan'" in r.stderr and not (tmp_path / "none").exists()
+    assert len(r.stderr.strip().splitlines()) == 1
 
     out = tmp_path / "one"
     r = subprocess.run([sys.executable, "-m", "toy", "gan", "--method", "plugin-gan", *TINY, "--out", str(out)],
@@ -163,3 +164,49 @@ def test_a_registered_method_runs_through_toy_and_its_sweep(tmp_path):
     keys = sorted(json.loads(p.read_text())["method_key"] for p in sw.rglob("metrics.json")
                   if "method_key" in json.loads(p.read_text()))
     assert keys == ["plugin-gan", "plugin-gan", "wgan-gp", "wgan-gp"]
+
+
+def test_register_refuses_a_factory_without_name():
+    with pytest.raises(ValueError, match="must take the keyword name="):
+        @register("no-name-gan")
+        class NoName(GANMethod):
+            def __init__(self, cfg, repeats=2):
+                super().__init__(cfg)
+    assert "no-name-gan" not in method_keys()
+
+
+def test_a_plugin_module_that_cannot_be_imported_is_named(monkeypatch):
+    monkeypatch.setattr(methods, "_plugins_loaded", False)
+    monkeypatch.setenv(methods.PLUGINS_ENV, "no_such_plugin_module")
+    with pytest.raises(ValueError, match="REFIMPL_PLUGINS names the module 'no_such_plugin_module'"):
+        method_keys()
+
+
+def test_toy_gan_refuses_a_method_whose_required_option_has_no_flag(tmp_path, capsys):
+    from toy.__main__ import main
+    assert get_method("wwgan").required_options == ("image_shape",)
+    assert main(["gan", "--method", "wwgan", "--quick", "--out", str(tmp_path / "w")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "needs the option 'image_shape'" in err[0] and "wwgan-digits" in err[0]
+    assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize("argv", [["toy", "gan", "--n-c", "2"], ["gpu", "rwp", "--la", "3"]])
+def test_flags_are_never_abbreviated(tmp_path, capsys, argv):
+    """``--la`` once silently meant ``--lam`` (and ``python -m gpu rwp --l 3`` set lam = 3)."""
+    from gpu.__main__ import main as gpu_main
+    from toy.__main__ import main as toy_main
+    main = toy_main if argv[0] == "toy" else gpu_main
+    rest = argv[1:] + ["--quick", "--out", str(tmp_path / "a")] + (["--backend", "numpy"] if argv[0] == "gpu" else [])
+    with pytest.raises(SystemExit) as e:
+        main(rest)
+    assert e.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
+
+
+def test_gpu_rwp_l_reaches_the_method(tmp_path):
+    from gpu.experiments import ImageRun, build_method
+    m = build_method(ImageRun(method="rwp", backend="numpy", width=4, l=3), (1, 8, 8))
+    assert m.l == 3 and m.cfg.lam == 10.0
+    with pytest.raises(ValueError, match="l must be an integer >= 1"):
+        ImageRun(method="rwp", backend="numpy", l=0)

@@ -454,7 +454,8 @@ def test_gpu_refuses_a_flag_its_method_does_not_use(tmp_path, capsys, argv, flag
 def test_gpu_method_help_shows_that_methods_flags(capsys):
     from gpu.__main__ import main as gpu_main, method_flags
     METHOD_FLAGS = method_flags()              # derived from the registry: the methods' options and configs
-    assert METHOD_FLAGS == {"h": ("rwp", "sbe"), "K": ("w1fe",), "lam": ("wgan-gp", "rwp", "sbe", "w1fe", "wwgan")}
+    assert METHOD_FLAGS == {"h": ("rwp", "sbe"), "l": ("rwp",), "K": ("w1fe",),
+                            "lam": ("wgan-gp", "rwp", "sbe", "w1fe", "wwgan")}
     for name in ("wgan-gp", "rwp", "w1fe", "swgan"):
         with pytest.raises(SystemExit) as e:
             gpu_main([name, "--help"])

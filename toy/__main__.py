@@ -28,7 +28,7 @@ from .registry import EXPERIMENTS, FLAGS, THREADS, THREADS_WHY, resolve
 OVERRIDE_FLAGS = {
     "method": (dict(type=str, metavar="KEY"), "a method of the registry (refimpl.methods.method_keys())"),
     "objective": (dict(choices=["wgan", "wgan-gp", "wgan-lp", "dragan", "standard"]), "GAN objective / critic penalty"),
-    "lam": (dict(type=runs.positive_float), "penalty weight lambda"),
+    "lam": (dict(type=runs.positive_float), "lambda: the critic's penalty weight (SWGAN: its regulariser's weight)"),
     "n_critic": (dict(type=runs.positive_int), "critic steps per outer iteration"),
     "n_gen": (dict(type=runs.positive_int), "generator steps per outer iteration"),
     "batch_size": (dict(type=runs.positive_int), "batch size"),
@@ -76,6 +76,10 @@ def build_parser(name):
         if key == "protocol":                      # only the protocols this experiment offers
             from .protocols import names_for
             kw = {**kw, "choices": names_for(name)}
+        if key == "method":                        # the registry's keys, plugins included
+            from refimpl.methods import method_keys
+            kw = {**kw, "choices": method_keys()}
+            kw.pop("metavar", None)
         g.add_argument(f"--{key.replace('_', '-')}", default=None,
                        help=f"{text} (default {default})", **kw)
     return ap

@@ -30,6 +30,11 @@ def run(opts: RunOptions):
     dataset = opts.extra.get("dataset") or DEFAULT_DATASET
     given = {k: opts.extra[k] for k in OVERRIDES if opts.extra.get(k) is not None}
     cfg = apply_overrides(spec.config(), opts, fields=tuple(given))
+    flagless = [o for o in spec.required_options if o not in OPTIONS]
+    if flagless:
+        raise ValueError(f"--method {spec.key} needs the option {flagless[0]!r}, which this 2-D experiment has no "
+                         f"flag for" + (" (WWGAN trains on images: python -m toy wwgan-digits, python -m gpu wwgan)"
+                                        if spec.key == "wwgan" else ""))
     method = spec.build(cfg, **{k: opts.extra[k] for k in OPTIONS if opts.extra.get(k) is not None})
     iters = opts.iters or (QUICK_ITERS if opts.quick else DEFAULT_ITERS)
     baseline, _ = chance_baseline(dataset, EVAL.target_rng(opts.seed, iters),

@@ -19,7 +19,11 @@ CHECKPOINT_SECONDS = 60.0             # default wall-clock checkpoint cadence
 # ----------------------------------------------------------------------------- options
 class ArgumentParser(argparse.ArgumentParser):
     """``argparse`` whose usage errors are one line (the flag and the reason) and exit 2;
-    ``--help`` still prints the full usage."""
+    ``--help`` still prints the full usage. Flags are never abbreviated (``--l`` is not ``--lam``)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -27,6 +31,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 @dataclass
 class RunOptions:
+    """What an experiment receives: the shared flags, parsed, and its own (``extra``)."""
     out: pathlib.Path                    # output folder (claimed by the layer before the run starts)
     backend: str = "numpy"               # numpy | cupy (array_api_strict also works, slowly)
     seed: int = 0

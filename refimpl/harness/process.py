@@ -105,6 +105,8 @@ def execute(run: Callable, opts: RunOptions, *, resume_command: str, stream=None
     every expected failure to one line on stderr: exit 2 for bad options, OS errors (path and
     reason), unreadable or foreign checkpoints, non-finite losses and missing packages; 130
     (or 128 + the signal) for an interrupt, after which ``resume_command`` is printed.
+    ``resume_command`` (required, keyword) is the shell command that resumes this run, e.g.
+    ``"python -m toy NAME --out DIR --resume"``; ``stream`` (default stderr) receives the lines.
     """
     out = pathlib.Path(opts.out)
     created, metrics = False, None
