@@ -154,3 +154,17 @@ def test_the_docs_w1fe_gp_figures_are_the_committed_runs():
         w = [float(r["final_w1"]) for r in rows if r["variant"] == f"gp-K{k}"]
         line = f"| K = {k} | " + " | ".join(f"{x:.3f}" for x in w) + f" | {sum(w) / 5:.3f} ["
         assert line in doc, line
+
+
+@pytest.mark.parametrize("name,modes,hq,w1", [("wgan-gp-grid-gdpp-nc1", "0.6", "0.14%", "3.94"),
+                                              ("wgan-gp-ring-gdpp-nc1", "0.0", "0.00%", "11.68")])
+def test_the_docs_nc1_figures_are_the_committed_runs(name, modes, hq, w1):
+    """README and docs/toy.md quote the n_critic 1 sweeps' means (5 seeds at 25,000 iterations)."""
+    root, rows = _per_run(name)
+    assert sorted(int(r["seed"]) for r in rows) == [0, 1, 2, 3, 4]
+    assert {int(r["iterations"]) for r in rows} == {25_000}
+    assert f"{sum(int(r['modes']) for r in rows) / 5:.1f}" == modes
+    assert f"{100 * sum(float(r['high_quality']) for r in rows) / 5:.2f}%" == hq
+    assert f"{sum(float(r['w1']) for r in rows) / 5:.2f}" == w1
+    toy, readme = (root / "docs" / "toy.md").read_text(), (root / "README.md").read_text()
+    assert all(q in toy for q in (hq, w1)) and w1 in readme, name
