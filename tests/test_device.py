@@ -11,7 +11,7 @@
 import numpy as np
 import pytest
 
-from refimpl import wgrad
+from refimpl import pixel_graph
 from refimpl.backend import _leaves, from_host
 from refimpl.datasets import sample
 from refimpl.image_metrics import (ClassifierFrechet, classifier_accuracy, classifier_features,
@@ -234,12 +234,12 @@ def test_outer_step_makes_no_host_round_trip(r, name, count_syncs):
 def test_wwgan_graph_constant_uploaded_once(r, monkeypatch):
     m = _methods()["wwgan"]
     uploads = []
-    real = wgrad.from_host
+    real = pixel_graph.from_host
 
     def counting(*a, **k):
         uploads.append(a[0].shape)
         return real(*a, **k)
-    monkeypatch.setattr(wgrad, "from_host", counting)
+    monkeypatch.setattr(pixel_graph, "from_host", counting)          # the graph uploads its constant
     state = m.init_state(r, sxp, "float64", DEV)
     data = ArrayData(put(r.uniform(-1, 1, (16, 6))))
     for _ in range(3):
