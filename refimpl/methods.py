@@ -45,7 +45,7 @@ class MethodSpec:
     label : str
         A display name ("WGAN-GP + RWP").
     factory : callable or str
-        ``factory(cfg, *, name=..., **options)`` -> a :class:`refimpl.gan.GANMethod`, or its
+        ``factory(cfg, *, name=..., **options)`` -> a :class:`refimpl.train.GANMethod`, or its
         ``"module:attr"`` path (imported at the first build).
     config_type : type or str
         The configuration dataclass ``factory`` takes (or its ``"module:attr"`` path).
@@ -63,7 +63,7 @@ class MethodSpec:
     key: str
     label: str
     factory: Callable | str
-    config_type: type | str = "refimpl.gan:GANConfig"
+    config_type: type | str = "refimpl.train:GANConfig"
     config_defaults: dict = dataclasses.field(default_factory=dict)
     aliases: dict = dataclasses.field(default_factory=dict)
     archs: tuple = ("mlp", "dcgan")
@@ -83,20 +83,18 @@ class MethodSpec:
         """The field names of ``config_type``."""
         return tuple(f.name for f in dataclasses.fields(self.config_cls))
 
-    def _option_params(self):
-        """The factory's parameters after ``cfg``, ``name`` and ``*args``/``**kwargs`` left out."""
-        params = list(inspect.signature(self.cls).parameters.values())[1:]
-        return [p for p in params if p.name != "name" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-
     @property
     def options(self) -> tuple:
         """The keyword options of :meth:`build` besides ``name`` (from the factory's signature)."""
-        return tuple(p.name for p in self._option_params())
+        params = list(inspect.signature(self.cls).parameters.values())[1:]
+        return tuple(p.name for p in params if p.name != "name" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
 
     @property
     def required_options(self) -> tuple:
         """The options :meth:`build` cannot do without (no default in the factory's signature)."""
-        return tuple(p.name for p in self._option_params() if p.default is p.empty)
+        params = list(inspect.signature(self.cls).parameters.values())[1:]
+        return tuple(p.name for p in params if p.default is p.empty and p.name != "name"
+                     and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
 
     def config(self, **fields):
         """This method's configuration with ``fields`` (common names translated by ``aliases``).
@@ -208,7 +206,7 @@ def build_method(key, cfg=None, *, name=None, **options):
     return spec.build(spec.config() if cfg is None else cfg, name=name, **options)
 
 
-register("wgan-gp", "WGAN-GP", factory="refimpl.gan:GANMethod",
+register("wgan-gp", "WGAN-GP", factory="refimpl.train:GANMethod",
          reference="Gulrajani et al. 2017 (any objective of refimpl.objectives via cfg.objective)")
 register("rwp", "WGAN-GP + RWP", factory="refimpl.rwp:RWPMethod",
          reference="Wasserstein proximal of GANs, Algorithm 1")

@@ -15,7 +15,7 @@ from refimpl.methods import get_method
 from refimpl.baseline import chance_baseline
 
 from .common import RunOptions
-from .gan import apply_overrides, run_gan
+from .gan import OVERRIDES, apply_overrides, run_gan
 
 DEFAULT_METHOD = "wgan-gp"
 DEFAULT_DATASET = "grid25"
@@ -28,7 +28,8 @@ OPTIONS = ("h", "l", "K")
 def run(opts: RunOptions):
     spec = get_method(opts.extra.get("method") or DEFAULT_METHOD)
     dataset = opts.extra.get("dataset") or DEFAULT_DATASET
-    cfg = apply_overrides(spec.config(), opts)           # a flag the configuration lacks: ValueError
+    given = {k: opts.extra[k] for k in OVERRIDES if opts.extra.get(k) is not None}
+    cfg = apply_overrides(spec.config(), opts, fields=tuple(given))
     flagless = [o for o in spec.required_options if o not in OPTIONS]
     if flagless:
         raise ValueError(f"--method {spec.key} needs the option {flagless[0]!r}, which this 2-D experiment has no "
