@@ -102,8 +102,8 @@ def test_two_seed_sweep_aggregates_each_variant_as_computed_by_hand(tmp_path, ca
             assert got["n"] == 2 and got["mean"] == pytest.approx(mean, rel=1e-12)
             assert got["std"] == pytest.approx(std, rel=1e-12)
             assert (got["ci_low"], got["ci_high"]) == pytest.approx((mean - half, mean + half), rel=1e-4)
-        hq = [m["final_protocol"]["high_quality"] for m in per_run]
-        assert summary["variants"][f"variant={key}"]["metrics"]["final_protocol/high_quality"]["mean"] == \
+        hq = [m["curve_final"]["high_quality"] for m in per_run]
+        assert summary["variants"][f"variant={key}"]["metrics"]["curve_final/high_quality"]["mean"] == \
             pytest.approx(sum(hq) / 2, rel=1e-12)
     # the experiment's own summary: the threshold comparison of SBE with WGAN-GP, from the run folders
     assert set(own["comparisons"]) == {"wgan-gp vs sbe"} and own["seeds"] == [0, 1]

@@ -12,6 +12,7 @@ pytest.importorskip("matplotlib")
 from refimpl import harness as runs
 from refimpl.datasets import get_dataset
 from refimpl.metrics import mode_stats
+from tests.recompute import assert_recomputable
 from toy.__main__ import main as toy_main, variants
 from toy.protocols import GDPP_CONFIG, PROTOCOLS, names_for
 
@@ -32,6 +33,7 @@ def test_ci_gdpp_quick_records_the_cited_setting(tmp_path):
     assert m["protocol"] == "gdpp" and m["protocol_overrides"] == {} and set(m["protocol_unstated"]) == {"n_critic", "lam"}
     assert m["iterations"] == 20 and m["dataset"] == "grid25"
     assert runs.read_fingerprint(out)["protocol"] == "gdpp"
+    assert len(assert_recomputable(out)) == 5
     # the metrics are what the kept samples give (the same 3-sigma rule on the same 2,500 samples)
     s = np.load(out / "samples.npy")
     spec = get_dataset("grid25")

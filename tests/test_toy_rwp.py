@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from tests.recompute import assert_recomputable
 from toy.common import RunOptions
 from toy.registry import EXPERIMENTS, resolve
 
@@ -19,6 +20,7 @@ def _check(out, variants, iters, gen_per_outer, seeds=(0,)):
             run = out / f"{v}-seed{s}"
             for f in ("metrics.json", "curve.csv", "samples.npy", "samples.png", "curves.png", "checkpoint.npz"):
                 assert (run / f).stat().st_size > 0, f"{run / f} missing"
+            assert len(assert_recomputable(run)) == 5
         assert m["variants"][v]["gen_iters"] == iters * gen_per_outer[v]
         assert m["variants"][v]["w1"]["mean"] > 0 and m["variants"][v]["w1"]["n"] == len(seeds)
     rows = list(csv.DictReader((out / "curve.csv").open()))

@@ -8,6 +8,7 @@ import pytest
 pytest.importorskip("ot")
 pytest.importorskip("matplotlib")
 
+from tests.recompute import assert_recomputable
 from toy.common import RunOptions
 from toy.registry import EXPERIMENTS, resolve
 from toy.swgan_grid import QUICK_ITERS, QUICK_N_EVAL, run
@@ -33,6 +34,7 @@ def test_swgan_grid_quick(tmp_path):
         for f in ("metrics.json", "curve.csv", "samples.npy", "samples.png", "curves.png", "checkpoint.npz"):
             assert (d / f).stat().st_size > 0, f
         met = json.loads((d / "metrics.json").read_text())
+        assert len(assert_recomputable(d)) == 5
         assert met["iterations"] == QUICK_ITERS and 0 <= met["modes"] <= 25 and met["w1"] > 0
         assert 0 < met["train_seconds"] <= met["seconds"]
         assert np.load(d / "samples.npy").shape == (QUICK_N_EVAL, 2)

@@ -8,6 +8,7 @@ import pytest
 pytest.importorskip("ot")
 pytest.importorskip("matplotlib")
 
+from tests.recompute import assert_recomputable
 from toy.common import RunOptions
 from toy.w1fe_ring import QUICK, first_reach, run, same_run, snapshot_iterations
 
@@ -33,6 +34,7 @@ def test_w1fe_ring_quick(tmp_path):
         t = [float(r["train_cpu_seconds"]) for r in rows]
         assert 0 < t[0] <= t[1] <= t[2]
         assert 0 <= met["modes"] <= 8 and 0 <= met["high_quality"] <= 1
+        assert assert_recomputable(d) == ["modes", "high_quality", "w1", "sliced_w1"]
         snap = np.load(d / "snapshots.npz")
         assert list(snap["its"]) == snapshot_iterations(6, 2) == [2, 6]
         assert snap["G"].shape == snap["zeta"].shape == (2, 256, 2)

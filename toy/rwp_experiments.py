@@ -19,7 +19,9 @@ layer of 64 tanh units.
 
 Evaluation. Curve points use 1,000 generated against 1,000 fresh target samples (exact W1 by
 POT, modes and high-quality fraction of the 2-D protocol); the final point of each run is also
-evaluated with the full protocol (2,500 samples; ``final_protocol`` in the metrics). Two
+evaluated with the full protocol on the 2,500 samples saved as ``samples.npy``: those are the
+run's final metrics (``modes``, ``high_quality``, ``w1``, ``w2``, ``sliced_w1``), recomputable from
+the folder alone; the curve's last point is ``curve_final``. Two
 training clocks are recorded, both without the time spent in evaluations: wall-clock
 (``train_seconds``, the paper's axis) and the process's CPU time (``train_cpu_seconds``),
 which is the cost a dedicated machine would see when other jobs share the CPU cores.
@@ -128,8 +130,10 @@ def run_one(opts: RunOptions, method, dataset, *, iters, eval_every, title, gen_
 
     Like :func:`toy.gan.run_gan`, but the curve is evaluated on ``n_curve`` samples and carries
     ``gen_iters`` (outer iterations x generator steps per outer iteration) and
-    ``train_seconds`` (wall-clock minus the time spent evaluating); the final state is also
-    evaluated on ``n_protocol`` samples (the 2-D protocol's 2,500 by default).
+    ``train_seconds`` (wall-clock minus the time spent evaluating). The final metrics are those
+    of the ``n_protocol`` samples saved as ``samples.npy`` (the 2-D protocol's 2,500 by default)
+    against the targets of ``EVAL.target_rng(seed, iterations)``; the curve's last point is
+    ``curve_final``.
 
     Returns
     -------
@@ -165,11 +169,12 @@ def run_one(opts: RunOptions, method, dataset, *, iters, eval_every, title, gen_
     final = evaluate(samples, dataset, EVAL.target_rng(opts.seed, res.iterations),
                      n_target=n_protocol)
     last = curve[-1]
-    metrics = {"w1": last["w1"], "modes": last["modes"], "high_quality": last["high_quality"],
-               "final_protocol": final, "train_seconds": last["train_seconds"],
+    metrics = {**final, "curve_final": {k: last[k] for k in ("w1", "modes", "high_quality")},
+               "train_seconds": last["train_seconds"],
                "train_cpu_seconds": last["train_cpu_seconds"], "seconds": round(res.seconds, 2),
                "iterations": res.iterations, "gen_iters": last["gen_iters"], "curve_samples": n_curve,
-               "protocol_samples": n_protocol, "backend": opts.backend, "threads": opts.threads,
+               "protocol_samples": n_protocol, "eval_seeds": EVAL.seeds(opts.seed, res.iterations),
+               "backend": opts.backend, "threads": opts.threads,
                "seed": opts.seed, "dtype": dtype, "method": method.name, "dataset": dataset,
                "config": method.config()}
     write_npy(out / "samples.npy", to_numpy(samples))
@@ -302,8 +307,9 @@ def summarise(out, variants, runs, *, title):
     for v in variants:
         ms = [json.loads((f / "metrics.json").read_text()) for _, f in per[v.key]]
         summary[v.key] = {"label": v.label, "seeds": [s for s, _ in per[v.key]], "gen_iters": ms[0]["gen_iters"],
-                          **{k: stats[v.key].get(k) for k in ("w1", "modes", "high_quality", "final_protocol/w1",
-                                                              "final_protocol/modes", "final_protocol/high_quality")},
+                          **{k: stats[v.key].get(k) for k in ("w1", "modes", "high_quality", "w2", "sliced_w1",
+                                                              "curve_final/w1", "curve_final/modes",
+                                                              "curve_final/high_quality")},
                           "train_seconds": t_interval([m["train_seconds"] for m in ms]),
                           "train_cpu_seconds": t_interval([m["train_cpu_seconds"] for m in ms]),
                           "stability": last_third_spread(curves[v.key]), "config": ms[0]["config"]}

@@ -136,6 +136,7 @@ def train_and_evaluate(opts: RunOptions, method, *, iters, eval_every, n_eval, t
     metrics = {k: fin[k] for k in ("modes", "high_quality", "w1", "w2", "sliced_w1", "train_seconds",
                                    "eval_seconds")}
     metrics.update({"seconds": round(res.seconds, 2), "iterations": res.iterations, "n_eval": n_eval,
+                    "eval_seeds": EVAL.seeds(opts.seed, res.iterations),
                     "backend": opts.backend, "threads": opts.threads, "seed": opts.seed, "dtype": "float32",
                     "method": method.name, "dataset": dataset, "config": method.config()})
     if protocol is not None:
