@@ -85,7 +85,7 @@ ACTIVATIONS = {
 def get_activation(name):
     """The :class:`Activation` called ``name``; ``ValueError`` for unknown names.
 
-    Input rules of :mod:`refimpl._checks` (module docstring).
+    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     try:
         return ACTIVATIONS[name]

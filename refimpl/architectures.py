@@ -36,7 +36,7 @@ def make_generator(cfg):
     """The generator of ``cfg``: rows (N, latent_dim) -> rows (N, data_dim).
 
     ``cfg`` is a :class:`refimpl.train.GANConfig` (or a config with its fields), checked when it
-    was made (:mod:`refimpl._checks`); ``arch="dcgan"`` raises ``ValueError`` when ``image_shape``
+    was made (:mod:`refimpl.validation`); ``arch="dcgan"`` raises ``ValueError`` when ``image_shape``
     is not (C, H, W) with C * H * W == ``data_dim``."""
     if cfg.arch == "mlp":
         return MLP((cfg.latent_dim, *cfg.gen_hidden, cfg.data_dim), cfg.gen_activation, cfg.gen_output,
@@ -48,7 +48,7 @@ def make_generator(cfg):
 def make_critic(cfg):
     """The critic of ``cfg``: rows (N, data_dim) -> scores (N, 1).
 
-    ``cfg`` as in :func:`make_generator` (checked when it was made, :mod:`refimpl._checks`)."""
+    ``cfg`` as in :func:`make_generator` (checked when it was made, :mod:`refimpl.validation`)."""
     if cfg.arch == "mlp":
         return MLP((cfg.data_dim, *cfg.critic_hidden, 1), cfg.critic_activation, "linear",
                    weight_init=cfg.weight_init, init_gain=cfg.init_gain)
@@ -59,5 +59,5 @@ def make_critic(cfg):
 def is_mlp(*nets):
     """True when every network is an :class:`refimpl.nn.MLP` (the fused steps' networks).
 
-    A type test on network objects, no arrays (nothing to check, :mod:`refimpl._checks`)."""
+    A type test on network objects, no arrays (nothing to check, :mod:`refimpl.validation`)."""
     return all(isinstance(n, MLP) for n in nets)

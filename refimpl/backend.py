@@ -8,7 +8,7 @@ the same stream.
 
 Input rules: these functions move or describe arrays and compute nothing, so they do
 not check finiteness (:func:`all_finite` is that check); dtypes follow
-:mod:`refimpl._checks` (``dtype_of`` accepts float32 and float64 only: float16 raises
+:mod:`refimpl.validation` (``dtype_of`` accepts float32 and float64 only: float16 raises
 ``TypeError``, other strings ``ValueError``).
 """
 from __future__ import annotations
@@ -61,7 +61,7 @@ def namespace(*arrays):
     Raises ``TypeError`` when arrays of two different libraries are mixed.
 
     Moves or describes arrays: no finiteness check (module docstring; dtypes by
-    :mod:`refimpl._checks`).
+    :mod:`refimpl.validation`).
     """
     found = {}
     for a in _leaves(arrays):
@@ -98,7 +98,7 @@ def get_namespace(name="numpy"):
     package (and how to install it) or the missing GPU.
 
     Moves or describes arrays: no finiteness check (module docstring; dtypes by
-    :mod:`refimpl._checks`).
+    :mod:`refimpl.validation`).
     """
     if name is None or name == "numpy":
         return _np
@@ -132,7 +132,7 @@ def backend_name(xp):
     """Short name of a namespace: 'numpy', 'array_api_strict', 'cupy' or 'torch'.
 
     Moves or describes arrays: no finiteness check (module docstring; dtypes by
-    :mod:`refimpl._checks`).
+    :mod:`refimpl.validation`).
     """
     n = xp.__name__
     for b in BACKENDS:
@@ -145,7 +145,7 @@ def to_numpy(x):
     """Host NumPy copy of an array from any backend (scalars pass through ``numpy.asarray``).
 
     Moves or describes arrays: no finiteness check (module docstring; dtypes by
-    :mod:`refimpl._checks`).
+    :mod:`refimpl.validation`).
     """
     if isinstance(x, _np.ndarray):
         return x
@@ -163,7 +163,7 @@ def dtype_of(xp, dtype):
     """Resolve 'float32'/'float64' (or a dtype object) in namespace ``xp``.
 
     Dtype objects pass through, except the half-precision floats (``TypeError``: the
-    policy of :mod:`refimpl._checks` refuses float16 everywhere)."""
+    policy of :mod:`refimpl.validation` refuses float16 everywhere)."""
     if isinstance(dtype, str):
         if dtype not in ("float32", "float64"):
             raise ValueError(f"unsupported dtype {dtype!r}; use 'float32' or 'float64'")
@@ -177,7 +177,7 @@ def from_host(a, xp, dtype=None, device=None):
     """Move a host NumPy array (or scalar) to ``xp`` with the given dtype and device.
 
     Moves or describes arrays: no finiteness check (module docstring; dtypes by
-    :mod:`refimpl._checks`).
+    :mod:`refimpl.validation`).
     """
     dt = None if dtype is None else dtype_of(xp, dtype)
     if xp is _np:
@@ -192,7 +192,7 @@ def device_of(x):
     """Array API device of ``x`` (``None`` for host NumPy).
 
     Moves or describes arrays: no finiteness check (module docstring; dtypes by
-    :mod:`refimpl._checks`).
+    :mod:`refimpl.validation`).
     """
     return getattr(x, "device", None)
 
@@ -204,7 +204,7 @@ def synchronize(xp):
     asynchronously.
 
     Moves or describes arrays: no finiteness check (module docstring; dtypes by
-    :mod:`refimpl._checks`).
+    :mod:`refimpl.validation`).
     """
     if backend_name(xp) == "cupy":
         import cupy
@@ -215,7 +215,7 @@ def scalar(x):
     """Python float of a one-element array (one host round trip); ``ValueError`` otherwise.
 
     Moves or describes arrays: no finiteness check (module docstring; dtypes by
-    :mod:`refimpl._checks`).
+    :mod:`refimpl.validation`).
     """
     a = to_numpy(x)
     if getattr(a, "size", 1) != 1:
@@ -227,7 +227,7 @@ def all_finite(x):
     """True when every element of ``x`` is finite (always for integer and bool arrays).
 
     Moves or describes arrays: no finiteness check (module docstring; dtypes by
-    :mod:`refimpl._checks`).
+    :mod:`refimpl.validation`).
     """
     if not (hasattr(x, "dtype") and hasattr(x, "shape")):
         raise TypeError(f"x must be an array, got {type(x).__name__}")

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import numpy as _np  # host side: the Gaussian cloud
 
-from . import _checks
+from . import validation as checks
 from .datasets import Mixture, get_dataset
 from .metrics import N_EVAL, N_PROJECTIONS, evaluate
 
 __all__ = ["mixture_moments", "chance_baseline"]
 
 def mixture_moments(dataset_name):
-    """Exact mean and covariance of a Gaussian-mixture dataset (input rules of :mod:`refimpl._checks`).
+    """Exact mean and covariance of a Gaussian-mixture dataset (input rules of :mod:`refimpl.validation`).
 
     Parameters
     ----------
@@ -45,7 +45,7 @@ def mixture_moments(dataset_name):
 def chance_baseline(dataset_name, rng, n=N_EVAL, n_target=N_EVAL, *, cloud_rng, n_projections=N_PROJECTIONS):
     """The toy metrics of a structureless cloud: a Gaussian with the data's mean and covariance.
 
-    Scalars are checked at entry (input rules of :mod:`refimpl._checks`).
+    Scalars are checked at entry (input rules of :mod:`refimpl.validation`).
 
     The reference against which mode counts and high-quality fractions must be read: a
     generator that learned nothing but the first two moments of the data scores this.
@@ -88,12 +88,10 @@ def chance_baseline(dataset_name, rng, n=N_EVAL, n_target=N_EVAL, *, cloud_rng, 
     and it covers about 18 modes with 2,500 samples (issue 11: "modes" alone is meaningless).
     Protocol: conventions.md, "2-D mixture protocol".
     """
-    from . import _checks
-    n = _checks.integer(n, "n", ge=1)
-    n_target = _checks.integer(n_target, "n_target", ge=1)
+    n = checks.integer(n, "n", ge=1)
+    n_target = checks.integer(n_target, "n_target", ge=1)
     for name, g in (("rng", rng), ("cloud_rng", cloud_rng)):
-        if not isinstance(g, _np.random.Generator):
-            raise TypeError(f"{name} must be a numpy.random.Generator, got {type(g).__name__}")
+        checks.random_generator(g, name)
     mean, cov = mixture_moments(dataset_name)
     L = _np.linalg.cholesky(cov)
     cloud = mean + cloud_rng.standard_normal((n, mean.shape[0])) @ L.T      # (n, 2)

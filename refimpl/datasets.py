@@ -21,7 +21,7 @@ in and moved to the requested backend with :func:`refimpl.backend.from_host`, so
 the same seed gives the same numbers on every backend (float32 is the rounded
 float64 draw).
 
-Input rules (:mod:`refimpl._checks`): centres are finite, ``std``, ``noise`` and
+Input rules (:mod:`refimpl.validation`): centres are finite, ``std``, ``noise`` and
 ``scale`` finite with ``std > 0``, ``noise >= 0``, ``scale > 0``; ``n`` an integer
 ``>= 0``; ``dtype`` float32 or float64 (float16 raises ``TypeError``).
 """
@@ -32,7 +32,7 @@ import math
 
 import numpy as _np  # host-side specs and random draws only
 
-from . import _checks
+from . import validation as checks
 from .backend import dtype_of, from_host
 
 __all__ = ["Mixture", "SwissRoll", "DATASETS", "CLAIMED_MODES", "get_dataset", "sample", "ring8", "grid25",
@@ -40,9 +40,7 @@ __all__ = ["Mixture", "SwissRoll", "DATASETS", "CLAIMED_MODES", "get_dataset", "
 
 
 def _host_args(n, rng):
-    if not isinstance(rng, _np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    return _checks.integer(n, "n", ge=0), rng
+    return checks.integer(n, "n", ge=0), checks.random_generator(rng)
 
 
 def _readonly(a):
@@ -74,9 +72,9 @@ class Mixture:
     std: float
 
     def __post_init__(self):
-        c = _readonly(_checks.array(self.centers, "centers", shape=(None, 2)))
+        c = _readonly(checks.array(self.centers, "centers", shape=(None, 2)))
         object.__setattr__(self, "centers", c)
-        object.__setattr__(self, "std", _checks.real(self.std, "std", gt=0))
+        object.__setattr__(self, "std", checks.real(self.std, "std", gt=0))
 
     @property
     def n_modes(self):
@@ -89,7 +87,7 @@ class Mixture:
         Draw order (fixed, part of the reproducibility contract): first the mode labels
         ``rng.integers(0, K, size=n)``, then ``rng.standard_normal((n, 2))``.
 
-        Input rules of :mod:`refimpl._checks` (module docstring).
+        Input rules of :mod:`refimpl.validation` (module docstring).
         """
         n, rng = _host_args(n, rng)
         labels = rng.integers(0, self.n_modes, size=n).astype(_np.int64)
@@ -124,13 +122,13 @@ class SwissRoll:
     n_modes = 0
 
     def __post_init__(self):
-        object.__setattr__(self, "noise", _checks.real(self.noise, "noise", ge=0))
-        object.__setattr__(self, "scale", _checks.real(self.scale, "scale", gt=0))
+        object.__setattr__(self, "noise", checks.real(self.noise, "noise", ge=0))
+        object.__setattr__(self, "scale", checks.real(self.scale, "scale", gt=0))
 
     def sample_host(self, n, rng):
         """Host draw: ``(x, t)`` with ``x`` (n, 2) float64 and the roll parameter ``t`` (n,).
 
-        Input rules of :mod:`refimpl._checks` (module docstring).
+        Input rules of :mod:`refimpl.validation` (module docstring).
         """
         n, rng = _host_args(n, rng)
         t = 1.5 * math.pi * (1.0 + 2.0 * rng.random(n))
@@ -183,7 +181,7 @@ def get_dataset(name):
     ValueError
         For an unknown name; the message lists the known names.
 
-    Input rules of :mod:`refimpl._checks` (module docstring).
+    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     if isinstance(name, (Mixture, SwissRoll)):
         return name
@@ -222,12 +220,11 @@ def sample(name_or_spec, n, rng, xp=_np, dtype="float64", device=None, *, return
     -----
     Protocol: conventions.md, "2-D mixture protocol (PacGAN/VEEGAN)".
 
-    Input rules of :mod:`refimpl._checks` (module docstring).
+    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     spec = get_dataset(name_or_spec)
-    if not isinstance(rng, _np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    n = _checks.integer(n, "n", ge=0)
+    checks.random_generator(rng, "rng")
+    n = checks.integer(n, "n", ge=0)
     dt = dtype_of(xp, dtype)
     if dt not in (xp.float32, xp.float64):
         raise TypeError(f"dtype must be float32 or float64, got {dtype!r}")

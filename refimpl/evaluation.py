@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _checks
+from . import validation as checks
 from .metrics import N_EVAL
 
 __all__ = ["EvalProtocol", "EVAL", "LATENT_STREAM", "TARGET_STREAM"]
@@ -31,7 +31,7 @@ class EvalProtocol:
 
     ``n_eval`` generated samples (and as many targets) per evaluation of a 2-D toy run;
     image experiments evaluate on their test split's size instead. Fields are checked when the
-    protocol is made (input rules of :mod:`refimpl._checks`): integers, ``n_eval >= 1``,
+    protocol is made (input rules of :mod:`refimpl.validation`): integers, ``n_eval >= 1``,
     streams ``>= 0`` and distinct.
     """
     n_eval: int = N_EVAL
@@ -39,32 +39,32 @@ class EvalProtocol:
     target_stream: int = TARGET_STREAM
 
     def __post_init__(self):
-        _checks.integer(self.n_eval, "n_eval", ge=1)
-        _checks.integer(self.latent_stream, "latent_stream", ge=0)
-        _checks.integer(self.target_stream, "target_stream", ge=0)
+        checks.integer(self.n_eval, "n_eval", ge=1)
+        checks.integer(self.latent_stream, "latent_stream", ge=0)
+        checks.integer(self.target_stream, "target_stream", ge=0)
         if self.latent_stream == self.target_stream:
             raise ValueError(f"latent_stream and target_stream must differ, both are {self.latent_stream}")
 
     def latent_seed(self, seed, it):
         """``[seed, latent_stream, it]``: the latent stream's seed at iteration ``it`` of run ``seed``
-        (integers >= 0, input rules of :mod:`refimpl._checks`); what ``metrics.json`` records."""
-        return [_checks.integer(seed, "seed", ge=0), self.latent_stream, _checks.integer(it, "it", ge=0)]
+        (integers >= 0, input rules of :mod:`refimpl.validation`); what ``metrics.json`` records."""
+        return [checks.integer(seed, "seed", ge=0), self.latent_stream, checks.integer(it, "it", ge=0)]
 
     def target_seed(self, seed, it):
-        """``[seed, target_stream, it]``, as :meth:`latent_seed` (input rules of :mod:`refimpl._checks`)."""
-        return [_checks.integer(seed, "seed", ge=0), self.target_stream, _checks.integer(it, "it", ge=0)]
+        """``[seed, target_stream, it]``, as :meth:`latent_seed` (input rules of :mod:`refimpl.validation`)."""
+        return [checks.integer(seed, "seed", ge=0), self.target_stream, checks.integer(it, "it", ge=0)]
 
     def latent_rng(self, seed, it):
-        """``numpy.random.default_rng(self.latent_seed(seed, it))`` (input rules of :mod:`refimpl._checks`)."""
+        """``numpy.random.default_rng(self.latent_seed(seed, it))`` (input rules of :mod:`refimpl.validation`)."""
         return np.random.default_rng(self.latent_seed(seed, it))
 
     def target_rng(self, seed, it):
-        """``numpy.random.default_rng(self.target_seed(seed, it))`` (input rules of :mod:`refimpl._checks`)."""
+        """``numpy.random.default_rng(self.target_seed(seed, it))`` (input rules of :mod:`refimpl.validation`)."""
         return np.random.default_rng(self.target_seed(seed, it))
 
     def seeds(self, seed, it):
         """``{"latent": latent_seed, "targets": target_seed}`` for ``metrics.json``'s ``eval_seeds``
-        (input rules of :mod:`refimpl._checks`)."""
+        (input rules of :mod:`refimpl.validation`)."""
         return {"latent": self.latent_seed(seed, it), "targets": self.target_seed(seed, it)}
 
 

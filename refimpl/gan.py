@@ -14,12 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _checks
+from . import validation as checks
 from .backend import from_host, namespace
-from .datasets import _host_args
 from .architectures import ARCHS, is_mlp, make_critic, make_generator
 from .nn import MLP
-from .objectives import Objective, _clip_params, _critic_grads, _generator_grads
+from .objectives import Objective, clip_params, critic_grads, generator_grads
 from .optim import make_optimiser
 from . import steps
 from .flat import FlatParams, adopt_flat, flatten
@@ -112,12 +111,12 @@ class ToyData:
 class ArrayData:
     """A dataset held on the device; batches are taken by index (indices drawn on the host).
 
-    ``array`` (N, d), N >= 1, is checked once here by the input rules of :mod:`refimpl._checks`
+    ``array`` (N, d), N >= 1, is checked once here by the input rules of :mod:`refimpl.validation`
     (integers and bool promoted to float64, float16 refused, NaN/inf refused naming ``array``).
     """
 
     def __init__(self, array):
-        self.array = _checks.array(array, "array", ndim=2)     # (N, d) on the device
+        self.array = checks.array(array, "array", ndim=2)     # (N, d) on the device
         self.xp = namespace(self.array)
 
     def sample(self, rng, n):
@@ -125,13 +124,13 @@ class ArrayData:
 
         ``rng`` a ``numpy.random.Generator`` (``TypeError`` otherwise), ``n`` an integer >= 0
         (as :func:`refimpl.datasets.sample`, which :class:`ToyData` uses); host-side checks by the
-        input rules of :mod:`refimpl._checks`, so a training step's draw makes no host round trip.
+        input rules of :mod:`refimpl.validation`, so a training step's draw makes no host round trip.
         """
         return self.gather(self.put(self.draw(rng, n)))
 
     def draw(self, rng, n):
         """The host part of :meth:`sample`: ``n`` row indices (n,) int64."""
-        n, rng = _host_args(n, rng)
+        n, rng = checks.integer(n, "n", ge=0), checks.random_generator(rng)
         return rng.integers(0, self.array.shape[0], size=n)
 
     def put(self, drawn):
@@ -146,7 +145,7 @@ class ArrayData:
 def _clip_in_place(params, c):
     """WGAN weight clipping of flat parameters, in place (a parameter list: new arrays)."""
     if not isinstance(params, FlatParams):
-        return _clip_params(params, c)
+        return clip_params.unchecked(params, c)
     xp = namespace(params.buffer)
     params.buffer[...] = xp.clip(params.buffer, -c, c)
     return params
@@ -221,7 +220,7 @@ class GANMethod:
         real = data.sample(rng, self.cfg.batch_size)
         z = self.latent(rng, self.cfg.batch_size, real)
         fake = self.generate(state, z)
-        loss, grads, logs = _critic_grads(self.objective, self.critic, state["critic"], real, fake, rng)
+        loss, grads, logs = critic_grads.unchecked(self.objective, self.critic, state["critic"], real, fake, rng)
         cp, oc = self.opt_critic._step(state["critic"], grads, state["opt_critic"])
         if self.objective.name == "wgan":
             cp = _clip_in_place(cp, self.objective.clip)
@@ -229,7 +228,7 @@ class GANMethod:
 
     def generator_step(self, state, rng, data):
         z = self.latent(rng, self.cfg.batch_size, state["gen"][0][0])
-        loss, grads, _ = _generator_grads(self.objective, self.gen, state["gen"], self.critic, state["critic"], z)
+        loss, grads, _ = generator_grads.unchecked(self.objective, self.gen, state["gen"], self.critic, state["critic"], z)
         gp, og = self.opt_gen._step(state["gen"], grads, state["opt_gen"])
         return {**state, "gen": gp, "opt_gen": og}, {"gen_loss": loss}
 

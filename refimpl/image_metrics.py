@@ -18,7 +18,7 @@ Host-side maths (POT, eigendecompositions) uses NumPy float64; the classifier tr
 and runs in the caller's Array API namespace ``xp``.
 
 Input rules: every public function validates at entry by the rules of
-:mod:`refimpl._checks` (arrays only, no lists; integer images promoted to float64,
+:mod:`refimpl.validation` (arrays only, no lists; integer images promoted to float64,
 float16 refused; NaN/inf raise ``ValueError`` naming the argument; labels are integer
 arrays in ``0..K-1``; counts and sizes are integers >= 1).
 """
@@ -32,10 +32,10 @@ import pathlib
 
 import numpy as _np  # host side: POT inputs, eigendecompositions, cache files
 
-from . import _checks
+from . import validation as checks
 from .backend import device_of, from_host, namespace, to_numpy
 from .checkpoint import atomic_write
-from .metrics import _w1 as _cloud_w1
+from .metrics import w1 as _cloud_w1
 from .nn import MLP
 from .optim import make_optimiser
 
@@ -46,7 +46,7 @@ __all__ = ["image_w1", "sqrtm_psd", "frechet_distance_gaussians", "frechet_dista
 
 # ----------------------------------------------------------------------------- exact W1
 def _flat_host(x, name):
-    x = _checks.array(x, name)
+    x = checks.array(x, name)
     if x.ndim < 2:
         raise ValueError(f"{name} must have shape (N, ...) with N images, got {tuple(x.shape)}")
     a = _np.asarray(to_numpy(x), dtype=_np.float64)
@@ -73,16 +73,16 @@ def image_w1(x, y, *, num_itermax=None):
     Raises
     ------
     TypeError, ValueError
-        By the input rules of :mod:`refimpl._checks` (module docstring), or when the two
+        By the input rules of :mod:`refimpl.validation` (module docstring), or when the two
         sets have different numbers of coordinates.
     RuntimeError
         When POT does not reach the optimum.
     """
-    num_itermax = None if num_itermax is None else _checks.integer(num_itermax, "num_itermax", ge=1)
+    num_itermax = None if num_itermax is None else checks.integer(num_itermax, "num_itermax", ge=1)
     a, b = _flat_host(x, "x"), _flat_host(y, "y")
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"y has {b.shape[1]} coordinates per image, x has {a.shape[1]}")
-    return _cloud_w1(a, b, num_itermax)
+    return _cloud_w1.unchecked(a, b, num_itermax)
 
 
 # ----------------------------------------------------------------------------- Frechet distance
@@ -94,7 +94,7 @@ def sqrtm_psd(S):
 
     Parameters
     ----------
-    S : array, shape (d, d), d >= 1, finite (input rules of :mod:`refimpl._checks`)
+    S : array, shape (d, d), d >= 1, finite (input rules of :mod:`refimpl.validation`)
 
     Returns
     -------
@@ -107,7 +107,7 @@ def sqrtm_psd(S):
 
 
 def _host(a, name, **kw):
-    return _np.asarray(to_numpy(_checks.array(a, name, **kw)), dtype=_np.float64)
+    return _np.asarray(to_numpy(checks.array(a, name, **kw)), dtype=_np.float64)
 
 
 def _sqrtm_psd(S):
@@ -131,7 +131,7 @@ def frechet_distance_gaussians(mu1, S1, mu2, S2):
     ----------
     mu1, mu2 : array, shape (d,)
     S1, S2 : array, shape (d, d), symmetric PSD
-        Finite (input rules of :mod:`refimpl._checks`; any backend, computed on the host).
+        Finite (input rules of :mod:`refimpl.validation`; any backend, computed on the host).
 
     Returns
     -------
@@ -167,7 +167,7 @@ def frechet_distance(f1, f2):
     Parameters
     ----------
     f1 : array, shape (n, k); f2 : array, shape (m, k), n, m >= 2 (any backend; host
-        float64; input rules of :mod:`refimpl._checks`)
+        float64; input rules of :mod:`refimpl.validation`)
 
     Returns
     -------
@@ -193,20 +193,20 @@ def softmax_cross_entropy(logits, labels):
     logits : array, shape (B, K), B, K >= 1, finite
     labels : array, shape (B,), integer in ``0..K-1`` (same namespace and device)
 
-    Input rules of :mod:`refimpl._checks`; errors name the argument.
+    Input rules of :mod:`refimpl.validation`; errors name the argument.
 
     Returns
     -------
     loss : 0-d array; dlogits : array (B, K)
     """
-    logits = _checks.array(logits, "logits", ndim=2)
+    logits = checks.array(logits, "logits", ndim=2)
     labels = _labels(labels, logits.shape[1], namespace(logits), logits.shape[0])
     return _softmax_cross_entropy(logits, labels)
 
 
 def _labels(labels, K, xp, n):
     """Integer labels of shape (n,) in ``0..K-1`` (``K=None``: >= 0 only); one reduction."""
-    if not _checks.is_array(labels):
+    if not checks.is_array(labels):
         raise TypeError(f"labels must be an integer array, got {type(labels).__name__}")
     if namespace(labels) is not xp:
         raise TypeError(f"labels lives in {namespace(labels).__name__}, the other inputs in {xp.__name__}")
@@ -244,7 +244,7 @@ def classifier_features(mlp, params, images, batch=1000):
     -------
     numpy.ndarray, shape (N, mlp.sizes[-2])
 
-    Input rules of :mod:`refimpl._checks` (module docstring).
+    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     params, x, batch = _classifier_inputs(mlp, params, images, batch)
     return _classifier_features(mlp, params, x, batch)
@@ -253,8 +253,8 @@ def classifier_features(mlp, params, images, batch=1000):
 def _classifier_inputs(mlp, params, images, batch):
     if not isinstance(mlp, MLP):
         raise TypeError(f"mlp must be a refimpl.nn.MLP, got {type(mlp).__name__}")
-    batch = _checks.integer(batch, "batch", ge=1)
-    images = _checks.array(images, "images", finite=False, nonempty=False)
+    batch = checks.integer(batch, "batch", ge=1)
+    images = checks.array(images, "images", finite=False, nonempty=False)
     if images.ndim < 2:
         raise ValueError(f"images must have shape (N, ...), got {tuple(images.shape)}")
     xp = namespace(images)
@@ -276,7 +276,7 @@ def classifier_accuracy(mlp, params, images, labels, batch=1000):
     """Fraction of ``images`` whose arg-max logit equals the label (host float).
 
     ``images`` (N, ...) finite, ``labels`` (N,) integer, N >= 1, ``batch`` >= 1 (input
-    rules of :mod:`refimpl._checks`)."""
+    rules of :mod:`refimpl.validation`)."""
     params, x, batch = _classifier_inputs(mlp, params, images, batch)
     if x.shape[0] == 0:
         raise ValueError("images must be non-empty")
@@ -319,20 +319,20 @@ def train_classifier(images, labels, *, hidden=(128, 64), activation="relu", ste
     mlp : MLP; params : list of (W, b) in the images' namespace; info : dict
         ``cached`` (bool), ``train_loss`` (last mini-batch), ``path`` (or None).
 
-    Input rules of :mod:`refimpl._checks` (module docstring).
+    Input rules of :mod:`refimpl.validation` (module docstring).
     """
-    images = _checks.array(images, "images")
+    images = checks.array(images, "images")
     if images.ndim < 2:
         raise ValueError(f"images must have shape (N, ...), got {tuple(images.shape)}")
     xp = namespace(images)
     labels = _labels(labels, None, xp, images.shape[0])
     if not isinstance(hidden, (tuple, list)) or not hidden:
         raise TypeError(f"hidden must be a non-empty tuple of layer widths, got {hidden!r}")
-    hidden = tuple(_checks.integer(h, "hidden", ge=1) for h in hidden)
-    steps = _checks.integer(steps, "steps", ge=1)
-    batch_size = _checks.integer(batch_size, "batch_size", ge=1)
-    lr = _checks.real(lr, "lr", gt=0)
-    seed = _checks.integer(seed, "seed", ge=0)
+    hidden = tuple(checks.integer(h, "hidden", ge=1) for h in hidden)
+    steps = checks.integer(steps, "steps", ge=1)
+    batch_size = checks.integer(batch_size, "batch_size", ge=1)
+    lr = checks.real(lr, "lr", gt=0)
+    seed = checks.integer(seed, "seed", ge=0)
     x = xp.reshape(images, (images.shape[0], -1))
     dtype, dev = x.dtype, device_of(x)
     K = int(_np.max(to_numpy(labels))) + 1
@@ -394,7 +394,7 @@ class ClassifierFrechet:
     def score(self, images):
         """Frechet distance of ``images`` (N, C, H, W), N >= 2, finite, to the reference (float).
 
-        Input rules of :mod:`refimpl._checks` (module docstring).
+        Input rules of :mod:`refimpl.validation` (module docstring).
         """
         params, x, _ = _classifier_inputs(self.mlp, self.params, images, 1000)
         return _frechet_distance_gaussians(*_moments(_classifier_features(self.mlp, params, x), "images features"),

@@ -23,7 +23,7 @@ import pickle
 
 import numpy as np
 
-from refimpl import _checks
+from refimpl import validation as checks
 from refimpl.backend import from_host
 
 __all__ = ["load_images", "load_digits", "load_mnist", "load_cifar10", "load_folder", "read_idx",
@@ -40,7 +40,7 @@ def _u8_to_unit(a):
 
 
 def _limit(limit):
-    return None if limit is None else _checks.integer(limit, "limit", ge=1)
+    return None if limit is None else checks.integer(limit, "limit", ge=1)
 
 
 def _finish(x, y, xp, device, limit):
@@ -77,7 +77,7 @@ def load_digits(split="all", xp=None, device=None, limit=None):
     (indices ``i % 5 != 0``, 1437 images) or ``"test"`` (``i % 5 == 0``, 360).
     Returns ``(images float32, labels int64)``.
 
-    Input rules of :mod:`refimpl._checks` (module docstring).
+    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     _check_split(split, ("all", "train", "test"))
     limit = _limit(limit)
@@ -103,7 +103,7 @@ def read_idx(path):
     dimensions, the dimensions as big-endian int32, then the big-endian data.
     Raises ``FileNotFoundError`` or ``ValueError`` naming ``path``.
 
-    Input rules of :mod:`refimpl._checks` (module docstring).
+    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     path = pathlib.Path(path)
     try:
@@ -147,7 +147,7 @@ def load_mnist(data_dir, split="train", xp=None, device=None, limit=None):
     Looks for ``{train,t10k}-images-idx3-ubyte`` and ``-labels-idx1-ubyte`` (also
     the ``images.idx3-ubyte`` spelling), each raw or with ``.gz``.
 
-    Input rules of :mod:`refimpl._checks` (module docstring).
+    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     _check_split(split)
     limit = _limit(limit)
@@ -213,7 +213,7 @@ def load_cifar10(data_dir, split="train", xp=None, device=None, limit=None):
     ``data_batch_1`` .. ``data_batch_5``, ``test`` reads ``test_batch``. The pickles
     are read with an unpickler that only accepts NumPy arrays.
 
-    Input rules of :mod:`refimpl._checks` (module docstring).
+    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     _check_split(split)
     limit = _limit(limit)
@@ -320,17 +320,17 @@ def load_folder(data_dir, size=64, channels=3, crop=True, xp=None, device=None, 
     Raises ``ValueError`` for ``channels`` not 1 or 3, a bad ``size`` or ``limit``
     (an integer >= 1), and for unreadable files or values outside a mode's range.
 
-    Input rules of :mod:`refimpl._checks` (module docstring).
+    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     if isinstance(channels, bool) or channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels!r}")
-    crop = _checks.boolean(crop, "crop")
+    crop = checks.boolean(crop, "crop")
     limit = _limit(limit)
     if size is not None:
         pair = (size, size) if not isinstance(size, (tuple, list)) else tuple(size)
         if len(pair) != 2:
             raise ValueError(f"size must be an int or (H, W), got {size!r}")
-        size = tuple(_checks.integer(v, "size", ge=1) for v in pair)
+        size = tuple(checks.integer(v, "size", ge=1) for v in pair)
     folder = _data_dir(data_dir, "folder")
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
     if limit is not None:
@@ -362,7 +362,7 @@ def load_images(name, data_dir=None, split="train", xp=None, device=None, limit=
     accepts ``"all"`` too); ``folder`` ignores ``split`` and takes ``size``,
     ``channels``, ``crop`` as keywords.
 
-    Input rules of :mod:`refimpl._checks` (module docstring).
+    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     if kwargs and name != "folder":
         raise ValueError(f"options {sorted(kwargs)} only apply to name='folder'")

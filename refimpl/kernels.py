@@ -21,7 +21,7 @@ al. (2018). NVRTC contracts ``a * b + c`` into fused multiply-adds, so the CuPy 
 reference to rounding (their tests state the tolerance), not bitwise.
 
 Kernels are training-step internals: arguments are not validated (input rules of
-:mod:`refimpl._checks` apply at the public entry points).
+:mod:`refimpl.validation` apply at the public entry points).
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ sample.
   ``pip install POT`` or ``pip install 'refimpl[toy]'``).
 
 Input rules: every public function validates at entry by the rules of
-:mod:`refimpl._checks`: clouds are arrays (no lists), integer and bool clouds are
+:mod:`refimpl.validation`: clouds are arrays (no lists), integer and bool clouds are
 promoted to float64, float16 is refused, a float32 cloud with a float64 one is computed
 in float64, and NaN/inf raise ``ValueError`` naming the argument (before any solver
 runs); scalar parameters have the domains stated in each docstring.
@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as _np  # host side: POT inputs, random directions, index tables
 
-from . import _checks
+from . import host_ot, validation as checks
 from .backend import device_of, from_host, namespace, to_numpy
 from .datasets import Mixture, get_dataset, sample
 from .threads import thread_budget
@@ -36,15 +36,6 @@ N_EVAL = 2500
 
 #: Default number of random directions of :func:`sliced_w1`.
 N_PROJECTIONS = 500
-
-
-def _import_ot():
-    try:
-        import ot
-    except ImportError as e:  # pragma: no cover - depends on the install
-        raise ImportError("exact Wasserstein metrics need POT: pip install POT "
-                          "(or pip install 'refimpl[toy]')") from e
-    return ot
 
 
 # ----------------------------------------------------------------------------- modes
@@ -75,16 +66,16 @@ def mode_stats(samples, centers, std):
     -----
     Protocol: conventions.md, "2-D mixture protocol"; distances are compared squared,
     :math:`\\|x - c_k\\|^2 \\le 9\\sigma^2`, in the samples' dtype. Input rules of
-    :mod:`refimpl._checks` (module docstring).
+    :mod:`refimpl.validation` (module docstring).
     """
-    samples = _checks.array(samples, "samples", ndim=2)
-    std = _checks.real(std, "std", gt=0)
+    samples = checks.array(samples, "samples", ndim=2)
+    std = checks.real(std, "std", gt=0)
     xp = namespace(samples)
     if isinstance(centers, _np.ndarray) and xp is not _np:
-        centers = _checks.array(centers, "centers", shape=(None, samples.shape[1]))
+        centers = checks.array(centers, "centers", shape=(None, samples.shape[1]))
         c = from_host(centers, xp, samples.dtype, device_of(samples))
     else:
-        c = xp.astype(_checks.array(centers, "centers", shape=(None, samples.shape[1]), xp=xp), samples.dtype)
+        c = xp.astype(checks.array(centers, "centers", shape=(None, samples.shape[1]), xp=xp), samples.dtype)
     return _mode_stats(samples, c, std)
 
 
@@ -106,8 +97,8 @@ def _mode_stats(samples, c, std):
 # ----------------------------------------------------------------------------- exact W1 / W2
 
 def _cloud(x, name, xp=None):
-    """Entry check of a point cloud: (n, d) or (n,), n >= 1, input rules of :mod:`refimpl._checks`."""
-    x = _checks.array(x, name, ndim=(1, 2), xp=xp)
+    """Entry check of a point cloud: (n, d) or (n,), n >= 1, input rules of :mod:`refimpl.validation`."""
+    x = checks.array(x, name, ndim=(1, 2), xp=xp)
     return x if x.ndim == 2 else namespace(x).reshape(x, (-1, 1))
 
 
@@ -116,54 +107,19 @@ def _clouds(x, y):
     y = _cloud(y, "y", namespace(x))
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"y must have the dimension of x, {x.shape[1]}, got {y.shape[1]}")
-    return _checks.common_float(x, y)
+    return checks.common_float(x, y)
 
 
 def _itermax(num_itermax):
-    return None if num_itermax is None else _checks.integer(num_itermax, "num_itermax", ge=1)
+    return None if num_itermax is None else checks.integer(num_itermax, "num_itermax", ge=1)
 
 
-def _host_clouds(x, y):
-    """Host float64 copies divided by a power of two ``s`` near their largest coordinate, and ``s``.
-
-    W1 and W2 are positively homogeneous (``W(s x, s y) = s W(x, y)``) and dividing by a power of
-    two is exact, so the squared distances neither overflow (coordinates near 1e200) nor
-    underflow (near 1e-200) and the result is ``s`` times the solve on the scaled clouds.
-    """
-    a = _np.asarray(to_numpy(x), dtype=_np.float64).reshape(x.shape[0], -1)
-    b = _np.asarray(to_numpy(y), dtype=_np.float64).reshape(y.shape[0], -1)
-    top = max(float(_np.max(_np.abs(a))), float(_np.max(_np.abs(b))))
-    s = 2.0 ** math.frexp(top)[1] if top > 0 else 1.0
-    return a / s, b / s, s
+def _w1(x, y, num_itermax=None):
+    a, b, s = host_ot.host_clouds(x, y)
+    return s * host_ot.emd2_uniform(_np.sqrt(host_ot.sq_dists(a, b)), num_itermax)
 
 
-def _sq_dists(a, b):
-    """(n, m) squared Euclidean distances by coordinate differences (no cancellation)."""
-    d2 = _np.zeros((a.shape[0], b.shape[0]))
-    for k in range(a.shape[1]):
-        diff = a[:, k, None] - b[None, :, k]
-        d2 += diff * diff
-    return d2
-
-
-def _emd2_uniform(M, num_itermax):
-    """Exact OT cost ``min_P <P, M>`` with uniform marginals; raises if POT is not optimal."""
-    ot = _import_ot()
-    n, m = M.shape
-    a = _np.full(n, 1.0 / n)
-    b = _np.full(m, 1.0 / m)
-    if num_itermax is None:
-        num_itermax = max(1_000_000, 20 * n * m)
-    import warnings
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # the result code is checked below
-        cost, log = ot.emd2(a, b, M, numItermax=int(num_itermax), log=True)
-    if log["result_code"] != 1:
-        raise RuntimeError(f"POT emd2 did not reach the optimum (result_code {log['result_code']}: "
-                           f"{log['warning']}); numItermax was {num_itermax}")
-    return float(cost)
-
-
+@checks.checked(_w1)
 def w1(x, y, *, num_itermax=None):
     """Exact 1-Wasserstein distance between two uniform point clouds.
 
@@ -184,7 +140,7 @@ def w1(x, y, *, num_itermax=None):
     Raises
     ------
     TypeError, ValueError
-        By the input rules of :mod:`refimpl._checks` (module docstring): NaN/inf in ``x``
+        By the input rules of :mod:`refimpl.validation` (module docstring): NaN/inf in ``x``
         or ``y``, empty clouds, other dimensions, a list instead of an array.
     RuntimeError
         When POT reports a non-optimal result (e.g. iteration cap reached).
@@ -195,11 +151,6 @@ def w1(x, y, *, num_itermax=None):
     """
     x, y = _clouds(x, y)
     return _w1(x, y, _itermax(num_itermax))
-
-
-def _w1(x, y, num_itermax=None):
-    a, b, s = _host_clouds(x, y)
-    return s * _emd2_uniform(_np.sqrt(_sq_dists(a, b)), num_itermax)
 
 
 def w2(x, y, *, num_itermax=None):
@@ -214,25 +165,25 @@ def w2(x, y, *, num_itermax=None):
     -------
     float
 
-    Input rules of :mod:`refimpl._checks` (module docstring).
+    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     x, y = _clouds(x, y)
     num_itermax = _itermax(num_itermax)
-    a, b, s = _host_clouds(x, y)
-    return s * math.sqrt(max(_emd2_uniform(_sq_dists(a, b), num_itermax), 0.0))
+    a, b, s = host_ot.host_clouds(x, y)
+    return s * math.sqrt(max(host_ot.emd2_uniform(host_ot.sq_dists(a, b), num_itermax), 0.0))
 
 
 def _w1_w2(x, y, num_itermax=None, threads=2):
     """(W1, W2) sharing the distance matrix; with ``threads >= 2`` the two network simplex
     solves run in two threads (POT's solver releases the GIL), else one after the other."""
-    a, b, s = _host_clouds(x, y)
-    d2 = _sq_dists(a, b)
+    a, b, s = host_ot.host_clouds(x, y)
+    d2 = host_ot.sq_dists(a, b)
     d = _np.sqrt(d2)
     if threads < 2:
-        return s * _emd2_uniform(d, num_itermax), s * math.sqrt(max(_emd2_uniform(d2, num_itermax), 0.0))
+        return s * host_ot.emd2_uniform(d, num_itermax), s * math.sqrt(max(host_ot.emd2_uniform(d2, num_itermax), 0.0))
     with ThreadPoolExecutor(max_workers=2) as ex:
-        f1 = ex.submit(_emd2_uniform, d, num_itermax)
-        f2 = ex.submit(_emd2_uniform, d2, num_itermax)
+        f1 = ex.submit(host_ot.emd2_uniform, d, num_itermax)
+        f2 = ex.submit(host_ot.emd2_uniform, d2, num_itermax)
         return s * f1.result(), s * math.sqrt(max(f2.result(), 0.0))
 
 
@@ -268,7 +219,7 @@ def sliced_w1(x, y, n_projections=N_PROJECTIONS, *, rng):
     x : array, shape (n, d) (or (n,) for 1-D), n >= 1
     y : array, shape (m, d) (or (m,)), m >= 1, same backend as ``x``
         Finite; integer clouds are promoted to float64, float32 with float64 gives
-        float64 (input rules of :mod:`refimpl._checks`).
+        float64 (input rules of :mod:`refimpl.validation`).
     n_projections : int >= 1, optional
         Number ``P`` of random directions (default 500).
     rng : numpy.random.Generator or int
@@ -291,8 +242,8 @@ def sliced_w1(x, y, n_projections=N_PROJECTIONS, *, rng):
     Reference: conventions.md, "2-D mixture protocol" (evaluation metric of this project).
     """
     if not isinstance(rng, _np.random.Generator):
-        rng = _np.random.default_rng(_checks.integer(rng, "rng", ge=0))
-    n_projections = _checks.integer(n_projections, "n_projections", ge=1)
+        rng = _np.random.default_rng(checks.integer(rng, "rng", ge=0))
+    n_projections = checks.integer(n_projections, "n_projections", ge=1)
     x, y = _clouds(x, y)
     return _sliced_w1(x, y, n_projections, rng)
 
@@ -302,7 +253,7 @@ def _sliced_w1(x, y, n_projections, rng):
     n, d = x.shape
     m = y.shape[0]
     top = float(to_numpy(xp.maximum(xp.max(xp.abs(x)), xp.max(xp.abs(y)))))
-    s = 2.0 ** math.frexp(top)[1] if top > 0 else 1.0     # exact power-of-two scaling (see _host_clouds)
+    s = 2.0 ** math.frexp(top)[1] if top > 0 else 1.0     # exact power-of-two scaling (see host_ot.host_clouds)
     x, y = x / s, y / s
     g = rng.standard_normal((n_projections, d))
     theta = g / _np.linalg.norm(g, axis=1, keepdims=True)
@@ -330,7 +281,7 @@ def evaluate(samples, dataset_name, rng, n_target=N_EVAL, *, n_projections=N_PRO
     ----------
     samples : array, shape (n, 2), n >= 1
         Generated samples (protocol: ``n = 2500``), any backend, finite (input rules
-        of :mod:`refimpl._checks`: NaN/inf raise ``ValueError`` before any solver runs).
+        of :mod:`refimpl.validation`: NaN/inf raise ``ValueError`` before any solver runs).
     dataset_name : str or Mixture or SwissRoll
     rng : numpy.random.Generator
         Draws the ``n_target`` target samples first, then the sliced-W1 directions.
@@ -359,12 +310,11 @@ def evaluate(samples, dataset_name, rng, n_target=N_EVAL, *, n_projections=N_PRO
     concurrently in two threads when ``threads >= 2``.
     """
     spec = get_dataset(dataset_name)
-    if not isinstance(rng, _np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    n_target = _checks.integer(n_target, "n_target", ge=1)
-    n_projections = _checks.integer(n_projections, "n_projections", ge=1)
-    threads = thread_budget() if threads is None else _checks.integer(threads, "threads", ge=1)
-    samples = _checks.array(samples, "samples", shape=(None, 2))
+    checks.random_generator(rng, "rng")
+    n_target = checks.integer(n_target, "n_target", ge=1)
+    n_projections = checks.integer(n_projections, "n_projections", ge=1)
+    threads = thread_budget() if threads is None else checks.integer(threads, "threads", ge=1)
+    samples = checks.array(samples, "samples", shape=(None, 2))
     xp = namespace(samples)
     target = sample(spec, n_target, rng, xp=xp, dtype=samples.dtype, device=device_of(samples))
     out = {"modes": None, "high_quality": None}

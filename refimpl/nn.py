@@ -5,7 +5,7 @@ Every pass is a pure function of its arguments; caches and tapes are return valu
 The maths of the four passes is written out in ``docs/engine.md``.
 
 Input rules: every public function and method validates its arrays at entry by the
-rules of :mod:`refimpl._checks` (arrays only, no lists; float16 refused; NaN/inf refused
+rules of :mod:`refimpl.validation` (arrays only, no lists; float16 refused; NaN/inf refused
 with a ``ValueError`` naming the argument; parameters float32/float64 with the layer
 shapes; inputs of a network must have its parameters' dtype, integer inputs are
 promoted to float64 first). The ``_``-prefixed twins (``MLP._forward`` ...) skip the
@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as _np
 
-from . import _checks
+from . import validation as checks
 from .activations import ACTIVATIONS, LEAKY_SLOPE, Activation, get_activation  # noqa: F401 (re-exported)
 from .backend import dtype_of, from_host, namespace
 
@@ -38,46 +38,48 @@ def _shapes_of(p):
     return [(tuple(W.shape), tuple(b.shape)) for W, b in p]
 
 
-def copy_params(params):
-    """A real copy (new arrays) of a list of ``(W, b)``.
-
-    ``params`` follows the input rules of :mod:`refimpl._checks` (float32/float64
-    arrays, finite); ``TypeError``/``ValueError`` naming ``params[l][k]`` otherwise.
-    """
-    return _copy_params(_checks.params(params, "params"))
-
-
 def _copy_params(params):
     xp = namespace(params)
     return [(xp.asarray(W, copy=True), xp.asarray(b, copy=True)) for W, b in params]
 
 
+@checks.checked(_copy_params)
+def copy_params(params):
+    """A real copy (new arrays) of a list of ``(W, b)``.
+
+    ``params`` follows the input rules of :mod:`refimpl.validation` (float32/float64
+    arrays, finite); ``TypeError``/``ValueError`` naming ``params[l][k]`` otherwise.
+    """
+    return _copy_params(checks.params(params, "params"))
+
+
 def zeros_like_params(params):
     """Zero arrays shaped like ``params`` (same namespace, dtype, device); input rules of
-    :mod:`refimpl._checks` (non-finite values are allowed: only shapes are read)."""
-    params = _checks.params(params, "params", finite=False)
+    :mod:`refimpl.validation` (non-finite values are allowed: only shapes are read)."""
+    params = checks.params(params, "params", finite=False)
     xp = namespace(params)
     return [(xp.zeros_like(W), xp.zeros_like(b)) for W, b in params]
-
-
-def add_params(p, q, scale=1.0):
-    """``p + scale * q`` leafwise (new arrays).
-
-    ``p`` and ``q``: parameter lists of one namespace, dtype and layout; ``scale``: a
-    finite real. Input rules of :mod:`refimpl._checks`; errors name ``p``, ``q`` or ``scale``.
-    """
-    p = _checks.params(p, "p")
-    q = _checks.params(q, "q", xp=namespace(p), shapes=_shapes_of(p), dtype=p[0][0].dtype)
-    return _add_params(p, q, _checks.real(scale, "scale"))
 
 
 def _add_params(p, q, scale=1.0):
     return [(W + scale * V, b + scale * c) for (W, b), (V, c) in zip(p, q)]
 
 
+@checks.checked(_add_params)
+def add_params(p, q, scale=1.0):
+    """``p + scale * q`` leafwise (new arrays).
+
+    ``p`` and ``q``: parameter lists of one namespace, dtype and layout; ``scale``: a
+    finite real. Input rules of :mod:`refimpl.validation`; errors name ``p``, ``q`` or ``scale``.
+    """
+    p = checks.params(p, "p")
+    q = checks.params(q, "q", xp=namespace(p), shapes=_shapes_of(p), dtype=p[0][0].dtype)
+    return _add_params(p, q, checks.real(scale, "scale"))
+
+
 def param_count(params):
-    """Number of scalars in ``params`` (structure checked as in :mod:`refimpl._checks`; values not read)."""
-    params = _checks.params(params, "params", finite=False)
+    """Number of scalars in ``params`` (structure checked as in :mod:`refimpl.validation`; values not read)."""
+    params = checks.params(params, "params", finite=False)
     return sum(math.prod(W.shape) + math.prod(b.shape) for W, b in params)
 
 
@@ -141,7 +143,7 @@ class MLP:
         get_activation(self.output)
         if self.weight_init not in INITS:
             raise ValueError(f"unknown weight_init {self.weight_init!r}; choose one of {', '.join(INITS)}")
-        object.__setattr__(self, "init_gain", _checks.real(self.init_gain, "init_gain", gt=0))
+        object.__setattr__(self, "init_gain", checks.real(self.init_gain, "init_gain", gt=0))
 
     @property
     def n_layers(self):
@@ -150,7 +152,7 @@ class MLP:
     def act(self, layer):
         """Activation of layer ``layer`` (0-based).
 
-        Input rules of :mod:`refimpl._checks` (module docstring).
+        Input rules of :mod:`refimpl.validation` (module docstring).
         """
         return get_activation(self.output if layer == self.n_layers - 1 else self.activation)
 
@@ -161,10 +163,9 @@ class MLP:
         ``dtype``: ``"float32"``/``"float64"`` or such a dtype of ``xp`` (float16 is
         refused, ``TypeError``); ``device``: where the arrays are created.
 
-        Input rules of :mod:`refimpl._checks` (module docstring).
+        Input rules of :mod:`refimpl.validation` (module docstring).
         """
-        if not isinstance(rng, _np.random.Generator):
-            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        checks.random_generator(rng, "rng")
         if xp is None:
             xp = namespace()
         dt = dtype_of(xp, dtype)
@@ -195,28 +196,28 @@ class MLP:
         finiteness reduction for all."""
         flat = params if hasattr(params, "buffer") else None   # flat parameters: one reduction over the buffer,
         buffer = None if flat is None or flat.finite else flat.buffer   # none while known finite
-        params = _checks.params(params, pname, shapes=self._param_shapes(), finite=False)
+        params = checks.params(params, pname, shapes=self._param_shapes(), finite=False)
         xp = namespace(params)
         dt = params[0][0].dtype
         arrs = []
         for name, arr, want_shape in items:
-            arr = _checks.array(arr, name, shape=want_shape, nonempty=nonempty, finite=False, xp=xp)
+            arr = checks.array(arr, name, shape=want_shape, nonempty=nonempty, finite=False, xp=xp)
             if arr.dtype != dt:
                 promoted = " (integers and bool are promoted to float64)" if arr is not items[len(arrs)][1] else ""
-                raise TypeError(f"{name} has dtype {_checks._dtype_name(arr.dtype)}{promoted} but the network's "
-                                f"parameters are {_checks._dtype_name(dt)}; cast {name} with xp.astype")
+                raise TypeError(f"{name} has dtype {checks.dtype_name(arr.dtype)}{promoted} but the network's "
+                                f"parameters are {checks.dtype_name(dt)}; cast {name} with xp.astype")
             arrs.append(arr)
         leaves = [a for Wb in params for a in Wb]
         names = [f"{pname}[{i // 2}][{i % 2}]" for i in range(len(leaves))]
         if flat is not None and flat.finite:
-            _checks.finite_all(arrs, [it[0] for it in items])
+            checks.finite_all(arrs, [it[0] for it in items])
             return (params, *arrs)
         try:
             if buffer is None:
                 raise ValueError
-            _checks.finite_all([buffer] + arrs, [pname] + [it[0] for it in items])
+            checks.finite_all([buffer] + arrs, [pname] + [it[0] for it in items])
         except ValueError:
-            _checks.finite_all(leaves + arrs, names + [it[0] for it in items])
+            checks.finite_all(leaves + arrs, names + [it[0] for it in items])
         if flat is not None:
             flat.finite = True
         return (params, *arrs)
@@ -238,7 +239,7 @@ class MLP:
         Raises
         ------
         TypeError, ValueError
-            By the input rules of :mod:`refimpl._checks`, naming ``params[l][k]`` or ``x``.
+            By the input rules of :mod:`refimpl.validation`, naming ``params[l][k]`` or ``x``.
         """
         params, x = self._validate(params, ("x", x, (None, self.sizes[0])))
         return self._forward(params, x)
@@ -272,15 +273,15 @@ class MLP:
         Raises
         ------
         TypeError, ValueError
-            By the input rules of :mod:`refimpl._checks` (``dy`` finite, the output's
+            By the input rules of :mod:`refimpl.validation` (``dy`` finite, the output's
             shape and dtype), naming the argument.
         """
         if not isinstance(cache, Cache):
             raise TypeError(f"cache must be the Cache returned by forward, got {type(cache).__name__}")
         y = cache.hs[-1]
         params, dy = self._validate(params, ("dy", dy, tuple(y.shape)))
-        return self._backward(params, cache, dy, _checks.boolean(need_dx, "need_dx"),
-                              _checks.boolean(need_params, "need_params"))
+        return self._backward(params, cache, dy, checks.boolean(need_dx, "need_dx"),
+                              checks.boolean(need_params, "need_params"))
 
     def _backward(self, params, cache, dy, need_dx=True, need_params=True):
         xp = namespace(dy)
@@ -302,7 +303,7 @@ class MLP:
 
         Parameters
         ----------
-        params : list of (W, b); x : array (B, sizes[0]), finite (input rules of :mod:`refimpl._checks`)
+        params : list of (W, b); x : array (B, sizes[0]), finite (input rules of :mod:`refimpl.validation`)
 
         Returns
         -------
@@ -342,7 +343,7 @@ class MLP:
 
         Parameters
         ----------
-        u : array (B, sizes[0]), finite, the input's dtype (input rules of :mod:`refimpl._checks`)
+        u : array (B, sizes[0]), finite, the input's dtype (input rules of :mod:`refimpl.validation`)
 
         Returns
         -------
@@ -352,8 +353,8 @@ class MLP:
         if not isinstance(tape, Tape):
             raise TypeError(f"tape must be the Tape returned by input_gradient, got {type(tape).__name__}")
         params, u = self._validate(params, ("u", u, tuple(tape.cache.hs[0].shape)))
-        return self._input_gradient_vjp(params, tape, u, _checks.boolean(need_dx, "need_dx"),
-                                        _checks.boolean(need_params, "need_params"))
+        return self._input_gradient_vjp(params, tape, u, checks.boolean(need_dx, "need_dx"),
+                                        checks.boolean(need_params, "need_params"))
 
     def _input_gradient_vjp(self, params, tape, u, need_dx=True, need_params=True):
         cache, dacts, ds, es = tape

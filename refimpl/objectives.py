@@ -16,22 +16,23 @@ Sign convention (``shared/conventions.md``): the critic ``f`` maximises
 Random draws (``eps``, ``u``) come from the host ``numpy.random.Generator`` passed in.
 
 Input rules: every public function validates its arrays and scalars at entry by the
-rules of :mod:`refimpl._checks` (no lists, float16 refused, NaN/inf refused with a
+rules of :mod:`refimpl.validation` (no lists, float16 refused, NaN/inf refused with a
 ``ValueError`` naming the argument; network inputs in the parameters' dtype). The
-``_``-prefixed twins skip the checks and are what training steps call.
+Their unchecked cores (``f.unchecked``, :func:`refimpl.validation.checked`) skip the checks and
+are what training steps call.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-import numpy as _np
 
-from . import _checks
+from . import validation as checks
 from .backend import from_host, namespace
-from .architectures import NETWORKS
-from .activations import _sigmoid, _softplus
-from .nn import MLP, _add_params
+from .activations import ACTIVATIONS
+from .nn import MLP, add_params
+
+_sigmoid, _softplus = ACTIVATIONS["sigmoid"].f, ACTIVATIONS["softplus"].f
 
 OBJECTIVES = ("wgan", "wgan-gp", "wgan-lp", "dragan", "standard")
 
@@ -77,56 +78,11 @@ def _obj(obj):
     return obj
 
 
-def _net(net, name):
-    if not isinstance(net, NETWORKS):
-        raise TypeError(f"{name} must be a refimpl.nn.MLP or a refimpl.cnn.flat.FlatIO, got {type(net).__name__}")
-    if net.sizes[-1] != 1:
-        raise ValueError(f"{name} must have a scalar output, it has {net.sizes[-1]}")
-    return net
-
-
-def _rng(rng):
-    if not isinstance(rng, _np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    return rng
-
-
 def _scores(name, f, xp=None):
-    return _checks.array(f, name, shape=(None, 1), nonempty=True, xp=xp)
+    return checks.array(f, name, shape=(None, 1), nonempty=True, xp=xp)
 
 
 # ----------------------------------------------------------------------------- penalties
-def gradient_penalty(critic, cparams, x_hat, lam, kind="two-sided"):
-    """``P = lam * mean_b r_b^2`` with ``r_b = ||g_b|| - 1`` (two-sided) or ``max(0, ||g_b|| - 1)``
-    (one-sided), ``g_b = grad_x f(x_hat_b)``, and ``dP/dparams`` through the double backward.
-
-    ``dP/dg_b = (2 lam / B) r_b g_b / ||g_b||``; where ``||g_b|| = 0`` the direction is
-    undefined and the (sub)gradient 0 is used, so the result is always finite.
-
-    Parameters
-    ----------
-    critic : MLP with scalar output; cparams : its parameters
-    x_hat : array (B, d), B >= 1, finite
-    lam : float > 0
-    kind : "two-sided" or "one-sided"
-
-    Input rules of :mod:`refimpl._checks`; errors name the argument.
-
-    Returns
-    -------
-    penalty : 0-d array
-    grads : list of (dW, db) like ``cparams``
-    norms : array (B,), the gradient norms ``||g_b||``
-    """
-    _checks.choice(kind, "kind", ("two-sided", "one-sided"))
-    _net(critic, "critic")
-    lam = _checks.real(lam, "lam", gt=0)
-    cparams, x_hat = critic._validate(cparams, ("x_hat", x_hat, (None, critic.sizes[0])), pname="cparams")
-    if x_hat.shape[0] == 0:
-        raise ValueError("x_hat must be non-empty, got shape (0, ...)")
-    return _gradient_penalty(critic, cparams, x_hat, lam, kind)
-
-
 def _gradient_penalty(critic, cparams, x_hat, lam, kind="two-sided"):
     xp = namespace(x_hat)
     B = x_hat.shape[0]
@@ -142,25 +98,45 @@ def _gradient_penalty(critic, cparams, x_hat, lam, kind="two-sided"):
     return pen, grads, norm
 
 
+@checks.checked(_gradient_penalty)
+def gradient_penalty(critic, cparams, x_hat, lam, kind="two-sided"):
+    """``P = lam * mean_b r_b^2`` with ``r_b = ||g_b|| - 1`` (two-sided) or ``max(0, ||g_b|| - 1)``
+    (one-sided), ``g_b = grad_x f(x_hat_b)``, and ``dP/dparams`` through the double backward.
+
+    ``dP/dg_b = (2 lam / B) r_b g_b / ||g_b||``; where ``||g_b|| = 0`` the direction is
+    undefined and the (sub)gradient 0 is used, so the result is always finite.
+
+    Parameters
+    ----------
+    critic : MLP with scalar output; cparams : its parameters
+    x_hat : array (B, d), B >= 1, finite
+    lam : float > 0
+    kind : "two-sided" or "one-sided"
+
+    Input rules of :mod:`refimpl.validation`; errors name the argument.
+
+    Returns
+    -------
+    penalty : 0-d array
+    grads : list of (dW, db) like ``cparams``
+    norms : array (B,), the gradient norms ``||g_b||``
+    """
+    checks.choice(kind, "kind", ("two-sided", "one-sided"))
+    checks.network(critic, "critic")
+    lam = checks.real(lam, "lam", gt=0)
+    cparams, x_hat = critic._validate(cparams, ("x_hat", x_hat, (None, critic.sizes[0])), pname="cparams")
+    if x_hat.shape[0] == 0:
+        raise ValueError("x_hat must be non-empty, got shape (0, ...)")
+    return _gradient_penalty(critic, cparams, x_hat, lam, kind)
+
+
 def _pair(real, fake):
     """Validated ``(real, fake)``: 2-D, non-empty, finite, one namespace, common float dtype."""
-    real = _checks.array(real, "real", ndim=2)
-    fake = _checks.array(fake, "fake", ndim=2, xp=namespace(real))
+    real = checks.array(real, "real", ndim=2)
+    fake = checks.array(fake, "fake", ndim=2, xp=namespace(real))
     if fake.shape[1] != real.shape[1]:
         raise ValueError(f"fake must have shape (*, {real.shape[1]}) like real, got {tuple(fake.shape)}")
-    return _checks.common_float(real, fake)
-
-
-def penalty_points(obj, real, fake, rng):
-    """Where the penalty is evaluated: interpolates (WGAN-GP, WGAN-LP) or perturbed data (DRAGAN).
-
-    ``real`` (B, d) and ``fake`` (B, d) (equal B for interpolates), finite; ``rng`` a
-    ``numpy.random.Generator``. Input rules of :mod:`refimpl._checks` (float32 with
-    float64 gives float64). Returns (B, d) in their namespace, dtype and device.
-    """
-    _obj(obj), _rng(rng)
-    real, fake = _pair(real, fake)
-    return _penalty_points(obj, real, fake, rng)
+    return checks.common_float(real, fake)
 
 
 def _penalty_points(obj, real, fake, rng):
@@ -175,24 +151,20 @@ def _penalty_points(obj, real, fake, rng):
     return eps * real + (1.0 - eps) * fake
 
 
-# ----------------------------------------------------------------------------- losses
-def critic_scores_loss(obj, f_real, f_fake):
-    """Critic loss from the scores and its gradient w.r.t. them.
+@checks.checked(_penalty_points)
+def penalty_points(obj, real, fake, rng):
+    """Where the penalty is evaluated: interpolates (WGAN-GP, WGAN-LP) or perturbed data (DRAGAN).
 
-    Parameters
-    ----------
-    f_real : (Br, 1), f_fake : (Bf, 1), finite, non-empty (input rules of :mod:`refimpl._checks`)
-
-    Returns
-    -------
-    loss : 0-d array; d_real : (Br, 1); d_fake : (Bf, 1)
+    ``real`` (B, d) and ``fake`` (B, d) (equal B for interpolates), finite; ``rng`` a
+    ``numpy.random.Generator``. Input rules of :mod:`refimpl.validation` (float32 with
+    float64 gives float64). Returns (B, d) in their namespace, dtype and device.
     """
-    _obj(obj)
-    f_real = _scores("f_real", f_real)
-    f_fake = _scores("f_fake", f_fake, namespace(f_real))
-    return _critic_scores_loss(obj, *_checks.common_float(f_real, f_fake))
+    _obj(obj), checks.random_generator(rng)
+    real, fake = _pair(real, fake)
+    return _penalty_points(obj, real, fake, rng)
 
 
+# ----------------------------------------------------------------------------- losses
 def _critic_scores_loss(obj, f_real, f_fake):
     xp = namespace(f_real, f_fake)
     br, bf = f_real.shape[0], f_fake.shape[0]
@@ -203,13 +175,22 @@ def _critic_scores_loss(obj, f_real, f_fake):
     return loss, xp.full_like(f_real, -1.0 / br), xp.full_like(f_fake, 1.0 / bf)
 
 
-def generator_scores_loss(obj, f_fake):
-    """Generator loss from the critic's scores on ``G(z)`` and its gradient w.r.t. them:
-    ``-mean f`` (Wasserstein family) or the non-saturating ``mean softplus(-f)``.
+@checks.checked(_critic_scores_loss)
+def critic_scores_loss(obj, f_real, f_fake):
+    """Critic loss from the scores and its gradient w.r.t. them.
 
-    ``f_fake`` (B, 1), finite, non-empty (input rules of :mod:`refimpl._checks`)."""
+    Parameters
+    ----------
+    f_real : (Br, 1), f_fake : (Bf, 1), finite, non-empty (input rules of :mod:`refimpl.validation`)
+
+    Returns
+    -------
+    loss : 0-d array; d_real : (Br, 1); d_fake : (Bf, 1)
+    """
     _obj(obj)
-    return _generator_scores_loss(obj, _scores("f_fake", f_fake))
+    f_real = _scores("f_real", f_real)
+    f_fake = _scores("f_fake", f_fake, namespace(f_real))
+    return _critic_scores_loss(obj, *checks.common_float(f_real, f_fake))
 
 
 def _generator_scores_loss(obj, f_fake):
@@ -220,6 +201,33 @@ def _generator_scores_loss(obj, f_fake):
     return -xp.mean(f_fake), xp.full_like(f_fake, -1.0 / b)
 
 
+@checks.checked(_generator_scores_loss)
+def generator_scores_loss(obj, f_fake):
+    """Generator loss from the critic's scores on ``G(z)`` and its gradient w.r.t. them:
+    ``-mean f`` (Wasserstein family) or the non-saturating ``mean softplus(-f)``.
+
+    ``f_fake`` (B, 1), finite, non-empty (input rules of :mod:`refimpl.validation`)."""
+    _obj(obj)
+    return _generator_scores_loss(obj, _scores("f_fake", f_fake))
+
+
+def _critic_grads(obj, critic, cparams, real, fake, rng):
+    xp = namespace(real, fake)
+    br = real.shape[0]
+    scores, cache = critic._forward(cparams, xp.concat([real, fake], axis=0))   # one pass, (Br+Bf, 1)
+    loss, d_real, d_fake = _critic_scores_loss(obj, scores[:br, :], scores[br:, :])
+    _, grads = critic._backward(cparams, cache, xp.concat([d_real, d_fake], axis=0), need_dx=False)
+    logs = {"critic_loss": loss}
+    if obj.penalty is not None:
+        pen, pgrads, _ = _gradient_penalty(critic, cparams, _penalty_points(obj, real, fake, rng), obj.lam,
+                                           obj.penalty)
+        grads = add_params.unchecked(grads, pgrads)
+        loss = loss + pen
+        logs = {"critic_loss": loss, "penalty": pen}
+    return loss, grads, logs
+
+
+@checks.checked(_critic_grads)
 def critic_grads(obj, critic, cparams, real, fake, rng):
     """Critic loss (to minimise) and its parameter gradients on one batch.
 
@@ -229,7 +237,7 @@ def critic_grads(obj, critic, cparams, real, fake, rng):
         in the critic parameters' dtype.
     rng : numpy.random.Generator for the penalty's random points.
 
-    Input rules of :mod:`refimpl._checks`; errors name the argument.
+    Input rules of :mod:`refimpl.validation`; errors name the argument.
 
     Returns
     -------
@@ -238,7 +246,7 @@ def critic_grads(obj, critic, cparams, real, fake, rng):
     Computed by the fused step :func:`refimpl.steps.critic_loss_grads` (equal batches, an MLP critic;
     the per-step :func:`_critic_grads` otherwise, and as its test reference).
     """
-    _obj(obj), _net(critic, "critic"), _rng(rng)
+    _obj(obj), checks.network(critic, "critic"), checks.random_generator(rng)
     d = critic.sizes[0]
     cparams, real, fake = critic._validate(cparams, ("real", real, (None, d)), ("fake", fake, (None, d)),
                                            pname="cparams", nonempty=True)
@@ -255,51 +263,19 @@ def critic_grads(obj, critic, cparams, real, fake, rng):
     return critic_loss_grads(obj, critic, cparams, real, fake, noise, constants({}, obj, real, real.shape[0]))
 
 
-def _critic_grads(obj, critic, cparams, real, fake, rng):
-    xp = namespace(real, fake)
-    br = real.shape[0]
-    scores, cache = critic._forward(cparams, xp.concat([real, fake], axis=0))   # one pass, (Br+Bf, 1)
-    loss, d_real, d_fake = _critic_scores_loss(obj, scores[:br, :], scores[br:, :])
-    _, grads = critic._backward(cparams, cache, xp.concat([d_real, d_fake], axis=0), need_dx=False)
-    logs = {"critic_loss": loss}
-    if obj.penalty is not None:
-        pen, pgrads, _ = _gradient_penalty(critic, cparams, _penalty_points(obj, real, fake, rng), obj.lam,
-                                           obj.penalty)
-        grads = _add_params(grads, pgrads)
-        loss = loss + pen
-        logs = {"critic_loss": loss, "penalty": pen}
-    return loss, grads, logs
-
-
-def clip_params(params, c):
-    """WGAN weight clipping: every weight and bias into ``[-c, c]``.
-
-    ``params``: a finite parameter list; ``c``: a finite real > 0 (input rules of
-    :mod:`refimpl._checks`)."""
-    c = _checks.real(c, "c", gt=0)
-    return _clip_params(_checks.params(params, "params"), c)
-
-
 def _clip_params(params, c):
     xp = namespace(params)
     return [(xp.clip(W, -c, c), xp.clip(b, -c, c)) for W, b in params]
 
 
-def generator_dfake(obj, critic, cparams, fake):
-    """Generator loss and its gradient w.r.t. the generated samples (through the critic's input gradient).
+@checks.checked(_clip_params)
+def clip_params(params, c):
+    """WGAN weight clipping: every weight and bias into ``[-c, c]``.
 
-    ``fake`` (B, d), B >= 1, finite, in the critic parameters' dtype (input rules of
-    :mod:`refimpl._checks`).
-
-    Returns
-    -------
-    loss : 0-d array; dfake : (B, d)
-    """
-    _obj(obj), _net(critic, "critic")
-    cparams, fake = critic._validate(cparams, ("fake", fake, (None, critic.sizes[0])), pname="cparams")
-    if fake.shape[0] == 0:
-        raise ValueError(f"fake must be non-empty, got shape {tuple(fake.shape)}")
-    return _generator_dfake(obj, critic, cparams, fake)
+    ``params``: a finite parameter list; ``c``: a finite real > 0 (input rules of
+    :mod:`refimpl.validation`)."""
+    c = checks.real(c, "c", gt=0)
+    return _clip_params(checks.params(params, "params"), c)
 
 
 def _generator_dfake(obj, critic, cparams, fake):
@@ -309,39 +285,22 @@ def _generator_dfake(obj, critic, cparams, fake):
     return loss, dfake
 
 
-def generator_grads(obj, gen, gparams, critic, cparams, z):
-    """Generator loss and its parameter gradients: ``G``'s backward seeded with ``dL/dG(z)``.
+@checks.checked(_generator_dfake)
+def generator_dfake(obj, critic, cparams, fake):
+    """Generator loss and its gradient w.r.t. the generated samples (through the critic's input gradient).
 
-    ``z`` (B, latent), B >= 1, finite; ``gen``'s output size must be ``critic``'s input
-    size and both parameter lists share a dtype (input rules of :mod:`refimpl._checks`).
+    ``fake`` (B, d), B >= 1, finite, in the critic parameters' dtype (input rules of
+    :mod:`refimpl.validation`).
 
     Returns
     -------
-    loss : 0-d array; grads : list of (dW, db); fake : (B, d)
+    loss : 0-d array; dfake : (B, d)
     """
-    _obj(obj), _net(critic, "critic")
-    gparams, z = _check_generator(gen, gparams, z, critic)
-    cparams = _checks.params(cparams, "cparams", xp=namespace(z), shapes=critic._param_shapes(), dtype=z.dtype)
-    if not (isinstance(gen, MLP) and isinstance(critic, MLP)):
-        return _generator_grads(obj, gen, gparams, critic, cparams, z)
-    from .steps import constants, generator_loss_grads
-    return generator_loss_grads(obj, gen, gparams, critic, cparams, z, constants({}, obj, z, z.shape[0]))
-
-
-def _check_generator(gen, gparams, z, *nets):
-    """Entry checks shared by the generator-gradient functions: ``gen`` an MLP whose output size
-    every network of ``nets`` takes, ``gparams`` of its layout, ``z`` (B >= 1, latent) finite;
-    returns the validated ``(gparams, z)``."""
-    if not isinstance(gen, NETWORKS):
-        raise TypeError(f"gen must be a refimpl.nn.MLP or a refimpl.cnn.flat.FlatIO, got {type(gen).__name__}")
-    for net in nets:
-        if gen.sizes[-1] != net.sizes[0]:
-            raise ValueError(f"gen outputs {gen.sizes[-1]} coordinates but the networks take "
-                             f"{', '.join(str(n.sizes[0]) for n in nets)}")
-    gparams, z = gen._validate(gparams, ("z", z, (None, gen.sizes[0])), pname="gparams")
-    if z.shape[0] == 0:
-        raise ValueError(f"z must be non-empty, got shape {tuple(z.shape)}")
-    return gparams, z
+    _obj(obj), checks.network(critic, "critic")
+    cparams, fake = critic._validate(cparams, ("fake", fake, (None, critic.sizes[0])), pname="cparams")
+    if fake.shape[0] == 0:
+        raise ValueError(f"fake must be non-empty, got shape {tuple(fake.shape)}")
+    return _generator_dfake(obj, critic, cparams, fake)
 
 
 def _generator_grads(obj, gen, gparams, critic, cparams, z):
@@ -349,3 +308,25 @@ def _generator_grads(obj, gen, gparams, critic, cparams, z):
     loss, dfake = _generator_dfake(obj, critic, cparams, fake)
     _, grads = gen._backward(gparams, gcache, dfake, need_dx=False)
     return loss, grads, fake
+
+
+@checks.checked(_generator_grads)
+def generator_grads(obj, gen, gparams, critic, cparams, z):
+    """Generator loss and its parameter gradients: ``G``'s backward seeded with ``dL/dG(z)``.
+
+    ``z`` (B, latent), B >= 1, finite; ``gen``'s output size must be ``critic``'s input
+    size and both parameter lists share a dtype (input rules of :mod:`refimpl.validation`).
+
+    Returns
+    -------
+    loss : 0-d array; grads : list of (dW, db); fake : (B, d)
+    """
+    _obj(obj), checks.network(critic, "critic")
+    gparams, z = checks.generator_inputs(gen, gparams, z, critic)
+    cparams = checks.params(cparams, "cparams", xp=namespace(z), shapes=critic._param_shapes(), dtype=z.dtype)
+    if not (isinstance(gen, MLP) and isinstance(critic, MLP)):
+        return _generator_grads(obj, gen, gparams, critic, cparams, z)
+    from .steps import constants, generator_loss_grads
+    return generator_loss_grads(obj, gen, gparams, critic, cparams, z, constants({}, obj, z, z.shape[0]))
+
+

@@ -10,7 +10,7 @@ State holds arrays in the parameters' namespace plus a Python step counter, so i
 checkpointed with :func:`refimpl.checkpoint.save`.
 
 Input rules: ``init`` and ``step`` validate their parameter lists at entry by the rules
-of :mod:`refimpl._checks` (float32/float64 arrays, one namespace and dtype, finite;
+of :mod:`refimpl.validation` (float32/float64 arrays, one namespace and dtype, finite;
 ``grads`` with ``params``' layout; errors name ``params[l][k]``/``grads[l][k]``);
 hyper-parameters are checked when the optimiser is built. ``_step`` skips the checks:
 training steps call it, so a step makes no host round trip.
@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from . import _checks
+from . import validation as checks
 from .backend import namespace
 from .flat import FlatParams, flat_grads
 from .kernels import for_array
@@ -43,8 +43,8 @@ class _Optimiser:
     keeps_finite = False
 
     def init(self, params):
-        """Fresh state for ``params`` (a finite parameter list, input rules of :mod:`refimpl._checks`)."""
-        checked = _checks.params(params, "params")
+        """Fresh state for ``params`` (a finite parameter list, input rules of :mod:`refimpl.validation`)."""
+        checked = checks.params(params, "params")
         return self._init(params if isinstance(params, FlatParams) else checked)
 
     def step(self, params, grads, state):
@@ -52,18 +52,18 @@ class _Optimiser:
 
         ``params`` and ``grads``: finite parameter lists of one layout, namespace and
         dtype; ``state``: from :meth:`init` or a previous step for the same layout.
-        Input rules of :mod:`refimpl._checks`; errors name the argument.
+        Input rules of :mod:`refimpl.validation`; errors name the argument.
         """
         flat = params if isinstance(params, FlatParams) else None
-        params = _checks.params(params, "params")
-        grads = _checks.params(grads, "grads", xp=namespace(params), dtype=params[0][0].dtype,
+        params = checks.params(params, "params")
+        grads = checks.params(grads, "grads", xp=namespace(params), dtype=params[0][0].dtype,
                                shapes=[(tuple(W.shape), tuple(b.shape)) for W, b in params], finite=flat is None)
         if flat is not None:                                      # one reduction over the flat gradient
             g = flat_grads(grads)
             try:
-                _checks.finite_all([g], ["grads"])
+                checks.finite_all([g], ["grads"])
             except ValueError:
-                _checks.params(grads, "grads")                    # name the leaf
+                checks.params(grads, "grads")                    # name the leaf
             grads = g
         if not isinstance(state, dict) or not isinstance(state.get("t"), int):
             raise TypeError(f"state must be the dict returned by init or step, got {type(state).__name__}")
@@ -161,8 +161,8 @@ class Adam(_Optimiser):
         _check_lr(self.lr)
         for n in ("beta1", "beta2"):
             _in01(getattr(self, n), n)
-        _checks.real(self.eps, "eps", gt=0)
-        _checks.boolean(self.capturable, "capturable")
+        checks.real(self.eps, "eps", gt=0)
+        checks.boolean(self.capturable, "capturable")
 
     def _init(self, params):
         state = {"t": 0, "m": _zeros(params), "v": _zeros(params)}
@@ -215,7 +215,7 @@ class RMSprop(_Optimiser):
     def __post_init__(self):
         _check_lr(self.lr)
         _in01(self.rho, "rho")
-        _checks.real(self.eps, "eps", gt=0)
+        checks.real(self.eps, "eps", gt=0)
 
     def _init(self, params):
         return {"t": 0, "v": _zeros(params)}
@@ -245,7 +245,7 @@ OPTIMISERS = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
 def make_optimiser(name, **kw):
     """Build an optimiser by name (sgd, adam, rmsprop); ``ValueError`` for unknown names.
 
-    Input rules of :mod:`refimpl._checks` (module docstring).
+    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     try:
         cls = OPTIMISERS[name]

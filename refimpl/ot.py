@@ -55,16 +55,17 @@ is at most ``tol * |F|`` *and* the marginal error ``|r - a|_1 + |c - b|_1`` is a
 exact rows). Weights must be strictly positive. The rule is evaluated on the plan that
 is returned, together with its computed ``primal - dual``. One absolute term: for the
 only problem of value 0 (KL with ``C = 0``), ``|F|`` is replaced by the size of the terms
-that cancel in ``F``, ``lam + max|phi| + max|psi|`` (``ot_solver._value_scale`` says why
+that cancel in ``F``, ``lam + max|phi| + max|psi|`` (``ot_solver.value_scale`` says why
 this is sound there and nowhere else). A ``tol`` below what the dtype resolves at this
 ``lam`` (marginal errors near ``eps (max|phi| + max|psi| + max C)/lam``) ends in status
 ``"stalled"`` within ~20 Newton steps, with a warning naming the reachable ``tol``.
 
-Inputs: public functions validate once at entry by the rules of :mod:`refimpl._checks`
+Inputs: public functions validate once at entry by the rules of :mod:`refimpl.validation`
 (float16 refused, integers promoted to float64, mixed float32/float64 computed in
 float64, NaN/inf refused naming the argument, scalar domains checked; the checks are in
-``refimpl/_ot_checks.py``) and call private ``_`` implementations (``_cost_matrix`` here,
-``_dual_objective`` in :mod:`refimpl.ot_objectives`) that never validate; training steps
+``refimpl/ot_validation.py``) and call unchecked cores (``cost_matrix.unchecked`` here,
+``dual_objective.unchecked`` in :mod:`refimpl.ot_objectives`; :func:`refimpl.validation.checked`)
+that never validate; training steps
 (:mod:`refimpl.swgan_steps`) call only those. The objectives at given potentials live in
 :mod:`refimpl.ot_objectives` and are re-exported here. Every array the module creates is
 placed on the inputs' device.
@@ -76,12 +77,11 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from refimpl import _checks
+from refimpl import validation as checks
 from refimpl.backend import namespace
-from refimpl.ot_solver import _measure, _value_scale
-from refimpl.ot_solver import _anneal
-from refimpl import _ot_checks as chk
-from refimpl._ot_checks import COSTS, REGS
+from refimpl.ot_solver import anneal, measure, value_scale
+from refimpl import ot_validation as chk
+from refimpl.ot_validation import COSTS, REGS
 from refimpl.ot_objectives import (density_ratio, dual_objective, plan_from_potentials, primal_objective,
                                    regularizer, termination_statistic)
 
@@ -129,6 +129,27 @@ class OTResult:
 
 
 # ----------------------------------------------------------------------------- costs
+def _cost_matrix(x, y, cost, xp):
+    """:func:`cost_matrix` without validation (training steps)."""
+    M, N, d = x.shape[0], y.shape[0], x.shape[1]
+    acc = None
+    if d <= 16:
+        # one (M, N) difference per coordinate: reductions over a short last axis are ~10x slower
+        for k in range(d):
+            diff = x[:, k:k + 1] - y[:, k][None, :]                           # (M, N)
+            term = xp.abs(diff) if cost == "l1" else diff * diff
+            acc = term if acc is None else acc + term
+    else:
+        chunk = max(1, (1 << 22) // max(1, M * N))
+        for s in range(0, d, chunk):
+            e = min(s + chunk, d)
+            diff = x[:, None, s:e] - y[None, :, s:e]                          # (M, N, k)
+            term = xp.sum(xp.abs(diff) if cost == "l1" else diff * diff, axis=-1)
+            acc = term if acc is None else acc + term
+    return xp.sqrt(acc) if cost == "euclidean" else acc
+
+
+@checks.checked(_cost_matrix)
 def cost_matrix(x, y, cost="euclidean"):
     """Pairwise ground costs ``C[i, j] = c(x_i, y_j)``.
 
@@ -152,48 +173,28 @@ def cost_matrix(x, y, cost="euclidean"):
     Raises
     ------
     TypeError, ValueError
-        By the input rules of :mod:`refimpl._checks` (arrays only; float16 refused;
+        By the input rules of :mod:`refimpl.validation` (arrays only; float16 refused;
         integer and bool promoted to float64; float32 with float64 computes in float64;
         NaN/inf refused naming ``x`` or ``y``; empty point sets refused).
     ValueError
         When a cost overflows to inf (coordinates near the dtype's largest value):
         rescale the points.
     """
-    x = _checks.array(x, "x", ndim=2)
-    y = _checks.array(y, "y", ndim=2, xp=namespace(x))
+    x = checks.array(x, "x", ndim=2)
+    y = checks.array(y, "y", ndim=2, xp=namespace(x))
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x and y have different dimensions: {x.shape[1]} != {y.shape[1]}")
     cost = chk.check_cost_name(cost)
-    x, y = _checks.common_float(x, y)
+    x, y = checks.common_float(x, y)
     xp = namespace(x)
     with warnings.catch_warnings():      # NumPy warns on overflow; the check below raises instead
         warnings.simplefilter("ignore", RuntimeWarning)
         C = _cost_matrix(x, y, cost, xp)
     if not bool(xp.all(xp.isfinite(C))):
         raise ValueError(f"cost_matrix overflowed to inf for cost={cost!r}: coordinates of x or y are too large "
-                         f"for {_checks._dtype_name(C.dtype)} (max |x| = {float(xp.max(xp.abs(x))):.3g}, "
+                         f"for {checks.dtype_name(C.dtype)} (max |x| = {float(xp.max(xp.abs(x))):.3g}, "
                          f"max |y| = {float(xp.max(xp.abs(y))):.3g}); rescale the points")
     return C
-
-
-def _cost_matrix(x, y, cost, xp):
-    """:func:`cost_matrix` without validation (training steps)."""
-    M, N, d = x.shape[0], y.shape[0], x.shape[1]
-    acc = None
-    if d <= 16:
-        # one (M, N) difference per coordinate: reductions over a short last axis are ~10x slower
-        for k in range(d):
-            diff = x[:, k:k + 1] - y[:, k][None, :]                           # (M, N)
-            term = xp.abs(diff) if cost == "l1" else diff * diff
-            acc = term if acc is None else acc + term
-    else:
-        chunk = max(1, (1 << 22) // max(1, M * N))
-        for s in range(0, d, chunk):
-            e = min(s + chunk, d)
-            diff = x[:, None, s:e] - y[None, :, s:e]                          # (M, N, k)
-            term = xp.sum(xp.abs(diff) if cost == "l1" else diff * diff, axis=-1)
-            acc = term if acc is None else acc + term
-    return xp.sqrt(acc) if cost == "euclidean" else acc
 
 
 def solve_regularized(C, lam, reg="kl", a=None, b=None, tol=1e-9, max_iter=None, init=None,
@@ -267,10 +268,10 @@ def solve_regularized(C, lam, reg="kl", a=None, b=None, tol=1e-9, max_iter=None,
     if init is not None and (not isinstance(init, (tuple, list)) or len(init) != 2):
         raise TypeError("init must be a pair (phi0, psi0)")
     xp, C, lam, reg, a, b, phi0, psi0 = chk.problem(C, lam, reg, a, b, *(init if init is not None else (None, None)))
-    tol = _checks.real(tol, "tol", gt=0.0)
-    max_iter = reg.default_max_iter if max_iter is None else _checks.integer(max_iter, "max_iter", ge=1)
-    max_seconds = _checks.real(max_seconds, "max_seconds", gt=0.0, allow_inf=True)
-    anneal = _checks.boolean(anneal, "anneal")
+    tol = checks.real(tol, "tol", gt=0.0)
+    max_iter = reg.default_max_iter if max_iter is None else checks.integer(max_iter, "max_iter", ge=1)
+    max_seconds = checks.real(max_seconds, "max_seconds", gt=0.0, allow_inf=True)
+    anneal = checks.boolean(anneal, "anneal")
     return _solve(C, lam, reg, a, b, tol, max_iter, phi0, psi0, max_seconds, anneal, xp)
 
 
@@ -284,7 +285,7 @@ def _solve(C, lam, reg, a, b, tol, max_iter, phi, psi, max_seconds, use_stages, 
     tol_eff = max(tol, 1e3 * eps)
     cmax = float(xp.max(C))
     spread = cmax - float(xp.min(C))
-    D, st, iters, status, stages, done = _anneal(C, lam, reg, a, b, tol_eff, max_iter, phi, psi,
+    D, st, iters, status, stages, done = anneal(C, lam, reg, a, b, tol_eff, max_iter, phi, psi,
                                                 t0 + max_seconds, use_stages, xp, cmax, spread)
     plan = reg.plan(st.X, a, b, lam)
     primal = xp.sum(plan * C) + lam * reg.divergence(plan, a, b)
@@ -292,9 +293,9 @@ def _solve(C, lam, reg, a, b, tol, max_iter, phi, psi, max_seconds, use_stages, 
     merr = xp.maximum(xp.max(xp.abs(st.r - a)), xp.max(xp.abs(st.c - b)))
     # the stopping rule on the returned plan, plus its computed gap: where rounding errors
     # ~eps*lam of F and the primal exceed tol*|F| (huge lam), the solution is not certified
-    q, merr_l1 = _measure(D, st, tol_eff)
+    q, merr_l1 = measure(D, st, tol_eff)
     gap = float(primal) - st.F
-    size = _value_scale(D, float(xp.max(xp.abs(st.phi))), float(xp.max(xp.abs(st.psi))), st.F)
+    size = value_scale(D, float(xp.max(xp.abs(st.phi))), float(xp.max(xp.abs(st.psi))), st.F)
     gap_ok = abs(gap) <= max(tol_eff * size, 64 * eps * (cmax + size))
     ok = q <= 1.0 and gap_ok
     if ok:
@@ -323,7 +324,7 @@ def _warn_not_converged(reg, lam, C, xp, status, iters, max_iter, max_seconds, s
     size). Its marginals, sums of these entries, average the rounding and stall somewhat below
     it (10 x 10, ``lam = 1e-4`` x median: bound ~2e-11, L1 marginal error ~1e-13 to 1e-12).
     """
-    dt = _checks._dtype_name(C.dtype)
+    dt = checks.dtype_name(C.dtype)
     why = {"max_iter": f"max_iter={max_iter} reached",
            "max_seconds": f"time budget max_seconds={max_seconds:g} spent",
            "stalled": f"stalled: the stopping measure stopped decreasing; the returned plan meets the stopping "
@@ -332,7 +333,7 @@ def _warn_not_converged(reg, lam, C, xp, status, iters, max_iter, max_seconds, s
                           f"exp(V/lam) or V_+/lam carry relative rounding up to eps (max|phi| + max|psi| + max C)/lam"
                           f" = {floor:.2g}; its marginals and gap, sums of them, stop improving near that)"
                           if reach <= 10 * floor else ""),
-           "resolution": f"lam={lam:g} is beyond the resolution of {_checks._dtype_name(C.dtype)}: the "
+           "resolution": f"lam={lam:g} is beyond the resolution of {checks.dtype_name(C.dtype)}: the "
                          f"potentials are ~lam, so F and the primal carry rounding errors ~eps*lam, above "
                          f"tol*|F| (the plan is a b^T to working precision)"}.get(status, status)
     where = "" if done == len(stages) else (f"; epsilon-scaling stopped at stage {done} of {len(stages)} "

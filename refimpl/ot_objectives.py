@@ -4,7 +4,7 @@ termination statistic. Notation and conventions: :mod:`refimpl.ot`. Re-exported 
 """
 from __future__ import annotations
 
-from . import _checks, _ot_checks as chk
+from . import validation as checks, ot_validation as chk
 
 __all__ = ["density_ratio", "plan_from_potentials", "dual_objective", "regularizer", "primal_objective",
            "termination_statistic"]
@@ -14,7 +14,7 @@ def density_ratio(phi, psi, C, lam, reg):
 
     ``M(v) = exp(v/lam - 1)`` (KL) or ``v_+/lam`` (L2), ``V_ij = phi_i - psi_j - C_ij``;
     ``phi`` (M,), ``psi`` (N,), ``C`` (M, N). Returns an (M, N) array on the inputs' device.
-    Inputs: validated by the input rules of :mod:`refimpl._checks`, as in :func:`dual_objective`.
+    Inputs: validated by the input rules of :mod:`refimpl.validation`, as in :func:`dual_objective`.
     """
     xp, C, lam, reg, _, _, phi, psi = chk.problem(C, lam, reg, None, None, phi, psi)
     return reg.check_finite(reg.density(phi[:, None] - psi[None, :] - C, lam), lam)
@@ -34,12 +34,30 @@ def plan_from_potentials(phi, psi, C, lam, reg, a=None, b=None):
     -------
     P : array (M, N)
 
-    Inputs: validated by the input rules of :mod:`refimpl._checks`, as in :func:`dual_objective`.
+    Inputs: validated by the input rules of :mod:`refimpl.validation`, as in :func:`dual_objective`.
     """
     xp, C, lam, reg, a, b, phi, psi = chk.problem(C, lam, reg, a, b, phi, psi)
     return reg.check_finite(a[:, None] * b[None, :] * reg.density(phi[:, None] - psi[None, :] - C, lam), lam)
 
 
+def _dual_objective(phi, psi, C, lam, reg, a, b, xp):
+    """:func:`dual_objective` without validation; ``a = b = None`` means uniform (no new arrays)."""
+    V = phi[:, None] - psi[None, :] - C                                      # (M, N)
+    m = reg.density(V, lam)
+    if a is None:
+        M, N = C.shape
+        P = m / (M * N)
+        lin = xp.mean(phi) - xp.mean(psi)
+        ga, gb = 1.0 / M, 1.0 / N
+    else:
+        P = a[:, None] * b[None, :] * m
+        lin = xp.sum(a * phi) - xp.sum(b * psi)
+        ga, gb = a, b
+    value = lin - reg.penalty(P, V, lam)
+    return value, ga - xp.sum(P, axis=1), xp.sum(P, axis=0) - gb
+
+
+@checks.checked(_dual_objective)
 def dual_objective(phi, psi, C, lam, reg, a=None, b=None):
     """Dual objective ``F(phi, psi)`` of Lemma 4.1 (eq. 12, weighted) and its gradient.
 
@@ -83,29 +101,12 @@ def dual_objective(phi, psi, C, lam, reg, a=None, b=None):
 dual_objective.__doc__ = dual_objective.__doc__.replace("{rules}", chk.INPUT_RULES)
 
 
-def _dual_objective(phi, psi, C, lam, reg, a, b, xp):
-    """:func:`dual_objective` without validation; ``a = b = None`` means uniform (no new arrays)."""
-    V = phi[:, None] - psi[None, :] - C                                      # (M, N)
-    m = reg.density(V, lam)
-    if a is None:
-        M, N = C.shape
-        P = m / (M * N)
-        lin = xp.mean(phi) - xp.mean(psi)
-        ga, gb = 1.0 / M, 1.0 / N
-    else:
-        P = a[:, None] * b[None, :] * m
-        lin = xp.sum(a * phi) - xp.sum(b * psi)
-        ga, gb = a, b
-    value = lin - reg.penalty(P, V, lam)
-    return value, ga - xp.sum(P, axis=1), xp.sum(P, axis=0) - gb
-
-
 def regularizer(plan, reg, a=None, b=None):
     """``I(P)`` of Sec. 3: KL ``sum P log(P/(a b^T))`` (``0 log 0 = 0``) or L2 ``0.5 sum P^2/(a b^T)``.
 
     ``plan`` (M, N) nonnegative (any mass: the paper's ``I`` needs no normalisation);
     ``a``, ``b`` default uniform. Returns a 0-d array. Inputs by the input rules of
-    :mod:`refimpl._checks` (``plan`` finite and >= 0; see :func:`dual_objective`).
+    :mod:`refimpl.validation` (``plan`` finite and >= 0; see :func:`dual_objective`).
     """
     xp, plan = chk.check_costs(plan, "plan")
     M, N = plan.shape
@@ -121,14 +122,14 @@ def regularizer(plan, reg, a=None, b=None):
 def primal_objective(plan, C, lam, reg, a=None, b=None):
     """Primal objective of eq. 6, ``<P, C> + lam I(P)`` (0-d array), for any plan ``P`` (M, N).
 
-    Inputs: validated by the input rules of :mod:`refimpl._checks`, as in :func:`dual_objective`;
+    Inputs: validated by the input rules of :mod:`refimpl.validation`, as in :func:`dual_objective`;
     ``plan`` finite, >= 0, of ``C``'s shape.
     """
     xp, C, lam, reg, a, b, _, _ = chk.problem(C, lam, reg, a, b)
     xp, plan = chk.check_costs(plan, "plan", xp=xp)
     if tuple(plan.shape) != tuple(C.shape):
         raise ValueError(f"plan must have the shape of C {tuple(C.shape)}, got {tuple(plan.shape)}")
-    plan, C, a, b = _checks.common_float(plan, C, a, b)
+    plan, C, a, b = checks.common_float(plan, C, a, b)
     return xp.sum(plan * C) + lam * reg.divergence(plan, a, b)
 
 
@@ -142,17 +143,17 @@ def termination_statistic(phi, psi, C, lam, reg, a=None, b=None):
       (eq. 15; ``a``, ``b`` must be None).
 
     Near 1 is a necessary condition for optimality of ``(phi, psi)`` (Sec. 4.2).
-    Returns a 0-d array. Inputs: validated by the input rules of :mod:`refimpl._checks`, as in
+    Returns a 0-d array. Inputs: validated by the input rules of :mod:`refimpl.validation`, as in
     :func:`dual_objective` (pairs: ``phi``, ``psi``, ``C`` of one shape (S,), no weights).
     """
-    if _checks.is_array(C) and C.ndim == 1:
+    if checks.is_array(C) and C.ndim == 1:
         xp, C = chk.check_costs(C, "C", ndim=1)
         lam, reg = chk.check_lam(lam), chk.check_reg(reg)
         if a is not None or b is not None:
             raise ValueError("termination_statistic on pairs (1-D C) takes no weights a, b")
-        phi = _checks.array(phi, "phi", shape=tuple(C.shape), xp=xp)
-        psi = _checks.array(psi, "psi", shape=tuple(C.shape), xp=xp)
-        phi, psi, C = _checks.common_float(phi, psi, C)
+        phi = checks.array(phi, "phi", shape=tuple(C.shape), xp=xp)
+        psi = checks.array(psi, "psi", shape=tuple(C.shape), xp=xp)
+        phi, psi, C = checks.common_float(phi, psi, C)
         return reg.check_finite(xp.mean(reg.density(phi - psi - C, lam)), lam)
     xp, C, lam, reg, a, b, phi, psi = chk.problem(C, lam, reg, a, b, phi, psi)
     return reg.check_finite(xp.sum(a[:, None] * b[None, :] * reg.density(phi[:, None] - psi[None, :] - C, lam)),

@@ -19,7 +19,7 @@ def _progress(D, phi, psi, err_r, err_c, mass_err, F, tol):
     """Stopping measure; converged when <= 1 (host float).
 
     ``max(bound / (tol S), (|r - a|_1 + |c - b|_1) / tol)`` with ``bound`` the Hoelder bound
-    of ``|gap| = |<phi, r - a> - <psi, c - b>|`` (module docstring) and ``S = _value_scale``
+    of ``|gap| = |<phi, r - a> - <psi, c - b>|`` (module docstring) and ``S = value_scale``
     (``|F|``; the size of the terms of ``F`` for the zero-value problem). The marginal term is
     needed: the gap of a pseudo-plan can vanish while it is infeasible (e.g. constant
     ``psi`` and exact rows give ``gap = 0`` whatever the column sums).
@@ -28,12 +28,12 @@ def _progress(D, phi, psi, err_r, err_c, mass_err, F, tol):
     pmax, pmin, qmax, qmin = (float(xp.max(phi)), float(xp.min(phi)), float(xp.max(psi)), float(xp.min(psi)))
     bound = (0.5 * (pmax - pmin) * err_r + 0.5 * (qmax - qmin) * err_c
              + abs(0.5 * (pmax + pmin) - 0.5 * (qmax + qmin)) * mass_err)
-    scale = tol * _value_scale(D, max(abs(pmax), abs(pmin)), max(abs(qmax), abs(qmin)), F)
+    scale = tol * value_scale(D, max(abs(pmax), abs(pmin)), max(abs(qmax), abs(qmin)), F)
     gap_term = bound / scale if scale > 0 else (0.0 if bound == 0 else math.inf)
     return max(gap_term, (err_r + err_c) / tol)
 
 
-def _value_scale(D, phi_max, psi_max, F):
+def value_scale(D, phi_max, psi_max, F):
     """The size against which ``tol`` measures the gap: ``|F|``, except for the zero-value problem.
 
     KL with ``C = 0`` (``D.null``; with weights > 0 the only KL problem of value 0, since
@@ -94,7 +94,7 @@ class _Dual:
     Sinkhorn-Newton) and :class:`_L2Dual` (exact root sweeps, semi-smooth Newton), made by
     :func:`_dual`. Each has ``state``, ``sweep``, ``exact_rows_state``, ``laplacian`` and ``stage``.
     """
-    null = False          # the zero-value problem (``_value_scale``): KL with C = 0 only
+    null = False          # the zero-value problem (``value_scale``): KL with C = 0 only
 
     def __init__(self, C, lam, a, b, xp, cmax=None):
         self.C, self.lam, self.a, self.b, self.xp = C, lam, a, b, xp
@@ -172,7 +172,7 @@ class _KLDual(_Dual):
         st = self.state(phi, psi)
         if st is None:           # cannot happen right after a sweep; guard against overflow anyway
             st = self.state(*self.sweep(phi))
-        if status == "converged" and _measure(self, st, tol)[0] > 1.0:
+        if status == "converged" and measure(self, st, tol)[0] > 1.0:
             status = "slow"      # the rows were taken as exact: finish on the returned plan itself
         if status == "slow":
             st, it, status = _newton(self, tol, max_iter, st, it, deadline)
@@ -287,7 +287,7 @@ def _mu_floor(D):
     return 4.0 * (D.M + D.N) * D.eps
 
 
-def _measure(D, st, tol):
+def measure(D, st, tol):
     """(stopping measure of the pseudo-plan of ``st`` itself, its L1 marginal error)."""
     xp = D.xp
     err_r, err_c = float(xp.sum(xp.abs(D.a - st.r))), float(xp.sum(xp.abs(st.c - D.b)))
@@ -308,7 +308,7 @@ def _newton(D, tol, max_iter, st, it, deadline):
     xp, a, b, M = D.xp, D.a, D.b, D.M
     best, best_it, best_st, best_q = math.inf, it, st, math.inf
     while True:
-        q, err = _measure(D, st, tol)
+        q, err = measure(D, st, tol)
         if q <= 1.0:
             return st, it, "converged"
         if q < best_q:
@@ -415,7 +415,7 @@ def _schedule(lam, spread):
     return [lam * _FACTOR ** k for k in range(n, 0, -1)] + [lam]
 
 
-def _anneal(C, lam, reg, a, b, tol, max_iter, phi, psi, deadline, use_stages, xp, cmax, spread):
+def anneal(C, lam, reg, a, b, tol, max_iter, phi, psi, deadline, use_stages, xp, cmax, spread):
     """Epsilon-scaling loop (``_schedule``), each stage by ``_Dual.stage``, within ``max_iter`` and ``deadline``.
 
     Returns ``(D, st, iterations, status, stages, done)``: the target problem's ``_Dual``,

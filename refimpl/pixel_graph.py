@@ -123,7 +123,7 @@ class PixelGraph:
         """``1/d_i`` as an (H, W) array of ``xp`` with ``dtype`` on ``device``, uploaded once
         per (namespace, dtype, device) and cached, so a training step uploads nothing.
 
-        Input rules of :mod:`refimpl._checks` (module docstring).
+        Input rules of :mod:`refimpl.validation` (module docstring).
         """
         key = (xp.__name__, str(dtype), str(device))
         a = self._inv_degree_cache.get(key)
@@ -138,7 +138,7 @@ class PixelGraph:
         authors ``Y = X``, ``kappa = 1``, so ``c = 1/2``. Powers of two: ``kappa Y`` is exactly the
         product of the two-step computation.
 
-        Input rules of :mod:`refimpl._checks` (module docstring).
+        Input rules of :mod:`refimpl.validation` (module docstring).
         """
         if self.variant == "authors":
             return 0.5
@@ -155,7 +155,7 @@ class PixelGraph:
     def edge_list(self):
         """Unordered edges as host arrays ``(i, j, w)`` of flat C-H-W indices and weights.
 
-        Input rules of :mod:`refimpl._checks` (module docstring).
+        Input rules of :mod:`refimpl.validation` (module docstring).
         """
         H, W = self.height, self.width
         idx = _np.arange(self.n).reshape(self.channels, H, W)
@@ -170,7 +170,7 @@ class PixelGraph:
 def offset_slices(dy, dx, H, W):
     """``(rows_src, rows_dst, cols_src, cols_dst)``: the slices pairing pixel ``p`` of an ``H x W``
     image with ``p + (dy, dx)`` (empty when no edge of that offset fits). Integers in, slices out: no
-    arrays, so the input rules of :mod:`refimpl._checks` do not apply (a geometry helper of the graph)."""
+    arrays, so the input rules of :mod:`refimpl.validation` do not apply (a geometry helper of the graph)."""
     ys, yd = slice(0, max(H - dy, 0)), slice(dy, H)
     if dx >= 0:
         xs, xd = slice(0, max(W - dx, 0)), slice(dx, W)

@@ -27,7 +27,7 @@ so every value is a minimiser; this module returns the minimiser closest to
 ``theta_k`` (the coordinate does not move). Under ``d_E`` the minimiser is unique and
 is also ``theta_k``'s coordinate (``shrink`` with threshold 0 is the identity).
 
-Input rules: every function validates at entry by the rules of :mod:`refimpl._checks`
+Input rules: every function validates at entry by the rules of :mod:`refimpl.validation`
 (arrays only, no lists; integers promoted to float64, float16 refused, mixed
 float32/float64 computed in float64; NaN/inf refused with a ``ValueError`` naming the
 argument); ``alpha`` in ``[0, 1]``, ``h > 0``, ``t >= 0``, all finite.
@@ -35,7 +35,7 @@ argument); ``alpha`` in ``[0, 1]``, ``h > 0``, ``t >= 0``, all finite.
 from __future__ import annotations
 
 
-from refimpl import _checks
+from refimpl import validation as checks
 from refimpl.backend import device_of, namespace
 
 METRICS = ("wasserstein", "euclidean")
@@ -45,14 +45,14 @@ __all__ = ["shrink", "two_delta_prox", "d_W", "d_E", "F_W1", "METRICS"]
 
 # ----------------------------------------------------------------------------- checks
 def _alpha(alpha):
-    a = _checks.real(alpha, "alpha")
+    a = checks.real(alpha, "alpha")
     if not 0.0 <= a <= 1.0:
         raise ValueError(f"alpha must lie in [0, 1], got {a}")
     return a
 
 
 def _step(h):
-    return _checks.real(h, "h", gt=0.0)
+    return checks.real(h, "h", gt=0.0)
 
 
 def _broadcast_shape(*shapes, names=None):
@@ -73,7 +73,7 @@ def _pairs(*named):
     xp = None
     arrs = []
     for n, x in named:
-        arrs.append(_checks.array(x, n, nonempty=False, xp=xp))
+        arrs.append(checks.array(x, n, nonempty=False, xp=xp))
         xp = namespace(arrs[0])
     for (n, _), x in zip(named, arrs):
         if x.ndim < 1 or x.shape[-1] != 2:
@@ -113,14 +113,14 @@ def shrink(x, center, t):
     ValueError
         Non-finite ``x``, ``center`` or ``t``; ``t < 0``; shapes that do not broadcast.
 
-    Input rules of :mod:`refimpl._checks` (module docstring).
+    Input rules of :mod:`refimpl.validation` (module docstring).
     """
-    x = _checks.array(x, "x", nonempty=False)
+    x = checks.array(x, "x", nonempty=False)
     xp = namespace(x)
-    if not _checks.is_array(center):
-        center = xp.asarray(_checks.real(center, "center"), dtype=x.dtype, device=device_of(x))
-    c = _checks.array(center, "center", nonempty=False, xp=xp)
-    tv = _checks.real(t, "t", ge=0.0)
+    if not checks.is_array(center):
+        center = xp.asarray(checks.real(center, "center"), dtype=x.dtype, device=device_of(x))
+    c = checks.array(center, "center", nonempty=False, xp=xp)
+    tv = checks.real(t, "t", ge=0.0)
     return _shrink(x, c, tv)
 
 
@@ -150,7 +150,7 @@ def d_W(theta1, theta2, alpha):
     -------
     array, shape (...)
 
-    Input rules of :mod:`refimpl._checks` (module docstring).
+    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     al = _alpha(alpha)
     xp, (t1, t2) = _pairs(("theta1", theta1), ("theta2", theta2))
@@ -171,7 +171,7 @@ def d_E(theta1, theta2):
     -------
     array, shape (...)
 
-    Input rules of :mod:`refimpl._checks` (module docstring).
+    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     xp, (t1, t2) = _pairs(("theta1", theta1), ("theta2", theta2))
     d = t1 - t2
@@ -193,7 +193,7 @@ def F_W1(theta, theta_star, alpha):
     -------
     array, shape (...)
 
-    Input rules of :mod:`refimpl._checks` (module docstring).
+    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     al = _alpha(alpha)
     xp, (t, ts) = _pairs(("theta", theta), ("theta_star", theta_star))
@@ -241,7 +241,7 @@ def two_delta_prox(theta, theta_star, alpha, h, metric="wasserstein"):
         Non-finite inputs, ``alpha`` outside ``[0, 1]``, ``h <= 0``, a last axis other
         than 2, shapes that do not broadcast, or an unknown ``metric``.
 
-    Input rules of :mod:`refimpl._checks` (module docstring).
+    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     if not isinstance(metric, str) or metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")

@@ -16,7 +16,7 @@ with ``P = a b^T M(V)`` and the dual ``F = <a, phi> - <b, psi> - penalty`` (both
 ``ot.smooth`` (``NegEntropy``, ``SquaredL2``), each regulariser is one object holding its
 formulas, so the solvers (:mod:`refimpl.ot`, :mod:`refimpl.ot_solver`, :mod:`refimpl.swgan`)
 have no branch on a regulariser's name. The methods compute on arrays already validated
-(input rules of :mod:`refimpl._checks`, applied by the public functions that take ``reg``);
+(input rules of :mod:`refimpl.validation`, applied by the public functions that take ``reg``);
 :func:`get_regularizer` is the check of a ``reg`` argument.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 
-from . import _checks
+from . import validation as checks
 from .backend import namespace
 
 __all__ = ["Regularizer", "KL", "L2", "REGULARIZERS", "get_regularizer"]
@@ -41,31 +41,31 @@ class Regularizer(ABC):
 
     @abstractmethod
     def density(self, V, lam):
-        """``M(V)`` (same shape as ``V``) at ``lam > 0`` (input rules of :mod:`refimpl._checks`)."""
+        """``M(V)`` (same shape as ``V``) at ``lam > 0`` (input rules of :mod:`refimpl.validation`)."""
 
     @abstractmethod
     def uniform_plan(self, V, lam):
         """The pseudo-plan of uniform weights, ``M(V) / (M N)`` for ``V`` (M, N) (input rules of
-        :mod:`refimpl._checks`)."""
+        :mod:`refimpl.validation`)."""
 
     @abstractmethod
     def penalty(self, P, V, lam):
         """The dual's penalty term (0-d) from the pseudo-plan ``P`` and ``V`` (input rules of
-        :mod:`refimpl._checks`)."""
+        :mod:`refimpl.validation`)."""
 
     @abstractmethod
     def divergence(self, plan, a, b):
         """``I(plan)`` (0-d) against ``a b^T``; ``plan`` (M, N) >= 0, ``a`` (M,), ``b`` (N,) > 0
-        (input rules of :mod:`refimpl._checks`)."""
+        (input rules of :mod:`refimpl.validation`)."""
 
     @abstractmethod
     def plan(self, X, a, b, lam):
         """The plan from a solver state's matrix ``X`` (:mod:`refimpl.ot_solver`: the plan itself
-        for KL, ``V_+`` for L2) (input rules of :mod:`refimpl._checks`)."""
+        for KL, ``V_+`` for L2) (input rules of :mod:`refimpl.validation`)."""
 
     def check_finite(self, out, lam):
         """``out`` unchanged, or ``ValueError`` naming ``lam`` where the density overflowed (input
-        rules of :mod:`refimpl._checks`)."""
+        rules of :mod:`refimpl.validation`)."""
         return out
 
 
@@ -95,7 +95,7 @@ class _KL(Regularizer):
     def check_finite(self, out, lam):
         xp = namespace(out)
         if not bool(xp.all(xp.isfinite(out))):
-            raise ValueError(f"lam={lam:g} is too small for these potentials in {_checks._dtype_name(out.dtype)}: "
+            raise ValueError(f"lam={lam:g} is too small for these potentials in {checks.dtype_name(out.dtype)}: "
                              f"exp((phi_i - psi_j - C_ij)/lam) overflows (beyond ~"
                              f"{math.log(xp.finfo(out.dtype).max):.0f} lam); use float64, a larger lam, or "
                              f"potentials with smaller phi_i - psi_j - C_ij")
@@ -136,11 +136,11 @@ def get_regularizer(reg):
     """The regulariser ``reg``: a :class:`Regularizer`, or its name ``"kl"`` / ``"l2"`` in any case.
 
     Raises ``TypeError`` for another type and ``ValueError`` for another name, each naming
-    ``reg`` (input rules of :mod:`refimpl._checks`).
+    ``reg`` (input rules of :mod:`refimpl.validation`).
     """
     if isinstance(reg, Regularizer):
         return reg
     if not isinstance(reg, str):
         raise TypeError(f"reg must be a string, one of {', '.join(map(repr, REGULARIZERS))}, or a "
                         f"refimpl.regularizers.Regularizer; got {type(reg).__name__}")
-    return REGULARIZERS[_checks.choice(reg.lower(), "reg", tuple(REGULARIZERS))]
+    return REGULARIZERS[checks.choice(reg.lower(), "reg", tuple(REGULARIZERS))]

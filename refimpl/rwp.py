@@ -17,9 +17,9 @@ Errata (``shared/conventions.md``, "Wasserstein proximal"): the proximal term ha
 ``+`` sign and the factor ``1/(2h)`` (eq. 4); Appendix D's minus sign and
 Algorithm 1's ``1/h`` are typos.
 
-Input rules: public functions validate at entry by the rules of :mod:`refimpl._checks`
-(errors name the argument); the training step calls the ``_``-prefixed twins, which
-do not validate, so a step makes no host round trip.
+Input rules: public functions validate at entry by the rules of :mod:`refimpl.validation`
+(errors name the argument); the training step calls the unchecked cores (``f.unchecked``,
+:func:`refimpl.validation.checked`), which do not validate, so a step makes no host round trip.
 """
 from __future__ import annotations
 
@@ -27,11 +27,11 @@ import math
 
 import numpy as _np
 
-from . import _checks, steps
+from . import validation as checks, steps
 from .backend import from_host, namespace
 from .flat import FlatParams, from_buffer
-from .nn import _copy_params
-from .objectives import Objective, _check_generator, _generator_dfake, _net
+from .nn import copy_params
+from .objectives import Objective, generator_dfake
 from .train import GANConfig, GANMethod
 
 #: Appendix C defaults ``(h, l)`` per objective. WGAN-GP: h = 0.1, l = 10; Standard GAN and
@@ -44,7 +44,7 @@ RWP_DEFAULTS = {"wgan-gp": (0.1, 10), "wgan-lp": (0.1, 10), "wgan": (0.1, 10),
 def check_h(h):
     """``h`` as a float; ``ValueError`` unless it is a finite real number > 0.
 
-    Input rules of :mod:`refimpl._checks` (module docstring).
+    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     if isinstance(h, bool) or not isinstance(h, (int, float)) or not math.isfinite(h) or h <= 0:
         raise ValueError(f"the proximal step size h must be a finite number > 0, got {h!r}")
@@ -54,7 +54,7 @@ def check_h(h):
 def check_steps(l, name="l"):
     """``l`` as an int; ``ValueError`` unless it is an integer >= 1.
 
-    Input rules of :mod:`refimpl._checks` (module docstring).
+    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     if isinstance(l, bool) or not isinstance(l, int) or l < 1:
         raise ValueError(f"the number of generator steps {name} must be an integer >= 1, got {l!r}")
@@ -81,7 +81,7 @@ def proximal_term(fake, fake_prev, h):
         Proximal step size, > 0.
 
     Both arrays finite and non-empty, one namespace (input rules of
-    :mod:`refimpl._checks`; float32 with float64 gives float64).
+    :mod:`refimpl.validation`; float32 with float64 gives float64).
 
     Returns
     -------
@@ -89,9 +89,9 @@ def proximal_term(fake, fake_prev, h):
     dfake : array (B, n), ``dP/dx``.
     """
     h = check_h(h)
-    fake = _checks.array(fake, "fake", ndim=2)
-    fake_prev = _checks.array(fake_prev, "fake_prev", shape=tuple(fake.shape), xp=namespace(fake))
-    return _proximal_term(*_checks.common_float(fake, fake_prev), h)
+    fake = checks.array(fake, "fake", ndim=2)
+    fake_prev = checks.array(fake_prev, "fake_prev", shape=tuple(fake.shape), xp=namespace(fake))
+    return _proximal_term(*checks.common_float(fake, fake_prev), h)
 
 
 def _proximal_term(fake, fake_prev, h):
@@ -125,24 +125,24 @@ def rwp_generator_grads(obj, gen, gparams, gprev, critic, cparams, z, h):
     grads : list of (dW, db) like ``gparams``
     logs : dict with ``gen_loss`` (``F``) and ``prox`` (``P``), 0-d arrays
 
-    Input rules of :mod:`refimpl._checks`: finite parameters of the networks' layouts and
+    Input rules of :mod:`refimpl.validation`: finite parameters of the networks' layouts and
     one dtype, ``z`` non-empty in that dtype; errors name the argument.
     """
     h = check_h(h)
     if not isinstance(obj, Objective):
         raise TypeError(f"obj must be an Objective, got {type(obj).__name__}")
-    _net(critic, "critic")
-    gparams, z = _check_generator(gen, gparams, z, critic)
+    checks.network(critic, "critic")
+    gparams, z = checks.generator_inputs(gen, gparams, z, critic)
     kw = dict(xp=namespace(z), dtype=z.dtype)
-    gprev = _checks.params(gprev, "gprev", shapes=gen._param_shapes(), **kw)
-    cparams = _checks.params(cparams, "cparams", shapes=critic._param_shapes(), **kw)
+    gprev = checks.params(gprev, "gprev", shapes=gen._param_shapes(), **kw)
+    cparams = checks.params(cparams, "cparams", shapes=critic._param_shapes(), **kw)
     return _rwp_generator_grads(obj, gen, gparams, gprev, critic, cparams, z, h)
 
 
 def _rwp_generator_grads(obj, gen, gparams, gprev, critic, cparams, z, h):
     fake, cache = gen._forward(gparams, z)
     fake_prev, _ = gen._forward(gprev, z)
-    loss, dfake = _generator_dfake(obj, critic, cparams, fake)
+    loss, dfake = generator_dfake.unchecked(obj, critic, cparams, fake)
     prox, dprox = _proximal_term(fake, fake_prev, h)
     _, grads = gen._backward(gparams, cache, dfake + dprox, need_dx=False)
     return loss + prox, grads, {"gen_loss": loss, "prox": prox}
@@ -188,7 +188,7 @@ class RWPMethod(GANMethod):
         """One optimiser step on ``F + P`` with a fresh ``z``; returns ``(state, logs)``.
 
         A training step: ``state`` comes from ``init_state`` and is not validated; it calls the
-        unchecked twins (policy of :mod:`refimpl._checks`), so it makes no host round trip.
+        unchecked twins (policy of :mod:`refimpl.validation`), so it makes no host round trip.
         """
         z = self.latent(rng, self.cfg.batch_size, state["gen"][0][0])
         _, grads, logs = _rwp_generator_grads(self.objective, self.gen, state["gen"], gprev,
@@ -202,11 +202,11 @@ class RWPMethod(GANMethod):
         into a buffer kept for the run, and :func:`rwp_generator_grads_fused` feeds the optimiser;
         else the per-step reference. The input state is donated (flat parameters are updated in place).
 
-        A training step: ``state`` comes from ``init_state`` and is not validated; it calls the unchecked twins (policy of :mod:`refimpl._checks`), so it makes no host round trip."""
+        A training step: ``state`` comes from ``init_state`` and is not validated; it calls the unchecked twins (policy of :mod:`refimpl.validation`), so it makes no host round trip."""
         gp = state["gen"]
         if self.fused and isinstance(gp, FlatParams):
             return self._fused_generator_phase(state, rng)
-        gprev = _copy_params(state["gen"])          # theta_prev: a real copy, fixed for the l steps
+        gprev = copy_params.unchecked(state["gen"])          # theta_prev: a real copy, fixed for the l steps
         logs = {}
         for _ in range(self.l):
             state, logs = self.rwp_generator_step(state, gprev, rng)

@@ -32,19 +32,19 @@ Erratum (``shared/conventions.md``): Algorithm 2 line 6 prints ``- 1/2 grad Phi`
 the norm-square; the objective of Prop. 3 has ``-1/2 ||grad_x Phi(g_prev(z))||^2``.
 Layer normalisation of Appendix G's potential is not implemented (``refimpl.nn`` has none).
 
-Input rules: public functions validate at entry by the rules of :mod:`refimpl._checks`
-(errors name the argument); the training steps call the ``_``-prefixed twins, which do
-not validate, so a step makes no host round trip.
+Input rules: public functions validate at entry by the rules of :mod:`refimpl.validation`
+(errors name the argument); the training steps call the unchecked cores (``f.unchecked``,
+:func:`refimpl.validation.checked`), which do not validate, so a step makes no host round trip.
 """
 from __future__ import annotations
 
 import numpy as _np
 
-from . import _checks, steps
+from . import validation as checks, steps
 from .backend import from_host, namespace
 from .flat import FlatParams, flatten
-from .nn import ACTIVATIONS, MLP, _add_params, _copy_params
-from .objectives import Objective, _check_generator, _generator_dfake, _net
+from .nn import ACTIVATIONS, MLP, add_params, copy_params
+from .objectives import Objective, generator_dfake
 from .rwp import check_h, check_steps
 from .train import GANConfig, GANMethod
 
@@ -77,11 +77,11 @@ def potential_objective(potential, pparams, x_new, x_prev, h):
     logs : dict of 0-d arrays: ``phi_obj`` (``J``), ``phi_gap`` (``(1/h)(mean Phi(x) - mean Phi(y))``),
         ``phi_grad_sq`` (``mean ||grad Phi(y)||^2``)
 
-    Input rules of :mod:`refimpl._checks`: ``x_new`` and ``x_prev`` non-empty, finite, in
+    Input rules of :mod:`refimpl.validation`: ``x_new`` and ``x_prev`` non-empty, finite, in
     the potential parameters' dtype; errors name the argument.
     """
     h = check_h(h)
-    _net(potential, "potential")
+    checks.network(potential, "potential")
     d = potential.sizes[0]
     pparams, x_new, x_prev = potential._validate(pparams, ("x_new", x_new, (None, d)), ("x_prev", x_prev, (None, d)),
                                                  pname="pparams", nonempty=True)
@@ -100,7 +100,7 @@ def _potential_objective(potential, pparams, x_new, x_prev, h):
     _, g1 = potential._backward(pparams, cache_new, xp.full_like(phi_new, 1.0 / (h * B_new)), need_dx=False)
     _, g2 = potential._backward(pparams, tape.cache, xp.full_like(phi_prev, -1.0 / (h * B_prev)), need_dx=False)
     _, g3 = potential._input_gradient_vjp(pparams, tape, g_prev * (-1.0 / (h * B_prev)), need_dx=False)
-    grads = _add_params(_add_params(g1, g2), g3)
+    grads = add_params.unchecked(add_params.unchecked(g1, g2), g3)
     return J, grads, {"phi_obj": J, "phi_gap": gap, "phi_grad_sq": gsq}
 
 
@@ -119,16 +119,16 @@ def sbe_generator_dfake(obj, critic, cparams, potential, pparams, fake, h):
     total : 0-d array; dfake : array (B, n); logs : dict with ``gen_loss`` (``F``) and
     ``phi_term`` (``(1/h) mean Phi(x)``)
 
-    Input rules of :mod:`refimpl._checks` (``fake`` non-empty, finite, the parameters' dtype).
+    Input rules of :mod:`refimpl.validation` (``fake`` non-empty, finite, the parameters' dtype).
     """
     h = check_h(h)
     if not isinstance(obj, Objective):
         raise TypeError(f"obj must be an Objective, got {type(obj).__name__}")
-    _net(critic, "critic"), _net(potential, "potential")
+    checks.network(critic, "critic"), checks.network(potential, "potential")
     cparams, fake = critic._validate(cparams, ("fake", fake, (None, critic.sizes[0])), pname="cparams")
     if fake.shape[0] == 0:
         raise ValueError(f"fake must be non-empty, got shape {tuple(fake.shape)}")
-    pparams = _checks.params(pparams, "pparams", xp=namespace(fake), dtype=fake.dtype,
+    pparams = checks.params(pparams, "pparams", xp=namespace(fake), dtype=fake.dtype,
                              shapes=potential._param_shapes())
     return _sbe_generator_dfake(obj, critic, cparams, potential, pparams, fake, h)
 
@@ -136,7 +136,7 @@ def sbe_generator_dfake(obj, critic, cparams, potential, pparams, fake, h):
 def _sbe_generator_dfake(obj, critic, cparams, potential, pparams, fake, h):
     xp = namespace(fake)
     B = fake.shape[0]
-    loss, dfake = _generator_dfake(obj, critic, cparams, fake)
+    loss, dfake = generator_dfake.unchecked(obj, critic, cparams, fake)
     phi, pcache = potential._forward(pparams, fake)
     term = xp.mean(phi) / h
     dphi, _ = potential._backward(pparams, pcache, xp.full_like(phi, 1.0 / (h * B)), need_params=False)
@@ -146,7 +146,7 @@ def _sbe_generator_dfake(obj, critic, cparams, potential, pparams, fake, h):
 def sbe_generator_grads(obj, gen, gparams, critic, cparams, potential, pparams, z, h):
     """``F + (1/h) mean Phi(g_theta(z))`` and its gradient w.r.t. the generator parameters.
 
-    Input rules of :mod:`refimpl._checks` (``z`` non-empty, finite; all parameters finite
+    Input rules of :mod:`refimpl.validation` (``z`` non-empty, finite; all parameters finite
     in one dtype); errors name the argument.
 
     Returns
@@ -156,11 +156,11 @@ def sbe_generator_grads(obj, gen, gparams, critic, cparams, potential, pparams, 
     h = check_h(h)
     if not isinstance(obj, Objective):
         raise TypeError(f"obj must be an Objective, got {type(obj).__name__}")
-    _net(critic, "critic"), _net(potential, "potential")
-    gparams, z = _check_generator(gen, gparams, z, critic, potential)
+    checks.network(critic, "critic"), checks.network(potential, "potential")
+    gparams, z = checks.generator_inputs(gen, gparams, z, critic, potential)
     kw = dict(xp=namespace(z), dtype=z.dtype)
-    cparams = _checks.params(cparams, "cparams", shapes=critic._param_shapes(), **kw)
-    pparams = _checks.params(pparams, "pparams", shapes=potential._param_shapes(), **kw)
+    cparams = checks.params(cparams, "cparams", shapes=critic._param_shapes(), **kw)
+    pparams = checks.params(pparams, "pparams", shapes=potential._param_shapes(), **kw)
     return _sbe_generator_grads(obj, gen, gparams, critic, cparams, potential, pparams, z, h)
 
 
@@ -198,7 +198,7 @@ class SBEMethod(GANMethod):
         self.n_phi = check_steps(n_phi, "n_phi")
         self.phi_hidden = check_steps(phi_hidden, "phi_hidden")
         self.potential = MLP((cfg.data_dim, self.phi_hidden, 1), phi_activation, "linear")
-        self.lr_phi = cfg.lr_critic if lr_phi is None else _checks.real(lr_phi, "lr_phi", gt=0)
+        self.lr_phi = cfg.lr_critic if lr_phi is None else checks.real(lr_phi, "lr_phi", gt=0)
         self.opt_phi = cfg.make_optimiser(self.lr_phi)
         self._phi_consts = {}                # PotentialConstants per dtype and device (one per run)
 
@@ -211,7 +211,7 @@ class SBEMethod(GANMethod):
         return self.cfg.n_gen
 
     def init_state(self, rng, xp, dtype, device=None):
-        """Input rules of :mod:`refimpl._checks` (module docstring)."""
+        """Input rules of :mod:`refimpl.validation` (module docstring)."""
         state = super().init_state(rng, xp, dtype, device)
         pp = flatten(self.potential.init(rng, xp=xp, dtype=dtype, device=device))
         return {**state, "phi": pp, "opt_phi": self.opt_phi._init(pp), "gen_prev": flatten(state["gen"])}
@@ -220,7 +220,7 @@ class SBEMethod(GANMethod):
         """One ascent step on :func:`potential_objective` (live generator vs ``gen_prev``, same fresh ``z``).
 
         A training step: ``state`` comes from ``init_state`` and is not validated; it calls the
-        unchecked twins (policy of :mod:`refimpl._checks`), so it makes no host round trip.
+        unchecked twins (policy of :mod:`refimpl.validation`), so it makes no host round trip.
         """
         z = self.latent(rng, self.cfg.batch_size, state["gen"][0][0])
         x_new = self.gen._forward(state["gen"], z)[0]
@@ -236,7 +236,7 @@ class SBEMethod(GANMethod):
         over all of them (they do not change in this phase); :func:`potential_grads_fused` feeds the
         optimiser. Else the per-step reference. The input state is donated.
 
-        A training step: ``state`` comes from ``init_state`` and is not validated; it calls the unchecked twins (policy of :mod:`refimpl._checks`), so it makes no host round trip."""
+        A training step: ``state`` comes from ``init_state`` and is not validated; it calls the unchecked twins (policy of :mod:`refimpl.validation`), so it makes no host round trip."""
         if self.fused and isinstance(state["phi"], FlatParams):
             return self._fused_potential_phase(state, rng)
         logs = {}
@@ -245,7 +245,7 @@ class SBEMethod(GANMethod):
         return state, logs
 
     def generator_step(self, state, rng, data):
-        """A training step: ``state`` comes from ``init_state`` and is not validated; it calls the unchecked twins (policy of :mod:`refimpl._checks`), so it makes no host round trip."""
+        """A training step: ``state`` comes from ``init_state`` and is not validated; it calls the unchecked twins (policy of :mod:`refimpl.validation`), so it makes no host round trip."""
         z = self.latent(rng, self.cfg.batch_size, state["gen"][0][0])
         _, grads, logs = _sbe_generator_grads(self.objective, self.gen, state["gen"], self.critic, state["critic"],
                                              self.potential, state["phi"], z, self.h)
@@ -253,15 +253,15 @@ class SBEMethod(GANMethod):
         return {**state, "gen": gp, "opt_gen": og}, logs
 
     def generator_phase(self, state, rng, data):
-        """A training step: ``state`` comes from ``init_state`` and is not validated; it calls the unchecked twins (policy of :mod:`refimpl._checks`), so it makes no host round trip."""
+        """A training step: ``state`` comes from ``init_state`` and is not validated; it calls the unchecked twins (policy of :mod:`refimpl.validation`), so it makes no host round trip."""
         if self.fused and isinstance(state["gen"], FlatParams):
             return self._fused_generator_phase(state, rng)
-        snapshot = _copy_params(state["gen"])          # becomes the anchor of the next outer iteration
+        snapshot = copy_params.unchecked(state["gen"])          # becomes the anchor of the next outer iteration
         state, logs = super().generator_phase(state, rng, data)
         return {**state, "gen_prev": snapshot}, logs
 
     def outer_step(self, state, rng, data):
-        """A training step: ``state`` comes from ``init_state`` and is not validated; it calls the unchecked twins (policy of :mod:`refimpl._checks`), so it makes no host round trip."""
+        """A training step: ``state`` comes from ``init_state`` and is not validated; it calls the unchecked twins (policy of :mod:`refimpl.validation`), so it makes no host round trip."""
         state, lc = self.critic_phase(state, rng, data)
         state, lp = self.potential_phase(state, rng, data)
         state, lg = self.generator_phase(state, rng, data)
@@ -369,14 +369,14 @@ def potential_grads_fused(potential, pparams, X, h, consts, logs=True):
     W1t, w2t = steps.transposes(pparams)[0], steps.transposes(pparams)[1]          # (m, n), (1, m)
     hs, as_ = steps.forward(potential, pparams if logs else pparams[:1], X)
     a, hid = as_[0], hs[1]                                                          # (2B, m)
-    D = steps._deriv(xp, kind, a, hid)
-    e = steps._apply(xp, kind, D, w2t)                                              # (2B, m)
+    D = steps.activation_deriv(xp, kind, a, hid)
+    e = steps.apply_deriv(xp, kind, D, w2t)                                              # (2B, m)
     A = (slice(B, 2 * B), slice(None))                                             # the anchor rows
     e_prev = e[A]
     g = e_prev @ W1t                                                                # grad Phi(y), (B, n)
     u = consts.c * g
     bar_e = u @ W1                                                                  # (B, m)
-    bar_d = steps._apply(xp, kind, D[A], bar_e)
+    bar_d = steps.apply_deriv(xp, kind, D[A], bar_e)
     e_loss = consts.seed[:2 * B, :] * e
     # the live and anchor rows' bias terms are added row by row before the sum: they cancel exactly
     # where the two generators agree (the first outer iteration), as in the reference
@@ -385,8 +385,8 @@ def potential_grads_fused(potential, pparams, X, h, consts, logs=True):
         bar_a = bar_e * w2t * ACTIVATIONS[kind].d2f(a[A], hid[A])
         e_loss = xp.concat([e_loss[:B, :], e_loss[A] + bar_a], axis=0)
         de = de + bar_a
-    gW1 = steps._tdot(xp.concat([X, u], axis=0), xp.concat([e_loss, e_prev], axis=0))
-    gW2 = steps._tdot(xp.concat([hid, bar_d], axis=0), consts.seed)
+    gW1 = steps.tdot(xp.concat([X, u], axis=0), xp.concat([e_loss, e_prev], axis=0))
+    gW2 = steps.tdot(xp.concat([hid, bar_d], axis=0), consts.seed)
     grads = [(gW1, xp.sum(de, axis=0)), (gW2, consts.db_out)]
     if not logs:
         return grads, {}
@@ -422,6 +422,6 @@ def sbe_generator_grads_fused(obj, gen, gparams, critic, cparams, potential, ppa
     loss, dfake = steps.critic_input_grad(obj, critic, cparams, fake, consts)
     wt = steps.transposes(pparams)
     ph, pa = steps.forward(potential, pparams if logs else pparams[:1], fake)
-    e = steps._apply(xp, kind, steps._deriv(xp, kind, pa[0], ph[1]), (1.0 / (h * B)) * wt[1])   # (B, m)
+    e = steps.apply_deriv(xp, kind, steps.activation_deriv(xp, kind, pa[0], ph[1]), (1.0 / (h * B)) * wt[1])   # (B, m)
     grads = steps.backward_params(gen, gparams, hs, as_, dfake + e @ wt[0])
     return grads, ({"gen_loss": loss, "phi_term": xp.mean(ph[-1]) / h} if logs else {})

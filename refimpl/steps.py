@@ -26,7 +26,7 @@ from .backend import namespace
 from .flat import transposes
 from .kernels import for_array
 from .nn import ACTIVATIONS, LEAKY_SLOPE
-from .objectives import _critic_scores_loss, _generator_scores_loss
+from .objectives import critic_scores_loss, generator_scores_loss
 
 
 # ----------------------------------------------------------------------------- activations
@@ -34,7 +34,7 @@ def _kinds(net):
     return [net.activation if l < net.n_layers - 1 else net.output for l in range(net.n_layers)]
 
 
-def _deriv(xp, kind, a, h):
+def activation_deriv(xp, kind, a, h):
     """What the backward needs of ``s'(a)``: a mask (ReLU family; on CuPy ``a`` itself, read by a
     fused kernel), nothing (linear) or ``s'(a)``."""
     if kind == "relu":
@@ -46,8 +46,8 @@ def _deriv(xp, kind, a, h):
     return ACTIVATIONS[kind].df(a, h)
 
 
-def _apply(xp, kind, D, d, owned=False):
-    """``d * s'(a)`` from ``D = _deriv(...)``; ``owned``: ``d`` is a fresh product the caller may overwrite."""
+def apply_deriv(xp, kind, D, d, owned=False):
+    """``d * s'(a)`` from ``D = activation_deriv(...)``; ``owned``: ``d`` is a fresh product the caller may overwrite."""
     if kind == "relu":
         return for_array(d).relu_apply(D, d, owned)
     if kind == "leaky_relu":
@@ -62,7 +62,7 @@ def _times_wt(x, Wt):
     return x * Wt if Wt.shape[0] == 1 else x @ Wt
 
 
-def _tdot(a, b):
+def tdot(a, b):
     """``a^T b`` for ``a`` (R, m), ``b`` (R, n): one matrix product (the kernel table's)."""
     return for_array(a).tdot(a, b)
 
@@ -96,7 +96,7 @@ class StepConstants:
         full = (lambda shape, v: xp.full(shape, v, dtype=dtype, device=device))
         self.B = B
         self.ones = full((B, 1), 1.0)
-        loss_seed = xp.concat([full((B, 1), -1.0 / B), full((B, 1), 1.0 / B)], axis=0)   # as _critic_scores_loss
+        loss_seed = xp.concat([full((B, 1), -1.0 / B), full((B, 1), 1.0 / B)], axis=0)   # as critic_scores_loss
         self.loss_seed = loss_seed
         self.seed = xp.concat([loss_seed, self.ones], axis=0) if penalty else loss_seed
         self.db_out = xp.sum(loss_seed, axis=0)
@@ -148,10 +148,10 @@ def critic_loss_grads(obj, critic, cparams, real, fake, noise, consts, penalty_s
     else:
         X = xp.concat([real, fake], axis=0)                           # (2B, d)
     hs, as_ = forward(critic, cparams, X)
-    D = [_deriv(xp, k, a, h) for k, a, h in zip(kinds, as_, hs[1:])]
+    D = [activation_deriv(xp, k, a, h) for k, a, h in zip(kinds, as_, hs[1:])]
     scores = hs[-1]                                                   # (R, 1)
     if obj.logistic:
-        loss, d_real, d_fake = _critic_scores_loss(obj, scores[:B, :], scores[B:2 * B, :])
+        loss, d_real, d_fake = critic_scores_loss.unchecked(obj, scores[:B, :], scores[B:2 * B, :])
         seed = xp.concat([d_real, d_fake, consts.ones] if pen_rows else [d_real, d_fake], axis=0)
     else:
         loss = xp.sum(scores[:2 * B, :] * consts.loss_seed)
@@ -160,14 +160,14 @@ def critic_loss_grads(obj, critic, cparams, real, fake, noise, consts, penalty_s
     es, ds = [None] * L, [None] * (L + 1)
     ds[L] = seed
     for l in range(L - 1, -1, -1):
-        es[l] = _apply(xp, kinds[l], D[l], ds[l + 1], owned=l < L - 1)
+        es[l] = apply_deriv(xp, kinds[l], D[l], ds[l + 1], owned=l < L - 1)
         if l > 0:
             ds[l] = _times_wt(es[l], wt[l])
         elif pen_rows:
             ds[0] = _times_wt(es[0][2 * B:, :], wt[0])               # g = grad_x f(x_hat), (B, d)
     logs = {"critic_loss": loss}
     if not pen_rows:
-        grads = [(_tdot(hs[l], es[l]), xp.sum(es[l], axis=0)) for l in range(L)]
+        grads = [(tdot(hs[l], es[l]), xp.sum(es[l], axis=0)) for l in range(L)]
         return loss, grads, logs
     # penalty and its seed u = dP/dg
     P = (slice(2 * B, 3 * B), slice(None))
@@ -187,7 +187,7 @@ def critic_loss_grads(obj, critic, cparams, real, fake, noise, consts, penalty_s
         if smooth[l]:
             bar_as[l] = bar_e * ds[l + 1][P] * ACTIVATIONS[kinds[l]].d2f(as_[l][P], hs[l + 1][P])
         if l < L - 1:
-            bar_d = _apply(xp, kinds[l], D[l][P], bar_e, owned=True)
+            bar_d = apply_deriv(xp, kinds[l], D[l][P], bar_e, owned=True)
             bar_ds.append(bar_d)
     second = [None] * L                                               # bar a_l of the pass back through the forward
     if any(smooth):
@@ -195,7 +195,7 @@ def critic_loss_grads(obj, critic, cparams, real, fake, noise, consts, penalty_s
         for l in range(L - 1, -1, -1):
             ba = bar_as[l]
             if bar_h is not None:
-                hh = _apply(xp, kinds[l], D[l][P], bar_h, owned=True)
+                hh = apply_deriv(xp, kinds[l], D[l][P], bar_h, owned=True)
                 ba = hh if ba is None else ba + hh
             if ba is None:
                 bar_h = None
@@ -209,12 +209,12 @@ def critic_loss_grads(obj, critic, cparams, real, fake, noise, consts, penalty_s
         if second[l] is None:                                         # the penalty rows of h_l are spent:
             left = hs[l]                                              # they take bar d_l in place
             left[2 * B:, :] = bar_ds[l]
-            gW = _tdot(left, es[l])
+            gW = tdot(left, es[l])
             gb = consts.db_out if (l == L - 1 and kinds[l] == "linear" and not obj.logistic) \
                 else xp.sum(es[l][:2 * B, :], axis=0)
         else:
             ba = second[l]
-            gW = _tdot(xp.concat([hs[l], bar_ds[l]], axis=0),
+            gW = tdot(xp.concat([hs[l], bar_ds[l]], axis=0),
                        xp.concat([es[l][:2 * B, :], ba, es[l][P]], axis=0))
             gb = xp.sum(xp.concat([es[l][:2 * B, :], ba], axis=0), axis=0)
         grads.append((gW, gb))
@@ -230,11 +230,11 @@ def critic_input_grad(obj, critic, cparams, fake, consts):
     wt = transposes(cparams)
     hs, as_ = forward(critic, cparams, fake)
     if obj.logistic:
-        loss, d = _generator_scores_loss(obj, hs[-1])
+        loss, d = generator_scores_loss.unchecked(obj, hs[-1])
     else:
         loss, d = -xp.mean(hs[-1]), consts.gen_seed
     for l in range(critic.n_layers - 1, -1, -1):
-        d = _times_wt(_apply(xp, kinds[l], _deriv(xp, kinds[l], as_[l], hs[l + 1]), d, owned=l < critic.n_layers - 1),
+        d = _times_wt(apply_deriv(xp, kinds[l], activation_deriv(xp, kinds[l], as_[l], hs[l + 1]), d, owned=l < critic.n_layers - 1),
                       wt[l])
     return loss, d
 
@@ -246,8 +246,8 @@ def backward_params(net, params, hs, as_, d):
     wt = transposes(params)
     grads = [None] * net.n_layers
     for l in range(net.n_layers - 1, -1, -1):
-        e = _apply(xp, kinds[l], _deriv(xp, kinds[l], as_[l], hs[l + 1]), d, owned=l < net.n_layers - 1)
-        grads[l] = (_tdot(hs[l], e), xp.sum(e, axis=0))
+        e = apply_deriv(xp, kinds[l], activation_deriv(xp, kinds[l], as_[l], hs[l + 1]), d, owned=l < net.n_layers - 1)
+        grads[l] = (tdot(hs[l], e), xp.sum(e, axis=0))
         if l > 0:
             d = _times_wt(e, wt[l])
     return grads

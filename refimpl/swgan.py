@@ -63,11 +63,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _checks, steps, swgan_steps as core
+from . import validation as checks, steps, swgan_steps as core
 from .backend import backend_name, namespace
 from .flat import flatten
 from .nn import MLP
-from .ot import COSTS, REGS, _cost_matrix
+from .ot import COSTS, REGS, cost_matrix
 from .optim import make_optimiser
 from .regularizers import get_regularizer
 from .swgan_objectives import (cost_input_gradient, dual_loss_grads, generator_grads, generator_objective,
@@ -140,7 +140,7 @@ class SWGANConfig:
         _pos_real("data_scale", self.data_scale)
         if not isinstance(self.reg, str) or self.reg not in REGS:
             raise ValueError(f"unknown regulariser reg={self.reg!r}; choose one of {', '.join(REGS)}")
-        _checks.choice(self.cost, "cost", COSTS)
+        checks.choice(self.cost, "cost", COSTS)
         self.make_optimiser(self.lr_gen), self.make_optimiser(self.lr_critic)
         MLP((self.latent_dim, *self.gen_hidden, self.data_dim), self.gen_activation, self.gen_output)
         MLP((self.data_dim, *self.potential_hidden, 1), self.potential_activation, "linear")
@@ -153,7 +153,7 @@ class SWGANConfig:
         """A fresh optimiser of this config (``optimiser``, ``betas``) with learning rate ``lr``.
 
         ``lr`` finite > 0, checked by :func:`refimpl.optim.make_optimiser` (input rules of
-        :mod:`refimpl._checks`; ``ValueError``/``TypeError`` naming it).
+        :mod:`refimpl.validation`; ``ValueError``/``TypeError`` naming it).
         """
         if self.optimiser == "adam":
             return make_optimiser("adam", lr=lr, beta1=self.betas[0], beta2=self.betas[1])
@@ -188,7 +188,7 @@ class SWGANMethod(GANMethod):
         """Fresh parameters of the generator and both potentials, and their optimiser states.
 
         ``rng`` a ``numpy.random.Generator``, ``dtype`` float32 or float64 of ``xp``, checked by
-        :meth:`refimpl.nn.MLP.init` (input rules of :mod:`refimpl._checks`); arrays on ``device``.
+        :meth:`refimpl.nn.MLP.init` (input rules of :mod:`refimpl.validation`); arrays on ``device``.
         Each network's parameters are a :class:`refimpl.flat.FlatParams` (one buffer, updated in
         place by the optimisers: a step donates its input state).
         """
@@ -203,7 +203,7 @@ class SWGANMethod(GANMethod):
         """The project's critic ``f(x) = -psi(x)`` (large on data; module docstring), shape (B,).
 
         Not a training step: ``state["psi"]`` and ``x`` (B, data_dim), in the parameters' dtype,
-        are validated by the input rules of :mod:`refimpl._checks` (errors name ``state["psi"]``
+        are validated by the input rules of :mod:`refimpl.validation` (errors name ``state["psi"]``
         or ``x``).
         """
         if not isinstance(state, dict) or "psi" not in state:
@@ -215,7 +215,7 @@ class SWGANMethod(GANMethod):
     def dual_batch(self, state, rng, data):
         """A fresh batch: data ``y`` (N, d) then generated ``x = G(z)`` (M, d).
 
-        A training step (policy of :mod:`refimpl._checks`): ``state`` comes from :meth:`init_state`,
+        A training step (policy of :mod:`refimpl.validation`): ``state`` comes from :meth:`init_state`,
         ``rng`` is a ``numpy.random.Generator``, ``data`` a data source; none is validated and the
         unchecked twins are called, so the step makes no host round trip.
         """
@@ -274,7 +274,7 @@ class SWGANMethod(GANMethod):
         ``None``: 1 on NumPy, 0 elsewhere. Fused (``fused``), without a host test, all the
         phase's draws are made first and moved to the device in one transfer per kind.
 
-        A training step (policy of :mod:`refimpl._checks`): ``state`` comes from :meth:`init_state`,
+        A training step (policy of :mod:`refimpl.validation`): ``state`` comes from :meth:`init_state`,
         ``rng`` is a ``numpy.random.Generator``, ``data`` a data source; none is validated and the
         unchecked twins are called, so the step makes no host round trip. The state is donated.
         """
@@ -326,7 +326,7 @@ class SWGANMethod(GANMethod):
         steps_, F, stat, done = 0, None, None, None
         for i, (x, y, C) in enumerate(batches):
             if C is None:
-                C = _cost_matrix(x, y, cfg.cost, xp)
+                C = cost_matrix.unchecked(x, y, cfg.cost, xp)
             F_i, gphi, gpsi, stat_i = core.dual_step_grads(self.phi_net, php, self.psi_net, psp, x, y, C, cfg.lam,
                                                        self.reg, logs=cfg.stop_tol > 0 or i == cfg.n_critic - 1)
             if on_host and i % stop_every == 0 and should_stop(stat_i, cfg.stop_tol):
@@ -383,7 +383,7 @@ class SWGANMethod(GANMethod):
         """One generator update of Algorithm 1 on a fresh batch (:func:`generator_grads` unchecked).
 
         The per-step reference of :meth:`generator_phase`. A training step (policy of
-        :mod:`refimpl._checks`): ``state`` comes from :meth:`init_state`, ``rng`` is a
+        :mod:`refimpl.validation`): ``state`` comes from :meth:`init_state`, ``rng`` is a
         ``numpy.random.Generator``, ``data`` a data source; none is validated and the unchecked
         twins are called, so the step makes no host round trip.
         """
@@ -439,7 +439,7 @@ class SWGANMethod(GANMethod):
         :meth:`put_draws`, :meth:`outer_step_drawn`). Parameters are updated in place (the input
         state is donated; :func:`refimpl.flat.copy_state` keeps one).
 
-        A training step (policy of :mod:`refimpl._checks`): ``state`` comes from :meth:`init_state`,
+        A training step (policy of :mod:`refimpl.validation`): ``state`` comes from :meth:`init_state`,
         ``rng`` is a ``numpy.random.Generator``, ``data`` a data source; none is validated and the
         unchecked twins are called, so the step makes no host round trip.
         """

@@ -39,7 +39,7 @@ One outer iteration of Algorithm 1:
 """
 from __future__ import annotations
 
-from . import _checks, swgan_steps as core
+from . import validation as checks, swgan_steps as core
 from .backend import namespace
 from .nn import MLP
 from .ot import COSTS, cost_matrix
@@ -49,7 +49,7 @@ __all__ = ["pairwise_cost", "cost_input_gradient", "generator_objective", "dual_
            "should_stop"]
 
 # ----------------------------------------------------------------------------- checks (public boundary only)
-_RULES = """Inputs follow the rules of :mod:`refimpl._checks`: arrays only (lists raise ``TypeError``);
+_RULES = """Inputs follow the rules of :mod:`refimpl.validation`: arrays only (lists raise ``TypeError``);
     float16 refused; integer and bool promoted to float64; float32 with float64 computes in
     float64; NaN/inf refused (``ValueError`` naming the argument); ``cost`` one of
     :data:`refimpl.ot.COSTS`, ``reg`` one of :data:`refimpl.ot.REGS`, ``lam`` finite > 0."""
@@ -57,25 +57,25 @@ _RULES = """Inputs follow the rules of :mod:`refimpl._checks`: arrays only (list
 
 def _check_points(x, y, xp=None):
     """``x`` (M, d), ``y`` (N, d) by the input rules, same d >= 1, promoted to one dtype."""
-    x = _checks.array(x, "x", ndim=2, xp=xp)
-    y = _checks.array(y, "y", ndim=2, xp=namespace(x))
+    x = checks.array(x, "x", ndim=2, xp=xp)
+    y = checks.array(y, "y", ndim=2, xp=namespace(x))
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x and y have different dimensions: {x.shape[1]} != {y.shape[1]}")
-    return _checks.common_float(x, y)
+    return checks.common_float(x, y)
 
 
 def _check_cost(cost):
-    return _checks.choice(cost, "cost", COSTS)
+    return checks.choice(cost, "cost", COSTS)
 
 
 _check_reg = get_regularizer
 
 
 def _check_m(m, M, N, xp):
-    return _checks.array(m, "m", shape=(M, N), xp=xp)
+    return checks.array(m, "m", shape=(M, N), xp=xp)
 
 
-_NET_RULES = """Inputs follow the rules of :mod:`refimpl._checks`: every network a
+_NET_RULES = """Inputs follow the rules of :mod:`refimpl.validation`: every network a
     :class:`refimpl.nn.MLP` (potentials with a scalar output); parameter lists ``[(W, b), ...]``
     of the networks' layouts, float32 or float64, all in one dtype and namespace (a
     ``TypeError`` names the offending ``*_params[l][k]``); the point arrays non-empty, 2-D, of the
@@ -105,27 +105,27 @@ def _check_nets(nets, arrays):
     xp = dt = None
     out, leaves, names = [], [], []
     for net, params, pname in nets:
-        params = _checks.params(params, pname, xp=xp, dtype=dt, shapes=net._param_shapes(), finite=False)
+        params = checks.params(params, pname, xp=xp, dtype=dt, shapes=net._param_shapes(), finite=False)
         xp, dt = namespace(params[0][0]), params[0][0].dtype
         out.append(params)
         leaves += [a for Wb in params for a in Wb]
         names += [f"{pname}[{i // 2}][{i % 2}]" for i in range(2 * len(params))]
     for name, x, width in arrays:
-        x = _checks.array(x, name, shape=(None, width), xp=xp, finite=False)
+        x = checks.array(x, name, shape=(None, width), xp=xp, finite=False)
         if x.dtype != dt:
-            raise TypeError(f"{name} has dtype {_checks._dtype_name(x.dtype)} but the networks' parameters are "
-                            f"{_checks._dtype_name(dt)}; cast {name} with xp.astype")
+            raise TypeError(f"{name} has dtype {checks.dtype_name(x.dtype)} but the networks' parameters are "
+                            f"{checks.dtype_name(dt)}; cast {name} with xp.astype")
         out.append(x)
         leaves.append(x)
         names.append(name)
-    _checks.finite_all(leaves, names)
+    checks.finite_all(leaves, names)
     return out
 
 
 def pairwise_cost(x, y, cost="l1"):
     """``C[i, j] = c(x_i, y_j)`` (M, N): :func:`refimpl.ot.cost_matrix` with SWGAN's default cost (L1).
 
-    Inputs validated by the input rules of :mod:`refimpl._checks`; errors and the overflow
+    Inputs validated by the input rules of :mod:`refimpl.validation`; errors and the overflow
     check as :func:`refimpl.ot.cost_matrix`.
     """
     return cost_matrix(x, y, cost)
@@ -167,7 +167,7 @@ def cost_input_gradient(x, y, m, cost="l1"):
     x, y = _check_points(x, y)
     xp = namespace(x)
     m = _check_m(m, x.shape[0], y.shape[0], xp)
-    x, y, m = _checks.common_float(x, y, m)
+    x, y, m = checks.common_float(x, y, m)
     return core.cost_input_gradient(x, y, m, _check_cost(cost), xp)
 
 
@@ -205,10 +205,10 @@ def generator_objective(x, y, m, cost="l1", C=None):
     m = _check_m(m, x.shape[0], y.shape[0], xp)
     cost = _check_cost(cost)
     if C is not None:
-        C = _checks.array(C, "C", shape=(x.shape[0], y.shape[0]), xp=xp)
-        x, y, m, C = _checks.common_float(x, y, m, C)
+        C = checks.array(C, "C", shape=(x.shape[0], y.shape[0]), xp=xp)
+        x, y, m, C = checks.common_float(x, y, m, C)
     else:
-        x, y, m = _checks.common_float(x, y, m)
+        x, y, m = checks.common_float(x, y, m)
     return core.generator_objective(x, y, m, cost, C, xp)
 
 
@@ -248,7 +248,7 @@ def generator_grads(gen, gparams, z, y, phi_net, phi_params, psi_net, psi_params
     gparams, phi_params, psi_params, z, y = _check_nets(
         [(gen, gparams, "gparams"), (phi_net, phi_params, "phi_params"), (psi_net, psi_params, "psi_params")],
         [("z", z, gen.sizes[0]), ("y", y, gen.sizes[-1])])
-    lam, reg, cost = _checks.real(lam, "lam", gt=0.0), _check_reg(reg), _check_cost(cost)
+    lam, reg, cost = checks.real(lam, "lam", gt=0.0), _check_reg(reg), _check_cost(cost)
     return core.generator_grads(gen, gparams, z, y, phi_net, phi_params, psi_net, psi_params, lam, reg, cost)
 
 
@@ -295,7 +295,7 @@ def dual_loss_grads(phi_net, phi_params, psi_net, psi_params, x, y, lam, reg="l2
     phi_params, psi_params, x, y = _check_nets(
         [(phi_net, phi_params, "phi_params"), (psi_net, psi_params, "psi_params")],
         [("x", x, phi_net.sizes[0]), ("y", y, psi_net.sizes[0])])
-    lam, reg, cost = _checks.real(lam, "lam", gt=0.0), _check_reg(reg), _check_cost(cost)
+    lam, reg, cost = checks.real(lam, "lam", gt=0.0), _check_reg(reg), _check_cost(cost)
     return core.dual_loss_grads(phi_net, phi_params, psi_net, psi_params, x, y, lam, reg, cost)
 
 
@@ -306,10 +306,10 @@ def should_stop(stat, tol):
     """Termination rule of the dual phase (eq. 15) on the host: ``|stat - 1| <= tol`` (never when ``tol == 0``).
 
     ``stat`` a real number or 0-d array (one host round trip; NaN refused, inf allowed), ``tol``
-    finite >= 0, checked by the input rules of :mod:`refimpl._checks`. Returns a Python bool.
+    finite >= 0, checked by the input rules of :mod:`refimpl.validation`. Returns a Python bool.
     The training step uses the device form (module docstring).
     """
-    tol = _checks.real(tol, "tol", ge=0.0)
-    stat = _checks.real(stat, "stat", allow_inf=True)
+    tol = checks.real(tol, "tol", ge=0.0)
+    stat = checks.real(stat, "stat", allow_inf=True)
     return tol > 0 and abs(stat - 1.0) <= tol
 

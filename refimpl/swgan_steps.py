@@ -14,11 +14,11 @@ operations (tests: 1e-12 in float64).
 """
 from __future__ import annotations
 
-from . import _checks, steps
+from . import validation as checks, steps
 from .backend import namespace
 from .flat import FlatParams
-from .ot import _cost_matrix
-from .ot_objectives import _dual_objective
+from .ot import cost_matrix
+from .ot_objectives import dual_objective
 
 PER_COORD_MAX_DIM = 16     # pairwise costs and their gradients loop over coordinates up to this dimension
 
@@ -27,7 +27,7 @@ def cost_input_gradient(x, y, m, cost, xp):
     """:func:`cost_input_gradient` without validation (training steps)."""
     M, N, d = x.shape[0], y.shape[0], x.shape[1]
     if cost == "euclidean":
-        C = _cost_matrix(x, y, "euclidean", xp)
+        C = cost_matrix.unchecked(x, y, "euclidean", xp)
         pos = C > 0
         m = xp.where(pos, m / xp.where(pos, C, xp.ones_like(C)), xp.zeros_like(C))
     elif cost == "sqeuclidean":
@@ -52,7 +52,7 @@ def cost_input_gradient(x, y, m, cost, xp):
 def generator_objective(x, y, m, cost, C, xp):
     dx = cost_input_gradient(x, y, m, cost, xp)
     if C is None:
-        C = _cost_matrix(x, y, cost, xp)
+        C = cost_matrix.unchecked(x, y, cost, xp)
     scale = 1.0 / (x.shape[0] * y.shape[0])
     return xp.sum(m * C) * scale, dx * scale
 
@@ -61,7 +61,7 @@ def generator_grads(gen, gparams, z, y, phi_net, phi_params, psi_net, psi_params
     """:func:`generator_grads` without validation (training steps: no host round trip)."""
     xp = namespace(y)
     x, cache = gen._forward(gparams, z)
-    C = _cost_matrix(x, y, cost, xp)
+    C = cost_matrix.unchecked(x, y, cost, xp)
     phi = phi_net._forward(phi_params, x)[0][:, 0]
     psi = psi_net._forward(psi_params, y)[0][:, 0]
     m = reg.density(phi[:, None] - psi[None, :] - C, lam)
@@ -73,10 +73,10 @@ def generator_grads(gen, gparams, z, y, phi_net, phi_params, psi_net, psi_params
 def dual_loss_grads(phi_net, phi_params, psi_net, psi_params, x, y, lam, reg, cost):
     """:func:`dual_loss_grads` without validation (training steps: no host round trip)."""
     xp = namespace(x)
-    C = _cost_matrix(x, y, cost, xp)
+    C = cost_matrix.unchecked(x, y, cost, xp)
     phi_out, cphi = phi_net._forward(phi_params, x)
     psi_out, cpsi = psi_net._forward(psi_params, y)
-    F, dphi, dpsi = _dual_objective(phi_out[:, 0], psi_out[:, 0], C, lam, reg, None, None, xp)
+    F, dphi, dpsi = dual_objective.unchecked(phi_out[:, 0], psi_out[:, 0], C, lam, reg, None, None, xp)
     _, gphi = phi_net._backward(phi_params, cphi, -dphi[:, None], need_dx=False)
     _, gpsi = psi_net._backward(psi_params, cpsi, -dpsi[:, None], need_dx=False)
     return F, gphi, gpsi, 1.0 - xp.sum(dphi)
@@ -92,7 +92,7 @@ def snapshot(tree, xp):
         return {k: snapshot(v, xp) for k, v in tree.items()}
     if isinstance(tree, (list, tuple)):
         return type(tree)(snapshot(v, xp) for v in tree)
-    if _checks.is_array(tree):
+    if checks.is_array(tree):
         return xp.asarray(tree, copy=True)
     return tree
 
@@ -116,7 +116,7 @@ def select(keep, old, new, xp):
         return {k: select(keep, old[k], new[k], xp) for k in new}
     if isinstance(old, (list, tuple)):
         return type(new)(select(keep, o, n, xp) for o, n in zip(old, new))
-    if _checks.is_array(new):
+    if checks.is_array(new):
         return xp.where(keep, old, new)
     return new          # Python counters (the optimiser's step count t) advance regardless
 
@@ -131,7 +131,7 @@ def pair_diffs(x, y):
 
 
 def cost_from_diffs(diffs, cost, xp):
-    """``C`` (M, N) from :func:`pair_diffs`: the values of ``_cost_matrix`` (same sums, same order)."""
+    """``C`` (M, N) from :func:`pair_diffs`: the values of ``cost_matrix.unchecked`` (same sums, same order)."""
     acc = None
     for diff in diffs:
         term = xp.abs(diff) if cost == "l1" else diff * diff
@@ -143,11 +143,11 @@ def phase_costs(x, y, K, M, N, cost, xp):
     """The cost matrices ``C_k`` (M, N) of ``K`` batches stacked by rows: ``x`` (K M, d), ``y`` (K N, d).
 
     Formed in blocks of ``(k, M, N)`` arrays (at most ``COST_BLOCK`` elements), one pass per
-    coordinate over every batch of the block; the values of ``_cost_matrix`` on each batch.
+    coordinate over every batch of the block; the values of ``cost_matrix.unchecked`` on each batch.
     """
     d = x.shape[1]
     if d > PER_COORD_MAX_DIM:
-        return [_cost_matrix(x[k * M:(k + 1) * M, :], y[k * N:(k + 1) * N, :], cost, xp) for k in range(K)]
+        return [cost_matrix.unchecked(x[k * M:(k + 1) * M, :], y[k * N:(k + 1) * N, :], cost, xp) for k in range(K)]
     x3, y3 = xp.reshape(x, (K, M, d)), xp.reshape(y, (K, N, d))
     g = max(1, COST_BLOCK // max(1, M * N))
     out = []
@@ -222,7 +222,7 @@ def fused_generator_grads(gen, gparams, z, y, phi_net, phi_params, psi_net, psi_
     x = hs[-1]                                                             # (M, d)
     small = x.shape[1] <= PER_COORD_MAX_DIM
     diffs = pair_diffs(x, y) if small else None
-    C = cost_from_diffs(diffs, cost, xp) if small else _cost_matrix(x, y, cost, xp)
+    C = cost_from_diffs(diffs, cost, xp) if small else cost_matrix.unchecked(x, y, cost, xp)
     phi = steps.forward(phi_net, phi_params, x)[0][-1]
     psi = steps.forward(psi_net, psi_params, y)[0][-1]
     P = reg.uniform_plan(phi - psi.T - C, lam)

@@ -42,20 +42,19 @@ the statement holds.)
 The exact, non-parametric version of the flow (the optimal matching gives
 ``grad f``) is :mod:`refimpl.w1flow`.
 
-Input rules: public functions validate at entry by the rules of :mod:`refimpl._checks`
-(errors name the argument); the training step calls the ``_``-prefixed twins, which do
-not validate, so a step makes no host round trip.
+Input rules: public functions validate at entry by the rules of :mod:`refimpl.validation`
+(errors name the argument); the training step calls the unchecked cores (``f.unchecked``,
+:func:`refimpl.validation.checked`), which do not validate, so a step makes no host round trip.
 """
 from __future__ import annotations
 
 import math
 import numbers
 
-from . import _checks, steps
+from . import validation as checks, steps
 from .backend import from_host, namespace
 from .architectures import NETWORKS
 from .nn import MLP
-from .objectives import _net
 from .train import GANConfig, GANMethod, config_dict
 
 __all__ = ["W1FE", "W1FE_CRITICS", "euler_targets", "persistent_loss_grads", "euler_phase_grads"]
@@ -87,11 +86,11 @@ def euler_targets(critic, cparams, y, eps):
     Notes
     -----
     Paper (w1-forward-euler-ode) eq. (4.3) with ``phi = -f`` (conventions.md, "W1 forward Euler").
-    Input rules of :mod:`refimpl._checks`: ``y`` finite, in the critic parameters' dtype;
+    Input rules of :mod:`refimpl.validation`: ``y`` finite, in the critic parameters' dtype;
     ``eps`` finite and > 0.
     """
     eps = _check_eps(eps)
-    _net(critic, "critic")
+    checks.network(critic, "critic")
     cparams, y = critic._validate(cparams, ("y", y, (None, critic.sizes[0])), pname="cparams")
     return _euler_targets(critic, cparams, y, eps)
 
@@ -126,7 +125,7 @@ def persistent_loss_grads(gen, gparams, z, zeta):
     grads : list of (dW, db) like ``gparams``
         ``dL/dtheta`` (the generator's backward seeded with ``2 (G(z) - zeta) / B``).
 
-    Input rules of :mod:`refimpl._checks`: ``z`` (B, latent) and ``zeta`` (B, d), B >= 1,
+    Input rules of :mod:`refimpl.validation`: ``z`` (B, latent) and ``zeta`` (B, d), B >= 1,
     finite, in the generator parameters' dtype; errors name the argument.
     """
     if not isinstance(gen, NETWORKS):
@@ -134,7 +133,7 @@ def persistent_loss_grads(gen, gparams, z, zeta):
     gparams, z = gen._validate(gparams, ("z", z, (None, gen.sizes[0])), pname="gparams")
     if z.shape[0] == 0:
         raise ValueError(f"z must be non-empty, got shape {tuple(z.shape)}")
-    zeta = _checks.array(zeta, "zeta", shape=(z.shape[0], gen.sizes[-1]), xp=namespace(z))
+    zeta = checks.array(zeta, "zeta", shape=(z.shape[0], gen.sizes[-1]), xp=namespace(z))
     if zeta.dtype != z.dtype:
         raise TypeError(f"zeta has dtype {zeta.dtype} but the generator's parameters are {z.dtype}")
     return _persistent_loss_grads(gen, gparams, z, zeta)
@@ -204,7 +203,7 @@ class W1FE(GANMethod):
         """``(y, zeta, grad f(y))`` for a latent batch ``z`` (B, latent_dim) at the current state.
 
         A training step: ``state`` comes from ``init_state`` and is not validated; it calls the
-        unchecked twins (policy of :mod:`refimpl._checks`), so it makes no host round trip.
+        unchecked twins (policy of :mod:`refimpl.validation`), so it makes no host round trip.
         """
         y = self.generate(state, z)
         zeta, g = _euler_targets(self.critic, state["critic"], y, self.eps)
@@ -217,7 +216,7 @@ class W1FE(GANMethod):
         Uses no randomness.
 
         A training step: ``state`` comes from ``init_state`` and is not validated; it calls the
-        unchecked twins (policy of :mod:`refimpl._checks`), so it makes no host round trip.
+        unchecked twins (policy of :mod:`refimpl.validation`), so it makes no host round trip.
         """
         gp, og = state["gen"], state["opt_gen"]
         losses = []
@@ -231,7 +230,7 @@ class W1FE(GANMethod):
         """One Euler step of Algorithm 1: one latent draw, the targets, then ``K`` persistent steps.
 
         A training step: ``state`` comes from ``init_state`` and is not validated; it calls the
-        unchecked twins (policy of :mod:`refimpl._checks`), so it makes no host round trip.
+        unchecked twins (policy of :mod:`refimpl.validation`), so it makes no host round trip.
         """
         z = self.latent(rng, self.cfg.batch_size, state["gen"][0][0])
         xp = namespace(z)

@@ -26,7 +26,7 @@ What is proved (and tested in tests/test_w1flow.py), with :math:`m_i = \\min(\\v
    With ties, re-matching may switch to another optimal matching and take longer
    (particles ``{0, -1}``, data ``{2, 1}``, ``eps = 1``: 3 steps instead of 2).
 
-Input rules: public functions validate at entry by the rules of :mod:`refimpl._checks`
+Input rules: public functions validate at entry by the rules of :mod:`refimpl.validation`
 (arrays only; integer clouds promoted to float64, float16 refused, float32 with float64
 computed in float64; NaN/inf raise ``ValueError`` naming the argument before POT runs);
 ``eps`` is finite and > 0, ``n_steps`` an integer >= 0, a given matching a permutation.
@@ -39,9 +39,10 @@ from __future__ import annotations
 
 import numpy as _np  # host side: the matching from POT
 
-from . import _checks
+from . import validation as checks
 from .backend import device_of, from_host, namespace, to_numpy
-from .metrics import _host_clouds, _import_ot, _sq_dists, _w1
+from . import host_ot
+from .metrics import w1 as _exact_w1
 
 __all__ = ["w1_matching", "w1_flow_step", "w1_flow"]
 
@@ -65,7 +66,7 @@ def w1_matching(particles, data):
     Raises
     ------
     TypeError, ValueError
-        By the input rules of :mod:`refimpl._checks` (module docstring).
+        By the input rules of :mod:`refimpl.validation` (module docstring).
     RuntimeError
         When POT reports a non-optimal result or its plan is not a permutation.
     """
@@ -73,16 +74,16 @@ def w1_matching(particles, data):
 
 
 def _pair(particles, data):
-    particles = _checks.array(particles, "particles", ndim=2)
-    data = _checks.array(data, "data", shape=tuple(particles.shape), xp=namespace(particles))
-    return _checks.common_float(particles, data)
+    particles = checks.array(particles, "particles", ndim=2)
+    data = checks.array(data, "data", shape=tuple(particles.shape), xp=namespace(particles))
+    return checks.common_float(particles, data)
 
 
 def _w1_matching(particles, data):
-    ot = _import_ot()
-    a, b, s = _host_clouds(particles, data)          # exact power-of-two scaling: no overflow near 1e200
+    ot = host_ot.import_ot()
+    a, b, s = host_ot.host_clouds(particles, data)          # exact power-of-two scaling: no overflow near 1e200
     n = a.shape[0]
-    M = _np.sqrt(_sq_dists(a, b))
+    M = _np.sqrt(host_ot.sq_dists(a, b))
     u = _np.full(n, 1.0 / n)
     import warnings
     with warnings.catch_warnings():
@@ -104,7 +105,7 @@ def w1_flow_step(particles, data, eps, *, matching=None):
     ----------
     particles : array, shape (n, d), n >= 1
     data : array, shape (n, d), same backend
-        Finite (input rules of :mod:`refimpl._checks`).
+        Finite (input rules of :mod:`refimpl.validation`).
     eps : float
         Step length :math:`\\varepsilon > 0`, finite.
     matching : integer array, shape (n,), optional
@@ -124,7 +125,7 @@ def w1_flow_step(particles, data, eps, *, matching=None):
     -----
     Paper eq. (4.1) with the sign of conventions.md, "W1 forward Euler".
     """
-    eps = _checks.real(eps, "eps", gt=0)
+    eps = checks.real(eps, "eps", gt=0)
     particles, data = _pair(particles, data)
     perm = None if matching is None else _permutation(matching, particles.shape[0])
     return _w1_flow_step(particles, data, eps, perm)
@@ -132,7 +133,7 @@ def w1_flow_step(particles, data, eps, *, matching=None):
 
 def _permutation(matching, n):
     """Host int64 copy of ``matching`` after checking it is a permutation of ``0..n-1``."""
-    if not _checks.is_array(matching):
+    if not checks.is_array(matching):
         raise TypeError(f"matching must be an integer array, got {type(matching).__name__}")
     if not namespace(matching).isdtype(matching.dtype, "integral"):
         raise TypeError(f"matching must be an integer array, got dtype {matching.dtype}")
@@ -162,7 +163,7 @@ def w1_flow(particles, data, eps, n_steps, *, rematch=True, return_particles=Fal
     ----------
     particles : array, shape (n, d)
     data : array, shape (n, d), same backend
-        Finite (input rules of :mod:`refimpl._checks`).
+        Finite (input rules of :mod:`refimpl.validation`).
     eps : float
         Step length, finite and > 0.
     n_steps : int >= 0
@@ -181,14 +182,14 @@ def w1_flow(particles, data, eps, n_steps, *, rematch=True, return_particles=Fal
         :math:`W_1(\\mu_k, \\nu)` for ``k = 0..n_steps`` (exact, POT ``emd2``).
         With ``return_particles``: ``(values, particles)``.
     """
-    eps = _checks.real(eps, "eps", gt=0)
-    n_steps = _checks.integer(n_steps, "n_steps", ge=0)
-    rematch = _checks.boolean(rematch, "rematch")
-    return_particles = _checks.boolean(return_particles, "return_particles")
+    eps = checks.real(eps, "eps", gt=0)
+    n_steps = checks.integer(n_steps, "n_steps", ge=0)
+    rematch = checks.boolean(rematch, "rematch")
+    return_particles = checks.boolean(return_particles, "return_particles")
     particles, data = _pair(particles, data)
-    values = [_w1(particles, data)]
+    values = [_exact_w1.unchecked(particles, data)]
     perm = None if rematch else _w1_matching(particles, data)[0]
     for _ in range(n_steps):
         particles = _w1_flow_step(particles, data, eps, perm)
-        values.append(_w1(particles, data))
+        values.append(_exact_w1.unchecked(particles, data))
     return (values, particles) if return_particles else values

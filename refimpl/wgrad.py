@@ -26,22 +26,24 @@ The authors' public code uses another quadratic form; it is offered as
 ``sum_{i~j} w_ij (g_i - g_j)^2 (X_i + X_j)``, no degree normalisation (with
 ``X = (x + 1)/2`` the edge factor ``X_i + X_j`` is their ``1 + (x_i + x_j)/2``).
 
-Input rules: public functions validate at entry by the rules of :mod:`refimpl._checks`
+Input rules: public functions validate at entry by the rules of :mod:`refimpl.validation`
 (arrays only; integers promoted to float64, float16 refused; NaN/inf refused with a
 ``ValueError`` naming ``X`` or ``g``; the mass ``X`` must be >= 0; ``alpha`` and
 ``gamma`` finite and >= 0, since the tensor must stay positive semidefinite). The
-``_``-prefixed twins skip the checks (WWGAN's training step calls them). The graph
+unchecked cores (``f.unchecked``, :func:`refimpl.validation.checked`) skip the checks; WWGAN's
+training step calls them. The graph
 (:class:`PixelGraph`) is in :mod:`refimpl.pixel_graph`, re-exported here; its
 constant ``1/d_i`` is uploaded once per (namespace, dtype, device) and cached.
 """
 from __future__ import annotations
 
-from refimpl import _checks
+from refimpl import validation as checks
 from refimpl.backend import device_of, namespace
 from refimpl.pixel_graph import NEIGHBOUR_PATTERNS, PixelGraph, offset_slices  # noqa: F401 (re-exported)
 
 __all__ = ["PixelGraph", "laplacian_dense", "wasserstein_norm_sq", "wasserstein_gradient",
-           "wasserstein_norm_sq_and_gradient", "image_to_mass", "NEIGHBOUR_PATTERNS"]
+           "wasserstein_norm_sq_and_gradient", "image_norm_sq_and_gradient", "image_to_mass",
+           "NEIGHBOUR_PATTERNS"]
 
 #: Named neighbour patterns, one offset ``(dy, dx)`` per unordered pair of directions
 #: (the opposite offset is implied). ``"two-step"``: every pixel reachable in at most
@@ -77,10 +79,10 @@ def _place(xp, t, rows, cols, H, W):
 
 
 def _check_mass(graph, X, batched_ok, xp=None):
-    """Entry check of a mass: input rules of :mod:`refimpl._checks`, the graph's shape, >= 0."""
+    """Entry check of a mass: input rules of :mod:`refimpl.validation`, the graph's shape, >= 0."""
     if not isinstance(graph, PixelGraph):
         raise TypeError(f"graph must be a PixelGraph, got {type(graph).__name__}")
-    X = _checks.array(X, "X", xp=xp)
+    X = checks.array(X, "X", xp=xp)
     xp = namespace(X)
     C, H, W = graph.channels, graph.height, graph.width
     ok_shape = tuple(X.shape[-3:]) == (C, H, W) and (X.ndim == 3 or (batched_ok and X.ndim == 4))
@@ -94,7 +96,7 @@ def _check_mass(graph, X, batched_ok, xp=None):
 
 
 def _coef(alpha, gamma):
-    return _checks.real(alpha, "alpha", ge=0), _checks.real(gamma, "gamma", ge=0)
+    return checks.real(alpha, "alpha", ge=0), checks.real(gamma, "gamma", ge=0)
 
 
 def _edge_factor(xp, graph, X):
@@ -127,7 +129,7 @@ def laplacian_dense(graph, X, alpha=0.0, gamma=0.0):
     Raises
     ------
     TypeError, ValueError
-        By the input rules of :mod:`refimpl._checks` (module docstring), naming the argument.
+        By the input rules of :mod:`refimpl.validation` (module docstring), naming the argument.
     """
     alpha, gamma = _coef(alpha, gamma)
     X = _check_mass(graph, X, batched_ok=False)
@@ -155,7 +157,7 @@ def laplacian_dense(graph, X, alpha=0.0, gamma=0.0):
 def _validate_pair(graph, X, g):
     X = _check_mass(graph, X, batched_ok=True)
     xp = namespace(X)
-    g = _checks.array(g, "g", xp=xp)
+    g = checks.array(g, "g", xp=xp)
     if g.ndim != 4 or tuple(g.shape[1:]) != (graph.channels, graph.height, graph.width):
         raise ValueError(f"g has shape {tuple(g.shape)}; expected (B, {graph.channels}, "
                          f"{graph.height}, {graph.width}) from {graph!r}")
@@ -165,6 +167,13 @@ def _validate_pair(graph, X, g):
     return xp, xp.astype(X, dt, copy=False), xp.astype(g, dt, copy=False)
 
 
+def _wasserstein_norm_sq_and_gradient(graph, X, g, alpha=0.0, gamma=0.0, need_gradient=True):
+    xp = namespace(X, g)
+    Y, kappa = _edge_factor(xp, graph, X)
+    return _quadratic_form(graph, Y * kappa, g, alpha, gamma, need_gradient)
+
+
+@checks.checked(_wasserstein_norm_sq_and_gradient)
 def wasserstein_norm_sq_and_gradient(graph, X, g, alpha=0.0, gamma=0.0, need_gradient=True):
     """``s2 = g^T L~(X) g`` and ``L~(X) g`` in one stencil pass, batched.
 
@@ -196,29 +205,58 @@ def wasserstein_norm_sq_and_gradient(graph, X, g, alpha=0.0, gamma=0.0, need_gra
     Raises
     ------
     TypeError, ValueError
-        By the input rules of :mod:`refimpl._checks` (module docstring): non-finite ``X``
+        By the input rules of :mod:`refimpl.validation` (module docstring): non-finite ``X``
         or ``g``, negative mass, ``alpha`` or ``gamma`` negative or not finite, shapes.
     """
     alpha, gamma = _coef(alpha, gamma)
     xp, X, g = _validate_pair(graph, X, g)
-    return _wasserstein_norm_sq_and_gradient(graph, X, g, alpha, gamma, _checks.boolean(need_gradient,
+    return _wasserstein_norm_sq_and_gradient(graph, X, g, alpha, gamma, checks.boolean(need_gradient,
                                                                                         "need_gradient"))
 
 
-def _wasserstein_norm_sq_and_gradient(graph, X, g, alpha=0.0, gamma=0.0, need_gradient=True):
-    xp = namespace(X, g)
-    Y, kappa = _edge_factor(xp, graph, X)
-    return _quadratic_form(graph, Y * kappa, g, alpha, gamma, need_gradient)
-
-
 def _image_norm_sq_and_gradient(graph, x, g, alpha=0.0, gamma=0.0):
-    """:func:`_wasserstein_norm_sq_and_gradient` at the mass of images ``x`` (B, C, H, W) in
+    """:func:`wasserstein_norm_sq_and_gradient` (unchecked) at the mass of images ``x`` (B, C, H, W) in
     [-1, 1] (``image_to_mass(x, clip=True)``), with the mass map folded into the edge factor
     (:meth:`PixelGraph.image_edge_scale`): the same values, bit for bit, in fewer operations."""
     xp = namespace(x, g)
     m = x + 1.0
     Yk = xp.where(m < 0, 0.0, m) * graph.image_edge_scale(xp, x.dtype, device_of(x))
     return _quadratic_form(graph, Yk, g, alpha, gamma, True)
+
+
+@checks.checked(_image_norm_sq_and_gradient)
+def image_norm_sq_and_gradient(graph, x, g, alpha=0.0, gamma=0.0):
+    """:func:`wasserstein_norm_sq_and_gradient` at the mass of images: WWGAN's penalty term.
+
+    Equals ``wasserstein_norm_sq_and_gradient(graph, image_to_mass(x, clip=True), g, alpha,
+    gamma)`` bit for bit, with the mass map folded into the edge factor
+    (:meth:`PixelGraph.image_edge_scale`), which saves operations in the training step.
+
+    Parameters
+    ----------
+    graph : PixelGraph
+    x : array, shape (B, C, H, W)
+        Images in [-1, 1] (values below -1 carry no mass), the graph's channels and size.
+    g : array, shape (B, C, H, W)
+        The critic's input gradient at ``x``.
+    alpha, gamma : float >= 0, finite
+
+    Returns
+    -------
+    (norm_sq (B,), gradient (B, C, H, W)), as :func:`wasserstein_norm_sq_and_gradient`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        By the input rules of :mod:`refimpl.validation`: non-finite ``x`` or ``g``, shapes
+        that are not the graph's, ``alpha`` or ``gamma`` negative or not finite.
+    """
+    alpha, gamma = _coef(alpha, gamma)
+    x = checks.array(x, "x", ndim=4)
+    xp, _, g = _validate_pair(graph, image_to_mass.unchecked(x, clip=True), g)
+    if tuple(x.shape) != tuple(g.shape):
+        raise ValueError(f"x has shape {tuple(x.shape)} and g {tuple(g.shape)}; they must agree")
+    return _image_norm_sq_and_gradient(graph, xp.astype(x, g.dtype, copy=False), g, alpha, gamma)
 
 
 def _quadratic_form(graph, Yk, g, alpha, gamma, need_gradient):
@@ -261,7 +299,7 @@ def wasserstein_norm_sq(graph, X, g, alpha=0.0, gamma=0.0):
     arguments, input rules and errors as :func:`wasserstein_norm_sq_and_gradient`;
     returns shape (B,), >= 0.
 
-    Input rules of :mod:`refimpl._checks` (module docstring).
+    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     return wasserstein_norm_sq_and_gradient(graph, X, g, alpha, gamma, need_gradient=False)[0]
 
@@ -274,11 +312,20 @@ def wasserstein_gradient(graph, X, g, alpha=0.0, gamma=0.0):
     (C, H, W), ``g`` (B, C, H, W) -> (B, C, H, W). Input rules and errors as
     :func:`wasserstein_norm_sq_and_gradient`.
 
-    Input rules of :mod:`refimpl._checks` (module docstring).
+    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     return wasserstein_norm_sq_and_gradient(graph, X, g, alpha, gamma)[1]
 
 
+def _image_to_mass(x, clip=False):
+    xp = namespace(x)
+    m = (x + 1) / 2
+    if clip:
+        m = xp.where(m < 0, 0.0, m)
+    return m
+
+
+@checks.checked(_image_to_mass)
 def image_to_mass(x, clip=False):
     """Mass of images in [-1, 1]: ``X = (x + 1) / 2`` in [0, 1] (conventions, WWGAN).
 
@@ -288,15 +335,9 @@ def image_to_mass(x, clip=False):
     (Remark 7's ``alpha`` term is the paper's answer to unnormalised intensity).
     Values below -1 give negative mass, which the operators reject; ``clip=True``
     sets them to 0 instead. Any shape; same namespace and dtype (integers promoted to
-    float64; NaN/inf refused: input rules of :mod:`refimpl._checks`).
+    float64; NaN/inf refused: input rules of :mod:`refimpl.validation`).
     """
-    x = _checks.array(x, "x", nonempty=False)
-    return _image_to_mass(x, _checks.boolean(clip, "clip"))
+    x = checks.array(x, "x", nonempty=False)
+    return _image_to_mass(x, checks.boolean(clip, "clip"))
 
 
-def _image_to_mass(x, clip=False):
-    xp = namespace(x)
-    m = (x + 1) / 2
-    if clip:
-        m = xp.where(m < 0, 0.0, m)
-    return m

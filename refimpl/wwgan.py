@@ -21,25 +21,24 @@ so ``dP/dparams`` flows through ``g`` only: it is the double backward
 (because ``d s_b^2 / d g_b = 2 L~ g_b``). Where ``s_b = 0`` the direction is
 undefined and 0 is used (as :func:`refimpl.objectives.gradient_penalty` does).
 
-Input rules: public functions validate at entry by the rules of :mod:`refimpl._checks`
+Input rules: public functions validate at entry by the rules of :mod:`refimpl.validation`
 (errors name the argument). Training runs the fused critic phase of
 :class:`refimpl.train.GANMethod` with :meth:`WWGANMethod.penalty_seed` (one forward and one
 backward over the real, fake and penalty rows, :func:`refimpl.steps.critic_loss_grads`);
-:meth:`WWGANMethod.critic_step` is its per-step reference. Both call the ``_``-prefixed twins,
+:meth:`WWGANMethod.critic_step` is its per-step reference. Both call the unchecked cores (``f.unchecked``, :func:`refimpl.validation.checked`),
 which do not validate, and the graph constant is cached on the device
 (:meth:`refimpl.wgrad.PixelGraph.image_edge_scale`, uploaded by ``init_state``), so a step makes
 no host round trip and uploads nothing.
 """
 from __future__ import annotations
 
-import numpy as _np
 
-from . import _checks
+from . import validation as checks
 from .backend import device_of, namespace
-from .nn import _add_params
-from .objectives import Objective, _critic_scores_loss, _net, _penalty_points
+from .nn import add_params
+from .objectives import Objective, critic_scores_loss, penalty_points
 from .train import GANConfig, GANMethod, config_dict
-from .wgrad import PixelGraph, _image_norm_sq_and_gradient
+from .wgrad import PixelGraph, image_norm_sq_and_gradient
 
 __all__ = ["wasserstein_penalty", "wwgan_critic_grads", "WWGANMethod"]
 
@@ -90,11 +89,11 @@ def wasserstein_penalty(critic, cparams, x_hat, lam, graph, alpha=0.0, gamma=0.0
     Raises
     ------
     TypeError, ValueError
-        By the input rules of :mod:`refimpl._checks`: ``x_hat`` non-empty, finite, in the
+        By the input rules of :mod:`refimpl.validation`: ``x_hat`` non-empty, finite, in the
         critic parameters' dtype; ``lam`` > 0, ``alpha``, ``gamma`` >= 0, all finite.
     """
     lam, alpha, gamma = _scalars(lam, alpha, gamma)
-    _net(critic, "critic")
+    checks.network(critic, "critic")
     _graph(graph, critic.sizes[0])
     cparams, x_hat = critic._validate(cparams, ("x_hat", x_hat, (None, critic.sizes[0])), pname="cparams")
     if x_hat.shape[0] == 0:
@@ -103,8 +102,8 @@ def wasserstein_penalty(critic, cparams, x_hat, lam, graph, alpha=0.0, gamma=0.0
 
 
 def _scalars(lam, alpha, gamma):
-    return (_checks.real(lam, "lam", gt=0), _checks.real(alpha, "alpha", ge=0),
-            _checks.real(gamma, "gamma", ge=0))
+    return (checks.real(lam, "lam", gt=0), checks.real(alpha, "alpha", ge=0),
+            checks.real(gamma, "gamma", ge=0))
 
 
 def _graph(graph, d):
@@ -118,7 +117,7 @@ def _wasserstein_seed(g, x_hat, lam, graph, alpha, gamma):
     xp = namespace(x_hat)
     B, d = x_hat.shape
     shape4 = (B, graph.channels, graph.height, graph.width)
-    s2, Lg = _image_norm_sq_and_gradient(graph, xp.reshape(x_hat, shape4), xp.reshape(g, shape4), alpha, gamma)
+    s2, Lg = image_norm_sq_and_gradient.unchecked(graph, xp.reshape(x_hat, shape4), xp.reshape(g, shape4), alpha, gamma)
     s = xp.sqrt(s2)                                                        # (B,)
     r = s - 1.0
     pen = (r @ r) * (lam / B)                                              # lam mean_b (s_b - 1)^2
@@ -153,14 +152,13 @@ def wwgan_critic_grads(critic, cparams, real, fake, rng, lam, graph, alpha=0.0, 
     loss : 0-d array; grads : list of (dW, db); logs : dict of 0-d arrays
         (``critic_loss`` with the penalty, ``penalty``, ``w_norm`` = mean ``s_b``).
 
-    Input rules of :mod:`refimpl._checks`: ``real`` and ``fake`` (B, C*H*W) of one B >= 1,
+    Input rules of :mod:`refimpl.validation`: ``real`` and ``fake`` (B, C*H*W) of one B >= 1,
     finite, in the critic parameters' dtype; scalars as :func:`wasserstein_penalty`.
     """
     lam, alpha, gamma = _scalars(lam, alpha, gamma)
-    _net(critic, "critic")
+    checks.network(critic, "critic")
     _graph(graph, critic.sizes[0])
-    if not isinstance(rng, _np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    checks.random_generator(rng, "rng")
     d = critic.sizes[0]
     cparams, real, fake = critic._validate(cparams, ("real", real, (None, d)), ("fake", fake, (None, d)),
                                            pname="cparams")
@@ -175,12 +173,12 @@ def _wwgan_critic_grads(critic, cparams, real, fake, rng, lam, graph, alpha=0.0,
     br = real.shape[0]
     obj = Objective("wgan-gp", lam)
     scores, cache = critic._forward(cparams, xp.concat([real, fake], axis=0))
-    loss, d_real, d_fake = _critic_scores_loss(obj, scores[:br, :], scores[br:, :])
+    loss, d_real, d_fake = critic_scores_loss.unchecked(obj, scores[:br, :], scores[br:, :])
     _, grads = critic._backward(cparams, cache, xp.concat([d_real, d_fake], axis=0), need_dx=False)
-    pen, pgrads, s = _wasserstein_penalty(critic, cparams, _penalty_points(obj, real, fake, rng),
+    pen, pgrads, s = _wasserstein_penalty(critic, cparams, penalty_points.unchecked(obj, real, fake, rng),
                                           lam, graph, alpha, gamma)
     loss = loss + pen
-    return loss, _add_params(grads, pgrads), {"critic_loss": loss, "penalty": pen, "w_norm": xp.mean(s)}
+    return loss, add_params.unchecked(grads, pgrads), {"critic_loss": loss, "penalty": pen, "w_norm": xp.mean(s)}
 
 
 class WWGANMethod(GANMethod):
@@ -210,11 +208,11 @@ class WWGANMethod(GANMethod):
         if cfg.objective != "wgan-gp":
             raise ValueError(f"WWGAN uses the Wasserstein critic loss: cfg.objective must be 'wgan-gp', "
                              f"got {cfg.objective!r}")
-        alpha, gamma = _checks.real(alpha, "alpha", ge=0), _checks.real(gamma, "gamma", ge=0)
+        alpha, gamma = checks.real(alpha, "alpha", ge=0), checks.real(gamma, "gamma", ge=0)
         super().__init__(cfg, name=name)
         if not isinstance(image_shape, (tuple, list)) or len(image_shape) != 3:
             raise TypeError(f"image_shape must be a (C, H, W) tuple, got {image_shape!r}")
-        C, H, W = (_checks.integer(v, "image_shape", ge=1) for v in image_shape)
+        C, H, W = (checks.integer(v, "image_shape", ge=1) for v in image_shape)
         self.graph = PixelGraph(H, W, channels=C, neighbours=neighbours, variant=variant)
         _check_image_dim(self.graph, cfg.data_dim)
         self.image_shape, self.neighbours, self.variant = (C, H, W), neighbours, variant
@@ -229,7 +227,7 @@ class WWGANMethod(GANMethod):
     def init_state(self, rng, xp, dtype, device=None):
         """:meth:`refimpl.train.GANMethod.init_state`, and the pixel graph's constant uploaded to
         ``device`` once (:meth:`refimpl.wgrad.PixelGraph.image_edge_scale`), so that no step,
-        the first included, moves host data (input rules of :mod:`refimpl._checks`)."""
+        the first included, moves host data (input rules of :mod:`refimpl.validation`)."""
         state = super().init_state(rng, xp, dtype, device)
         like = state["critic"][0][0]
         self.graph.image_edge_scale(namespace(like), like.dtype, device_of(like))
@@ -238,13 +236,13 @@ class WWGANMethod(GANMethod):
     def penalty_seed(self, g, x_hat):
         """The fused critic step's penalty (:func:`refimpl.steps.critic_loss_grads`): ``(P, dP/dg,
         {"w_norm": mean s_b})`` from ``g`` and ``x_hat`` (B, C*H*W). A training-step internal:
-        nothing is validated (the policy of :mod:`refimpl._checks`)."""
+        nothing is validated (the policy of :mod:`refimpl.validation`)."""
         pen, u, s = _wasserstein_seed(g, x_hat, self.cfg.lam, self.graph, self.alpha, self.gamma)
         return pen, u, {"w_norm": namespace(s).mean(s)}
 
     def critic_step(self, state, rng, data):
         """One critic step (Algorithm 1 line 7), the reference of the fused critic phase. A training step: ``state`` comes from ``init_state``
-        and is not validated; it calls the unchecked twins (policy of :mod:`refimpl._checks`), so it
+        and is not validated; it calls the unchecked twins (policy of :mod:`refimpl.validation`), so it
         makes no host round trip and uploads no constant."""
         real = data.sample(rng, self.cfg.batch_size)
         z = self.latent(rng, self.cfg.batch_size, real)

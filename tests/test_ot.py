@@ -796,7 +796,7 @@ def test_newton_system_with_a_vanishing_gradient_is_not_singular(xp):
 
 def test_numpy_scalar_parameters(xp):
     """NumPy scalars (and 0-d NumPy arrays for reals) are reals, integers and bools by the rules of
-    refimpl._checks; every scalar parameter of refimpl.ot is converted to a Python number at
+    refimpl.validation; every scalar parameter of refimpl.ot is converted to a Python number at
     entry, so none reaches array_api_strict arithmetic (which refuses NumPy scalars with
     TypeError), and each call returns what it returns for the Python scalar."""
     rng = np.random.default_rng(3)

@@ -279,7 +279,7 @@ def test_prox_bad_input(xp, kwargs, match):
 
 
 def test_dtype_rule(xp):
-    """refimpl._checks: integer parameters are promoted to float64, float16 refused, lists refused."""
+    """refimpl.validation: integer parameters are promoted to float64, float16 refused, lists refused."""
     out = two_delta_prox(xp.asarray([-3, 2]), xp.asarray(GOOD), 0.3, 0.5)
     assert out.dtype == xp.float64
     assert np.array_equal(to_numpy(out), to_numpy(two_delta_prox(xp.asarray([-3.0, 2.0]), xp.asarray(GOOD), 0.3, 0.5)))

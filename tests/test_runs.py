@@ -166,11 +166,11 @@ def test_out_below_a_file_is_one_line(tmp_path, capsys):
 
 def test_shape_errors_print_tuples():
     import numpy as np
-    from refimpl import _checks
+    from refimpl import validation as checks
     with pytest.raises(ValueError, match=r"^x must have shape \(50,\), got \(50, 2\)$"):
-        _checks.array(np.zeros((50, 2)), "x", shape=(50,))
+        checks.array(np.zeros((50, 2)), "x", shape=(50,))
     with pytest.raises(ValueError, match=r"^x must have shape \(\*, 2\), got \(50,\)$"):
-        _checks.array(np.zeros(50), "x", shape=(None, 2))
+        checks.array(np.zeros(50), "x", shape=(None, 2))
 
 
 def test_read_only_filesystem_is_one_line(tmp_path, capsys, monkeypatch):

@@ -138,7 +138,7 @@ def _manifest(out):
 
 
 def test_serial_sweep_records_failures_skips_finished_runs_and_sets_aside(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(sweep, "_dask_available", lambda: False)
+    monkeypatch.setattr(sweep, "dask_available", lambda: False)
     from toy import prox_two_delta
     real = prox_two_delta.run
 
@@ -453,7 +453,7 @@ def test_benchmark_script_refuses_bad_flags_in_one_line_before_any_run(monkeypat
         err = capsys.readouterr().err
         assert e.value.code == 2, argv
         assert len(err.splitlines()) == 1 and says in err and "Traceback" not in err, (argv, err)
-    monkeypatch.setattr(bench_sweep, "_dask_available", lambda: False)
+    monkeypatch.setattr(bench_sweep, "dask_available", lambda: False)
     with pytest.raises(SystemExit) as e:
         bench_sweep.main([])
     err = capsys.readouterr().err

@@ -34,7 +34,7 @@ def _solve(C, lam, reg, a=None, b=None):
 @pytest.mark.parametrize("shape", [(1, 3), (4, 5), (1, 1)])
 def test_solver_converges_when_the_optimal_value_is_zero(xp, reg, shape):
     """C = 0 (KL value exactly 0, L2 value lam/2): the gap is measured against the size of the
-    terms of F (refimpl.ot_solver._value_scale), so the solver accepts the exact plan a b^T."""
+    terms of F (refimpl.ot_solver.value_scale), so the solver accepts the exact plan a b^T."""
     M, N = shape
     b = np.full(N, 1.0 / N)
     if N == 3:

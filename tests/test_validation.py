@@ -1,6 +1,6 @@
 """Issue 12, items 1-3: each named instance of a silent wrong answer, as a test.
 
-The policy is refimpl/_checks.py: integer/bool arrays promoted to float64, float16
+The policy is refimpl/validation.py: integer/bool arrays promoted to float64, float16
 refused, float32 with float64 computed in float64, NaN/inf refused at entry with a
 ValueError naming the argument, scalar parameters checked against their documented
 domains, lists refused with a TypeError.
@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from refimpl import metrics, w1flow
+from refimpl import host_ot
 from refimpl.backend import from_host, to_numpy
 from refimpl.metrics import evaluate, mode_stats, sliced_w1, w1, w2
 from refimpl.nn import MLP
@@ -27,8 +27,7 @@ def no_pot(monkeypatch):
     """Fail the test if POT is reached: a bad input must be refused before any solve."""
     def boom():
         raise AssertionError("POT was called on an input that should have been refused")
-    monkeypatch.setattr(metrics, "_import_ot", boom)
-    monkeypatch.setattr(w1flow, "_import_ot", boom)
+    monkeypatch.setattr(host_ot, "import_ot", boom)
 
 
 def _clouds(xp, rng, n=40, m=30):

@@ -154,7 +154,7 @@ def test_bad_eps():
 
 def test_numpy_scalar_parameters(xp):
     """eps as numpy.float64 raised TypeError on array_api_strict (a NumPy scalar in array
-    arithmetic). NumPy scalars are reals, integers and bools by refimpl._checks: every scalar
+    arithmetic). NumPy scalars are reals, integers and bools by refimpl.validation: every scalar
     parameter is converted to a Python number at entry, and the result equals the Python-scalar one."""
     rng = np.random.default_rng(5)
     x, y = from_host(rng.standard_normal((6, 2)), xp), from_host(rng.standard_normal((6, 2)), xp)

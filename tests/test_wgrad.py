@@ -268,7 +268,7 @@ def test_bad_input(xp):
         wasserstein_norm_sq(graph, from_host(np.ones((3, 2, 3, 4)), xp), g)
     with pytest.raises(ValueError, match="shape"):
         laplacian_dense(graph, X)
-    # integer mass is promoted to float64 (refimpl._checks), not refused
+    # integer mass is promoted to float64 (refimpl.validation), not refused
     Li = laplacian_dense(graph, from_host(np.ones((2, 3, 4), dtype=np.int64), xp))
     assert Li.dtype == xp.float64
     assert np.array_equal(to_numpy(Li), to_numpy(laplacian_dense(graph, from_host(np.ones((2, 3, 4)), xp))))

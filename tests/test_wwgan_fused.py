@@ -10,7 +10,7 @@ from refimpl.backend import from_host, to_numpy
 from refimpl.nn import MLP
 from refimpl.objectives import Objective
 from refimpl.train import ArrayData, GANConfig, train
-from refimpl.wgrad import PixelGraph, _image_norm_sq_and_gradient, _image_to_mass, _wasserstein_norm_sq_and_gradient
+from refimpl.wgrad import PixelGraph, image_norm_sq_and_gradient, image_to_mass, wasserstein_norm_sq_and_gradient
 from refimpl.wwgan import WWGANMethod, _wwgan_critic_grads
 from tests.conftest import assert_xp
 
@@ -28,11 +28,28 @@ def test_the_folded_mass_map_is_bit_identical(variant, neighbours, dtype):
     x = rng.uniform(-1.3, 1.0, (4, 2, 5, 6)).astype(dtype)                 # some below -1: clipped
     gr = rng.standard_normal((4, 2, 5, 6)).astype(dtype)
     for alpha, gamma in ((0.0, 0.0), (0.7, 0.2)):
-        a = _image_norm_sq_and_gradient(g, x, gr, alpha, gamma)
-        b = _wasserstein_norm_sq_and_gradient(g, _image_to_mass(x, clip=True), gr, alpha, gamma)
-        for u, v in zip(a, b):
-            assert u.dtype == v.dtype == np.dtype(dtype)
+        a = image_norm_sq_and_gradient.unchecked(g, x, gr, alpha, gamma)
+        b = wasserstein_norm_sq_and_gradient.unchecked(g, image_to_mass.unchecked(x, clip=True), gr, alpha, gamma)
+        checked = image_norm_sq_and_gradient(g, x, gr, alpha, gamma)               # the public layer: the same
+        assert float(np.max(np.abs(a[1]))) > 0                                        # a gradient that is not 0
+        for u, v, w in zip(a, b, checked):
+            assert u.dtype == v.dtype == w.dtype == np.dtype(dtype)
             np.testing.assert_array_equal(u, v)
+            np.testing.assert_array_equal(u, w)
+
+
+def test_the_image_penalty_refuses_bad_input():
+    g = PixelGraph(5, 6, channels=2)
+    x = np.zeros((3, 2, 5, 6))
+    gr = np.ones((3, 2, 5, 6))
+    bad = x.copy()
+    bad[0, 0, 0, 0] = np.nan
+    for args, kw, err, name in (((g, bad, gr), {}, ValueError, "x"), ((g, x[:, :1], gr), {}, ValueError, "shape"),
+                                ((g, x[0], gr), {}, ValueError, "x"), ((g, x.astype(np.float16), gr), {}, TypeError, "float16"),
+                                ((g, x, gr[:2]), {}, ValueError, "batch"), ((g, x, gr), {"alpha": -1.0}, ValueError, "alpha"),
+                                ((g, list(x), gr), {}, TypeError, "x")):
+        with pytest.raises(err, match=name):
+            image_norm_sq_and_gradient(*args, **kw)
 
 
 def _wwgan(xp, seed, act, B, alpha, gamma, variant="paper"):

@@ -42,7 +42,7 @@ import time
 
 from refimpl.threads import THREAD_VARIABLES, usable_cpus
 
-from .sweep import DEFAULT_RUNNER, _dask_available, _tail, expand, parse_seeds, run_argv
+from .sweep import DEFAULT_RUNNER, dask_available, log_tail, expand, parse_seeds, run_argv
 
 # one share of the control side: its runs one after another, their results to SHARE.out
 _SHARE = ("import json, sys\nfrom toy.sweep import run_task\n"
@@ -90,7 +90,7 @@ def plain_processes(name, seeds, flags, processes, out):
     results = []
     for share, proc in procs:
         if proc.returncode != 0:
-            tail = _tail(pathlib.Path(f"{share}.log"), 0).replace("\n", " | ")
+            tail = log_tail(pathlib.Path(f"{share}.log"), 0).replace("\n", " | ")
             raise RuntimeError(f"a control process exited with status {proc.returncode}: {tail}")
         results += json.loads(pathlib.Path(f"{share}.out").read_text())
     return results
@@ -126,7 +126,7 @@ def _checked(ap, argv):
         ap.error("--threads is set by the benchmark for each side; drop it from the experiment flags")
     if args.workers < 1:
         ap.error(f"--workers must be >= 1 (the Dask side's worker processes), got {args.workers}")
-    if not _dask_available():        # the sweep would fall back to serial: nothing to compare
+    if not dask_available():        # the sweep would fall back to serial: nothing to compare
         ap.error("the Dask side needs Dask: pip install -e '.[toy,sweep]'")
     try:
         seeds = parse_seeds(args.seeds)
@@ -158,7 +158,7 @@ def command_side(name, seeds, flags, workers, out):
     with open(out / "output.log", "w") as log:
         rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=_env())
     if rc != 0:
-        raise RuntimeError(f"exit status {rc}: {_tail(out / 'output.log', 0).replace(chr(10), ' | ')}")
+        raise RuntimeError(f"exit status {rc}: {log_tail(out / 'output.log', 0).replace(chr(10), ' | ')}")
     return json.loads((out / "sweep" / "sweep.json").read_text())
 
 

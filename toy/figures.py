@@ -229,7 +229,7 @@ def wwgan_noise(res, path):
 
 
 def prox_two_delta(res, path):
-    from .prox_two_delta import _plot
+    from .prox_two_delta import plot_paths
     rows = read(res, "prox-two-delta-paths.csv")
     paths = {}
     for al in dict.fromkeys(r["alpha"] for r in rows):
@@ -237,7 +237,7 @@ def prox_two_delta(res, path):
                           for m in ("wasserstein", "euclidean"))
     r0 = rows[0]
     pw = next(iter(paths.values()))[0]
-    _plot(path, paths, pw[0], np.array([r0["a_star"], r0["b_star"]]), r0["h"], len(pw) - 1, n_grid=300)
+    plot_paths(path, paths, pw[0], np.array([r0["a_star"], r0["b_star"]]), r0["h"], len(pw) - 1, n_grid=300)
 
 
 #: (variant key, label) pairs of the envelope figures: the experiments' labels at the sweeps' defaults

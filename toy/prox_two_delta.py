@@ -25,7 +25,7 @@ from refimpl.prox import F_W1, two_delta_prox
 from toy.common import RunOptions, plt, write_json
 
 
-def _path(xp, theta0, theta_star, alpha, h, metric, k_steps):
+def prox_path(xp, theta0, theta_star, alpha, h, metric, k_steps):
     """Iterates theta_0..theta_K (host array (K+1, 2)) and F_W1 along them (host (K+1,))."""
     th = from_host(theta0, xp, "float64")
     ts = from_host(theta_star, xp, "float64")
@@ -51,8 +51,8 @@ def run(opts: RunOptions) -> dict:
 
     table, paths = {}, {}
     for al in alphas:
-        pw, fw = _path(xp, theta0, theta_star, al, h, "wasserstein", k_steps)
-        pe, fe = _path(xp, theta0, theta_star, al, h, "euclidean", k_steps)
+        pw, fw = prox_path(xp, theta0, theta_star, al, h, "wasserstein", k_steps)
+        pe, fe = prox_path(xp, theta0, theta_star, al, h, "euclidean", k_steps)
         paths[al] = (pw, pe)
         table[f"{al:g}"] = {"k": list(range(k_steps + 1)), "F_W": fw.tolist(), "F_E": fe.tolist()}
     w_le_e = all(all(w <= e for w, e in zip(r["F_W"], r["F_E"])) for r in table.values())
@@ -63,13 +63,13 @@ def run(opts: RunOptions) -> dict:
         "w_prox_F_le_e_prox_F_every_k": w_le_e,
         "w_prox_steps_to_target_predicted": math.ceil(d0 / h),
     }
-    _plot(out / "prox_paths.png", paths, theta0, theta_star, h, k_steps,
+    plot_paths(out / "prox_paths.png", paths, theta0, theta_star, h, k_steps,
           n_grid=120 if opts.quick else 300)
     write_json(out / "metrics.json", metrics)
     return metrics
 
 
-def _plot(path, paths, theta0, theta_star, h, k_steps, n_grid):
+def plot_paths(path, paths, theta0, theta_star, h, k_steps, n_grid):
     p = plt()
     lo = np.minimum(theta0, theta_star) - 1.0
     hi = np.maximum(theta0, theta_star) + 1.0

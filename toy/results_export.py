@@ -371,13 +371,13 @@ def export_prox(results, out):
     """The two-delta paths of ``python -m toy prox-two-delta`` (deterministic, seconds): run it into
     ``out`` (a new folder) and export its ``metrics.json`` table plus the iterates."""
     from .common import RunOptions
-    from .prox_two_delta import _path, run
+    from .prox_two_delta import prox_path, run
 
     m = run(RunOptions(out=pathlib.Path(out)))
     rows = []
     for al in m["alphas"]:
         for metric in ("wasserstein", "euclidean"):
-            p, F = _path(np, np.asarray(m["theta0"]), np.asarray(m["theta_star"]), al, m["h"], metric, m["steps"])
+            p, F = prox_path(np, np.asarray(m["theta0"]), np.asarray(m["theta_star"]), al, m["h"], metric, m["steps"])
             rows += [{"alpha": al, "metric": metric, "k": k, "a": fmt(a), "b": fmt(b), "F": fmt(f), "h": m["h"],
                       "a_star": m["theta_star"][0], "b_star": m["theta_star"][1]}
                      for k, ((a, b), f) in enumerate(zip(p, F))]

@@ -190,7 +190,7 @@ def _prepare(folder: pathlib.Path) -> list[str]:
     return []
 
 
-def _tail(path: pathlib.Path, start: int, lines=3) -> str:
+def log_tail(path: pathlib.Path, start: int, lines=3) -> str:
     try:
         with open(path, "rb") as fh:
             fh.seek(start)
@@ -259,7 +259,7 @@ def run_task(spec: dict, *after) -> dict:
     if rc == 0 and not (folder / "metrics.json").exists():
         rc, error = 1, "exit status 0 but no metrics.json was written"
     if rc != 0 and error is None:
-        error = f"exit status {rc}: {_tail(log, start)}"
+        error = f"exit status {rc}: {log_tail(log, start)}"
     return {"status": "done" if rc == 0 else "failed", "rc": rc, "error": error, "attempt": attempt,
             "seconds": round(time.perf_counter() - t0, 3), "host": socket.gethostname(), "pid": os.getpid()}
 
@@ -363,7 +363,7 @@ def _run_estimate(log, since=None):
 
 
 # ----------------------------------------------------------------------------- executors
-def _dask_available():
+def dask_available():
     try:
         import distributed  # noqa: F401
         return True
@@ -582,7 +582,7 @@ def sweep(name, seeds, settings=(), passthrough=(), *, out, workers=None, schedu
     if workers is not None and workers < 0:
         raise ValueError(f"--workers must be >= 0, got {workers}")
     use_dask = workers != 0 or scheduler is not None
-    if use_dask and not _dask_available():
+    if use_dask and not dask_available():
         if scheduler is not None:
             raise RuntimeError("--scheduler needs Dask: pip install 'refimpl[sweep]'")
         print(f"note: Dask is not installed (pip install 'refimpl[sweep]'): the {len(runs)} runs run serially "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .. import _checks
+from .. import validation as checks
 from ..backend import namespace
 from .network import CNN
 
@@ -63,18 +63,18 @@ class FlatIO:
 
     def _validate(self, params, *items, pname="params", nonempty=False):
         """``(params, *arrays)`` validated as :meth:`refimpl.nn.MLP._validate` does."""
-        params = _checks.params(params, pname, shapes=self._param_shapes(), finite=False)
+        params = checks.params(params, pname, shapes=self._param_shapes(), finite=False)
         xp = namespace(params)
         dt = params[0][0].dtype
         arrs = []
         for name, arr, want in items:
-            arr = _checks.array(arr, name, shape=want, nonempty=nonempty, finite=False, xp=xp)
+            arr = checks.array(arr, name, shape=want, nonempty=nonempty, finite=False, xp=xp)
             if arr.dtype != dt:
-                raise TypeError(f"{name} has dtype {_checks._dtype_name(arr.dtype)} but the network's parameters "
-                                f"are {_checks._dtype_name(dt)}; cast {name} with xp.astype")
+                raise TypeError(f"{name} has dtype {checks.dtype_name(arr.dtype)} but the network's parameters "
+                                f"are {checks.dtype_name(dt)}; cast {name} with xp.astype")
             arrs.append(arr)
         leaves = [a for Wb in params for a in Wb]
-        _checks.finite_all(leaves + arrs, [f"{pname}[{i // 2}][{i % 2}]" for i in range(len(leaves))]
+        checks.finite_all(leaves + arrs, [f"{pname}[{i // 2}][{i % 2}]" for i in range(len(leaves))]
                            + [it[0] for it in items])
         return (params, *arrs)
 
@@ -106,8 +106,8 @@ class FlatIO:
     def backward(self, params, cache, dy, need_dx=True, need_params=True):
         """``(dx (N, sizes[0]) or None, grads or None)`` for ``dy`` (N, sizes[-1])."""
         params, dy = self._validate(params, ("dy", dy, (None, self.sizes[-1])))
-        return self._backward(params, cache, dy, _checks.boolean(need_dx, "need_dx"),
-                              _checks.boolean(need_params, "need_params"))
+        return self._backward(params, cache, dy, checks.boolean(need_dx, "need_dx"),
+                              checks.boolean(need_params, "need_params"))
 
     def input_gradient(self, params, x):
         """``(g (N, sizes[0]), tape)``: the per-row input gradient of a scalar-output critic."""
@@ -117,5 +117,5 @@ class FlatIO:
     def input_gradient_vjp(self, params, tape, u, need_dx=True, need_params=True):
         """Gradients of ``sum_n <u_n, g_n>``, ``u`` (N, sizes[0])."""
         params, u = self._validate(params, ("u", u, (None, self.sizes[0])))
-        return self._input_gradient_vjp(params, tape, u, _checks.boolean(need_dx, "need_dx"),
-                                        _checks.boolean(need_params, "need_params"))
+        return self._input_gradient_vjp(params, tape, u, checks.boolean(need_dx, "need_dx"),
+                                        checks.boolean(need_params, "need_params"))

@@ -7,7 +7,7 @@ as they take an MLP's. Images are NCHW at the public boundary and CNHW inside
 (:mod:`refimpl.cnn.conv`). The maths of the passes is written out in ``docs/cnn.md``.
 
 Input rules: the public methods validate once at entry by the rules of
-:mod:`refimpl._checks` (arrays only; float32/float64, float16 refused with ``TypeError``;
+:mod:`refimpl.validation` (arrays only; float32/float64, float16 refused with ``TypeError``;
 NaN/inf refused with ``ValueError`` naming the argument; parameters with the layer
 shapes; inputs of the parameters' dtype and of the network's input shape and channel
 count). The ``_``-prefixed twins skip the checks and make no host round trip.
@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as _np
 
-from .. import _checks
+from .. import validation as checks
 from ..backend import device_of, dtype_of, from_host, namespace
 from ..nn import get_activation
 from .layers import LAYERS, RELU_FAMILY, BatchNorm
@@ -122,8 +122,7 @@ class CNN:
         ``dtype``: ``"float32"``/``"float64"`` (float16 refused, ``TypeError``); ``device``: where
         the arrays are created.
         """
-        if not isinstance(rng, _np.random.Generator):
-            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        checks.random_generator(rng, "rng")
         xp = namespace() if xp is None else xp
         dt = dtype_of(xp, dtype)
         if dt not in (xp.float32, xp.float64):
@@ -145,37 +144,37 @@ class CNN:
 
     def init_stats(self, params):
         """Running statistics ``[(mean 0, var 1), ...]``, one pair per batch norm layer, like ``params``."""
-        params = _checks.params(params, "params", shapes=self.param_shapes(), finite=False)
+        params = checks.params(params, "params", shapes=self.param_shapes(), finite=False)
         xp = namespace(params)
         return [(xp.zeros_like(params[l][0]), xp.ones_like(params[l][0])) for l in self._bn_layers()]
 
     # -- validation at the public entry points (one finiteness reduction for all arrays)
     def _validate(self, params, *items, stats=None):
-        params = _checks.params(params, "params", shapes=self.param_shapes(), finite=False)
+        params = checks.params(params, "params", shapes=self.param_shapes(), finite=False)
         xp = namespace(params)
         dt, dev = params[0][0].dtype, device_of(params[0][0])
         leaves = [a for Wb in params for a in Wb]
         names = [f"params[{l}][{k}]" for l in range(len(params)) for k in range(2)]
         if stats is not None:
             bn = self._bn_layers()
-            stats = _checks.params(stats, "stats", xp=xp, dtype=dt, finite=False,
+            stats = checks.params(stats, "stats", xp=xp, dtype=dt, finite=False,
                                    shapes=[(self.param_shapes()[l][0],) * 2 for l in bn])
             leaves += [a for mv in stats for a in mv]
             names += [f"stats[{i}][{k}]" for i in range(len(stats)) for k in range(2)]
         arrs = []
         for name, arr, want in items:
-            if _checks.is_array(arr) and want is not None and len(want) == 4 and arr.ndim == 4 \
+            if checks.is_array(arr) and want is not None and len(want) == 4 and arr.ndim == 4 \
                     and want[1] is not None and arr.shape[1] != want[1]:
                 raise ValueError(f"{name} has {arr.shape[1]} channels, the network takes {want[1]} "
                                  f"(per-sample shape {self.input_shape})")
-            a = _checks.array(arr, name, shape=want, finite=False, xp=xp)
+            a = checks.array(arr, name, shape=want, finite=False, xp=xp)
             if a.dtype != dt:
-                raise TypeError(f"{name} has dtype {_checks._dtype_name(a.dtype)} but the network's parameters "
-                                f"are {_checks._dtype_name(dt)}; cast {name} with xp.astype")
+                raise TypeError(f"{name} has dtype {checks.dtype_name(a.dtype)} but the network's parameters "
+                                f"are {checks.dtype_name(dt)}; cast {name} with xp.astype")
             if device_of(a) != dev:
                 raise ValueError(f"{name} is on device {device_of(a)!r}, the parameters on {dev!r}")
             arrs.append(a)
-        _checks.finite_all(leaves + arrs, names + [it[0] for it in items])
+        checks.finite_all(leaves + arrs, names + [it[0] for it in items])
         return params, stats, arrs
 
     def _in_shape(self):
@@ -201,7 +200,7 @@ class CNN:
         Raises
         ------
         TypeError, ValueError
-            By the input rules of :mod:`refimpl._checks`, naming ``params[l][k]``, ``x`` or
+            By the input rules of :mod:`refimpl.validation`, naming ``params[l][k]``, ``x`` or
             ``stats``; a wrong channel count or image size names ``x``.
         """
         params, stats, (x,) = self._validate(params, ("x", x, self._in_shape()), stats=stats)
@@ -224,13 +223,13 @@ class CNN:
         ``mean <- (1 - m) mean + m mu_batch``, ``var <- (1 - m) var + m var_batch M/(M - 1)``
         (``M`` entries per channel, ``m`` the layer's momentum; PyTorch's rule).
 
-        ``stats`` as from :meth:`init_stats` (input rules of :mod:`refimpl._checks`); ``cache`` from
+        ``stats`` as from :meth:`init_stats` (input rules of :mod:`refimpl.validation`); ``cache`` from
         a training-mode :meth:`forward`.
         """
         if not isinstance(cache, Cache):
             raise TypeError(f"cache must be the Cache returned by forward, got {type(cache).__name__}")
         bn = self._bn_layers()
-        stats = _checks.params(stats, "stats", shapes=[(self.param_shapes()[l][0],) * 2 for l in bn])
+        stats = checks.params(stats, "stats", shapes=[(self.param_shapes()[l][0],) * 2 for l in bn])
         xp = namespace(stats)
         out = []
         for (mean, var), l in zip(stats, bn):
@@ -261,13 +260,13 @@ class CNN:
         Raises
         ------
         TypeError, ValueError
-            By the input rules of :mod:`refimpl._checks`, naming the argument.
+            By the input rules of :mod:`refimpl.validation`, naming the argument.
         """
         if not isinstance(cache, Cache):
             raise TypeError(f"cache must be the Cache returned by forward, got {type(cache).__name__}")
         params, _, (dy,) = self._validate(params, ("dy", dy, tuple(_swap(cache.hs[-1]).shape)))
-        return self._backward(params, cache, dy, _checks.boolean(need_dx, "need_dx"),
-                              _checks.boolean(need_params, "need_params"))
+        return self._backward(params, cache, dy, checks.boolean(need_dx, "need_dx"),
+                              checks.boolean(need_params, "need_params"))
 
     def _backward(self, params, cache, dy, need_dx=True, need_params=True):
         grads = [None] * self.n_layers
@@ -291,7 +290,7 @@ class CNN:
 
         Parameters
         ----------
-        params : list of (W, b); x : array (N, *input_shape), finite (input rules of :mod:`refimpl._checks`)
+        params : list of (W, b); x : array (N, *input_shape), finite (input rules of :mod:`refimpl.validation`)
 
         Returns
         -------
@@ -334,7 +333,7 @@ class CNN:
 
         Parameters
         ----------
-        u : array (N, *input_shape), the input's dtype, finite (input rules of :mod:`refimpl._checks`)
+        u : array (N, *input_shape), the input's dtype, finite (input rules of :mod:`refimpl.validation`)
 
         Returns
         -------
@@ -345,8 +344,8 @@ class CNN:
             raise TypeError(f"tape must be the Tape returned by input_gradient, got {type(tape).__name__}")
         self._check_critic()
         params, _, (u,) = self._validate(params, ("u", u, tuple(_swap(tape.cache.hs[0]).shape)))
-        return self._input_gradient_vjp(params, tape, u, _checks.boolean(need_dx, "need_dx"),
-                                        _checks.boolean(need_params, "need_params"))
+        return self._input_gradient_vjp(params, tape, u, checks.boolean(need_dx, "need_dx"),
+                                        checks.boolean(need_params, "need_params"))
 
     def _input_gradient_vjp(self, params, tape, u, need_dx=True, need_params=True):
         cache, dacts, ds, es = tape

@@ -18,7 +18,7 @@ Three groups (user guide with copyable examples: ``docs/testing.md``):
 
 Everything here works on host NumPy float64 unless stated; results are Python floats.
 """
-from ._common import Bound, cost_matrix_host, dual_resolution, ratio_resolution
+from .common import Bound, cost_matrix_host, dual_resolution, ratio_resolution
 from .gradcheck import check_grad, check_mlp, check_vjp, numeric_grad
 from .models import (LinearGenerator, Smoothness, image_w2, kantorovich_potential, linear_generator,
                      nonconvex_sgd, sgd_rate_bound, smoothness_bound)

@@ -10,7 +10,7 @@ import numpy as _np
 
 from ..backend import to_numpy
 
-from ._common import EPS64, Bound, _ot, _uw, cost_matrix_host
+from .common import EPS64, Bound, import_pot, weights_host, cost_matrix_host
 
 __all__ = ["LinearGenerator", "Smoothness", "linear_generator", "smoothness_bound", "kantorovich_potential",
            "nonconvex_sgd", "sgd_rate_bound", "image_w2"]
@@ -38,10 +38,10 @@ def kantorovich_potential(x, y, a=None, b=None, cost="euclidean"):
     u, v : numpy.ndarray
         POT ``emd`` duals, ``u_i + v_j <= C_ij`` and ``<a, u> + <b, v> = d_c``.
     """
-    ot = _ot()
+    ot = import_pot()
     x, y = _np.asarray(to_numpy(x), float), _np.asarray(to_numpy(y), float)
     M, N = x.shape[0], y.shape[0]
-    ah, bh = _uw(a, M), _uw(b, N)
+    ah, bh = weights_host(a, M), weights_host(b, N)
     Ch = cost_matrix_host(x, y, cost)
     P, log = ot.emd(ah, bh, Ch, log=True, numItermax=max(10**6, 50 * M * N))
     u, v = _np.asarray(log["u"], float), _np.asarray(log["v"], float)
@@ -149,7 +149,7 @@ def image_w2(X, Y):
     """Wasserstein-2 distance between two images seen as histograms over their pixel grid
     (WWGAN eq. 2 with ``q = 2`` and ``d_Omega`` the Euclidean distance of pixel positions;
     POT ``emd2``). ``X``, ``Y`` (H, W) nonnegative with equal positive mass (normalised here)."""
-    ot = _ot()
+    ot = import_pot()
     X, Y = _np.asarray(to_numpy(X), float), _np.asarray(to_numpy(Y), float)
     H, W = X.shape
     yy, xx = _np.meshgrid(_np.arange(H), _np.arange(W), indexing="ij")

@@ -10,7 +10,7 @@ import numpy as _np
 
 from ..backend import to_numpy
 
-from ._common import EPS64, Bound, _I_host, _ot, _ratio, _solve, _uw, dual_resolution, ratio_resolution
+from .common import EPS64, Bound, regularizer_host, import_pot, density_ratio_host, solve_host, weights_host, dual_resolution, ratio_resolution
 
 __all__ = ["SmoothingBounds", "RatioError", "Conjugacy", "DualStability", "smoothing_bounds", "plan_stability",
            "feasible_rounding", "solver_suboptimality", "ratio_error", "gradient_error", "dual_gradient_norm",
@@ -44,16 +44,16 @@ def smoothing_bounds(C, lam, reg="kl", a=None, b=None, tol=1e-10):
     -------
     SmoothingBounds
     """
-    ot = _ot()
+    ot = import_pot()
     Ch = _np.asarray(to_numpy(C), float)
     M, N = Ch.shape
-    ah, bh = _uw(a, M), _uw(b, N)
-    res = _solve(C, lam, reg, a, b, tol)
+    ah, bh = weights_host(a, M), weights_host(b, N)
+    res = solve_host(C, lam, reg, a, b, tol)
     dcl = float(to_numpy(res.dual))
     es = solver_suboptimality(res, Ch, lam, reg, ah, bh)      # d_{c,lam} lies in [dcl, dcl + es]
     P0 = ot.emd(ah, bh, Ch, numItermax=max(10**6, 50 * M * N))
     dc = float(_np.sum(P0 * Ch))
-    Iemd = _I_host(P0, ah, bh, reg)
+    Iemd = regularizer_host(P0, ah, bh, reg)
     K = min(M, N)
     cmax = float(Ch.max()) if Ch.size else 0.0
     slack = es + 8 * (M * N) * EPS64 * (cmax + abs(dcl) + lam * Iemd)
@@ -71,9 +71,9 @@ def _plan_error(res, C, lam, reg, a=None, b=None):
     ``||P - P*||_2 <= sqrt(max a b) sqrt(coef es)``."""
     Ch = _np.asarray(to_numpy(C), float)
     M, N = Ch.shape
-    ah, bh = _uw(a, M), _uw(b, N)
+    ah, bh = weights_host(a, M), weights_host(b, N)
     es = solver_suboptimality(res, Ch, lam, reg, ah, bh)
-    m = _ratio(_np.asarray(to_numpy(res.phi), float), _np.asarray(to_numpy(res.psi), float), Ch, lam, reg)
+    m = density_ratio_host(_np.asarray(to_numpy(res.phi), float), _np.asarray(to_numpy(res.psi), float), Ch, lam, reg)
     coef = 2.0 / lam if reg == "l2" else 4.0 * (float(m.max()) + 1.0) / lam
     e = math.sqrt(coef * es)
     return e, math.sqrt(float(ah.max() * bh.max())) * e
@@ -91,7 +91,7 @@ def plan_stability(C1, C2, lam, reg, tol=1e-10):
     -------
     Bound
     """
-    r1, r2 = _solve(C1, lam, reg, None, None, tol), _solve(C2, lam, reg, None, None, tol)
+    r1, r2 = solve_host(C1, lam, reg, None, None, tol), solve_host(C2, lam, reg, None, None, tol)
     P1, P2 = (_np.asarray(to_numpy(r.plan), float) for r in (r1, r2))
     dC = _np.asarray(to_numpy(C1), float) - _np.asarray(to_numpy(C2), float)
     M, N = dC.shape
@@ -125,9 +125,9 @@ def solver_suboptimality(res, C, lam, reg, a=None, b=None):
     float64 resolution of both. Host float."""
     Ch = _np.asarray(to_numpy(C), float)
     M, N = Ch.shape
-    ah, bh = _uw(a, M), _uw(b, N)
+    ah, bh = weights_host(a, M), weights_host(b, N)
     P = feasible_rounding(res.plan, ah, bh)
-    primal = float(_np.sum(P * Ch)) + lam * _I_host(P, ah, bh, reg)
+    primal = float(_np.sum(P * Ch)) + lam * regularizer_host(P, ah, bh, reg)
     F = float(to_numpy(res.dual))
     res_f = dual_resolution(res.phi, res.psi, Ch, lam, reg, ah, bh)
     return max(primal - F, 0.0) + res_f + 4 * M * N * EPS64 * (abs(primal) + lam)
@@ -159,17 +159,17 @@ def ratio_error(phi, psi, C, lam, reg, a=None, b=None, tol=1e-10):
     RatioError
     """
     from ..ot import dual_objective
-    res = _solve(C, lam, reg, a, b, tol)
+    res = solve_host(C, lam, reg, a, b, tol)
     ph, ps, Ch = (_np.asarray(to_numpy(v), float) for v in (phi, psi, C))
     phs, pss = _np.asarray(to_numpy(res.phi), float), _np.asarray(to_numpy(res.psi), float)
     M, N = Ch.shape
-    ah, bh = _uw(a, M), _uw(b, N)
+    ah, bh = weights_host(a, M), weights_host(b, N)
     Fs = float(to_numpy(res.dual))
     F = float(to_numpy(dual_objective(phi, psi, C, lam, reg, a=a, b=b)[0]))
     dF = dual_resolution(ph, ps, Ch, lam, reg, ah, bh) + dual_resolution(phs, pss, Ch, lam, reg, ah, bh)
     es = solver_suboptimality(res, Ch, lam, reg, ah, bh)
     eps = max(Fs - F, 0.0)
-    m, ms = _ratio(ph, ps, Ch, lam, reg), _ratio(phs, pss, Ch, lam, reg)
+    m, ms = density_ratio_host(ph, ps, Ch, lam, reg), density_ratio_host(phs, pss, Ch, lam, reg)
     w = ah[:, None] * bh[None, :]
     value = float(_np.sqrt(_np.sum(w * (m - ms) ** 2)))
     coef = 2.0 / lam if reg == "l2" else 4.0 * max(float(m.max()), float(ms.max())) / lam
@@ -200,12 +200,12 @@ def gradient_error(phi, psi, C, dC, lam, reg, a=None, b=None, tol=1e-10):
     """
     r = ratio_error(phi, psi, C, lam, reg, a, b, tol)
     ph, ps, Ch = (_np.asarray(to_numpy(v), float) for v in (phi, psi, C))
-    res = _solve(C, lam, reg, a, b, tol)
-    ms = _ratio(_np.asarray(to_numpy(res.phi), float), _np.asarray(to_numpy(res.psi), float), Ch, lam, reg)
-    m = _ratio(ph, ps, Ch, lam, reg)
+    res = solve_host(C, lam, reg, a, b, tol)
+    ms = density_ratio_host(_np.asarray(to_numpy(res.phi), float), _np.asarray(to_numpy(res.psi), float), Ch, lam, reg)
+    m = density_ratio_host(ph, ps, Ch, lam, reg)
     D = _np.asarray(to_numpy(dC), float)
     M, N = Ch.shape
-    w = _uw(a, M)[:, None] * _uw(b, N)[None, :]
+    w = weights_host(a, M)[:, None] * weights_host(b, N)[None, :]
     G = _np.einsum("ij,ijp->p", w * m, D)
     Gs = _np.einsum("ij,ijp->p", w * ms, D)
     l0 = float(_np.sqrt(_np.sum(w * (D ** 2).sum(-1))))
@@ -231,7 +231,7 @@ def dual_gradient_norm(phi, psi, C, lam, reg, a=None, b=None, tol=1e-10):
     from ..ot import dual_objective
     Ch = _np.asarray(to_numpy(C), float)
     M, N = Ch.shape
-    ah, bh = _uw(a, M), _uw(b, N)
+    ah, bh = weights_host(a, M), weights_host(b, N)
     ph, ps = _np.asarray(to_numpy(phi), float), _np.asarray(to_numpy(psi), float)
     F, gphi, gpsi = dual_objective(ph, ps, Ch, lam, reg, a=ah, b=bh)
     g2 = float(_np.sum(to_numpy(gphi) ** 2) + _np.sum(to_numpy(gpsi) ** 2))
@@ -240,7 +240,7 @@ def dual_gradient_norm(phi, psi, C, lam, reg, a=None, b=None, tol=1e-10):
     def curvature(p, q):
         if reg == "l2":
             return 2.0 * max(ah.max(), bh.max()) / lam
-        P = ah[:, None] * bh[None, :] * _ratio(p, q, Ch, lam, "kl")
+        P = ah[:, None] * bh[None, :] * density_ratio_host(p, q, Ch, lam, "kl")
         return 2.0 * max(P.sum(1).max(), P.sum(0).max()) / lam
 
     L = curvature(ph, ps)
@@ -306,7 +306,7 @@ def conjugacy_residuals(phi, psi, C, lam, reg, a=None, b=None):
     """
     ph, ps, Ch = (_np.asarray(to_numpy(v), float) for v in (phi, psi, C))
     M, N = Ch.shape
-    wmin = min(_uw(a, M).min(), _uw(b, N).min())
+    wmin = min(weights_host(a, M).min(), weights_host(b, N).min())
     r_phi = ph - (ps[None, :] + Ch).min(1)
     r_psi = (ph[:, None] - Ch).max(0) - ps
     up = lam * (1 + math.log(1 / wmin)) if reg == "kl" else lam / wmin
@@ -334,7 +334,7 @@ def dual_stability(C1, C2, lam, tol=1e-10):
     of that system, ``sqrt(min(M, N))``: the ``corrected`` bound. The ``printed`` bound
     (eq. 43) divides by the largest, ``sqrt(M + N)``.
     """
-    r1, r2 = _solve(C1, lam, "kl", None, None, tol), _solve(C2, lam, "kl", None, None, tol)
+    r1, r2 = solve_host(C1, lam, "kl", None, None, tol), solve_host(C2, lam, "kl", None, None, tol)
     p1, q1, p2, q2 = (_np.asarray(to_numpy(v), float) for v in (r1.phi, r1.psi, r2.phi, r2.psi))
     D = _np.concatenate([p2 - p1, q2 - q1])
     dist = float(_np.linalg.norm(D - D.mean()))

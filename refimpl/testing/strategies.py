@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import numpy as _np
 
-from ._common import cost_matrix_host
+from .common import cost_matrix_host
 
 __all__ = ["Cloud", "OTProblem", "TwoDelta", "Image", "MLPSpec", "point_clouds", "ot_problems",
            "two_delta_models", "images", "mlp_specs"]

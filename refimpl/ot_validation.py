@@ -1,12 +1,12 @@
 """Input checks of the regularised-OT functions (:mod:`refimpl.ot`, :mod:`refimpl.ot_objectives`),
-at their public boundary only, by the rules of :mod:`refimpl._checks`; and the cost and
+at their public boundary only, by the rules of :mod:`refimpl.validation`; and the cost and
 regulariser names they accept.
 """
 from __future__ import annotations
 
 import math
 
-from . import _checks
+from . import validation as checks
 from .backend import namespace
 from .regularizers import REGULARIZERS, get_regularizer
 
@@ -18,16 +18,16 @@ check_reg = get_regularizer
 
 
 def check_cost_name(cost):
-    return _checks.choice(cost, "cost", COSTS)
+    return checks.choice(cost, "cost", COSTS)
 
 
 def check_lam(lam):
-    return _checks.real(lam, "lam", gt=0.0)
+    return checks.real(lam, "lam", gt=0.0)
 
 
 def check_costs(C, name="C", ndim=2, xp=None):
     """``C`` by the input rules, and nonnegative (one more reduction)."""
-    C = _checks.array(C, name, ndim=ndim, xp=xp)
+    C = checks.array(C, name, ndim=ndim, xp=xp)
     xp = namespace(C)
     if not bool(xp.all(C >= 0)):
         raise ValueError(f"{name} has negative entries; it must be >= 0")
@@ -37,7 +37,7 @@ def check_costs(C, name="C", ndim=2, xp=None):
 def promote(*arrays):
     """The dtype rule for mixed float32/float64 inputs of one call (``None`` entries pass)."""
     present = [x for x in arrays if x is not None]
-    it = iter(_checks.common_float(*present))
+    it = iter(checks.common_float(*present))
     return tuple(None if x is None else next(it) for x in arrays)
 
 
@@ -52,7 +52,7 @@ def check_weights(w, n, xp, name):
     The mass is checked before any promotion: float32 weights summing to 1 in float32
     are not refused because another argument of the call promotes them to float64.
     """
-    w = _checks.array(w, name, shape=(n,), xp=xp)
+    w = checks.array(w, name, shape=(n,), xp=xp)
     if not bool(xp.all(w > 0)):
         raise ValueError(f"{name} must be > 0 (negative or zero weights; drop zero-weight points)")
     s = float(xp.sum(w))
@@ -69,8 +69,8 @@ def problem(C, lam, reg, a, b, phi=None, psi=None):
     a = None if a is None else check_weights(a, M, xp, "a")
     b = None if b is None else check_weights(b, N, xp, "b")
     if phi is not None:
-        phi = _checks.array(phi, "phi", shape=(M,), xp=xp)
-        psi = _checks.array(psi, "psi", shape=(N,), xp=xp)
+        phi = checks.array(phi, "phi", shape=(M,), xp=xp)
+        psi = checks.array(psi, "psi", shape=(N,), xp=xp)
     C, a, b, phi, psi = promote(C, a, b, phi, psi)
     a = uniform(M, C) if a is None else a
     b = uniform(N, C) if b is None else b
@@ -78,7 +78,7 @@ def problem(C, lam, reg, a, b, phi=None, psi=None):
 
 
 #: the input rules, written once into the public docstrings
-INPUT_RULES = """By the input rules of :mod:`refimpl._checks`: arrays only (lists raise
+INPUT_RULES = """By the input rules of :mod:`refimpl.validation`: arrays only (lists raise
     ``TypeError``); float16 refused; integer and bool promoted to float64; mixed
     float32/float64 inputs computed in float64; NaN/inf refused (``ValueError`` naming
     the argument); costs must be >= 0, weights > 0 summing to 1, ``lam`` finite > 0,

@@ -1,7 +1,7 @@
 """Input validation at the public API boundary: one policy for every public function.
 
 The rules (stated once here; every public docstring refers to them as "the input
-rules of :mod:`refimpl._checks`"):
+rules of :mod:`refimpl.validation`"):
 
 * **Arrays** must be arrays of an Array API namespace (NumPy, CuPy, array_api_strict,
   ...). Lists, tuples and Python scalars where an array is expected raise
@@ -20,8 +20,12 @@ rules of :mod:`refimpl._checks`"):
   domain says otherwise.
 
 Functions called inside a training step skip these checks on arrays that are
-already validated: public functions validate, then call private ``_``-prefixed
-implementations, which never validate (and so never synchronise a device).
+already validated. A public function is a thin checked layer over an unchecked core,
+declared with :func:`checked`: ``f.unchecked`` is the core, which never validates (and so
+never synchronises a device), and is what other modules' hot paths call. A core is
+private to its module; no module imports another's ``_`` names. Modules of training-step
+internals (``steps``, ``kernels``, ``flat``, ``graph``, ``swgan_steps``, ``ot_solver``,
+``host_ot``) hold unchecked functions under plain names, and say so in their docstrings.
 """
 from __future__ import annotations
 
@@ -32,8 +36,36 @@ from .backend import namespace
 
 _FLOAT_OK = ("float32", "float64")
 
+#: the sentence :func:`checked` appends to a public docstring (the policy is this module's docstring)
+RULES_NOTE = ("Input rules of :mod:`refimpl.validation`: arrays of one Array API namespace, float32 or "
+              "float64 (integers and bools promoted to float64, float16 refused), finite, of the shapes "
+              "above; scalars in their stated domains; ``TypeError``/``ValueError`` naming the argument.")
 
-def _dtype_name(dt):
+
+def checked(core):
+    """Declare the decorated public function the checked layer over ``core``.
+
+    The decorated function validates its arguments (the rules of this module) and calls
+    ``core`` with them; ``core`` takes the same arguments and never validates. Returns the
+    function itself with ``f.unchecked = core`` and, unless its docstring already names
+    :mod:`refimpl.validation`, :data:`RULES_NOTE` appended to it (written once here, as scipy's
+    ``xp_capabilities`` writes its table). ``TypeError`` if ``core`` is not callable.
+    """
+    if not callable(core):
+        raise TypeError(f"core must be callable, got {type(core).__name__}")
+
+    def declare(f):
+        f.unchecked = core
+        doc = f.__doc__ or ""
+        if "refimpl.validation" not in doc:
+            body = [ln for ln in doc.splitlines()[1:] if ln.strip()]
+            indent = min((len(ln) - len(ln.lstrip()) for ln in body), default=0)
+            f.__doc__ = doc.rstrip() + "\n\n" + " " * indent + RULES_NOTE + "\n"
+        return f
+    return declare
+
+
+def dtype_name(dt):
     return str(dt).rsplit(".", 1)[-1].strip("'>")
 
 
@@ -94,13 +126,13 @@ def floating(x, name, xp=None):
     xp = xp or namespace(x)
     dt = x.dtype
     if xp.isdtype(dt, "real floating"):
-        if _dtype_name(dt) not in _FLOAT_OK:
-            raise TypeError(f"{name} has dtype {_dtype_name(dt)}; use float32 or float64 "
+        if dtype_name(dt) not in _FLOAT_OK:
+            raise TypeError(f"{name} has dtype {dtype_name(dt)}; use float32 or float64 "
                             f"(half precision is refused: its resolution breaks the solvers' tolerances)")
         return x
     if xp.isdtype(dt, "integral") or xp.isdtype(dt, "bool"):
         return xp.astype(x, xp.float64)
-    raise TypeError(f"{name} has dtype {_dtype_name(dt)}; use a real float32 or float64 array")
+    raise TypeError(f"{name} has dtype {dtype_name(dt)}; use a real float32 or float64 array")
 
 
 def common_float(*arrays):
@@ -222,12 +254,12 @@ def params(p, name, *, xp=None, shapes=None, dtype=None, finite=True):
                 xp = ns
             elif ns is not xp:
                 raise TypeError(f"{nm} lives in {ns.__name__}, the other inputs in {xp.__name__}")
-            if not (xp.isdtype(a.dtype, "real floating") and _dtype_name(a.dtype) in _FLOAT_OK):
-                raise TypeError(f"{nm} has dtype {_dtype_name(a.dtype)}; parameters must be float32 or float64")
+            if not (xp.isdtype(a.dtype, "real floating") and dtype_name(a.dtype) in _FLOAT_OK):
+                raise TypeError(f"{nm} has dtype {dtype_name(a.dtype)}; parameters must be float32 or float64")
             if dtype is None:
                 dtype = a.dtype
             elif a.dtype != dtype:
-                raise TypeError(f"{nm} has dtype {_dtype_name(a.dtype)}, expected {_dtype_name(dtype)}")
+                raise TypeError(f"{nm} has dtype {dtype_name(a.dtype)}, expected {dtype_name(dtype)}")
             if shapes is not None and tuple(a.shape) != tuple(shapes[l][k]):
                 raise ValueError(f"{nm} must have shape {tuple(shapes[l][k])}, got {tuple(a.shape)}")
             pair.append(a)
@@ -244,3 +276,39 @@ def boolean(v, name):
     if isinstance(v, bool) or type(v).__name__ in ("bool_", "bool"):   # numpy.bool is named "bool" in NumPy 2
         return bool(v)
     raise TypeError(f"{name} must be True or False, got {type(v).__name__} {v!r}")
+
+
+def random_generator(rng, name="rng"):
+    """``rng`` itself if it is a ``numpy.random.Generator``; ``TypeError`` naming ``name`` otherwise."""
+    import numpy as np
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"{name} must be a numpy.random.Generator, got {type(rng).__name__}")
+    return rng
+
+
+def network(net, name):
+    """``net`` itself if it is a network of :data:`refimpl.architectures.NETWORKS` with a scalar
+    output (a critic or potential); ``TypeError``/``ValueError`` naming ``name`` otherwise."""
+    from .architectures import NETWORKS
+    if not isinstance(net, NETWORKS):
+        raise TypeError(f"{name} must be a refimpl.nn.MLP or a refimpl.cnn.flat.FlatIO, got {type(net).__name__}")
+    if net.sizes[-1] != 1:
+        raise ValueError(f"{name} must have a scalar output, it has {net.sizes[-1]}")
+    return net
+
+
+def generator_inputs(gen, gparams, z, *nets):
+    """The validated ``(gparams, z)`` of a generator-gradient function: ``gen`` a network of
+    :data:`refimpl.architectures.NETWORKS` whose output size every network of ``nets`` takes,
+    ``gparams`` of its layout, ``z`` (B >= 1, latent) finite."""
+    from .architectures import NETWORKS
+    if not isinstance(gen, NETWORKS):
+        raise TypeError(f"gen must be a refimpl.nn.MLP or a refimpl.cnn.flat.FlatIO, got {type(gen).__name__}")
+    for net in nets:
+        if gen.sizes[-1] != net.sizes[0]:
+            raise ValueError(f"gen outputs {gen.sizes[-1]} coordinates but the networks take "
+                             f"{', '.join(str(n.sizes[0]) for n in nets)}")
+    gparams, z = gen._validate(gparams, ("z", z, (None, gen.sizes[0])), pname="gparams")
+    if z.shape[0] == 0:
+        raise ValueError(f"z must be non-empty, got shape {tuple(z.shape)}")
+    return gparams, z

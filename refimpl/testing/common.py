@@ -51,7 +51,7 @@ def cost_matrix_host(x, y, cost="euclidean"):
     raise ValueError(f"unknown cost {cost!r}")
 
 
-def _ot():
+def import_pot():
     try:
         import ot
     except ImportError as e:  # pragma: no cover
@@ -59,7 +59,7 @@ def _ot():
     return ot
 
 
-def _solve(C, lam, reg, a, b, tol=1e-10):
+def solve_host(C, lam, reg, a, b, tol=1e-10):
     from ..ot import solve_regularized
     res = solve_regularized(C, lam, reg, a=a, b=b, tol=tol)
     if not res.converged:
@@ -67,7 +67,7 @@ def _solve(C, lam, reg, a, b, tol=1e-10):
     return res
 
 
-def _uw(w, n):
+def weights_host(w, n):
     return _np.full(n, 1.0 / n) if w is None else _np.asarray(to_numpy(w), float)
 
 
@@ -81,7 +81,7 @@ def dual_resolution(phi, psi, C, lam, reg, a=None, b=None):
     """
     phi, psi, C = (_np.asarray(to_numpy(v), float) for v in (phi, psi, C))
     M, N = C.shape
-    a, b = _uw(a, M), _uw(b, N)
+    a, b = weights_host(a, M), weights_host(b, N)
     V = phi[:, None] - psi[None, :] - C
     if reg == "kl":
         m = _np.exp(V / lam - 1.0)
@@ -97,7 +97,7 @@ def dual_resolution(phi, psi, C, lam, reg, a=None, b=None):
     return float(gamma * terms + 3 * u * _np.sum(w * m * (_np.abs(phi)[:, None] + _np.abs(psi)[None, :] + C)))
 
 
-def _ratio(phi, psi, C, lam, reg):
+def density_ratio_host(phi, psi, C, lam, reg):
     V = phi[:, None] - psi[None, :] - C
     return _np.exp(V / lam - 1.0) if reg == "kl" else _np.maximum(V, 0.0) / lam
 
@@ -107,12 +107,12 @@ def ratio_resolution(phi, psi, C, lam, reg):
     ``(phi, psi, C)``: three roundings of ``V = phi - psi - C`` propagated through ``m(V)``
     (slope ``1/lam`` for L2, ``m/lam`` for KL) plus the rounding of ``m`` itself. Host (M, N)."""
     ph, ps, Ch = (_np.asarray(to_numpy(v), float) for v in (phi, psi, C))
-    m = _ratio(ph, ps, Ch, lam, reg)
+    m = density_ratio_host(ph, ps, Ch, lam, reg)
     return 3 * (EPS64 / 2) * (_np.abs(ph)[:, None] + _np.abs(ps)[None, :] + Ch) / lam * (m if reg == "kl" else 1.0) \
         + (EPS64 * m)
 
 
-def _I_host(P, a, b, reg):
+def regularizer_host(P, a, b, reg):
     q = a[:, None] * b[None, :]
     if reg == "kl":
         nz = P > 0
