@@ -26,6 +26,7 @@ from .backend import scalar, synchronize
 from .checkpoint import load as load_checkpoint, save as save_checkpoint, tree_from_host, tree_to_host
 from .flat import FlatParams, adopt_flat
 from .gan import ArrayData, GANConfig, GANMethod, ToyData, config_dict  # noqa: F401 (the loop's inputs, re-exported)
+from .progress import format_progress, time_left
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -157,26 +158,6 @@ def _check_checkpoint(ck, path):
         raise CheckpointError(f"checkpoint unreadable: bad iteration or curve rows ({path})")
 
 
-def _fmt_time(s):
-    s = max(0, int(s))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
-
-
-def _time_left(elapsed, first_done, done, remaining):
-    """Seconds left at the pace of the iterations after this call's first, whose time holds the
-    warm-up (on an H200 the first iteration took about 3 s, the next ones 39 ms each); ``None``
-    until there is such a pace.
-
-    elapsed, first_done : seconds since the start, now and when the first iteration ended
-    done, remaining : iterations done in this call (the first included) and still to do
-    """
-    if remaining <= 0:
-        return 0.0
-    if done < 2:
-        return None
-    return (elapsed - first_done) / (done - 1) * remaining
-
-
 def default_check_every(xp):
     """Iterations between host checks of the losses: 1 on CPU backends (a check is free there),
     50 on CuPy, where each check is a device synchronisation (issue 14: one per step would
@@ -199,7 +180,7 @@ def _quiet_floating_point(fn):
 def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000, eval_fn=None,
           eval_every=0, checkpoint_path=None, checkpoint_every=0, checkpoint_seconds=0.0, resume=False,
           resume_from=None, check_every=None, run_info=None, progress=True, stream=None,
-          max_train_cpu_seconds=None, cuda_graph=False):
+          max_train_cpu_seconds=None, cuda_graph=False, on_progress=None):
     """Run ``iters`` outer iterations of ``method`` on ``data``.
 
     Parameters
@@ -230,6 +211,15 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
         evaluation and checkpoint included); ``iters`` stays an upper bound. A resumed run whose
         checkpoint has spent the budget trains nothing (it only redoes a missing final
         evaluation), as a completed run.
+
+    progress : bool
+        Print a progress line to ``stream`` (default stderr) at most every 2 s and at the end.
+    on_progress : callable ``(event: dict) -> None``, optional
+        The progress hook, called at the same points whether or not ``progress`` prints: the event
+        is ``{"iteration", "iterations", "elapsed_seconds", "left_seconds" (None until it can
+        be estimated), "train_cpu_seconds", "budget_cpu_seconds" (None without a budget),
+        "metrics" (the latest numeric losses and metrics), "time" (``time.time()``)}``; the
+        printed line is formatted from it (:func:`format_progress`).
 
     Raises
     ------
@@ -268,6 +258,8 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
         outer_step = GraphStep(method, data).step
     else:
         outer_step = method.outer_step
+    if on_progress is not None and not callable(on_progress):
+        raise TypeError(f"on_progress must be callable, got {type(on_progress).__name__}")
     if (resume or checkpoint_every) and checkpoint_path is None:
         raise ValueError("resume and checkpoint_every need a checkpoint_path")
     checkpoint_path = None if checkpoint_path is None else pathlib.Path(checkpoint_path)
@@ -395,21 +387,21 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
             now = time.perf_counter()
             if first_done is None:
                 first_done = now - t0
-            if progress and (now - last_print > 2.0 or it == iters):
+            if (progress or on_progress is not None) and (now - last_print > 2.0 or it == iters):
                 last_print = now
                 el = now - t0
-                eta = _time_left(el, first_done, it - start, iters - it)
-                where = f"it {it}/{iters}"
-                if max_train_cpu_seconds is not None:   # the budget's part left, at the pace so far
-                    used = time.process_time() - c0 - eval_cpu[0]
-                    if eta is not None:
-                        eta = min(eta, (el - elapsed0) * max(max_train_cpu_seconds - used, 0.0)
-                                  / max(used - cpu0, 1e-9))
-                    where = f"it {it}, CPU {used:.1f}/{max_train_cpu_seconds:g} s"
-                shown = " ".join(f"{k} {v:.4g}" for k, v in latest.items() if isinstance(v, (int, float))
-                                 and k not in ("iteration", "seconds"))
-                left = "" if eta is None else f", ~{_fmt_time(eta)} left"
-                print(f"{where} | {shown} | {_fmt_time(el)} elapsed{left}", file=stream, flush=True)
+                eta = time_left(el, first_done, it - start, iters - it)
+                used = time.process_time() - c0 - eval_cpu[0]
+                if max_train_cpu_seconds is not None and eta is not None:   # the budget's part left, at the pace so far
+                    eta = min(eta, (el - elapsed0) * max(max_train_cpu_seconds - used, 0.0) / max(used - cpu0, 1e-9))
+                event = {"iteration": it, "iterations": iters, "elapsed_seconds": el, "left_seconds": eta,
+                         "train_cpu_seconds": used, "budget_cpu_seconds": max_train_cpu_seconds,
+                         "metrics": {k: v for k, v in latest.items() if isinstance(v, (int, float))
+                                     and k not in ("iteration", "seconds")}, "time": time.time()}
+                if on_progress is not None:
+                    on_progress(event)
+                if progress:
+                    print(format_progress(event), file=stream, flush=True)
             if it == iters:
                 break
     except KeyboardInterrupt:

@@ -382,41 +382,50 @@ def test_progress_heartbeat_prints_while_runs_are_silent():
     assert len(out.getvalue().splitlines()) == n          # stopped with the block
 
 
+def _event(folder, elapsed, left, when=None):
+    import json
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "progress.json").write_text(json.dumps({"iteration": 1, "iterations": 9, "elapsed_seconds": elapsed,
+                                                      "left_seconds": left, "time": when or time.time()}))
+
+
 def test_eta_before_the_first_run_ends_comes_from_the_runs_own_estimates(tmp_path):
     """The ETA is the longest time left of the running runs plus the queued ones in rounds of
-    ``slots``, each as long as the running ones' mean (elapsed + left); the throughput of the
-    finished runs only when no running run has printed an estimate."""
+    ``slots``, each as long as the running ones' mean (elapsed + left), read from the runs' progress
+    events; the throughput of the finished runs only when no running run has an estimate."""
     import io
-    logs = {f"seed={i}": tmp_path / f"seed={i}.log" for i in range(5)}
-    p = sweep.Progress(total=5, skipped=0, slots=2, stream=io.StringIO(), logs=logs)
+    folders = {f"seed={i}": tmp_path / f"seed={i}" for i in range(5)}
+    p = sweep.Progress(total=5, skipped=0, slots=2, stream=io.StringIO(), folders=folders)
     assert p.line().endswith("ETA ?")                               # nothing has started
-    logs["seed=0"].write_text("== attempt 1 on h pid 1: x\nit 1/9 | a 1 | 0m01s elapsed, ~9m00s left\n"
-                              "it 5/9 | a 1 | 2m00s elapsed, ~2m00s left\n")
-    logs["seed=1"].write_text("it 3/9 | stale line of an earlier attempt | 0m10s elapsed, ~50m00s left\n"
-                              "== attempt 2 on h pid 2: x\nit 2/9 | a 1 | 1m00s elapsed, ~1h02m left\n")
+    _event(folders["seed=0"], 120, 120)
+    _event(folders["seed=1"] / "wgan-gp-seed1", 60, 3720)           # a multi-run experiment's run, one level down
+    _event(folders["seed=2"], 5, None)                              # no estimate yet: left out
     # running: (120 s, 120 s) and (60 s, 3720 s); mean run 2010 s; 3 queued -> ceil(3 / 2) rounds
-    assert sweep._run_estimate(logs["seed=1"]) == (60, 3720)
+    assert sweep._run_estimate(folders["seed=1"]) == (60, 3720)
+    assert sweep._run_estimate(folders["seed=2"]) is None
     assert p.line().endswith(f"ETA ~{sweep._fmt(3720 + 2 * 2010)} (from the runs' own estimates)")
     p.update("done", "seed=1")          # still the running run's estimate: 120 s + ceil(3 / 2) x 240 s
     assert p.line().endswith(f"ETA ~{sweep._fmt(120 + 2 * 240)} (from the runs' own estimates)")
-    p.update("done", "seed=0")          # no running run has printed one: the throughput decides
+    p.update("done", "seed=0")          # no running run has an estimate: the throughput decides
     assert "(from the runs' own estimates)" not in p.line() and "ETA ~" in p.line()
-    p2 = sweep.Progress(total=5, skipped=0, slots=2, stream=io.StringIO(), logs=logs)
-    p2.started = time.time() + 60                                   # logs older than the sweep: ignored
+    p2 = sweep.Progress(total=5, skipped=0, slots=2, stream=io.StringIO(), folders=folders)
+    p2.started = time.time() + 60                                   # events older than the sweep: ignored
     assert p2.line().endswith("ETA ?")
 
 
-def test_a_log_stamped_by_the_coarse_file_clock_just_before_the_sweep_started_is_read(tmp_path):
-    """File times come from a coarse clock: a log written right after the sweep started may carry
-    an mtime a tick before its ``time.time()``; it is read, and a log older than the slack is not."""
-    import os
-    log = tmp_path / "run.log"
-    log.write_text("it 2/9 | a 1 | 1m00s elapsed, ~2m00s left\n")
+def test_a_run_writes_its_progress_events_and_the_sweep_reads_them(tmp_path):
+    """train_run writes the loop's last progress event to progress.json (the printed line is formatted
+    from the same event); the sweep's estimate is that event's elapsed and left seconds."""
+    import json
+    from toy.__main__ import main
     since = time.time()
-    os.utime(log, (since - 0.01, since - 0.01))
-    assert sweep._run_estimate(log, since) == (60, 120)
-    os.utime(log, (since - 2 * sweep.MTIME_SLACK, since - 2 * sweep.MTIME_SLACK))
-    assert sweep._run_estimate(log, since) is None
+    out = tmp_path / "run"
+    assert main(["wgan-gp-grid", "--quick", "--iters", "4", "--out", str(out)]) == 0
+    event = json.loads((out / "progress.json").read_text())
+    assert event["iteration"] == event["iterations"] == 4 and event["left_seconds"] == 0.0
+    assert event["elapsed_seconds"] > 0 and event["time"] >= since and "critic_loss" in event["metrics"]
+    assert sweep._run_estimate(out, since) == (event["elapsed_seconds"], 0.0)
+    assert sweep._run_estimate(out, time.time() + 60) is None
 
 
 @pytest.mark.slow

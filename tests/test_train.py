@@ -494,7 +494,7 @@ def test_resume_after_the_cpu_budget_is_spent_trains_nothing(tmp_path, monkeypat
 
 
 def test_time_left_leaves_out_the_first_iterations_warm_up():
-    from refimpl.train import _time_left
+    from refimpl.progress import time_left as _time_left
     # 8 iterations in 10 s, the first took 3 s (CuPy compiling): 1 s per iteration after it
     assert _time_left(10.0, 3.0, 8, 192) == pytest.approx(192.0)
     assert _time_left(3.0, 3.0, 1, 199) is None          # no pace after one iteration
@@ -526,7 +526,7 @@ def test_time_left_on_resume_uses_this_calls_pace_after_its_first_iteration(tmp_
     from refimpl import train as train_mod
     clock = [100.0]
     monkeypatch.setattr(train_mod, "time", types.SimpleNamespace(perf_counter=lambda: clock[0],
-                                                                 process_time=time.process_time))
+                                                                 process_time=time.process_time, time=time.time))
 
     class _Ticking(GANMethod):
         def outer_step(self, state, rng, data):

@@ -45,6 +45,7 @@ import time
 import traceback
 from dataclasses import dataclass
 
+from refimpl.harness import PROGRESS
 from refimpl.threads import usable_cpus
 
 from .common import write_json
@@ -280,19 +281,19 @@ def load_manifest(out: pathlib.Path) -> dict:
 
 class Progress:
     """Counts runs done / running / failed and prints one line per change. The ETA comes from the
-    running runs' own progress lines in their logs (``... 1m36s elapsed, ~6m46s left``,
-    :func:`refimpl.train.train`): the longest time left, plus the queued runs in rounds of
+    running runs' own progress events (``progress.json`` in their folders, written by
+    :func:`refimpl.train.train`'s progress hook): the longest time left, plus the queued runs in rounds of
     ``slots``, each as long as the running ones' mean; when no running run has printed one yet,
     from the throughput of the runs finished in this session (elapsed / finished x remaining)."""
 
-    def __init__(self, total, skipped, slots, stream, logs=None):
+    def __init__(self, total, skipped, slots, stream, folders=None):
         self.total, self.skipped, self.slots, self.stream = total, skipped, max(slots, 1), stream
-        self.logs = dict(logs or {})             # run id -> log file, for the runs of this session
+        self.folders = dict(folders or {})       # run id -> run folder, for the runs of this session
         self.done = self.failed = 0
         self.t0, self.started = time.perf_counter(), time.time()
 
-    def _from_logs(self, queued):
-        spans = [t for t in (_run_estimate(log, self.started) for log in self.logs.values()) if t is not None]
+    def _from_events(self, queued):
+        spans = [t for t in (_run_estimate(f, self.started) for f in self.folders.values()) if t is not None]
         if not spans:
             return None
         mean = sum(e + l for e, l in spans) / len(spans)
@@ -303,7 +304,7 @@ class Progress:
         left = self.total - self.skipped - finished
         running = min(left, self.slots)
         el = time.perf_counter() - self.t0
-        guess = self._from_logs(left) if left else None
+        guess = self._from_events(left) if left else None
         if not left:
             eta = "0s"
         elif guess is not None:
@@ -333,7 +334,7 @@ class Progress:
             t.join()
 
     def update(self, status, run_id, error=None):
-        self.logs.pop(run_id, None)
+        self.folders.pop(run_id, None)
         if status == "done":
             self.done += 1
         else:
@@ -347,19 +348,22 @@ def _fmt(seconds):
     return f"{m}m{s:02d}s"
 
 
-_PACE = re.compile(r"(?:(\d+)h(\d\d)m|(\d+)m(\d\d)s) elapsed, ~(?:(\d+)h(\d\d)m|(\d+)m(\d\d)s) left")
-
-
-def _run_estimate(log, since=None):
-    """``(elapsed, left)`` seconds from the last progress line of the current attempt in ``log``,
-    or None (not started since ``since``, a ``time.time()``, or no progress line yet)."""
-    tail = _tail_text(pathlib.Path(log), 8192, since)
-    tail = tail[max(tail.rfind("== attempt"), 0):]       # the whole tail when the header is further up
-    found = _PACE.findall(tail)
-    if not found:
-        return None
-    g = [int(x) if x else 0 for x in found[-1]]
-    return g[0] * 3600 + g[1] * 60 + g[2] * 60 + g[3], g[4] * 3600 + g[5] * 60 + g[6] * 60 + g[7]
+def _run_estimate(folder, since=None):
+    """``(elapsed, left)`` seconds from the latest progress event of the run in ``folder`` (its
+    training loop's ``progress.json``, :func:`refimpl.harness.train_run`; in the folder or, for a
+    multi-run experiment, one level below), or None: no event since ``since`` (a ``time.time()``)
+    or none with an estimate yet."""
+    folder, best = pathlib.Path(folder), None
+    for path in (folder / PROGRESS, *folder.glob(f"*/{PROGRESS}")):
+        try:
+            event = json.loads(path.read_text())
+        except (OSError, ValueError):                # not there yet, or replaced while read
+            continue
+        if event.get("left_seconds") is None or (since is not None and event["time"] < since):
+            continue
+        if best is None or event["time"] > best["time"]:
+            best = event
+    return None if best is None else (best["elapsed_seconds"], best["left_seconds"])
 
 
 # ----------------------------------------------------------------------------- executors
@@ -641,7 +645,7 @@ def _sweep(name, runs, seeds, settings, passthrough, out, workers, scheduler, ru
         workers = usable_cpus()
     workers = max(1, min(workers, len(jobs))) if jobs else 0
     progress = Progress(len(runs), skipped, workers if use_dask else 1, stream,
-                        logs={run.run_id: spec["log"] for run, spec in jobs})
+                        folders={run.run_id: spec["folder"] for run, spec in jobs})
     mode = ("nothing to run" if not jobs else ("scheduler " + scheduler) if scheduler else
             (f"LocalCluster of {workers} worker{'s' * (workers != 1)}" if use_dask else "serial"))
     print(f"sweep: {name}, {len(runs)} run{'s' * (len(runs) != 1)} ({skipped} finished before), {mode}",

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .flags import RunOptions
-from .folders import CHECKPOINT, LEGACY_CHECKPOINT, OutputError, checkpoint_file, has_checkpoint, run_folder
+from .folders import CHECKPOINT, LEGACY_CHECKPOINT, PROGRESS, OutputError, checkpoint_file, has_checkpoint, run_folder
 
 
 # ----------------------------------------------------------------------------- one training run
@@ -26,12 +26,15 @@ def train_run(opts: RunOptions, method, data, *, dataset, xp, dtype="float32", i
     and every ``opts.checkpoint_seconds``. An interrupted run raises ``KeyboardInterrupt`` after
     its checkpoint is written (``NonFiniteLoss`` instead, when the state to checkpoint holds a NaN
     or an infinity: a resume would only diverge again). ``max_train_cpu_seconds`` and
-    ``cuda_graph`` and ``device``: :func:`refimpl.train.train`'s.
+    ``cuda_graph`` and ``device``: :func:`refimpl.train.train`'s. Each progress event of the loop
+    (its ``on_progress`` hook) is written, atomically, to ``opts.out / progress.json``, where
+    :mod:`toy.sweep` reads a running run's pace.
 
     Returns
     -------
     refimpl.train.TrainResult
     """
+    from ..outputs import write_json
     from ..train import train
     out = pathlib.Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -44,7 +47,8 @@ def train_run(opts: RunOptions, method, data, *, dataset, xp, dtype="float32", i
                 checkpoint_seconds=opts.checkpoint_seconds, resume=opts.resume,
                 resume_from=checkpoint_file(out), check_every=check_every,
                 run_info={"experiment": opts.experiment, "dataset": dataset, **(run_info or {})},
-                progress=progress, max_train_cpu_seconds=max_train_cpu_seconds, cuda_graph=cuda_graph)
+                progress=progress, max_train_cpu_seconds=max_train_cpu_seconds, cuda_graph=cuda_graph,
+                on_progress=lambda event: write_json(out / PROGRESS, event))
     if res.interrupted:
         raise KeyboardInterrupt
     return res

@@ -12,6 +12,7 @@ from ..checkpoint import remove_stale_temps
 MARKER = ".refimpl-run.json"          # in every output folder: which experiment wrote it
 CHECKPOINT = "checkpoint.npz"
 LEGACY_CHECKPOINT = "checkpoint.pkl"  # written by earlier versions; read on resume only
+PROGRESS = "progress.json"            # the last progress event of the run's training loop (train_run)
 
 
 # ----------------------------------------------------------------------------- output folder
@@ -97,7 +98,8 @@ def mark_output(out, experiment):
 
 
 def only_marker(out: pathlib.Path):
-    return all(p.name == MARKER or (p.is_dir() and only_marker(p)) for p in out.iterdir())
+    """Whether ``out`` holds nothing a run produced: markers and progress events only."""
+    return all(p.name in (MARKER, PROGRESS) or (p.is_dir() and only_marker(p)) for p in out.iterdir())
 
 
 def run_folder(out, key, seed) -> pathlib.Path:
