@@ -24,8 +24,17 @@ EXPERIMENTS = {
     "swgan-grid": ("toy.swgan_grid", "run", "Parametric SWGAN vs WGAN-GP (same wall-clock) on the 25-mode grid, --latent-dim 4|2 (SWGAN Figs. 1, 2)"),
 }
 
-_WGAN_GP = {"objective": "wgan-gp", "lam": 10.0, "n_critic": 5, "n_gen": 1, "batch_size": 256, "latent_dim": 2,
-            "lr_gen": 1e-4, "lr_critic": 1e-4}
+def _config_defaults(*names):
+    """``{name: "VALUE (GANConfig.name)"}``: the defaults of :class:`refimpl.gan.GANConfig`, read from the
+    dataclass (their one home), for experiments that train from it unchanged."""
+    import dataclasses
+
+    from refimpl.gan import GANConfig
+    fields = {f.name: f.default for f in dataclasses.fields(GANConfig)}
+    return {n: f"{fields[n]} (GANConfig.{n})" for n in names}
+
+
+_WGAN_GP = _config_defaults("objective", "lam", "n_critic", "n_gen", "batch_size", "latent_dim", "lr_gen", "lr_critic")
 _RWP = {"lam": 10.0, "n_critic": "5 (WGAN-GP/LP), 1 (Standard, DRAGAN)", "n_gen": 1, "batch_size": 64,
         "latent_dim": 2, "lr_gen": "1e-4 (WGAN-GP/LP), 2e-4 (Standard, DRAGAN)",
         "lr_critic": "1e-4 (WGAN-GP/LP), 2e-4 (Standard, DRAGAN)", "dataset": "ring8"}
