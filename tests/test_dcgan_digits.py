@@ -9,6 +9,8 @@ pytest.importorskip("sklearn", reason="the offline digits data needs scikit-lear
 
 from toy.__main__ import main                                                  # noqa: E402
 from toy.dcgan_digits import verdict                                           # noqa: E402
+from refimpl.image_metrics import image_w1                                     # noqa: E402
+from refimpl.images import load_images                                         # noqa: E402
 
 
 def test_both_networks_train_at_the_same_budget_and_the_summary_is_their_difference(tmp_path):
@@ -21,6 +23,9 @@ def test_both_networks_train_at_the_same_budget_and_the_summary_is_their_differe
         assert m[a]["train_cpu_seconds"] >= 0.4                 # the budget, not an iteration count, ended it
         assert m[a]["iterations"] > 1 and np.isfinite([m[a]["w1"], m[a]["fd"]]).all()
         assert m[a]["w1"] > m[a]["baseline"]["w1_train_vs_test"]    # untrained networks are above the floor
+        samples = np.load(out / f"{a}-seed0" / "samples.npy")          # what the final metrics judge
+        assert samples.shape == (m[a]["n_eval"], 1, 8, 8)
+        assert image_w1(samples, load_images("digits", None, "test")[0][:m[a]["n_eval"]]) == m[a]["w1"]
     comp = json.loads((out / "metrics.json").read_text())
     assert comp["seeds"] == [0] and comp["paired_seeds"] == [0]
     for k in ("w1", "fd"):

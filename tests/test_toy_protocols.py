@@ -170,3 +170,29 @@ def test_the_docs_nc1_figures_are_the_committed_runs(name, modes, hq, w1):
     assert f"{sum(float(r['w1']) for r in rows) / 5:.2f}" == w1
     toy, readme = (root / "docs" / "toy.md").read_text(), (root / "README.md").read_text()
     assert all(q in toy for q in (hq, w1)) and w1 in readme, name
+
+
+def _t95(v):
+    from toy.aggregate import t_interval
+    t = t_interval(v)
+    return f"{t['mean']:.2f} [{t['ci_low']:.2f}, {t['ci_high']:.2f}]"
+
+
+@pytest.mark.parametrize("name,pairs", [
+    ("rwp-grid", [("wgan-gp", "wgan-gp-rwp"), ("standard", "standard-rwp"), ("dragan", "dragan-rwp")]),
+    ("rwp-gen-iters", [("wgan-gp-10g", "wgan-gp-10g-rwp")]), ("sbe-grid", [("wgan-gp", "sbe")])])
+def test_the_docs_rwp_sbe_figures_are_the_committed_runs(name, pairs):
+    """docs/wasserstein-proximal.md quotes, per variant, the final W1 mean and 95% interval of the committed
+    per-run CSV (the saved samples' W1, 5 seeds) and each pair's paired difference."""
+    root, rows = _per_run(name)
+    doc = (root / "docs" / "wasserstein-proximal.md").read_text()
+    w1 = {}
+    for r in rows:
+        w1.setdefault(r["variant"].removeprefix("variant="), {})[int(r["seed"])] = float(r["w1"])
+    for a, b in pairs:
+        assert sorted(w1[a]) == sorted(w1[b]) == [0, 1, 2, 3, 4]
+        paired = [w1[b][s] - w1[a][s] for s in range(5)]
+        for q in (_t95(list(w1[a].values())), _t95(list(w1[b].values()))):
+            assert q in doc, (name, a, b, q)
+        q = _t95(paired)
+        assert f"paired {q if q.startswith('-') else '+' + q}" in doc, (name, a, b, q)

@@ -23,6 +23,15 @@ def test_wwgan_digits_quick(tmp_path):
         assert 0 <= r["translation"]["zero_crossings"] <= 8
         assert np.isfinite(r["w1"]) and np.isfinite(r["fd"]) and np.isfinite(r["noise"]["separation"])
     assert saved["config"]["wwgan"]["penalty"] == "wasserstein"
+    # the sample metrics are those of the saved samples against the first n test images
+    from refimpl.image_metrics import image_w1
+    from refimpl.images import load_images
+    test_x = load_images("digits", None, "test")[0]
+    samples = np.load(out / "samples.npz")
+    n = saved["samples"]["n"]
+    for k, r in saved["methods"].items():
+        assert samples[k].shape == (n, 1, 8, 8)
+        assert image_w1(samples[k], test_x[:40][:n]) == r["w1"]
     assert any(p.name.startswith("classifier-digits-") for p in (tmp_path / ".cache").iterdir())
     # the classifier is cached: a second run loads it
     m2 = run_quick(tmp_path / "run2")

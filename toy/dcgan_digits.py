@@ -42,7 +42,7 @@ from refimpl.images import load_images
 from refimpl.train import ArrayData, GANConfig, GANMethod
 
 from .aggregate import INTERVAL, aggregate_runs, t_interval
-from .common import MultiRun, RunOptions, Variant, atomic_write_bytes, train_run, write_csv, write_json
+from .common import MultiRun, RunOptions, Variant, atomic_write_bytes, train_run, write_csv, write_json, write_npy
 from .gan import apply_overrides
 from .wwgan_digits import plot_image_panels
 
@@ -113,15 +113,18 @@ def train(opts: RunOptions, v: Variant) -> dict:
         z = method.latent(EVAL.latent_rng(opts.seed, it), n, state["gen"][0][0])
         return xp.reshape(method.generate(state, z), (n, *shape))
 
-    def quality(state, it):
-        g = generated(state, it)
+    def judged(g):
         return {"w1": image_w1(g, test_x), "fd": fd_ref.score(g)}
+
+    def quality(state, it):
+        return judged(generated(state, it))
 
     iters = opts.iters or MAX_ITERS
     res = train_run(opts, method, ArrayData(xp.reshape(trx, (trx.shape[0], d))), dataset=DATASET, xp=xp, dtype=dtype,
                     iters=iters, eval_fn=quality, eval_every=QUICK_EVAL_EVERY if opts.quick else EVAL_EVERY,
                     max_train_cpu_seconds=budget, run_info={"budget_cpu_seconds": budget})
-    final = quality(res.state, res.iterations)
+    samples = generated(res.state, res.iterations)              # (n, C, H, W): what the final metrics judge
+    final = judged(samples)
     last = res.curve[-1]
     curve = [r for r in res.curve if "w1" in r and r["iteration"] != res.iterations]
     curve.append({**{k: last[k] for k in ("iteration", "train_seconds", "train_cpu_seconds")}, **final})
@@ -135,6 +138,7 @@ def train(opts: RunOptions, v: Variant) -> dict:
                             "classifier_test_accuracy": classifier_accuracy(cls, cparams, tex, from_host(test_y, xp))},
                "config": method.config()}
     write_csv(out / "curve.csv", curve)
+    write_npy(out / "samples.npy", to_numpy(samples))
     plot_image_panels(out / "samples.png", [("test images", test_x[:64]),
                                             (f"{v.label}, {res.iterations} it", to_numpy(generated(res.state, 1_000_002))[:64])])
     write_json(out / "metrics.json", metrics)            # last: marks a complete folder

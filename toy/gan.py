@@ -142,7 +142,7 @@ def run_gan(opts: RunOptions, method, dataset, *, iters, eval_every, title, dtyp
                     run_info=run_info)
     samples = to_numpy(eval_samples(method, res.state, opts.seed, res.iterations))
     metrics = {**res.final_metrics, "seconds": round(res.seconds, 2), "train_seconds": round(res.train_seconds, 2),
-               "iterations": res.iterations, "eval_seeds": EVAL.seeds(opts.seed, res.iterations),
+               "iterations": res.iterations, "n_eval": N_EVAL, "eval_seeds": EVAL.seeds(opts.seed, res.iterations),
                "backend": opts.backend, "threads": opts.threads, "seed": opts.seed, "dtype": dtype, "method": method.name, "dataset": dataset, "config": method.config(), **(extra_metrics or {})}
     metrics.pop("iteration", None)
     # metrics.json last: its presence marks a complete set of outputs

@@ -384,6 +384,19 @@ def export_prox(results, out):
     _write(results, "prox-two-delta-paths.csv", rows)
 
 
+def export_dcgan(sweeps, results):
+    """``dcgan-digits-per-run.csv``: each finished run's final metrics (the W1 and FD of its saved
+    ``samples.npy``) from ``SWEEPS/dcgan-digits/ARCH-seedS/`` (``python -m toy dcgan-digits --out``)."""
+    rows = []
+    for f in sorted((sweeps / "dcgan-digits").glob("*-seed*/metrics.json")):
+        m = json.loads(f.read_text())
+        rows.append({k: m[k] for k in ("arch", "seed", "iterations", "train_cpu_seconds", "w1", "fd")})
+    if not rows:
+        raise ValueError(f"no finished dcgan-digits run in {sweeps / 'dcgan-digits'}")
+    rows.sort(key=lambda r: ({"mlp": 0, "dcgan": 1}.get(r["arch"], 2), r["seed"]))
+    _write(results, "dcgan-digits-per-run.csv", rows, columns=["arch", "seed", "iterations", "train_cpu_seconds",
+                                                              "w1", "fd"])
+
 EXPORTS = {
     "tour": lambda s, r, a: (export_tour(s, r), export_tour_finals(s, r)),
     "rwp-grid": lambda s, r, a: (_experiment_curves(s, r, "rwp-grid"), export_finals(s, r, "rwp-grid")),
@@ -392,6 +405,7 @@ EXPORTS = {
     "swgan-grid": lambda s, r, a: (export_swgan(s, r), export_finals(s, r, "swgan-grid")),
     "w1fe-ring": lambda s, r, a: export_w1fe(s, r),
     "wwgan-digits": lambda s, r, a: export_wwgan(s, r),
+    "dcgan-digits": lambda s, r, a: export_dcgan(s, r),
     "wgan-gp-grid": lambda s, r, a: (export_wgan_gp(s, r, "grid"), export_finals(s, r, "wgan-gp-grid")),
     "wgan-gp-ring": lambda s, r, a: (export_wgan_gp(s, r, "ring"), export_finals(s, r, "wgan-gp-ring")),
     "prox-two-delta": lambda s, r, a: export_prox(r, a.prox_out),

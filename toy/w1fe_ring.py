@@ -221,7 +221,7 @@ def _one_run(sub, *, xp, penalty, K, iters, eval_every, exact_every, n_eval):
                "train_seconds": last["train_seconds"], "train_cpu_seconds": last["train_cpu_seconds"],
                "cpu_seconds_per_epoch": last["train_cpu_seconds"] / max(res.iterations, 1),
                "reach": reach_times(curve), "eps": EPS,
-               "n_eval": n_eval, "eval_seeds": EVAL.seeds(seed, res.iterations), "fingerprint": fingerprint, "config": config_dict(cfg)}
+               "n_eval": n_eval, "dataset": DATASET, "eval_seeds": EVAL.seeds(seed, res.iterations), "fingerprint": fingerprint, "config": config_dict(cfg)}
     write_npy(out / "samples.npy", samples)
     if snaps["its"]:
         write_npz(out / "snapshots.npz", z=snaps["z"], G0=snaps["G0"], its=np.asarray(snaps["its"]),

@@ -60,7 +60,7 @@ from refimpl.images import load_images
 from refimpl.train import ArrayData, GANConfig, GANMethod
 from refimpl.wwgan import WWGANMethod
 
-from .common import RunOptions, grid_image, plt, train_run, write_csv, write_json
+from .common import RunOptions, grid_image, plt, train_run, write_csv, write_json, write_npz
 from .gan import apply_overrides
 
 DEFAULT_ITERS = 5000
@@ -243,11 +243,12 @@ def run(opts: RunOptions):
     noise_rng = np.random.default_rng([opts.seed, 31337])
     noisy_host = salt_and_pepper(test_x, NOISE_P, noise_rng)
     noisy = from_host(noisy_host, xp, dtype)
-    results, mean_curves, examples, hists = {}, [], {}, {}
+    results, mean_curves, examples, hists, samples = {}, [], {}, {}, {}
     for k, m in pair.methods.items():
         cp = state[k]["critic"]
         f_real = critic_values(m, cp, tex)
         gen = gen_images(m, state[k], n_w1, 1_000_001)
+        samples[k] = to_numpy(gen)
         f_gen = critic_values(m, cp, gen)
         thr = 0.5 * (f_real.mean() + f_gen.mean())
         r = {"w1": image_w1(gen, w1_ref), "fd": fd_ref.score(gen), "seconds": round(state["seconds"][k], 2),
@@ -273,6 +274,8 @@ def run(opts: RunOptions):
     metrics = {
         "dataset": dataset, "image_shape": list(shape), "n_train": int(len(train_x)), "n_test": int(len(test_x)),
         "iterations": res.iterations, "seconds": round(res.seconds, 2), "backend": opts.backend,
+        "samples": {"file": "samples.npz", "n": n_w1, "eval_seeds": {"latent": EVAL.latent_seed(opts.seed, 1_000_001)},
+                    "noise_seed": [opts.seed, 31337], "test_images": f"the first {n_w1} of the test split"},
         "threads": opts.threads, "seed": opts.seed, "dtype": dtype, "methods": results,
         "table1_ours": {k: {"tv_minmax": results[k]["translation"]["tv_minmax"],
                             "tv_maxabs": results[k]["translation"]["tv_maxabs"],
@@ -294,6 +297,7 @@ def run(opts: RunOptions):
                               "critic_gap": row.get(f"{k}/critic_gap")})
     write_csv(out / "curve.csv", long_rows)
     write_csv(out / "translation.csv", mean_curves)
+    write_npz(out / "samples.npz", **samples)
     write_json(out / "metrics.json", metrics)
     _plots(out, pair, state, test_x, examples, hists, long_rows, results, gen_images, shape)
     return metrics
