@@ -296,7 +296,7 @@ def test_help_shows_the_experiments_own_flags(capsys):
         main(["wgan-gp-grid", "--help"])
     text = capsys.readouterr().out
     assert e.value.code == 0
-    assert "--lam" in text and "(default 10.0)" in text and "3000" in text and "--threads" in text
+    assert "--lam" in text and "(default 10.0 (GANConfig.lam))" in " ".join(text.split()) and "3000" in text and "--threads" in text
     assert "--h " not in text and "--seeds" not in text
     assert "0 (default): at every evaluation" in " ".join(text.split())
     with pytest.raises(SystemExit):
@@ -318,7 +318,7 @@ def test_help_defaults_match_the_experiments():
     from refimpl.train import GANConfig
     g, s = GANConfig(), SWGANConfig()
     for k in ("lam", "n_critic", "n_gen", "batch_size", "latent_dim", "lr_gen", "lr_critic"):
-        assert FLAGS["wgan-gp-grid"][k] == getattr(g, k), k
+        assert FLAGS["wgan-gp-grid"][k] == f"{getattr(g, k)} (GANConfig.{k})", k          # read from the dataclass
     for k in ("n_gen", "batch_size", "latent_dim", "lr_gen", "lr_critic"):
         assert FLAGS["swgan-grid"][k] == getattr(s, k), k
     assert FLAGS["rwp-grid"]["batch_size"] == rwp_experiments.BATCH
