@@ -401,11 +401,11 @@ def test_eta_before_the_first_run_ends_comes_from_the_runs_own_estimates(tmp_pat
     _event(folders["seed=1"] / "wgan-gp-seed1", 60, 3720)           # a multi-run experiment's run, one level down
     _event(folders["seed=2"], 5, None)                              # no estimate yet: left out
     # running: (120 s, 120 s) and (60 s, 3720 s); mean run 2010 s; 3 queued -> ceil(3 / 2) rounds
-    assert sweep._run_estimate(folders["seed=1"]) == (60, 3720)
-    assert sweep._run_estimate(folders["seed=2"]) is None
-    assert p.line().endswith(f"ETA ~{sweep._fmt(3720 + 2 * 2010)} (from the runs' own estimates)")
+    assert sweep.run_estimate(folders["seed=1"]) == (60, 3720)
+    assert sweep.run_estimate(folders["seed=2"]) is None
+    assert p.line().endswith(f"ETA ~{sweep.fmt_duration(3720 + 2 * 2010)} (from the runs' own estimates)")
     p.update("done", "seed=1")          # still the running run's estimate: 120 s + ceil(3 / 2) x 240 s
-    assert p.line().endswith(f"ETA ~{sweep._fmt(120 + 2 * 240)} (from the runs' own estimates)")
+    assert p.line().endswith(f"ETA ~{sweep.fmt_duration(120 + 2 * 240)} (from the runs' own estimates)")
     p.update("done", "seed=0")          # no running run has an estimate: the throughput decides
     assert "(from the runs' own estimates)" not in p.line() and "ETA ~" in p.line()
     p2 = sweep.Progress(total=5, skipped=0, slots=2, stream=io.StringIO(), folders=folders)
@@ -424,8 +424,8 @@ def test_a_run_writes_its_progress_events_and_the_sweep_reads_them(tmp_path):
     event = json.loads((out / "progress.json").read_text())
     assert event["iteration"] == event["iterations"] == 4 and event["left_seconds"] == 0.0
     assert event["elapsed_seconds"] > 0 and event["time"] >= since and "critic_loss" in event["metrics"]
-    assert sweep._run_estimate(out, since) == (event["elapsed_seconds"], 0.0)
-    assert sweep._run_estimate(out, time.time() + 60) is None
+    assert sweep.run_estimate(out, since) == (event["elapsed_seconds"], 0.0)
+    assert sweep.run_estimate(out, time.time() + 60) is None
 
 
 @pytest.mark.slow

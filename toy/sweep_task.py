@@ -1,0 +1,116 @@
+"""One task of a sweep: a run executed in a worker process (or this one), its folder prepared for a
+resume or set aside, its log and attempt counter (:mod:`toy.sweep`)."""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import itertools
+import os
+import pathlib
+import socket
+import time
+import traceback
+
+
+
+
+MAX_ATTEMPTS = 2          # a run whose worker died is run once more, never a third time
+
+
+def has_checkpoint(folder: pathlib.Path) -> bool:
+    return any(folder.glob("checkpoint*")) or any(folder.glob("*/checkpoint*"))
+
+
+def set_aside(folder: pathlib.Path) -> pathlib.Path:
+    """Rename ``folder`` to the first free ``folder.old-K`` (nothing is deleted); returns the new path."""
+    for k in itertools.count(1):
+        dest = folder.with_name(f"{folder.name}.old-{k}")
+        if not dest.exists():
+            folder.rename(dest)
+            return dest
+
+
+def prepare(folder: pathlib.Path) -> list[str]:
+    """Flags that continue what an earlier attempt of the same arguments left in ``folder``:
+    ``--resume`` if it holds a checkpoint; otherwise a non-empty folder is set aside and the run
+    starts afresh. (The caller has set aside folders of other arguments.)"""
+    if not folder.exists() or not any(folder.iterdir()):
+        return []
+    if has_checkpoint(folder):
+        return ["--resume"]
+    set_aside(folder)
+    return []
+
+
+def log_tail(path: pathlib.Path, start: int, lines=3) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(start)
+            text = fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join([ln for ln in text.splitlines() if ln.strip()][-lines:])
+
+
+#: how far a file's modification time may lag the ``time.time()`` of the same moment: the kernel
+#: stamps files from a coarse clock (one tick behind), some file systems to the second or two
+MTIME_SLACK = 2.0
+
+
+def tail_text(path: pathlib.Path, nbytes: int, since=None) -> str:
+    """The last ``nbytes`` of ``path`` as text ("" if missing, or not modified since ``since``,
+    a ``time.time()``, less :data:`MTIME_SLACK`)."""
+    try:
+        with open(path, "rb") as fh:
+            if since is not None and os.fstat(fh.fileno()).st_mtime < since - MTIME_SLACK:
+                return ""
+            fh.seek(max(0, os.fstat(fh.fileno()).st_size - nbytes))
+            return fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def run_task(spec: dict, *after) -> dict:
+    """Execute one run (on a Dask worker, or in this process). BLAS is held at one thread.
+
+    ``spec``: ``argv`` (the runner's arguments), ``folder`` (the run's ``--out``), ``log`` (file the
+    run's stdout/stderr are appended to), ``attempts`` (a counter file), ``runner``
+    (``"module:function"`` taking ``argv`` and returning an exit status).
+    ``after``: results of the runs this one builds on (Dask waits for them; unused here).
+    Returns ``{"status": "done"|"failed", "rc", "error", "attempt", "seconds", "host", "pid"}``;
+    the run's own errors (exceptions, ``SystemExit``, non-zero status) are caught and returned.
+    """
+    from threadpoolctl import threadpool_limits
+    t0 = time.perf_counter()
+    folder, log, counter = pathlib.Path(spec["folder"]), pathlib.Path(spec["log"]), pathlib.Path(spec["attempts"])
+    attempt = int(counter.read_text() or 0) + 1 if counter.exists() else 1
+    counter.write_text(str(attempt))
+    if attempt > MAX_ATTEMPTS:
+        return {"status": "failed", "rc": None, "attempt": MAX_ATTEMPTS, "seconds": 0.0, "host": socket.gethostname(),
+                "pid": os.getpid(), "error": f"its worker process died during each of {MAX_ATTEMPTS} attempts "
+                                              "(killed, or out of memory?)"}
+    if (folder / "metrics.json").exists():      # an earlier attempt finished, then its worker died
+        return {"status": "done", "rc": 0, "error": None, "attempt": attempt, "seconds": 0.0,
+                "host": socket.gethostname(), "pid": os.getpid()}
+    argv = list(spec["argv"]) + prepare(folder)
+    module, func = spec["runner"].split(":")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    error = None
+    with open(log, "a") as fh:
+        start = fh.tell()
+        print(f"== attempt {attempt} on {socket.gethostname()} pid {os.getpid()}: {' '.join(argv)}", file=fh, flush=True)
+        with contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh), threadpool_limits(limits=1):
+            try:
+                rc = getattr(importlib.import_module(module), func)(argv)
+            except SystemExit as e:
+                rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            except Exception:       # the run's own failure: recorded, the sweep goes on
+                traceback.print_exc(file=fh)
+                rc, error = 1, traceback.format_exc(limit=-3).strip().splitlines()[-1]
+    rc = 1 if rc is None else int(rc)
+    if rc == 0 and not (folder / "metrics.json").exists():
+        rc, error = 1, "exit status 0 but no metrics.json was written"
+    if rc != 0 and error is None:
+        error = f"exit status {rc}: {log_tail(log, start)}"
+    return {"status": "done" if rc == 0 else "failed", "rc": rc, "error": error, "attempt": attempt,
+            "seconds": round(time.perf_counter() - t0, 3), "host": socket.gethostname(), "pid": os.getpid()}
