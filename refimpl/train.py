@@ -176,6 +176,9 @@ def _quiet_floating_point(fn):
     return quiet
 
 
+_NOT_SHOWN = ("iteration", "seconds", "train_seconds", "train_cpu_seconds", "eval_seconds")   # the event's own clocks
+
+
 @_quiet_floating_point
 def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000, eval_fn=None,
           eval_every=0, checkpoint_path=None, checkpoint_every=0, checkpoint_seconds=0.0, resume=False,
@@ -218,8 +221,9 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
         The progress hook, called at the same points whether or not ``progress`` prints: the event
         is ``{"iteration", "iterations", "elapsed_seconds", "left_seconds" (None until it can
         be estimated), "train_cpu_seconds", "budget_cpu_seconds" (None without a budget),
-        "metrics" (the latest numeric losses and metrics), "time" (``time.time()``)}``; the
-        printed line is formatted from it (:func:`format_progress`).
+        "metrics" (the latest losses and the last evaluation's metrics, without the clocks),
+        "time" (``time.time()``, Unix seconds), "status" ("running")}``; the printed line is
+        formatted from it (:func:`format_progress`).
 
     Raises
     ------
@@ -394,10 +398,10 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
                 used = time.process_time() - c0 - eval_cpu[0]
                 if max_train_cpu_seconds is not None and eta is not None:   # the budget's part left, at the pace so far
                     eta = min(eta, (el - elapsed0) * max(max_train_cpu_seconds - used, 0.0) / max(used - cpu0, 1e-9))
-                event = {"iteration": it, "iterations": iters, "elapsed_seconds": el, "left_seconds": eta,
-                         "train_cpu_seconds": used, "budget_cpu_seconds": max_train_cpu_seconds,
+                event = {"status": "running", "iteration": it, "iterations": iters, "elapsed_seconds": el,
+                         "left_seconds": eta, "train_cpu_seconds": used, "budget_cpu_seconds": max_train_cpu_seconds,
                          "metrics": {k: v for k, v in latest.items() if isinstance(v, (int, float))
-                                     and k not in ("iteration", "seconds")}, "time": time.time()}
+                                     and k not in _NOT_SHOWN}, "time": time.time()}
                 if on_progress is not None:
                     on_progress(event)
                 if progress:

@@ -47,8 +47,9 @@ def checked(core):
 
     The decorated function validates its arguments (the rules of this module) and calls
     ``core`` with them; ``core`` takes the same arguments and never validates. Returns the
-    function itself with ``f.unchecked = core`` and, unless its docstring already names
-    :mod:`refimpl.validation`, :data:`RULES_NOTE` appended to it (written once here, as scipy's
+    function itself with ``f.unchecked = core``, a line naming ``f.unchecked`` appended to its
+    docstring and, unless the docstring already names :mod:`refimpl.validation`,
+    :data:`RULES_NOTE` before it (written once here, as scipy's
     ``xp_capabilities`` writes its table). ``TypeError`` if ``core`` is not callable.
     """
     if not callable(core):
@@ -57,10 +58,11 @@ def checked(core):
     def declare(f):
         f.unchecked = core
         doc = f.__doc__ or ""
-        if "refimpl.validation" not in doc:
-            body = [ln for ln in doc.splitlines()[1:] if ln.strip()]
-            indent = min((len(ln) - len(ln.lstrip()) for ln in body), default=0)
-            f.__doc__ = doc.rstrip() + "\n\n" + " " * indent + RULES_NOTE + "\n"
+        body = [ln for ln in doc.splitlines()[1:] if ln.strip()]
+        indent = " " * min((len(ln) - len(ln.lstrip()) for ln in body), default=0)
+        notes = [] if "refimpl.validation" in doc else [RULES_NOTE]
+        notes.append(f"Unchecked core: ``{f.__name__}.unchecked`` (the same arguments, validated by the caller).")
+        f.__doc__ = doc.rstrip() + "\n\n" + "\n".join(indent + n for n in notes) + "\n"
         return f
     return declare
 

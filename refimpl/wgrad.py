@@ -253,6 +253,9 @@ def image_norm_sq_and_gradient(graph, x, g, alpha=0.0, gamma=0.0):
     """
     alpha, gamma = _coef(alpha, gamma)
     x = checks.array(x, "x", ndim=4)
+    if tuple(x.shape[1:]) != (graph.channels, graph.height, graph.width):
+        raise ValueError(f"x has shape {tuple(x.shape)}; expected (B, {graph.channels}, {graph.height}, "
+                         f"{graph.width}) from {graph!r}")
     xp, _, g = _validate_pair(graph, image_to_mass.unchecked(x, clip=True), g)
     if tuple(x.shape) != tuple(g.shape):
         raise ValueError(f"x has shape {tuple(x.shape)} and g {tuple(g.shape)}; they must agree")

@@ -137,3 +137,11 @@ def test_wwgan_per_seed_rows_from_each_runs_methods(tmp_path, monkeypatch):
         "1,wgan-gp,0.30000000000000004,0.15000000000000002,0.9666666666666667,2.25,3.5,12.5",
         "1,wwgan,2.5,1.25,0.9666666666666667,2.25,3.5,11.0",
     ]
+
+
+def test_a_missing_sweep_is_one_line_and_exit_2(tmp_path, capsys):
+    res = tmp_path / "new" / "res"                                   # created, as --out folders are
+    assert results_export.main(["--sweeps", str(tmp_path / "none"), "--results", str(res), "wgan-gp-grid"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "wgan-gp-grid" in err and "finished sweep" in err
+    assert res.is_dir() and not any(res.iterdir())

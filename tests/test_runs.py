@@ -487,3 +487,22 @@ def test_blas_threads_reach_libraries_loaded_inside_the_block():
     assert r.returncode == 0, r.stderr
     inside = json.loads(r.stdout)
     assert len(inside) >= 1 and all(n == 1 for n in inside), inside
+
+
+def test_an_interrupt_before_the_first_checkpoint_says_there_is_nothing_to_resume(tmp_path, capsys):
+    from refimpl.harness import RunOptions, execute
+
+    def run(opts):
+        (opts.out / "progress.json").write_text("{}")                # an event, no checkpoint yet
+        raise KeyboardInterrupt
+    out = tmp_path / "r"
+    status, _ = execute(run, RunOptions(out=out, experiment="x"), resume_command="python -m toy x --resume")
+    err = capsys.readouterr().err
+    assert status == 130 and not out.exists()                        # nothing a run produced: removed
+    assert "nothing to resume" in err and "--resume" not in err.replace("without --resume", "")
+
+    def run_with_checkpoint(opts):
+        (opts.out / "checkpoint.npz").write_bytes(b"")
+        raise KeyboardInterrupt
+    status, _ = execute(run_with_checkpoint, RunOptions(out=out, experiment="x"), resume_command="python -m toy x --resume")
+    assert status == 130 and "resume with: python -m toy x --resume" in capsys.readouterr().err

@@ -423,6 +423,7 @@ def test_a_run_writes_its_progress_events_and_the_sweep_reads_them(tmp_path):
     assert main(["wgan-gp-grid", "--quick", "--iters", "4", "--out", str(out)]) == 0
     event = json.loads((out / "progress.json").read_text())
     assert event["iteration"] == event["iterations"] == 4 and event["left_seconds"] == 0.0
+    assert event["status"] == "finished" and "train_cpu_seconds" not in event["metrics"]      # one name, one value
     assert event["elapsed_seconds"] > 0 and event["time"] >= since and "critic_loss" in event["metrics"]
     assert sweep.run_estimate(out, since) == (event["elapsed_seconds"], 0.0)
     assert sweep.run_estimate(out, time.time() + 60) is None

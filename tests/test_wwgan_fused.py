@@ -44,7 +44,7 @@ def test_the_image_penalty_refuses_bad_input():
     gr = np.ones((3, 2, 5, 6))
     bad = x.copy()
     bad[0, 0, 0, 0] = np.nan
-    for args, kw, err, name in (((g, bad, gr), {}, ValueError, "x"), ((g, x[:, :1], gr), {}, ValueError, "shape"),
+    for args, kw, err, name in (((g, bad, gr), {}, ValueError, "x"), ((g, x[:, :1], gr), {}, ValueError, "x has shape"),
                                 ((g, x[0], gr), {}, ValueError, "x"), ((g, x.astype(np.float16), gr), {}, TypeError, "float16"),
                                 ((g, x, gr[:2]), {}, ValueError, "batch"), ((g, x, gr), {"alpha": -1.0}, ValueError, "alpha"),
                                 ((g, list(x), gr), {}, TypeError, "x")):

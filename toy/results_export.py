@@ -416,7 +416,8 @@ EXPORTS = {
 def main(argv=None) -> int:
     ap = ArgumentParser(prog="python -m toy.results_export", description=__doc__.split("\n")[0])
     ap.add_argument("--sweeps", type=pathlib.Path, default=SWEEPS, help=f"sweep folders (default {SWEEPS})")
-    ap.add_argument("--results", type=pathlib.Path, default=RESULTS, help=f"output folder (default {RESULTS})")
+    ap.add_argument("--results", type=pathlib.Path, default=RESULTS, help=f"output folder, created if missing (default {RESULTS}: the committed CSVs of the named exports "
+                         "are rewritten; git shows what changed)")
     ap.add_argument("--prox-out", type=pathlib.Path, default=None,
                     help="new folder for the prox-two-delta run (required for that export)")
     ap.add_argument("names", nargs="*", metavar="NAME", help=f"exports (default all): {', '.join(EXPORTS)}")
@@ -427,11 +428,17 @@ def main(argv=None) -> int:
     if "prox-two-delta" in names and (args.prox_out is None or args.prox_out.exists()):
         print("python -m toy.results_export: prox-two-delta needs --prox-out NEW_FOLDER", file=sys.stderr)
         return 2
-    if not args.results.is_dir():
+    if args.results.exists() and not args.results.is_dir():
         print(f"python -m toy.results_export: --results {args.results} is not a folder", file=sys.stderr)
         return 2
+    args.results.mkdir(parents=True, exist_ok=True)
     for n in names:
-        EXPORTS[n](args.sweeps, args.results, args)
+        try:
+            EXPORTS[n](args.sweeps, args.results, args)
+        except (OSError, ValueError, KeyError) as e:        # a missing or unfinished sweep
+            print(f"python -m toy.results_export: {n}: {e} (is {args.sweeps / n} a finished sweep of {n}?)",
+                  file=sys.stderr)
+            return 2
     return 0
 
 

@@ -28,7 +28,8 @@ def train_run(opts: RunOptions, method, data, *, dataset, xp, dtype="float32", i
     or an infinity: a resume would only diverge again). ``max_train_cpu_seconds`` and
     ``cuda_graph`` and ``device``: :func:`refimpl.train.train`'s. Each progress event of the loop
     (its ``on_progress`` hook) is written, atomically, to ``opts.out / progress.json``, where
-    :mod:`toy.sweep` reads a running run's pace.
+    :mod:`toy.sweep` reads a running run's pace; when the loop returns, the event's ``status``
+    becomes ``finished`` or ``interrupted`` (at the checkpoint's iteration).
 
     Returns
     -------
@@ -49,9 +50,25 @@ def train_run(opts: RunOptions, method, data, *, dataset, xp, dtype="float32", i
                 run_info={"experiment": opts.experiment, "dataset": dataset, **(run_info or {})},
                 progress=progress, max_train_cpu_seconds=max_train_cpu_seconds, cuda_graph=cuda_graph,
                 on_progress=lambda event: write_json(out / PROGRESS, event))
+    _close_progress(out / PROGRESS, "interrupted" if res.interrupted else "finished", res.iterations)
     if res.interrupted:
         raise KeyboardInterrupt
     return res
+
+
+def _close_progress(path, status, iteration):
+    """Mark the run's last progress event ``finished`` or ``interrupted`` (at the iteration of its
+    checkpoint), so that a stopped run does not read as a running one."""
+    import json
+    import time
+
+    from ..outputs import write_json
+    try:
+        event = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    write_json(path, {**event, "status": status, "iteration": iteration, "time": time.time(),
+                      "left_seconds": 0.0 if status == "finished" else None})
 
 
 # ----------------------------------------------------------------------------- several runs

@@ -15,7 +15,7 @@ from typing import Callable
 
 from ..threads import THREAD_VARIABLES
 from .flags import RunOptions, default_threads
-from .folders import mark_output, only_marker, claim_output
+from .folders import CHECKPOINT, LEGACY_CHECKPOINT, claim_output, mark_output, only_marker
 
 
 INSTALL = "pip install -e '.[toy]'"
@@ -109,7 +109,7 @@ def execute(run: Callable, opts: RunOptions, *, resume_command: str, stream=None
     ``"python -m toy NAME --out DIR --resume"``; ``stream`` (default stderr) receives the lines.
     """
     out = pathlib.Path(opts.out)
-    created, metrics = False, None
+    created, metrics, interrupted = False, None, False
     threads = opts.threads or default_threads()
     _signals.clear()
     try:
@@ -120,7 +120,7 @@ def execute(run: Callable, opts: RunOptions, *, resume_command: str, stream=None
         _record(out, {"threads": applied})
         status = 0
     except KeyboardInterrupt:
-        print(f"interrupted; resume with: {resume_command}", file=sys.stderr, flush=True)
+        interrupted = True
         status = 128 + (_signals[-1] if _signals else signal.SIGINT)
     except OSError as e:
         status = _error(_os_error(e))
@@ -131,6 +131,11 @@ def execute(run: Callable, opts: RunOptions, *, resume_command: str, stream=None
         status = _error(str(e))
     if status and created and out.is_dir() and only_marker(out):
         shutil.rmtree(out, ignore_errors=True)
+    if interrupted:
+        resumable = out.is_dir() and any(p.name in (CHECKPOINT, LEGACY_CHECKPOINT) for p in out.rglob("checkpoint.*"))
+        print(f"interrupted; resume with: {resume_command}" if resumable else
+              "interrupted before the first checkpoint: nothing to resume; run the same command again without --resume",
+              file=sys.stderr, flush=True)
     return status, metrics
 
 
