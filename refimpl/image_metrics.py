@@ -35,7 +35,7 @@ import numpy as _np  # host side: POT inputs, eigendecompositions, cache files
 from . import validation as checks
 from .backend import device_of, from_host, namespace, to_numpy
 from .checkpoint import atomic_write
-from .metrics import w1 as _cloud_w1
+from . import metrics
 from .nn import MLP
 from .optim import make_optimiser
 
@@ -82,7 +82,7 @@ def image_w1(x, y, *, num_itermax=None):
     a, b = _flat_host(x, "x"), _flat_host(y, "y")
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"y has {b.shape[1]} coordinates per image, x has {a.shape[1]}")
-    return _cloud_w1.unchecked(a, b, num_itermax)
+    return metrics.w1.unchecked(a, b, num_itermax)
 
 
 # ----------------------------------------------------------------------------- Frechet distance

@@ -42,7 +42,7 @@ import numpy as _np  # host side: the matching from POT
 from . import validation as checks
 from .backend import device_of, from_host, namespace, to_numpy
 from . import host_ot
-from .metrics import w1 as _exact_w1
+from . import metrics
 
 __all__ = ["w1_matching", "w1_flow_step", "w1_flow"]
 
@@ -187,9 +187,9 @@ def w1_flow(particles, data, eps, n_steps, *, rematch=True, return_particles=Fal
     rematch = checks.boolean(rematch, "rematch")
     return_particles = checks.boolean(return_particles, "return_particles")
     particles, data = _pair(particles, data)
-    values = [_exact_w1.unchecked(particles, data)]
+    values = [metrics.w1.unchecked(particles, data)]
     perm = None if rematch else _w1_matching(particles, data)[0]
     for _ in range(n_steps):
         particles = _w1_flow_step(particles, data, eps, perm)
-        values.append(_exact_w1.unchecked(particles, data))
+        values.append(metrics.w1.unchecked(particles, data))
     return (values, particles) if return_particles else values

@@ -24,6 +24,8 @@ def _private_uses(path):
             for a in node.names:
                 if a.name.startswith("_") and not a.name.startswith("__"):
                     uses.append((node.module, a.name))
+                elif (a.asname or "").startswith("_") and (node.level or (node.module or "").split(".")[0] in PACKAGES):
+                    uses.append((node.module, f"{a.name} as {a.asname}"))     # a project name made private here
                 else:
                     modules[a.asname or a.name] = f"{node.module or ''}.{a.name}"
         elif isinstance(node, ast.Import):
@@ -46,8 +48,9 @@ def test_no_module_imports_another_modules_private_names():
 def test_the_counter_sees_a_private_import(tmp_path):
     """The check above has teeth: both forms are found, a stdlib one is not."""
     f = tmp_path / "m.py"
-    f.write_text("from .metrics import _w1\nfrom . import nn\nimport sys\nnn._add_params\nsys._getframe\n")
-    assert _private_uses(f) == [("metrics", "_w1"), (".nn", "_add_params")]
+    f.write_text("from .metrics import _w1\nfrom . import nn\nimport sys\nnn._add_params\nsys._getframe\n"
+                 "from . import conv as _conv\nimport numpy as _np\n")
+    assert _private_uses(f) == [("metrics", "_w1"), (None, "conv as _conv"), (".nn", "_add_params")]
 
 
 def test_no_library_module_is_longer_than_450_lines():

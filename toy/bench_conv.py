@@ -303,8 +303,8 @@ def timed_im2col():
 def machine():
     """The CPU model (with its widest vector extension) and the BLAS libraries with their kernels
     (threadpoolctl's ``architecture``), as :func:`toy.bench_engine.machine`."""
-    from toy.bench_engine import machine as _machine
-    cpu, blas = _machine()
+    from toy import bench_engine
+    cpu, blas = bench_engine.machine()
     try:
         with open("/proc/cpuinfo") as f:
             flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])

@@ -38,8 +38,8 @@ from dataclasses import dataclass
 
 from ..backend import namespace
 from ..nn import get_activation
-from . import conv as _conv
-from . import norms as _norms
+from . import conv
+from . import norms
 
 RELU_FAMILY = ("relu", "leaky_relu")
 
@@ -164,7 +164,7 @@ class Conv2d:
         if ishape[1] + 2 * p < k or ishape[2] + 2 * p < k:
             raise ValueError(f"{where}: kernel {k} with padding {p} does not fit the "
                              f"{ishape[1]}x{ishape[2]} input")
-        return (self.out_channels, _conv.conv_out_size(ishape[1], k, s, p), _conv.conv_out_size(ishape[2], k, s, p))
+        return (self.out_channels, conv.conv_out_size(ishape[1], k, s, p), conv.conv_out_size(ishape[2], k, s, p))
 
     def param_shapes(self, ishape):
         return (self.out_channels, ishape[0], self.kernel, self.kernel), ((self.out_channels,) if self.bias else (0,))
@@ -173,18 +173,18 @@ class Conv2d:
         return ishape[0] * self.kernel ** 2
 
     def fwd(self, theta, h, stat=None):
-        return _conv.conv2d(h, theta[0], theta[1], self.stride, self.padding)
+        return conv.conv2d(h, theta[0], theta[1], self.stride, self.padding)
 
     def vjp(self, theta, h, cache, da, need_dx=True, need_params=True):
         W, b = theta
-        grads = (_conv.conv2d_weight_grad(da, cache, W.shape), _conv.bias_grad(da, b)) if need_params else None
-        dh = _conv.conv2d_input_grad(da, W, h.shape, self.stride, self.padding) if need_dx else None
+        grads = (conv.conv2d_weight_grad(da, cache, W.shape), conv.bias_grad(da, b)) if need_params else None
+        dh = conv.conv2d_input_grad(da, W, h.shape, self.stride, self.padding) if need_dx else None
         return dh, grads
 
     def dvjp(self, theta, h, cache, e, bar_d, need_params=True):
         W, b = theta
-        bar_e, cols = _conv.conv2d(bar_d, W, b[:0], self.stride, self.padding)
-        grads = (_conv.conv2d_weight_grad(e, cols, W.shape), namespace(e).zeros_like(b)) if need_params else None
+        bar_e, cols = conv.conv2d(bar_d, W, b[:0], self.stride, self.padding)
+        grads = (conv.conv2d_weight_grad(e, cols, W.shape), namespace(e).zeros_like(b)) if need_params else None
         return bar_e, grads, None
 
 
@@ -215,8 +215,8 @@ class ConvTranspose2d:
             raise ValueError(f"{where}: output_padding {op} does not fit stride {s} (need output_padding < stride)")
         if p >= k:
             raise ValueError(f"{where}: padding {p} does not fit kernel {k} (need padding < kernel)")
-        Ho = _conv.conv_transpose_out_size(ishape[1], k, s, p, op)
-        Wo = _conv.conv_transpose_out_size(ishape[2], k, s, p, op)
+        Ho = conv.conv_transpose_out_size(ishape[1], k, s, p, op)
+        Wo = conv.conv_transpose_out_size(ishape[2], k, s, p, op)
         if Ho < 1 or Wo < 1:
             raise ValueError(f"{where}: padding {p} does not fit: the output of the {ishape[1]}x{ishape[2]} "
                              f"input would be {Ho}x{Wo}")
@@ -229,21 +229,21 @@ class ConvTranspose2d:
         return max(1, ishape[0] * self.kernel ** 2 // self.stride ** 2)
 
     def fwd(self, theta, h, stat=None):
-        return _conv.conv_transpose2d(h, theta[0], theta[1], self.stride, self.padding, self.output_padding), None
+        return conv.conv_transpose2d(h, theta[0], theta[1], self.stride, self.padding, self.output_padding), None
 
     def vjp(self, theta, h, cache, da, need_dx=True, need_params=True):
         W, b = theta
-        dh, cols = _conv.conv_transpose2d_input_grad(da, W, self.stride, self.padding)
-        grads = (_conv.conv_transpose2d_weight_grad(h, cols, W.shape), _conv.bias_grad(da, b)) if need_params else None
+        dh, cols = conv.conv_transpose2d_input_grad(da, W, self.stride, self.padding)
+        grads = (conv.conv_transpose2d_weight_grad(h, cols, W.shape), conv.bias_grad(da, b)) if need_params else None
         return (dh if need_dx else None), grads
 
     def dvjp(self, theta, h, cache, e, bar_d, need_params=True):
         W, b = theta
-        bar_e = _conv.conv_transpose2d(bar_d, W, b[:0], self.stride, self.padding, self.output_padding)
+        bar_e = conv.conv_transpose2d(bar_d, W, b[:0], self.stride, self.padding, self.output_padding)
         grads = None
         if need_params:
-            cols = _conv.im2col(e, self.kernel, self.stride, self.padding)
-            grads = (_conv.conv_transpose2d_weight_grad(bar_d, cols, W.shape), namespace(e).zeros_like(b))
+            cols = conv.im2col(e, self.kernel, self.stride, self.padding)
+            grads = (conv.conv_transpose2d_weight_grad(bar_d, cols, W.shape), namespace(e).zeros_like(b))
         return bar_e, grads, None
 
 
@@ -267,7 +267,7 @@ class _Norm:
         g, beta = (self._bcast(p, h) for p in theta)
         axes = self._geometry(h)[0]
         if stat is None:
-            n, r, mu, var = _norms.normalize(h, axes, self.eps)
+            n, r, mu, var = norms.normalize(h, axes, self.eps)
         else:
             xp = namespace(h)
             mu, var = (self._bcast(s, h) for s in stat)
@@ -281,7 +281,7 @@ class _Norm:
         dh = None
         if need_dx:
             w = self._bcast(theta[0], h) * da
-            dh = _norms.jvp(n, r, self._geometry(h)[0], w) if train else r * w
+            dh = norms.jvp(n, r, self._geometry(h)[0], w) if train else r * w
         return dh, grads
 
     def dvjp(self, theta, h, cache, e, bar_d, need_params=True):
@@ -289,9 +289,9 @@ class _Norm:
         xp = namespace(e)
         g = self._bcast(theta[0], h)
         axes = self._geometry(h)[0]
-        jv = _norms.jvp(n, r, axes, bar_d) if train else r * bar_d
+        jv = norms.jvp(n, r, axes, bar_d) if train else r * bar_d
         grads = (self._reduce(e * jv, theta[0]), xp.zeros_like(theta[1])) if need_params else None
-        bar_h = _norms.second(n, r, axes, g * e, bar_d) if train else None
+        bar_h = norms.second(n, r, axes, g * e, bar_d) if train else None
         return g * jv, grads, bar_h
 
 
