@@ -93,6 +93,8 @@ def test_interrupt_during_final_evaluation_is_recovered(tmp_path, monkeypatch, c
     assert _grid(out, "--iters", "2") == 130
     assert "resume with: python -m toy wgan-gp-grid" in capsys.readouterr().err
     assert checkpoint.load(out / "checkpoint.npz")["iteration"] == 2 and not (out / "metrics.json").exists()
+    event = json.loads((out / "progress.json").read_text())         # a stopped run does not read as running
+    assert event["status"] == "interrupted" and event["iteration"] == 2 and event["left_seconds"] is None
 
     from refimpl.train import GANMethod
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -43,32 +44,24 @@ def train_run(opts: RunOptions, method, data, *, dataset, xp, dtype="float32", i
     if (ck.exists() or legacy.exists()) and not opts.resume:
         raise OutputError(f"{out} holds a checkpoint: pass --resume to continue that run, or choose another --out")
     every = opts.checkpoint_every or checkpoint_every or max(eval_every, 1)
+    last = {}
+
+    def record(event):                  # the loop's progress hook: the latest event, atomically
+        last.update(event)
+        write_json(out / PROGRESS, event)
     res = train(method, data, xp=xp, dtype=dtype, device=device, seed=opts.seed, iters=iters, eval_fn=eval_fn,
                 eval_every=eval_every, checkpoint_path=ck, checkpoint_every=every,
                 checkpoint_seconds=opts.checkpoint_seconds, resume=opts.resume,
                 resume_from=checkpoint_file(out), check_every=check_every,
                 run_info={"experiment": opts.experiment, "dataset": dataset, **(run_info or {})},
                 progress=progress, max_train_cpu_seconds=max_train_cpu_seconds, cuda_graph=cuda_graph,
-                on_progress=lambda event: write_json(out / PROGRESS, event))
-    _close_progress(out / PROGRESS, "interrupted" if res.interrupted else "finished", res.iterations)
+                on_progress=record)
+    if last:            # a stopped run must not read as a running one: its status, at its checkpoint's iteration
+        record({**last, "status": "interrupted" if res.interrupted else "finished", "iteration": res.iterations,
+                "left_seconds": None if res.interrupted else 0.0, "time": time.time()})
     if res.interrupted:
         raise KeyboardInterrupt
     return res
-
-
-def _close_progress(path, status, iteration):
-    """Mark the run's last progress event ``finished`` or ``interrupted`` (at the iteration of its
-    checkpoint), so that a stopped run does not read as a running one."""
-    import json
-    import time
-
-    from ..outputs import write_json
-    try:
-        event = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return
-    write_json(path, {**event, "status": status, "iteration": iteration, "time": time.time(),
-                      "left_seconds": 0.0 if status == "finished" else None})
 
 
 # ----------------------------------------------------------------------------- several runs
@@ -86,7 +79,6 @@ def seeds_of(opts: RunOptions, default=None) -> list:
     if not vals or any(v < 0 for v in vals) or len(set(vals)) != len(vals):
         raise ValueError(f"--seeds must be distinct integers >= 0, got {s!r}")
     return vals
-
 
 
 @dataclass(frozen=True)
