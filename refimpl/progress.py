@@ -2,6 +2,9 @@
 their printed line, and the time-left estimate. Plain Python numbers, no arrays."""
 from __future__ import annotations
 
+#: the names an event holds as its own fields, so never among its ``metrics``
+CLOCKS = ("iteration", "seconds", "train_seconds", "train_cpu_seconds", "eval_seconds")
+
 
 def fmt_time(s):
     """``1m36s`` below an hour, ``1h02m`` from one; negative seconds read as 0."""

@@ -26,7 +26,7 @@ from .backend import scalar, synchronize
 from .checkpoint import load as load_checkpoint, save as save_checkpoint, tree_from_host, tree_to_host
 from .flat import FlatParams, adopt_flat
 from .gan import ArrayData, GANConfig, GANMethod, ToyData, config_dict  # noqa: F401 (the loop's inputs, re-exported)
-from .progress import format_progress, time_left
+from .progress import CLOCKS, format_progress, time_left
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -174,9 +174,6 @@ def _quiet_floating_point(fn):
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             return fn(*args, **kwargs)
     return quiet
-
-
-_NOT_SHOWN = ("iteration", "seconds", "train_seconds", "train_cpu_seconds", "eval_seconds")   # the event's own clocks
 
 
 @_quiet_floating_point
@@ -401,7 +398,7 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
                 event = {"status": "running", "iteration": it, "iterations": iters, "elapsed_seconds": el,
                          "left_seconds": eta, "train_cpu_seconds": used, "budget_cpu_seconds": max_train_cpu_seconds,
                          "metrics": {k: v for k, v in latest.items() if isinstance(v, (int, float))
-                                     and k not in _NOT_SHOWN}, "time": time.time()}
+                                     and k not in CLOCKS}, "time": time.time()}
                 if on_progress is not None:
                     on_progress(event)
                 if progress:

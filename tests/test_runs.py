@@ -95,6 +95,7 @@ def test_interrupt_during_final_evaluation_is_recovered(tmp_path, monkeypatch, c
     assert checkpoint.load(out / "checkpoint.npz")["iteration"] == 2 and not (out / "metrics.json").exists()
     event = json.loads((out / "progress.json").read_text())         # a stopped run does not read as running
     assert event["status"] == "interrupted" and event["iteration"] == 2 and event["left_seconds"] is None
+    assert event["elapsed_seconds"] > 0 and set(event["metrics"]) >= {"critic_loss"}
 
     from refimpl.train import GANMethod
 

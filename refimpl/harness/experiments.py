@@ -37,6 +37,7 @@ def train_run(opts: RunOptions, method, data, *, dataset, xp, dtype="float32", i
     refimpl.train.TrainResult
     """
     from ..outputs import write_json
+    from ..progress import CLOCKS
     from ..train import train
     out = pathlib.Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -58,7 +59,9 @@ def train_run(opts: RunOptions, method, data, *, dataset, xp, dtype="float32", i
                 on_progress=record)
     if last:            # a stopped run must not read as a running one: its status, at its checkpoint's iteration
         record({**last, "status": "interrupted" if res.interrupted else "finished", "iteration": res.iterations,
-                "left_seconds": None if res.interrupted else 0.0, "time": time.time()})
+                "elapsed_seconds": res.seconds, "left_seconds": None if res.interrupted else 0.0, "time": time.time(),
+                "metrics": {**last.get("metrics", {}), **{k: v for k, v in res.final_metrics.items()
+                                                            if isinstance(v, (int, float)) and k not in CLOCKS}}})
     if res.interrupted:
         raise KeyboardInterrupt
     return res
