@@ -23,8 +23,8 @@ from refimpl.evaluation import EVAL
 from refimpl.image_metrics import image_w1
 from refimpl.images import load_images
 from refimpl.methods import get_method, method_keys
-from refimpl.outputs import grid_image, plt, write_csv, write_json, write_npy
-from refimpl.harness import RunOptions, train_run
+from refimpl.outputs import grid_image, plt
+from refimpl.harness import Outputs, RunOptions, run_and_write
 
 from .data import device_dataset
 
@@ -144,7 +144,6 @@ def run_image_experiment(run: ImageRun, out, resume=False, checkpoint_every=0, p
     test, _ = load_images(run.dataset, data_dir=run.data_dir, split="test", limit=run.n_eval)
     test = test.reshape(test.shape[0], -1)
     method = build_method(run, shape)
-    out = pathlib.Path(opts.out)
 
     def generated(state, it):
         rng = EVAL.latent_rng(run.seed, it)
@@ -154,18 +153,16 @@ def run_image_experiment(run: ImageRun, out, resume=False, checkpoint_every=0, p
     def eval_fn(state, it):
         return {"w1_pixels": image_w1(to_numpy(generated(state, it)), test)}
 
-    res = train_run(opts, method, data, dataset=run.dataset, xp=xp, dtype=run.dtype, iters=run.iters, eval_fn=eval_fn,
-                    eval_every=run.eval_every, progress=progress, cuda_graph=run.cuda_graph, device=device,
-                    run_info={"n_eval": run.n_eval, "width": run.width, "arch": run.arch})
-    samples = to_numpy(generated(res.state, res.iterations))
-    metrics = {**res.final_metrics, "seconds": round(res.seconds, 2), "iterations": res.iterations,
-               "train_seconds": round(res.train_seconds, 2),
-               "seconds_per_iteration": round(res.train_seconds / max(res.iterations, 1), 5),
-               "image_shape": list(shape), "threads": opts.threads, "run": dataclasses.asdict(run),
-               "config": method.config()}
-    metrics.pop("iteration", None)
-    write_csv(out / "curve.csv", res.curve)
-    sample_grid_png(out / "samples.png", samples[:100], shape)
-    write_npy(out / "samples.npy", samples)
-    write_json(out / "metrics.json", metrics)        # last: marks a complete set of outputs
-    return metrics
+    def finish(res):
+        samples = to_numpy(generated(res.state, res.iterations))
+        metrics = {**res.final_metrics, "train_seconds": round(res.train_seconds, 2),
+                   "seconds_per_iteration": round(res.train_seconds / max(res.iterations, 1), 5),
+                   "image_shape": list(shape), "run": dataclasses.asdict(run)}
+        metrics.pop("iteration", None)
+        return Outputs(metrics, samples,
+                       plots=lambda folder, _: sample_grid_png(folder / "samples.png", samples[:100], shape))
+
+    return run_and_write(opts, method, data, finish=finish, dataset=run.dataset, xp=xp, dtype=run.dtype,
+                         iters=run.iters, eval_fn=eval_fn, eval_every=run.eval_every, progress=progress,
+                         cuda_graph=run.cuda_graph, device=device,
+                         run_info={"n_eval": run.n_eval, "width": run.width, "arch": run.arch})

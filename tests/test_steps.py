@@ -209,26 +209,24 @@ def test_the_cuda_graph_flag_needs_cupy(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
-def test_the_gpu_run_puts_its_data_and_state_on_the_requested_device(tmp_path):
+def test_the_gpu_run_puts_its_data_and_state_on_the_requested_device(tmp_path, monkeypatch):
     """``python -m gpu NAME --device N``: the data set and every state array on device N
     (array_api_strict's second device standing in for a second GPU)."""
     xps = pytest.importorskip("array_api_strict")
     from gpu import experiments
+    from refimpl.harness import runner
     seen = {}
-    orig = experiments.train_run
+    orig = runner.train_run
 
     def spy(opts, method, data, **kw):
         res = orig(opts, method, data, **kw)
         seen.update(data=data.array.device, state={a.device for Wb in res.state["gen"] + res.state["critic"]
                                                    for a in Wb})
         return res
-    experiments.train_run = spy
-    try:
-        run = experiments.ImageRun(backend="array_api_strict", device=1, width=8, batch_size=4, iters=2,
-                                   eval_every=2, n_eval=20, latent_dim=3)
-        experiments.run_image_experiment(run, tmp_path / "o", progress=False)
-    finally:
-        experiments.train_run = orig
+    monkeypatch.setattr(runner, "train_run", spy)        # what the runner trains with
+    run = experiments.ImageRun(backend="array_api_strict", device=1, width=8, batch_size=4, iters=2,
+                               eval_every=2, n_eval=20, latent_dim=3)
+    experiments.run_image_experiment(run, tmp_path / "o", progress=False)
     dev = xps.__array_namespace_info__().devices()[1]
     assert seen["data"] == dev and seen["state"] == {dev}
     with pytest.raises(ValueError, match="device 9 does not exist"):

@@ -21,7 +21,9 @@ manifest and aggregation; for Dask also the workers' imports and the cluster's s
    scheduler, and the manifest and aggregation (which the serial sides pay too).
 
 Prints the wall times (and the runs' own durations measured inside their tasks), the ratio
-Dask / the faster serial side (the goal of issue 15: <= 0.6 on 2 cores), the ratio Dask /
+Dask / the faster serial side (an earlier goal, <= 0.6 on 2 cores, withdrawn: on 2 cores two BLAS
+threads already use the machine), the ratio Dask / the control (the goal: <= 1.10 for runs of at
+least 30 s each; where 16 cores are lent, 8 workers at least 6x faster than one-thread serial), the ratio Dask /
 serial at one thread with the bound ``ceil(runs / workers) / runs`` that equal runs cannot beat
 against it however small the overhead, the control's ratios, the CPU seconds each side used
 (its processes and their reaped children: the ratio is the cluster's CPU overhead, which the
@@ -220,7 +222,7 @@ def main(argv=None) -> int:
     serial_label = min((lab for lab, _, _ in sides[:-1]), key=times.get)
     bound = math.ceil(n_runs / args.workers) / n_runs
     print(f"ratio dask / fastest serial ({serial_label}): {times[dask_label] / times[serial_label]:.2f} wall "
-          f"(goal <= 0.6); dask / serial, 1 thread: {times[dask_label] / times[sides[0][0]]:.2f} wall "
+          f"; dask / serial, 1 thread: {times[dask_label] / times[sides[0][0]]:.2f} wall "
           f"(bound for equal runs without overhead {bound:.2f}), "
           f"{cpu[dask_label] / cpu[sides[0][0]]:.2f} CPU; "
           f"load average after {os.getloadavg()[0]:.2f}")
@@ -228,7 +230,8 @@ def main(argv=None) -> int:
         print(f"control: {plain_label} / fastest serial {times[plain_label] / times[serial_label]:.2f} wall "
               f"(the machine's own limit, no scheduler); dask / {plain_label} "
               f"{times[dask_label] / times[plain_label]:.2f} "
-              "(the sweep's overhead: cluster, scheduler, manifest, aggregation)")
+              f"(the sweep's overhead: cluster, scheduler, manifest, aggregation; goal <= 1.10 for runs of >= 30 s, "
+              f"these took {min(inside):.1f}-{max(inside):.1f} s)")
     return 0
 
 

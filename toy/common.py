@@ -2,7 +2,8 @@
 
 An experiment is a function ``run(opts: RunOptions) -> dict`` registered in
 ``toy/registry.py``. The run layer (:mod:`refimpl.harness`) claims ``opts.out`` before it
-runs; the experiment trains with :func:`refimpl.harness.train_run` (one run) or is a
+runs; the experiment trains one run with :func:`refimpl.harness.run_and_write` (the runner: train, then
+write the standard folder from what its ``finish`` returns) or is a
 :class:`refimpl.harness.MultiRun` (variants x seeds, one run per ``--variant``), writes its files with the
 writers below (atomic, following the umask) and returns the final metrics, which the CLI
 also prints. These names are re-exported from :mod:`refimpl.harness` and
@@ -14,9 +15,9 @@ import sys
 
 from refimpl.checkpoint import atomic_write as atomic_write_bytes
 from refimpl.outputs import grid_image, plt, write_csv, write_json, write_npy, write_npz
-from refimpl.harness import MultiRun, Run, RunOptions, Variant, execute_runs, seeds_of, train_run, tune_allocator
+from refimpl.harness import MultiRun, Outputs, Run, RunOptions, Variant, execute_runs, run_and_write, seeds_of, train_run, tune_allocator
 
-__all__ = ["RunOptions", "MultiRun", "Variant", "Run", "execute_runs", "seeds_of", "train_run", "tune_allocator", "write_json", "write_csv",
+__all__ = ["RunOptions", "Outputs", "run_and_write", "MultiRun", "Variant", "Run", "execute_runs", "seeds_of", "train_run", "tune_allocator", "write_json", "write_csv",
            "write_npy", "write_npz", "plt", "grid_image", "atomic_write_bytes", "parse_names"]
 
 

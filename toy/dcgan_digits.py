@@ -42,7 +42,7 @@ from refimpl.images import load_images
 from refimpl.train import ArrayData, GANConfig, GANMethod
 
 from .aggregate import INTERVAL, aggregate_runs, t_interval
-from .common import MultiRun, RunOptions, Variant, atomic_write_bytes, train_run, write_csv, write_json, write_npy
+from .common import MultiRun, Outputs, RunOptions, Variant, atomic_write_bytes, run_and_write, write_json
 from .gan import apply_overrides
 from .wwgan_digits import plot_image_panels
 
@@ -120,30 +120,32 @@ def train(opts: RunOptions, v: Variant) -> dict:
         return judged(generated(state, it))
 
     iters = opts.iters or MAX_ITERS
-    res = train_run(opts, method, ArrayData(xp.reshape(trx, (trx.shape[0], d))), dataset=DATASET, xp=xp, dtype=dtype,
-                    iters=iters, eval_fn=quality, eval_every=QUICK_EVAL_EVERY if opts.quick else EVAL_EVERY,
-                    max_train_cpu_seconds=budget, run_info={"budget_cpu_seconds": budget})
-    samples = generated(res.state, res.iterations)              # (n, C, H, W): what the final metrics judge
-    final = judged(samples)
-    last = res.curve[-1]
-    curve = [r for r in res.curve if "w1" in r and r["iteration"] != res.iterations]
-    curve.append({**{k: last[k] for k in ("iteration", "train_seconds", "train_cpu_seconds")}, **final})
-    metrics = {**final, "iterations": res.iterations, "train_seconds": last["train_seconds"],
-               "train_cpu_seconds": last["train_cpu_seconds"], "budget_cpu_seconds": budget,
-               "seconds": round(res.seconds, 2), "arch": v.key, "seed": opts.seed, "backend": opts.backend,
-               "dtype": dtype, "dataset": DATASET, "image_shape": list(shape), "n_eval": n,
-               "eval_seeds": {"latent": EVAL.latent_seed(opts.seed, res.iterations)},
-               "baseline": {"w1_train_vs_test": image_w1(train_x[:n], test_x), "fd_train_vs_test":
-                            fd_ref.score(trx[:n, :, :, :]),
-                            "classifier_test_accuracy": classifier_accuracy(cls, cparams, tex, from_host(test_y, xp))},
-               "config": method.config()}
-    write_csv(out / "curve.csv", curve)
-    write_npy(out / "samples.npy", to_numpy(samples))
-    plot_image_panels(out / "samples.png", [("test images", test_x[:64]),
-                                            (f"{v.label}, {res.iterations} it", to_numpy(generated(res.state, 1_000_002))[:64])])
-    write_json(out / "metrics.json", metrics)            # last: marks a complete folder
-    _say(f"[{v.key} seed {opts.seed}] {res.iterations} iterations in {last['train_cpu_seconds']:.1f} CPU s: "
-         f"W1 {final['w1']:.3f}, FD {final['fd']:.3f}")
+    def finish(res):
+        samples = generated(res.state, res.iterations)          # (n, C, H, W): what the final metrics judge
+        final = judged(samples)
+        last = res.curve[-1]
+        curve = [r for r in res.curve if "w1" in r and r["iteration"] != res.iterations]
+        curve.append({**{k: last[k] for k in ("iteration", "train_seconds", "train_cpu_seconds")}, **final})
+        shown = to_numpy(generated(res.state, 1_000_002))[:64]
+
+        def plots(folder, metrics):
+            plot_image_panels(folder / "samples.png", [("test images", test_x[:64]),
+                                                       (f"{v.label}, {res.iterations} it", shown)])
+        return Outputs({**final, "train_seconds": last["train_seconds"], "train_cpu_seconds": last["train_cpu_seconds"],
+                        "budget_cpu_seconds": budget, "arch": v.key, "image_shape": list(shape), "n_eval": n,
+                        "eval_seeds": {"latent": EVAL.latent_seed(opts.seed, res.iterations)},
+                        "baseline": {"w1_train_vs_test": image_w1(train_x[:n], test_x),
+                                     "fd_train_vs_test": fd_ref.score(trx[:n, :, :, :]),
+                                     "classifier_test_accuracy": classifier_accuracy(cls, cparams, tex,
+                                                                                     from_host(test_y, xp))}},
+                       samples, curve=curve, plots=plots)
+
+    metrics = run_and_write(opts, method, ArrayData(xp.reshape(trx, (trx.shape[0], d))), finish=finish,
+                            dataset=DATASET, xp=xp, dtype=dtype, iters=iters, eval_fn=quality,
+                            eval_every=QUICK_EVAL_EVERY if opts.quick else EVAL_EVERY,
+                            max_train_cpu_seconds=budget, run_info={"budget_cpu_seconds": budget})
+    _say(f"[{v.key} seed {opts.seed}] {metrics['iterations']} iterations in {metrics['train_cpu_seconds']:.1f} CPU s: "
+         f"W1 {metrics['w1']:.3f}, FD {metrics['fd']:.3f}")
     return metrics
 
 

@@ -16,7 +16,7 @@ from refimpl.metrics import N_EVAL, evaluate
 from refimpl.evaluation import EVAL
 from refimpl.train import ToyData
 
-from .common import RunOptions, plt, train_run, write_csv, write_json, write_npy
+from .common import Outputs, RunOptions, plt, run_and_write
 
 # flags of the command line that override config fields (name in opts.extra -> config field)
 OVERRIDES = ("objective", "lam", "n_critic", "n_gen", "batch_size", "latent_dim", "lr_gen", "lr_critic")
@@ -132,25 +132,33 @@ def plot_curves(path, curve, title):
     pyplot.close(fig)
 
 
+def figures_2d(samples, dataset, title, *, curve=None, curve_title=None):
+    """The ``plots`` of a 2-D run's :class:`refimpl.harness.Outputs`: ``samples.png`` (titled
+    ``title``, then the final modes, high-quality fraction and W1) and, given the ``curve`` rows,
+    ``curves.png`` (titled ``curve_title``, default ``title``)."""
+    def plots(folder, metrics):
+        w1 = metrics.get("w1")
+        plot_samples(folder / "samples.png", samples, dataset,
+                     f"{title}: {metrics.get('modes')} modes, hq {metrics.get('high_quality') or 0:.2f}, "
+                     f"W1 {float('nan') if w1 is None else w1:.3f}")
+        if curve is not None:
+            plot_curves(folder / "curves.png", curve, curve_title or title)
+    return plots
+
+
 def run_gan(opts: RunOptions, method, dataset, *, iters, eval_every, title, dtype="float32", extra_metrics=None,
             run_info=None):
     """Train ``method`` on a toy ``dataset`` and write the standard outputs; returns the final metrics.
     ``run_info`` joins the checkpoint's fingerprint (e.g. the protocol)."""
     xp = get_namespace(opts.backend)
-    res = train_run(opts, method, ToyData(dataset, xp, dtype, scale=method.cfg.data_scale), dataset=dataset, xp=xp,
-                    dtype=dtype, iters=iters, eval_fn=make_eval_fn(method, dataset, opts.seed), eval_every=eval_every,
-                    run_info=run_info)
-    samples = to_numpy(eval_samples(method, res.state, opts.seed, res.iterations))
-    metrics = {**res.final_metrics, "seconds": round(res.seconds, 2), "train_seconds": round(res.train_seconds, 2),
-               "iterations": res.iterations, "n_eval": N_EVAL, "eval_seeds": EVAL.seeds(opts.seed, res.iterations),
-               "backend": opts.backend, "threads": opts.threads, "seed": opts.seed, "dtype": dtype, "method": method.name, "dataset": dataset, "config": method.config(), **(extra_metrics or {})}
-    metrics.pop("iteration", None)
-    # metrics.json last: its presence marks a complete set of outputs
-    write_csv(opts.out / "curve.csv", res.curve)
-    plot_samples(opts.out / "samples.png", samples, dataset,
-                 f"{title}: {metrics.get('modes')} modes, hq {metrics.get('high_quality') or 0:.2f}, "
-                 f"W1 {metrics.get('w1', float('nan')):.3f}")
-    plot_curves(opts.out / "curves.png", res.curve, title)
-    write_npy(opts.out / "samples.npy", samples)
-    write_json(opts.out / "metrics.json", metrics)
-    return metrics
+
+    def finish(res):
+        samples = to_numpy(eval_samples(method, res.state, opts.seed, res.iterations))
+        metrics = {**res.final_metrics, "train_seconds": round(res.train_seconds, 2), "n_eval": N_EVAL,
+                   "eval_seeds": EVAL.seeds(opts.seed, res.iterations), **(extra_metrics or {})}
+        metrics.pop("iteration", None)
+        return Outputs(metrics, samples, plots=figures_2d(samples, dataset, title, curve=res.curve))
+
+    return run_and_write(opts, method, ToyData(dataset, xp, dtype, scale=method.cfg.data_scale), finish=finish,
+                         dataset=dataset, xp=xp, dtype=dtype, iters=iters,
+                         eval_fn=make_eval_fn(method, dataset, opts.seed), eval_every=eval_every, run_info=run_info)

@@ -44,7 +44,6 @@ import dataclasses
 import functools
 import json
 import pathlib
-import time
 
 import numpy as np
 
@@ -58,8 +57,8 @@ from refimpl.sbe import SBEMethod
 from refimpl.train import GANConfig, GANMethod, ToyData
 
 from .aggregate import INTERVAL, aggregate_runs, curve_bands, read_curve, t_interval
-from .common import MultiRun, RunOptions, Variant, plt, train_run, write_csv, write_json, write_npy
-from .gan import OVERRIDES, apply_overrides, eval_samples, plot_curves, plot_samples
+from .common import MultiRun, Outputs, RunOptions, Variant, plt, run_and_write, write_csv, write_json
+from .gan import OVERRIDES, apply_overrides, eval_samples, figures_2d
 
 #: config overrides taken from the command line; the objective is chosen per variant instead
 FIELDS = tuple(f for f in OVERRIDES if f != "objective")
@@ -135,55 +134,26 @@ def run_one(opts: RunOptions, method, dataset, *, iters, eval_every, title, gen_
     against the targets of ``EVAL.target_rng(seed, iterations)``; the curve's last point is
     ``curve_final``.
 
-    Returns
-    -------
-    metrics : dict; curve : list of dict rows
+    Returns the final metrics.
     """
     xp = get_namespace(opts.backend)
-    out = pathlib.Path(opts.out)
-    out.mkdir(parents=True, exist_ok=True)
-    clock_file = out / "clocks.json"
-    # training clocks: wall-clock and this process's CPU time, both without the evaluations;
-    # a resumed run continues from the values stored at its last evaluation
-    off = {"train_seconds": 0.0, "train_cpu_seconds": 0.0}
-    if opts.resume and clock_file.exists():
-        off = json.loads(clock_file.read_text())
-    start = {"wall": time.perf_counter(), "cpu": time.process_time()}
-    spent = {"wall": 0.0, "cpu": 0.0}                   # time inside evaluations
 
-    def eval_fn(state, it):
-        w0, c0 = time.perf_counter(), time.process_time()
-        clocks = {"train_seconds": round(off["train_seconds"] + w0 - start["wall"] - spent["wall"], 3),
-                  "train_cpu_seconds": round(off["train_cpu_seconds"] + c0 - start["cpu"] - spent["cpu"], 3)}
-        m = {**_curve_eval(method, state, dataset, opts.seed, it, n_curve), "gen_iters": it * gen_per_outer, **clocks}
-        write_json(clock_file, clocks)
-        spent["wall"] += time.perf_counter() - w0
-        spent["cpu"] += time.process_time() - c0
-        return m
+    def eval_fn(state, it):            # train() adds the clocks without the evaluations (kept over a resume)
+        return {**_curve_eval(method, state, dataset, opts.seed, it, n_curve), "gen_iters": it * gen_per_outer}
 
-    res = train_run(opts, method, ToyData(dataset, xp, dtype), dataset=dataset, xp=xp, dtype=dtype, iters=iters,
-                    eval_fn=eval_fn, eval_every=eval_every, progress=False,
-                    run_info={"curve_samples": n_curve, "protocol_samples": n_protocol})
-    curve = res.curve
-    samples = eval_samples(method, res.state, opts.seed, res.iterations, n=n_protocol)
-    final = evaluate(samples, dataset, EVAL.target_rng(opts.seed, res.iterations),
-                     n_target=n_protocol)
-    last = curve[-1]
-    metrics = {**final, "curve_final": {k: last[k] for k in ("w1", "modes", "high_quality")},
-               "train_seconds": last["train_seconds"],
-               "train_cpu_seconds": last["train_cpu_seconds"], "seconds": round(res.seconds, 2),
-               "iterations": res.iterations, "gen_iters": last["gen_iters"], "curve_samples": n_curve,
-               "protocol_samples": n_protocol, "eval_seeds": EVAL.seeds(opts.seed, res.iterations),
-               "backend": opts.backend, "threads": opts.threads,
-               "seed": opts.seed, "dtype": dtype, "method": method.name, "dataset": dataset,
-               "config": method.config()}
-    write_npy(out / "samples.npy", to_numpy(samples))
-    write_csv(out / "curve.csv", curve)
-    write_json(out / "metrics.json", metrics)
-    plot_samples(out / "samples.png", to_numpy(samples), dataset,
-                 f"{title}: {final['modes']} modes, hq {final['high_quality']:.2f}, W1 {final['w1']:.3f}")
-    plot_curves(out / "curves.png", curve, title)
-    return metrics, curve
+    def finish(res):
+        samples = to_numpy(eval_samples(method, res.state, opts.seed, res.iterations, n=n_protocol))
+        final = evaluate(samples, dataset, EVAL.target_rng(opts.seed, res.iterations), n_target=n_protocol)
+        last = res.curve[-1]
+        return Outputs({**final, "curve_final": {k: last[k] for k in ("w1", "modes", "high_quality")},
+                        "train_seconds": last["train_seconds"], "train_cpu_seconds": last["train_cpu_seconds"],
+                        "gen_iters": last["gen_iters"], "curve_samples": n_curve, "protocol_samples": n_protocol,
+                        "eval_seeds": EVAL.seeds(opts.seed, res.iterations)},
+                       samples, plots=figures_2d(samples, dataset, title, curve=res.curve))
+
+    return run_and_write(opts, method, ToyData(dataset, xp, dtype), finish=finish, dataset=dataset, xp=xp,
+                         dtype=dtype, iters=iters, eval_fn=eval_fn, eval_every=eval_every, progress=False,
+                         run_info={"curve_samples": n_curve, "protocol_samples": n_protocol})
 
 
 # ----------------------------------------------------------------------------- several seeds
@@ -286,7 +256,7 @@ def train_variant(opts: RunOptions, v: Variant):
     make, gen_per_outer, iters, eval_every, dataset = v.data
     n_curve, n_protocol = _sample_sizes(opts)
     return run_one(opts, make(), dataset, iters=iters, eval_every=eval_every, title=f"{v.label} (seed {opts.seed})",
-                   gen_per_outer=gen_per_outer, n_curve=n_curve, n_protocol=n_protocol)[0]
+                   gen_per_outer=gen_per_outer, n_curve=n_curve, n_protocol=n_protocol)
 
 
 def summarise(out, variants, runs, *, title):

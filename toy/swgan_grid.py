@@ -53,9 +53,9 @@ from refimpl.swgan import SWGANConfig, SWGANMethod
 from refimpl.train import GANConfig, GANMethod, ToyData
 
 from .aggregate import INTERVAL, aggregate_runs
-from .common import MultiRun, RunOptions, Variant, atomic_write_bytes, train_run, write_csv, write_json, write_npy
+from .common import MultiRun, Outputs, RunOptions, Variant, atomic_write_bytes, run_and_write, write_json
 from . import protocols
-from .gan import apply_overrides, eval_samples, plot_curves, plot_sample_panels, plot_samples
+from .gan import apply_overrides, eval_samples, figures_2d, plot_sample_panels
 
 DATASET = "grid25"
 DEFAULT_ITERS = 10_000
@@ -126,30 +126,23 @@ def train_and_evaluate(opts: RunOptions, method, *, iters, eval_every, n_eval, t
         return {**m, "eval_seconds": round(spent["eval"], 3)}
 
     data = ToyData(dataset, xp, "float32", scale=getattr(method.cfg, "data_scale", 1.0))
-    res = train_run(opts, method, data, dataset=dataset, xp=xp, dtype="float32", iters=iters, eval_fn=eval_fn,
-                    eval_every=eval_every, run_info={"n_eval": n_eval,
-                                                     **({"protocol": protocol.name} if protocol else {})})
-    for row in res.curve:
-        row["train_seconds"] = round(row["seconds"] - row["eval_seconds"], 3)
-    fin = res.curve[-1]
-    samples = to_numpy(eval_samples(method, res.state, opts.seed, res.iterations, n_eval))
-    metrics = {k: fin[k] for k in ("modes", "high_quality", "w1", "w2", "sliced_w1", "train_seconds",
-                                   "eval_seconds")}
-    metrics.update({"seconds": round(res.seconds, 2), "iterations": res.iterations, "n_eval": n_eval,
-                    "eval_seeds": EVAL.seeds(opts.seed, res.iterations),
-                    "backend": opts.backend, "threads": opts.threads, "seed": opts.seed, "dtype": "float32",
-                    "method": method.name, "dataset": dataset, "config": method.config()})
-    if protocol is not None:
-        metrics.update(protocol.record(protocols.overrides(opts, ("lam", "n_critic", "n_gen", "batch_size",
-                                                                  "latent_dim", "lr_gen", "lr_critic"))))
-    metrics.update(more(res.state) if more else {})
-    write_npy(opts.out / "samples.npy", samples)
-    write_csv(opts.out / "curve.csv", res.curve)
-    write_json(opts.out / "metrics.json", metrics)
-    plot_samples(opts.out / "samples.png", samples, dataset,
-                 f"{title}: {metrics['modes']} modes, hq {metrics['high_quality']:.2f}, W1 {metrics['w1']:.3f}")
-    plot_curves(opts.out / "curves.png", res.curve, title)
-    return metrics
+    def finish(res):
+        for row in res.curve:
+            row["train_seconds"] = round(row["seconds"] - row["eval_seconds"], 3)
+        fin = res.curve[-1]
+        samples = to_numpy(eval_samples(method, res.state, opts.seed, res.iterations, n_eval))
+        metrics = {k: fin[k] for k in ("modes", "high_quality", "w1", "w2", "sliced_w1", "train_seconds",
+                                       "eval_seconds")}
+        metrics.update({"n_eval": n_eval, "eval_seeds": EVAL.seeds(opts.seed, res.iterations)})
+        if protocol is not None:
+            metrics.update(protocol.record(protocols.overrides(opts, ("lam", "n_critic", "n_gen", "batch_size",
+                                                                      "latent_dim", "lr_gen", "lr_critic"))))
+        metrics.update(more(res.state) if more else {})
+        return Outputs(metrics, samples, plots=figures_2d(samples, dataset, title, curve=res.curve))
+
+    return run_and_write(opts, method, data, finish=finish, dataset=dataset, xp=xp, dtype="float32", iters=iters,
+                         eval_fn=eval_fn, eval_every=eval_every,
+                         run_info={"n_eval": n_eval, **({"protocol": protocol.name} if protocol else {})})
 
 
 def _settings(opts: RunOptions):

@@ -56,7 +56,7 @@ from refimpl.evaluation import EVAL
 from refimpl.baseline import chance_baseline
 from refimpl.metrics import N_EVAL, evaluate, mode_stats, sliced_w1, w1
 from refimpl.methods import get_method
-from refimpl.harness import checkpoint_file, has_checkpoint, train_run
+from refimpl.harness import Outputs, checkpoint_file, has_checkpoint, run_and_write
 from refimpl.train import ToyData
 
 from .common import RunOptions, plt, write_csv, write_json, write_npy
@@ -153,29 +153,36 @@ def train_one(opts: RunOptions, key, label, method, *, budget, n_eval, max_iters
              f"(chance: {baseline['modes']}/25, hq {baseline['high_quality']:.3f}, W1 {baseline['w1']:.3f})")
         return m
 
-    res = train_run(opts, clocked, ToyData(DATASET, xp, "float32", scale=method.cfg.data_scale), dataset=DATASET,
-                    xp=xp, dtype="float32", iters=max_iters, eval_fn=eval_fn, eval_every=POLL_EVERY,
-                    checkpoint_every=500, check_every=1 if backend_name(xp) != "cupy" else 50,
-                    max_train_cpu_seconds=budget)
-    _say(f"[{key}] budget spent at iteration {res.iterations}: evaluating (full protocol)")
-    samples = to_numpy(eval_samples(method, res.state, opts.seed, res.iterations, n_eval))
-    final = evaluate(samples, DATASET, EVAL.target_rng(opts.seed, res.iterations), n_target=n_eval)
-    last = res.curve[-1]                     # train's row of the last iteration: the clocks
-    curve = [r for r in res.curve if "w1" in r and r["iteration"] != res.iterations]
-    curve.append({**{k: last[k] for k in ("iteration", "seconds", "train_seconds", "train_cpu_seconds")}, **final})
-    metrics = {**final, "train_seconds": last["train_seconds"], "train_cpu_seconds": last["train_cpu_seconds"],
-               "budget_cpu_seconds": budget, "seconds": round(res.seconds, 2), "iterations": res.iterations,
-               "n_eval": n_eval, "eval_seeds": EVAL.seeds(opts.seed, res.iterations),
-               "backend": opts.backend, "seed": opts.seed, "dtype": "float32", "method": key, "label": label,
-               "dataset": DATASET, "baseline": baseline, "config": method.config()}
-    write_csv(out / "curve.csv", curve)
-    plot_samples(out / "samples.png", samples, DATASET, f"{label}, {res.iterations} iterations\n{_fmt(final)} (chance {baseline['modes']}/25, "
-                 f"hq {baseline['high_quality']:.3f})")
-    plot_curves(out / "curves.png", curve, f"{label}, grid25, seed {opts.seed}")
-    write_npy(out / "samples.npy", samples)
-    write_json(out / "metrics.json", metrics)            # last: marks a complete folder
-    _say(f"[{key}] final: {_fmt(final)} in {res.iterations} iterations, {last['train_cpu_seconds']:.1f} CPU s")
-    return metrics, curve
+    def finish(res):
+        _say(f"[{key}] budget spent at iteration {res.iterations}: evaluating (full protocol)")
+        samples = to_numpy(eval_samples(method, res.state, opts.seed, res.iterations, n_eval))
+        final = evaluate(samples, DATASET, EVAL.target_rng(opts.seed, res.iterations), n_target=n_eval)
+        last = res.curve[-1]                 # train's row of the last iteration: the clocks
+        curve = [r for r in res.curve if "w1" in r and r["iteration"] != res.iterations]
+        curve.append({**{k: last[k] for k in ("iteration", "seconds", "train_seconds", "train_cpu_seconds")}, **final})
+
+        def plots(folder, metrics):
+            plot_samples(folder / "samples.png", samples, DATASET, f"{label}, {res.iterations} iterations\n"
+                         f"{_fmt(final)} (chance {baseline['modes']}/25, hq {baseline['high_quality']:.3f})")
+            plot_curves(folder / "curves.png", curve, f"{label}, grid25, seed {opts.seed}")
+        return Outputs({**final, "train_seconds": last["train_seconds"], "train_cpu_seconds": last["train_cpu_seconds"],
+                        "budget_cpu_seconds": budget, "n_eval": n_eval,
+                        "eval_seeds": EVAL.seeds(opts.seed, res.iterations), "method": key, "label": label,
+                        "baseline": baseline}, samples, curve=curve, plots=plots)
+
+    metrics = run_and_write(opts, clocked, ToyData(DATASET, xp, "float32", scale=method.cfg.data_scale), finish=finish,
+                            dataset=DATASET, xp=xp, dtype="float32", iters=max_iters, eval_fn=eval_fn,
+                            eval_every=POLL_EVERY, checkpoint_every=500,
+                            check_every=1 if backend_name(xp) != "cupy" else 50, max_train_cpu_seconds=budget)
+    _say(f"[{key}] final: {_fmt(metrics)} in {metrics['iterations']} iterations, {metrics['train_cpu_seconds']:.1f} CPU s")
+    return metrics
+
+
+def _curve_rows(folder):
+    """A finished run's ``curve.csv`` as rows of floats (blank cells: None)."""
+    import csv
+    with open(pathlib.Path(folder) / "curve.csv", newline="") as f:
+        return [{k: (float(v) if v not in ("", None) else None) for k, v in r.items()} for r in csv.DictReader(f)]
 
 
 def _baseline(out, seed, n_eval):
@@ -219,16 +226,12 @@ def run(opts: RunOptions):
         m = _reusable(sub.out / "metrics.json", fp)
         if m is not None:
             _say(f"[{key}] reusing {sub.out / 'metrics.json'}: {_fmt(m)}")
-            import csv
-            with open(sub.out / "curve.csv") as f:
-                curve = [{k: (float(v) if v not in ("", None) else None) for k, v in r.items()}
-                         for r in csv.DictReader(f)]
         else:
             _say(f"[{key}] {label}: training for {budget:g} CPU seconds")
-            m, curve = train_one(sub, key, label, method, budget=budget, n_eval=n_eval, max_iters=max_iters,
-                                 baseline=baseline)
+            m = train_one(sub, key, label, method, budget=budget, n_eval=n_eval, max_iters=max_iters,
+                          baseline=baseline)
         summary[key] = {"label": label, **{k: m[k] for k in SUMMARY_KEYS}, "folder": key}
-        curves[key] = curve
+        curves[key] = _curve_rows(sub.out)
     result = {"experiment": "grid-tour", "dataset": DATASET, "seed": opts.seed, "budget_cpu_seconds": budget,
               "n_eval": n_eval, "backend": opts.backend, "threads": opts.threads, "blas_threads": _blas_threads(),
               "methods": summary, "baseline": {k: baseline[k] for k in ("modes", "high_quality", "w1", "w2",

@@ -60,8 +60,8 @@ from refimpl.train import GANConfig, ToyData, config_dict, fingerprint_diff
 from refimpl.w1fe import W1FE
 
 from .aggregate import INTERVAL, aggregate_runs, t_interval
-from .common import MultiRun, RunOptions, Variant, plt, train_run, write_csv, write_json, write_npy, write_npz
-from .gan import apply_overrides, eval_samples, plot_samples
+from .common import MultiRun, Outputs, RunOptions, Variant, plt, run_and_write, write_csv, write_json
+from .gan import apply_overrides, eval_samples, figures_2d
 
 DATASET = "ring8"
 PENALTIES = {"lp": "wgan-lp", "gp": "wgan-gp"}
@@ -208,30 +208,26 @@ def _one_run(sub, *, xp, penalty, K, iters, eval_every, exact_every, n_eval):
             snaps["zeta"].append(to_numpy(zeta))
         return row
 
-    res = train_run(sub, method, ToyData(DATASET, xp, "float32", scale=cfg.data_scale), dataset=DATASET, xp=xp,
-                    dtype="float32", iters=iters, eval_fn=eval_fn, eval_every=eval_every,
-                    run_info={"K": K, "exact_every": exact_every, "n_eval": n_eval}, progress=not sub.quick)
-    curve = res.curve
-    samples = to_numpy(eval_samples(method, res.state, seed, res.iterations, n=n_eval))
-    exact = [(r["iteration"], r["w1"]) for r in curve if r["w1"] is not None]
-    last = curve[-1]
-    metrics = {"penalty": penalty, "K": K, "seed": seed, "iterations": res.iterations,
-               "w1": last["w1"], "best_w1": min(v for _, v in exact), "sliced_w1": last["sliced_w1"],
-               "modes": last["modes"], "high_quality": last["high_quality"],
-               "train_seconds": last["train_seconds"], "train_cpu_seconds": last["train_cpu_seconds"],
-               "cpu_seconds_per_epoch": last["train_cpu_seconds"] / max(res.iterations, 1),
-               "reach": reach_times(curve), "eps": EPS,
-               "n_eval": n_eval, "dataset": DATASET, "eval_seeds": EVAL.seeds(seed, res.iterations), "fingerprint": fingerprint, "config": config_dict(cfg)}
-    write_npy(out / "samples.npy", samples)
-    if snaps["its"]:
-        write_npz(out / "snapshots.npz", z=snaps["z"], G0=snaps["G0"], its=np.asarray(snaps["its"]),
-                  G=np.stack(snaps["G"]), zeta=np.stack(snaps["zeta"]))
-    write_csv(out / "curve.csv", curve)
-    write_json(mpath, metrics)
-    plot_samples(out / "samples.png", samples, DATASET,
-                 f"W1-FE-{penalty.upper()} K={K}: {metrics['modes']} modes, hq {metrics['high_quality']:.2f}, "
-                 f"W1 {metrics['w1']:.3f}")
-    return metrics
+    def finish(res):
+        curve = res.curve
+        samples = to_numpy(eval_samples(method, res.state, seed, res.iterations, n=n_eval))
+        exact = [(r["iteration"], r["w1"]) for r in curve if r["w1"] is not None]
+        last = curve[-1]
+        metrics = {"penalty": penalty, "K": K, "w1": last["w1"], "best_w1": min(v for _, v in exact),
+                   "sliced_w1": last["sliced_w1"], "modes": last["modes"], "high_quality": last["high_quality"],
+                   "train_seconds": last["train_seconds"], "train_cpu_seconds": last["train_cpu_seconds"],
+                   "cpu_seconds_per_epoch": last["train_cpu_seconds"] / max(res.iterations, 1),
+                   "reach": reach_times(curve), "eps": EPS, "n_eval": n_eval,
+                   "eval_seeds": EVAL.seeds(seed, res.iterations), "fingerprint": fingerprint,
+                   "config": config_dict(cfg)}
+        arrays = ({"snapshots": dict(z=snaps["z"], G0=snaps["G0"], its=np.asarray(snaps["its"]),
+                                     G=np.stack(snaps["G"]), zeta=np.stack(snaps["zeta"]))} if snaps["its"] else {})
+        return Outputs(metrics, samples, arrays=arrays,
+                       plots=figures_2d(samples, DATASET, f"W1-FE-{penalty.upper()} K={K}"))
+
+    return run_and_write(sub, method, ToyData(DATASET, xp, "float32", scale=cfg.data_scale), finish=finish,
+                         dataset=DATASET, xp=xp, dtype="float32", iters=iters, eval_fn=eval_fn, eval_every=eval_every,
+                         run_info={"K": K, "exact_every": exact_every, "n_eval": n_eval}, progress=not sub.quick)
 
 
 def _read_curve(run_dir):

@@ -60,7 +60,7 @@ from refimpl.images import load_images
 from refimpl.train import ArrayData, GANConfig, GANMethod
 from refimpl.wwgan import WWGANMethod
 
-from .common import RunOptions, grid_image, plt, train_run, write_csv, write_json, write_npz
+from .common import Outputs, RunOptions, grid_image, plt, run_and_write
 from .gan import apply_overrides
 
 DEFAULT_ITERS = 5000
@@ -235,72 +235,71 @@ def run(opts: RunOptions):
             row[f"{k}/seconds"] = round(state["seconds"][k], 2)
         return row
 
-    res = train_run(opts, pair, ArrayData(xp.reshape(trx, (trx.shape[0], d))), dataset=dataset, xp=xp, dtype=dtype,
-                    iters=iters, eval_fn=eval_fn, eval_every=eval_every)
-    state = res.state
+    def finish(res):
+        state = res.state
 
-    # ---- evaluation of the trained critics
-    noise_rng = np.random.default_rng([opts.seed, 31337])
-    noisy_host = salt_and_pepper(test_x, NOISE_P, noise_rng)
-    noisy = from_host(noisy_host, xp, dtype)
-    results, mean_curves, examples, hists, samples = {}, [], {}, {}, {}
-    for k, m in pair.methods.items():
-        cp = state[k]["critic"]
-        f_real = critic_values(m, cp, tex)
-        gen = gen_images(m, state[k], n_w1, 1_000_001)
-        samples[k] = to_numpy(gen)
-        f_gen = critic_values(m, cp, gen)
-        thr = 0.5 * (f_real.mean() + f_gen.mean())
-        r = {"w1": image_w1(gen, w1_ref), "fd": fd_ref.score(gen), "seconds": round(state["seconds"][k], 2),
-             "critic_threshold": float(thr), "critic_mean_real": float(f_real.mean()),
-             "critic_mean_generated": float(f_gen.mean())}
-        for fill, tag in ((-1.0, "translation"), (0.0, "translation_fill0")):
-            curves = np.stack([critic_values(m, cp, shift_down(tex, s, fill)) for s in range(H + 1)], axis=1)
-            stats, mm = curve_stats(curves, thr)
-            r[tag] = {"fill": fill, **stats}
-            if fill == -1.0:
-                examples[k] = curves
-                for s in range(H + 1):
-                    mean_curves.append({"method": k, "shift": s, "raw_mean": float(curves[:, s].mean()),
-                                        "raw_std": float(curves[:, s].std()),
-                                        "minmax_mean": float(mm[:, s].mean()), "minmax_std": float(mm[:, s].std())})
-        f_noisy = critic_values(m, cp, noisy)
-        r["noise"] = {"p": NOISE_P, **separation(f_real, f_noisy)}
-        hists[k] = (f_real, f_noisy)
-        results[k] = r
+        # ---- evaluation of the trained critics
+        noise_rng = np.random.default_rng([opts.seed, 31337])
+        noisy_host = salt_and_pepper(test_x, NOISE_P, noise_rng)
+        noisy = from_host(noisy_host, xp, dtype)
+        results, mean_curves, examples, hists, samples = {}, [], {}, {}, {}
+        for k, m in pair.methods.items():
+            cp = state[k]["critic"]
+            f_real = critic_values(m, cp, tex)
+            gen = gen_images(m, state[k], n_w1, 1_000_001)
+            samples[k] = to_numpy(gen)
+            f_gen = critic_values(m, cp, gen)
+            thr = 0.5 * (f_real.mean() + f_gen.mean())
+            r = {"w1": image_w1(gen, w1_ref), "fd": fd_ref.score(gen), "seconds": round(state["seconds"][k], 2),
+                 "critic_threshold": float(thr), "critic_mean_real": float(f_real.mean()),
+                 "critic_mean_generated": float(f_gen.mean())}
+            for fill, tag in ((-1.0, "translation"), (0.0, "translation_fill0")):
+                curves = np.stack([critic_values(m, cp, shift_down(tex, s, fill)) for s in range(H + 1)], axis=1)
+                stats, mm = curve_stats(curves, thr)
+                r[tag] = {"fill": fill, **stats}
+                if fill == -1.0:
+                    examples[k] = curves
+                    for s in range(H + 1):
+                        mean_curves.append({"method": k, "shift": s, "raw_mean": float(curves[:, s].mean()),
+                                            "raw_std": float(curves[:, s].std()),
+                                            "minmax_mean": float(mm[:, s].mean()), "minmax_std": float(mm[:, s].std())})
+            f_noisy = critic_values(m, cp, noisy)
+            r["noise"] = {"p": NOISE_P, **separation(f_real, f_noisy)}
+            hists[k] = (f_real, f_noisy)
+            results[k] = r
 
-    base_w1 = image_w1(train_x[:n_w1], w1_ref)
-    base_fd = fd_ref.score(trx[:n_w1, :, :, :])
-    metrics = {
-        "dataset": dataset, "image_shape": list(shape), "n_train": int(len(train_x)), "n_test": int(len(test_x)),
-        "iterations": res.iterations, "seconds": round(res.seconds, 2), "backend": opts.backend,
-        "samples": {"file": "samples.npz", "n": n_w1, "eval_seeds": {"latent": EVAL.latent_seed(opts.seed, 1_000_001)},
-                    "noise_seed": [opts.seed, 31337], "test_images": f"the first {n_w1} of the test split"},
-        "threads": opts.threads, "seed": opts.seed, "dtype": dtype, "methods": results,
-        "table1_ours": {k: {"tv_minmax": results[k]["translation"]["tv_minmax"],
-                            "tv_maxabs": results[k]["translation"]["tv_maxabs"],
-                            "zero_crossings": results[k]["translation"]["zero_crossings"],
-                            "zero_crossings_raw": results[k]["translation"]["zero_crossings_raw"]}
-                        for k in results},
-        "table1_paper": PAPER_TABLE1,
-        "baselines": {"w1_train_vs_test": base_w1, "fd_train_vs_test": base_fd,
-                      "classifier_test_accuracy": cls_acc, "classifier_cached": cinfo["cached"],
-                      "n_w1": n_w1},
-        "config": {**pair.config(), "classifier_hidden": list(cls_hidden), "noise_p": NOISE_P,
-                   "translation_fill": -1.0, "eval_every": eval_every},
-    }
-    long_rows = []
-    for row in res.curve:
-        for k in pair.methods:
-            long_rows.append({"method": k, "iteration": row["iteration"], "seconds": row.get(f"{k}/seconds"),
-                              "w1": row.get(f"{k}/w1"), "fd": row.get(f"{k}/fd"),
-                              "critic_gap": row.get(f"{k}/critic_gap")})
-    write_csv(out / "curve.csv", long_rows)
-    write_csv(out / "translation.csv", mean_curves)
-    write_npz(out / "samples.npz", **samples)
-    write_json(out / "metrics.json", metrics)
-    _plots(out, pair, state, test_x, examples, hists, long_rows, results, gen_images, shape)
-    return metrics
+        base_w1 = image_w1(train_x[:n_w1], w1_ref)
+        base_fd = fd_ref.score(trx[:n_w1, :, :, :])
+        metrics = {
+            "dataset": dataset, "image_shape": list(shape), "n_train": int(len(train_x)), "n_test": int(len(test_x)),
+            "iterations": res.iterations, "seconds": round(res.seconds, 2), "backend": opts.backend,
+            "samples": {"file": "samples.npz", "n": n_w1, "eval_seeds": {"latent": EVAL.latent_seed(opts.seed, 1_000_001)},
+                        "noise_seed": [opts.seed, 31337], "test_images": f"the first {n_w1} of the test split"},
+            "threads": opts.threads, "seed": opts.seed, "dtype": dtype, "methods": results,
+            "table1_ours": {k: {"tv_minmax": results[k]["translation"]["tv_minmax"],
+                                "tv_maxabs": results[k]["translation"]["tv_maxabs"],
+                                "zero_crossings": results[k]["translation"]["zero_crossings"],
+                                "zero_crossings_raw": results[k]["translation"]["zero_crossings_raw"]}
+                            for k in results},
+            "table1_paper": PAPER_TABLE1,
+            "baselines": {"w1_train_vs_test": base_w1, "fd_train_vs_test": base_fd,
+                          "classifier_test_accuracy": cls_acc, "classifier_cached": cinfo["cached"],
+                          "n_w1": n_w1},
+            "config": {**pair.config(), "classifier_hidden": list(cls_hidden), "noise_p": NOISE_P,
+                       "translation_fill": -1.0, "eval_every": eval_every},
+        }
+        long_rows = []
+        for row in res.curve:
+            for k in pair.methods:
+                long_rows.append({"method": k, "iteration": row["iteration"], "seconds": row.get(f"{k}/seconds"),
+                                  "w1": row.get(f"{k}/w1"), "fd": row.get(f"{k}/fd"),
+                                  "critic_gap": row.get(f"{k}/critic_gap")})
+        return Outputs(metrics, samples, curve=long_rows, tables={"translation": mean_curves},
+                       plots=lambda folder, _: _plots(folder, pair, state, test_x, examples, hists, long_rows, results,
+                                                      gen_images, shape))
+
+    return run_and_write(opts, pair, ArrayData(xp.reshape(trx, (trx.shape[0], d))), finish=finish, dataset=dataset,
+                         xp=xp, dtype=dtype, iters=iters, eval_fn=eval_fn, eval_every=eval_every)
 
 
 # ----------------------------------------------------------------------------- plots

@@ -1,7 +1,8 @@
 """The harness (the run layer): one lifecycle for every experiment of both command lines (``toy``, ``gpu``).
 
 An experiment provides a function ``run(opts: RunOptions) -> dict`` that builds its methods
-and trains one run with :func:`train_run`; or it is a :class:`MultiRun`: its variants
+and trains one run with the runner, :func:`run_and_write` (train, then write the standard folder
+from what the experiment's ``finish`` returns as :class:`Outputs`); or it is a :class:`MultiRun`: its variants
 (:class:`Variant`), how to train one run of a variant and seed, and its summary as a function of
 finished run folders. :func:`execute_multi` runs exactly one of them (``--variant KEY --seed S``,
 the unit a sweep distributes) or all variant x seed in order (:func:`execute_runs`), then the
@@ -23,14 +24,15 @@ summary. Everything around that is done here, once:
   optional packages end in one line on stderr and exit status 2.
 
 Modules: :mod:`.flags` (options and flag types), :mod:`.folders` (output folders),
-:mod:`.process` (threads, signals, errors, allocator) and :mod:`.experiments` (runs and
-multi-run experiments); every name is re-exported here. The library's maths never imports
+:mod:`.process` (threads, signals, errors, allocator), :mod:`.runner` (one run and its
+folder) and :mod:`.experiments` (multi-run experiments); every name is re-exported here. The library's maths never imports
 this package (a test checks it): it serves the command lines ``toy`` and ``gpu``, which share
 it and never import each other. See docs/runs.md for the layout.
 """
 from .flags import ArgumentParser, CHECKPOINT_SECONDS, RunOptions, add_common_flags, default_threads, nonneg_float, nonneg_int, out_dir, positive_float, positive_int, seed_list  # noqa: F401
 from .folders import CHECKPOINT, LEGACY_CHECKPOINT, MARKER, PROGRESS, OutputError, checkpoint_file, claim_output, has_checkpoint, mark_output, only_marker, read_fingerprint, run_folder  # noqa: F401
 from .process import INSTALL, Interrupted, blas_threads, execute, interrupts, tune_allocator  # noqa: F401
-from .experiments import MultiRun, Run, Variant, execute_multi, execute_runs, parse_peers, seeds_of, train_run  # noqa: F401
+from .experiments import MultiRun, Run, Variant, execute_multi, execute_runs, parse_peers, seeds_of  # noqa: F401
+from .runner import Outputs, run_and_write, run_record, train_run, write_run  # noqa: F401
 
-__all__ = ["ArgumentParser", "CHECKPOINT", "CHECKPOINT_SECONDS", "INSTALL", "Interrupted", "LEGACY_CHECKPOINT", "MARKER", "MultiRun", "PROGRESS", "OutputError", "Run", "RunOptions", "Variant", "add_common_flags", "blas_threads", "checkpoint_file", "claim_output", "default_threads", "execute", "execute_multi", "execute_runs", "has_checkpoint", "interrupts", "mark_output", "nonneg_float", "nonneg_int", "only_marker", "out_dir", "parse_peers", "positive_float", "positive_int", "read_fingerprint", "run_folder", "seed_list", "seeds_of", "train_run", "tune_allocator"]
+__all__ = ["ArgumentParser", "CHECKPOINT", "CHECKPOINT_SECONDS", "INSTALL", "Interrupted", "LEGACY_CHECKPOINT", "MARKER", "MultiRun", "PROGRESS", "OutputError", "Outputs", "Run", "RunOptions", "Variant", "add_common_flags", "blas_threads", "checkpoint_file", "claim_output", "default_threads", "execute", "execute_multi", "execute_runs", "has_checkpoint", "interrupts", "mark_output", "nonneg_float", "nonneg_int", "only_marker", "out_dir", "parse_peers", "positive_float", "positive_int", "read_fingerprint", "run_and_write", "run_folder", "run_record", "seed_list", "seeds_of", "train_run", "tune_allocator", "write_run"]

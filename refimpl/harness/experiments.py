@@ -1,70 +1,15 @@
-"""Training runs and multi-run experiments: :func:`train_run` (one run, its checkpoint and
-fingerprint), :class:`MultiRun` (variants x seeds, one run per ``--variant``) and
-:func:`execute_multi` (``docs/runs.md``).
+"""Multi-run experiments: :class:`MultiRun` (variants x seeds, one run per ``--variant``),
+:func:`execute_runs` and :func:`execute_multi` (``docs/runs.md``); one run is :mod:`.runner`'s.
 """
 from __future__ import annotations
 
 import dataclasses
 import pathlib
-import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 from .flags import RunOptions
-from .folders import CHECKPOINT, LEGACY_CHECKPOINT, PROGRESS, OutputError, checkpoint_file, has_checkpoint, run_folder
-
-
-# ----------------------------------------------------------------------------- one training run
-def train_run(opts: RunOptions, method, data, *, dataset, xp, dtype="float32", iters, eval_fn=None,
-              eval_every=0, checkpoint_every=None, check_every=None, progress=True, run_info=None,
-              max_train_cpu_seconds=None, cuda_graph=False, device=None):
-    """:func:`refimpl.train.train` with the layer's checkpoint file, fingerprint and cadences.
-
-    The checkpoint is ``opts.out / checkpoint.npz``; ``--resume`` also reads a legacy
-    ``checkpoint.pkl`` (restricted unpickler). The fingerprint adds ``opts.experiment`` and
-    ``dataset`` (and ``run_info``) to the method, config, seed and dtype. Checkpoints are written
-    every ``opts.checkpoint_every`` iterations (0: ``checkpoint_every``, else every evaluation)
-    and every ``opts.checkpoint_seconds``. An interrupted run raises ``KeyboardInterrupt`` after
-    its checkpoint is written (``NonFiniteLoss`` instead, when the state to checkpoint holds a NaN
-    or an infinity: a resume would only diverge again). ``max_train_cpu_seconds`` and
-    ``cuda_graph`` and ``device``: :func:`refimpl.train.train`'s. Each progress event of the loop
-    (its ``on_progress`` hook) is written, atomically, to ``opts.out / progress.json``, where
-    :mod:`toy.sweep` reads a running run's pace; when the loop returns, the event's ``status``
-    becomes ``finished`` or ``interrupted`` (at the checkpoint's iteration).
-
-    Returns
-    -------
-    refimpl.train.TrainResult
-    """
-    from ..outputs import write_json
-    from ..progress import CLOCKS
-    from ..train import train
-    out = pathlib.Path(opts.out)
-    out.mkdir(parents=True, exist_ok=True)
-    ck, legacy = out / CHECKPOINT, out / LEGACY_CHECKPOINT
-    if (ck.exists() or legacy.exists()) and not opts.resume:
-        raise OutputError(f"{out} holds a checkpoint: pass --resume to continue that run, or choose another --out")
-    every = opts.checkpoint_every or checkpoint_every or max(eval_every, 1)
-    last = {}
-
-    def record(event):                  # the loop's progress hook: the latest event, atomically
-        last.update(event)
-        write_json(out / PROGRESS, event)
-    res = train(method, data, xp=xp, dtype=dtype, device=device, seed=opts.seed, iters=iters, eval_fn=eval_fn,
-                eval_every=eval_every, checkpoint_path=ck, checkpoint_every=every,
-                checkpoint_seconds=opts.checkpoint_seconds, resume=opts.resume,
-                resume_from=checkpoint_file(out), check_every=check_every,
-                run_info={"experiment": opts.experiment, "dataset": dataset, **(run_info or {})},
-                progress=progress, max_train_cpu_seconds=max_train_cpu_seconds, cuda_graph=cuda_graph,
-                on_progress=record)
-    if last:            # a stopped run must not read as a running one: its status, at its checkpoint's iteration
-        record({**last, "status": "interrupted" if res.interrupted else "finished", "iteration": res.iterations,
-                "elapsed_seconds": res.seconds, "left_seconds": None if res.interrupted else 0.0, "time": time.time(),
-                "metrics": {**last.get("metrics", {}), **{k: v for k, v in res.final_metrics.items()
-                                                            if isinstance(v, (int, float)) and k not in CLOCKS}}})
-    if res.interrupted:
-        raise KeyboardInterrupt
-    return res
+from .folders import has_checkpoint, run_folder
 
 
 # ----------------------------------------------------------------------------- several runs
