@@ -12,6 +12,7 @@ aggregations rely on it).
 """
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 import time
 from dataclasses import dataclass, field
@@ -141,5 +142,5 @@ def run_and_write(opts: RunOptions, method, data, *, finish, dataset, xp, dtype=
     result = train_run(opts, method, data, dataset=dataset, xp=xp, dtype=dtype, iters=iters, **train)
     outputs = finish(result)
     if outputs.curve is None:
-        outputs = Outputs(**{**outputs.__dict__, "curve": result.curve})
+        outputs = dataclasses.replace(outputs, curve=result.curve)
     return write_run(opts.out, outputs, run_record(opts, method, result, dataset=dataset, dtype=dtype))
