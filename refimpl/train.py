@@ -4,16 +4,15 @@ An *outer iteration* is ``n_critic`` critic steps followed by the generator phas
 (``n_gen`` generator steps by default). A method is a :class:`GANMethod` (or a
 subclass that overrides :meth:`GANMethod.critic_phase`, :meth:`GANMethod.generator_phase`
 or :meth:`GANMethod.outer_step`); :func:`train` runs any method with the same
-logging, evaluation, atomic checkpoints, resume, interrupt handling and non-finite
-checks. State is a plain dict of parameter lists and optimiser states; every step
+logging, evaluation, interrupt handling and non-finite checks, through three hooks: the
+evaluation (``eval_fn``), the checkpoint (:class:`refimpl.checkpointer.Checkpointer`: fingerprint,
+cadence, resume, atomic writes) and the progress events (``on_progress``). State is a plain dict of parameter lists and optimiser states; every step
 is a function ``(state, rng, data) -> (state, logs)``.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
-import pathlib
 import signal
 import sys
 import threading
@@ -23,34 +22,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .backend import scalar, synchronize
-from .checkpoint import load as load_checkpoint, save as save_checkpoint, tree_from_host, tree_to_host
+from .checkpoint import tree_from_host
+from .checkpointer import Checkpointer, NonFiniteLoss, fingerprint_diff, run_fingerprint  # noqa: F401 (re-exported)
 from .flat import FlatParams, adopt_flat
 from .gan import ArrayData, GANConfig, GANMethod, ToyData, config_dict  # noqa: F401 (the loop's inputs, re-exported)
 from .progress import CLOCKS, format_progress, time_left
 
 
 # ----------------------------------------------------------------------------- the loop
-class NonFiniteLoss(FloatingPointError):
-    """A loss, or the state about to be checkpointed, became NaN or infinite; the message names
-    the iteration and the checkpoint kept."""
-
-
-def _non_finite_parts(state):
-    """The top-level keys of a host ``state`` tree (:func:`refimpl.checkpoint.tree_to_host`) that
-    hold a NaN or an infinity in a floating-point array or float."""
-    def bad(obj):
-        if isinstance(obj, dict):
-            return any(bad(v) for v in obj.values())
-        if isinstance(obj, (list, tuple)):
-            return any(bad(v) for v in obj)
-        if isinstance(obj, float):
-            return not math.isfinite(obj)
-        if isinstance(obj, np.ndarray) and obj.dtype.kind in "fc":
-            return not np.isfinite(obj).all()
-        return False
-    return [k for k, v in state.items() if bad(v)] if isinstance(state, dict) else (["state"] if bad(state) else [])
-
-
 def _has_flat(state):
     return isinstance(state, dict) and any(isinstance(v, FlatParams) for v in state.values())
 
@@ -97,65 +76,6 @@ class TrainResult:
     train_seconds: float = 0.0                    # wall clock without the evaluations
     final_metrics: dict = field(default_factory=dict)
     interrupted: bool = False
-
-
-def _flat(d, prefix=""):
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and v:
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = list(v) if isinstance(v, tuple) else v
-    return out
-
-
-def fingerprint_diff(old, new, config=None):
-    """The fields in which a checkpoint's fingerprint ``old`` differs from the run ``new``, as
-    ``["name: old -> new", ...]`` (empty: the same run).
-
-    A config field added to the library after the checkpoint was written matches when the new
-    run leaves it at its default, and so does a top-level field (``experiment``, ``dataset``)
-    that older checkpoints did not record; any other difference (a changed value, a removed
-    field) does not. ``config`` (a config dataclass or its class) supplies those defaults.
-    """
-    if not isinstance(old, dict):
-        return [f"fingerprint: {old!r} -> {new!r}"]
-    fo, fn = _flat(old), _flat(new)
-    cfg = config
-    defaults = {f"config.{f.name}": (list(f.default) if isinstance(f.default, tuple) else f.default)
-                for f in dataclasses.fields(cfg)} if dataclasses.is_dataclass(cfg) else {}
-    diff = []
-    for k in dict.fromkeys([*fn, *fo]):
-        if k in fo and k in fn:
-            if fo[k] != fn[k]:
-                diff.append(f"{k}: {fo[k]!r} -> {fn[k]!r}")
-        elif k in fo:
-            diff.append(f"{k}: {fo[k]!r} -> (absent)")
-        elif k.startswith("config."):
-            if defaults.get(k, dataclasses.MISSING) != fn[k]:
-                diff.append(f"{k}: (absent, default) -> {fn[k]!r}")
-        elif "." in k:
-            diff.append(f"{k}: (absent) -> {fn[k]!r}")
-    return diff
-
-
-_CHECKPOINT_KEYS = {"fingerprint": dict, "state": dict, "iteration": int, "rng": dict, "curve": list,
-                    "seconds": (int, float)}
-
-
-def _check_checkpoint(ck, path):
-    """``CheckpointError`` unless ``ck`` has the structure :func:`train` writes."""
-    from .checkpoint import CheckpointError
-    if not isinstance(ck, dict):
-        raise CheckpointError(f"checkpoint unreadable: a {type(ck).__name__}, not a dict ({path})")
-    for k, t in _CHECKPOINT_KEYS.items():
-        if k not in ck:
-            raise CheckpointError(f"checkpoint unreadable: no {k!r} entry ({path})")
-        if not isinstance(ck[k], t) or isinstance(ck[k], bool):
-            raise CheckpointError(f"checkpoint unreadable: {k!r} is a {type(ck[k]).__name__} ({path})")
-    if ck["iteration"] < 0 or not all(isinstance(r, dict) and isinstance(r.get("iteration"), int)
-                                      for r in ck["curve"]):
-        raise CheckpointError(f"checkpoint unreadable: bad iteration or curve rows ({path})")
 
 
 def default_check_every(xp):
@@ -263,68 +183,28 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
         raise TypeError(f"on_progress must be callable, got {type(on_progress).__name__}")
     if (resume or checkpoint_every) and checkpoint_path is None:
         raise ValueError("resume and checkpoint_every need a checkpoint_path")
-    checkpoint_path = None if checkpoint_path is None else pathlib.Path(checkpoint_path)
     stream = stream or sys.stderr
     rng = np.random.default_rng(seed)
     start, curve, elapsed0, eval0, cpu0 = 0, [], 0.0, 0.0, 0.0
-    fingerprint = {**(run_info or {}), "method": method.name, "config": method.config(), "seed": seed,
-                   "dtype": str(dtype)}
-    source = pathlib.Path(resume_from or checkpoint_path) if resume else None
-    saved = None                              # (file, iteration) of the last checkpoint on disk, if any
-    if source is not None and source.exists():
-        ck = load_checkpoint(source)          # on the host: its state is checked before it moves
-        _check_checkpoint(ck, source)
-        diff = fingerprint_diff(ck["fingerprint"], fingerprint, getattr(method, "cfg", None))
-        if diff:
-            raise ValueError(f"checkpoint {source} was written by a different run; refusing to resume it. "
-                             f"Differences (checkpoint -> this run): {'; '.join(diff)}")
-        if ck["iteration"] > iters:
-            raise ValueError(f"the checkpoint {source} is at iteration {ck['iteration']}, beyond the requested "
-                             f"{iters} iterations; resume with --iters {ck['iteration']} or more")
-        bad = _non_finite_parts(ck["state"])
-        if bad:
-            raise ValueError(f"checkpoint {source} holds non-finite values in its state "
-                             f"({', '.join(map(str, bad))}); refusing to resume it")
-        state, start, curve, elapsed0 = (tree_from_host(ck["state"], xp, device), ck["iteration"], ck["curve"],
-                                         ck["seconds"])
+    ckpt = Checkpointer(checkpoint_path, run_fingerprint(method, seed=seed, dtype=dtype, run_info=run_info),
+                        every=checkpoint_every, seconds=checkpoint_seconds, config=getattr(method, "cfg", None))
+    point = ckpt.resume(resume_from or checkpoint_path, iters) if resume else None
+    if point is not None:
+        state = tree_from_host(point.state, xp, device)
         state = adopt_flat(state) if isinstance(state, dict) else state
-        eval0, cpu0 = ck.get("eval_seconds", 0.0), ck.get("train_cpu_seconds", 0.0)
-        try:
-            rng.bit_generator.state = ck["rng"]
-        except (TypeError, ValueError, KeyError) as e:
-            raise ValueError(f"checkpoint unreadable: bad RNG state ({e}) ({source})") from None
-        saved = (source, start)
+        start, curve, elapsed0, eval0, cpu0 = (point.iteration, point.curve, point.seconds, point.eval_seconds,
+                                               point.train_cpu_seconds)
+        rng.bit_generator.state = point.rng
         if max_train_cpu_seconds is not None and cpu0 >= max_train_cpu_seconds:
             iters = start                     # the budget was spent: the run is complete, train nothing
         if progress:
-            print(f"resumed from {source} at iteration {start}", file=stream)
+            print(f"resumed from {ckpt.saved[0]} at iteration {start}", file=stream)
     else:
         state = method.init_state(rng, xp, dtype, device)
 
-    def kept():
-        return (f"the last good checkpoint ({saved[0]}, iteration {saved[1]}) is kept"
-                if saved is not None else "no checkpoint was written")
-
-    def checked_host(st, it):
-        """The state's host copy, refused when it holds a NaN or an infinity: the losses of step
-        ``it`` were computed before its updates, so they cannot vouch for the state after it."""
-        host = tree_to_host(st)
-        bad = _non_finite_parts(host)
-        if bad:
-            raise NonFiniteLoss(f"non-finite values in the state ({', '.join(map(str, bad))}) at iteration {it}; "
-                                f"{kept()}")
-        return host
-
     def checkpoint(st, it, rng_state, elapsed, host=None):
-        nonlocal saved, last_ck
-        if checkpoint_path is not None:
-            host = checked_host(st, it) if host is None else host
-            save_checkpoint(checkpoint_path, {"fingerprint": fingerprint, "state": host, "iteration": it,
-                                              "rng": rng_state, "curve": curve, "seconds": elapsed,
-                                              "evaluated": [r["iteration"] for r in curve],
-                                              "eval_seconds": eval_time[0],
-                                              "train_cpu_seconds": time.process_time() - c0 - eval_cpu[0]})
-            saved, last_ck = (checkpoint_path, it), time.perf_counter()
+        ckpt.write(st, it, rng_state, curve, seconds=elapsed, eval_seconds=eval_time[0],
+                   train_cpu_seconds=time.process_time() - c0 - eval_cpu[0], host=host)
 
     def evaluate(st, it):
         synchronize(xp)                      # time the queued GPU work, not its launch
@@ -345,7 +225,6 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
 
     t0 = time.perf_counter() - elapsed0
     c0 = time.process_time() - cpu0
-    last_ck = time.perf_counter()
     eval_time = [eval0]                      # seconds spent in eval_fn (excluded from train_seconds)
     eval_cpu = [0.0]                         # process CPU seconds spent in eval_fn
     last_print = -1e9
@@ -365,22 +244,20 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
                 new_state, logs = outer_step(state, rng, data)
             if max_train_cpu_seconds is not None and time.process_time() - c0 - eval_cpu[0] >= max_train_cpu_seconds:
                 iters = it                           # budget spent: this iteration is the last
-            ck_due = checkpoint_path is not None and (
-                (checkpoint_every and it % checkpoint_every == 0)
-                or (checkpoint_seconds and time.perf_counter() - last_ck >= checkpoint_seconds))
+            ck_due = ckpt.due(it)
             if (check_every and (it % check_every == 0 or it == iters)) or ck_due or eval_due(it):
                 vals = {k: scalar(v) for k, v in logs.items()}
                 bad = [k for k, v in vals.items() if not math.isfinite(v)]
                 if bad:
                     raise NonFiniteLoss(f"non-finite {', '.join(bad)} at iteration {it} "
-                                        f"({', '.join(f'{k}={vals[k]}' for k in bad)}); {kept()}")
+                                        f"({', '.join(f'{k}={vals[k]}' for k in bad)}); {ckpt.kept()}")
                 latest.update(vals)
                 good = (new_state, it, rng.bit_generator.state)
             elif in_place:                           # the earlier state is gone: keep the last one, unchecked
                 good = (new_state, it, rng.bit_generator.state, logs)
             state = new_state
             guard.deliver()
-            host = checked_host(state, it) if ck_due or eval_due(it) else None   # neither sees a NaN state
+            host = ckpt.checked_host(state, it) if ck_due or eval_due(it) else None   # neither sees a NaN state
             if eval_due(it):
                 evaluate(state, it)
             if ck_due:
@@ -411,7 +288,7 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
             bad = [k for k, v in good[3].items() if not math.isfinite(scalar(v))]
             if bad:
                 raise NonFiniteLoss(f"interrupted, and non-finite {', '.join(bad)} at iteration {it_good}; "
-                                    f"{kept()}") from None
+                                    f"{ckpt.kept()}") from None
         curve[:] = [r for r in curve if r["iteration"] <= it_good]
         try:
             checkpoint(st, it_good, rs, time.perf_counter() - t0)
@@ -424,7 +301,7 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
         return TrainResult(st, curve, it_good, el, el - eval_time[0], dict(latest), interrupted=True)
     synchronize(xp)
     seconds = time.perf_counter() - t0
-    if saved != (checkpoint_path, iters):     # not yet written by the cadence (or a completed run resumed)
+    if ckpt.saved != (ckpt.path, iters):     # not yet written by the cadence (or a completed run resumed)
         checkpoint(state, iters, rng.bit_generator.state, seconds)
     final = dict(curve[-1]) if curve else {}
     return TrainResult(state, curve, iters, seconds, seconds - eval_time[0], final)

@@ -56,7 +56,8 @@ EXCUSED = {
     "progress.": "the training loop's progress events: plain numbers, no arrays (tests/test_train.py)",
     "critic_step_bench.": "benchmark workloads (python -m toy.bench_engine, python -m gpu.bench; tests/test_gpu_verify.py)",
     "outputs.": "writes files and figures of finished runs (tests/test_runs.py, tests/test_toy_*.py)",
-    "train.fingerprint_diff": "compares two config dicts, no arrays (tests/test_runs.py)",
+    "checkpointer.": "the training loop's checkpoint hook: reads and writes files (tests/test_train.py, "
+                     "tests/test_runs.py, tests/test_checkpointer.py)",
     "images.": "reads files the test writes (tests/test_images.py builds every format)",
     "train.train": "the training loop (tests/test_train.py)",
     "rwp.rwp_generator_grads_fused": "fused training-step internal (tests/test_fused_methods.py: equals rwp_generator_grads)",
@@ -417,7 +418,7 @@ def test_every_public_function_is_fuzzed_or_excused():
 #: checkpoints, runs, outputs), whose inputs are flags, files and configs, not arrays; the method registry
 #: (names and configs); and the default method's module (gan.py, split from train.py with the exclusion
 #: it had there: its state-dict steps are checked by tests/test_device.py and tests/test_steps.py)
-OTHER_BRANCH_MODULES = ("train", "gan", "checkpoint", "harness", "outputs", "critic_step_bench", "methods",
+OTHER_BRANCH_MODULES = ("train", "gan", "checkpoint", "checkpointer", "harness", "outputs", "critic_step_bench", "methods",
                         "progress")
 #: training-step internals: unchecked by design, the policy stated once in each module's docstring
 INTERNAL_MODULES = ("steps", "flat", "kernels", "graph", "swgan_steps", "ot_solver", "host_ot")

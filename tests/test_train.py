@@ -214,7 +214,7 @@ def test_resume_refuses_fewer_iterations_than_the_checkpoint(tmp_path):
 
 
 def test_checkpoint_cadence_is_independent_of_check_cadence(tmp_path, monkeypatch):
-    from refimpl import train as train_mod
+    from refimpl import checkpointer as train_mod
     written = []
     real = train_mod.save_checkpoint
     monkeypatch.setattr(train_mod, "save_checkpoint", lambda p, payload: (written.append(payload["iteration"]),
@@ -224,7 +224,7 @@ def test_checkpoint_cadence_is_independent_of_check_cadence(tmp_path, monkeypatc
 
 
 def test_wall_clock_checkpoint_cadence(tmp_path, monkeypatch):
-    from refimpl import train as train_mod
+    from refimpl import checkpointer as train_mod
     written = []
     real = train_mod.save_checkpoint
     monkeypatch.setattr(train_mod, "save_checkpoint", lambda p, payload: (written.append(payload["iteration"]),
@@ -327,7 +327,7 @@ def test_resume_refuses_a_checkpoint_whose_state_is_not_finite(xp, tmp_path):
 
 
 def test_non_finite_parts_names_every_part_with_a_nan_or_an_infinity():
-    from refimpl.train import _non_finite_parts
+    from refimpl.checkpointer import non_finite_parts as _non_finite_parts
     ok = np.ones((2, 2))
     state = {"gen": [(ok, ok), (ok, np.array([1.0, np.inf]))],        # in a later leaf
              "critic": [(ok, ok)],

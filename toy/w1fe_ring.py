@@ -56,7 +56,8 @@ from refimpl.datasets import get_dataset, sample
 from refimpl.evaluation import EVAL
 from refimpl.metrics import N_EVAL, mode_stats, sliced_w1, w1
 from refimpl.harness import checkpoint_file
-from refimpl.train import GANConfig, ToyData, config_dict, fingerprint_diff
+from refimpl.checkpointer import fingerprint_diff
+from refimpl.train import GANConfig, ToyData, config_dict
 from refimpl.w1fe import W1FE
 
 from .aggregate import INTERVAL, aggregate_runs, t_interval
