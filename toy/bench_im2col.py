@@ -1,20 +1,21 @@
-"""Benchmark: im2col and col2im of :mod:`refimpl.cnn.conv` against three alternatives, per layer.
+"""Benchmark: im2col and col2im of :mod:`refimpl.cnn.conv` against four alternatives, per layer.
 
 The DCGAN critic's three 5x5 stride-2 convolutions (``dcgan_critic((3, 32, 32), 64)``) at the
 rows of its critic step (``3B = 192``: real, fake and penalty images; ``--rows``), float32, NumPy,
-one BLAS thread. Each alternative returns the same bits as the library's functions (asserted
-before timing; ``tests/test_bench_im2col.py``), so only the time differs:
+one BLAS thread. Each alternative returns the same bits as the library's functions, up to the
+order of its axes (asserted before timing; ``tests/test_bench_im2col.py``), so only the time
+differs:
 
-* ``library``: CNHW ``(C, N, H, W)``; ``k^2`` strided slices stacked / slice-additions;
-* ``polyphase``: the padded input split once into its ``s^2`` stride phases (copies), then the
-  ``k^2`` windows are unit-stride slices of the phases; col2im accumulates into the phases and
-  interleaves them once;
-* ``spatial-first``: the same slices on a ``(H, W, C, N)`` copy (the batch innermost, so each
-  slice copies or adds runs of ``C N`` contiguous values), permuted back to the library's
-  matrix (im2col) or image (col2im) layout;
-* ``HWNC``: an internal layout ``(H, W, N, C)`` for the whole network (patch matrix
-  ``(Ho Wo N, k^2 C)``; no permutation, but every layer, norm and the network boundary would
-  change), with the forward product of each layout for scale.
+* ``library``: CHWN ``(C, H, W, N)``, the batch innermost; ``k^2`` strided slices stacked /
+  slice-additions, each a run of ``N`` contiguous values;
+* ``CNHW``: the library's earlier layout ``(C, N, H, W)``: the same slices, in runs of ``Wo``;
+* ``polyphase`` (on CNHW): the padded input split once into its ``s^2`` stride phases (copies),
+  then the ``k^2`` windows are unit-stride slices of the phases; col2im accumulates into the
+  phases and interleaves them once;
+* ``spatial-first`` (on CNHW): the same slices on a ``(H, W, C, N)`` copy, permuted back to the
+  CNHW matrix (im2col) or image (col2im) layout;
+* ``HWNC``: an internal layout ``(H, W, N, C)`` (patch matrix ``(Ho Wo N, k^2 C)``), with the
+  forward product of each layout for scale.
 
     python -m toy.bench_im2col [--rows N] [--repeats R]
 """
@@ -37,10 +38,46 @@ def _sizes(H, W):
     return conv.conv_out_size(H, K, S, P), conv.conv_out_size(W, K, S, P)
 
 
+def _pad_cnhw(x, p):
+    C, N, H, W = x.shape
+    out = np.zeros((C, N, H + 2 * p, W + 2 * p), x.dtype)
+    out[:, :, p:p + H, p:p + W] = x
+    return out
+
+
+def im2col_cnhw(x, k=K, s=S, p=P):
+    """CNHW ``x`` -> ``(C k^2, N Ho Wo)``."""
+    C, N, H, W = x.shape
+    Ho, Wo = _sizes(H, W)
+    xp_ = _pad_cnhw(x, p)
+    hi, wi = s * (Ho - 1) + 1, s * (Wo - 1) + 1
+    return np.stack([xp_[:, :, u:u + hi:s, v:v + wi:s] for u in range(k) for v in range(k)], axis=1).reshape(
+        C * k * k, N * Ho * Wo)
+
+
+def col2im_cnhw(cols, shape, k=K, s=S, p=P):
+    """Adjoint of :func:`im2col_cnhw`."""
+    C, N, H, W = shape
+    Ho, Wo = _sizes(H, W)
+    c6 = cols.reshape(C, k * k, N, Ho, Wo)
+    out = np.zeros((C, N, H + 2 * p, W + 2 * p), cols.dtype)
+    hi, wi = s * (Ho - 1) + 1, s * (Wo - 1) + 1
+    for u in range(k):
+        for v in range(k):
+            out[:, :, u:u + hi:s, v:v + wi:s] += c6[:, u * k + v]
+    return out[:, :, p:p + H, p:p + W]
+
+
+def chwn_cols(cols, C, N, Ho, Wo):
+    """A CNHW patch matrix (C k^2, N Ho Wo) in the library's CHWN column order (C k^2, Ho Wo N)."""
+    return np.ascontiguousarray(np.permute_dims(cols.reshape(C * K * K, N, Ho, Wo), (0, 2, 3, 1))).reshape(
+        C * K * K, Ho * Wo * N)
+
+
 def im2col_polyphase(x, k=K, s=S, p=P):
     C, N, H, W = x.shape
     Ho, Wo = _sizes(H, W)
-    xp_ = conv.pad(x, p)
+    xp_ = _pad_cnhw(x, p)
     ph = [[np.ascontiguousarray(xp_[:, :, a::s, b::s]) for b in range(s)] for a in range(s)]
     cols = np.stack([ph[u % s][v % s][:, :, u // s:u // s + Ho, v // s:v // s + Wo]
                      for u in range(k) for v in range(k)], axis=1)
@@ -110,17 +147,21 @@ def col2im_hwnc(cols, shape, k=K, s=S, p=P):
 
 
 def hwnc_cols(cols, C, N, Ho, Wo):
-    """The library's patch matrix (C k^2, N Ho Wo) in the HWNC order (Ho Wo N, k^2 C)."""
+    """A CNHW patch matrix (C k^2, N Ho Wo) in the HWNC order (Ho Wo N, k^2 C)."""
     return np.ascontiguousarray(np.permute_dims(cols.reshape(C, K * K, N, Ho, Wo), (3, 4, 2, 1, 0))).reshape(
         Ho * Wo * N, K * K * C)
 
 
 def check(x, cols):
-    """Assert every alternative equals the library bit for bit on CNHW ``x`` and patch-matrix-shaped
-    ``cols``; returns the number of comparisons (6)."""
+    """Assert every alternative equals the library bit for bit (its axes permuted) on CNHW ``x`` and
+    patch-matrix-shaped ``cols`` (CNHW column order); returns the number of comparisons (8)."""
     C, N, H, W = x.shape
     Ho, Wo = _sizes(H, W)
-    ref_cols, ref_img = conv.im2col(x, K, S, P), conv.col2im(cols, x.shape, K, S, P)
+    ref_cols, ref_img = im2col_cnhw(x), col2im_cnhw(cols, x.shape)
+    xc = np.ascontiguousarray(np.permute_dims(x, (0, 2, 3, 1)))                      # (C, H, W, N)
+    assert np.array_equal(conv.im2col(xc, K, S, P), chwn_cols(ref_cols, C, N, Ho, Wo)), "im2col_cnhw"
+    assert np.array_equal(conv.col2im(chwn_cols(cols, C, N, Ho, Wo), xc.shape, K, S, P),
+                          np.permute_dims(ref_img, (0, 2, 3, 1))), "col2im_cnhw"
     for f in (im2col_polyphase, im2col_spatial_first):
         assert np.array_equal(f(x), ref_cols), f.__name__
     for f in (col2im_polyphase, col2im_spatial_first):
@@ -128,7 +169,7 @@ def check(x, cols):
     xh = np.ascontiguousarray(np.permute_dims(x, (2, 3, 1, 0)))                      # (H, W, N, C)
     assert np.array_equal(im2col_hwnc(xh), hwnc_cols(ref_cols, C, N, Ho, Wo))
     assert np.array_equal(col2im_hwnc(hwnc_cols(cols, C, N, Ho, Wo), xh.shape), np.permute_dims(ref_img, (2, 3, 1, 0)))
-    return 6                                          # the number of comparisons made
+    return 8                                          # the number of comparisons made
 
 
 def _median_ms(f, repeats):
@@ -153,24 +194,27 @@ def main(argv=None):
     with threadpool_limits(1):
         blas = [(i["internal_api"], i.get("architecture"), i["version"]) for i in threadpool_info()]
         print(f"float32, NumPy {np.__version__}, BLAS {blas}, 1 thread; median of {a.repeats} calls, ms")
-        print(f"{'layer':>16} {'op':>7} {'library':>8} {'polyphase':>9} {'spatial-first':>13} {'HWNC':>6}")
+        print(f"{'layer':>16} {'op':>7} {'library':>8} {'CNHW':>6} {'polyphase':>9} {'spatial-first':>13} {'HWNC':>6}")
         for C, H, Co in LAYERS:
             x = rng.standard_normal((C, a.rows, H, H)).astype("float32")
             Ho, Wo = _sizes(H, H)
             cols = rng.standard_normal((C * K * K, a.rows * Ho * Wo)).astype("float32")
             check(x, cols)
+            xc = np.ascontiguousarray(np.permute_dims(x, (0, 2, 3, 1)))
+            colsc = chwn_cols(cols, C, a.rows, Ho, Wo)
             xh = np.ascontiguousarray(np.permute_dims(x, (2, 3, 1, 0)))
             colsh = hwnc_cols(cols, C, a.rows, Ho, Wo)
             W2 = rng.standard_normal((Co, C * K * K)).astype("float32")
             name = f"{C}x{H}x{H}->{Co}"
-            rows = [("im2col", lambda: conv.im2col(x, K, S, P), lambda: im2col_polyphase(x),
+            rows = [("im2col", lambda: conv.im2col(xc, K, S, P), lambda: im2col_cnhw(x), lambda: im2col_polyphase(x),
                      lambda: im2col_spatial_first(x), lambda: im2col_hwnc(xh)),
-                    ("col2im", lambda: conv.col2im(cols, x.shape, K, S, P), lambda: col2im_polyphase(cols, x.shape),
-                     lambda: col2im_spatial_first(cols, x.shape), lambda: col2im_hwnc(colsh, xh.shape)),
-                    ("matmul", lambda: W2 @ cols, None, None, lambda: colsh @ W2.T)]
+                    ("col2im", lambda: conv.col2im(colsc, xc.shape, K, S, P), lambda: col2im_cnhw(cols, x.shape),
+                     lambda: col2im_polyphase(cols, x.shape), lambda: col2im_spatial_first(cols, x.shape),
+                     lambda: col2im_hwnc(colsh, xh.shape)),
+                    ("matmul", lambda: W2 @ colsc, lambda: W2 @ cols, None, None, lambda: colsh @ W2.T)]
             for op, *fs in rows:
                 ms = [f"{_median_ms(f, a.repeats):.1f}" if f is not None else "" for f in fs]
-                print(f"{name:>16} {op:>7} {ms[0]:>8} {ms[1]:>9} {ms[2]:>13} {ms[3]:>6}")
+                print(f"{name:>16} {op:>7} {ms[0]:>8} {ms[1]:>6} {ms[2]:>9} {ms[3]:>13} {ms[4]:>6}")
     return 0
 
 

@@ -1,15 +1,17 @@
 """2-D convolution and transposed convolution as im2col plus one matrix product.
 
-Internal layout: every image tensor here is **CNHW** ``(C, N, H, W)`` (channels first, then
-the batch), so that the im2col matrix of a whole batch is ``(C*k*k, N*Ho*Wo)`` and each
-convolution is one matrix product ``(C_out, C*k*k) @ (C*k*k, N*Ho*Wo)`` whose result is
-already CNHW: no transpose between layers. :class:`refimpl.cnn.CNN` converts from and to
-NCHW at its public boundary only. Weights use PyTorch's layouts: a convolution ``W``
+Internal layout: every image tensor here is **CHWN** ``(C, H, W, N)`` (channels first, the
+batch innermost), so that the im2col matrix of a whole batch is ``(C*k*k, Ho*Wo*N)`` and each
+convolution is one matrix product ``(C_out, C*k*k) @ (C*k*k, Ho*Wo*N)`` whose result is
+already CHWN: no transpose between layers. Every strided slice of im2col and col2im then
+copies or adds runs of ``N`` contiguous values (with the batch second, CNHW, the runs were
+``Wo`` long: 4 to 16 values, and the slices 2-4x slower). :class:`refimpl.cnn.CNN` converts
+from and to NCHW at its public boundary only. Weights use PyTorch's layouts: a convolution ``W``
 ``(C_out, C_in, k, k)``, a transposed convolution ``W`` ``(C_in, C_out, k, k)``.
 
 Convolution with stride ``s`` and zero padding ``p`` (cross-correlation, as in PyTorch)::
 
-    a[o, n, i, j] = b[o] + sum_{c, u, v} W[o, c, u, v] * xpad[c, n, s*i + u, s*j + v]
+    a[o, i, j, n] = b[o] + sum_{c, u, v} W[o, c, u, v] * xpad[c, s*i + u, s*j + v, n]
     Ho = floor((H + 2p - k) / s) + 1
 
 In matrix form ``A = W2 @ cols(x)`` with ``W2 = reshape(W, (C_out, C_in*k*k))``, so
@@ -40,54 +42,54 @@ def conv_transpose_out_size(n, kernel, stride, padding, output_padding=0):
 
 
 def pad(x, p):
-    """Zero-pad the two spatial axes of a CNHW tensor by ``p`` on each side."""
+    """Zero-pad the two spatial axes of a CHWN tensor by ``p`` on each side."""
     if p == 0:
         return x
     xp = namespace(x)
-    C, N, H, W = x.shape
-    out = xp.zeros((C, N, H + 2 * p, W + 2 * p), dtype=x.dtype, device=x.device)
-    out[:, :, p:p + H, p:p + W] = x
+    C, H, W, N = x.shape
+    out = xp.zeros((C, H + 2 * p, W + 2 * p, N), dtype=x.dtype, device=x.device)
+    out[:, p:p + H, p:p + W, :] = x
     return out
 
 
 def im2col(x, kernel, stride, padding):
-    """Patch matrix of a CNHW tensor: ``(C*k*k, N*Ho*Wo)``, rows ordered ``(c, u, v)``.
+    """Patch matrix of a CHWN tensor: ``(C*k*k, Ho*Wo*N)``, rows ordered ``(c, u, v)``, columns ``(i, j, n)``.
 
     Built from ``k*k`` strided slices of the padded input, stacked: the Array API has no
     stride tricks, and slicing works on every backend (``docs/cnn.md`` compares the
     alternatives).
     """
     xp = namespace(x)
-    C, N, H, W = x.shape
+    C, H, W, N = x.shape
     k, s = kernel, stride
     Ho, Wo = conv_out_size(H, k, s, padding), conv_out_size(W, k, s, padding)
     xp_ = pad(x, padding)
     hi, wi = s * (Ho - 1) + 1, s * (Wo - 1) + 1
-    cols = xp.stack([xp_[:, :, u:u + hi:s, v:v + wi:s] for u in range(k) for v in range(k)], axis=1)
-    return xp.reshape(cols, (C * k * k, N * Ho * Wo))
+    cols = xp.stack([xp_[:, u:u + hi:s, v:v + wi:s, :] for u in range(k) for v in range(k)], axis=1)
+    return xp.reshape(cols, (C * k * k, Ho * Wo * N))
 
 
 def col2im(cols, shape, kernel, stride, padding):
-    """Adjoint of :func:`im2col`: scatter-add ``cols`` ``(C*k*k, N*Ho*Wo)`` into a CNHW tensor of ``shape``.
+    """Adjoint of :func:`im2col`: scatter-add ``cols`` ``(C*k*k, Ho*Wo*N)`` into a CHWN tensor of ``shape``.
 
     ``Ho, Wo`` are those of a convolution of an input of ``shape``; ``k*k`` strided
     slice-additions into a zero padded tensor, then the padding is cropped.
     """
     xp = namespace(cols)
-    C, N, H, W = shape
+    C, H, W, N = shape
     k, s, p = kernel, stride, padding
     Ho, Wo = conv_out_size(H, k, s, p), conv_out_size(W, k, s, p)
-    c6 = xp.reshape(cols, (C, k * k, N, Ho, Wo))
-    out = xp.zeros((C, N, H + 2 * p, W + 2 * p), dtype=cols.dtype, device=cols.device)
+    c6 = xp.reshape(cols, (C, k * k, Ho, Wo, N))
+    out = xp.zeros((C, H + 2 * p, W + 2 * p, N), dtype=cols.dtype, device=cols.device)
     hi, wi = s * (Ho - 1) + 1, s * (Wo - 1) + 1
     for u in range(k):
         for v in range(k):
-            out[:, :, u:u + hi:s, v:v + wi:s] += c6[:, u * k + v, ...]
-    return out[:, :, p:p + H, p:p + W] if p else out
+            out[:, u:u + hi:s, v:v + wi:s, :] += c6[:, u * k + v, ...]
+    return out[:, p:p + H, p:p + W, :] if p else out
 
 
 def _flat2(a):
-    """``(C, N, H, W) -> (C, N*H*W)``."""
+    """``(C, H, W, N) -> (C, H*W*N)``."""
     return namespace(a).reshape(a, (a.shape[0], -1))
 
 
@@ -99,7 +101,7 @@ def _add_bias(a, b):
 
 # ----------------------------------------------------------------------------- convolution
 def conv2d(x, W, b, stride, padding):
-    """Convolution of CNHW ``x`` ``(C_in, N, H, W)``; returns ``(a (C_out, N, Ho, Wo), cols)``.
+    """Convolution of CHWN ``x`` ``(C_in, H, W, N)``; returns ``(a (C_out, Ho, Wo, N), cols)``.
 
     ``b`` ``(C_out,)`` or ``(0,)`` (no bias); ``cols`` is the im2col matrix, kept for the
     weight gradient.
@@ -107,9 +109,9 @@ def conv2d(x, W, b, stride, padding):
     xp = namespace(x)
     Co, k = W.shape[0], W.shape[2]
     cols = im2col(x, k, stride, padding)
-    Ho = conv_out_size(x.shape[2], k, stride, padding)
-    Wo = conv_out_size(x.shape[3], k, stride, padding)
-    a = xp.reshape(xp.reshape(W, (Co, -1)) @ cols, (Co, x.shape[1], Ho, Wo))
+    Ho = conv_out_size(x.shape[1], k, stride, padding)
+    Wo = conv_out_size(x.shape[2], k, stride, padding)
+    a = xp.reshape(xp.reshape(W, (Co, -1)) @ cols, (Co, Ho, Wo, x.shape[3]))
     return _add_bias(a, b), cols
 
 
@@ -126,7 +128,7 @@ def conv2d_weight_grad(da, cols, W_shape):
 
 
 def bias_grad(da, b):
-    """``db = sum over (N, H, W)`` of ``da``; ``(0,)`` when the layer has no bias."""
+    """``db = sum over (H, W, N)`` of ``da``; ``(0,)`` when the layer has no bias."""
     xp = namespace(da)
     if b.shape[0] == 0:
         return xp.zeros_like(b)
@@ -135,16 +137,16 @@ def bias_grad(da, b):
 
 # ----------------------------------------------------------------------------- transposed convolution
 def conv_transpose2d(x, W, b, stride, padding, output_padding=0):
-    """Transposed convolution of CNHW ``x`` ``(C_in, N, H, W)`` with ``W`` ``(C_in, C_out, k, k)``.
+    """Transposed convolution of CHWN ``x`` ``(C_in, H, W, N)`` with ``W`` ``(C_in, C_out, k, k)``.
 
-    Returns ``y`` ``(C_out, N, Ho, Wo)``, ``Ho = (H - 1) s - 2p + k + output_padding``.
+    Returns ``y`` ``(C_out, Ho, Wo, N)``, ``Ho = (H - 1) s - 2p + k + output_padding``.
     """
     xp = namespace(x)
     Ci, Co, k = W.shape[0], W.shape[1], W.shape[2]
-    N, H, Wd = x.shape[1], x.shape[2], x.shape[3]
+    H, Wd, N = x.shape[1], x.shape[2], x.shape[3]
     Ho = conv_transpose_out_size(H, k, stride, padding, output_padding)
     Wo = conv_transpose_out_size(Wd, k, stride, padding, output_padding)
-    y = col2im(xp.reshape(W, (Ci, -1)).T @ _flat2(x), (Co, N, Ho, Wo), k, stride, padding)
+    y = col2im(xp.reshape(W, (Ci, -1)).T @ _flat2(x), (Co, Ho, Wo, N), k, stride, padding)
     return _add_bias(y, b)
 
 
@@ -153,9 +155,9 @@ def conv_transpose2d_input_grad(dy, W, stride, padding):
     xp = namespace(dy)
     Ci, k = W.shape[0], W.shape[2]
     cols = im2col(dy, k, stride, padding)
-    Ho = conv_out_size(dy.shape[2], k, stride, padding)
-    Wo = conv_out_size(dy.shape[3], k, stride, padding)
-    return xp.reshape(xp.reshape(W, (Ci, -1)) @ cols, (Ci, dy.shape[1], Ho, Wo)), cols
+    Ho = conv_out_size(dy.shape[1], k, stride, padding)
+    Wo = conv_out_size(dy.shape[2], k, stride, padding)
+    return xp.reshape(xp.reshape(W, (Ci, -1)) @ cols, (Ci, Ho, Wo, dy.shape[3])), cols
 
 
 def conv_transpose2d_weight_grad(x, dy_cols, W_shape):

@@ -16,7 +16,7 @@ layer                  ``W``                   ``b``
 =====================  ======================  =====================
 
 A ``(0,)`` bias means "no bias" (``bias=False``). Per-sample shapes are NCHW-style
-``(C, H, W)`` or ``(D,)``; the arrays inside the passes are CNHW ``(C, N, H, W)`` or
+``(C, H, W)`` or ``(D,)``; the arrays inside the passes are CHWN ``(C, H, W, N)`` or
 ``(N, D)`` (:mod:`refimpl.cnn.conv`).
 
 Each layer has three passes, none of which validates (the network's public methods do):
@@ -50,25 +50,25 @@ def _int(v, name, lo):
 
 
 def _to_flat(h):
-    """CNHW ``(C, N, H, W)`` -> ``(N, C*H*W)`` in NCHW order; ``(N, D)`` unchanged."""
+    """CHWN ``(C, H, W, N)`` -> ``(N, C*H*W)`` in NCHW order; ``(N, D)`` unchanged."""
     xp = namespace(h)
     if h.ndim == 4:
-        return xp.reshape(xp.permute_dims(h, (1, 0, 2, 3)), (h.shape[1], -1))
+        return xp.reshape(xp.permute_dims(h, (3, 0, 1, 2)), (h.shape[3], -1))
     return h
 
 
 def _from_flat(a, shape):
-    """``(N, D)`` -> CNHW when ``shape`` is ``(C, H, W)``; unchanged when it is ``(D,)``."""
+    """``(N, D)`` -> CHWN when ``shape`` is ``(C, H, W)``; unchanged when it is ``(D,)``."""
     xp = namespace(a)
     if len(shape) == 3:
-        return xp.permute_dims(xp.reshape(a, (a.shape[0], *shape)), (1, 0, 2, 3))
+        return xp.permute_dims(xp.reshape(a, (a.shape[0], *shape)), (1, 2, 3, 0))
     return a
 
 
 def _like_input(gf, h):
-    """``(N, D)`` gradient -> the layout of the layer input ``h`` (CNHW or flat)."""
+    """``(N, D)`` gradient -> the layout of the layer input ``h`` (CHWN or flat)."""
     if h.ndim == 4:
-        return _from_flat(gf, (h.shape[0], h.shape[2], h.shape[3]))
+        return _from_flat(gf, h.shape[:3])
     return gf
 
 
@@ -316,8 +316,8 @@ class LayerNorm(_Norm):
 
     def _geometry(self, h):
         if h.ndim == 4:
-            C, _, H, W = h.shape
-            return (0, 2, 3), (C, 1, H, W), (1,)
+            C, H, W, _ = h.shape
+            return (0, 1, 2), (C, H, W, 1), (3,)
         return (1,), (1, h.shape[1]), (0,)
 
 

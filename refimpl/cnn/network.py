@@ -3,7 +3,7 @@
 Layer ``l`` (0-based) computes ``a_l = op_l(h_l; theta_l)`` and ``h_{l+1} = s_l(a_l)``
 (:mod:`refimpl.cnn.layers`); ``h_0 = x``. Parameters are a list of one ``(W, b)`` pair per
 layer, so :mod:`refimpl.optim`, :func:`refimpl.nn.copy_params` and the checkpoints take them
-as they take an MLP's. Images are NCHW at the public boundary and CNHW inside
+as they take an MLP's. Images are NCHW at the public boundary and CHWN inside
 (:mod:`refimpl.cnn.conv`). The maths of the passes is written out in ``docs/cnn.md``.
 
 Input rules: the public methods validate once at entry by the rules of
@@ -28,9 +28,14 @@ from .layers import LAYERS, RELU_FAMILY, BatchNorm
 __all__ = ["CNN", "Cache", "Tape"]
 
 
-def _swap(h):
-    """NCHW <-> CNHW for a 4-D array (its own inverse); other arrays unchanged."""
-    return namespace(h).permute_dims(h, (1, 0, 2, 3)) if h.ndim == 4 else h
+def _inward(h):
+    """NCHW -> the internal CHWN for a 4-D array; other arrays unchanged."""
+    return namespace(h).permute_dims(h, (1, 2, 3, 0)) if h.ndim == 4 else h
+
+
+def _outward(h):
+    """The internal CHWN -> NCHW for a 4-D array (inverse of :func:`_inward`); other arrays unchanged."""
+    return namespace(h).permute_dims(h, (3, 0, 1, 2)) if h.ndim == 4 else h
 
 
 class Cache(NamedTuple):
@@ -208,7 +213,7 @@ class CNN:
 
     def _forward(self, params, x, stats=None):
         stat_of = dict(zip(self._bn_layers(), stats)) if stats is not None else {}
-        h = _swap(x)
+        h = _inward(x)
         hs, as_, ops = [h], [], []
         for l, layer in enumerate(self.layers):
             a, c = layer.fwd(params[l], h, stat_of.get(l))
@@ -216,7 +221,7 @@ class CNN:
             as_.append(a)
             ops.append(c)
             hs.append(h)
-        return _swap(h), Cache(hs, as_, ops)
+        return _outward(h), Cache(hs, as_, ops)
 
     def update_stats(self, stats, cache):
         """New running statistics after a training-mode forward: per batch norm layer
@@ -264,18 +269,18 @@ class CNN:
         """
         if not isinstance(cache, Cache):
             raise TypeError(f"cache must be the Cache returned by forward, got {type(cache).__name__}")
-        params, _, (dy,) = self._validate(params, ("dy", dy, tuple(_swap(cache.hs[-1]).shape)))
+        params, _, (dy,) = self._validate(params, ("dy", dy, tuple(_outward(cache.hs[-1]).shape)))
         return self._backward(params, cache, dy, checks.boolean(need_dx, "need_dx"),
                               checks.boolean(need_params, "need_params"))
 
     def _backward(self, params, cache, dy, need_dx=True, need_params=True):
         grads = [None] * self.n_layers
-        dh = _swap(dy)
+        dh = _inward(dy)
         for l in range(self.n_layers - 1, -1, -1):
             layer = self.layers[l]
             da = dh * get_activation(layer.activation).df(cache.as_[l], cache.hs[l + 1])
             dh, grads[l] = layer.vjp(params[l], cache.hs[l], cache.ops[l], da, l > 0 or need_dx, need_params)
-        return (_swap(dh) if need_dx else None), (grads if need_params else None)
+        return (_outward(dh) if need_dx else None), (grads if need_params else None)
 
     # -- pass 3: input gradient
     def _check_critic(self):
@@ -320,7 +325,7 @@ class CNN:
             es[l] = d * dacts[l]
             d = layer.vjp(params[l], cache.hs[l], cache.ops[l], es[l], True, False)[0]
             ds[l] = d
-        return _swap(d), Tape(cache, dacts, ds, es)
+        return _outward(d), Tape(cache, dacts, ds, es)
 
     # -- pass 4: double backward
     def input_gradient_vjp(self, params, tape, u, need_dx=True, need_params=True):
@@ -343,7 +348,7 @@ class CNN:
         if not isinstance(tape, Tape):
             raise TypeError(f"tape must be the Tape returned by input_gradient, got {type(tape).__name__}")
         self._check_critic()
-        params, _, (u,) = self._validate(params, ("u", u, tuple(_swap(tape.cache.hs[0]).shape)))
+        params, _, (u,) = self._validate(params, ("u", u, tuple(_outward(tape.cache.hs[0]).shape)))
         return self._input_gradient_vjp(params, tape, u, checks.boolean(need_dx, "need_dx"),
                                         checks.boolean(need_params, "need_params"))
 
@@ -354,7 +359,7 @@ class CNN:
         grads = [None] * L
         bar_a = [None] * L
         bar_h = [None] * (L + 1)
-        bar_d = _swap(u)
+        bar_d = _inward(u)
         for l in range(L):                                  # sweep 1: through the input-gradient pass
             layer = self.layers[l]
             bar_e, grads[l], bar_h[l] = layer.dvjp(params[l], cache.hs[l], cache.ops[l], es[l], bar_d, need_params)
@@ -376,5 +381,5 @@ class CNN:
                 bar_h[l] = dh if bar_h[l] is None else bar_h[l] + dh
         dx = None
         if need_dx:
-            dx = _swap(bar_h[0]) if bar_h[0] is not None else xp.zeros_like(u)
+            dx = _outward(bar_h[0]) if bar_h[0] is not None else xp.zeros_like(u)
         return dx, (grads if need_params else None)
