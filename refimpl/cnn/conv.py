@@ -4,9 +4,8 @@ Internal layout: every image tensor here is **CHWN** ``(C, H, W, N)`` (channels 
 batch innermost), so that the im2col matrix of a whole batch is ``(C*k*k, Ho*Wo*N)`` and each
 convolution is one matrix product ``(C_out, C*k*k) @ (C*k*k, Ho*Wo*N)`` whose result is
 already CHWN: no transpose between layers. Every strided slice of im2col and col2im then
-copies or adds runs of ``N`` contiguous values (with the batch second, CNHW, the runs were
-``Wo`` long: 4 to 16 values, and the slices 2-4x slower). :class:`refimpl.cnn.CNN` converts
-from and to NCHW at its public boundary only. Weights use PyTorch's layouts: a convolution ``W``
+copies or adds runs of ``N`` contiguous values (the layouts compared: ``docs/cnn.md``).
+:class:`refimpl.cnn.CNN` converts from and to NCHW at its public boundary only. Weights use PyTorch's layouts: a convolution ``W``
 ``(C_out, C_in, k, k)``, a transposed convolution ``W`` ``(C_in, C_out, k, k)``.
 
 Convolution with stride ``s`` and zero padding ``p`` (cross-correlation, as in PyTorch)::
