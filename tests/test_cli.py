@@ -86,3 +86,19 @@ def test_write_csv_takes_the_union_of_columns(tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "c.csv")))
     assert list(rows[0]) == ["iteration", "w1", "train_seconds"]
     assert rows[0]["train_seconds"] == "" and rows[1]["train_seconds"] == "3.0" and rows[1]["w1"] == "1.5"
+
+
+def test_gan_help_shows_the_registrys_defaults():
+    """`python -m toy gan --help` reads its defaults from the method registry, not from text of its own."""
+    from refimpl.gan import GANConfig
+    from refimpl.rwp import RWP_DEFAULTS
+    from toy import registry
+    flags = registry.FLAGS["gan"]
+    assert flags["lam"].startswith(f"{GANConfig().lam} for --method wgan-gp")
+    assert flags["batch_size"].startswith(f"{GANConfig().batch_size} for")
+    import inspect
+    from refimpl.sbe import SBEMethod
+    sbe_h = inspect.signature(SBEMethod).parameters["h"].default
+    assert f"{RWP_DEFAULTS['wgan-gp'][0]} (wgan-gp" in flags["h"] and f"sbe {sbe_h}" in flags["h"]
+    assert flags["K"].startswith("w1fe 1;")
+    assert not any("the method's configuration" in v for v in flags.values())

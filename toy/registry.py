@@ -38,14 +38,45 @@ _WGAN_GP = _config_defaults("objective", "lam", "n_critic", "n_gen", "batch_size
 _RWP = {"lam": 10.0, "n_critic": "5 (WGAN-GP/LP), 1 (Standard, DRAGAN)", "n_gen": 1, "batch_size": 64,
         "latent_dim": 2, "lr_gen": "1e-4 (WGAN-GP/LP), 2e-4 (Standard, DRAGAN)",
         "lr_critic": "1e-4 (WGAN-GP/LP), 2e-4 (Standard, DRAGAN)", "dataset": "ring8"}
+_BUILTIN_METHODS = ("wgan-gp", "rwp", "sbe", "w1fe", "wwgan", "swgan")
+
+
+def _method_defaults():
+    """``python -m toy gan``'s defaults, read from the method registry (:mod:`refimpl.methods`): the
+    configuration fields of ``--method wgan-gp``, and the options ``h``, ``l``, ``K`` of each built-in
+    method that takes them, from its factory's signature."""
+    import inspect
+
+    from refimpl.methods import get_method
+    base = get_method("wgan-gp").config()
+    out = {k: f"{getattr(base, k)} for --method wgan-gp; another method: its configuration's"
+           for k in ("objective", "lam", "n_critic", "n_gen", "batch_size", "latent_dim", "lr_gen", "lr_critic")}
+    for opt in ("h", "l", "K"):
+        per = []
+        for key in _BUILTIN_METHODS:
+            p = inspect.signature(get_method(key).cls).parameters.get(opt)
+            if p is not None and p.default is not p.empty:
+                per.append(f"{key} {p.default if p.default is not None else _by_objective(key, opt)}")
+        out[opt] = f"{', '.join(per)}; refused by the other methods"
+    return out
+
+
+def _by_objective(key, opt):
+    """The per-objective default of option ``opt`` of method ``key`` (RWP's Appendix C settings)."""
+    from refimpl.rwp import RWP_DEFAULTS
+    if key != "rwp":
+        return "the method's own"
+    by = {}
+    for objective, hl in RWP_DEFAULTS.items():
+        by.setdefault(hl[("h", "l").index(opt)], []).append(objective)
+    return "by objective: " + ", ".join(f"{v} ({'/'.join(objs)})" for v, objs in by.items())
+
+
 #: the flags of a multi-run experiment (refimpl.harness.MultiRun): one run per --variant, its seeds
 _MULTI = {"variant": "none: every variant, each over the seeds", "peer": "none"}
 
 FLAGS = {
-    "gan": {"iters": "3000 (quick: 20)", "method": "wgan-gp", "dataset": "grid25",
-            **{k: "the method's configuration" for k in ("objective", "lam", "n_critic", "n_gen", "batch_size",
-                                                         "latent_dim", "lr_gen", "lr_critic")},
-            **{k: "the method's (where it takes it)" for k in ("h", "l", "K")}},
+    "gan": {"iters": "3000 (quick: 20)", "method": "wgan-gp", "dataset": "grid25", **_method_defaults()},
     "grid-tour": {"budget": "40 CPU seconds per method (quick: 0.25)"},
     "wgan-gp-grid": {"iters": "3000 (quick: 20; protocol gdpp: 25000)", **_WGAN_GP,
                      "protocol": "none (the issue's setting); gdpp: GDPP's gdppgan_Synthetic.py"},
