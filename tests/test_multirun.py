@@ -12,7 +12,8 @@ pytest.importorskip("ot")
 
 from refimpl import harness as runs
 from toy import sweep
-from toy.__main__ import _options, main as toy_main, variants
+from toy.__main__ import main as toy_main
+from toy.cli import options, variants
 
 ONE = ["--quick", "--iters", "2"]
 T_975 = {1: 12.7062}          # Student's t, two-sided 95%, df = 1 (printed tables)
@@ -43,9 +44,9 @@ def test_every_multi_run_experiment_lists_its_variants():
 
 
 def test_explicit_seed_runs_that_seed_and_default_seeds_stay():
-    assert runs.seeds_of(_options("rwp-grid", []), (0, 1, 2, 3, 4)) == [0, 1, 2, 3, 4]
-    assert runs.seeds_of(_options("rwp-grid", ["--seed", "3"]), (0, 1, 2, 3, 4)) == [3]
-    assert runs.seeds_of(_options("rwp-grid", ["--seeds", "1,2"]), (0, 1, 2, 3, 4)) == [1, 2]
+    assert runs.seeds_of(options("rwp-grid", []), (0, 1, 2, 3, 4)) == [0, 1, 2, 3, 4]
+    assert runs.seeds_of(options("rwp-grid", ["--seed", "3"]), (0, 1, 2, 3, 4)) == [3]
+    assert runs.seeds_of(options("rwp-grid", ["--seeds", "1,2"]), (0, 1, 2, 3, 4)) == [1, 2]
 
 
 def test_a_variant_and_seed_call_executes_exactly_one_run(tmp_path, capsys):

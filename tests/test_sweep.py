@@ -111,7 +111,7 @@ def test_numeric_metrics_flatten_and_skip_bookkeeping():
 
 
 def test_every_flag_of_the_command_line_is_a_setting_not_a_metric():
-    from toy.__main__ import OVERRIDE_FLAGS
+    from toy.cli import OVERRIDE_FLAGS
     from toy.registry import FLAGS
     flags = set(OVERRIDE_FLAGS) | {k for f in FLAGS.values() for k in f} | {
         "seed", "iters", "threads", "checkpoint_every", "checkpoint_seconds", "quick"}
@@ -532,3 +532,62 @@ def test_flag_order_does_not_redo_runs_and_old_aggregates_are_kept(tmp_path, cap
 def test_run_fingerprints_are_settings_not_metrics():
     flat = aggregate.numeric_metrics({"w1": 0.5, "fingerprint": {"eval_every": 2, "exact_every": 3}})
     assert flat == {"w1": 0.5}
+
+
+# ----------------------------------------------------------------------------- the sweep as a client
+def test_the_sweep_and_its_benchmark_never_import_the_command_line(tmp_path):
+    """toy.sweep, toy.sweep_task and toy.bench_sweep use toy.cli, never toy.__main__: importing them
+    and running one task through the toy runner leave it out of sys.modules (no import cycle)."""
+    code = ("import json, sys\n"
+            "import toy.sweep, toy.sweep_task, toy.bench_sweep\n"
+            "imported = 'toy.__main__' in sys.modules\n"
+            "out = sys.argv[1]\n"
+            "res = toy.sweep_task.run_task({'argv': ['prox-two-delta', '--seed', '0', '--out', out + '/run', '--quick'],"
+            " 'folder': out + '/run', 'log': out + '/run.log', 'attempts': out + '/run.attempts',"
+            " 'runner': toy.sweep.DEFAULT_RUNNER})\n"
+            "print(json.dumps([imported, res['status'], 'toy.__main__' in sys.modules]))\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == [False, "done", False], (tmp_path / "run.log").read_text()
+    assert (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_the_toy_runner_calls_the_command_line_layer(tmp_path, monkeypatch):
+    """A toy task is toy.cli.run(NAME, flags): no "module:function" string is loaded."""
+    from toy import cli, sweep_task
+    calls = []
+
+    def run(name, argv, **kw):
+        calls.append((name, list(argv)))
+        return write_metrics([name, *argv])
+    monkeypatch.setattr(cli, "run", run)
+    monkeypatch.setattr(sweep_task.importlib, "import_module", lambda *a: pytest.fail("a runner was imported"))
+    for runner in (sweep.DEFAULT_RUNNER, "toy.__main__:main"):
+        folder = tmp_path / runner
+        res = sweep.run_task({"argv": ["x", "--seed", "0", "--out", str(folder)], "folder": str(folder),
+                              "log": str(tmp_path / f"{runner}.log"), "attempts": str(tmp_path / f"{runner}.n"),
+                              "runner": runner})
+        assert res["status"] == "done" and calls[-1] == ("x", ["--seed", "0", "--out", str(folder)])
+
+
+def test_a_sweep_folder_whose_manifest_names_the_entry_point_is_relaunched_as_the_toy_runners(tmp_path, capsys):
+    """A manifest recording the runner as "toy.__main__:main" is the toy runner's: its finished runs
+    are skipped on relaunch; a manifest of another runner's runs has them redone, the old ones kept."""
+    out = tmp_path / "sw"
+    base = ["sweep", "prox-two-delta", "--seeds", "0", "--workers", "0", "--quick", "--out", str(out)]
+    assert toy_main(base) == 0
+    stamp = (out / "seed=0" / "metrics.json").stat().st_mtime_ns
+    manifest = _manifest(out)
+    assert manifest["runner"] == sweep.DEFAULT_RUNNER
+    sweep.write_json(out / "sweep.json", {**manifest, "runner": "toy.__main__:main"})
+    capsys.readouterr()
+    assert toy_main(base) == 0
+    assert "1 finished before" in capsys.readouterr().err
+    assert (out / "seed=0" / "metrics.json").stat().st_mtime_ns == stamp
+    assert _manifest(out)["runner"] == sweep.DEFAULT_RUNNER
+    assert sweep._same_args(manifest["runs"]["seed=0"]["argv"], manifest["runs"]["seed=0"]["argv"], "toy.__main__:main")
+    sweep.write_json(out / "sweep.json", {**manifest, "runner": "tests.test_sweep:write_metrics"})
+    assert toy_main(base) == 0
+    assert "0 finished before" in capsys.readouterr().err and (out / "seed=0.old-1" / "metrics.json").exists()

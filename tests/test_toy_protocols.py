@@ -13,7 +13,8 @@ from refimpl import harness as runs
 from refimpl.datasets import get_dataset
 from refimpl.metrics import mode_stats
 from tests.recompute import assert_recomputable
-from toy.__main__ import main as toy_main, variants
+from toy.__main__ import main as toy_main
+from toy.cli import variants
 from toy.protocols import GDPP_CONFIG, PROTOCOLS, names_for
 
 

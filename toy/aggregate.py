@@ -24,7 +24,7 @@ from .common import plt, write_csv, write_json
 LEVEL = 0.95
 INTERVAL = "95% Student t-interval: mean +- t_{0.975,n-1} * std / sqrt(n), std with ddof=1 (scipy.stats.t)"
 #: keys (at any depth) that are settings or bookkeeping, not results: every flag of the toy
-#: command line (``toy.__main__.OVERRIDE_FLAGS`` and the shared flags; tests keep them in step),
+#: command line (``toy.cli.OVERRIDE_FLAGS`` and the shared flags; tests keep them in step),
 #: the clocks, and what an experiment records about its setting (steps, sample sizes, budget)
 NOT_METRICS = {"seed", "seeds", "iteration", "seconds", "train_seconds", "train_cpu_seconds", "eval_seconds",
                "iters", "steps", "threads", "backend", "dtype", "quick", "checkpoint_every", "checkpoint_seconds",

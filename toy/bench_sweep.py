@@ -44,6 +44,7 @@ import time
 
 from refimpl.threads import THREAD_VARIABLES, usable_cpus
 
+from . import cli
 from .sweep import DEFAULT_RUNNER, dask_available, log_tail, expand, parse_seeds, run_argv
 
 # one share of the control side: its runs one after another, their results to SHARE.out
@@ -66,7 +67,6 @@ def plain_processes(name, seeds, flags, processes, out):
     or aggregation. Returns the runs' results (:func:`toy.sweep.run_task`), or None when some run
     waits for another (a multi-run experiment with dependent variants), which a fixed deal cannot
     honour."""
-    from . import __main__ as cli
     out = pathlib.Path(out)
     runs = expand(name, seeds, [], [*flags, "--threads", "1"], cli.variants, cli.check_flags)
     if any(r.peers for r in runs):
@@ -132,7 +132,6 @@ def _checked(ap, argv):
         ap.error("the Dask side needs Dask: pip install -e '.[toy,sweep]'")
     try:
         seeds = parse_seeds(args.seeds)
-        from . import __main__ as cli
         # the sweep's own expansion: the experiment's flags (and its variants under them), checked
         expand(name, seeds, [], [*flags, "--threads", "1"], cli.variants, cli.check_flags)
     except ImportError as e:

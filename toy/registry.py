@@ -5,7 +5,7 @@ works without the optional packages of every experiment.
 
 ``FLAGS[name]`` lists the experiment-specific flags an experiment takes, with the default
 shown by ``python -m toy NAME --help`` (``iters`` is the default of the shared ``--iters``).
-An experiment without an entry is offered every flag of ``toy.__main__.OVERRIDE_FLAGS``.
+An experiment without an entry is offered every flag of ``toy.cli.OVERRIDE_FLAGS``.
 A multi-run experiment (``rwp-*``, ``sbe-grid``, ``w1fe-ring``, ``swgan-grid``, ``dcgan-digits``) is a
 :class:`refimpl.harness.MultiRun`: ``--variant KEY --seed S`` executes exactly one of its runs.
 """

@@ -3,11 +3,12 @@
     python -m toy sweep NAME --seeds 0-4 [--set key=v1,v2 ...] [--workers N | --scheduler ADDRESS]
                         --out DIR [experiment flags ...]
 
-A *run* is the experiment's own command line, ``toy.__main__.main(argv)`` with
-``argv = [NAME, "--seed", S, "--out", DIR/RUN_ID, *experiment_flags, *setting_flags]``; it
-returns an exit status and writes its standard outputs (``metrics.json`` last) to its folder.
+A *run* is one named experiment, ``toy.cli.run(NAME, flags)`` (:mod:`toy.registry`'s entry through
+:func:`refimpl.harness.execute`), recorded as its argument list ``argv = [NAME, "--seed", S, "--out",
+DIR/RUN_ID, *experiment_flags, *setting_flags]``; it returns an exit status and writes its
+standard outputs (``metrics.json`` last) to its folder.
 The sweep expands the runs (setting x seed; a *variant* is one combination of ``--set``
-values; a multi-run experiment's own variants (:func:`toy.__main__.variants`) multiply in as
+values; a multi-run experiment's own variants (:func:`toy.cli.variants`) multiply in as
 ``variant=KEY`` with ``--variant KEY``, and its own summary is written per setting to
 ``experiment/SETTING/``), runs them on a ``dask.distributed`` cluster (by default a ``LocalCluster`` of
 single-threaded worker processes; ``--scheduler`` for an existing one, e.g. from
@@ -18,8 +19,8 @@ Files in ``DIR``: ``RUN_ID/`` (the run's outputs), ``sweep.json`` (the manifest:
 arguments, status, attempts, seconds and error), ``logs/RUN_ID.log`` (the run's stdout and
 stderr), ``summary.json``, ``summary.csv``, ``curves.csv`` and ``curve-METRIC.png``.
 
-Robustness. A run whose ``metrics.json`` exists and whose recorded arguments equal the new ones
-is skipped on relaunch. A run folder left by a different argument list, or by an interrupted
+Robustness. A run whose ``metrics.json`` exists and whose recorded arguments and runner equal
+the new ones is skipped on relaunch (a manifest's ``"toy.__main__:main"`` is the toy runner). A run folder left by a different argument list, or by an interrupted
 run without a checkpoint, is renamed ``RUN_ID.old-K`` (never deleted); an interrupted run with
 a checkpoint is continued with ``--resume``. A failed run (non-zero exit or exception) is
 recorded and the others go on. A run whose worker process died is run again once: Dask's
@@ -42,13 +43,15 @@ import sys
 
 from refimpl.threads import usable_cpus
 
+from . import cli
 from .common import write_json
 from .sweep_runs import RESERVED, Run, expand, parse_seeds, parse_setting, run_argv, safe_value  # noqa: F401
-from .sweep_task import MAX_ATTEMPTS, MTIME_SLACK, has_checkpoint, log_tail, prepare, run_task, set_aside, tail_text  # noqa: F401
+from .sweep_task import (MAX_ATTEMPTS, MTIME_SLACK, TOY_RUNNER, has_checkpoint, log_tail, prepare, run_task,  # noqa: F401
+                         runner_name, set_aside, tail_text)
 from .sweep_progress import MANIFEST, Progress, fmt_duration, load_manifest, run_estimate  # noqa: F401
 from .sweep_exec import CLUSTER_CONFIG, dashboard_link, dask_available, execute_dask, execute_serial  # noqa: F401
 
-DEFAULT_RUNNER = "toy.__main__:main"
+DEFAULT_RUNNER = TOY_RUNNER
 
 
 # ----------------------------------------------------------------------------- the sweep
@@ -171,15 +174,14 @@ def _same_args(recorded, argv, runner=DEFAULT_RUNNER) -> bool:
     the flags does not matter)."""
     if not isinstance(recorded, list):
         return False
+    runner = runner_name(runner)
     return _canonical(runner, recorded) == _canonical(runner, argv)
 
 
 def _own(runner, what):
-    """``toy.__main__``'s ``variants`` / ``summarise`` for the toy runner; None for other runners."""
-    if runner != DEFAULT_RUNNER:
-        return None
-    from . import __main__ as cli
-    return getattr(cli, what)
+    """:mod:`toy.cli`'s ``variants`` / ``check_flags`` / ``summarise`` / ``build_parser`` for the toy
+    runner; None for other runners."""
+    return getattr(cli, what) if runner_name(runner) == TOY_RUNNER else None
 
 
 def sweep(name, seeds, settings=(), passthrough=(), *, out, workers=None, scheduler=None,
@@ -195,12 +197,14 @@ def sweep(name, seeds, settings=(), passthrough=(), *, out, workers=None, schedu
         serially in this process, as does a missing Dask.
     scheduler : address of an existing Dask scheduler (``tcp://host:8786``); ``out`` must then be
         on a filesystem the workers share.
-    runner : ``"module:function"`` run as ``function(argv) -> exit status`` (``gpu.__main__:main``
-        has the same contract). With the toy runner a multi-run experiment's own variants are
-        expanded (:func:`expand`) and its own summary is written per setting into
-        ``out/experiment/SETTING`` (:func:`toy.__main__.summarise`).
+    runner : :data:`DEFAULT_RUNNER` (``"toy"``, also spelt ``"toy.__main__:main"``): each run is
+        ``toy.cli.run(NAME, flags)``; a multi-run experiment's own variants are expanded
+        (:func:`expand`) and its own summary is written per setting into
+        ``out/experiment/SETTING`` (:func:`toy.cli.summarise`). Otherwise ``"module:function"``,
+        run as ``function(argv) -> exit status`` (``gpu.__main__:main`` has that contract).
     """
     stream = stream or sys.stderr
+    runner = runner_name(runner)
     out = pathlib.Path(out).absolute()         # workers may run in another directory, or on other hosts
     if runner in (DEFAULT_RUNNER, "gpu.__main__:main") and not any(
             a == "--threads" or a.startswith("--threads=") for a in passthrough):
@@ -236,6 +240,7 @@ def sweep(name, seeds, settings=(), passthrough=(), *, out, workers=None, schedu
 def _sweep(name, runs, seeds, settings, passthrough, out, workers, scheduler, runner, stream, use_dask, aggregate):
     (out / "logs").mkdir(exist_ok=True)
     manifest = load_manifest(out)
+    same_runner = runner_name(manifest.get("runner", runner)) == runner
     manifest.update({"experiment": name, "seeds": list(seeds), "settings": [[k, list(v)] for k, v in settings],
                      "passthrough": list(passthrough), "runner": runner,
                      "order": [r.run_id for r in runs]})
@@ -245,7 +250,7 @@ def _sweep(name, runs, seeds, settings, passthrough, out, workers, scheduler, ru
         argv = run_argv(run, out)
         folder = out / run.run_id
         old = entries.get(run.run_id, {})
-        same = _same_args(old.get("argv"), argv, runner)
+        same = same_runner and _same_args(old.get("argv"), argv, runner)
         if (folder / "metrics.json").exists() and same:
             skipped += 1
             old["status"] = "done"

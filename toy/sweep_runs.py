@@ -72,9 +72,9 @@ def expand(name: str, seeds, settings=(), passthrough=(), variants=None, check=N
     ``settings``: [(key, [values])] from :func:`parse_setting`; their Cartesian product are the
     settings. ``passthrough``: the experiment's own flags, given to every run unchanged.
     ``variants(name, flags) -> [(Variant, flags)] | None`` lists a multi-run experiment's own
-    variants under a setting's flags (:func:`toy.__main__.variants`); each becomes
+    variants under a setting's flags (:func:`toy.cli.variants`); each becomes
     ``variant=KEY`` in the run id and the variant name. None (or a None result): one run per
-    setting and seed. ``check(name, flags)`` (:func:`toy.__main__.check_flags`), if given, is
+    setting and seed. ``check(name, flags)`` (:func:`toy.cli.check_flags`), if given, is
     called once per setting before anything else and raises ``ValueError`` for flags (passthrough
     or ``--set`` values) the experiment refuses, so a bad flag stops the sweep before any run.
     """

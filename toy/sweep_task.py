@@ -11,10 +11,28 @@ import socket
 import time
 import traceback
 
-
-
+from . import cli
 
 MAX_ATTEMPTS = 2          # a run whose worker died is run once more, never a third time
+
+#: the toy runner: a run's ``argv`` is ``[NAME, *flags]``, executed as ``toy.cli.run(NAME, flags)``
+TOY_RUNNER = "toy"
+#: the toy runner spelt as the command line's entry point, ``toy.__main__.main([NAME, *flags])``
+TOY_RUNNER_ALIASES = ("toy.__main__:main",)
+
+
+def runner_name(runner):
+    """``runner`` as the sweep records and compares it: :data:`TOY_RUNNER` for any of its spellings."""
+    return TOY_RUNNER if runner in TOY_RUNNER_ALIASES else runner
+
+
+def _call(runner, argv):
+    """The exit status of one run: :func:`toy.cli.run` for the toy runner, otherwise the
+    ``"module:function"`` ``runner`` called with ``argv``."""
+    if runner_name(runner) == TOY_RUNNER:
+        return cli.run(argv[0], argv[1:])
+    module, func = runner.split(":")
+    return getattr(importlib.import_module(module), func)(argv)
 
 
 def has_checkpoint(folder: pathlib.Path) -> bool:
@@ -73,9 +91,11 @@ def tail_text(path: pathlib.Path, nbytes: int, since=None) -> str:
 def run_task(spec: dict, *after) -> dict:
     """Execute one run (on a Dask worker, or in this process). BLAS is held at one thread.
 
-    ``spec``: ``argv`` (the runner's arguments), ``folder`` (the run's ``--out``), ``log`` (file the
-    run's stdout/stderr are appended to), ``attempts`` (a counter file), ``runner``
-    (``"module:function"`` taking ``argv`` and returning an exit status).
+    ``spec``: ``argv`` (the run's arguments, ``[NAME, "--seed", S, "--out", folder, *flags]``),
+    ``folder`` (the run's ``--out``), ``log`` (file the run's stdout/stderr are appended to),
+    ``attempts`` (a counter file), ``runner`` (:data:`TOY_RUNNER`: ``toy.cli.run(NAME, flags)``, the
+    registry's experiment through the harness; or ``"module:function"`` taking ``argv`` and
+    returning an exit status, such as ``gpu.__main__:main``).
     ``after``: results of the runs this one builds on (Dask waits for them; unused here).
     Returns ``{"status": "done"|"failed", "rc", "error", "attempt", "seconds", "host", "pid"}``;
     the run's own errors (exceptions, ``SystemExit``, non-zero status) are caught and returned.
@@ -93,7 +113,6 @@ def run_task(spec: dict, *after) -> dict:
         return {"status": "done", "rc": 0, "error": None, "attempt": attempt, "seconds": 0.0,
                 "host": socket.gethostname(), "pid": os.getpid()}
     argv = list(spec["argv"]) + prepare(folder)
-    module, func = spec["runner"].split(":")
     log.parent.mkdir(parents=True, exist_ok=True)
     error = None
     with open(log, "a") as fh:
@@ -101,7 +120,7 @@ def run_task(spec: dict, *after) -> dict:
         print(f"== attempt {attempt} on {socket.gethostname()} pid {os.getpid()}: {' '.join(argv)}", file=fh, flush=True)
         with contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh), threadpool_limits(limits=1):
             try:
-                rc = getattr(importlib.import_module(module), func)(argv)
+                rc = _call(spec["runner"], argv)
             except SystemExit as e:
                 rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
             except Exception:       # the run's own failure: recorded, the sweep goes on
