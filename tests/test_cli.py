@@ -102,3 +102,17 @@ def test_gan_help_shows_the_registrys_defaults():
     assert f"{RWP_DEFAULTS['wgan-gp'][0]} (wgan-gp" in flags["h"] and f"sbe {sbe_h}" in flags["h"]
     assert flags["K"].startswith("w1fe 1;")
     assert not any("the method's configuration" in v for v in flags.values())
+
+
+def test_dataset_flag_offers_only_what_the_experiment_trains_on(capsys):
+    from refimpl.datasets import DATASETS, Mixture
+    from toy.cli import check_flags
+    from toy.registry import dataset_choices
+    assert dataset_choices("wwgan-digits") == ("digits", "mnist", "cifar10")
+    mixtures = dataset_choices("gan")
+    assert "grid25" in mixtures and all(isinstance(DATASETS[k], Mixture) for k in mixtures)
+    assert "swissroll" in DATASETS and "swissroll" not in mixtures     # the chance baseline needs a mixture
+    check_flags("gan", ["--dataset", "ring8"])
+    for name, bad in (("gan", "swissroll"), ("gan", "digits"), ("wwgan-digits", "ring8")):
+        with pytest.raises(ValueError, match="invalid choice"):
+            check_flags(name, ["--dataset", bad])

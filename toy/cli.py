@@ -59,6 +59,9 @@ def build_parser(name):
         if key == "protocol":                      # only the protocols this experiment offers
             from .protocols import names_for
             kw = {**kw, "choices": names_for(name)}
+        if key == "dataset":                       # the data sets this experiment trains on
+            from .registry import dataset_choices
+            kw = {**kw, "choices": dataset_choices(name)}
         if key == "method":                        # the registry's keys, plugins included
             from refimpl.methods import method_keys
             kw = {**kw, "choices": method_keys()}

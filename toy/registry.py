@@ -112,6 +112,20 @@ FLAGS = {
                    "protocol": "none (grid25, WGAN-GP matched in time); lim-ye: Lim & Ye's grid, WGAN-GP 30000 iterations"},
 }
 
+#: the image data sets of the experiments that train on images; the others take a 2-D mixture
+IMAGE_DATASETS = {"wwgan-digits": ("digits", "mnist", "cifar10")}
+
+
+def dataset_choices(name):
+    """The values ``--dataset`` takes in experiment ``name``: its image data sets, or the Gaussian
+    mixtures of :data:`refimpl.datasets.DATASETS` (the 2-D protocol's mode counts and chance baseline
+    need a mixture)."""
+    if name in IMAGE_DATASETS:
+        return IMAGE_DATASETS[name]
+    from refimpl.datasets import DATASETS, Mixture
+    return tuple(k for k, spec in DATASETS.items() if isinstance(spec, Mixture))
+
+
 #: experiments whose default BLAS thread count is not the machine's cores, and why
 THREADS = {"grid-tour": 1, "dcgan-digits": 1}
 _SPIN = "its budget is process CPU time, which idle BLAS threads would consume by spinning"
