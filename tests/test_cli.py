@@ -116,3 +116,18 @@ def test_dataset_flag_offers_only_what_the_experiment_trains_on(capsys):
     for name, bad in (("gan", "swissroll"), ("gan", "digits"), ("wwgan-digits", "ring8")):
         with pytest.raises(ValueError, match="invalid choice"):
             check_flags(name, ["--dataset", bad])
+
+
+def test_rwp_help_reads_the_experiments_configuration(monkeypatch):
+    """rwp-grid's help defaults come from toy.rwp_experiments' configs: moving one moves the help."""
+    from toy import registry, rwp_experiments
+    from toy.cli import build_parser
+    monkeypatch.setenv("COLUMNS", "500")                                          # no wrapped lines
+    help_of = lambda: build_parser("rwp-grid").format_help()                      # noqa: E731
+    assert "(default 64)" in help_of() and "(default 5 (WGAN-GP/LP), 1 (Standard, DRAGAN))" in help_of()
+    registry._rwp_defaults.cache_clear()
+    monkeypatch.setattr(rwp_experiments, "BATCH", 48)
+    try:
+        assert "batch size (default 48)" in help_of()
+    finally:
+        registry._rwp_defaults.cache_clear()

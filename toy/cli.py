@@ -56,6 +56,7 @@ def build_parser(name):
         if flags is not None and key not in flags:
             continue
         default = "the experiment's" if flags is None else flags[key]
+        default = default() if callable(default) else default      # read from the experiment's own config
         if key == "protocol":                      # only the protocols this experiment offers
             from .protocols import names_for
             kw = {**kw, "choices": names_for(name)}

@@ -24,6 +24,9 @@ EXPERIMENTS = {
     "swgan-grid": ("toy.swgan_grid", "run", "Parametric SWGAN vs WGAN-GP (same wall-clock) on the 25-mode grid, --latent-dim 4|2 (SWGAN Figs. 1, 2)"),
 }
 
+import functools
+
+
 def _config_defaults(*names):
     """``{name: "VALUE (GANConfig.name)"}``: the defaults of :class:`refimpl.gan.GANConfig`, read from the
     dataclass (their one home), for experiments that train from it unchanged."""
@@ -35,9 +38,32 @@ def _config_defaults(*names):
 
 
 _WGAN_GP = _config_defaults("objective", "lam", "n_critic", "n_gen", "batch_size", "latent_dim", "lr_gen", "lr_critic")
-_RWP = {"lam": 10.0, "n_critic": "5 (WGAN-GP/LP), 1 (Standard, DRAGAN)", "n_gen": 1, "batch_size": 64,
-        "latent_dim": 2, "lr_gen": "1e-4 (WGAN-GP/LP), 2e-4 (Standard, DRAGAN)",
-        "lr_critic": "1e-4 (WGAN-GP/LP), 2e-4 (Standard, DRAGAN)", "dataset": "ring8"}
+@functools.cache
+def _rwp_defaults():
+    """The RWP/SBE experiments' defaults, read from their configurations (``toy.rwp_experiments``
+    and :data:`refimpl.rwp.RWP_DEFAULTS`, Appendix C), per objective family where they differ."""
+    from refimpl.rwp import RWP_DEFAULTS
+
+    from . import rwp_experiments as r
+    wg, lo = r.base_config("wgan-gp"), r.base_config("standard")
+
+    def two(a, b):
+        return f"{a}" if a == b else f"{a} (WGAN-GP/LP), {b} (Standard, DRAGAN)"
+    out = {f: two(getattr(wg, f), getattr(lo, f)) for f in ("lam", "n_critic", "n_gen", "batch_size", "latent_dim",
+                                                           "lr_gen", "lr_critic")}
+    out["h"], out["l"] = (two(RWP_DEFAULTS["wgan-gp"][i], RWP_DEFAULTS["standard"][i]) for i in (0, 1))
+    out["dataset"] = r.DEFAULT_DATASET
+    out["seeds"] = ",".join(map(str, r.DEFAULT_SEEDS))
+    return out
+
+
+def _rwp(field, fmt="{}"):
+    """A lazy help default: ``fmt`` filled with :func:`_rwp_defaults`'s ``field`` when ``--help`` is built."""
+    return lambda: fmt.format(_rwp_defaults()[field])
+
+
+_RWP = {k: _rwp(k) for k in ("lam", "n_critic", "n_gen", "batch_size", "latent_dim", "lr_gen", "lr_critic",
+                             "dataset")}
 _BUILTIN_METHODS = ("wgan-gp", "rwp", "sbe", "w1fe", "wwgan", "swgan")
 
 
@@ -90,8 +116,7 @@ FLAGS = {
                      "lr_critic": 1e-4, "seeds": "0,1,2 (quick or an explicit --seed: that seed)", **_MULTI,
                      "variant": "none; keys mlp, dcgan"},
     "rwp-grid": {"iters": "1000 (quick: 6)", "objective": "wgan-gp, standard and dragan", **_RWP,
-                 "h": "0.1 (WGAN-GP/LP), 0.2 (Standard, DRAGAN)", "l": "10 (WGAN-GP/LP), 5 (Standard, DRAGAN)",
-                 "seeds": "0,1,2,3,4 (quick or an explicit --seed: that seed)",
+                 "h": _rwp("h"), "l": _rwp("l"), "seeds": _rwp("seeds", "{} (quick or an explicit --seed: that seed)"),
                  **_MULTI, "variant": "none; keys OBJ and OBJ-rwp, e.g. wgan-gp-rwp"},
     "rwp-gen-iters": {"iters": "1000 (quick: 6)", "objective": "wgan-gp (the only one offered)", **_RWP,
                       "n_critic": 5, "n_gen": 10, "lr_gen": 1e-4, "lr_critic": 1e-4, "h": 0.1,
