@@ -128,6 +128,20 @@ def test_resume_refuses_another_experiments_run(done, tmp_path, capsys):
     assert json.loads((out / "metrics.json").read_text())["dataset"] == "grid25"
 
 
+def test_a_full_run_refuses_to_resume_a_quick_runs_checkpoint(done, tmp_path, capsys):
+    """--quick writes to the full run's default folder; its checkpoint must not seed the full run."""
+    out = _copy(done, tmp_path / "x")
+    full = ["wgan-gp-grid", "--batch-size", "16", "--out", str(out), "--iters", "3", "--resume"]
+    assert checkpoint.load(out / "checkpoint.npz")["fingerprint"]["quick"] is True       # TINY is --quick
+    assert main(full) == 2
+    assert "quick: True -> False" in _err(capsys)
+    assert checkpoint.load(out / "checkpoint.npz")["iteration"] == 2          # kept as it was
+    ck = checkpoint.load(out / "checkpoint.npz")
+    del ck["fingerprint"]["quick"]                   # a checkpoint written before the field existed
+    checkpoint.save(out / "checkpoint.npz", ck)
+    assert _grid(out, "--iters", "3", "--resume") == 0
+
+
 # ----------------------------------------------------------------------------- 3. fewer iterations
 def test_resume_refuses_fewer_iterations(done, tmp_path, capsys):
     out = _copy(done, tmp_path / "x")

@@ -28,7 +28,7 @@ OVERRIDE_FLAGS = {
     "lr_gen": (dict(type=runs.positive_float), "generator learning rate"),
     "lr_critic": (dict(type=runs.positive_float), "critic learning rate"),
     "h": (dict(type=runs.positive_float), "proximal step size h"),
-    "l": (dict(type=runs.positive_int), "generator steps per outer iteration (RWP)"),
+    "l": (dict(type=runs.positive_int), "RWP's proximal generator steps per outer iteration (it sets the generator phase; leave --n-gen at 1)"),
     "K": (dict(type=runs.positive_int), "persistent generator steps (W1-FE)"),
     "seeds": (dict(type=runs.seed_list), "comma list of seeds (several runs)"),
     "variant": (dict(type=str, metavar="KEY"), "execute only this variant's run, of seed --seed, into --out"),

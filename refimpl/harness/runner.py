@@ -28,8 +28,9 @@ def train_run(opts: RunOptions, method, data, *, dataset, xp, dtype="float32", i
     """:func:`refimpl.train.train` with the layer's checkpoint file, fingerprint and cadences.
 
     The checkpoint is ``opts.out / checkpoint.npz``; ``--resume`` also reads a legacy
-    ``checkpoint.pkl`` (restricted unpickler). The fingerprint adds ``opts.experiment`` and
-    ``dataset`` (and ``run_info``) to the method, config, seed and dtype. Checkpoints are written
+    ``checkpoint.pkl`` (restricted unpickler). The fingerprint adds ``opts.experiment``,
+    ``dataset`` and ``opts.quick`` (and ``run_info``) to the method, config, seed and dtype, so a
+    full run refuses to resume a ``--quick`` run's checkpoint. Checkpoints are written
     every ``opts.checkpoint_every`` iterations (0: ``checkpoint_every``, else every evaluation)
     and every ``opts.checkpoint_seconds``. An interrupted run raises ``KeyboardInterrupt`` after
     its checkpoint is written (``NonFiniteLoss`` instead, when the state to checkpoint holds a NaN
@@ -61,7 +62,8 @@ def train_run(opts: RunOptions, method, data, *, dataset, xp, dtype="float32", i
                 eval_every=eval_every, checkpoint_path=ck, checkpoint_every=every,
                 checkpoint_seconds=opts.checkpoint_seconds, resume=opts.resume,
                 resume_from=checkpoint_file(out), check_every=check_every,
-                run_info={"experiment": opts.experiment, "dataset": dataset, **(run_info or {})},
+                run_info={"experiment": opts.experiment, "dataset": dataset, "quick": bool(opts.quick),
+                          **(run_info or {})},
                 progress=progress, max_train_cpu_seconds=max_train_cpu_seconds, cuda_graph=cuda_graph,
                 on_progress=record)
     if last:            # a stopped run must not read as a running one: its status, at its checkpoint's iteration
