@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Callable, NamedTuple
 
 from .backend import namespace
+from . import validation as checks
 
 
 class Activation(NamedTuple):
@@ -82,10 +83,9 @@ ACTIVATIONS = {
 }
 
 
+@checks.checked()
 def get_activation(name):
     """The :class:`Activation` called ``name``; ``ValueError`` for unknown names.
-
-    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     try:
         return ACTIVATIONS[name]

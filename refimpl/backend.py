@@ -162,8 +162,8 @@ def to_numpy(x):
 def dtype_of(xp, dtype):
     """Resolve 'float32'/'float64' (or a dtype object) in namespace ``xp``.
 
-    Dtype objects pass through, except the half-precision floats (``TypeError``: the
-    policy of :mod:`refimpl.validation` refuses float16 everywhere)."""
+    Dtype objects pass through, except the half-precision floats (``TypeError``:
+    :mod:`refimpl.validation` refuses float16 everywhere)."""
     if isinstance(dtype, str):
         if dtype not in ("float32", "float64"):
             raise ValueError(f"unsupported dtype {dtype!r}; use 'float32' or 'float64'")

@@ -12,8 +12,9 @@ from .metrics import N_EVAL, N_PROJECTIONS, evaluate
 
 __all__ = ["mixture_moments", "chance_baseline"]
 
+@checks.checked()
 def mixture_moments(dataset_name):
-    """Exact mean and covariance of a Gaussian-mixture dataset (input rules of :mod:`refimpl.validation`).
+    """Exact mean and covariance of a Gaussian-mixture dataset.
 
     Parameters
     ----------
@@ -42,10 +43,11 @@ def mixture_moments(dataset_name):
     return mean, cov
 
 
+@checks.checked()
 def chance_baseline(dataset_name, rng, n=N_EVAL, n_target=N_EVAL, *, cloud_rng, n_projections=N_PROJECTIONS):
     """The toy metrics of a structureless cloud: a Gaussian with the data's mean and covariance.
 
-    Scalars are checked at entry (input rules of :mod:`refimpl.validation`).
+    Scalars are checked at entry.
 
     The reference against which mode counts and high-quality fractions must be read: a
     generator that learned nothing but the first two moments of the data scores this.

@@ -81,13 +81,12 @@ class Mixture:
         """Number of modes ``K``."""
         return int(self.centers.shape[0])
 
+    @checks.checked()
     def sample_host(self, n, rng):
         """Host draw: ``(x, labels)`` with ``x`` (n, 2) float64 and ``labels`` (n,) int64.
 
         Draw order (fixed, part of the reproducibility contract): first the mode labels
         ``rng.integers(0, K, size=n)``, then ``rng.standard_normal((n, 2))``.
-
-        Input rules of :mod:`refimpl.validation` (module docstring).
         """
         n, rng = _host_args(n, rng)
         labels = rng.integers(0, self.n_modes, size=n).astype(_np.int64)
@@ -125,10 +124,9 @@ class SwissRoll:
         object.__setattr__(self, "noise", checks.real(self.noise, "noise", ge=0))
         object.__setattr__(self, "scale", checks.real(self.scale, "scale", gt=0))
 
+    @checks.checked()
     def sample_host(self, n, rng):
         """Host draw: ``(x, t)`` with ``x`` (n, 2) float64 and the roll parameter ``t`` (n,).
-
-        Input rules of :mod:`refimpl.validation` (module docstring).
         """
         n, rng = _host_args(n, rng)
         t = 1.5 * math.pi * (1.0 + 2.0 * rng.random(n))
@@ -165,6 +163,7 @@ DATASETS = {"ring8": ring8(), "grid25": grid25(), "grid25-lim-ye": grid25_lim_ye
 CLAIMED_MODES = {"ring8": 8, "grid25": 25, "grid25-lim-ye": 25}
 
 
+@checks.checked()
 def get_dataset(name):
     """Spec of a dataset by name (a spec passes through unchanged).
 
@@ -180,8 +179,6 @@ def get_dataset(name):
     ------
     ValueError
         For an unknown name; the message lists the known names.
-
-    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     if isinstance(name, (Mixture, SwissRoll)):
         return name
@@ -191,6 +188,7 @@ def get_dataset(name):
         raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(DATASETS))}") from None
 
 
+@checks.checked()
 def sample(name_or_spec, n, rng, xp=_np, dtype="float64", device=None, *, return_labels=False):
     """Draw ``n`` points of a toy dataset into backend ``xp``.
 
@@ -219,8 +217,6 @@ def sample(name_or_spec, n, rng, xp=_np, dtype="float64", device=None, *, return
     Notes
     -----
     Protocol: conventions.md, "2-D mixture protocol (PacGAN/VEEGAN)".
-
-    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     spec = get_dataset(name_or_spec)
     checks.random_generator(rng, "rng")

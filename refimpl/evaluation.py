@@ -31,7 +31,7 @@ class EvalProtocol:
 
     ``n_eval`` generated samples (and as many targets) per evaluation of a 2-D toy run;
     image experiments evaluate on their test split's size instead. Fields are checked when the
-    protocol is made (input rules of :mod:`refimpl.validation`): integers, ``n_eval >= 1``,
+    protocol is made: integers, ``n_eval >= 1``,
     streams ``>= 0`` and distinct.
     """
     n_eval: int = N_EVAL
@@ -45,26 +45,30 @@ class EvalProtocol:
         if self.latent_stream == self.target_stream:
             raise ValueError(f"latent_stream and target_stream must differ, both are {self.latent_stream}")
 
+    @checks.checked()
     def latent_seed(self, seed, it):
         """``[seed, latent_stream, it]``: the latent stream's seed at iteration ``it`` of run ``seed``
-        (integers >= 0, input rules of :mod:`refimpl.validation`); what ``metrics.json`` records."""
+        (integers >= 0); what ``metrics.json`` records."""
         return [checks.integer(seed, "seed", ge=0), self.latent_stream, checks.integer(it, "it", ge=0)]
 
+    @checks.checked()
     def target_seed(self, seed, it):
-        """``[seed, target_stream, it]``, as :meth:`latent_seed` (input rules of :mod:`refimpl.validation`)."""
+        """``[seed, target_stream, it]``, as :meth:`latent_seed`."""
         return [checks.integer(seed, "seed", ge=0), self.target_stream, checks.integer(it, "it", ge=0)]
 
+    @checks.checked()
     def latent_rng(self, seed, it):
-        """``numpy.random.default_rng(self.latent_seed(seed, it))`` (input rules of :mod:`refimpl.validation`)."""
+        """``numpy.random.default_rng(self.latent_seed(seed, it))``."""
         return np.random.default_rng(self.latent_seed(seed, it))
 
+    @checks.checked()
     def target_rng(self, seed, it):
-        """``numpy.random.default_rng(self.target_seed(seed, it))`` (input rules of :mod:`refimpl.validation`)."""
+        """``numpy.random.default_rng(self.target_seed(seed, it))``."""
         return np.random.default_rng(self.target_seed(seed, it))
 
+    @checks.checked()
     def seeds(self, seed, it):
-        """``{"latent": latent_seed, "targets": target_seed}`` for ``metrics.json``'s ``eval_seeds``
-        (input rules of :mod:`refimpl.validation`)."""
+        """``{"latent": latent_seed, "targets": target_seed}`` for ``metrics.json``'s ``eval_seeds``."""
         return {"latent": self.latent_seed(seed, it), "targets": self.target_seed(seed, it)}
 
 

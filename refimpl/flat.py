@@ -12,7 +12,7 @@ method that needs the parameters of an earlier step takes a copy (:func:`refimpl
 holds a half-updated state.
 
 These are training-state internals: arguments are not validated (the optimisers' and the
-networks' public methods are the checked entry points; input rules of :mod:`refimpl.validation`).
+networks' public methods are the checked entry points).
 """
 from __future__ import annotations
 

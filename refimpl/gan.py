@@ -111,23 +111,24 @@ class ToyData:
 class ArrayData:
     """A dataset held on the device; batches are taken by index (indices drawn on the host).
 
-    ``array`` (N, d), N >= 1, is checked once here by the input rules of :mod:`refimpl.validation`
-    (integers and bool promoted to float64, float16 refused, NaN/inf refused naming ``array``).
+    ``array`` (N, d), N >= 1, is checked once here
+    (errors name ``array``).
     """
 
     def __init__(self, array):
         self.array = checks.array(array, "array", ndim=2)     # (N, d) on the device
         self.xp = namespace(self.array)
 
+    @checks.checked()
     def sample(self, rng, n):
         """``n`` rows drawn uniformly with replacement, (n, d), on the data's device.
 
         ``rng`` a ``numpy.random.Generator`` (``TypeError`` otherwise), ``n`` an integer >= 0
-        (as :func:`refimpl.datasets.sample`, which :class:`ToyData` uses); host-side checks by the
-        input rules of :mod:`refimpl.validation`, so a training step's draw makes no host round trip.
+        (as :func:`refimpl.datasets.sample`, which :class:`ToyData` uses); host-side checks, so a training step's draw makes no host round trip.
         """
         return self.gather(self.put(self.draw(rng, n)))
 
+    @checks.checked()
     def draw(self, rng, n):
         """The host part of :meth:`sample`: ``n`` row indices (n,) int64."""
         n, rng = checks.integer(n, "n", ge=0), checks.random_generator(rng)

@@ -1,7 +1,7 @@
 """Exact discrete OT on the host, through POT: the solves behind :func:`refimpl.metrics.w1`,
 :func:`refimpl.metrics.w2` and :mod:`refimpl.w1flow`.
 
-Unchecked by design (the policy of :mod:`refimpl.validation`): the callers validate their
+Unchecked by design (:mod:`refimpl.validation`): the callers validate their
 inputs first. The clouds are copied to the host in float64 and scaled by a power of two.
 """
 from __future__ import annotations

@@ -17,10 +17,8 @@
 Host-side maths (POT, eigendecompositions) uses NumPy float64; the classifier trains
 and runs in the caller's Array API namespace ``xp``.
 
-Input rules: every public function validates at entry by the rules of
-:mod:`refimpl.validation` (arrays only, no lists; integer images promoted to float64,
-float16 refused; NaN/inf raise ``ValueError`` naming the argument; labels are integer
-arrays in ``0..K-1``; counts and sizes are integers >= 1).
+Every public function validates at entry (:mod:`refimpl.validation`): labels are integer
+arrays in ``0..K-1``; counts and sizes are integers >= 1.
 """
 from __future__ import annotations
 
@@ -53,6 +51,7 @@ def _flat_host(x, name):
     return a.reshape(a.shape[0], -1)
 
 
+@checks.checked()
 def image_w1(x, y, *, num_itermax=None):
     """Exact W1 between two image sets in pixel space, Euclidean ground cost.
 
@@ -73,7 +72,7 @@ def image_w1(x, y, *, num_itermax=None):
     Raises
     ------
     TypeError, ValueError
-        By the input rules of :mod:`refimpl.validation` (module docstring), or when the two
+        By the input rules below, or when the two
         sets have different numbers of coordinates.
     RuntimeError
         When POT does not reach the optimum.
@@ -86,6 +85,7 @@ def image_w1(x, y, *, num_itermax=None):
 
 
 # ----------------------------------------------------------------------------- Frechet distance
+@checks.checked()
 def sqrtm_psd(S):
     """Symmetric PSD square root by eigendecomposition (host float64).
 
@@ -94,7 +94,7 @@ def sqrtm_psd(S):
 
     Parameters
     ----------
-    S : array, shape (d, d), d >= 1, finite (input rules of :mod:`refimpl.validation`)
+    S : array, shape (d, d), d >= 1, finite
 
     Returns
     -------
@@ -115,6 +115,7 @@ def _sqrtm_psd(S):
     return (V * _np.sqrt(_np.maximum(e, 0.0))) @ V.T
 
 
+@checks.checked()
 def frechet_distance_gaussians(mu1, S1, mu2, S2):
     """Frechet (squared W2) distance between ``N(mu1, S1)`` and ``N(mu2, S2)``.
 
@@ -131,7 +132,7 @@ def frechet_distance_gaussians(mu1, S1, mu2, S2):
     ----------
     mu1, mu2 : array, shape (d,)
     S1, S2 : array, shape (d, d), symmetric PSD
-        Finite (input rules of :mod:`refimpl.validation`; any backend, computed on the host).
+        Finite (any backend, computed on the host).
 
     Returns
     -------
@@ -160,6 +161,7 @@ def _moments(f, name="features"):
     return f.mean(axis=0), _np.cov(f, rowvar=False, ddof=1).reshape(f.shape[1], f.shape[1])
 
 
+@checks.checked()
 def frechet_distance(f1, f2):
     """Frechet distance between Gaussians fitted to two feature sets (sample mean, covariance
     with ``ddof=1``); see :func:`frechet_distance_gaussians`.
@@ -167,7 +169,7 @@ def frechet_distance(f1, f2):
     Parameters
     ----------
     f1 : array, shape (n, k); f2 : array, shape (m, k), n, m >= 2 (any backend; host
-        float64; input rules of :mod:`refimpl.validation`)
+        float64)
 
     Returns
     -------
@@ -180,6 +182,7 @@ def frechet_distance(f1, f2):
 
 
 # ----------------------------------------------------------------------------- classifier
+@checks.checked()
 def softmax_cross_entropy(logits, labels):
     """Mean softmax cross-entropy and its gradient w.r.t. the logits.
 
@@ -192,8 +195,6 @@ def softmax_cross_entropy(logits, labels):
     ----------
     logits : array, shape (B, K), B, K >= 1, finite
     labels : array, shape (B,), integer in ``0..K-1`` (same namespace and device)
-
-    Input rules of :mod:`refimpl.validation`; errors name the argument.
 
     Returns
     -------
@@ -232,6 +233,7 @@ def _softmax_cross_entropy(logits, labels):
     return loss, (xp.exp(logp) - onehot) / B
 
 
+@checks.checked()
 def classifier_features(mlp, params, images, batch=1000):
     """Penultimate-layer activations ``h_{L-1}`` of the classifier (host float64).
 
@@ -243,8 +245,6 @@ def classifier_features(mlp, params, images, batch=1000):
     Returns
     -------
     numpy.ndarray, shape (N, mlp.sizes[-2])
-
-    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     params, x, batch = _classifier_inputs(mlp, params, images, batch)
     return _classifier_features(mlp, params, x, batch)
@@ -272,11 +272,11 @@ def _classifier_features(mlp, params, x, batch=1000):
     return _np.concatenate(out, axis=0)
 
 
+@checks.checked()
 def classifier_accuracy(mlp, params, images, labels, batch=1000):
     """Fraction of ``images`` whose arg-max logit equals the label (host float).
 
-    ``images`` (N, ...) finite, ``labels`` (N,) integer, N >= 1, ``batch`` >= 1 (input
-    rules of :mod:`refimpl.validation`)."""
+    ``images`` (N, ...) finite, ``labels`` (N,) integer, N >= 1, ``batch`` >= 1."""
     params, x, batch = _classifier_inputs(mlp, params, images, batch)
     if x.shape[0] == 0:
         raise ValueError("images must be non-empty")
@@ -295,6 +295,7 @@ def _cache_key(images, labels, spec):
     return h.hexdigest()[:16]
 
 
+@checks.checked()
 def train_classifier(images, labels, *, hidden=(128, 64), activation="relu", steps=2000, batch_size=128,
                      lr=1e-3, seed=0, cache_dir=None, tag="classifier", progress=None):
     """Train (or load from the cache) a softmax MLP classifier for the Frechet features.
@@ -318,8 +319,6 @@ def train_classifier(images, labels, *, hidden=(128, 64), activation="relu", ste
     -------
     mlp : MLP; params : list of (W, b) in the images' namespace; info : dict
         ``cached`` (bool), ``train_loss`` (last mini-batch), ``path`` (or None).
-
-    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     images = checks.array(images, "images")
     if images.ndim < 2:
@@ -391,10 +390,9 @@ class ClassifierFrechet:
         self.mlp, self.params = mlp, params
         self.mu, self.cov = _moments(_classifier_features(mlp, params, x), "reference features")
 
+    @checks.checked()
     def score(self, images):
         """Frechet distance of ``images`` (N, C, H, W), N >= 2, finite, to the reference (float).
-
-        Input rules of :mod:`refimpl.validation` (module docstring).
         """
         params, x, _ = _classifier_inputs(self.mlp, self.params, images, 1000)
         return _frechet_distance_gaussians(*_moments(_classifier_features(self.mlp, params, x), "images features"),

@@ -70,14 +70,13 @@ def _data_dir(data_dir, name):
 
 
 # ---------------------------------------------------------------- digits (scikit-learn)
+@checks.checked()
 def load_digits(split="all", xp=None, device=None, limit=None):
     """scikit-learn's bundled 8x8 digits (1797 images, no download), shape (N, 1, 8, 8).
 
     Values 0..16 map to ``v/8 - 1`` in [-1, 1]. ``split``: ``"all"``, ``"train"``
     (indices ``i % 5 != 0``, 1437 images) or ``"test"`` (``i % 5 == 0``, 360).
     Returns ``(images float32, labels int64)``.
-
-    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     _check_split(split, ("all", "train", "test"))
     limit = _limit(limit)
@@ -96,14 +95,13 @@ def load_digits(split="all", xp=None, device=None, limit=None):
 
 
 # ---------------------------------------------------------------- MNIST (IDX)
+@checks.checked()
 def read_idx(path):
     """Read an IDX file (gzipped or raw, detected from the magic bytes) as a NumPy array.
 
     Format: two zero bytes, a type code (0x08 uint8 ... 0x0E float64), the number of
     dimensions, the dimensions as big-endian int32, then the big-endian data.
     Raises ``FileNotFoundError`` or ``ValueError`` naming ``path``.
-
-    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     path = pathlib.Path(path)
     try:
@@ -141,13 +139,12 @@ def _find(folder, stems):
     raise FileNotFoundError(f"none of these files exists: {', '.join(tried)}")
 
 
+@checks.checked()
 def load_mnist(data_dir, split="train", xp=None, device=None, limit=None):
     """MNIST from IDX files in ``data_dir``: images (N, 1, 28, 28) in [-1, 1], labels int64.
 
     Looks for ``{train,t10k}-images-idx3-ubyte`` and ``-labels-idx1-ubyte`` (also
     the ``images.idx3-ubyte`` spelling), each raw or with ``.gz``.
-
-    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     _check_split(split)
     limit = _limit(limit)
@@ -206,14 +203,13 @@ def _read_cifar_batch(path):
     return data.reshape(-1, 3, 32, 32), labels
 
 
+@checks.checked()
 def load_cifar10(data_dir, split="train", xp=None, device=None, limit=None):
     """CIFAR-10 from the python batches: images (N, 3, 32, 32) in [-1, 1], labels int64.
 
     ``data_dir`` is ``cifar-10-batches-py`` or its parent. ``train`` reads
     ``data_batch_1`` .. ``data_batch_5``, ``test`` reads ``test_batch``. The pickles
     are read with an unpickler that only accepts NumPy arrays.
-
-    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     _check_split(split)
     limit = _limit(limit)
@@ -305,6 +301,7 @@ def _read_image_pil(path, size, channels, crop):
         raise ValueError(f"image file {str(path)!r} is corrupt or unreadable ({e})") from e
 
 
+@checks.checked()
 def load_folder(data_dir, size=64, channels=3, crop=True, xp=None, device=None, limit=None):
     """Images of a folder (``.png``, ``.jpg``, ``.jpeg``, sorted by name), CelebA style.
 
@@ -319,8 +316,6 @@ def load_folder(data_dir, size=64, channels=3, crop=True, xp=None, device=None, 
 
     Raises ``ValueError`` for ``channels`` not 1 or 3, a bad ``size`` or ``limit``
     (an integer >= 1), and for unreadable files or values outside a mode's range.
-
-    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     if isinstance(channels, bool) or channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels!r}")
@@ -354,6 +349,7 @@ def load_folder(data_dir, size=64, channels=3, crop=True, xp=None, device=None, 
 
 
 # ---------------------------------------------------------------- dispatcher
+@checks.checked()
 def load_images(name, data_dir=None, split="train", xp=None, device=None, limit=None, **kwargs):
     """Load a data set by name: ``"digits"``, ``"mnist"``, ``"cifar10"`` or ``"folder"``.
 
@@ -361,8 +357,6 @@ def load_images(name, data_dir=None, split="train", xp=None, device=None, limit=
     (``None`` for ``folder``). ``digits`` needs no ``data_dir`` (its ``split``
     accepts ``"all"`` too); ``folder`` ignores ``split`` and takes ``size``,
     ``channels``, ``crop`` as keywords.
-
-    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     if kwargs and name != "folder":
         raise ValueError(f"options {sorted(kwargs)} only apply to name='folder'")

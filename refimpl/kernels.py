@@ -20,8 +20,8 @@ g_b / ||g_b||`` (0 where ``g_b = 0``): the gradient penalty of Gulrajani et al. 
 al. (2018). NVRTC contracts ``a * b + c`` into fused multiply-adds, so the CuPy kernels equal the
 reference to rounding (their tests state the tolerance), not bitwise.
 
-Kernels are training-step internals: arguments are not validated (input rules of
-:mod:`refimpl.validation` apply at the public entry points).
+Kernels are training-step internals: arguments are not validated (the public entry points
+validate, :mod:`refimpl.validation`).
 """
 from __future__ import annotations
 

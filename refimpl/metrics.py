@@ -40,6 +40,7 @@ N_PROJECTIONS = 500
 
 # ----------------------------------------------------------------------------- modes
 
+@checks.checked()
 def mode_stats(samples, centers, std):
     """Mode coverage and sample quality of 2-D samples against a Gaussian mixture.
 
@@ -65,8 +66,7 @@ def mode_stats(samples, centers, std):
     Notes
     -----
     Protocol: conventions.md, "2-D mixture protocol"; distances are compared squared,
-    :math:`\\|x - c_k\\|^2 \\le 9\\sigma^2`, in the samples' dtype. Input rules of
-    :mod:`refimpl.validation` (module docstring).
+    :math:`\\|x - c_k\\|^2 \\le 9\\sigma^2`, in the samples' dtype.
     """
     samples = checks.array(samples, "samples", ndim=2)
     std = checks.real(std, "std", gt=0)
@@ -97,7 +97,7 @@ def _mode_stats(samples, c, std):
 # ----------------------------------------------------------------------------- exact W1 / W2
 
 def _cloud(x, name, xp=None):
-    """Entry check of a point cloud: (n, d) or (n,), n >= 1, input rules of :mod:`refimpl.validation`."""
+    """Entry check of a point cloud: (n, d) or (n,), n >= 1."""
     x = checks.array(x, name, ndim=(1, 2), xp=xp)
     return x if x.ndim == 2 else namespace(x).reshape(x, (-1, 1))
 
@@ -140,7 +140,7 @@ def w1(x, y, *, num_itermax=None):
     Raises
     ------
     TypeError, ValueError
-        By the input rules of :mod:`refimpl.validation` (module docstring): NaN/inf in ``x``
+        By the input rules below: NaN/inf in ``x``
         or ``y``, empty clouds, other dimensions, a list instead of an array.
     RuntimeError
         When POT reports a non-optimal result (e.g. iteration cap reached).
@@ -153,6 +153,7 @@ def w1(x, y, *, num_itermax=None):
     return _w1(x, y, _itermax(num_itermax))
 
 
+@checks.checked()
 def w2(x, y, *, num_itermax=None):
     """Exact 2-Wasserstein distance between two uniform point clouds.
 
@@ -164,8 +165,6 @@ def w2(x, y, *, num_itermax=None):
     Returns
     -------
     float
-
-    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     x, y = _clouds(x, y)
     num_itermax = _itermax(num_itermax)
@@ -207,6 +206,7 @@ def _quantile_table(n, m):
     return ix, iy, w
 
 
+@checks.checked()
 def sliced_w1(x, y, n_projections=N_PROJECTIONS, *, rng):
     """Monte-Carlo sliced 1-Wasserstein distance (no POT needed), in the inputs' namespace.
 
@@ -219,7 +219,7 @@ def sliced_w1(x, y, n_projections=N_PROJECTIONS, *, rng):
     x : array, shape (n, d) (or (n,) for 1-D), n >= 1
     y : array, shape (m, d) (or (m,)), m >= 1, same backend as ``x``
         Finite; integer clouds are promoted to float64, float32 with float64 gives
-        float64 (input rules of :mod:`refimpl.validation`).
+        float64.
     n_projections : int >= 1, optional
         Number ``P`` of random directions (default 500).
     rng : numpy.random.Generator or int
@@ -274,6 +274,7 @@ def _sliced_w1(x, y, n_projections, rng):
 
 # ----------------------------------------------------------------------------- evaluate
 
+@checks.checked()
 def evaluate(samples, dataset_name, rng, n_target=N_EVAL, *, n_projections=N_PROJECTIONS, threads=None):
     """All toy metrics of generated samples against fresh target samples.
 

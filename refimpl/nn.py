@@ -4,11 +4,9 @@ Parameters are plain lists of ``(W, b)`` tuples, ``W (fan_in, fan_out)``, ``b (f
 Every pass is a pure function of its arguments; caches and tapes are return values.
 The maths of the four passes is written out in ``docs/engine.md``.
 
-Input rules: every public function and method validates its arrays at entry by the
-rules of :mod:`refimpl.validation` (arrays only, no lists; float16 refused; NaN/inf refused
-with a ``ValueError`` naming the argument; parameters float32/float64 with the layer
-shapes; inputs of a network must have its parameters' dtype, integer inputs are
-promoted to float64 first). The ``_``-prefixed twins (``MLP._forward`` ...) skip the
+Every public function and method validates its arrays at entry (:mod:`refimpl.validation`):
+parameters with the layer shapes; inputs of a network must have its parameters' dtype
+(integer inputs are promoted to float64 first). The ``_``-prefixed twins (``MLP._forward`` ...) skip the
 checks; training steps call those, so a step makes no host round trip.
 
 Layer ``l`` (1..L) computes ``a_l = h_{l-1} W_l + b_l``, ``h_l = s_l(a_l)`` with ``h_0 = x``;
@@ -47,15 +45,15 @@ def _copy_params(params):
 def copy_params(params):
     """A real copy (new arrays) of a list of ``(W, b)``.
 
-    ``params`` follows the input rules of :mod:`refimpl.validation` (float32/float64
-    arrays, finite); ``TypeError``/``ValueError`` naming ``params[l][k]`` otherwise.
+    ``params``: float32/float64
+    arrays, finite; ``TypeError``/``ValueError`` naming ``params[l][k]`` otherwise.
     """
     return _copy_params(checks.params(params, "params"))
 
 
+@checks.checked()
 def zeros_like_params(params):
-    """Zero arrays shaped like ``params`` (same namespace, dtype, device); input rules of
-    :mod:`refimpl.validation` (non-finite values are allowed: only shapes are read)."""
+    """Zero arrays shaped like ``params`` (same namespace, dtype, device) (non-finite values are allowed: only shapes are read)."""
     params = checks.params(params, "params", finite=False)
     xp = namespace(params)
     return [(xp.zeros_like(W), xp.zeros_like(b)) for W, b in params]
@@ -70,13 +68,14 @@ def add_params(p, q, scale=1.0):
     """``p + scale * q`` leafwise (new arrays).
 
     ``p`` and ``q``: parameter lists of one namespace, dtype and layout; ``scale``: a
-    finite real. Input rules of :mod:`refimpl.validation`; errors name ``p``, ``q`` or ``scale``.
+    finite real. Errors name ``p``, ``q`` or ``scale``.
     """
     p = checks.params(p, "p")
     q = checks.params(q, "q", xp=namespace(p), shapes=_shapes_of(p), dtype=p[0][0].dtype)
     return _add_params(p, q, checks.real(scale, "scale"))
 
 
+@checks.checked()
 def param_count(params):
     """Number of scalars in ``params`` (structure checked as in :mod:`refimpl.validation`; values not read)."""
     params = checks.params(params, "params", finite=False)
@@ -149,21 +148,19 @@ class MLP:
     def n_layers(self):
         return len(self.sizes) - 1
 
+    @checks.checked()
     def act(self, layer):
         """Activation of layer ``layer`` (0-based).
-
-        Input rules of :mod:`refimpl.validation` (module docstring).
         """
         return get_activation(self.output if layer == self.n_layers - 1 else self.activation)
 
     # -- initialisation
+    @checks.checked()
     def init(self, rng, xp=None, dtype="float64", device=None):
         """Fresh parameters ``[(W, b), ...]`` drawn from ``rng`` (a ``numpy.random.Generator``).
 
         ``dtype``: ``"float32"``/``"float64"`` or such a dtype of ``xp`` (float16 is
         refused, ``TypeError``); ``device``: where the arrays are created.
-
-        Input rules of :mod:`refimpl.validation` (module docstring).
         """
         checks.random_generator(rng, "rng")
         if xp is None:
@@ -223,6 +220,7 @@ class MLP:
         return (params, *arrs)
 
     # -- pass 1: forward
+    @checks.checked()
     def forward(self, params, x):
         """``y = f(x)``.
 
@@ -239,7 +237,7 @@ class MLP:
         Raises
         ------
         TypeError, ValueError
-            By the input rules of :mod:`refimpl.validation`, naming ``params[l][k]`` or ``x``.
+            By the input rules below, naming ``params[l][k]`` or ``x``.
         """
         params, x = self._validate(params, ("x", x, (None, self.sizes[0])))
         return self._forward(params, x)
@@ -255,6 +253,7 @@ class MLP:
         return h, Cache(hs, as_)
 
     # -- pass 2: backward
+    @checks.checked()
     def backward(self, params, cache, dy, need_dx=True, need_params=True):
         """Reverse pass: ``dx = dy^T dy/dx`` and ``grads = d<dy, y>/dparams``.
 
@@ -273,7 +272,7 @@ class MLP:
         Raises
         ------
         TypeError, ValueError
-            By the input rules of :mod:`refimpl.validation` (``dy`` finite, the output's
+            By the input rules below (``dy`` finite, the output's
             shape and dtype), naming the argument.
         """
         if not isinstance(cache, Cache):
@@ -298,12 +297,13 @@ class MLP:
         return (dh if need_dx else None), (grads if need_params else None)
 
     # -- pass 3: input gradient
+    @checks.checked()
     def input_gradient(self, params, x):
         """Per-sample input gradient ``g_b = grad_x f(x_b)`` of a scalar-output network.
 
         Parameters
         ----------
-        params : list of (W, b); x : array (B, sizes[0]), finite (input rules of :mod:`refimpl.validation`)
+        params : list of (W, b); x : array (B, sizes[0]), finite
 
         Returns
         -------
@@ -330,6 +330,7 @@ class MLP:
         return d, Tape(cache, dacts, ds, es)
 
     # -- pass 4: double backward
+    @checks.checked()
     def input_gradient_vjp(self, params, tape, u, need_dx=True, need_params=True):
         """Gradients of ``Q = sum_b <u_b, g_b>`` (``g`` from :meth:`input_gradient`).
 
@@ -343,7 +344,7 @@ class MLP:
 
         Parameters
         ----------
-        u : array (B, sizes[0]), finite, the input's dtype (input rules of :mod:`refimpl.validation`)
+        u : array (B, sizes[0]), finite, the input's dtype
 
         Returns
         -------

@@ -15,10 +15,8 @@ Sign convention (``shared/conventions.md``): the critic ``f`` maximises
 
 Random draws (``eps``, ``u``) come from the host ``numpy.random.Generator`` passed in.
 
-Input rules: every public function validates its arrays and scalars at entry by the
-rules of :mod:`refimpl.validation` (no lists, float16 refused, NaN/inf refused with a
-``ValueError`` naming the argument; network inputs in the parameters' dtype). The
-Their unchecked cores (``f.unchecked``, :func:`refimpl.validation.checked`) skip the checks and
+Every public function validates its arrays and scalars at entry (:mod:`refimpl.validation`;
+network inputs in the parameters' dtype). Their unchecked cores (``f.unchecked``, :func:`refimpl.validation.checked`) skip the checks and
 are what training steps call.
 """
 from __future__ import annotations
@@ -113,8 +111,6 @@ def gradient_penalty(critic, cparams, x_hat, lam, kind="two-sided"):
     lam : float > 0
     kind : "two-sided" or "one-sided"
 
-    Input rules of :mod:`refimpl.validation`; errors name the argument.
-
     Returns
     -------
     penalty : 0-d array
@@ -156,8 +152,8 @@ def penalty_points(obj, real, fake, rng):
     """Where the penalty is evaluated: interpolates (WGAN-GP, WGAN-LP) or perturbed data (DRAGAN).
 
     ``real`` (B, d) and ``fake`` (B, d) (equal B for interpolates), finite; ``rng`` a
-    ``numpy.random.Generator``. Input rules of :mod:`refimpl.validation` (float32 with
-    float64 gives float64). Returns (B, d) in their namespace, dtype and device.
+    ``numpy.random.Generator``. float32 with
+    float64 gives float64. Returns (B, d) in their namespace, dtype and device.
     """
     _obj(obj), checks.random_generator(rng)
     real, fake = _pair(real, fake)
@@ -181,7 +177,7 @@ def critic_scores_loss(obj, f_real, f_fake):
 
     Parameters
     ----------
-    f_real : (Br, 1), f_fake : (Bf, 1), finite, non-empty (input rules of :mod:`refimpl.validation`)
+    f_real : (Br, 1), f_fake : (Bf, 1), finite, non-empty
 
     Returns
     -------
@@ -206,7 +202,7 @@ def generator_scores_loss(obj, f_fake):
     """Generator loss from the critic's scores on ``G(z)`` and its gradient w.r.t. them:
     ``-mean f`` (Wasserstein family) or the non-saturating ``mean softplus(-f)``.
 
-    ``f_fake`` (B, 1), finite, non-empty (input rules of :mod:`refimpl.validation`)."""
+    ``f_fake`` (B, 1), finite, non-empty."""
     _obj(obj)
     return _generator_scores_loss(obj, _scores("f_fake", f_fake))
 
@@ -236,8 +232,6 @@ def critic_grads(obj, critic, cparams, real, fake, rng):
     real : (Br, d) data; fake : (Bf, d) generated samples (treated as constants), finite,
         in the critic parameters' dtype.
     rng : numpy.random.Generator for the penalty's random points.
-
-    Input rules of :mod:`refimpl.validation`; errors name the argument.
 
     Returns
     -------
@@ -272,8 +266,7 @@ def _clip_params(params, c):
 def clip_params(params, c):
     """WGAN weight clipping: every weight and bias into ``[-c, c]``.
 
-    ``params``: a finite parameter list; ``c``: a finite real > 0 (input rules of
-    :mod:`refimpl.validation`)."""
+    ``params``: a finite parameter list; ``c``: a finite real > 0."""
     c = checks.real(c, "c", gt=0)
     return _clip_params(checks.params(params, "params"), c)
 
@@ -289,8 +282,7 @@ def _generator_dfake(obj, critic, cparams, fake):
 def generator_dfake(obj, critic, cparams, fake):
     """Generator loss and its gradient w.r.t. the generated samples (through the critic's input gradient).
 
-    ``fake`` (B, d), B >= 1, finite, in the critic parameters' dtype (input rules of
-    :mod:`refimpl.validation`).
+    ``fake`` (B, d), B >= 1, finite, in the critic parameters' dtype.
 
     Returns
     -------
@@ -315,7 +307,7 @@ def generator_grads(obj, gen, gparams, critic, cparams, z):
     """Generator loss and its parameter gradients: ``G``'s backward seeded with ``dL/dG(z)``.
 
     ``z`` (B, latent), B >= 1, finite; ``gen``'s output size must be ``critic``'s input
-    size and both parameter lists share a dtype (input rules of :mod:`refimpl.validation`).
+    size and both parameter lists share a dtype.
 
     Returns
     -------

@@ -43,7 +43,7 @@ class _Optimiser:
     keeps_finite = False
 
     def init(self, params):
-        """Fresh state for ``params`` (a finite parameter list, input rules of :mod:`refimpl.validation`)."""
+        """Fresh state for ``params`` (a finite parameter list)."""
         checked = checks.params(params, "params")
         return self._init(params if isinstance(params, FlatParams) else checked)
 
@@ -52,7 +52,6 @@ class _Optimiser:
 
         ``params`` and ``grads``: finite parameter lists of one layout, namespace and
         dtype; ``state``: from :meth:`init` or a previous step for the same layout.
-        Input rules of :mod:`refimpl.validation`; errors name the argument.
         """
         flat = params if isinstance(params, FlatParams) else None
         params = checks.params(params, "params")
@@ -242,10 +241,9 @@ class RMSprop(_Optimiser):
 OPTIMISERS = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
 
 
+@checks.checked()
 def make_optimiser(name, **kw):
     """Build an optimiser by name (sgd, adam, rmsprop); ``ValueError`` for unknown names.
-
-    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     try:
         cls = OPTIMISERS[name]

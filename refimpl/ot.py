@@ -60,10 +60,8 @@ this is sound there and nowhere else). A ``tol`` below what the dtype resolves a
 ``lam`` (marginal errors near ``eps (max|phi| + max|psi| + max C)/lam``) ends in status
 ``"stalled"`` within ~20 Newton steps, with a warning naming the reachable ``tol``.
 
-Inputs: public functions validate once at entry by the rules of :mod:`refimpl.validation`
-(float16 refused, integers promoted to float64, mixed float32/float64 computed in
-float64, NaN/inf refused naming the argument, scalar domains checked; the checks are in
-``refimpl/ot_validation.py``) and call unchecked cores (``cost_matrix.unchecked`` here,
+Public functions validate once at entry (:mod:`refimpl.validation`; the OT problem's
+checks are :mod:`refimpl.ot_validation`) and call unchecked cores (``cost_matrix.unchecked`` here,
 ``dual_objective.unchecked`` in :mod:`refimpl.ot_objectives`; :func:`refimpl.validation.checked`)
 that never validate; training steps
 (:mod:`refimpl.swgan_steps`) call only those. The objectives at given potentials live in
@@ -173,9 +171,7 @@ def cost_matrix(x, y, cost="euclidean"):
     Raises
     ------
     TypeError, ValueError
-        By the input rules of :mod:`refimpl.validation` (arrays only; float16 refused;
-        integer and bool promoted to float64; float32 with float64 computes in float64;
-        NaN/inf refused naming ``x`` or ``y``; empty point sets refused).
+        By the input rules below, naming ``x`` or ``y``; empty point sets refused.
     ValueError
         When a cost overflows to inf (coordinates near the dtype's largest value):
         rescale the points.
@@ -197,6 +193,7 @@ def cost_matrix(x, y, cost="euclidean"):
     return C
 
 
+@checks.checked(rules=chk.OT_RULES)
 def solve_regularized(C, lam, reg="kl", a=None, b=None, tol=1e-9, max_iter=None, init=None,
                       max_seconds=10.0, anneal=True):
     """Solve the regularised OT problem (eq. 6) exactly through its dual (Lemma 4.1).
@@ -249,7 +246,7 @@ def solve_regularized(C, lam, reg="kl", a=None, b=None, tol=1e-9, max_iter=None,
     Raises
     ------
     TypeError, ValueError
-        {rules}
+        By the input rules below.
     RuntimeWarning
         (a warning, not raised) when not converged: it says why (``max_iter``,
         ``max_seconds``, or stalled at the dtype's rounding floor), how far it got
@@ -274,8 +271,6 @@ def solve_regularized(C, lam, reg="kl", a=None, b=None, tol=1e-9, max_iter=None,
     anneal = checks.boolean(anneal, "anneal")
     return _solve(C, lam, reg, a, b, tol, max_iter, phi0, psi0, max_seconds, anneal, xp)
 
-
-solve_regularized.__doc__ = solve_regularized.__doc__.replace("{rules}", chk.INPUT_RULES)
 
 
 def _solve(C, lam, reg, a, b, tol, max_iter, phi, psi, max_seconds, use_stages, xp):

@@ -9,17 +9,19 @@ from . import validation as checks, ot_validation as chk
 __all__ = ["density_ratio", "plan_from_potentials", "dual_objective", "regularizer", "primal_objective",
            "termination_statistic"]
 
+@checks.checked(rules=chk.OT_RULES)
 def density_ratio(phi, psi, C, lam, reg):
     """Density ratio ``m_ij = P_ij / (a_i b_j) = M(V_ij)`` of Lemma 4.1.
 
     ``M(v) = exp(v/lam - 1)`` (KL) or ``v_+/lam`` (L2), ``V_ij = phi_i - psi_j - C_ij``;
     ``phi`` (M,), ``psi`` (N,), ``C`` (M, N). Returns an (M, N) array on the inputs' device.
-    Inputs: validated by the input rules of :mod:`refimpl.validation`, as in :func:`dual_objective`.
+    Inputs: as in :func:`dual_objective`.
     """
     xp, C, lam, reg, _, _, phi, psi = chk.problem(C, lam, reg, None, None, phi, psi)
     return reg.check_finite(reg.density(phi[:, None] - psi[None, :] - C, lam), lam)
 
 
+@checks.checked(rules=chk.OT_RULES)
 def plan_from_potentials(phi, psi, C, lam, reg, a=None, b=None):
     """Pseudo-plan ``P_ij = a_i b_j M(phi_i - psi_j - C_ij)`` (Lemma 4.1, eq. 11).
 
@@ -34,7 +36,7 @@ def plan_from_potentials(phi, psi, C, lam, reg, a=None, b=None):
     -------
     P : array (M, N)
 
-    Inputs: validated by the input rules of :mod:`refimpl.validation`, as in :func:`dual_objective`.
+    Inputs: as in :func:`dual_objective`.
     """
     xp, C, lam, reg, a, b, phi, psi = chk.problem(C, lam, reg, a, b, phi, psi)
     return reg.check_finite(a[:, None] * b[None, :] * reg.density(phi[:, None] - psi[None, :] - C, lam), lam)
@@ -57,7 +59,7 @@ def _dual_objective(phi, psi, C, lam, reg, a, b, xp):
     return value, ga - xp.sum(P, axis=1), xp.sum(P, axis=0) - gb
 
 
-@checks.checked(_dual_objective)
+@checks.checked(_dual_objective, rules=chk.OT_RULES)
 def dual_objective(phi, psi, C, lam, reg, a=None, b=None):
     """Dual objective ``F(phi, psi)`` of Lemma 4.1 (eq. 12, weighted) and its gradient.
 
@@ -86,7 +88,7 @@ def dual_objective(phi, psi, C, lam, reg, a=None, b=None):
     Raises
     ------
     TypeError, ValueError
-        {rules}
+        By the input rules below.
 
     For KL, ``exp`` overflows once ``V/lam`` exceeds ~709 (float64; ~88 in float32): the public
     functions of this module that evaluate it (this one, :func:`density_ratio`,
@@ -98,15 +100,13 @@ def dual_objective(phi, psi, C, lam, reg, a=None, b=None):
     return reg.check_finite(value, lam), dphi, dpsi
 
 
-dual_objective.__doc__ = dual_objective.__doc__.replace("{rules}", chk.INPUT_RULES)
 
-
+@checks.checked(rules=chk.OT_RULES)
 def regularizer(plan, reg, a=None, b=None):
     """``I(P)`` of Sec. 3: KL ``sum P log(P/(a b^T))`` (``0 log 0 = 0``) or L2 ``0.5 sum P^2/(a b^T)``.
 
     ``plan`` (M, N) nonnegative (any mass: the paper's ``I`` needs no normalisation);
-    ``a``, ``b`` default uniform. Returns a 0-d array. Inputs by the input rules of
-    :mod:`refimpl.validation` (``plan`` finite and >= 0; see :func:`dual_objective`).
+    ``a``, ``b`` default uniform. Returns a 0-d array. Inputs: (``plan`` finite and >= 0; see :func:`dual_objective`).
     """
     xp, plan = chk.check_costs(plan, "plan")
     M, N = plan.shape
@@ -119,10 +119,11 @@ def regularizer(plan, reg, a=None, b=None):
     return reg.divergence(plan, a, b)
 
 
+@checks.checked(rules=chk.OT_RULES)
 def primal_objective(plan, C, lam, reg, a=None, b=None):
     """Primal objective of eq. 6, ``<P, C> + lam I(P)`` (0-d array), for any plan ``P`` (M, N).
 
-    Inputs: validated by the input rules of :mod:`refimpl.validation`, as in :func:`dual_objective`;
+    Inputs: as in :func:`dual_objective`;
     ``plan`` finite, >= 0, of ``C``'s shape.
     """
     xp, C, lam, reg, a, b, _, _ = chk.problem(C, lam, reg, a, b)
@@ -133,6 +134,7 @@ def primal_objective(plan, C, lam, reg, a=None, b=None):
     return xp.sum(plan * C) + lam * reg.divergence(plan, a, b)
 
 
+@checks.checked(rules=chk.OT_RULES)
 def termination_statistic(phi, psi, C, lam, reg, a=None, b=None):
     """Termination statistic of eq. 15: the mean density ratio ``m`` (eq. 14-15).
 
@@ -143,7 +145,7 @@ def termination_statistic(phi, psi, C, lam, reg, a=None, b=None):
       (eq. 15; ``a``, ``b`` must be None).
 
     Near 1 is a necessary condition for optimality of ``(phi, psi)`` (Sec. 4.2).
-    Returns a 0-d array. Inputs: validated by the input rules of :mod:`refimpl.validation`, as in
+    Returns a 0-d array. Inputs: as in
     :func:`dual_objective` (pairs: ``phi``, ``psi``, ``C`` of one shape (S,), no weights).
     """
     if checks.is_array(C) and C.ndim == 1:

@@ -77,10 +77,7 @@ def problem(C, lam, reg, a, b, phi=None, psi=None):
     return xp, C, lam, reg, a, b, phi, psi
 
 
-#: the input rules, written once into the public docstrings
-INPUT_RULES = """By the input rules of :mod:`refimpl.validation`: arrays only (lists raise
-    ``TypeError``); float16 refused; integer and bool promoted to float64; mixed
-    float32/float64 inputs computed in float64; NaN/inf refused (``ValueError`` naming
-    the argument); costs must be >= 0, weights > 0 summing to 1, ``lam`` finite > 0,
-    ``reg`` in {"kl", "l2"} (any case) or a regulariser object of :mod:`refimpl.regularizers`. Scalars may be Python or NumPy numbers (NumPy
-    bools for ``anneal``, 0-d NumPy arrays for reals), converted to Python numbers at entry."""
+#: the OT problem's own input rules, written by :func:`refimpl.validation.checked` into the public docstrings
+OT_RULES = """OT inputs: costs >= 0, weights > 0 summing to 1, ``lam`` finite > 0, ``reg`` in {"kl", "l2"}
+    (any case) or a regulariser object of :mod:`refimpl.regularizers`; scalars may be Python or NumPy
+    numbers (NumPy bools for ``anneal``, 0-d NumPy arrays for reals), converted to Python numbers at entry."""

@@ -9,6 +9,7 @@ import numbers
 import numpy as _np  # host side only: graph constants (offsets, degrees)
 
 from refimpl.backend import from_host
+from refimpl import validation as checks
 
 NEIGHBOUR_PATTERNS = {
     4: ((0, 1), (1, 0)),
@@ -119,11 +120,10 @@ class PixelGraph:
         self._inv_degree = self.total_weight / deg        # 1/d_i, host float64 (H, W)
         self._inv_degree_cache = {}                       # (namespace, dtype, device) -> array
 
+    @checks.checked()
     def inv_degree(self, xp, dtype, device=None):
         """``1/d_i`` as an (H, W) array of ``xp`` with ``dtype`` on ``device``, uploaded once
         per (namespace, dtype, device) and cached, so a training step uploads nothing.
-
-        Input rules of :mod:`refimpl.validation` (module docstring).
         """
         key = (xp.__name__, str(dtype), str(device))
         a = self._inv_degree_cache.get(key)
@@ -131,14 +131,13 @@ class PixelGraph:
             a = self._inv_degree_cache[key] = from_host(self._inv_degree, xp, dtype=dtype, device=device)
         return a
 
+    @checks.checked()
     def image_edge_scale(self, xp, dtype, device=None):
         """The factor ``c`` with ``kappa Y = max(x + 1, 0) c`` for images ``x`` in [-1, 1], their mass
         ``X = max((x + 1)/2, 0)`` and the edge factor ``theta_ij / 2 = kappa (Y_i + Y_j)``: paper
         ``Y = X/d`` and ``kappa = 1/2``, so ``c = 1/(4 d)`` ((H, W), cached as :meth:`inv_degree`);
         authors ``Y = X``, ``kappa = 1``, so ``c = 1/2``. Powers of two: ``kappa Y`` is exactly the
         product of the two-step computation.
-
-        Input rules of :mod:`refimpl.validation` (module docstring).
         """
         if self.variant == "authors":
             return 0.5
@@ -152,10 +151,9 @@ class PixelGraph:
         return (f"PixelGraph(height={self.height}, width={self.width}, channels={self.channels}, "
                 f"neighbours={self.neighbours!r}, variant={self.variant!r})")
 
+    @checks.checked()
     def edge_list(self):
         """Unordered edges as host arrays ``(i, j, w)`` of flat C-H-W indices and weights.
-
-        Input rules of :mod:`refimpl.validation` (module docstring).
         """
         H, W = self.height, self.width
         idx = _np.arange(self.n).reshape(self.channels, H, W)
@@ -170,7 +168,7 @@ class PixelGraph:
 def offset_slices(dy, dx, H, W):
     """``(rows_src, rows_dst, cols_src, cols_dst)``: the slices pairing pixel ``p`` of an ``H x W``
     image with ``p + (dy, dx)`` (empty when no edge of that offset fits). Integers in, slices out: no
-    arrays, so the input rules of :mod:`refimpl.validation` do not apply (a geometry helper of the graph)."""
+    arrays to validate (a geometry helper of the graph)."""
     ys, yd = slice(0, max(H - dy, 0)), slice(dy, H)
     if dx >= 0:
         xs, xd = slice(0, max(W - dx, 0)), slice(dx, W)

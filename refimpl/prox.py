@@ -27,10 +27,8 @@ so every value is a minimiser; this module returns the minimiser closest to
 ``theta_k`` (the coordinate does not move). Under ``d_E`` the minimiser is unique and
 is also ``theta_k``'s coordinate (``shrink`` with threshold 0 is the identity).
 
-Input rules: every function validates at entry by the rules of :mod:`refimpl.validation`
-(arrays only, no lists; integers promoted to float64, float16 refused, mixed
-float32/float64 computed in float64; NaN/inf refused with a ``ValueError`` naming the
-argument); ``alpha`` in ``[0, 1]``, ``h > 0``, ``t >= 0``, all finite.
+Every function validates at entry (:mod:`refimpl.validation`); ``alpha`` in ``[0, 1]``,
+``h > 0``, ``t >= 0``, all finite.
 """
 from __future__ import annotations
 
@@ -84,6 +82,7 @@ def _pairs(*named):
 
 
 # ----------------------------------------------------------------------------- operators
+@checks.checked()
 def shrink(x, center, t):
     """Shrink ``x`` towards ``center`` by ``t`` (soft thresholding around ``center``).
 
@@ -112,8 +111,6 @@ def shrink(x, center, t):
     ------
     ValueError
         Non-finite ``x``, ``center`` or ``t``; ``t < 0``; shapes that do not broadcast.
-
-    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     x = checks.array(x, "x", nonempty=False)
     xp = namespace(x)
@@ -133,6 +130,7 @@ def _shrink(x, c, tv):
     return xp.where(x > c + tv, x - tv, xp.where(x < c - tv, x + tv, c))
 
 
+@checks.checked()
 def d_W(theta1, theta2, alpha):
     """Constrained Wasserstein-2 distance between two two-delta models.
 
@@ -149,8 +147,6 @@ def d_W(theta1, theta2, alpha):
     Returns
     -------
     array, shape (...)
-
-    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     al = _alpha(alpha)
     xp, (t1, t2) = _pairs(("theta1", theta1), ("theta2", theta2))
@@ -158,6 +154,7 @@ def d_W(theta1, theta2, alpha):
     return xp.sqrt(al * d[..., 0] ** 2 + (1.0 - al) * d[..., 1] ** 2)
 
 
+@checks.checked()
 def d_E(theta1, theta2):
     """Euclidean distance ``sqrt((a1 - a2)^2 + (b1 - b2)^2)`` of two parameter pairs.
 
@@ -170,14 +167,13 @@ def d_E(theta1, theta2):
     Returns
     -------
     array, shape (...)
-
-    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     xp, (t1, t2) = _pairs(("theta1", theta1), ("theta2", theta2))
     d = t1 - t2
     return xp.sqrt(d[..., 0] ** 2 + d[..., 1] ** 2)
 
 
+@checks.checked()
 def F_W1(theta, theta_star, alpha):
     """Wasserstein-1 loss of the two-delta model, ``alpha |a - a*| + (1 - alpha) |b - b*|``.
 
@@ -192,8 +188,6 @@ def F_W1(theta, theta_star, alpha):
     Returns
     -------
     array, shape (...)
-
-    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     al = _alpha(alpha)
     xp, (t, ts) = _pairs(("theta", theta), ("theta_star", theta_star))
@@ -201,6 +195,7 @@ def F_W1(theta, theta_star, alpha):
     return al * d[..., 0] + (1.0 - al) * d[..., 1]
 
 
+@checks.checked()
 def two_delta_prox(theta, theta_star, alpha, h, metric="wasserstein"):
     """Exact proximal step ``argmin_theta F_W1(theta) + d(theta, theta_k)^2 / (2h)``.
 
@@ -240,8 +235,6 @@ def two_delta_prox(theta, theta_star, alpha, h, metric="wasserstein"):
     ValueError
         Non-finite inputs, ``alpha`` outside ``[0, 1]``, ``h <= 0``, a last axis other
         than 2, shapes that do not broadcast, or an unknown ``metric``.
-
-    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     if not isinstance(metric, str) or metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")

@@ -16,7 +16,7 @@ with ``P = a b^T M(V)`` and the dual ``F = <a, phi> - <b, psi> - penalty`` (both
 ``ot.smooth`` (``NegEntropy``, ``SquaredL2``), each regulariser is one object holding its
 formulas, so the solvers (:mod:`refimpl.ot`, :mod:`refimpl.ot_solver`, :mod:`refimpl.swgan`)
 have no branch on a regulariser's name. The methods compute on arrays already validated
-(input rules of :mod:`refimpl.validation`, applied by the public functions that take ``reg``);
+(by the public functions that take ``reg``, :mod:`refimpl.validation`);
 :func:`get_regularizer` is the check of a ``reg`` argument.
 """
 from __future__ import annotations
@@ -41,31 +41,27 @@ class Regularizer(ABC):
 
     @abstractmethod
     def density(self, V, lam):
-        """``M(V)`` (same shape as ``V``) at ``lam > 0`` (input rules of :mod:`refimpl.validation`)."""
+        """``M(V)`` (same shape as ``V``) at ``lam > 0``."""
 
     @abstractmethod
     def uniform_plan(self, V, lam):
-        """The pseudo-plan of uniform weights, ``M(V) / (M N)`` for ``V`` (M, N) (input rules of
-        :mod:`refimpl.validation`)."""
+        """The pseudo-plan of uniform weights, ``M(V) / (M N)`` for ``V`` (M, N)."""
 
     @abstractmethod
     def penalty(self, P, V, lam):
-        """The dual's penalty term (0-d) from the pseudo-plan ``P`` and ``V`` (input rules of
-        :mod:`refimpl.validation`)."""
+        """The dual's penalty term (0-d) from the pseudo-plan ``P`` and ``V``."""
 
     @abstractmethod
     def divergence(self, plan, a, b):
-        """``I(plan)`` (0-d) against ``a b^T``; ``plan`` (M, N) >= 0, ``a`` (M,), ``b`` (N,) > 0
-        (input rules of :mod:`refimpl.validation`)."""
+        """``I(plan)`` (0-d) against ``a b^T``; ``plan`` (M, N) >= 0, ``a`` (M,), ``b`` (N,) > 0."""
 
     @abstractmethod
     def plan(self, X, a, b, lam):
         """The plan from a solver state's matrix ``X`` (:mod:`refimpl.ot_solver`: the plan itself
-        for KL, ``V_+`` for L2) (input rules of :mod:`refimpl.validation`)."""
+        for KL, ``V_+`` for L2)."""
 
     def check_finite(self, out, lam):
-        """``out`` unchanged, or ``ValueError`` naming ``lam`` where the density overflowed (input
-        rules of :mod:`refimpl.validation`)."""
+        """``out`` unchanged, or ``ValueError`` naming ``lam`` where the density overflowed."""
         return out
 
 
@@ -132,11 +128,12 @@ L2 = _L2()
 REGULARIZERS = {r.name: r for r in (KL, L2)}
 
 
+@checks.checked()
 def get_regularizer(reg):
     """The regulariser ``reg``: a :class:`Regularizer`, or its name ``"kl"`` / ``"l2"`` in any case.
 
     Raises ``TypeError`` for another type and ``ValueError`` for another name, each naming
-    ``reg`` (input rules of :mod:`refimpl.validation`).
+    ``reg``.
     """
     if isinstance(reg, Regularizer):
         return reg

@@ -17,8 +17,7 @@ Errata (``shared/conventions.md``, "Wasserstein proximal"): the proximal term ha
 ``+`` sign and the factor ``1/(2h)`` (eq. 4); Appendix D's minus sign and
 Algorithm 1's ``1/h`` are typos.
 
-Input rules: public functions validate at entry by the rules of :mod:`refimpl.validation`
-(errors name the argument); the training step calls the unchecked cores (``f.unchecked``,
+Public functions validate at entry (:mod:`refimpl.validation`); the training step calls the unchecked cores (``f.unchecked``,
 :func:`refimpl.validation.checked`), which do not validate, so a step makes no host round trip.
 """
 from __future__ import annotations
@@ -41,26 +40,25 @@ RWP_DEFAULTS = {"wgan-gp": (0.1, 10), "wgan-lp": (0.1, 10), "wgan": (0.1, 10),
                 "standard": (0.2, 5), "dragan": (0.2, 5)}
 
 
+@checks.checked()
 def check_h(h):
     """``h`` as a float; ``ValueError`` unless it is a finite real number > 0.
-
-    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     if isinstance(h, bool) or not isinstance(h, (int, float)) or not math.isfinite(h) or h <= 0:
         raise ValueError(f"the proximal step size h must be a finite number > 0, got {h!r}")
     return float(h)
 
 
+@checks.checked()
 def check_steps(l, name="l"):
     """``l`` as an int; ``ValueError`` unless it is an integer >= 1.
-
-    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     if isinstance(l, bool) or not isinstance(l, int) or l < 1:
         raise ValueError(f"the number of generator steps {name} must be an integer >= 1, got {l!r}")
     return l
 
 
+@checks.checked()
 def proximal_term(fake, fake_prev, h):
     """Relaxed Wasserstein proximal term and its gradient w.r.t. the live samples.
 
@@ -80,8 +78,8 @@ def proximal_term(fake, fake_prev, h):
     h : float
         Proximal step size, > 0.
 
-    Both arrays finite and non-empty, one namespace (input rules of
-    :mod:`refimpl.validation`; float32 with float64 gives float64).
+    Both arrays finite and non-empty, one namespace (float32 with
+    float64 gives float64).
 
     Returns
     -------
@@ -102,6 +100,7 @@ def _proximal_term(fake, fake_prev, h):
     return value, diff * (1.0 / (h * B))
 
 
+@checks.checked()
 def rwp_generator_grads(obj, gen, gparams, gprev, critic, cparams, z, h):
     """The RWP generator objective ``F + P`` and its gradient w.r.t. the live generator parameters.
 
@@ -125,7 +124,7 @@ def rwp_generator_grads(obj, gen, gparams, gprev, critic, cparams, z, h):
     grads : list of (dW, db) like ``gparams``
     logs : dict with ``gen_loss`` (``F``) and ``prox`` (``P``), 0-d arrays
 
-    Input rules of :mod:`refimpl.validation`: finite parameters of the networks' layouts and
+    Inputs: finite parameters of the networks' layouts and
     one dtype, ``z`` non-empty in that dtype; errors name the argument.
     """
     h = check_h(h)
@@ -184,11 +183,9 @@ class RWPMethod(GANMethod):
     def gen_steps_per_outer(self):
         return self.l
 
+    @checks.training_step
     def rwp_generator_step(self, state, gprev, rng):
         """One optimiser step on ``F + P`` with a fresh ``z``; returns ``(state, logs)``.
-
-        A training step: ``state`` comes from ``init_state`` and is not validated; it calls the
-        unchecked twins (policy of :mod:`refimpl.validation`), so it makes no host round trip.
         """
         z = self.latent(rng, self.cfg.batch_size, state["gen"][0][0])
         _, grads, logs = _rwp_generator_grads(self.objective, self.gen, state["gen"], gprev,
@@ -196,13 +193,12 @@ class RWPMethod(GANMethod):
         gp, og = self.opt_gen._step(state["gen"], grads, state["opt_gen"])
         return {**state, "gen": gp, "opt_gen": og}, logs
 
+    @checks.training_step
     def generator_phase(self, state, rng, data):
         """The ``l`` proximal steps. Fused (``fused``, the default): the ``l`` latent batches are drawn
         first, in :meth:`rwp_generator_step`'s order, moved in one transfer, ``theta_prev`` is copied
         into a buffer kept for the run, and :func:`rwp_generator_grads_fused` feeds the optimiser;
-        else the per-step reference. The input state is donated (flat parameters are updated in place).
-
-        A training step: ``state`` comes from ``init_state`` and is not validated; it calls the unchecked twins (policy of :mod:`refimpl.validation`), so it makes no host round trip."""
+        else the per-step reference. The input state is donated (flat parameters are updated in place)."""
         gp = state["gen"]
         if self.fused and isinstance(gp, FlatParams):
             return self._fused_generator_phase(state, rng)

@@ -32,8 +32,7 @@ Erratum (``shared/conventions.md``): Algorithm 2 line 6 prints ``- 1/2 grad Phi`
 the norm-square; the objective of Prop. 3 has ``-1/2 ||grad_x Phi(g_prev(z))||^2``.
 Layer normalisation of Appendix G's potential is not implemented (``refimpl.nn`` has none).
 
-Input rules: public functions validate at entry by the rules of :mod:`refimpl.validation`
-(errors name the argument); the training steps call the unchecked cores (``f.unchecked``,
+Public functions validate at entry (:mod:`refimpl.validation`); the training steps call the unchecked cores (``f.unchecked``,
 :func:`refimpl.validation.checked`), which do not validate, so a step makes no host round trip.
 """
 from __future__ import annotations
@@ -49,6 +48,7 @@ from .rwp import check_h, check_steps
 from .train import GANConfig, GANMethod
 
 
+@checks.checked()
 def potential_objective(potential, pparams, x_new, x_prev, h):
     """The SBE potential objective (to *maximise*) and its gradient w.r.t. ``Phi``'s parameters.
 
@@ -77,7 +77,7 @@ def potential_objective(potential, pparams, x_new, x_prev, h):
     logs : dict of 0-d arrays: ``phi_obj`` (``J``), ``phi_gap`` (``(1/h)(mean Phi(x) - mean Phi(y))``),
         ``phi_grad_sq`` (``mean ||grad Phi(y)||^2``)
 
-    Input rules of :mod:`refimpl.validation`: ``x_new`` and ``x_prev`` non-empty, finite, in
+    Inputs: ``x_new`` and ``x_prev`` non-empty, finite, in
     the potential parameters' dtype; errors name the argument.
     """
     h = check_h(h)
@@ -104,6 +104,7 @@ def _potential_objective(potential, pparams, x_new, x_prev, h):
     return J, grads, {"phi_obj": J, "phi_gap": gap, "phi_grad_sq": gsq}
 
 
+@checks.checked()
 def sbe_generator_dfake(obj, critic, cparams, potential, pparams, fake, h):
     """SBE generator loss ``F + (1/h) mean Phi(x)`` and its gradient w.r.t. the samples ``x``.
 
@@ -119,7 +120,7 @@ def sbe_generator_dfake(obj, critic, cparams, potential, pparams, fake, h):
     total : 0-d array; dfake : array (B, n); logs : dict with ``gen_loss`` (``F``) and
     ``phi_term`` (``(1/h) mean Phi(x)``)
 
-    Input rules of :mod:`refimpl.validation` (``fake`` non-empty, finite, the parameters' dtype).
+    ``fake`` non-empty, finite, in the parameters' dtype.
     """
     h = check_h(h)
     if not isinstance(obj, Objective):
@@ -143,11 +144,11 @@ def _sbe_generator_dfake(obj, critic, cparams, potential, pparams, fake, h):
     return loss + term, dfake + dphi, {"gen_loss": loss, "phi_term": term}
 
 
+@checks.checked()
 def sbe_generator_grads(obj, gen, gparams, critic, cparams, potential, pparams, z, h):
     """``F + (1/h) mean Phi(g_theta(z))`` and its gradient w.r.t. the generator parameters.
 
-    Input rules of :mod:`refimpl.validation` (``z`` non-empty, finite; all parameters finite
-    in one dtype); errors name the argument.
+    ``z`` non-empty, finite; all parameters finite in one dtype; errors name the argument.
 
     Returns
     -------
@@ -210,17 +211,16 @@ class SBEMethod(GANMethod):
     def gen_steps_per_outer(self):
         return self.cfg.n_gen
 
+    @checks.checked()
     def init_state(self, rng, xp, dtype, device=None):
-        """Input rules of :mod:`refimpl.validation` (module docstring)."""
+        """The method's state, as :meth:`refimpl.gan.GANMethod.init_state`."""
         state = super().init_state(rng, xp, dtype, device)
         pp = flatten(self.potential.init(rng, xp=xp, dtype=dtype, device=device))
         return {**state, "phi": pp, "opt_phi": self.opt_phi._init(pp), "gen_prev": flatten(state["gen"])}
 
+    @checks.training_step
     def potential_step(self, state, rng, data):
         """One ascent step on :func:`potential_objective` (live generator vs ``gen_prev``, same fresh ``z``).
-
-        A training step: ``state`` comes from ``init_state`` and is not validated; it calls the
-        unchecked twins (policy of :mod:`refimpl.validation`), so it makes no host round trip.
         """
         z = self.latent(rng, self.cfg.batch_size, state["gen"][0][0])
         x_new = self.gen._forward(state["gen"], z)[0]
@@ -230,13 +230,12 @@ class SBEMethod(GANMethod):
         pp, op = self.opt_phi._step(state["phi"], neg, state["opt_phi"])
         return {**state, "phi": pp, "opt_phi": op}, logs
 
+    @checks.training_step
     def potential_phase(self, state, rng, data):
         """``n_phi`` ascent steps. Fused (``fused``, the default): the ``n_phi`` latent batches are drawn
         first, in :meth:`potential_step`'s order, and moved in one transfer; both generators run once
         over all of them (they do not change in this phase); :func:`potential_grads_fused` feeds the
-        optimiser. Else the per-step reference. The input state is donated.
-
-        A training step: ``state`` comes from ``init_state`` and is not validated; it calls the unchecked twins (policy of :mod:`refimpl.validation`), so it makes no host round trip."""
+        optimiser. Else the per-step reference. The input state is donated."""
         if self.fused and isinstance(state["phi"], FlatParams):
             return self._fused_potential_phase(state, rng)
         logs = {}
@@ -244,24 +243,27 @@ class SBEMethod(GANMethod):
             state, logs = self.potential_step(state, rng, data)
         return state, logs
 
+    @checks.training_step
     def generator_step(self, state, rng, data):
-        """A training step: ``state`` comes from ``init_state`` and is not validated; it calls the unchecked twins (policy of :mod:`refimpl.validation`), so it makes no host round trip."""
+        """One generator step on :func:`sbe_generator_grads` with a fresh ``z``; returns ``(state, logs)``."""
         z = self.latent(rng, self.cfg.batch_size, state["gen"][0][0])
         _, grads, logs = _sbe_generator_grads(self.objective, self.gen, state["gen"], self.critic, state["critic"],
                                              self.potential, state["phi"], z, self.h)
         gp, og = self.opt_gen._step(state["gen"], grads, state["opt_gen"])
         return {**state, "gen": gp, "opt_gen": og}, logs
 
+    @checks.training_step
     def generator_phase(self, state, rng, data):
-        """A training step: ``state`` comes from ``init_state`` and is not validated; it calls the unchecked twins (policy of :mod:`refimpl.validation`), so it makes no host round trip."""
+        """The generator steps of one outer iteration; the generator before them becomes ``gen_prev``."""
         if self.fused and isinstance(state["gen"], FlatParams):
             return self._fused_generator_phase(state, rng)
         snapshot = copy_params.unchecked(state["gen"])          # becomes the anchor of the next outer iteration
         state, logs = super().generator_phase(state, rng, data)
         return {**state, "gen_prev": snapshot}, logs
 
+    @checks.training_step
     def outer_step(self, state, rng, data):
-        """A training step: ``state`` comes from ``init_state`` and is not validated; it calls the unchecked twins (policy of :mod:`refimpl.validation`), so it makes no host round trip."""
+        """One outer iteration of SBE: the critic, potential and generator phases, in that order."""
         state, lc = self.critic_phase(state, rng, data)
         state, lp = self.potential_phase(state, rng, data)
         state, lg = self.generator_phase(state, rng, data)

@@ -149,11 +149,12 @@ class SWGANConfig:
     def n_data(self):
         return self.batch_size if self.data_batch_size is None else self.data_batch_size
 
+    @checks.checked()
     def make_optimiser(self, lr):
         """A fresh optimiser of this config (``optimiser``, ``betas``) with learning rate ``lr``.
 
-        ``lr`` finite > 0, checked by :func:`refimpl.optim.make_optimiser` (input rules of
-        :mod:`refimpl.validation`; ``ValueError``/``TypeError`` naming it).
+        ``lr`` finite > 0, checked by :func:`refimpl.optim.make_optimiser`
+        (``ValueError``/``TypeError`` naming it).
         """
         if self.optimiser == "adam":
             return make_optimiser("adam", lr=lr, beta1=self.betas[0], beta2=self.betas[1])
@@ -184,11 +185,12 @@ class SWGANMethod(GANMethod):
         self.psi_net = MLP((cfg.data_dim, *cfg.potential_hidden, 1), cfg.potential_activation, "linear")
         self.reg = get_regularizer(cfg.reg)          # refimpl.regularizers.KL or L2
 
+    @checks.checked()
     def init_state(self, rng, xp, dtype, device=None):
         """Fresh parameters of the generator and both potentials, and their optimiser states.
 
         ``rng`` a ``numpy.random.Generator``, ``dtype`` float32 or float64 of ``xp``, checked by
-        :meth:`refimpl.nn.MLP.init` (input rules of :mod:`refimpl.validation`); arrays on ``device``.
+        :meth:`refimpl.nn.MLP.init`; arrays on ``device``.
         Each network's parameters are a :class:`refimpl.flat.FlatParams` (one buffer, updated in
         place by the optimisers: a step donates its input state).
         """
@@ -199,11 +201,12 @@ class SWGANMethod(GANMethod):
                 "opt_phi": self.opt_critic._init(php), "opt_psi": self.opt_critic._init(psp),
                 "dual_steps": 0, "outer": 0}
 
+    @checks.checked()
     def critic_values(self, state, x):
         """The project's critic ``f(x) = -psi(x)`` (large on data; module docstring), shape (B,).
 
         Not a training step: ``state["psi"]`` and ``x`` (B, data_dim), in the parameters' dtype,
-        are validated by the input rules of :mod:`refimpl.validation` (errors name ``state["psi"]``
+        are validated (errors name ``state["psi"]``
         or ``x``).
         """
         if not isinstance(state, dict) or "psi" not in state:
@@ -212,12 +215,9 @@ class SWGANMethod(GANMethod):
         return -self.psi_net._forward(psi, x)[0][:, 0]
 
     # -- dual oracle
+    @checks.training_step
     def dual_batch(self, state, rng, data):
         """A fresh batch: data ``y`` (N, d) then generated ``x = G(z)`` (M, d).
-
-        A training step (policy of :mod:`refimpl.validation`): ``state`` comes from :meth:`init_state`,
-        ``rng`` is a ``numpy.random.Generator``, ``data`` a data source; none is validated and the
-        unchecked twins are called, so the step makes no host round trip.
         """
         y = data.sample(rng, self.cfg.n_data)
         x = self.generate(state, self.latent(rng, self.cfg.batch_size, y))
@@ -272,11 +272,7 @@ class SWGANMethod(GANMethod):
         ``stop_every = 0``: the decision stays on the device (masked updates, no host round
         trip); ``k >= 1``: tested on the host before the update of every ``k``-th step;
         ``None``: 1 on NumPy, 0 elsewhere. Fused (``fused``), without a host test, all the
-        phase's draws are made first and moved to the device in one transfer per kind.
-
-        A training step (policy of :mod:`refimpl.validation`): ``state`` comes from :meth:`init_state`,
-        ``rng`` is a ``numpy.random.Generator``, ``data`` a data source; none is validated and the
-        unchecked twins are called, so the step makes no host round trip. The state is donated.
+        phase's draws are made first and moved to the device in one transfer per kind.. The state is donated.
         """
         if not self.fused:
             return self._critic_phase_reference(state, rng, data)
@@ -379,13 +375,11 @@ class SWGANMethod(GANMethod):
         return state, {"dual": F, "stat": stat, "dual_steps": steps}
 
     # -- generator
+    @checks.training_step
     def generator_step(self, state, rng, data):
         """One generator update of Algorithm 1 on a fresh batch (:func:`generator_grads` unchecked).
 
-        The per-step reference of :meth:`generator_phase`. A training step (policy of
-        :mod:`refimpl.validation`): ``state`` comes from :meth:`init_state`, ``rng`` is a
-        ``numpy.random.Generator``, ``data`` a data source; none is validated and the unchecked
-        twins are called, so the step makes no host round trip.
+        The per-step reference of :meth:`generator_phase`.
         """
         cfg = self.cfg
         y = data.sample(rng, cfg.n_data)
@@ -395,10 +389,11 @@ class SWGANMethod(GANMethod):
         gp, og = self.opt_gen._step(state["gen"], grads, state["opt_gen"])
         return {**state, "gen": gp, "opt_gen": og}, {"gen_loss": loss}
 
+    @checks.training_step
     def generator_phase(self, state, rng, data):
         """``n_gen`` generator updates: fused (:func:`refimpl.swgan_steps.fused_generator_grads`, the phase's draws
         first, one transfer per kind) unless ``fused`` is False or a subclass overrides
-        :meth:`generator_step`. A training step (as :meth:`generator_step`); the state is donated."""
+        :meth:`generator_step`. The state is donated."""
         if not self._drawn(state, "gen"):
             return super().generator_phase(state, rng, data)
         dev = self.put_draws(self.draw(rng, data, critic=False), data, state["gen"][0][0])
@@ -431,6 +426,7 @@ class SWGANMethod(GANMethod):
         state, lg = self._generator_phase_on(state, y, z)
         return {**state, "outer": state["outer"] + 1}, {**lc, **lg}
 
+    @checks.training_step
     def outer_step(self, state, rng, data):
         """One outer iteration: the dual phase, then ``n_gen`` generator steps; counts ``outer``.
 
@@ -438,10 +434,6 @@ class SWGANMethod(GANMethod):
         reference's order, and moved to the device in one transfer per kind (:meth:`draw`,
         :meth:`put_draws`, :meth:`outer_step_drawn`). Parameters are updated in place (the input
         state is donated; :func:`refimpl.flat.copy_state` keeps one).
-
-        A training step (policy of :mod:`refimpl.validation`): ``state`` comes from :meth:`init_state`,
-        ``rng`` is a ``numpy.random.Generator``, ``data`` a data source; none is validated and the
-        unchecked twins are called, so the step makes no host round trip.
         """
         if self._drawn(state, "outer"):
             return self.outer_step_drawn(state, self.put_draws(self.draw(rng, data), data, state["gen"][0][0]), data)

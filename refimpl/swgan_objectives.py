@@ -49,10 +49,8 @@ __all__ = ["pairwise_cost", "cost_input_gradient", "generator_objective", "dual_
            "should_stop"]
 
 # ----------------------------------------------------------------------------- checks (public boundary only)
-_RULES = """Inputs follow the rules of :mod:`refimpl.validation`: arrays only (lists raise ``TypeError``);
-    float16 refused; integer and bool promoted to float64; float32 with float64 computes in
-    float64; NaN/inf refused (``ValueError`` naming the argument); ``cost`` one of
-    :data:`refimpl.ot.COSTS`, ``reg`` one of :data:`refimpl.ot.REGS`, ``lam`` finite > 0."""
+_RULES = """SWGAN inputs: ``cost`` one of :data:`refimpl.ot.COSTS`, ``reg`` one of :data:`refimpl.ot.REGS`,
+    ``lam`` finite > 0."""
 
 
 def _check_points(x, y, xp=None):
@@ -75,15 +73,11 @@ def _check_m(m, M, N, xp):
     return checks.array(m, "m", shape=(M, N), xp=xp)
 
 
-_NET_RULES = """Inputs follow the rules of :mod:`refimpl.validation`: every network a
-    :class:`refimpl.nn.MLP` (potentials with a scalar output); parameter lists ``[(W, b), ...]``
-    of the networks' layouts, float32 or float64, all in one dtype and namespace (a
+_NET_RULES = """SWGAN inputs: every network a :class:`refimpl.nn.MLP` (potentials with a scalar output);
+    parameter lists ``[(W, b), ...]`` of the networks' layouts, all in one dtype and namespace (a
     ``TypeError`` names the offending ``*_params[l][k]``); the point arrays non-empty, 2-D, of the
-    networks' input widths, promoted by the dtype rule (integers and bool to float64) and then
-    of the parameters' dtype (an MLP's inputs must match its parameters; ``TypeError`` naming
-    the array otherwise); one finiteness reduction over all of them (NaN/inf: ``ValueError``
-    naming the argument); ``cost`` one of :data:`refimpl.ot.COSTS`, ``reg`` one of
-    :data:`refimpl.ot.REGS`, ``lam`` finite > 0."""
+    networks' input widths and of the parameters' dtype; one finiteness reduction over all of them;
+    ``cost`` one of :data:`refimpl.ot.COSTS`, ``reg`` one of :data:`refimpl.ot.REGS`, ``lam`` finite > 0."""
 
 
 def _mlp(net, name, scalar_output=True):
@@ -122,16 +116,17 @@ def _check_nets(nets, arrays):
     return out
 
 
+@checks.checked(rules=_RULES)
 def pairwise_cost(x, y, cost="l1"):
     """``C[i, j] = c(x_i, y_j)`` (M, N): :func:`refimpl.ot.cost_matrix` with SWGAN's default cost (L1).
 
-    Inputs validated by the input rules of :mod:`refimpl.validation`; errors and the overflow
-    check as :func:`refimpl.ot.cost_matrix`.
+    Errors and the overflow check as :func:`refimpl.ot.cost_matrix`.
     """
     return cost_matrix(x, y, cost)
 
 
 # ----------------------------------------------------------------------------- generator side
+@checks.checked(rules=_RULES)
 def cost_input_gradient(x, y, m, cost="l1"):
     """Weighted input gradient of the ground cost, ``G_i = sum_j m_ij d c(x_i, y_j) / d x_i``.
 
@@ -162,7 +157,7 @@ def cost_input_gradient(x, y, m, cost="l1"):
     Raises
     ------
     TypeError, ValueError
-        {rules}
+        By the input rules below.
     """
     x, y = _check_points(x, y)
     xp = namespace(x)
@@ -171,9 +166,8 @@ def cost_input_gradient(x, y, m, cost="l1"):
     return core.cost_input_gradient(x, y, m, _check_cost(cost), xp)
 
 
-cost_input_gradient.__doc__ = cost_input_gradient.__doc__.replace("{rules}", _RULES)
 
-
+@checks.checked(rules=_RULES)
 def generator_objective(x, y, m, cost="l1", C=None):
     """Generator objective of Algorithm 1 at fixed density ratios, and its input gradient.
 
@@ -198,7 +192,7 @@ def generator_objective(x, y, m, cost="l1", C=None):
     Raises
     ------
     TypeError, ValueError
-        {rules} ``C`` (M, N) when given.
+        By the input rules below; ``C`` (M, N) when given.
     """
     x, y = _check_points(x, y)
     xp = namespace(x)
@@ -212,9 +206,8 @@ def generator_objective(x, y, m, cost="l1", C=None):
     return core.generator_objective(x, y, m, cost, C, xp)
 
 
-generator_objective.__doc__ = generator_objective.__doc__.replace("{rules}", _RULES)
 
-
+@checks.checked(rules=_NET_RULES)
 def generator_grads(gen, gparams, z, y, phi_net, phi_params, psi_net, psi_params, lam, reg, cost):
     """Algorithm 1's generator gradient ``g`` on one batch (Sec. 5, Theorem 5.1).
 
@@ -238,7 +231,7 @@ def generator_grads(gen, gparams, z, y, phi_net, phi_params, psi_net, psi_params
     Raises
     ------
     TypeError, ValueError
-        {rules} Here ``z`` (M, gen.sizes[0]) and ``y`` (N, d), with ``d`` the output width of
+        By the input rules below. Here ``z`` (M, gen.sizes[0]) and ``y`` (N, d), with ``d`` the output width of
         ``gen`` and the input width of both potentials.
     """
     _mlp(gen, "gen", scalar_output=False), _mlp(phi_net, "phi_net"), _mlp(psi_net, "psi_net")
@@ -252,10 +245,9 @@ def generator_grads(gen, gparams, z, y, phi_net, phi_params, psi_net, psi_params
     return core.generator_grads(gen, gparams, z, y, phi_net, phi_params, psi_net, psi_params, lam, reg, cost)
 
 
-generator_grads.__doc__ = generator_grads.__doc__.replace("{rules}", _NET_RULES)
-
 
 # ----------------------------------------------------------------------------- dual side
+@checks.checked(rules=_NET_RULES)
 def dual_loss_grads(phi_net, phi_params, psi_net, psi_params, x, y, lam, reg="l2", cost="l1"):
     """Parametric dual objective (Lemma 4.1, eq. 12) on one batch and its parameter gradients.
 
@@ -287,7 +279,7 @@ def dual_loss_grads(phi_net, phi_params, psi_net, psi_params, x, y, lam, reg="l2
     Raises
     ------
     TypeError, ValueError
-        {rules} Here ``x`` (M, d) and ``y`` (N, d), ``d`` the input width of both potentials.
+        By the input rules below. Here ``x`` (M, d) and ``y`` (N, d), ``d`` the input width of both potentials.
     """
     _mlp(phi_net, "phi_net"), _mlp(psi_net, "psi_net")
     if phi_net.sizes[0] != psi_net.sizes[0]:
@@ -299,14 +291,13 @@ def dual_loss_grads(phi_net, phi_params, psi_net, psi_params, x, y, lam, reg="l2
     return core.dual_loss_grads(phi_net, phi_params, psi_net, psi_params, x, y, lam, reg, cost)
 
 
-dual_loss_grads.__doc__ = dual_loss_grads.__doc__.replace("{rules}", _NET_RULES)
 
-
+@checks.checked()
 def should_stop(stat, tol):
     """Termination rule of the dual phase (eq. 15) on the host: ``|stat - 1| <= tol`` (never when ``tol == 0``).
 
     ``stat`` a real number or 0-d array (one host round trip; NaN refused, inf allowed), ``tol``
-    finite >= 0, checked by the input rules of :mod:`refimpl.validation`. Returns a Python bool.
+    finite >= 0. Returns a Python bool.
     The training step uses the device form (module docstring).
     """
     tol = checks.real(tol, "tol", ge=0.0)

@@ -1,7 +1,7 @@
 """Input validation at the public API boundary: one policy for every public function.
 
-The rules (stated once here; every public docstring refers to them as "the input
-rules of :mod:`refimpl.validation`"):
+The rules (stated once here, and written into every public docstring by :func:`checked`
+as :data:`RULES_NOTE`):
 
 * **Arrays** must be arrays of an Array API namespace (NumPy, CuPy, array_api_strict,
   ...). Lists, tuples and Python scalars where an array is expected raise
@@ -19,10 +19,11 @@ rules of :mod:`refimpl.validation`"):
   :func:`integer`); bool is never a number; NaN and inf are refused unless the
   domain says otherwise.
 
-Functions called inside a training step skip these checks on arrays that are
-already validated. A public function is a thin checked layer over an unchecked core,
-declared with :func:`checked`: ``f.unchecked`` is the core, which never validates (and so
-never synchronises a device), and is what other modules' hot paths call. A core is
+Every public function that takes arrays or scalars is declared with :func:`checked`, which
+writes the rules into its docstring (no docstring restates them). Functions called inside a
+training step skip these checks on arrays that are already validated: where a hot path
+needs a public function, that function is a thin checked layer over an unchecked core,
+``f.unchecked``, which never validates (and so never synchronises a device). A core is
 private to its module; no module imports another's ``_`` names. Modules of training-step
 internals (``steps``, ``kernels``, ``flat``, ``graph``, ``swgan_steps``, ``ot_solver``,
 ``host_ot``) hold unchecked functions under plain names, and say so in their docstrings.
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import textwrap
 
 from .backend import namespace
 
@@ -40,31 +42,71 @@ _FLOAT_OK = ("float32", "float64")
 RULES_NOTE = ("Input rules of :mod:`refimpl.validation`: arrays of one Array API namespace, float32 or "
               "float64 (integers and bools promoted to float64, float16 refused), finite, of the shapes "
               "above; scalars in their stated domains; ``TypeError``/``ValueError`` naming the argument.")
+#: the phrase only :func:`checked` writes (lower case); a docstring that contains it restates the rules
+RESTATED = "input rules of"
 
 
-def checked(core):
-    """Declare the decorated public function the checked layer over ``core``.
+def checked(core=None, *, rules=None):
+    """Declare the decorated public function a checked entry point, and write its input rules.
 
-    The decorated function validates its arguments (the rules of this module) and calls
-    ``core`` with them; ``core`` takes the same arguments and never validates. Returns the
-    function itself with ``f.unchecked = core``, a line naming ``f.unchecked`` appended to its
-    docstring and, unless the docstring already names :mod:`refimpl.validation`,
-    :data:`RULES_NOTE` before it (written once here, as scipy's
-    ``xp_capabilities`` writes its table). ``TypeError`` if ``core`` is not callable.
+    The function validates its arguments once, at entry, by the rules of this module. With
+    ``core`` it is a thin layer that then calls ``core`` with the same arguments: ``core`` never
+    validates, and is ``f.unchecked``, what other modules' hot paths call. Without ``core`` the
+    function validates in its own body (no hot path calls it).
+
+    The rules are written here, once, into the docstring (as scipy's ``xp_capabilities`` writes
+    its table): :data:`RULES_NOTE`, then ``rules`` (str: the function's own domain rules, e.g.
+    the OT problem's) and, with a core, a line naming ``f.unchecked``. ``f.input_rules`` is the
+    text written. Returns the function itself.
+
+    Raises
+    ------
+    TypeError
+        ``core`` given and not callable, or ``rules`` not a str.
+    ValueError
+        The docstring restates the rules (they are written by this decorator only).
     """
-    if not callable(core):
+    if core is not None and not callable(core):
         raise TypeError(f"core must be callable, got {type(core).__name__}")
+    if rules is not None and not isinstance(rules, str):
+        raise TypeError(f"rules must be a str, got {type(rules).__name__}")
 
     def declare(f):
-        f.unchecked = core
         doc = f.__doc__ or ""
+        if RESTATED in doc.lower():
+            raise ValueError(f"{f.__qualname__}'s docstring restates the input rules; checked writes them")
+        notes = [RULES_NOTE] + ([" ".join(rules.split())] if rules else [])
+        if core is not None:
+            f.unchecked = core
+            notes.append(f"Unchecked core: ``{f.__name__}.unchecked`` (the same arguments, validated by the caller).")
         body = [ln for ln in doc.splitlines()[1:] if ln.strip()]
         indent = " " * min((len(ln) - len(ln.lstrip()) for ln in body), default=0)
-        notes = [] if "refimpl.validation" in doc else [RULES_NOTE]
-        notes.append(f"Unchecked core: ``{f.__name__}.unchecked`` (the same arguments, validated by the caller).")
-        f.__doc__ = doc.rstrip() + "\n\n" + "\n".join(indent + n for n in notes) + "\n"
+        f.input_rules = "\n".join(notes)
+        f.__doc__ = doc.rstrip() + "\n\n" + "\n".join(
+            textwrap.fill(n, 92, initial_indent=indent, subsequent_indent=indent) for n in notes) + "\n"
         return f
     return declare
+
+
+#: the sentence :func:`training_step` writes into a training step's docstring
+STEP_NOTE = ("A training step (:mod:`refimpl.validation`): its arguments (the state from ``init_state``, a "
+             "``numpy.random.Generator``, a data source, the step's own arrays) are not validated and only "
+             "unchecked cores are called, so it makes no host round trip.")
+
+
+def training_step(f):
+    """Declare ``f`` a training step, which validates nothing, and write :data:`STEP_NOTE` into its
+    docstring (the counterpart of :func:`checked`). Sets ``f.training_step = True``; returns ``f``.
+    ``ValueError`` if the docstring already states the step policy."""
+    doc = f.__doc__ or ""
+    if "policy of :mod:`refimpl.validation`" in doc or "is not validated; it calls" in doc:
+        raise ValueError(f"{f.__qualname__}'s docstring restates the training-step policy; training_step writes it")
+    body = [ln for ln in doc.splitlines()[1:] if ln.strip()]
+    indent = " " * min((len(ln) - len(ln.lstrip()) for ln in body), default=8)
+    f.training_step = True
+    f.__doc__ = doc.rstrip() + "\n\n" + textwrap.fill(STEP_NOTE, 92, initial_indent=indent,
+                                                      subsequent_indent=indent) + "\n"
+    return f
 
 
 def dtype_name(dt):

@@ -42,8 +42,7 @@ the statement holds.)
 The exact, non-parametric version of the flow (the optimal matching gives
 ``grad f``) is :mod:`refimpl.w1flow`.
 
-Input rules: public functions validate at entry by the rules of :mod:`refimpl.validation`
-(errors name the argument); the training step calls the unchecked cores (``f.unchecked``,
+Public functions validate at entry (:mod:`refimpl.validation`); the training step calls the unchecked cores (``f.unchecked``,
 :func:`refimpl.validation.checked`), which do not validate, so a step makes no host round trip.
 """
 from __future__ import annotations
@@ -63,6 +62,7 @@ __all__ = ["W1FE", "W1FE_CRITICS", "euler_targets", "persistent_loss_grads", "eu
 W1FE_CRITICS = ("wgan", "wgan-gp", "wgan-lp")
 
 
+@checks.checked()
 def euler_targets(critic, cparams, y, eps):
     """Forward Euler targets ``zeta_i = y_i + eps * grad_x f(y_i)`` (paper eq. 4.3, project sign).
 
@@ -86,7 +86,7 @@ def euler_targets(critic, cparams, y, eps):
     Notes
     -----
     Paper (w1-forward-euler-ode) eq. (4.3) with ``phi = -f`` (conventions.md, "W1 forward Euler").
-    Input rules of :mod:`refimpl.validation`: ``y`` finite, in the critic parameters' dtype;
+    Inputs: ``y`` finite, in the critic parameters' dtype;
     ``eps`` finite and > 0.
     """
     eps = _check_eps(eps)
@@ -100,6 +100,7 @@ def _euler_targets(critic, cparams, y, eps):
     return y + eps * g, g
 
 
+@checks.checked()
 def persistent_loss_grads(gen, gparams, z, zeta):
     """The persistent-training objective and its parameter gradients.
 
@@ -125,7 +126,7 @@ def persistent_loss_grads(gen, gparams, z, zeta):
     grads : list of (dW, db) like ``gparams``
         ``dL/dtheta`` (the generator's backward seeded with ``2 (G(z) - zeta) / B``).
 
-    Input rules of :mod:`refimpl.validation`: ``z`` (B, latent) and ``zeta`` (B, d), B >= 1,
+    Inputs: ``z`` (B, latent) and ``zeta`` (B, d), B >= 1,
     finite, in the generator parameters' dtype; errors name the argument.
     """
     if not isinstance(gen, NETWORKS):
@@ -199,24 +200,20 @@ class W1FE(GANMethod):
     def config(self):
         return {**config_dict(self.cfg), "eps": self.eps, "K": self.K}
 
+    @checks.training_step
     def targets(self, state, z):
         """``(y, zeta, grad f(y))`` for a latent batch ``z`` (B, latent_dim) at the current state.
-
-        A training step: ``state`` comes from ``init_state`` and is not validated; it calls the
-        unchecked twins (policy of :mod:`refimpl.validation`), so it makes no host round trip.
         """
         y = self.generate(state, z)
         zeta, g = _euler_targets(self.critic, state["critic"], y, self.eps)
         return y, zeta, g
 
+    @checks.training_step
     def persistent_steps(self, state, z, zeta):
         """``K`` optimiser steps on :func:`persistent_loss_grads` with ``z``, ``zeta`` fixed.
 
         Returns the new state and the list of the ``K`` losses (each before its step).
         Uses no randomness.
-
-        A training step: ``state`` comes from ``init_state`` and is not validated; it calls the
-        unchecked twins (policy of :mod:`refimpl.validation`), so it makes no host round trip.
         """
         gp, og = state["gen"], state["opt_gen"]
         losses = []
@@ -226,11 +223,9 @@ class W1FE(GANMethod):
             losses.append(loss)
         return {**state, "gen": gp, "opt_gen": og}, losses
 
+    @checks.training_step
     def generator_step(self, state, rng, data):
         """One Euler step of Algorithm 1: one latent draw, the targets, then ``K`` persistent steps.
-
-        A training step: ``state`` comes from ``init_state`` and is not validated; it calls the
-        unchecked twins (policy of :mod:`refimpl.validation`), so it makes no host round trip.
         """
         z = self.latent(rng, self.cfg.batch_size, state["gen"][0][0])
         xp = namespace(z)

@@ -26,9 +26,7 @@ What is proved (and tested in tests/test_w1flow.py), with :math:`m_i = \\min(\\v
    With ties, re-matching may switch to another optimal matching and take longer
    (particles ``{0, -1}``, data ``{2, 1}``, ``eps = 1``: 3 steps instead of 2).
 
-Input rules: public functions validate at entry by the rules of :mod:`refimpl.validation`
-(arrays only; integer clouds promoted to float64, float16 refused, float32 with float64
-computed in float64; NaN/inf raise ``ValueError`` naming the argument before POT runs);
+Public functions validate at entry (:mod:`refimpl.validation`), before POT runs;
 ``eps`` is finite and > 0, ``n_steps`` an integer >= 0, a given matching a permutation.
 Scalars may be Python or NumPy numbers (``numpy.float64``/``float32`` or a 0-d NumPy array
 for ``eps``, NumPy integers for ``n_steps``, NumPy bools for the flags); they are converted
@@ -47,6 +45,7 @@ from . import metrics
 __all__ = ["w1_matching", "w1_flow_step", "w1_flow"]
 
 
+@checks.checked()
 def w1_matching(particles, data):
     """Optimal W1 matching between two equal-size uniform clouds (POT ``ot.emd``, on host).
 
@@ -66,7 +65,7 @@ def w1_matching(particles, data):
     Raises
     ------
     TypeError, ValueError
-        By the input rules of :mod:`refimpl.validation` (module docstring).
+        By the input rules below.
     RuntimeError
         When POT reports a non-optimal result or its plan is not a permutation.
     """
@@ -98,6 +97,7 @@ def _w1_matching(particles, data):
     return perm, s * float(_np.mean(M[_np.arange(n), perm]))
 
 
+@checks.checked()
 def w1_flow_step(particles, data, eps, *, matching=None):
     """One exact W1 forward-Euler step of the particles towards the data.
 
@@ -105,7 +105,7 @@ def w1_flow_step(particles, data, eps, *, matching=None):
     ----------
     particles : array, shape (n, d), n >= 1
     data : array, shape (n, d), same backend
-        Finite (input rules of :mod:`refimpl.validation`).
+        Finite.
     eps : float
         Step length :math:`\\varepsilon > 0`, finite.
     matching : integer array, shape (n,), optional
@@ -156,6 +156,7 @@ def _w1_flow_step(particles, data, eps, perm=None):
     return xp.where(near, target, moved)
 
 
+@checks.checked()
 def w1_flow(particles, data, eps, n_steps, *, rematch=True, return_particles=False):
     """Run the exact W1 forward-Euler flow and record W1 to the data.
 
@@ -163,7 +164,7 @@ def w1_flow(particles, data, eps, n_steps, *, rematch=True, return_particles=Fal
     ----------
     particles : array, shape (n, d)
     data : array, shape (n, d), same backend
-        Finite (input rules of :mod:`refimpl.validation`).
+        Finite.
     eps : float
         Step length, finite and > 0.
     n_steps : int >= 0

@@ -26,11 +26,9 @@ The authors' public code uses another quadratic form; it is offered as
 ``sum_{i~j} w_ij (g_i - g_j)^2 (X_i + X_j)``, no degree normalisation (with
 ``X = (x + 1)/2`` the edge factor ``X_i + X_j`` is their ``1 + (x_i + x_j)/2``).
 
-Input rules: public functions validate at entry by the rules of :mod:`refimpl.validation`
-(arrays only; integers promoted to float64, float16 refused; NaN/inf refused with a
-``ValueError`` naming ``X`` or ``g``; the mass ``X`` must be >= 0; ``alpha`` and
-``gamma`` finite and >= 0, since the tensor must stay positive semidefinite). The
-unchecked cores (``f.unchecked``, :func:`refimpl.validation.checked`) skip the checks; WWGAN's
+Public functions validate at entry (:mod:`refimpl.validation`): the mass ``X`` must be
+>= 0; ``alpha`` and ``gamma`` finite and >= 0, since the tensor must stay positive
+semidefinite. The unchecked cores (``f.unchecked``, :func:`refimpl.validation.checked`) skip the checks; WWGAN's
 training step calls them. The graph
 (:class:`PixelGraph`) is in :mod:`refimpl.pixel_graph`, re-exported here; its
 constant ``1/d_i`` is uploaded once per (namespace, dtype, device) and cached.
@@ -79,7 +77,7 @@ def _place(xp, t, rows, cols, H, W):
 
 
 def _check_mass(graph, X, batched_ok, xp=None):
-    """Entry check of a mass: input rules of :mod:`refimpl.validation`, the graph's shape, >= 0."""
+    """Entry check of a mass (:mod:`refimpl.validation`): the graph's shape, >= 0."""
     if not isinstance(graph, PixelGraph):
         raise TypeError(f"graph must be a PixelGraph, got {type(graph).__name__}")
     X = checks.array(X, "X", xp=xp)
@@ -106,6 +104,7 @@ def _edge_factor(xp, graph, X):
     return X * graph.inv_degree(xp, X.dtype, device_of(X)), 0.5
 
 
+@checks.checked()
 def laplacian_dense(graph, X, alpha=0.0, gamma=0.0):
     """Dense metric tensor ``alpha 11^T + gamma I + L(X)`` (reference for small images).
 
@@ -129,7 +128,7 @@ def laplacian_dense(graph, X, alpha=0.0, gamma=0.0):
     Raises
     ------
     TypeError, ValueError
-        By the input rules of :mod:`refimpl.validation` (module docstring), naming the argument.
+        By the input rules below, naming the argument.
     """
     alpha, gamma = _coef(alpha, gamma)
     X = _check_mass(graph, X, batched_ok=False)
@@ -205,7 +204,7 @@ def wasserstein_norm_sq_and_gradient(graph, X, g, alpha=0.0, gamma=0.0, need_gra
     Raises
     ------
     TypeError, ValueError
-        By the input rules of :mod:`refimpl.validation` (module docstring): non-finite ``X``
+        By the input rules below: non-finite ``X``
         or ``g``, negative mass, ``alpha`` or ``gamma`` negative or not finite, shapes.
     """
     alpha, gamma = _coef(alpha, gamma)
@@ -248,7 +247,7 @@ def image_norm_sq_and_gradient(graph, x, g, alpha=0.0, gamma=0.0):
     Raises
     ------
     TypeError, ValueError
-        By the input rules of :mod:`refimpl.validation`: non-finite ``x`` or ``g``, shapes
+        By the input rules below: non-finite ``x`` or ``g``, shapes
         that are not the graph's, ``alpha`` or ``gamma`` negative or not finite.
     """
     alpha, gamma = _coef(alpha, gamma)
@@ -295,18 +294,18 @@ def _quadratic_form(graph, Yk, g, alpha, gamma, need_gradient):
     return s2, Lg
 
 
+@checks.checked()
 def wasserstein_norm_sq(graph, X, g, alpha=0.0, gamma=0.0):
     """Squared Wasserstein norm ``g^T (alpha 11^T + gamma I + L(X)) g`` per image.
 
     Dukler et al. 2019, Prop. 5 / Remark 6 (quadratic form) and eq. (9). Shapes,
     arguments, input rules and errors as :func:`wasserstein_norm_sq_and_gradient`;
     returns shape (B,), >= 0.
-
-    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     return wasserstein_norm_sq_and_gradient(graph, X, g, alpha, gamma, need_gradient=False)[0]
 
 
+@checks.checked()
 def wasserstein_gradient(graph, X, g, alpha=0.0, gamma=0.0):
     """Wasserstein gradient ``(alpha 11^T + gamma I + L(X)) g`` per image.
 
@@ -314,8 +313,6 @@ def wasserstein_gradient(graph, X, g, alpha=0.0, gamma=0.0):
     gradient in ``g`` of ``0.5 * wasserstein_norm_sq``. ``X`` (B, C, H, W) or
     (C, H, W), ``g`` (B, C, H, W) -> (B, C, H, W). Input rules and errors as
     :func:`wasserstein_norm_sq_and_gradient`.
-
-    Input rules of :mod:`refimpl.validation` (module docstring).
     """
     return wasserstein_norm_sq_and_gradient(graph, X, g, alpha, gamma)[1]
 
@@ -338,7 +335,7 @@ def image_to_mass(x, clip=False):
     (Remark 7's ``alpha`` term is the paper's answer to unnormalised intensity).
     Values below -1 give negative mass, which the operators reject; ``clip=True``
     sets them to 0 instead. Any shape; same namespace and dtype (integers promoted to
-    float64; NaN/inf refused: input rules of :mod:`refimpl.validation`).
+    float64; NaN/inf refused).
     """
     x = checks.array(x, "x", nonempty=False)
     return _image_to_mass(x, checks.boolean(clip, "clip"))

@@ -21,8 +21,7 @@ so ``dP/dparams`` flows through ``g`` only: it is the double backward
 (because ``d s_b^2 / d g_b = 2 L~ g_b``). Where ``s_b = 0`` the direction is
 undefined and 0 is used (as :func:`refimpl.objectives.gradient_penalty` does).
 
-Input rules: public functions validate at entry by the rules of :mod:`refimpl.validation`
-(errors name the argument). Training runs the fused critic phase of
+Public functions validate at entry (:mod:`refimpl.validation`). Training runs the fused critic phase of
 :class:`refimpl.train.GANMethod` with :meth:`WWGANMethod.penalty_seed` (one forward and one
 backward over the real, fake and penalty rows, :func:`refimpl.steps.critic_loss_grads`);
 :meth:`WWGANMethod.critic_step` is its per-step reference. Both call the unchecked cores (``f.unchecked``, :func:`refimpl.validation.checked`),
@@ -49,6 +48,7 @@ def _check_image_dim(graph, d):
                          f"has C*H*W = {graph.n} vertices")
 
 
+@checks.checked()
 def wasserstein_penalty(critic, cparams, x_hat, lam, graph, alpha=0.0, gamma=0.0):
     """WWGAN gradient penalty and its parameter gradients (double backward).
 
@@ -89,7 +89,7 @@ def wasserstein_penalty(critic, cparams, x_hat, lam, graph, alpha=0.0, gamma=0.0
     Raises
     ------
     TypeError, ValueError
-        By the input rules of :mod:`refimpl.validation`: ``x_hat`` non-empty, finite, in the
+        By the input rules below: ``x_hat`` non-empty, finite, in the
         critic parameters' dtype; ``lam`` > 0, ``alpha``, ``gamma`` >= 0, all finite.
     """
     lam, alpha, gamma = _scalars(lam, alpha, gamma)
@@ -133,6 +133,7 @@ def _wasserstein_penalty(critic, cparams, x_hat, lam, graph, alpha=0.0, gamma=0.
     return pen, grads, s
 
 
+@checks.checked()
 def wwgan_critic_grads(critic, cparams, real, fake, rng, lam, graph, alpha=0.0, gamma=0.0):
     """WWGAN critic loss (to minimise) and its parameter gradients on one batch.
 
@@ -152,7 +153,7 @@ def wwgan_critic_grads(critic, cparams, real, fake, rng, lam, graph, alpha=0.0, 
     loss : 0-d array; grads : list of (dW, db); logs : dict of 0-d arrays
         (``critic_loss`` with the penalty, ``penalty``, ``w_norm`` = mean ``s_b``).
 
-    Input rules of :mod:`refimpl.validation`: ``real`` and ``fake`` (B, C*H*W) of one B >= 1,
+    Inputs: ``real`` and ``fake`` (B, C*H*W) of one B >= 1,
     finite, in the critic parameters' dtype; scalars as :func:`wasserstein_penalty`.
     """
     lam, alpha, gamma = _scalars(lam, alpha, gamma)
@@ -224,26 +225,27 @@ class WWGANMethod(GANMethod):
                 "neighbours": nb, "variant": self.variant, "alpha": self.alpha, "gamma": self.gamma,
                 "mass": "(x + 1) / 2"}
 
+    @checks.checked()
     def init_state(self, rng, xp, dtype, device=None):
         """:meth:`refimpl.train.GANMethod.init_state`, and the pixel graph's constant uploaded to
         ``device`` once (:meth:`refimpl.wgrad.PixelGraph.image_edge_scale`), so that no step,
-        the first included, moves host data (input rules of :mod:`refimpl.validation`)."""
+        the first included, moves host data."""
         state = super().init_state(rng, xp, dtype, device)
         like = state["critic"][0][0]
         self.graph.image_edge_scale(namespace(like), like.dtype, device_of(like))
         return state
 
+    @checks.training_step
     def penalty_seed(self, g, x_hat):
         """The fused critic step's penalty (:func:`refimpl.steps.critic_loss_grads`): ``(P, dP/dg,
-        {"w_norm": mean s_b})`` from ``g`` and ``x_hat`` (B, C*H*W). A training-step internal:
-        nothing is validated (the policy of :mod:`refimpl.validation`)."""
+        {"w_norm": mean s_b})`` from ``g`` and ``x_hat`` (B, C*H*W). A training-step internal."""
         pen, u, s = _wasserstein_seed(g, x_hat, self.cfg.lam, self.graph, self.alpha, self.gamma)
         return pen, u, {"w_norm": namespace(s).mean(s)}
 
+    @checks.training_step
     def critic_step(self, state, rng, data):
-        """One critic step (Algorithm 1 line 7), the reference of the fused critic phase. A training step: ``state`` comes from ``init_state``
-        and is not validated; it calls the unchecked twins (policy of :mod:`refimpl.validation`), so it
-        makes no host round trip and uploads no constant."""
+        """One critic step (Algorithm 1 line 7), the reference of the fused critic phase; it uploads no
+        constant."""
         real = data.sample(rng, self.cfg.batch_size)
         z = self.latent(rng, self.cfg.batch_size, real)
         fake = self.generate(state, z)

@@ -74,26 +74,70 @@ def test_checked_declares_the_core_and_writes_the_rules_once():
         return core(validation.array(x, "x"))
 
     assert public.unchecked is core
-    assert public.__doc__.count(validation.RULES_NOTE) == 1
-    assert "\n        " + validation.RULES_NOTE in public.__doc__          # indented as the docstring is
+    assert " ".join(public.__doc__.split()).count(" ".join(validation.RULES_NOTE.split())) == 1
+    assert "\n        " + validation.RULES_NOTE[:40] in public.__doc__     # indented as the docstring is
     assert "``public.unchecked``" in public.__doc__
     with pytest.raises(ValueError, match="x"):
         public(np.array([np.nan]))
     assert public.unchecked(np.array([np.nan])).shape == (1,)              # the core does not validate
     with pytest.raises(TypeError, match="core"):
-        validation.checked(None)
+        validation.checked(3)
 
 
-def test_a_docstring_that_states_the_rules_is_left_alone():
-    def core():
-        return 0
+def test_checked_without_a_core_writes_the_rules_and_the_functions_own():
+    @validation.checked(rules="Only ``x >= 0``.")
+    def public(x):
+        """Square root.
 
+        Parameters
+        ----------
+        x : array
+        """
+        return validation.array(x, "x") ** 0.5
+
+    flat = " ".join(public.__doc__.split())
+    assert flat.count(" ".join(validation.RULES_NOTE.split())) == 1 and flat.endswith("Only ``x >= 0``.")
+    assert not hasattr(public, "unchecked") and "unchecked" not in public.__doc__
+    assert public.input_rules == validation.RULES_NOTE + "\nOnly ``x >= 0``."
+    assert all(len(ln) <= 92 for ln in public.__doc__.splitlines())         # wrapped at the docstring's indent
+    with pytest.raises(TypeError, match="rules"):
+        validation.checked(rules=3)
+
+
+def test_a_docstring_that_restates_the_rules_is_refused():
     def public():
         """Zero (input rules of :mod:`refimpl.validation`)."""
         return 0
 
-    doc = validation.checked(core)(public).__doc__
-    assert doc.startswith("Zero (input rules of :mod:`refimpl.validation`).") and validation.RULES_NOTE not in doc
+    with pytest.raises(ValueError, match="restates"):
+        validation.checked()(public)
+
+    def step(state):
+        """A step. A training step: ``state`` comes from ``init_state`` and is not validated; it calls the
+        unchecked twins (policy of :mod:`refimpl.validation`)."""
+        return state
+
+    with pytest.raises(ValueError, match="restates"):
+        validation.training_step(step)
+
+
+def test_training_step_writes_the_step_policy_once():
+    def step(state, rng, data):
+        """One step."""
+        return state
+
+    out = validation.training_step(step)
+    assert out is step and step.training_step is True
+    assert " ".join(step.__doc__.split()).count(" ".join(validation.STEP_NOTE.split())) == 1
+
+
+def test_no_library_docstring_restates_the_input_rules():
+    """The rules and the step policy are written by refimpl.validation's decorators only."""
+    found = {str(p.relative_to(ROOT)): phrase for p in sorted((ROOT / "refimpl").rglob("*.py")) if p.name != "validation.py"
+             for phrase in (validation.RESTATED, "policy of :mod:`refimpl.validation`", "float16 refused")
+             if phrase in p.read_text().lower()}
+    assert not found, found
+    assert validation.RESTATED in validation.RULES_NOTE.lower()          # the phrase searched for is the one written
 
 
 def test_library_cores_skip_the_checks_and_give_the_same_values(rng):

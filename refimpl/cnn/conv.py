@@ -22,8 +22,8 @@ The transposed convolution is the adjoint of that map: ``y = col2im(W2^T @ x2) +
 the output size ``(H - 1) s - 2p + k + output_padding``; its input gradient is a convolution
 ``dx = W2 @ cols(dy)``, its weight gradient ``dW = reshape(x2 @ cols(dy)^T, W.shape)``.
 
-These functions skip validation (input rules of :mod:`refimpl.validation` are applied by the
-network's public methods). Every array they create is made on the input's device.
+These functions skip validation (the network's public methods validate,
+:mod:`refimpl.validation`). Every array they create is made on the input's device.
 """
 from __future__ import annotations
 

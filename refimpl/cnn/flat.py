@@ -103,6 +103,7 @@ class FlatIO:
         params, x = self._validate(params, ("x", x, (None, self.sizes[0])))
         return self._forward(params, x)
 
+    @checks.checked()
     def backward(self, params, cache, dy, need_dx=True, need_params=True):
         """``(dx (N, sizes[0]) or None, grads or None)`` for ``dy`` (N, sizes[-1])."""
         params, dy = self._validate(params, ("dy", dy, (None, self.sizes[-1])))
@@ -114,6 +115,7 @@ class FlatIO:
         params, x = self._validate(params, ("x", x, (None, self.sizes[0])))
         return self._input_gradient(params, x)
 
+    @checks.checked()
     def input_gradient_vjp(self, params, tape, u, need_dx=True, need_params=True):
         """Gradients of ``sum_n <u_n, g_n>``, ``u`` (N, sizes[0])."""
         params, u = self._validate(params, ("u", u, (None, self.sizes[0])))

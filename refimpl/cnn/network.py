@@ -6,11 +6,9 @@ layer, so :mod:`refimpl.optim`, :func:`refimpl.nn.copy_params` and the checkpoin
 as they take an MLP's. Images are NCHW at the public boundary and CHWN inside
 (:mod:`refimpl.cnn.conv`). The maths of the passes is written out in ``docs/cnn.md``.
 
-Input rules: the public methods validate once at entry by the rules of
-:mod:`refimpl.validation` (arrays only; float32/float64, float16 refused with ``TypeError``;
-NaN/inf refused with ``ValueError`` naming the argument; parameters with the layer
-shapes; inputs of the parameters' dtype and of the network's input shape and channel
-count). The ``_``-prefixed twins skip the checks and make no host round trip.
+The public methods validate once at entry (:mod:`refimpl.validation`): parameters with the
+layer shapes; inputs of the parameters' dtype and of the network's input shape and channel
+count. The ``_``-prefixed twins skip the checks and make no host round trip.
 """
 from __future__ import annotations
 
@@ -115,6 +113,7 @@ class CNN:
         return [l for l, layer in enumerate(self.layers) if isinstance(layer, BatchNorm)]
 
     # -- initialisation
+    @checks.checked()
     def init(self, rng, xp=None, dtype="float64", device=None):
         """Fresh parameters ``[(W, b), ...]`` drawn from ``rng`` (a ``numpy.random.Generator``).
 
@@ -124,7 +123,7 @@ class CNN:
         ``D_in`` (dense). Biases 0; norm layers gain 1, offset 0. Draws are made on the host
         in float64 and cast, so every backend and dtype sees the same numbers.
 
-        ``dtype``: ``"float32"``/``"float64"`` (float16 refused, ``TypeError``); ``device``: where
+        ``dtype``: ``"float32"``/``"float64"``; ``device``: where
         the arrays are created.
         """
         checks.random_generator(rng, "rng")
@@ -147,6 +146,7 @@ class CNN:
             params.append((from_host(W, xp, dt, device), from_host(b, xp, dt, device)))
         return params
 
+    @checks.checked()
     def init_stats(self, params):
         """Running statistics ``[(mean 0, var 1), ...]``, one pair per batch norm layer, like ``params``."""
         params = checks.params(params, "params", shapes=self.param_shapes(), finite=False)
@@ -186,6 +186,7 @@ class CNN:
         return (None, *self.input_shape)
 
     # -- pass 1: forward
+    @checks.checked()
     def forward(self, params, x, stats=None):
         """``y = f(x)``.
 
@@ -205,7 +206,7 @@ class CNN:
         Raises
         ------
         TypeError, ValueError
-            By the input rules of :mod:`refimpl.validation`, naming ``params[l][k]``, ``x`` or
+            By the input rules below, naming ``params[l][k]``, ``x`` or
             ``stats``; a wrong channel count or image size names ``x``.
         """
         params, stats, (x,) = self._validate(params, ("x", x, self._in_shape()), stats=stats)
@@ -223,12 +224,13 @@ class CNN:
             hs.append(h)
         return _outward(h), Cache(hs, as_, ops)
 
+    @checks.checked()
     def update_stats(self, stats, cache):
         """New running statistics after a training-mode forward: per batch norm layer
         ``mean <- (1 - m) mean + m mu_batch``, ``var <- (1 - m) var + m var_batch M/(M - 1)``
         (``M`` entries per channel, ``m`` the layer's momentum; PyTorch's rule).
 
-        ``stats`` as from :meth:`init_stats` (input rules of :mod:`refimpl.validation`); ``cache`` from
+        ``stats`` as from :meth:`init_stats`; ``cache`` from
         a training-mode :meth:`forward`.
         """
         if not isinstance(cache, Cache):
@@ -248,6 +250,7 @@ class CNN:
         return out
 
     # -- pass 2: backward
+    @checks.checked()
     def backward(self, params, cache, dy, need_dx=True, need_params=True):
         """Reverse pass: ``dx = dy^T dy/dx`` and ``grads = d<dy, y>/dparams``.
 
@@ -265,7 +268,7 @@ class CNN:
         Raises
         ------
         TypeError, ValueError
-            By the input rules of :mod:`refimpl.validation`, naming the argument.
+            By the input rules below, naming the argument.
         """
         if not isinstance(cache, Cache):
             raise TypeError(f"cache must be the Cache returned by forward, got {type(cache).__name__}")
@@ -290,12 +293,13 @@ class CNN:
             raise ValueError("input_gradient: batch norm couples the samples of a batch, so the per-sample "
                              "input gradient of a gradient penalty is undefined; use LayerNorm or no norm")
 
+    @checks.checked()
     def input_gradient(self, params, x):
         """Per-sample input gradient ``g_n = grad_x f(x_n)`` of a scalar-output critic.
 
         Parameters
         ----------
-        params : list of (W, b); x : array (N, *input_shape), finite (input rules of :mod:`refimpl.validation`)
+        params : list of (W, b); x : array (N, *input_shape), finite
 
         Returns
         -------
@@ -328,6 +332,7 @@ class CNN:
         return _outward(d), Tape(cache, dacts, ds, es)
 
     # -- pass 4: double backward
+    @checks.checked()
     def input_gradient_vjp(self, params, tape, u, need_dx=True, need_params=True):
         """Gradients of ``Q = sum_n <u_n, g_n>`` (``g`` from :meth:`input_gradient`).
 
@@ -338,7 +343,7 @@ class CNN:
 
         Parameters
         ----------
-        u : array (N, *input_shape), the input's dtype, finite (input rules of :mod:`refimpl.validation`)
+        u : array (N, *input_shape), the input's dtype, finite
 
         Returns
         -------

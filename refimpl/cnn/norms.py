@@ -19,7 +19,7 @@ held fixed). With ``S = mean(w v) - mean w mean v - mean(n w) mean(n v)`` and
     dQ/dx = -r^2 [ S n + mean(n v) (w - mean w - n mean(n w)) + mean(n w) (v - mean v - n mean(n v)) ].
 
 All means are over ``axes`` with ``keepdims``; ``gamma``/``beta`` broadcast against ``x``.
-No validation here (input rules of :mod:`refimpl.validation` are the network's).
+No validation here (the network's public methods validate).
 """
 from __future__ import annotations
 
