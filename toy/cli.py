@@ -14,13 +14,13 @@ import sys
 
 from refimpl import harness as runs
 
-from .registry import EXPERIMENTS, FLAGS, THREADS, THREADS_WHY, resolve
+from .registry import EXPERIMENTS, FLAGS, HELP, THREADS, THREADS_WHY, resolve
 
 #: experiment-specific flags: name -> (argparse keyword arguments, help)
 OVERRIDE_FLAGS = {
     "method": (dict(type=str, metavar="KEY"), "a method of the registry (refimpl.methods.method_keys())"),
     "objective": (dict(choices=["wgan", "wgan-gp", "wgan-lp", "dragan", "standard"]), "GAN objective / critic penalty"),
-    "lam": (dict(type=runs.positive_float), "lambda: the critic's penalty weight (SWGAN: its regulariser's weight)"),
+    "lam": (dict(type=runs.positive_float), "lambda: the critic's penalty weight"),
     "n_critic": (dict(type=runs.positive_int), "critic steps per outer iteration"),
     "n_gen": (dict(type=runs.positive_int), "generator steps per outer iteration"),
     "batch_size": (dict(type=runs.positive_int), "batch size"),
@@ -47,7 +47,8 @@ def build_parser(name):
     """The parser of experiment ``name``: the shared flags, then its own with their defaults."""
     flags = FLAGS.get(name)
     ap = runs.ArgumentParser(prog=f"python -m toy {name}", description=EXPERIMENTS[name][2])
-    runs.add_common_flags(ap, iters_default=(flags or {}).get("iters", "the experiment's"))
+    iters = (flags or {}).get("iters", "the experiment's")
+    runs.add_common_flags(ap, iters_default=iters() if callable(iters) else iters)   # callable: read lazily
     if name in THREADS:
         ap.set_defaults(threads=THREADS[name])
         next(a for a in ap._actions if a.dest == "threads").help = f"BLAS threads (default {THREADS[name]}: {THREADS_WHY[name]})"
@@ -57,6 +58,7 @@ def build_parser(name):
             continue
         default = "the experiment's" if flags is None else flags[key]
         default = default() if callable(default) else default      # read from the experiment's own config
+        text = HELP.get(name, {}).get(key, text)                    # what the flag means in this experiment
         if key == "protocol":                      # only the protocols this experiment offers
             from .protocols import names_for
             kw = {**kw, "choices": names_for(name)}

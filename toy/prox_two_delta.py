@@ -24,6 +24,10 @@ from refimpl.backend import from_host, get_namespace, to_numpy
 from refimpl.prox import F_W1, two_delta_prox
 from toy.common import RunOptions, plt, write_json
 
+DEFAULT_H = 0.5             # proximal step size h
+DEFAULT_STEPS = 10          # proximal steps K
+QUICK_STEPS = 5
+
 
 def prox_path(xp, theta0, theta_star, alpha, h, metric, k_steps):
     """Iterates theta_0..theta_K (host array (K+1, 2)) and F_W1 along them (host (K+1,))."""
@@ -41,13 +45,13 @@ def run(opts: RunOptions) -> dict:
     """Run the experiment; write ``prox_paths.png`` and ``metrics.json``; return the metrics."""
     xp = get_namespace(opts.backend)
     ex = {k: v for k, v in (opts.extra or {}).items() if v is not None}   # CLI passes None for unset flags
-    h = float(ex.get("h", 0.5))
+    h = float(ex.get("h", DEFAULT_H))
     alphas = [float(a) for a in ex.get("alphas", [0.1, 0.3, 0.5])]
     theta0 = np.asarray(ex.get("theta0", [-4.0, 4.0]), dtype=float)
     theta_star = np.asarray(ex.get("theta_star", [-1.0, 1.0]), dtype=float)
     out = pathlib.Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
-    k_steps = int(opts.iters) if opts.iters else (5 if opts.quick else 10)
+    k_steps = int(opts.iters) if opts.iters else (QUICK_STEPS if opts.quick else DEFAULT_STEPS)
 
     table, paths = {}, {}
     for al in alphas:

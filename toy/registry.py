@@ -4,7 +4,10 @@ Modules are imported only when their experiment runs, so ``python -m toy list``
 works without the optional packages of every experiment.
 
 ``FLAGS[name]`` lists the experiment-specific flags an experiment takes, with the default
-shown by ``python -m toy NAME --help`` (``iters`` is the default of the shared ``--iters``).
+shown by ``python -m toy NAME --help`` (``iters`` is the default of the shared ``--iters``): a
+callable reads it from its one home (the experiment's configuration, constants or settings
+function, or a refimpl dataclass) when ``--help`` is built. ``HELP[name]`` says what a flag
+means in that experiment where ``toy.cli.OVERRIDE_FLAGS``' general text would not.
 An experiment without an entry is offered every flag of ``toy.cli.OVERRIDE_FLAGS``.
 A multi-run experiment (``rwp-*``, ``sbe-grid``, ``w1fe-ring``, ``swgan-grid``, ``dcgan-digits``) is a
 :class:`refimpl.harness.MultiRun`: ``--variant KEY --seed S`` executes exactly one of its runs.
@@ -38,6 +41,8 @@ def _config_defaults(*names):
 
 
 _WGAN_GP = _config_defaults("objective", "lam", "n_critic", "n_gen", "batch_size", "latent_dim", "lr_gen", "lr_critic")
+
+
 @functools.cache
 def _rwp_defaults():
     """The RWP/SBE experiments' defaults, read from their configurations (``toy.rwp_experiments``
@@ -53,17 +58,154 @@ def _rwp_defaults():
                                                            "lr_gen", "lr_critic")}
     out["h"], out["l"] = (two(RWP_DEFAULTS["wgan-gp"][i], RWP_DEFAULTS["standard"][i]) for i in (0, 1))
     out["dataset"] = r.DEFAULT_DATASET
-    out["seeds"] = ",".join(map(str, r.DEFAULT_SEEDS))
+    out["seeds"] = _seeds(r.run_rwp_grid)
+    out["iters"] = _quick(r.DEFAULT_ITERS, r.QUICK_ITERS)
     return out
 
 
 def _rwp(field, fmt="{}"):
     """A lazy help default: ``fmt`` filled with :func:`_rwp_defaults`'s ``field`` when ``--help`` is built."""
-    return lambda: fmt.format(_rwp_defaults()[field])
+    return _lazy(_rwp_defaults, field, fmt)
+
+
+def _lazy(reader, field, fmt="{}"):
+    """A help default read when ``--help`` is built: ``fmt`` filled with ``reader()[field]``
+    (``reader`` imports the experiment's module, so ``python -m toy list`` needs none of them)."""
+    return lambda: fmt.format(reader()[field])
+
+
+def _from(reader, *fields):
+    """``{field: lazy default}`` of ``reader``'s ``fields`` (:func:`_lazy`)."""
+    return {f: _lazy(reader, f) for f in fields}
+
+
+def _quick(value, quick, unit=""):
+    """``"VALUE UNIT (quick: QUICK)"``, or ``"VALUE UNIT"`` where ``--quick`` keeps it."""
+    text = f"{value} {unit}".rstrip()
+    return text if quick == value else f"{text} (quick: {quick})"
+
+
+def _seeds(exp):
+    """The seeds of multi-run experiment ``exp`` (a :class:`refimpl.harness.MultiRun`) without ``--seeds``."""
+    if exp.default_seeds is None:
+        return "--seed"
+    return ",".join(map(str, exp.default_seeds)) + " (quick or an explicit --seed: that seed)"
+
+
+def _opts(quick=False, experiment=""):
+    import pathlib
+
+    from .common import RunOptions
+    return RunOptions(out=pathlib.Path("help"), quick=quick, experiment=experiment)
+
+
+_FIELDS = ("lam", "n_critic", "n_gen", "batch_size", "latent_dim", "lr_gen", "lr_critic")
+
+
+def _configs(full, quick, fields=_FIELDS):
+    """``{field: text}`` of two configurations, the default run's and ``--quick``'s."""
+    return {f: _quick(getattr(full, f), getattr(quick, f)) for f in fields}
+
+
+def _wgan_gp_rwp_defaults():
+    """rwp-gen-iters' and sbe-grid's defaults: WGAN-GP's reduced configuration (``toy.rwp_experiments``),
+    RWP's h of :data:`refimpl.rwp.RWP_DEFAULTS` and SBE's of :class:`refimpl.sbe.SBEMethod`."""
+    import inspect
+
+    from refimpl.rwp import RWP_DEFAULTS
+    from refimpl.sbe import SBEMethod
+
+    from . import rwp_experiments as r
+    cfg = r.base_config("wgan-gp")
+    out = _configs(cfg, cfg)
+    out.update({"gen_n_gen": r.GEN_ITERS_N_GEN, "rwp_h": RWP_DEFAULTS["wgan-gp"][0],
+                "sbe_h": inspect.signature(SBEMethod).parameters["h"].default,
+                "gen_seeds": _seeds(r.run_rwp_gen_iters), "sbe_seeds": _seeds(r.run_sbe_grid)})
+    return out
+
+
+def _wgan_gp_iters():
+    from . import protocols, wgan_gp
+    return {"iters": f"{wgan_gp.DEFAULT_ITERS} (quick: {wgan_gp.QUICK_ITERS}; "
+                     f"protocol gdpp: {protocols.PROTOCOLS['gdpp'].iters})"}
+
+
+def _gan_defaults():
+    from . import method_run as m
+    return {"iters": _quick(m.DEFAULT_ITERS, m.QUICK_ITERS), "method": m.DEFAULT_METHOD, "dataset": m.DEFAULT_DATASET}
+
+
+def _tour_defaults():
+    from . import tour
+    return {"budget": _quick(f"{tour.BUDGET_CPU_SECONDS:g}", f"{tour.QUICK_BUDGET:g}", "CPU seconds per method")}
+
+
+def _prox_defaults():
+    from . import prox_two_delta as p
+    return {"iters": _quick(p.DEFAULT_STEPS, p.QUICK_STEPS, "proximal steps"), "h": p.DEFAULT_H}
+
+
+def _wwgan_defaults():
+    """wwgan-digits' defaults: its :data:`toy.wwgan_digits.CONFIG` (both methods' GANConfig)."""
+    import dataclasses
+
+    from refimpl.train import GANConfig
+
+    from . import wwgan_digits as w
+    cfg = GANConfig(**w.CONFIG)
+    return {"iters": _quick(w.DEFAULT_ITERS, w.QUICK_ITERS), "dataset": w.DEFAULT_DATASET, "objective": cfg.objective,
+            **_configs(cfg, dataclasses.replace(cfg, batch_size=w.QUICK_BATCH))}
+
+
+def _dcgan_defaults():
+    """dcgan-digits' defaults: the configuration :func:`toy.dcgan_digits.config` builds."""
+    from . import dcgan_digits as d
+    full, quick = (d.config("mlp", _opts(q), (1, 8, 8)) for q in (False, True))
+    return {"budget": _quick(f"{d.BUDGET_CPU_SECONDS:g}", f"{d.QUICK_BUDGET:g}", "CPU seconds per run"), "seeds": _seeds(d.run),
+            **_configs(full, quick)}
+
+
+def _w1fe_defaults():
+    """w1fe-ring's defaults: the configurations :func:`toy.w1fe_ring.paper_config` builds, its
+    schedule and its grid of (penalty, K)."""
+    from . import w1fe_ring as w
+    out = {}
+    for f in _FIELDS:
+        per = {p: _quick(getattr(w.paper_config(p, _opts()), f), getattr(w.paper_config(p, _opts(True)), f))
+               for p in w.PENALTIES}
+        out[f] = _by_penalty(per)
+    out["iters"] = _quick(w.DEFAULT_ITERS, w.QUICK["iters"], "epochs")
+    out["objective"] = "both " + " and ".join(w.PENALTIES.values())
+    grid = {p: ",".join(str(k) for q, k in w.DEFAULT_GRID if q == p) for p in w.PENALTIES}
+    grid = {p: k for p, k in grid.items() if k}
+    out["K"] = _by_penalty(grid, f" ({' and '.join(p.upper() for p in grid)})")
+    out["seeds"] = _seeds(w.run)
+    return out
+
+
+def _by_penalty(per, shared=""):
+    """``{penalty: text}`` as one text: ``TEXT`` + ``shared`` where the penalties agree, else ``"A (LP), B (GP)"``."""
+    if len(set(per.values())) == 1:
+        return next(iter(per.values())) + shared
+    return ", ".join(f"{v} ({p.upper()})" for p, v in per.items())
+
+
+def _swgan_defaults():
+    """swgan-grid's defaults: what :func:`toy.swgan_grid._settings` gives SWGAN, and the protocols'."""
+    from . import protocols
+    from . import swgan_grid as s
+    (cfg, latent, iters, _), (qcfg, _, qiters, _) = (s._settings(_opts(q, "swgan-grid")) for q in (False, True))
+    out = _configs(cfg, qcfg, ("lam", "n_gen", "batch_size", "lr_gen", "lr_critic"))
+    out.update({"iters": _quick(iters, qiters), "latent_dim": latent, "seeds": _seeds(s.run),
+                "n_critic": _quick(cfg.n_critic, qcfg.n_critic, "dual steps"),
+                "protocol": f"none ({s.DATASET}, WGAN-GP matched in time); lim-ye: Lim & Ye's grid, WGAN-GP "
+                            f"{protocols.PROTOCOLS['lim-ye'].extra['wgan_gp_iters']} iterations"})
+    return out
 
 
 _RWP = {k: _rwp(k) for k in ("lam", "n_critic", "n_gen", "batch_size", "latent_dim", "lr_gen", "lr_critic",
                              "dataset")}
+_RWP_WGAN_GP = _from(_wgan_gp_rwp_defaults, *_FIELDS)
 _BUILTIN_METHODS = ("wgan-gp", "rwp", "sbe", "w1fe", "wwgan", "swgan")
 
 
@@ -102,39 +244,51 @@ def _by_objective(key, opt):
 _MULTI = {"variant": "none: every variant, each over the seeds", "peer": "none"}
 
 FLAGS = {
-    "gan": {"iters": "3000 (quick: 20)", "method": "wgan-gp", "dataset": "grid25", **_method_defaults()},
-    "grid-tour": {"budget": "40 CPU seconds per method (quick: 0.25)"},
-    "wgan-gp-grid": {"iters": "3000 (quick: 20; protocol gdpp: 25000)", **_WGAN_GP,
+    "gan": {**_from(_gan_defaults, "iters", "method", "dataset"), **_method_defaults()},
+    "grid-tour": _from(_tour_defaults, "budget"),
+    "wgan-gp-grid": {**_from(_wgan_gp_iters, "iters"), **_WGAN_GP,
                      "protocol": "none (the issue's setting); gdpp: GDPP's gdppgan_Synthetic.py"},
-    "wgan-gp-ring": {"iters": "3000 (quick: 20; protocol gdpp: 25000)", **_WGAN_GP,
+    "wgan-gp-ring": {**_from(_wgan_gp_iters, "iters"), **_WGAN_GP,
                      "protocol": "none (the issue's setting); gdpp: GDPP's gdppgan_Synthetic.py"},
-    "prox-two-delta": {"iters": "10 proximal steps (quick: 5)", "h": 0.5},
-    "wwgan-digits": {"iters": "5000 (quick: 4)", **_WGAN_GP, "batch_size": "64 (quick: 16)", "latent_dim": 32,
-                     "dataset": "digits", "data_dir": "none (digits is built in; mnist and cifar10 need it)"},
-    "dcgan-digits": {"iters": "none: the budget ends each run", "budget": "90 CPU seconds per run (quick: 0.5)",
-                     "lam": 10.0, "n_critic": 5, "batch_size": "64 (quick: 16)", "latent_dim": 32, "lr_gen": 1e-4,
-                     "lr_critic": 1e-4, "seeds": "0,1,2 (quick or an explicit --seed: that seed)", **_MULTI,
-                     "variant": "none; keys mlp, dcgan"},
-    "rwp-grid": {"iters": "1000 (quick: 6)", "objective": "wgan-gp, standard and dragan", **_RWP,
-                 "h": _rwp("h"), "l": _rwp("l"), "seeds": _rwp("seeds", "{} (quick or an explicit --seed: that seed)"),
+    "prox-two-delta": _from(_prox_defaults, "iters", "h"),
+    "wwgan-digits": {**_from(_wwgan_defaults, "iters", "objective", *_FIELDS, "dataset"),
+                     "data_dir": "none (digits is built in; mnist and cifar10 need it)"},
+    "dcgan-digits": {"iters": "none: the budget ends each run",
+                     **_from(_dcgan_defaults, "budget", "lam", "n_critic", "batch_size", "latent_dim", "lr_gen",
+                             "lr_critic", "seeds"), **_MULTI, "variant": "none; keys mlp, dcgan"},
+    "rwp-grid": {"iters": _rwp("iters"), "objective": "wgan-gp, standard and dragan", **_RWP,
+                 "h": _rwp("h"), "l": _rwp("l"), "seeds": _rwp("seeds"),
                  **_MULTI, "variant": "none; keys OBJ and OBJ-rwp, e.g. wgan-gp-rwp"},
-    "rwp-gen-iters": {"iters": "1000 (quick: 6)", "objective": "wgan-gp (the only one offered)", **_RWP,
-                      "n_critic": 5, "n_gen": 10, "lr_gen": 1e-4, "lr_critic": 1e-4, "h": 0.1,
-                      "seeds": "0,1,2 (quick or an explicit --seed: that seed)",
+    "rwp-gen-iters": {"iters": _rwp("iters"), "objective": "wgan-gp (the only one offered)", **_RWP_WGAN_GP,
+                      "dataset": _rwp("dataset"), "n_gen": _lazy(_wgan_gp_rwp_defaults, "gen_n_gen"),
+                      "h": _lazy(_wgan_gp_rwp_defaults, "rwp_h"), "seeds": _lazy(_wgan_gp_rwp_defaults, "gen_seeds"),
                       **_MULTI, "variant": "none; keys wgan-gp-10g, wgan-gp-10g-rwp"},
-    "sbe-grid": {"iters": "1000 (quick: 6)", "objective": "wgan-gp (the only one offered)", **_RWP,
-                 "n_critic": 5, "lr_gen": 1e-4, "lr_critic": 1e-4, "h": 0.2,
-                 "seeds": "0,1,2 (quick or an explicit --seed: that seed)", **_MULTI,
-                 "variant": "none; keys wgan-gp, sbe"},
-    "w1fe-ring": {"iters": "800 epochs (quick: 6)", "objective": "both wgan-lp and wgan-gp", "lam": 10.0,
-                  "n_critic": "10 (quick: 2)", "batch_size": "512 (quick: 64)", "latent_dim": 2, "lr_gen": 1e-4,
-                  "lr_critic": 1e-4, "K": "1,3,5,10 (LP and GP)", "seeds": "--seed", **_MULTI,
-                  "variant": "none; keys PENALTY-KK, e.g. lp-K3"},
-    "swgan-grid": {"iters": "10000 (quick: 5)", "latent_dim": 4, "lam": "0.01 (SWGAN's regulariser weight)",
-                   "n_critic": "20 dual steps (quick: 3)", "n_gen": 1, "batch_size": 128, "lr_gen": 3e-3,
-                   "lr_critic": 1e-3, "seeds": "--seed", **_MULTI,
+    "sbe-grid": {"iters": _rwp("iters"), "objective": "wgan-gp (the only one offered)", **_RWP_WGAN_GP,
+                 "dataset": _rwp("dataset"), "h": _lazy(_wgan_gp_rwp_defaults, "sbe_h"),
+                 "seeds": _lazy(_wgan_gp_rwp_defaults, "sbe_seeds"), **_MULTI, "variant": "none; keys wgan-gp, sbe"},
+    "w1fe-ring": {**_from(_w1fe_defaults, "iters", "objective", "lam", "n_critic", "batch_size", "latent_dim",
+                          "lr_gen", "lr_critic", "K", "seeds"), **_MULTI, "variant": "none; keys PENALTY-KK, e.g. lp-K3"},
+    "swgan-grid": {**_from(_swgan_defaults, "iters", "latent_dim", "lam", "n_critic", "n_gen", "batch_size",
+                           "lr_gen", "lr_critic", "seeds"), **_MULTI,
                    "variant": "none; keys swgan, wgan-gp (needs --peer swgan=FOLDER unless --quick or a protocol)",
-                   "protocol": "none (grid25, WGAN-GP matched in time); lim-ye: Lim & Ye's grid, WGAN-GP 30000 iterations"},
+                   "protocol": _lazy(_swgan_defaults, "protocol")},
+}
+
+#: what a flag means in an experiment where ``toy.cli.OVERRIDE_FLAGS``' general text would not say it
+HELP = {
+    "gan": {"lam": "lambda of --method's configuration: the critic's penalty weight (swgan: its regulariser's weight)"},
+    "wgan-gp-grid": {"lam": "lambda: the weight of the critic's gradient penalty (wgan-gp, wgan-lp, dragan)"},
+    "wgan-gp-ring": {"lam": "lambda: the weight of the critic's gradient penalty (wgan-gp, wgan-lp, dragan)"},
+    "wwgan-digits": {"lam": "lambda: the critic's penalty weight, in both methods (WGAN-GP: gradient penalty; "
+                            "WWGAN: its Wasserstein-gradient penalty)"},
+    "dcgan-digits": {"lam": "lambda: WGAN-GP's gradient-penalty weight, in both architectures"},
+    "rwp-grid": {"lam": "lambda: the critic's gradient-penalty weight (WGAN-GP, WGAN-LP, DRAGAN; Standard has none), "
+                        "with and without RWP"},
+    "rwp-gen-iters": {"lam": "lambda: WGAN-GP's gradient-penalty weight, with and without RWP"},
+    "sbe-grid": {"lam": "lambda: WGAN-GP's gradient-penalty weight, of both WGAN-GP and SBE's critic"},
+    "w1fe-ring": {"lam": "lambda: the critic's penalty weight (W1-FE-LP: one-sided, W1-FE-GP: two-sided gradient "
+                         "penalty)"},
+    "swgan-grid": {"lam": "lambda: SWGAN's regulariser weight (the WGAN-GP run keeps its own)"},
 }
 
 #: the image data sets of the experiments that train on images; the others take a 2-D mixture

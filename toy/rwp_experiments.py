@@ -70,6 +70,9 @@ BATCH = 64
 N_CURVE = 1000            # samples per curve evaluation (generated and target)
 DEFAULT_SEEDS = (0, 1, 2, 3, 4)
 DEFAULT_DATASET = "ring8"
+DEFAULT_ITERS = 1000
+QUICK_ITERS = 6
+GEN_ITERS_N_GEN = 10      # rwp-gen-iters: generator steps per outer iteration (Fig. 4)
 
 WGAN_GP = dict(objective="wgan-gp", n_critic=5, lr_gen=1e-4, lr_critic=1e-4, betas=(0.5, 0.9))
 LOGISTIC = dict(n_critic=1, lr_gen=2e-4, lr_critic=2e-4, betas=(0.1, 0.999))
@@ -105,8 +108,8 @@ def _sample_sizes(opts):
     return sizes
 
 
-def _iters(opts, default, quick=6):
-    return int(opts.iters) if opts.iters else (quick if opts.quick else default)
+def _iters(opts):
+    return int(opts.iters) if opts.iters else (QUICK_ITERS if opts.quick else DEFAULT_ITERS)
 
 
 def _eval_every(iters, quick, n_points=15):
@@ -319,7 +322,7 @@ def _plain(cfg, name):
 
 def _schedule(opts, n_points=15):
     """(iterations, eval_every, dataset) of every run."""
-    iters = _iters(opts, 1000)
+    iters = _iters(opts)
     return iters, _eval_every(iters, opts.quick, n_points), _dataset(opts)
 
 
@@ -356,9 +359,9 @@ def rwp_gen_iters_variants(opts: RunOptions):
     _wgan_gp_only(opts, "rwp-gen-iters")
     sched = _schedule(opts, 20)
     _sample_sizes(opts)
-    n_gen = _extra(opts).get("n_gen", 10)
+    n_gen = _extra(opts).get("n_gen", GEN_ITERS_N_GEN)
     cfg = apply_overrides(base_config("wgan-gp"), opts, fields=tuple(f for f in FIELDS if f != "n_gen"))
-    h = RWPMethod(cfg, h=_h(opts, 0.1), l=n_gen).h
+    h = RWPMethod(cfg, h=_h(opts, None), l=n_gen).h                # None: RWP_DEFAULTS (Appendix C)
     return [Variant("wgan-gp-10g", f"WGAN-GP, {n_gen} gen steps",
                     data=(_plain(dataclasses.replace(cfg, n_gen=n_gen), "wgan-gp"), n_gen, *sched)),
             Variant("wgan-gp-10g-rwp", f"WGAN-GP + RWP (h={h:g}, l={n_gen})", base="wgan-gp-10g",
@@ -372,8 +375,8 @@ def sbe_grid_variants(opts: RunOptions):
     sched = _schedule(opts)
     _sample_sizes(opts)
     cfg = apply_overrides(base_config("wgan-gp"), opts, fields=FIELDS)
-    h = _h(opts, 0.2)
-    SBEMethod(cfg, h=h)                                   # validates before anything is written
+    given = {"h": _extra(opts)["h"]} if "h" in _extra(opts) else {}
+    h = SBEMethod(cfg, **given).h                         # validates before anything is written; default: SBEMethod's
     return [Variant("wgan-gp", "WGAN-GP", data=(_plain(cfg, "wgan-gp"), cfg.n_gen, *sched)),
             Variant("sbe", f"SBE on WGAN-GP (h={h:g})", base="wgan-gp",
                     data=(functools.partial(SBEMethod, cfg, h=h, phi_hidden=64), cfg.n_gen, *sched))]

@@ -60,6 +60,7 @@ from .gan import apply_overrides, eval_samples, figures_2d, plot_sample_panels
 DATASET = "grid25"
 DEFAULT_ITERS = 10_000
 QUICK_ITERS = 5
+QUICK_DUAL_STEPS = 3        # --quick's cap on SWGANConfig.n_critic
 QUICK_N_EVAL = 300
 CALIBRATION_ITERS = 100
 
@@ -148,10 +149,10 @@ def train_and_evaluate(opts: RunOptions, method, *, iters, eval_every, n_eval, t
 def _settings(opts: RunOptions):
     """(SWGAN config, latent dim, iterations, evaluation samples) of every run; validates."""
     protocols.get(opts)
-    latent = opts.extra.get("latent_dim") or 4
+    latent = opts.extra.get("latent_dim") or SWGANConfig.latent_dim
     cfg = apply_overrides(SWGANConfig(latent_dim=latent), opts)
     if opts.quick:
-        cfg = dataclasses.replace(cfg, n_critic=min(cfg.n_critic, 3))
+        cfg = dataclasses.replace(cfg, n_critic=min(cfg.n_critic, QUICK_DUAL_STEPS))
     iters = opts.iters or (QUICK_ITERS if opts.quick else DEFAULT_ITERS)
     n_eval = opts.extra.get("n_eval") or (QUICK_N_EVAL if opts.quick else N_EVAL)
     return cfg, latent, iters, n_eval

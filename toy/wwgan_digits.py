@@ -65,6 +65,11 @@ from .gan import apply_overrides
 
 DEFAULT_ITERS = 5000
 QUICK_ITERS = 4
+DEFAULT_DATASET = "digits"
+#: the GANConfig of both methods, less the sizes that follow the images (data_dim, hidden layers)
+CONFIG = dict(objective="wgan-gp", lam=10.0, latent_dim=32, gen_activation="relu", critic_activation="leaky_relu",
+              gen_output="tanh", batch_size=64, n_critic=5, lr_gen=1e-4, lr_critic=1e-4, betas=(0.5, 0.9))
+QUICK_BATCH = 16
 NOISE_P = 0.15
 ALPHA = 1.0
 PAPER_TABLE1 = {"wgan-gp": {"total_variation": 5.36, "zero_crossings": 7.07},
@@ -175,7 +180,7 @@ def _default_sizes(shape):
 # ----------------------------------------------------------------------------- the experiment
 def run(opts: RunOptions):
     ex = opts.extra
-    dataset = ex.get("dataset") or "digits"
+    dataset = ex.get("dataset") or DEFAULT_DATASET
     data_dir = ex.get("data_dir")
     if dataset not in ("digits", "mnist", "cifar10"):
         raise ValueError(f"--dataset must be digits, mnist or cifar10, got {dataset!r}")
@@ -194,10 +199,8 @@ def run(opts: RunOptions):
         test_x, test_y = test_x[:n_test], test_y[:n_test]
     eval_every = max(iters // 10, 1) if not opts.quick else 2
     n_w1 = min(len(test_x), 1000)
-    base = GANConfig(objective="wgan-gp", lam=10.0, data_dim=d, latent_dim=32, gen_hidden=hidden,
-                     critic_hidden=hidden, gen_activation="relu", critic_activation="leaky_relu",
-                     gen_output="tanh", batch_size=16 if opts.quick else 64, n_critic=5,
-                     lr_gen=1e-4, lr_critic=1e-4, betas=(0.5, 0.9))
+    base = GANConfig(**{**CONFIG, "data_dim": d, "gen_hidden": hidden, "critic_hidden": hidden,
+                        **({"batch_size": QUICK_BATCH} if opts.quick else {})})
     cfg = apply_overrides(base, opts)
     wgan = GANMethod(cfg, name="wgan-gp")
     ww = WWGANMethod(cfg, shape, neighbours=4, variant="paper", alpha=ALPHA)
