@@ -7,7 +7,10 @@ due (:meth:`Checkpointer.due`), and to write one (:meth:`Checkpointer.write`). T
 
     {"fingerprint": dict, "state": host tree, "iteration": int, "rng": bit-generator state,
      "curve": [row, ...], "seconds": float, "evaluated": [int, ...], "eval_seconds": float,
-     "train_cpu_seconds": float}
+     "train_cpu_seconds": float, "eval_cpu_seconds": float}
+
+the clocks being :meth:`refimpl.train.TrainClock.saved`'s readings (a field that an older
+checkpoint lacks reads 0).
 """
 from __future__ import annotations
 
@@ -109,7 +112,8 @@ def check_payload(ck, path):
 @dataclass
 class Resumed:
     """Where a run resumes: its host ``state`` tree, ``iteration``, ``curve`` rows, wall
-    ``seconds``, ``eval_seconds`` and training CPU seconds so far, and the RNG state."""
+    ``seconds``, ``eval_seconds``, training CPU seconds so far, the RNG state, and the CPU
+    seconds spent evaluating."""
     state: dict
     iteration: int
     curve: list
@@ -117,6 +121,7 @@ class Resumed:
     eval_seconds: float
     train_cpu_seconds: float
     rng: dict
+    eval_cpu_seconds: float = 0.0
 
 
 class Checkpointer:
@@ -171,7 +176,7 @@ class Checkpointer:
             raise ValueError(f"checkpoint unreadable: bad RNG state ({e}) ({source})") from None
         self.saved = (source, ck["iteration"])
         return Resumed(ck["state"], ck["iteration"], ck["curve"], ck["seconds"], ck.get("eval_seconds", 0.0),
-                       ck.get("train_cpu_seconds", 0.0), ck["rng"])
+                       ck.get("train_cpu_seconds", 0.0), ck["rng"], ck.get("eval_cpu_seconds", 0.0))
 
     def due(self, it):
         """Whether iteration ``it`` is due for a checkpoint by either cadence."""
@@ -195,7 +200,8 @@ class Checkpointer:
                                 f"{self.kept()}")
         return host
 
-    def write(self, state, it, rng_state, curve, *, seconds, eval_seconds, train_cpu_seconds, host=None):
+    def write(self, state, it, rng_state, curve, *, seconds, eval_seconds, train_cpu_seconds, eval_cpu_seconds=0.0,
+              host=None):
         """Write the checkpoint of iteration ``it`` atomically (nothing without a path); ``host``:
         the state's :meth:`checked_host` copy when the caller already has it."""
         if self.path is None:
@@ -204,5 +210,5 @@ class Checkpointer:
         save_checkpoint(self.path, {"fingerprint": self.fingerprint, "state": host, "iteration": it,
                                     "rng": rng_state, "curve": curve, "seconds": seconds,
                                     "evaluated": [r["iteration"] for r in curve], "eval_seconds": eval_seconds,
-                                    "train_cpu_seconds": train_cpu_seconds})
+                                    "train_cpu_seconds": train_cpu_seconds, "eval_cpu_seconds": eval_cpu_seconds})
         self.saved, self.last = (self.path, it), time.perf_counter()

@@ -6,11 +6,13 @@ subclass that overrides :meth:`GANMethod.critic_phase`, :meth:`GANMethod.generat
 or :meth:`GANMethod.outer_step`); :func:`train` runs any method with the same
 logging, evaluation, interrupt handling and non-finite checks, through three hooks: the
 evaluation (``eval_fn``), the checkpoint (:class:`refimpl.checkpointer.Checkpointer`: fingerprint,
-cadence, resume, atomic writes) and the progress events (``on_progress``). State is a plain dict of parameter lists and optimiser states; every step
+cadence, resume, atomic writes) and the progress events (``on_progress``); its clocks are one
+:class:`TrainClock`, which an ``eval_fn`` may read. State is a plain dict of parameter lists and optimiser states; every step
 is a function ``(state, rng, data) -> (state, logs)``.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import signal
@@ -67,6 +69,85 @@ class _atomic_step:
                 signal.raise_signal(signum)
 
 
+class TrainClock:
+    """The training loop's clocks: wall and process CPU seconds since a run began (over its
+    resumes), each also without the evaluations.
+
+    :func:`train` starts it (from the checkpoint's readings on a resume), stops the training
+    clocks around each ``eval_fn`` call and records its readings in every curve row and checkpoint.
+    An ``eval_fn`` may read it live: during an evaluation the readings are those of its start
+    (``eval_seconds``: the evaluations before it). One run at a time.
+
+    Parameters
+    ----------
+    sync : bool
+        Wait for the device (:func:`refimpl.backend.synchronize`) before and after each outer
+        step, so that on CuPy a reading holds the steps' queued work, not only their launches:
+        one synchronisation per step, no host transfer; a no-op on the CPU.
+
+    Attributes
+    ----------
+    at_start : dict
+        :meth:`saved` as the current :func:`train` call began (zeros for a fresh run).
+    """
+
+    def __init__(self, *, sync=False):
+        if not isinstance(sync, bool):
+            raise TypeError(f"sync must be True or False, got {sync!r}")
+        self.sync, self.xp, self.at_start = sync, None, None
+        self._t0 = self._c0 = self._frozen = None
+        self._eval = [0.0, 0.0]              # wall, CPU seconds spent evaluating
+
+    def start(self, xp, seconds=0.0, eval_seconds=0.0, train_cpu_seconds=0.0, eval_cpu_seconds=0.0):
+        """Start (or, with a checkpoint's :meth:`saved` readings, continue) on namespace ``xp``."""
+        self.xp, self._frozen, self._eval = xp, None, [eval_seconds, eval_cpu_seconds]
+        self.at_start = {"seconds": seconds, "eval_seconds": eval_seconds, "train_cpu_seconds": train_cpu_seconds,
+                         "eval_cpu_seconds": eval_cpu_seconds}
+        self._t0 = time.perf_counter() - seconds
+        self._c0 = time.process_time() - train_cpu_seconds - eval_cpu_seconds
+
+    def read(self):
+        """The readings at one instant, in seconds: ``{"seconds", "train_seconds", "eval_seconds"}``
+        (wall clock: all, without and in the evaluations) and ``{"cpu_seconds",
+        "train_cpu_seconds", "eval_cpu_seconds"}`` (process CPU time, likewise)."""
+        if self._t0 is None:
+            raise RuntimeError("the clock has not been started (train() starts it)")
+        w, c = self._frozen or (time.perf_counter(), time.process_time())
+        wall, cpu = w - self._t0, c - self._c0
+        return {"seconds": wall, "train_seconds": wall - self._eval[0], "eval_seconds": self._eval[0],
+                "cpu_seconds": cpu, "train_cpu_seconds": cpu - self._eval[1], "eval_cpu_seconds": self._eval[1]}
+
+    seconds = property(lambda self: self.read()["seconds"], doc="Wall seconds since the run began.")
+    train_seconds = property(lambda self: self.read()["train_seconds"], doc="Wall seconds, evaluations excluded.")
+    eval_seconds = property(lambda self: self.read()["eval_seconds"], doc="Wall seconds spent evaluating.")
+    cpu_seconds = property(lambda self: self.read()["cpu_seconds"], doc="Process CPU seconds since the run began.")
+    train_cpu_seconds = property(lambda self: self.read()["train_cpu_seconds"],
+                                 doc="Process CPU seconds, evaluations excluded.")
+
+    def saved(self):
+        """The readings a checkpoint keeps, :meth:`start`'s keywords: ``seconds``, ``eval_seconds``,
+        ``train_cpu_seconds``, ``eval_cpu_seconds``."""
+        r = self.read()
+        return {k: r[k] for k in ("seconds", "eval_seconds", "train_cpu_seconds", "eval_cpu_seconds")}
+
+    def step_bound(self):
+        """Where an outer step begins or ends: the device is synchronised when ``sync``."""
+        if self.sync:
+            synchronize(self.xp)
+
+    @contextlib.contextmanager
+    def excluding(self):
+        """A block (an evaluation) left out of the training clocks, from the device's idle point."""
+        synchronize(self.xp)                 # time the queued GPU work, not its launch
+        self._frozen = (time.perf_counter(), time.process_time())
+        try:
+            yield
+        finally:                             # an interrupted evaluation is not training time either
+            self._eval = [self._eval[0] + (time.perf_counter() - self._frozen[0]),
+                          self._eval[1] + (time.process_time() - self._frozen[1])]
+            self._frozen = None
+
+
 @dataclass
 class TrainResult:
     state: dict
@@ -76,6 +157,7 @@ class TrainResult:
     train_seconds: float = 0.0                    # wall clock without the evaluations
     final_metrics: dict = field(default_factory=dict)
     interrupted: bool = False
+    clock: TrainClock | None = None               # the run's clock, read at its end
 
 
 def default_check_every(xp):
@@ -100,7 +182,7 @@ def _quiet_floating_point(fn):
 def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000, eval_fn=None,
           eval_every=0, checkpoint_path=None, checkpoint_every=0, checkpoint_seconds=0.0, resume=False,
           resume_from=None, check_every=None, run_info=None, progress=True, stream=None,
-          max_train_cpu_seconds=None, cuda_graph=False, on_progress=None):
+          max_train_cpu_seconds=None, cuda_graph=False, on_progress=None, clock=None):
     """Run ``iters`` outer iterations of ``method`` on ``data``.
 
     Parameters
@@ -108,11 +190,16 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
     method : GANMethod (or subclass).
     data : an object with ``sample(rng, n) -> (n, d)`` array on the device.
     eval_fn : callable ``(state, iteration) -> dict`` of metrics (Python numbers), run
-        every ``eval_every`` iterations and at the end; its rows form the curve.
+        every ``eval_every`` iterations and at the end; its rows form the curve, each with the
+        clock's ``seconds``, ``train_seconds`` and ``train_cpu_seconds`` after the evaluation.
+    clock : TrainClock, optional
+        The run's clocks (default: a new ``TrainClock()``), started here; pass one to read it
+        in ``eval_fn`` or to time with ``sync=True``. ``TrainResult.clock``.
     checkpoint_path : file for atomic checkpoints (params, optimiser states, RNG state,
-        iteration, curve, elapsed time; :mod:`refimpl.checkpoint`'s safe format), written every
-        ``checkpoint_every`` iterations, whenever ``checkpoint_seconds`` of wall clock have
-        passed since the last one (0: no clock cadence), at the end, and on ``KeyboardInterrupt``.
+        iteration, curve, the clock's :meth:`TrainClock.saved` readings;
+        :mod:`refimpl.checkpoint`'s safe format), written every ``checkpoint_every`` iterations,
+        whenever ``checkpoint_seconds`` of wall clock have passed since the last one (0: no clock
+        cadence), at the end, and on ``KeyboardInterrupt``.
         Both cadences are independent of ``check_every``: an iteration due for a checkpoint (or
         an evaluation) is checked first. ``resume=True`` continues from ``resume_from`` (default: the checkpoint
         path; e.g. a legacy file); a numpy run interrupted and resumed ends bit-identical to an
@@ -181,52 +268,49 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
         outer_step = method.outer_step
     if on_progress is not None and not callable(on_progress):
         raise TypeError(f"on_progress must be callable, got {type(on_progress).__name__}")
+    if clock is None:
+        clock = TrainClock()
+    elif not isinstance(clock, TrainClock):
+        raise TypeError(f"clock must be a TrainClock, got {type(clock).__name__}")
     if (resume or checkpoint_every) and checkpoint_path is None:
         raise ValueError("resume and checkpoint_every need a checkpoint_path")
     stream = stream or sys.stderr
     rng = np.random.default_rng(seed)
-    start, curve, elapsed0, eval0, cpu0 = 0, [], 0.0, 0.0, 0.0
+    start, curve, saved = 0, [], {}
     ckpt = Checkpointer(checkpoint_path, run_fingerprint(method, seed=seed, dtype=dtype, run_info=run_info),
                         every=checkpoint_every, seconds=checkpoint_seconds, config=getattr(method, "cfg", None))
     point = ckpt.resume(resume_from or checkpoint_path, iters) if resume else None
     if point is not None:
         state = tree_from_host(point.state, xp, device)
         state = adopt_flat(state) if isinstance(state, dict) else state
-        start, curve, elapsed0, eval0, cpu0 = (point.iteration, point.curve, point.seconds, point.eval_seconds,
-                                               point.train_cpu_seconds)
+        start, curve = point.iteration, point.curve
+        saved = {"seconds": point.seconds, "eval_seconds": point.eval_seconds,
+                 "train_cpu_seconds": point.train_cpu_seconds, "eval_cpu_seconds": point.eval_cpu_seconds}
         rng.bit_generator.state = point.rng
-        if max_train_cpu_seconds is not None and cpu0 >= max_train_cpu_seconds:
+        if max_train_cpu_seconds is not None and point.train_cpu_seconds >= max_train_cpu_seconds:
             iters = start                     # the budget was spent: the run is complete, train nothing
         if progress:
             print(f"resumed from {ckpt.saved[0]} at iteration {start}", file=stream)
     else:
         state = method.init_state(rng, xp, dtype, device)
 
-    def checkpoint(st, it, rng_state, elapsed, host=None):
-        ckpt.write(st, it, rng_state, curve, seconds=elapsed, eval_seconds=eval_time[0],
-                   train_cpu_seconds=time.process_time() - c0 - eval_cpu[0], host=host)
+    def checkpoint(st, it, rng_state, host=None):
+        ckpt.write(st, it, rng_state, curve, host=host, **clock.saved())
 
     def evaluate(st, it):
-        synchronize(xp)                      # time the queued GPU work, not its launch
-        te, ce = time.perf_counter(), time.process_time()
-        try:
+        with clock.excluding():
             metrics = eval_fn(st, it)
-        finally:                             # an interrupted evaluation is not training time either
-            eval_time[0] += time.perf_counter() - te
-            eval_cpu[0] += time.process_time() - ce
-        now = time.perf_counter() - t0
-        row = {"iteration": it, "seconds": round(now, 3), "train_seconds": round(now - eval_time[0], 3),
-               "train_cpu_seconds": round(time.process_time() - c0 - eval_cpu[0], 3), **metrics}
+        r = clock.read()
+        row = {"iteration": it, **{k: round(r[k], 3) for k in ("seconds", "train_seconds", "train_cpu_seconds")},
+               **metrics}
         curve.append(row)
         latest.update(metrics)
 
     def eval_due(it):
         return eval_fn is not None and ((eval_every and it % eval_every == 0) or it == iters)
 
-    t0 = time.perf_counter() - elapsed0
-    c0 = time.process_time() - cpu0
-    eval_time = [eval0]                      # seconds spent in eval_fn (excluded from train_seconds)
-    eval_cpu = [0.0]                         # process CPU seconds spent in eval_fn
+    clock.start(xp, **saved)
+    elapsed0, cpu0 = clock.at_start["seconds"], clock.at_start["train_cpu_seconds"]
     last_print = -1e9
     first_done = None                        # seconds elapsed when this call's first iteration ended
     latest = dict(curve[-1]) if curve else {}
@@ -237,12 +321,14 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
         if start and eval_due(start) and start not in {r["iteration"] for r in curve}:
             evaluate(state, start)           # interrupted during this evaluation: redo it
             if start == iters:
-                checkpoint(state, start, rng.bit_generator.state, time.perf_counter() - t0)
+                checkpoint(state, start, rng.bit_generator.state)
         for it in range(start + 1, iters + 1):
             guard = _atomic_step()
             with guard:
+                clock.step_bound()
                 new_state, logs = outer_step(state, rng, data)
-            if max_train_cpu_seconds is not None and time.process_time() - c0 - eval_cpu[0] >= max_train_cpu_seconds:
+                clock.step_bound()
+            if max_train_cpu_seconds is not None and clock.train_cpu_seconds >= max_train_cpu_seconds:
                 iters = it                           # budget spent: this iteration is the last
             ck_due = ckpt.due(it)
             if (check_every and (it % check_every == 0 or it == iters)) or ck_due or eval_due(it):
@@ -261,15 +347,15 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
             if eval_due(it):
                 evaluate(state, it)
             if ck_due:
-                checkpoint(state, it, rng.bit_generator.state, time.perf_counter() - t0, host)
-            now = time.perf_counter()
+                checkpoint(state, it, rng.bit_generator.state, host)
+            r = clock.read()
+            el = r["seconds"]
             if first_done is None:
-                first_done = now - t0
-            if (progress or on_progress is not None) and (now - last_print > 2.0 or it == iters):
-                last_print = now
-                el = now - t0
+                first_done = el
+            if (progress or on_progress is not None) and (el - last_print > 2.0 or it == iters):
+                last_print = el
                 eta = time_left(el, first_done, it - start, iters - it)
-                used = time.process_time() - c0 - eval_cpu[0]
+                used = r["train_cpu_seconds"]
                 if max_train_cpu_seconds is not None and eta is not None:   # the budget's part left, at the pace so far
                     eta = min(eta, (el - elapsed0) * max(max_train_cpu_seconds - used, 0.0) / max(used - cpu0, 1e-9))
                 event = {"status": "running", "iteration": it, "iterations": iters, "elapsed_seconds": el,
@@ -291,17 +377,18 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
                                     f"{ckpt.kept()}") from None
         curve[:] = [r for r in curve if r["iteration"] <= it_good]
         try:
-            checkpoint(st, it_good, rs, time.perf_counter() - t0)
+            checkpoint(st, it_good, rs)
         except NonFiniteLoss as e:          # resuming it would only diverge again
             raise NonFiniteLoss(f"interrupted, and {e}") from None
         if progress:
             where = f"checkpoint written at iteration {it_good}" if checkpoint_path else "no checkpoint path"
             print(f"\ninterrupted: {where}", file=stream, flush=True)
-        el = time.perf_counter() - t0
-        return TrainResult(st, curve, it_good, el, el - eval_time[0], dict(latest), interrupted=True)
+        r = clock.read()
+        return TrainResult(st, curve, it_good, r["seconds"], r["train_seconds"], dict(latest), interrupted=True,
+                           clock=clock)
     synchronize(xp)
-    seconds = time.perf_counter() - t0
+    r = clock.read()
     if ckpt.saved != (ckpt.path, iters):     # not yet written by the cadence (or a completed run resumed)
-        checkpoint(state, iters, rng.bit_generator.state, seconds)
+        checkpoint(state, iters, rng.bit_generator.state)
     final = dict(curve[-1]) if curve else {}
-    return TrainResult(state, curve, iters, seconds, seconds - eval_time[0], final)
+    return TrainResult(state, curve, iters, r["seconds"], r["train_seconds"], final, clock=clock)

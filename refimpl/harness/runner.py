@@ -24,7 +24,7 @@ from .folders import CHECKPOINT, LEGACY_CHECKPOINT, PROGRESS, OutputError, check
 
 def train_run(opts: RunOptions, method, data, *, dataset, xp, dtype="float32", iters, eval_fn=None,
               eval_every=0, checkpoint_every=None, check_every=None, progress=True, run_info=None,
-              max_train_cpu_seconds=None, cuda_graph=False, device=None):
+              max_train_cpu_seconds=None, cuda_graph=False, device=None, clock=None):
     """:func:`refimpl.train.train` with the layer's checkpoint file, fingerprint and cadences.
 
     The checkpoint is ``opts.out / checkpoint.npz``; ``--resume`` also reads a legacy
@@ -34,8 +34,9 @@ def train_run(opts: RunOptions, method, data, *, dataset, xp, dtype="float32", i
     every ``opts.checkpoint_every`` iterations (0: ``checkpoint_every``, else every evaluation)
     and every ``opts.checkpoint_seconds``. An interrupted run raises ``KeyboardInterrupt`` after
     its checkpoint is written (``NonFiniteLoss`` instead, when the state to checkpoint holds a NaN
-    or an infinity: a resume would only diverge again). ``max_train_cpu_seconds`` and
-    ``cuda_graph`` and ``device``: :func:`refimpl.train.train`'s. Each progress event of the loop
+    or an infinity: a resume would only diverge again). ``max_train_cpu_seconds``,
+    ``cuda_graph``, ``device`` and ``clock`` (a :class:`refimpl.train.TrainClock`, which the
+    checkpoint carries over a resume): :func:`refimpl.train.train`'s. Each progress event of the loop
     (its ``on_progress`` hook) is written, atomically, to ``opts.out / progress.json``, where
     :mod:`toy.sweep` reads a running run's pace; when the loop returns, the event's ``status``
     becomes ``finished`` or ``interrupted`` (at the checkpoint's iteration).
@@ -65,7 +66,7 @@ def train_run(opts: RunOptions, method, data, *, dataset, xp, dtype="float32", i
                 run_info={"experiment": opts.experiment, "dataset": dataset, "quick": bool(opts.quick),
                           **(run_info or {})},
                 progress=progress, max_train_cpu_seconds=max_train_cpu_seconds, cuda_graph=cuda_graph,
-                on_progress=record)
+                on_progress=record, clock=clock)
     if last:            # a stopped run must not read as a running one: its status, at its checkpoint's iteration
         record({**last, "status": "interrupted" if res.interrupted else "finished", "iteration": res.iterations,
                 "elapsed_seconds": res.seconds, "left_seconds": None if res.interrupted else 0.0, "time": time.time(),
