@@ -50,14 +50,13 @@ import time
 import numpy as np
 
 from refimpl.backend import backend_name, get_namespace, to_numpy
-from refimpl.checkpoint import load as load_checkpoint
 from refimpl.datasets import get_dataset, sample
 from refimpl.evaluation import EVAL
 from refimpl.baseline import chance_baseline
 from refimpl.metrics import N_EVAL, evaluate, mode_stats, sliced_w1, w1
 from refimpl.methods import get_method
-from refimpl.harness import Outputs, checkpoint_file, has_checkpoint, run_and_write
-from refimpl.train import ToyData
+from refimpl.harness import Outputs, run_and_write
+from refimpl.train import ToyData, TrainClock
 
 from .common import RunOptions, plt, write_csv, write_json, write_npy
 from .gan import eval_samples, plot_curves, plot_sample_panels, plot_samples
@@ -97,22 +96,6 @@ def methods():
     return {key: (label, factory(*rest)) for key, (label, *rest) in TOUR.items()}
 
 
-class _Clocked:
-    """``method`` with the process CPU seconds of its outer iterations counted (evaluation excluded)."""
-
-    def __init__(self, method, cpu=0.0):
-        self._m, self.cpu = method, cpu
-
-    def __getattr__(self, k):
-        return getattr(self._m, k)
-
-    def outer_step(self, state, rng, data):
-        c = time.process_time()
-        out = self._m.outer_step(state, rng, data)
-        self.cpu += time.process_time() - c
-        return out
-
-
 def _say(msg):
     print(msg, file=sys.stderr, flush=True)
 
@@ -137,19 +120,20 @@ def train_one(opts: RunOptions, key, label, method, *, budget, n_eval, max_iters
     xp = get_namespace(opts.backend)
     out = pathlib.Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
-    cpu0 = (load_checkpoint(checkpoint_file(out), np).get("train_cpu_seconds", 0.0)
-            if opts.resume and has_checkpoint(out) else 0.0)
-    clocked = _Clocked(method, cpu0)
-    next_eval = [(int(cpu0 * N_CURVE / budget) + 1) * budget / N_CURVE]
+    clock = TrainClock()                     # train()'s, carried over a resume by its checkpoint
+    next_eval = [None]                       # CPU seconds of the next curve point
 
     def eval_fn(state, it):
-        if clocked.cpu < next_eval[0] or next_eval[0] > budget * (1 - 0.5 / N_CURVE):
+        cpu = clock.train_cpu_seconds        # at the start of this evaluation
+        if next_eval[0] is None:             # the first point after where this call began
+            next_eval[0] = (int(clock.at_start["train_cpu_seconds"] * N_CURVE / budget) + 1) * budget / N_CURVE
+        if cpu < next_eval[0] or next_eval[0] > budget * (1 - 0.5 / N_CURVE):
             return {}                        # not due (the final point is evaluated after training)
-        while next_eval[0] <= clocked.cpu:
+        while next_eval[0] <= cpu:
             next_eval[0] += budget / N_CURVE
         samples = to_numpy(eval_samples(method, state, opts.seed, it, n_eval))
         m = _curve_metrics(samples, opts.seed, it, n_eval)
-        _say(f"[{key}] it {it}, {clocked.cpu:.1f} CPU s: {_fmt(m)}   "
+        _say(f"[{key}] it {it}, {cpu:.1f} CPU s: {_fmt(m)}   "
              f"(chance: {baseline['modes']}/25, hq {baseline['high_quality']:.3f}, W1 {baseline['w1']:.3f})")
         return m
 
@@ -170,10 +154,11 @@ def train_one(opts: RunOptions, key, label, method, *, budget, n_eval, max_iters
                         "eval_seeds": EVAL.seeds(opts.seed, res.iterations), "method": key, "label": label,
                         "baseline": baseline}, samples, curve=curve, plots=plots)
 
-    metrics = run_and_write(opts, clocked, ToyData(DATASET, xp, "float32", scale=method.cfg.data_scale), finish=finish,
+    metrics = run_and_write(opts, method, ToyData(DATASET, xp, "float32", scale=method.cfg.data_scale), finish=finish,
                             dataset=DATASET, xp=xp, dtype="float32", iters=max_iters, eval_fn=eval_fn,
                             eval_every=POLL_EVERY, checkpoint_every=500,
-                            check_every=1 if backend_name(xp) != "cupy" else 50, max_train_cpu_seconds=budget)
+                            check_every=1 if backend_name(xp) != "cupy" else 50, max_train_cpu_seconds=budget,
+                            clock=clock)
     _say(f"[{key}] final: {_fmt(metrics)} in {metrics['iterations']} iterations, {metrics['train_cpu_seconds']:.1f} CPU s")
     return metrics
 

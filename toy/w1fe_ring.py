@@ -39,25 +39,25 @@ Outputs in ``opts.out``:
   ``transport.png`` (Fig. 1: data, initial samples, arrows ``G_0(z) -> G_t(z)``; and the
   Euler arrows ``G_t(z) -> zeta``).
 
-Timing: training time is measured around each outer iteration only (evaluation
-excluded), both wall-clock and process CPU time; the CPU time is the comparison
-used, since the wall clock of a shared machine depends on the other jobs.
+Timing: the training loop's clocks (:class:`refimpl.train.TrainClock`, evaluation
+excluded), wall-clock and process CPU time, with the device synchronised around each
+outer iteration (``sync=True``: on CuPy the time of the work, not of the kernel launches);
+the CPU time is the comparison used, since the wall clock of a shared machine depends on
+the other jobs.
 """
 from __future__ import annotations
 
 import json
 import pathlib
-import time
 
 import numpy as np
 
-from refimpl.backend import get_namespace, synchronize, to_numpy
+from refimpl.backend import get_namespace, to_numpy
 from refimpl.datasets import get_dataset, sample
 from refimpl.evaluation import EVAL
 from refimpl.metrics import N_EVAL, mode_stats, sliced_w1, w1
-from refimpl.harness import checkpoint_file
 from refimpl.checkpointer import fingerprint_diff
-from refimpl.train import GANConfig, ToyData, config_dict
+from refimpl.train import GANConfig, ToyData, TrainClock, config_dict
 from refimpl.w1fe import W1FE
 
 from .aggregate import INTERVAL, aggregate_runs, t_interval
@@ -113,28 +113,6 @@ def _grid(opts: RunOptions):
     return grid
 
 
-
-class _Timed(W1FE):
-    """W1FE that accumulates the wall and CPU time of its outer iterations (evaluation excluded).
-
-    The device is synchronised before each clock reading, so on CuPy the time is that of the
-    work, not of the kernel launches (one synchronisation per outer iteration: the price of
-    timing each step, which is what this experiment measures)."""
-
-    def __init__(self, cfg, eps, K, *, name=None):
-        super().__init__(cfg, eps=eps, K=K, name=name)
-        self.wall, self.cpu = 0.0, 0.0
-
-    def outer_step(self, state, rng, data):
-        synchronize(data.xp)
-        w, c = time.perf_counter(), time.process_time()
-        out = super().outer_step(state, rng, data)
-        synchronize(data.xp)
-        self.wall += time.perf_counter() - w
-        self.cpu += time.process_time() - c
-        return out
-
-
 def first_reach(its, vals, thr):
     """First iteration (and index) where ``vals <= thr``; (None, None) if never. Blank values skipped."""
     for i, (it, v) in enumerate(zip(its, vals)):
@@ -170,7 +148,7 @@ def same_run(old, new):
 def _one_run(sub, *, xp, penalty, K, iters, eval_every, exact_every, n_eval):
     """One (penalty, K, seed) run in ``sub.out`` (a :class:`refimpl.harness.Run`'s train function)."""
     cfg = paper_config(penalty, sub)
-    method = _Timed(cfg, EPS, K, name=f"w1fe-{penalty}")
+    method = W1FE(cfg, eps=EPS, K=K, name=f"w1fe-{penalty}")
     out, seed = pathlib.Path(sub.out), sub.seed
     fingerprint = {"method": method.name, "config": method.config(), "seed": seed, "iters": iters,
                    "eval_every": eval_every, "exact_every": exact_every, "n_eval": n_eval}
@@ -181,11 +159,6 @@ def _one_run(sub, *, xp, penalty, K, iters, eval_every, exact_every, n_eval):
             old["reused"] = True
             return old
     out.mkdir(parents=True, exist_ok=True)
-    if sub.resume:
-        from refimpl.checkpoint import load
-        curve = load(checkpoint_file(out))["curve"]
-        if curve:
-            method.wall, method.cpu = curve[-1]["train_seconds"], curve[-1]["train_cpu_seconds"]
 
     spec = get_dataset(DATASET)
     snap_its = snapshot_iterations(iters, eval_every)
@@ -198,8 +171,7 @@ def _one_run(sub, *, xp, penalty, K, iters, eval_every, exact_every, n_eval):
         rng = EVAL.target_rng(seed, it)
         target = sample(spec, n_eval, rng, xp=xp, dtype=samples.dtype)
         ms = mode_stats(samples, spec.centers, spec.std)
-        row = {"train_seconds": round(method.wall, 3), "train_cpu_seconds": round(method.cpu, 3),
-               "w1": w1(samples, target) if (it % exact_every == 0 or it == iters) else None,
+        row = {"w1": w1(samples, target) if (it % exact_every == 0 or it == iters) else None,
                "sliced_w1": sliced_w1(samples, target, rng=rng),
                "modes": ms["modes"], "high_quality": ms["high_quality"]}
         if it in snap_its:
@@ -228,7 +200,8 @@ def _one_run(sub, *, xp, penalty, K, iters, eval_every, exact_every, n_eval):
 
     return run_and_write(sub, method, ToyData(DATASET, xp, "float32", scale=cfg.data_scale), finish=finish,
                          dataset=DATASET, xp=xp, dtype="float32", iters=iters, eval_fn=eval_fn, eval_every=eval_every,
-                         run_info={"K": K, "exact_every": exact_every, "n_eval": n_eval}, progress=not sub.quick)
+                         run_info={"K": K, "exact_every": exact_every, "n_eval": n_eval}, progress=not sub.quick,
+                         clock=TrainClock(sync=True))
 
 
 def _read_curve(run_dir):
