@@ -57,3 +57,24 @@ def test_the_harness_reexports_its_modules():
         public = [k for k, v in vars(mod).items() if not k.startswith("_") and getattr(v, "__module__", None) == mod.__name__]
         assert public and all(getattr(harness, k) is getattr(mod, k) for k in public), mod.__name__
     assert sorted(harness.__all__) == sorted(set(harness.__all__))
+
+
+def test_finished_run_matches_the_recorded_fingerprint(tmp_path):
+    import json
+
+    from refimpl.harness import finished_run
+    from refimpl.train import GANConfig
+    new = {"method": "w1fe-lp", "seed": 0, "config": {"lam": 10.0, "K": 3, "data_scale": 1.0, "betas": (0.5, 0.9)}}
+    old = {"method": "w1fe-lp", "seed": 0, "config": {"lam": 10.0, "K": 3, "betas": [0.5, 0.9]}}
+    assert finished_run(tmp_path, new, GANConfig) is None                      # no metrics.json: not finished
+    (tmp_path / "metrics.json").write_text(json.dumps({"w1": 0.5, "fingerprint": old}))
+    assert finished_run(tmp_path, new, GANConfig) == {"w1": 0.5, "fingerprint": old}   # data_scale added at its default
+    assert finished_run(tmp_path, {**new, "config": {**new["config"], "data_scale": 2.0}}, GANConfig) is None
+    assert finished_run(tmp_path, {**new, "config": {**new["config"], "K": 5}}, GANConfig) is None
+    assert finished_run(tmp_path, {**new, "seed": 1}, GANConfig) is None
+    (tmp_path / "metrics.json").write_text(json.dumps({"w1": 0.5, **old}))     # older files: top-level fields
+    assert finished_run(tmp_path, old)["w1"] == 0.5
+    assert finished_run(tmp_path, {**old, "seed": 2}) is None
+    (tmp_path / "metrics.json").write_text('{"w1": 0.5')                        # a torn file is no finished run
+    assert finished_run(tmp_path, old) is None
+

@@ -10,7 +10,7 @@ pytest.importorskip("matplotlib")
 
 from tests.recompute import assert_recomputable
 from toy.common import RunOptions
-from toy.w1fe_ring import QUICK, first_reach, run, same_run, snapshot_iterations
+from toy.w1fe_ring import QUICK, first_reach, run, snapshot_iterations
 
 
 def test_w1fe_ring_quick(tmp_path):
@@ -59,13 +59,3 @@ def test_first_reach_and_bad_grid(tmp_path):
     with pytest.raises(ValueError, match="seeds"):
         run(RunOptions(out=tmp_path / "y", quick=True, extra={"seeds": "a,b"}))
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
-
-
-def test_same_run_tolerates_config_fields_added_later_at_their_default():
-    new = {"method": "w1fe-lp", "seed": 0, "config": {"lam": 10.0, "K": 3, "data_scale": 1.0, "betas": [0.5, 0.9]}}
-    old = {"method": "w1fe-lp", "seed": 0, "config": {"lam": 10.0, "K": 3, "betas": [0.5, 0.9]}}
-    assert same_run(old, new)
-    assert not same_run(old, {**new, "config": {**new["config"], "data_scale": 2.0}})
-    assert not same_run(old, {**new, "config": {**new["config"], "K": 5}})
-    assert not same_run({**old, "seed": 1}, new)
-    assert not same_run(None, new)

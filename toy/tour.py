@@ -55,7 +55,7 @@ from refimpl.evaluation import EVAL
 from refimpl.baseline import chance_baseline
 from refimpl.metrics import N_EVAL, evaluate, mode_stats, sliced_w1, w1
 from refimpl.methods import get_method
-from refimpl.harness import Outputs, run_and_write
+from refimpl.harness import Outputs, finished_run, run_and_write
 from refimpl.train import ToyData, TrainClock
 
 from .common import RunOptions, plt, write_csv, write_json, write_npy
@@ -180,14 +180,6 @@ def _baseline(out, seed, n_eval):
     return m
 
 
-def _reusable(path, fingerprint):
-    if not path.exists():
-        return None
-    m = json.loads(path.read_text())
-    keep = ("budget_cpu_seconds", "n_eval", "seed", "backend", "config")
-    return m if {k: m.get(k) for k in keep} == fingerprint else None
-
-
 def run(opts: RunOptions):
     ex = {k: v for k, v in (opts.extra or {}).items() if v is not None}
     budget = float(ex.get("budget", QUICK_BUDGET if opts.quick else BUDGET_CPU_SECONDS))
@@ -208,7 +200,7 @@ def run(opts: RunOptions):
         sub = dataclasses.replace(opts, out=out / key)
         fp = {"budget_cpu_seconds": budget, "n_eval": n_eval, "seed": opts.seed, "backend": opts.backend,
               "config": json.loads(json.dumps(method.config()))}
-        m = _reusable(sub.out / "metrics.json", fp)
+        m = finished_run(sub.out, fp, method.cfg)
         if m is not None:
             _say(f"[{key}] reusing {sub.out / 'metrics.json'}: {_fmt(m)}")
         else:

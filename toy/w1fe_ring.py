@@ -56,7 +56,7 @@ from refimpl.backend import get_namespace, to_numpy
 from refimpl.datasets import get_dataset, sample
 from refimpl.evaluation import EVAL
 from refimpl.metrics import N_EVAL, mode_stats, sliced_w1, w1
-from refimpl.checkpointer import fingerprint_diff
+from refimpl.harness import finished_run
 from refimpl.train import GANConfig, ToyData, TrainClock, config_dict
 from refimpl.w1fe import W1FE
 
@@ -139,12 +139,6 @@ def reach_times(curve):
     return out
 
 
-def same_run(old, new):
-    """Whether a finished run's fingerprint ``old`` matches ``new`` (:func:`refimpl.train.fingerprint_diff`:
-    a config key absent from ``old`` matches when ``new`` holds the GANConfig field's default)."""
-    return isinstance(old, dict) and not fingerprint_diff(old, new, GANConfig)
-
-
 def _one_run(sub, *, xp, penalty, K, iters, eval_every, exact_every, n_eval):
     """One (penalty, K, seed) run in ``sub.out`` (a :class:`refimpl.harness.Run`'s train function)."""
     cfg = paper_config(penalty, sub)
@@ -152,12 +146,9 @@ def _one_run(sub, *, xp, penalty, K, iters, eval_every, exact_every, n_eval):
     out, seed = pathlib.Path(sub.out), sub.seed
     fingerprint = {"method": method.name, "config": method.config(), "seed": seed, "iters": iters,
                    "eval_every": eval_every, "exact_every": exact_every, "n_eval": n_eval}
-    mpath = out / "metrics.json"
-    if mpath.exists():
-        old = json.loads(mpath.read_text())
-        if same_run(old.get("fingerprint"), fingerprint):
-            old["reused"] = True
-            return old
+    old = finished_run(out, fingerprint, GANConfig)
+    if old is not None:
+        return {**old, "reused": True}
     out.mkdir(parents=True, exist_ok=True)
 
     spec = get_dataset(DATASET)

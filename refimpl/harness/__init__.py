@@ -30,9 +30,9 @@ this package (a test checks it): it serves the command lines ``toy`` and ``gpu``
 it and never import each other. See docs/runs.md for the layout.
 """
 from .flags import ArgumentParser, CHECKPOINT_SECONDS, RunOptions, add_common_flags, default_threads, nonneg_float, nonneg_int, out_dir, positive_float, positive_int, seed_list  # noqa: F401
-from .folders import CHECKPOINT, LEGACY_CHECKPOINT, MARKER, PROGRESS, OutputError, checkpoint_file, claim_output, has_checkpoint, mark_output, only_marker, read_fingerprint, run_folder  # noqa: F401
+from .folders import CHECKPOINT, LEGACY_CHECKPOINT, MARKER, PROGRESS, OutputError, checkpoint_file, claim_output, finished_run, has_checkpoint, mark_output, only_marker, read_fingerprint, run_folder  # noqa: F401
 from .process import INSTALL, Interrupted, blas_threads, execute, interrupts, tune_allocator  # noqa: F401
 from .experiments import MultiRun, Run, Variant, execute_multi, execute_runs, parse_peers, seeds_of  # noqa: F401
 from .runner import Outputs, run_and_write, run_record, train_run, write_run  # noqa: F401
 
-__all__ = ["ArgumentParser", "CHECKPOINT", "CHECKPOINT_SECONDS", "INSTALL", "Interrupted", "LEGACY_CHECKPOINT", "MARKER", "MultiRun", "PROGRESS", "OutputError", "Outputs", "Run", "RunOptions", "Variant", "add_common_flags", "blas_threads", "checkpoint_file", "claim_output", "default_threads", "execute", "execute_multi", "execute_runs", "has_checkpoint", "interrupts", "mark_output", "nonneg_float", "nonneg_int", "only_marker", "out_dir", "parse_peers", "positive_float", "positive_int", "read_fingerprint", "run_and_write", "run_folder", "run_record", "seed_list", "seeds_of", "train_run", "tune_allocator", "write_run"]
+__all__ = ["ArgumentParser", "CHECKPOINT", "CHECKPOINT_SECONDS", "INSTALL", "Interrupted", "LEGACY_CHECKPOINT", "MARKER", "MultiRun", "PROGRESS", "OutputError", "Outputs", "Run", "RunOptions", "Variant", "add_common_flags", "blas_threads", "checkpoint_file", "claim_output", "default_threads", "execute", "execute_multi", "execute_runs", "finished_run", "has_checkpoint", "interrupts", "mark_output", "nonneg_float", "nonneg_int", "only_marker", "out_dir", "parse_peers", "positive_float", "positive_int", "read_fingerprint", "run_and_write", "run_folder", "run_record", "seed_list", "seeds_of", "train_run", "tune_allocator", "write_run"]

@@ -15,6 +15,26 @@ LEGACY_CHECKPOINT = "checkpoint.pkl"  # written by earlier versions; read on res
 PROGRESS = "progress.json"            # the last progress event of the run's training loop (train_run)
 
 
+def finished_run(folder, fingerprint, config=None):
+    """The ``metrics.json`` of a finished run in ``folder`` that recorded the run ``fingerprint``, else ``None``.
+
+    ``metrics.json`` is written last (:func:`refimpl.harness.write_run`), so it marks a finished
+    run. It is the same run when its ``"fingerprint"`` field differs from ``fingerprint`` in no
+    field, by :func:`refimpl.checkpointer.fingerprint_diff` (a config field added since then
+    matches at its default; ``config``: the config dataclass). A file without the field is
+    compared by its top-level fields of the fingerprint's names; an unreadable one is no run.
+    """
+    from ..checkpointer import fingerprint_diff
+    try:
+        metrics = json.loads((pathlib.Path(folder) / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(metrics, dict):
+        return None
+    recorded = metrics.get("fingerprint", {k: metrics[k] for k in fingerprint if k in metrics})
+    return None if fingerprint_diff(recorded, json.loads(json.dumps(fingerprint)), config) else metrics
+
+
 # ----------------------------------------------------------------------------- output folder
 class OutputError(ValueError):
     """An output folder that may not be used; the message says why."""
