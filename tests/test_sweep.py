@@ -240,8 +240,8 @@ def _check_aggregates(out, variant, keys):
         std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (n - 1))
         s = summary["variants"][variant]["metrics"][key]
         assert s["n"] == n and s["mean"] == pytest.approx(mean, rel=1e-12) and s["std"] == pytest.approx(std, rel=1e-12)
-        assert s["ci_high"] - s["ci_low"] == pytest.approx(2 * T_TABLE[n - 1] * std / math.sqrt(n), rel=1e-4)
-        assert s["ci_low"] <= s["mean"] <= s["ci_high"]
+        # two seeds cannot decide: no interval (the t-interval from 3 seeds: tests/test_sweep_ux.py)
+        assert (s["ci_low"], s["ci_high"], s["interval"]) == (None, None, "undecided (n = 2 < 3)")
     return per_run
 
 

@@ -5,6 +5,14 @@ The interval is the two-sided Student t-interval ``mean +- t_{0.975, n-1} std / 
 (``std`` with ``ddof=1``; the quantile from ``scipy.stats.t``). It assumes the per-seed values
 are roughly normal; with n = 1 there is no interval (``null`` in JSON, blank in CSV).
 
+The summaries (``summary.json``, ``summary.csv``, :func:`summarise`) say for each metric what its
+interval is worth (:func:`decided`, the ``interval`` field): below :data:`DECIDES_AT` = 3 seeds it is
+``"undecided"`` and not reported (at n = 2, t = 12.7: the interval of two seeds spans far beyond
+anything they can tell, for a count of modes below 0); from 3 seeds the t-interval, cut to the
+quantity's possible range where it crosses it (:data:`DOMAINS`: counts and distances are >= 0, a
+fraction lies in [0, 1]) and then flagged ``"t, clipped to [0, 1]"``. The mean, std and n are
+always reported. The curves' bands (``curves.csv``) are the plain t-interval.
+
 Curves: on the *iteration* axis the statistics are taken at the iterations every run evaluated;
 on the *training-seconds* axis each run's curve is linearly interpolated (``numpy.interp``) onto
 50 points spanning the time range every run covers (no extrapolation). Blank cells (metrics not
@@ -22,7 +30,17 @@ import numpy as np
 from .common import plt, write_csv, write_json
 
 LEVEL = 0.95
-INTERVAL = "95% Student t-interval: mean +- t_{0.975,n-1} * std / sqrt(n), std with ddof=1 (scipy.stats.t)"
+INTERVAL = ("95% Student t-interval: mean +- t_{0.975,n-1} * std / sqrt(n), std with ddof=1 (scipy.stats.t); "
+            "undecided (no interval) at n < 3; clipped to the quantity's possible range where it crosses it, and "
+            "flagged (the 'interval' field)")
+#: fewer seeds than this cannot decide: the summaries give no interval, and say "undecided"
+DECIDES_AT = 3
+#: the possible range (low, high; None: unbounded) of a metric, by the last part of its name: counts
+#: and distances are >= 0, fractions lie in [0, 1]; a metric not named here is not clipped
+DOMAINS = {"modes": (0.0, None), "iterations": (0.0, None), "gen_iters": (0.0, None),
+           "high_quality": (0.0, 1.0), "w1": (0.0, None), "w2": (0.0, None), "sliced_w1": (0.0, None),
+           "fd": (0.0, None), "fd_train_test": (0.0, None)}
+SUMMARY_COLUMNS = ("variant", "metric", "n", "mean", "std", "ci_low", "ci_high", "interval")
 #: keys (at any depth) that are settings or bookkeeping, not results: every flag of the toy
 #: command line (``toy.cli.OVERRIDE_FLAGS`` and the shared flags; tests keep them in step),
 #: the clocks, and what an experiment records about its setting (steps, sample sizes, budget)
@@ -72,14 +90,101 @@ def t_interval(values) -> dict:
     return {"n": n, "mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half}
 
 
+def domain(metric: str, values=()):
+    """The possible range ``(low, high)`` of ``metric`` (:data:`DOMAINS`, by the last part of its
+    name: ``baseline/modes`` is a count), or None when it is not known, or when one of its
+    ``values`` lies outside it (a name that does not mean the quantity, e.g. a difference)."""
+    bounds = DOMAINS.get(metric.rsplit("/", 1)[-1])
+    if bounds is None or any((bounds[0] is not None and v < bounds[0]) or (bounds[1] is not None and v > bounds[1])
+                             for v in values):
+        return None
+    return bounds
+
+
+def decided(stats: dict, bounds=None) -> dict:
+    """:func:`t_interval`'s ``stats`` as a summary reports them, with ``"interval"`` saying what the
+    interval is: ``"undecided (n = 2 < 3)"`` below :data:`DECIDES_AT` (``ci_low`` and ``ci_high``
+    then None), else ``"t"``, or ``"t, clipped to [0, 1]"`` (``[0, inf)``) when it crossed ``bounds`` (the
+    quantity's possible range, :func:`domain`) and was cut to it."""
+    n = stats["n"]
+    if n < DECIDES_AT:
+        return {**stats, "ci_low": None, "ci_high": None, "interval": f"undecided (n = {n} < {DECIDES_AT})"}
+    low, high = bounds or (None, None)
+    lo, hi = stats["ci_low"], stats["ci_high"]
+    out = {**stats, "ci_low": lo if low is None else max(lo, low), "ci_high": hi if high is None else min(hi, high)}
+    if (out["ci_low"], out["ci_high"]) == (lo, hi):
+        return {**out, "interval": "t"}
+    span = ("(-inf" if low is None else f"[{low:g}") + ", " + ("inf)" if high is None else f"{high:g}]")
+    return {**out, "interval": f"t, clipped to {span}"}
+
+
 def summarise(per_run: list[tuple[str, dict]]) -> dict:
-    """``{variant: {metric: t_interval}}`` from ``[(variant, metrics.json contents)]``; a metric's n
-    counts the runs of that variant that report it."""
+    """``{variant: {metric: decided(t_interval)}}`` from ``[(variant, metrics.json contents)]``; a
+    metric's n counts the runs of that variant that report it."""
     values: dict[str, dict[str, list]] = {}
     for variant, metrics in per_run:
         for k, v in numeric_metrics(metrics).items():
             values.setdefault(variant, {}).setdefault(k, []).append(v)
-    return {var: {k: t_interval(vs) for k, vs in sorted(ms.items())} for var, ms in values.items()}
+    return {var: {k: decided(t_interval(vs), domain(k, vs)) for k, vs in sorted(ms.items())}
+            for var, ms in values.items()}
+
+
+#: the metrics of the results table (:func:`results_table`), in its column order, by the last part of
+#: their names; an experiment without any of them shows its first :data:`TABLE_FALLBACK` metrics
+MAIN_METRICS = ("modes", "high_quality", "w1", "fd")
+TABLE_FALLBACK = 4
+
+
+def _cell(s: dict, n_row: int) -> str:
+    if not s or s["n"] == 0:
+        return "-"
+    text = f"{s['mean']:.4g}"
+    if s.get("interval", "t").startswith("undecided"):
+        text += ("" if s["std"] is None else f" (sd {s['std']:.2g})") + " undecided"
+    elif s["ci_low"] is not None:
+        text += f" [{s['ci_low']:.4g}, {s['ci_high']:.4g}]" + ("*" if "clipped" in s.get("interval", "") else "")
+    return text + (f" (n={s['n']})" if s["n"] != n_row else "")
+
+
+def _seed_ranges(seeds) -> str:
+    seeds, parts = sorted(set(seeds)), []
+    for s in seeds:
+        if parts and s == parts[-1][1] + 1:
+            parts[-1][1] = s
+        else:
+            parts.append([s, s])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in parts) or "-"
+
+
+def results_table(summary: dict, seeds: dict | None = None) -> list[str]:
+    """The lines of a short table of ``summary`` (:func:`aggregate_runs`'s): a row per variant (and
+    per group of its metrics, ``baseline``, ``methods/KEY``, that holds one of :data:`MAIN_METRICS`)
+    with n, its ``seeds`` (``{variant: [seed]}``) and a column per main metric: ``mean [low, high]``
+    (the 95% t-interval; ``*``: clipped to the quantity's range), ``mean (sd S) undecided`` below
+    :data:`DECIDES_AT` seeds."""
+    variants = summary.get("variants", {})
+    rows = []                                   # (label, variant, {column: stats})
+    for variant, v in variants.items():
+        groups: dict[str, dict] = {}
+        for metric, stats in v["metrics"].items():
+            group, _, leaf = metric.rpartition("/")
+            if leaf in MAIN_METRICS:
+                groups.setdefault(group, {})[leaf] = stats
+        for group, cells in sorted(groups.items(), key=lambda g: (g[0] != "", g[0])):
+            rows.append((variant + (f" ({group})" if group else ""), variant, cells))
+    columns = [m for m in MAIN_METRICS if any(m in cells for _, _, cells in rows)]
+    if not columns:                             # none of the main metrics: the first few of each variant
+        columns = list(dict.fromkeys(m for v in variants.values() for m in list(v["metrics"])[:TABLE_FALLBACK]))
+        rows = [(variant, variant, v["metrics"]) for variant, v in variants.items()]
+    if not rows:
+        return ["no finished run: nothing to summarise"]
+    table = [["variant", "n", "seeds", *columns]]
+    for label, variant, cells in rows:
+        n = max((s["n"] for s in cells.values()), default=0)
+        table.append([label, str(n), _seed_ranges((seeds or {}).get(variant, [])),
+                      *(_cell(cells.get(c), n) for c in columns)])
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]
 
 
 def read_curve(path) -> dict[str, np.ndarray]:
@@ -150,7 +255,7 @@ def aggregate_runs(out, runs: list[tuple[str, pathlib.Path]], stream=None) -> di
     summary = {"interval": INTERVAL, "variants": {v: {"runs": names[v], "metrics": stats.get(v, {})} for v in names}}
     write_json(out / "summary.json", summary)
     write_csv(out / "summary.csv", [{"variant": v, "metric": k, **s} for v, ms in stats.items() for k, s in ms.items()],
-              columns=("variant", "metric", "n", "mean", "std", "ci_low", "ci_high"))
+              columns=SUMMARY_COLUMNS)
     bands = {}
     for variant, cs in curves.items():
         names = [k for k in dict.fromkeys(k for c in cs for k in c) if k not in NOT_METRICS]

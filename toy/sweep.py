@@ -28,7 +28,13 @@ scheduler reschedules a task whose worker died (up to ``distributed.scheduler.al
 times, 3 by default), and the task counts the attempts that actually *started* in
 ``logs/RUN_ID.attempts``, refusing a third one (a task merely queued on the dying worker is not
 charged; Dask's own count charges it). Dask's ``retries=1`` re-runs a task that raised outside
-the run itself.
+the run itself. Ctrl-C stops the sweep: the runs it cut short are recorded ``interrupted``, not
+failed, and the relaunch resumes them.
+
+Output: progress and notes on stderr (durations as the runs print them,
+:func:`refimpl.progress.fmt_time`); when the runs are over, the results on stdout
+(:func:`print_results`: a table of the main metrics per variant, ``undecided`` below 3 seeds,
+and where ``summary.csv`` is).
 
 The module is split by job: :mod:`toy.sweep_runs` (expansion), :mod:`toy.sweep_task` (one run as
 a task), :mod:`toy.sweep_progress` (manifest and progress), :mod:`toy.sweep_exec` (serial and Dask
@@ -36,6 +42,7 @@ executors); this one keeps the sweep itself and its command line, and re-exports
 """
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import socket
@@ -245,7 +252,7 @@ def _sweep(name, runs, seeds, settings, passthrough, out, workers, scheduler, ru
                      "passthrough": list(passthrough), "runner": runner,
                      "order": [r.run_id for r in runs]})
     entries = manifest["runs"]
-    jobs, skipped, aggregates_moved = [], 0, None
+    jobs, skipped, resumed, aggregates_moved = [], 0, 0, None
     for run in runs:
         argv = run_argv(run, out)
         folder = out / run.run_id
@@ -255,6 +262,8 @@ def _sweep(name, runs, seeds, settings, passthrough, out, workers, scheduler, ru
             skipped += 1
             old["status"] = "done"
             continue
+        if same and old.get("status") == "interrupted":
+            resumed += 1
         entry = {"variant": run.variant, "seed": run.seed, "setting": dict(run.setting), "argv": argv,
                  "status": "queued", "error": None, "attempts": 0}
         if folder.exists() and any(folder.iterdir()) and not same:
@@ -278,8 +287,8 @@ def _sweep(name, runs, seeds, settings, passthrough, out, workers, scheduler, ru
                         folders={run.run_id: spec["folder"] for run, spec in jobs})
     mode = ("nothing to run" if not jobs else ("scheduler " + scheduler) if scheduler else
             (f"LocalCluster of {workers} worker{'s' * (workers != 1)}" if use_dask else "serial"))
-    print(f"sweep: {name}, {len(runs)} run{'s' * (len(runs) != 1)} ({skipped} finished before), {mode}",
-          file=stream, flush=True)
+    before = f"{skipped} finished before" + (f", {resumed} interrupted before: resumed" if resumed else "")
+    print(f"sweep: {name}, {len(runs)} run{'s' * (len(runs) != 1)} ({before}), {mode}", file=stream, flush=True)
     if not jobs:
         print(progress.line(), file=stream, flush=True)
 
@@ -303,7 +312,9 @@ def _sweep(name, runs, seeds, settings, passthrough, out, workers, scheduler, ru
         for run, spec in jobs:               # runs started in this session and not recorded as ended
             if entries[run.run_id]["status"] == "queued" and \
                     "== attempt" in tail_text(pathlib.Path(spec["log"]), 1 << 20, progress.started):
-                entries[run.run_id]["status"] = "interrupted"
+                entries[run.run_id].update(status="interrupted", error="interrupted (Ctrl-C)")
+        # interrupted, not failed: the relaunch resumes them (a checkpoint: --resume; none: afresh)
+        progress.stop(sum(entries[run.run_id]["status"] == "interrupted" for run, _ in jobs))
         raise
     finally:
         write_json(out / MANIFEST, manifest)
@@ -321,6 +332,33 @@ def _sweep(name, runs, seeds, settings, passthrough, out, workers, scheduler, ru
             except Exception as e:     # the runs and the sweep's statistics stand without it
                 print(f"note: {name}'s own summary of {label} failed: {type(e).__name__}: {e}", file=stream)
     return manifest
+
+
+def print_results(name, out, manifest, stream=None):
+    """The sweep's results on stdout (its progress and notes are on stderr): a short table of the
+    finished runs' main metrics per variant (:func:`toy.aggregate.results_table`), and where the
+    summary of every metric is."""
+    from .aggregate import DECIDES_AT, results_table
+    stream = stream or sys.stdout
+    out = pathlib.Path(out)
+    try:
+        summary = json.loads((out / "summary.json").read_text())
+    except (OSError, ValueError):
+        return
+    seeds = {}
+    for rid in manifest["order"]:
+        e = manifest["runs"][rid]
+        if e["status"] == "done":
+            seeds.setdefault(e.get("variant"), []).append(e.get("seed"))
+    notes = {s.get("interval", "") for v in summary.get("variants", {}).values() for s in v["metrics"].values()}
+    legend = (f"; undecided: n < {DECIDES_AT} seeds cannot decide" * any(x.startswith("undecided") for x in notes)
+              + "; *: clipped to the quantity's possible range" * any("clipped" in x for x in notes))
+    print(f"{name}: mean [95% t-interval] over seeds{legend}", file=stream)
+    for line in results_table(summary, seeds):
+        print("  " + line, file=stream)
+    own = f"; {name}'s own summary in {out / 'experiment'}" if (out / "experiment").is_dir() else ""
+    print(f"summary of every metric: {out / 'summary.csv'} (and summary.json, curves.csv){own}", file=stream,
+          flush=True)
 
 
 def build_parser():
@@ -342,7 +380,8 @@ def build_parser():
 
 
 def main(argv=None) -> int:
-    """``python -m toy sweep ...``: 0 when every run finished, 1 when some failed, 2 on bad flags."""
+    """``python -m toy sweep ...``: 0 when every run finished, 1 when some failed, 2 on bad flags, 130
+    when interrupted (the relaunch resumes). The results table goes to stdout, the rest to stderr."""
     ap = build_parser()
     args, passthrough = ap.parse_known_args(argv)
     from .registry import EXPERIMENTS
@@ -364,6 +403,7 @@ def main(argv=None) -> int:
     except (ValueError, RuntimeError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    print_results(args.name, args.out, manifest)
     failed = [k for k in manifest["order"] if manifest["runs"][k]["status"] != "done"]
     if failed:
         print(f"sweep: {len(failed)} run(s) failed: {', '.join(failed)} (errors in {args.out / MANIFEST}, "

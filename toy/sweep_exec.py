@@ -24,11 +24,15 @@ def dask_available():
         return False
 
 
+#: a run's exit status after the signal it caught (the harness checkpoints, then exits 128 + it)
+INTERRUPTS = {130: "Ctrl-C", 143: "SIGTERM", 129: "SIGHUP"}
+
+
 def execute_serial(jobs, record):
     for run, spec in jobs:
         res = run_task(spec)
-        if res["rc"] == 130:                     # the run caught Ctrl-C and checkpointed: stop the sweep
-            record(run, {**res, "status": "interrupted", "error": "interrupted (Ctrl-C)"})
+        if res["rc"] in INTERRUPTS:    # the run caught the signal and checkpointed: stop the sweep, resumable
+            record(run, {**res, "status": "interrupted", "error": f"interrupted ({INTERRUPTS[res['rc']]})"})
             raise KeyboardInterrupt
         record(run, res)
 

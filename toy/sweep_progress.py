@@ -9,8 +9,11 @@ import threading
 import time
 
 from refimpl.harness import PROGRESS
+from refimpl.progress import fmt_time
 
-
+#: the one duration format of the sweep's output (elapsed, ETA): the runs' own progress lines',
+#: :func:`refimpl.progress.fmt_time` (``1m36s`` below an hour, ``1h02m`` from one)
+fmt_duration = fmt_time
 
 MANIFEST = "sweep.json"
 
@@ -28,7 +31,9 @@ def load_manifest(out: pathlib.Path) -> dict:
 
 
 class Progress:
-    """Counts runs done / running / failed and prints one line per change. The ETA comes from the
+    """Counts runs done / running / failed / interrupted and prints one line per change. An
+    interrupted run (Ctrl-C, or SIGTERM / SIGHUP, caught by the run or the sweep) is not a failure:
+    the relaunch resumes it; :meth:`stop` prints the line of a stopped sweep. The ETA comes from the
     running runs' own progress events (``progress.json`` in their folders, written by
     :func:`refimpl.train.train`'s progress hook): the longest time left, plus the queued runs in rounds of
     ``slots``, each as long as the running ones' mean; when no running run has printed one yet,
@@ -37,7 +42,8 @@ class Progress:
     def __init__(self, total, skipped, slots, stream, folders=None):
         self.total, self.skipped, self.slots, self.stream = total, skipped, max(slots, 1), stream
         self.folders = dict(folders or {})       # run id -> run folder, for the runs of this session
-        self.done = self.failed = 0
+        self.done = self.failed = self.interrupted = 0
+        self.stopped = False
         self.t0, self.started = time.perf_counter(), time.time()
 
     def _from_events(self, queued):
@@ -48,21 +54,25 @@ class Progress:
         return max(l for _, l in spans) + -(-max(queued - len(spans), 0) // self.slots) * mean
 
     def line(self):
-        finished = self.done + self.failed
+        finished = self.done + self.failed + self.interrupted
         left = self.total - self.skipped - finished
-        running = min(left, self.slots)
+        running = 0 if self.stopped else min(left, self.slots)
         el = time.perf_counter() - self.t0
-        guess = self._from_events(left) if left else None
-        if not left:
-            eta = "0s"
+        guess = self._from_events(left) if left and not self.stopped else None
+        if self.stopped:
+            eta = None
+        elif not left:
+            eta = fmt_duration(0)
         elif guess is not None:
             eta = f"~{fmt_duration(guess)} (from the runs' own estimates)"
         elif finished:
             eta = f"~{fmt_duration(el / finished * left)}"
         else:
             eta = "?"
+        stopped = f", {self.interrupted} interrupted" if self.interrupted or self.stopped else ""
         return (f"sweep: {self.done + self.skipped}/{self.total} done ({self.skipped} skipped), {running} running, "
-                f"{left - running} queued, {self.failed} failed | {fmt_duration(el)} elapsed, ETA {eta}")
+                f"{left - running} queued, {self.failed} failed{stopped} | {fmt_duration(el)} elapsed, "
+                + ("stopped" if eta is None else f"ETA {eta}"))
 
     @contextlib.contextmanager
     def heartbeat(self, every=30.0):
@@ -82,18 +92,23 @@ class Progress:
             t.join()
 
     def update(self, status, run_id, error=None):
+        """Count a run that ended (``"done"``, ``"interrupted"``, anything else failed) and print it
+        with the new line (an interrupted run's line comes from :meth:`stop`, as the sweep stops)."""
         self.folders.pop(run_id, None)
         if status == "done":
             self.done += 1
+        elif status == "interrupted":
+            self.interrupted += 1
         else:
             self.failed += 1
         msg = f"  {status}: {run_id}" + (f" ({error})" if error else "")
-        print(msg + "\n" + self.line(), file=self.stream, flush=True)
+        print(msg if status == "interrupted" else msg + "\n" + self.line(), file=self.stream, flush=True)
 
-
-def fmt_duration(seconds):
-    m, s = divmod(int(round(seconds)), 60)
-    return f"{m}m{s:02d}s"
+    def stop(self, interrupted):
+        """The sweep stopped on an interrupt with ``interrupted`` runs cut short (all of them, those
+        :meth:`update` counted included): nothing runs any more; print the line."""
+        self.stopped, self.interrupted = True, interrupted
+        print(self.line(), file=self.stream, flush=True)
 
 
 def run_estimate(folder, since=None):
