@@ -16,7 +16,6 @@ signals, threads, errors) is :mod:`refimpl.harness`'s, as for ``python -m toy``.
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 import shlex
 import sys
@@ -112,16 +111,15 @@ def main(argv=None):
             require_cupy()
         run = ImageRun(**kw)                      # validates before any folder exists
     except (ValueError, RuntimeError, ImportError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return runs.print_error(f"python -m gpu {a.name}", e)
     opts = runs.RunOptions(out=out, backend=a.backend, seed=a.seed, iters=run.iters, quick=a.quick,
                            checkpoint_every=a.checkpoint_every, resume=a.resume, experiment=f"gpu-{a.name}",
                            checkpoint_seconds=a.checkpoint_seconds, threads=a.threads)
     again = [x for x in argv if x != "--resume"] + (["--out", str(out)] if a.out is None else []) + ["--resume"]
     status, metrics = runs.execute(lambda o: run_image_experiment(run, o.out, opts=o), opts,
-                                   resume_command="python -m gpu " + shlex.join(again))
+                                   resume_command="python -m gpu " + shlex.join(again), prog=f"python -m gpu {a.name}")
     if status == 0:
-        print(json.dumps({k: v for k, v in metrics.items() if k not in ("config", "run")}, indent=1))
+        print("\n".join([*runs.summary_lines(out, metrics), f"outputs in {out}"]), flush=True)
     return status
 
 

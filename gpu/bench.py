@@ -475,5 +475,5 @@ if __name__ == "__main__":
     try:
         raise SystemExit(main())
     except RuntimeError as e:                        # no CuPy or no GPU: one line, as a bad flag
-        print(f"error: {e}", file=sys.stderr)
+        print(f"python -m gpu.bench: error: {e}", file=sys.stderr)   # argparse's form, as its flag errors
         raise SystemExit(2)

@@ -30,6 +30,16 @@ class NonFiniteLoss(FloatingPointError):
     the iteration and the checkpoint kept."""
 
 
+class CheckpointRefused(ValueError):
+    """A readable checkpoint that may not be resumed: another run's (``diff``: the differing fields,
+    ``"field: checkpoint -> this run"``) or one whose state is not finite (``diff`` None); ``path``
+    is the checkpoint file. The command lines add the way out (:func:`refimpl.harness.train_run`)."""
+
+    def __init__(self, message, path, *, diff=None):
+        super().__init__(message)
+        self.path, self.diff = pathlib.Path(path), diff
+
+
 def non_finite_parts(state):
     """The top-level keys of a host ``state`` tree (:func:`refimpl.checkpoint.tree_to_host`) that
     hold a NaN or an infinity in a floating-point array or float."""
@@ -149,9 +159,9 @@ class Checkpointer:
     def resume(self, source, iters):
         """The :class:`Resumed` point of the checkpoint at ``source``, or None when there is none.
 
-        Raises ``CheckpointError`` for an unreadable file, and ``ValueError`` for one of another
-        run (naming the differing fields), one beyond ``iters``, or one whose state holds a NaN or
-        an infinity.
+        Raises ``CheckpointError`` for an unreadable file, :class:`CheckpointRefused` (a
+        ``ValueError``) for one of another run (naming the differing fields) or one whose state
+        holds a NaN or an infinity, and ``ValueError`` for one beyond ``iters``.
         """
         source = pathlib.Path(source)
         if not source.exists():
@@ -160,15 +170,15 @@ class Checkpointer:
         check_payload(ck, source)
         diff = fingerprint_diff(ck["fingerprint"], self.fingerprint, self.config)
         if diff:
-            raise ValueError(f"checkpoint {source} was written by a different run; refusing to resume it. "
-                             f"Differences (checkpoint -> this run): {'; '.join(diff)}")
+            raise CheckpointRefused(f"checkpoint {source} was written by a different run; refusing to resume it. "
+                                    f"Differences (checkpoint -> this run): {'; '.join(diff)}", source, diff=diff)
         if ck["iteration"] > iters:
             raise ValueError(f"the checkpoint {source} is at iteration {ck['iteration']}, beyond the requested "
                              f"{iters} iterations; resume with --iters {ck['iteration']} or more")
         bad = non_finite_parts(ck["state"])
         if bad:
-            raise ValueError(f"checkpoint {source} holds non-finite values in its state "
-                             f"({', '.join(map(str, bad))}); refusing to resume it")
+            raise CheckpointRefused(f"checkpoint {source} holds non-finite values in its state "
+                                    f"({', '.join(map(str, bad))}); refusing to resume it", source)
         rng = np.random.default_rng(0)
         try:
             rng.bit_generator.state = ck["rng"]

@@ -29,11 +29,17 @@ def time_left(elapsed, first_done, done, remaining):
 
 def format_progress(event):
     """The progress line of a :func:`train` event: ``it I/N | losses | 1m36s elapsed, ~6m46s left``
-    (``it I, CPU used/budget s`` for a run with a CPU budget)."""
+    (``it I, CPU used/budget s`` for a run with a CPU budget). An evaluation's metrics are shown
+    once, on the first line after it, as ``eval@it E: metrics`` (``E``: the iteration they were
+    measured at); the later lines show the losses only, so no line passes old metrics for fresh ones."""
     where = f"it {event['iteration']}/{event['iterations']}"
     if event["budget_cpu_seconds"] is not None:
         where = f"it {event['iteration']}, CPU {event['train_cpu_seconds']:.1f}/{event['budget_cpu_seconds']:g} s"
-    shown = " ".join(f"{k} {v:.4g}" for k, v in event["metrics"].items())
+    ev = event.get("evaluation") or {"keys": ()}
+    keys = set(ev["keys"])
+    shown = " ".join(f"{k} {v:.4g}" for k, v in event["metrics"].items() if k not in keys)
+    evaluated = " ".join(f"{k} {v:.4g}" for k, v in event["metrics"].items() if k in keys)
+    if evaluated and ev.get("new"):
+        shown = f"{shown} | eval@it {ev['iteration']}: {evaluated}" if shown else f"eval@it {ev['iteration']}: {evaluated}"
     left = "" if event["left_seconds"] is None else f", ~{fmt_time(event['left_seconds'])} left"
     return f"{where} | {shown} | {fmt_time(event['elapsed_seconds'])} elapsed{left}"
-

@@ -226,8 +226,9 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
         is ``{"iteration", "iterations", "elapsed_seconds", "left_seconds" (None until it can
         be estimated), "train_cpu_seconds", "budget_cpu_seconds" (None without a budget),
         "metrics" (the latest losses and the last evaluation's metrics, without the clocks),
-        "time" (``time.time()``, Unix seconds), "status" ("running")}``; the printed line is
-        formatted from it (:func:`format_progress`).
+        "evaluation" (None before the first, else the last evaluation's ``{"iteration", "keys"``:
+        its metrics' names, ``"new"``: no earlier event held it``}``), "time" (``time.time()``, Unix
+        seconds), "status" ("running")}``; the printed line is formatted from it (:func:`format_progress`).
 
     Raises
     ------
@@ -305,6 +306,7 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
                **metrics}
         curve.append(row)
         latest.update(metrics)
+        evaluated[0] = {"iteration": it, "keys": list(metrics), "new": True}
 
     def eval_due(it):
         return eval_fn is not None and ((eval_every and it % eval_every == 0) or it == iters)
@@ -314,6 +316,8 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
     last_print = -1e9
     first_done = None                        # seconds elapsed when this call's first iteration ended
     latest = dict(curve[-1]) if curve else {}
+    evaluated = [{"iteration": curve[-1]["iteration"], "keys": [k for k in curve[-1] if k not in CLOCKS], "new": True}
+                 if curve else None]         # the last evaluation; "new" until an event has shown it
     good = (state, start, rng.bit_generator.state)   # last state whose losses were checked finite
     in_place = _has_flat(state)              # FlatParams are updated in place: no earlier state survives a step
     it = start
@@ -361,7 +365,10 @@ def train(method, data, *, xp, dtype="float32", device=None, seed=0, iters=1000,
                 event = {"status": "running", "iteration": it, "iterations": iters, "elapsed_seconds": el,
                          "left_seconds": eta, "train_cpu_seconds": used, "budget_cpu_seconds": max_train_cpu_seconds,
                          "metrics": {k: v for k, v in latest.items() if isinstance(v, (int, float))
-                                     and k not in CLOCKS}, "time": time.time()}
+                                     and k not in CLOCKS}, "time": time.time(),
+                         "evaluation": evaluated[0] and dict(evaluated[0])}
+                if evaluated[0]:
+                    evaluated[0]["new"] = False
                 if on_progress is not None:
                     on_progress(event)
                 if progress:

@@ -54,7 +54,9 @@ def test_quick_run_writes_outputs_and_resumes(tmp_path, capsys):
     for k in ("modes", "high_quality", "w1", "w2", "sliced_w1", "seconds", "config"):
         assert k in m
     assert m["config"]["batch_size"] == 32
-    assert np.load(out / "samples.npy").shape == (2500, 2)
+    from toy.gan import QUICK_N_EVAL
+    assert np.load(out / "samples.npy").shape == (QUICK_N_EVAL, 2) and m["n_eval"] == QUICK_N_EVAL   # a smoke run's count
+    assert m["baseline"]["n"] == QUICK_N_EVAL
     # a second run into the same folder without --resume refuses to overwrite
     assert main(["wgan-gp-grid", "--quick", "--iters", "3", "--batch-size", "32", "--out", str(out)]) == 2
     assert "--resume" in capsys.readouterr().err

@@ -27,6 +27,8 @@ def test_both_networks_train_at_the_same_budget_and_the_summary_is_their_differe
         assert samples.shape == (m[a]["n_eval"], 1, 8, 8)
         assert image_w1(samples, load_images("digits", None, "test")[0][:m[a]["n_eval"]]) == m[a]["w1"]
     comp = json.loads((out / "metrics.json").read_text())
+    from refimpl.harness import SUMMARY_FIELDS
+    assert set(SUMMARY_FIELDS) <= set(comp) and comp["experiment"] == "dcgan-digits" and comp["n_runs"] == 2
     assert comp["seeds"] == [0] and comp["paired_seeds"] == [0]
     for k in ("w1", "fd"):
         assert comp["dcgan_minus_mlp"][k]["mean"] == pytest.approx(m["dcgan"][k] - m["mlp"][k], rel=1e-12)

@@ -136,4 +136,4 @@ def test_gpu_benchmark_command_without_gpu_exits_2_with_one_line():
     p = subprocess.run([sys.executable, "-m", "gpu.bench", "--quick"], capture_output=True, text=True,
                        cwd=pathlib.Path(__file__).resolve().parent.parent, timeout=120)
     assert p.returncode == 2 and p.stdout == ""
-    assert p.stderr.startswith("error: backend 'cupy' is unavailable") and p.stderr.count("\n") == 1
+    assert p.stderr.startswith("python -m gpu.bench: error: backend 'cupy' is unavailable") and p.stderr.count("\n") == 1

@@ -107,6 +107,7 @@ def test_two_seed_sweep_aggregates_each_variant_as_computed_by_hand(tmp_path, ca
             pytest.approx(sum(hq) / 2, rel=1e-12)
     # the experiment's own summary: the threshold comparison of SBE with WGAN-GP, from the run folders
     assert set(own["comparisons"]) == {"wgan-gp vs sbe"} and own["seeds"] == [0, 1]
+    assert set(runs.SUMMARY_FIELDS) <= set(own) and own["experiment"] == "sbe-grid" and own["n_runs"] == 4
     for f in ("curves.png", "curve.csv", "curve_runs.csv"):
         assert (out / "experiment" / "default" / f).stat().st_size > 0
 

@@ -174,7 +174,7 @@ def test_out_below_a_file_is_one_line(tmp_path, capsys):
     (tmp_path / "f").write_text("x")
     assert main(["prox-two-delta", "--quick", "--out", str(tmp_path / "f" / "sub")]) == 2
     line = capsys.readouterr().err.strip()
-    assert line == f"error: --out {tmp_path / 'f' / 'sub'}: cannot create the folder: Not a directory"
+    assert line == f"python -m toy prox-two-delta: error: --out {tmp_path / 'f' / 'sub'}: cannot create the folder: Not a directory"
     from toy.__main__ import main as toy_main
     assert toy_main(["sweep", "prox-two-delta", "--seeds", "0", "--quick", "--out", str(tmp_path / "f" / "sub")]) == 2
     line = capsys.readouterr().err.strip()
@@ -196,7 +196,7 @@ def test_read_only_filesystem_is_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(pathlib.Path, "mkdir", readonly)
     assert main(["prox-two-delta", "--quick", "--out", str(tmp_path / "ro")]) == 2
     line = capsys.readouterr().err.strip()
-    assert line == f"error: --out {tmp_path / 'ro'}: cannot create the folder: Read-only file system"
+    assert line == f"python -m toy prox-two-delta: error: --out {tmp_path / 'ro'}: cannot create the folder: Read-only file system"
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc to name the file being synced")
@@ -213,7 +213,7 @@ def test_full_disk_keeps_the_last_checkpoint_and_removes_the_temp(tmp_path, caps
     monkeypatch.setattr(os, "fsync", fsync)
     assert _grid(out, "--iters", "3", "--checkpoint-every", "1") == 2
     line = capsys.readouterr().err.strip().splitlines()[-1]
-    assert line == f"error: {out / 'checkpoint.npz'}: No space left on device"
+    assert line == f"python -m toy wgan-gp-grid: error: {out / 'checkpoint.npz'}: No space left on device"
     assert checkpoint.load(out / "checkpoint.npz")["iteration"] == 1
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
     monkeypatch.setattr(os, "fsync", real)
@@ -237,7 +237,7 @@ def test_wrong_checkpoint_is_unreadable_not_a_traceback(tmp_path, capsys, payloa
     out.mkdir()
     (out / "checkpoint.pkl").write_bytes(pickle.dumps(payload))
     assert _grid(out, "--iters", "3", "--resume") == 2
-    assert _err(capsys).startswith("error: checkpoint unreadable: ")
+    assert _err(capsys).startswith("python -m toy wgan-gp-grid: error: checkpoint unreadable: ")
 
 
 def test_malicious_checkpoint_is_refused_and_its_payload_never_runs(tmp_path):

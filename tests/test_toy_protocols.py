@@ -35,11 +35,11 @@ def test_ci_gdpp_quick_records_the_cited_setting(tmp_path):
     assert m["iterations"] == 20 and m["dataset"] == "grid25"
     assert runs.read_fingerprint(out)["protocol"] == "gdpp"
     assert len(assert_recomputable(out)) == 5
-    # the metrics are what the kept samples give (the same 3-sigma rule on the same 2,500 samples)
+    # the metrics are what the kept samples give (the same 3-sigma rule on the same samples: 300 in a quick run)
     s = np.load(out / "samples.npy")
     spec = get_dataset("grid25")
     ms = mode_stats(s, spec.centers, spec.std)
-    assert s.shape == (2500, 2) and (ms["modes"], ms["high_quality"]) == (m["modes"], m["high_quality"])
+    assert s.shape == (300, 2) == (m["n_eval"], 2) and (ms["modes"], ms["high_quality"]) == (m["modes"], m["high_quality"])
 
 
 def test_flags_beside_a_protocol_override_it_and_are_recorded(tmp_path):

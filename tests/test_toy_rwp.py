@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from refimpl.harness import SUMMARY_FIELDS
 from tests.recompute import assert_recomputable
 from toy.common import RunOptions
 from toy.registry import EXPERIMENTS, resolve
@@ -14,6 +15,7 @@ TINY = {"batch_size": 16, "curve_samples": 100, "protocol_samples": 100}
 def _check(out, variants, iters, gen_per_outer, seeds=(0,)):
     m = json.loads((out / "metrics.json").read_text())
     assert set(m["variants"]) == set(variants) and m["seeds"] == list(seeds)
+    assert set(SUMMARY_FIELDS) <= set(m) and m["n_runs"] == len(variants) * len(seeds) and m["quick"] is True
     assert m["iterations"] == iters and m["curve_samples"] == 100
     for v in variants:
         for s in seeds:

@@ -24,6 +24,8 @@ def test_swgan_grid_quick(tmp_path):
     for f in ("metrics.json", "table.md", "comparison.png"):
         assert (tmp_path / f).stat().st_size > 0, f
     summary = json.loads((tmp_path / "metrics.json").read_text())
+    from refimpl.harness import SUMMARY_FIELDS
+    assert set(SUMMARY_FIELDS) <= set(summary) and summary["n_runs"] == 2 and set(summary["variants"]) == {"swgan", "wgan-gp"}
     assert summary["swgan_config"]["latent_dim"] == 2 and summary["wgan_gp_config"]["latent_dim"] == 2
     assert summary["swgan_config"]["lam"] == 0.01 and summary["swgan_config"]["cost"] == "l1"
     assert [r["method"] for r in summary["rows"]] == ["SWGAN", "WGAN-GP"]

@@ -214,9 +214,13 @@ def test_wgan_gp_grid_metrics_carry_the_baseline_of_their_final_evaluation(tmp_p
     out = tmp_path / "g"
     assert main(["wgan-gp-grid", "--quick", "--iters", "2", "--batch-size", "16", "--seed", "4", "--out", str(out)]) == 0
     m = json.loads((out / "metrics.json").read_text())
-    want, _ = chance_baseline("grid25", np.random.default_rng([4, 104729, 2]), cloud_rng=np.random.default_rng([4, 7919, 2]))
-    assert m["baseline"] == json.loads(json.dumps(want))
-    assert m["iterations"] == 2 and m["baseline"]["modes"] >= 10     # the cloud covers most modes by chance
+    from toy.gan import QUICK_N_EVAL                                 # a quick run's evaluation size, its baseline's too
+    want, _ = chance_baseline("grid25", np.random.default_rng([4, 104729, 2]), n=QUICK_N_EVAL, n_target=QUICK_N_EVAL,
+                              cloud_rng=np.random.default_rng([4, 7919, 2]))
+    assert m["baseline"] == json.loads(json.dumps(want)) and m["baseline"]["n"] == QUICK_N_EVAL
+    assert m["iterations"] == 2
+    full, _ = chance_baseline("grid25", np.random.default_rng([4, 104729, 2]), cloud_rng=np.random.default_rng([4, 7919, 2]))
+    assert full["n"] == 2500 and full["modes"] >= 10                 # at the protocol's size the cloud covers most modes by chance
 
 
 # ----------------------------------------------------------------------------- figures

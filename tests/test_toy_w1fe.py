@@ -20,6 +20,8 @@ def test_w1fe_ring_quick(tmp_path):
         assert (tmp_path / f).stat().st_size > 0, f
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["table"] == m["table"]
+    from refimpl.harness import SUMMARY_FIELDS
+    assert set(SUMMARY_FIELDS) <= set(saved) and saved["n_runs"] == len(QUICK["grid"]) and saved["seeds"] == [0]
     assert {(r["penalty"], r["K"]) for r in saved["table"]} == set(QUICK["grid"])
     for p, K in QUICK["grid"]:
         d = tmp_path / f"{p}-K{K}-seed0"

@@ -7,10 +7,8 @@ lifecycle of a run (output folder, checkpoints, signals, threads, errors) is
 """
 from __future__ import annotations
 
-import json
 import pathlib
 import shlex
-import sys
 
 from refimpl import harness as runs
 
@@ -112,20 +110,24 @@ def variants(name, argv):
 
 def summarise(name, argv, finished, out):
     """The experiment's own summary of its finished runs ``[(variant key, seed, folder)]``
-    (flags ``argv``), written into ``out``; None for a single-run experiment."""
+    (flags ``argv``), written into ``out`` with the standard fields of every multi-run summary
+    (:func:`refimpl.harness.summarise_multi`); None for a single-run experiment."""
     exp = resolve(name)
     if not isinstance(exp, runs.MultiRun):
         return None
-    by_key = {v.key: v for v in exp.variants(options(name, list(argv)))}
+    opts = options(name, list(argv))
+    by_key = {v.key: v for v in exp.variants(opts)}
     pathlib.Path(out).mkdir(parents=True, exist_ok=True)
-    return exp.summarise(pathlib.Path(out), [by_key[k] for k in dict.fromkeys(k for k, _, _ in finished)],
-                         [(by_key[k], s, pathlib.Path(f)) for k, s, f in finished])
+    return runs.summarise_multi(exp, opts, pathlib.Path(out), [by_key[k] for k in dict.fromkeys(k for k, _, _ in finished)],
+                                [(by_key[k], s, pathlib.Path(f)) for k, s, f in finished])
 
 
 def run(name, argv, *, resume_command=None) -> int:
     """Run experiment ``name`` with its flags ``argv``, as ``python -m toy NAME *argv`` does: parse
     them, check the backend, tune the allocator, resolve the experiment in :mod:`toy.registry` and
-    execute it with :func:`refimpl.harness.execute`; on success print its metrics and folder.
+    execute it with :func:`refimpl.harness.execute`; on success print a short summary (its key
+    metrics, :func:`refimpl.harness.summary_lines`) and where ``metrics.json`` and its outputs are.
+    Every refusal is one line on stderr, ``python -m toy NAME: error: REASON``.
 
     ``resume_command``: the command an interrupted run prints to continue (default: ``python -m toy
     NAME *argv --out OUT --resume``). Returns the exit status (:mod:`toy.__main__`); a flag the
@@ -134,14 +136,14 @@ def run(name, argv, *, resume_command=None) -> int:
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r} (known: {', '.join(EXPERIMENTS)})")
     argv = list(argv)
+    prog = f"python -m toy {name}"
     args = build_parser(name).parse_args(argv)
     if args.backend != "numpy":
         from refimpl.backend import get_namespace
         try:
             get_namespace(args.backend)
         except (RuntimeError, ValueError, ImportError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+            return runs.print_error(prog, e)
     opts = options(name, argv, args)
     runs.tune_allocator()
     if resume_command is None:
@@ -151,10 +153,8 @@ def run(name, argv, *, resume_command=None) -> int:
     try:
         exp = resolve(name)
     except ImportError as e:
-        print(f"error: {name} needs {e.name}: {runs.INSTALL}", file=sys.stderr)
-        return 2
-    status, metrics = runs.execute(exp, opts, resume_command=resume_command)
+        return runs.print_error(prog, f"{name} needs {e.name}: {runs.INSTALL}")
+    status, metrics = runs.execute(exp, opts, resume_command=resume_command, prog=prog)
     if status == 0:
-        print(json.dumps({k: v for k, v in metrics.items() if k != "config"}, indent=1, default=str))
-        print(f"outputs in {opts.out}")
+        print("\n".join([*runs.summary_lines(opts.out, metrics), f"outputs in {opts.out}"]), flush=True)
     return status

@@ -2,7 +2,7 @@
 
 Outputs in ``opts.out``: ``metrics.json`` (final metrics, wall-clock seconds, full
 config), ``curve.csv`` (metrics against iteration and seconds), ``samples.npy``
-(2,500 final samples), ``samples.png`` (samples over the target modes),
+(2,500 final samples; 300 with ``--quick``), ``samples.png`` (samples over the target modes),
 ``curves.png`` (learning curves) and ``checkpoint.npz`` (resumable state).
 """
 from __future__ import annotations
@@ -17,6 +17,16 @@ from refimpl.evaluation import EVAL
 from refimpl.train import ToyData
 
 from .common import Outputs, RunOptions, plt, run_and_write
+
+#: evaluation samples of a ``--quick`` run (a smoke run: the exact W1 / W2 of 2,500 points took 2.4 s
+#: each, most of a quick run's time); full runs use :data:`refimpl.metrics.N_EVAL`
+QUICK_N_EVAL = 300
+
+
+def n_eval_of(opts: RunOptions) -> int:
+    """The evaluation sample count of a run: :data:`QUICK_N_EVAL` for ``--quick``, else ``N_EVAL``."""
+    return QUICK_N_EVAL if opts.quick else N_EVAL
+
 
 # flags of the command line that override config fields (name in opts.extra -> config field)
 OVERRIDES = ("objective", "lam", "n_critic", "n_gen", "batch_size", "latent_dim", "lr_gen", "lr_critic")
@@ -41,10 +51,10 @@ def eval_samples(method, state, seed, it, n=N_EVAL):
     return method.samples(state, method.latent(rng, n, like))
 
 
-def make_eval_fn(method, dataset, seed):
+def make_eval_fn(method, dataset, seed, n=N_EVAL):
     def eval_fn(state, it):
-        samples = eval_samples(method, state, seed, it)
-        return evaluate(samples, dataset, EVAL.target_rng(seed, it))
+        samples = eval_samples(method, state, seed, it, n)
+        return evaluate(samples, dataset, EVAL.target_rng(seed, it), n_target=n)
     return eval_fn
 
 
@@ -149,16 +159,18 @@ def figures_2d(samples, dataset, title, *, curve=None, curve_title=None):
 def run_gan(opts: RunOptions, method, dataset, *, iters, eval_every, title, dtype="float32", extra_metrics=None,
             run_info=None):
     """Train ``method`` on a toy ``dataset`` and write the standard outputs; returns the final metrics.
-    ``run_info`` joins the checkpoint's fingerprint (e.g. the protocol)."""
+    ``run_info`` joins the checkpoint's fingerprint (e.g. the protocol). Evaluations use
+    :func:`n_eval_of` samples (fewer for ``--quick``)."""
     xp = get_namespace(opts.backend)
+    n = n_eval_of(opts)
 
     def finish(res):
-        samples = to_numpy(eval_samples(method, res.state, opts.seed, res.iterations))
-        metrics = {**res.final_metrics, "train_seconds": round(res.train_seconds, 2), "n_eval": N_EVAL,
+        samples = to_numpy(eval_samples(method, res.state, opts.seed, res.iterations, n))
+        metrics = {**res.final_metrics, "train_seconds": round(res.train_seconds, 2), "n_eval": n,
                    "eval_seeds": EVAL.seeds(opts.seed, res.iterations), **(extra_metrics or {})}
         metrics.pop("iteration", None)
         return Outputs(metrics, samples, plots=figures_2d(samples, dataset, title, curve=res.curve))
 
     return run_and_write(opts, method, ToyData(dataset, xp, dtype, scale=method.cfg.data_scale), finish=finish,
                          dataset=dataset, xp=xp, dtype=dtype, iters=iters,
-                         eval_fn=make_eval_fn(method, dataset, opts.seed), eval_every=eval_every, run_info=run_info)
+                         eval_fn=make_eval_fn(method, dataset, opts.seed, n), eval_every=eval_every, run_info=run_info)

@@ -15,7 +15,7 @@ from refimpl.methods import get_method
 from refimpl.baseline import chance_baseline
 
 from .common import RunOptions
-from .gan import OVERRIDES, apply_overrides, run_gan
+from .gan import OVERRIDES, apply_overrides, n_eval_of, run_gan
 
 DEFAULT_METHOD = "wgan-gp"
 DEFAULT_DATASET = "grid25"
@@ -37,8 +37,8 @@ def run(opts: RunOptions):
                                         if spec.key == "wwgan" else ""))
     method = spec.build(cfg, **{k: opts.extra[k] for k in OPTIONS if opts.extra.get(k) is not None})
     iters = opts.iters or (QUICK_ITERS if opts.quick else DEFAULT_ITERS)
-    baseline, _ = chance_baseline(dataset, EVAL.target_rng(opts.seed, iters),
-                                  cloud_rng=EVAL.latent_rng(opts.seed, iters))
+    baseline, _ = chance_baseline(dataset, EVAL.target_rng(opts.seed, iters), n=n_eval_of(opts),
+                                  n_target=n_eval_of(opts), cloud_rng=EVAL.latent_rng(opts.seed, iters))
     return run_gan(opts, method, dataset, iters=iters, eval_every=iters if opts.quick else EVAL_EVERY,
                    title=f"{spec.label} {dataset}", extra_metrics={"baseline": baseline, "method_key": spec.key},
                    run_info={"method_key": spec.key})

@@ -292,7 +292,7 @@ def summarise(out, variants, runs, *, title):
                                    "cpu_time": compare(agg, b, n, "train_cpu_seconds"),
                                    "gen_iters": compare(agg, b, n, "gen_iters")} for b, n in pairs}
     seeds = sorted({s for _, s, _ in runs})
-    metrics = {"experiment": title, "dataset": first["dataset"], "seeds": seeds, "iterations": first["iterations"],
+    metrics = {"title": title, "dataset": first["dataset"], "seeds": seeds, "iterations": first["iterations"],
                "curve_samples": first["curve_samples"], "protocol_samples": first["protocol_samples"],
                "backend": first["backend"], "interval": INTERVAL, "variants": summary, "comparisons": comparisons}
     write_json(out / "metrics.json", metrics)

@@ -16,7 +16,7 @@ from refimpl.train import GANConfig, GANMethod
 
 from .common import RunOptions
 from . import protocols
-from .gan import OVERRIDES, apply_overrides, run_gan
+from .gan import OVERRIDES, apply_overrides, n_eval_of, run_gan
 
 DEFAULT_ITERS = 3000      # fits the 10-minute budget on 2 CPU cores
 QUICK_ITERS = 20
@@ -30,8 +30,8 @@ def _run(opts: RunOptions, dataset):
     extra = proto.record(protocols.overrides(opts, OVERRIDES)) if proto else {}
     method = GANMethod(cfg, name=cfg.objective)          # "wgan-gp" unless --objective overrides it
     # chance baseline with the final evaluation's seeds (same targets): metrics.json's "baseline"
-    baseline, _ = chance_baseline(dataset, EVAL.target_rng(opts.seed, iters),
-                                  cloud_rng=EVAL.latent_rng(opts.seed, iters))
+    baseline, _ = chance_baseline(dataset, EVAL.target_rng(opts.seed, iters), n=n_eval_of(opts),
+                                  n_target=n_eval_of(opts), cloud_rng=EVAL.latent_rng(opts.seed, iters))
     title = f"{cfg.objective.upper()} {dataset}" + (f", protocol {proto.name}" if proto else "")
     return run_gan(opts, method, dataset, iters=iters, eval_every=eval_every, title=title,
                    extra_metrics={**extra, "baseline": baseline},

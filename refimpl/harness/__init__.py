@@ -6,7 +6,9 @@ from what the experiment's ``finish`` returns as :class:`Outputs`); or it is a :
 (:class:`Variant`), how to train one run of a variant and seed, and its summary as a function of
 finished run folders. :func:`execute_multi` runs exactly one of them (``--variant KEY --seed S``,
 the unit a sweep distributes) or all variant x seed in order (:func:`execute_runs`), then the
-summary. Everything around that is done here, once:
+summary, whose ``metrics.json`` the harness completes with the standard fields of every
+multi-run experiment (:func:`summarise_multi`, :data:`SUMMARY_FIELDS`). Everything around that
+is done here, once:
 
 * option types for ``argparse`` (:func:`positive_int`, ...) and the flags every experiment
   shares (:func:`add_common_flags`), so a bad flag exits 2 with one line naming it;
@@ -21,7 +23,8 @@ summary. Everything around that is done here, once:
   checkpoints the last completed iteration before the process exits (128 + signal);
 * BLAS threads (:func:`blas_threads`, ``--threads``), recorded in ``metrics.json``;
 * errors (:func:`execute`): OS errors, unreadable checkpoints, non-finite losses, missing
-  optional packages end in one line on stderr and exit status 2.
+  optional packages end in one line on stderr and exit status 2, ``PROG: error: REASON``, the
+  form of ``argparse``'s usage errors (:func:`print_error`).
 
 Modules: :mod:`.flags` (options and flag types), :mod:`.folders` (output folders),
 :mod:`.process` (threads, signals, errors, allocator), :mod:`.runner` (one run and its
@@ -31,8 +34,8 @@ it and never import each other. See docs/runs.md for the layout.
 """
 from .flags import ArgumentParser, CHECKPOINT_SECONDS, RunOptions, add_common_flags, default_threads, nonneg_float, nonneg_int, out_dir, positive_float, positive_int, seed_list  # noqa: F401
 from .folders import CHECKPOINT, LEGACY_CHECKPOINT, MARKER, PROGRESS, OutputError, checkpoint_file, claim_output, finished_run, has_checkpoint, mark_output, only_marker, read_fingerprint, run_folder  # noqa: F401
-from .process import INSTALL, Interrupted, blas_threads, execute, interrupts, tune_allocator  # noqa: F401
-from .experiments import MultiRun, Run, Variant, execute_multi, execute_runs, parse_peers, seeds_of  # noqa: F401
+from .process import INSTALL, Interrupted, blas_threads, execute, interrupts, print_error, prog_of, summary_lines, tune_allocator  # noqa: F401
+from .experiments import SUMMARY_FIELDS, MultiRun, Run, Variant, execute_multi, execute_runs, parse_peers, seeds_of, standard_summary, summarise_multi  # noqa: F401
 from .runner import Outputs, run_and_write, run_record, train_run, write_run  # noqa: F401
 
-__all__ = ["ArgumentParser", "CHECKPOINT", "CHECKPOINT_SECONDS", "INSTALL", "Interrupted", "LEGACY_CHECKPOINT", "MARKER", "MultiRun", "PROGRESS", "OutputError", "Outputs", "Run", "RunOptions", "Variant", "add_common_flags", "blas_threads", "checkpoint_file", "claim_output", "default_threads", "execute", "execute_multi", "execute_runs", "finished_run", "has_checkpoint", "interrupts", "mark_output", "nonneg_float", "nonneg_int", "only_marker", "out_dir", "parse_peers", "positive_float", "positive_int", "read_fingerprint", "run_and_write", "run_folder", "run_record", "seed_list", "seeds_of", "train_run", "tune_allocator", "write_run"]
+__all__ = ["ArgumentParser", "CHECKPOINT", "CHECKPOINT_SECONDS", "INSTALL", "Interrupted", "LEGACY_CHECKPOINT", "MARKER", "MultiRun", "PROGRESS", "OutputError", "Outputs", "Run", "RunOptions", "Variant", "add_common_flags", "blas_threads", "checkpoint_file", "claim_output", "default_threads", "execute", "execute_multi", "execute_runs", "finished_run", "has_checkpoint", "interrupts", "mark_output", "nonneg_float", "nonneg_int", "only_marker", "out_dir", "parse_peers", "positive_float", "positive_int", "print_error", "prog_of", "read_fingerprint", "run_and_write", "run_folder", "run_record", "SUMMARY_FIELDS", "seed_list", "seeds_of", "standard_summary", "summarise_multi", "summary_lines", "train_run", "tune_allocator", "write_run"]

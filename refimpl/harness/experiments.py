@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import pathlib
 from dataclasses import dataclass, field
 from typing import Callable
@@ -143,4 +145,54 @@ def execute_multi(exp: MultiRun, opts: RunOptions):
         return lambda sub: exp.train(dataclasses.replace(sub, extra={**ex, "peers": peers}), v)
     plan = [Run(run_folder(out, v.key, s).name, s, one(v, s)) for s in seeds for v in variants]
     execute_runs(opts, plan, announce=lambda r: print(f"[{opts.experiment}] {r.key}", flush=True))
-    return exp.summarise(out, variants, [(v, s, run_folder(out, v.key, s)) for s in seeds for v in variants])
+    return summarise_multi(exp, opts, out, variants, [(v, s, run_folder(out, v.key, s)) for s in seeds for v in variants])
+
+
+#: the fields every multi-run experiment's top-level ``metrics.json`` carries (:func:`standard_summary`)
+SUMMARY_FIELDS = ("experiment", "dataset", "seeds", "n_runs", "variants", "backend", "dtype", "quick", "threads")
+
+
+def standard_summary(opts: RunOptions, out, variants, runs) -> dict:
+    """The standard fields (:data:`SUMMARY_FIELDS`) of a multi-run experiment's summary of the
+    finished runs ``[(variant, seed, folder)]`` in ``out``: the experiment, the seeds, the number of
+    runs, per variant its label, base, seeds and run folders (relative to ``out``), and the
+    backend, ``--quick``, and the dataset, dtype and threads of the runs (None where they differ)."""
+    out = pathlib.Path(out)
+    ms = []
+    for _, _, folder in runs:
+        try:
+            ms.append(json.loads((pathlib.Path(folder) / "metrics.json").read_text()))
+        except (OSError, ValueError):
+            ms.append({})
+
+    def common(key):
+        vals = {json.dumps(m.get(key), sort_keys=True) for m in ms}
+        return json.loads(vals.pop()) if len(vals) == 1 else None
+    return {"experiment": opts.experiment, "dataset": common("dataset"), "seeds": sorted({s for _, s, _ in runs}),
+            "n_runs": len(runs),
+            "variants": {v.key: {"label": v.label, "base": v.base, "seeds": [s for w, s, _ in runs if w.key == v.key],
+                                 "folders": [os.path.relpath(f, out) for w, _, f in runs if w.key == v.key]}
+                         for v in variants},
+            "backend": opts.backend, "dtype": common("dtype"), "quick": bool(opts.quick), "threads": common("threads")}
+
+
+def summarise_multi(exp: MultiRun, opts: RunOptions, out, variants, runs):
+    """``exp.summarise(out, variants, runs)``, then its ``out/metrics.json`` completed with the
+    :func:`standard_summary` fields (written here, for every multi-run experiment and the sweep's
+    summaries alike): a field the experiment wrote itself keeps its value where the standard one is
+    None, and an experiment's own per-variant dict under ``variants`` keeps its entries beside the
+    standard ones. Returns what ``exp.summarise`` returned."""
+    from ..outputs import write_json
+    result = exp.summarise(pathlib.Path(out), variants, runs)
+    path = pathlib.Path(out) / "metrics.json"
+    try:
+        own = json.loads(path.read_text())
+    except (OSError, ValueError):
+        own = {}
+    own = own if isinstance(own, dict) else {"summary": own}
+    std = standard_summary(opts, out, variants, runs)
+    theirs = own.get("variants") if isinstance(own.get("variants"), dict) else {}
+    std["variants"] = {k: {**v, **(theirs[k] if isinstance(theirs.get(k), dict) else {})}
+                       for k, v in std["variants"].items()}
+    write_json(path, {**own, **{k: v for k, v in std.items() if v is not None or k not in own}})
+    return result

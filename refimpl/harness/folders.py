@@ -90,8 +90,10 @@ def claim_output(out, experiment, resume) -> bool:
             raise OutputError(f"{out} holds a run of {owner}, not {experiment}; resume it with "
                               f"'{owner}', or choose another --out")
         if not _any_checkpoint(out):
+            fix = ("run without --resume to start the run" if not contents else
+                   f"to start a new run, use --out ANOTHER_DIR, or delete {out} yourself and run without --resume")
             raise OutputError(f"--resume given but there is no checkpoint in {out} ({CHECKPOINT}, or "
-                              f"*/{CHECKPOINT} for multi-run experiments)")
+                              f"*/{CHECKPOINT} for multi-run experiments); {fix}")
     elif contents:
         if owner == experiment:
             raise OutputError(f"{out} already holds a run of {experiment}: pass --resume to continue it "

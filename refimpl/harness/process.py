@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import shlex
 import shutil
 import signal
 import sys
@@ -85,9 +86,88 @@ def interrupts():
 
 
 # ----------------------------------------------------------------------------- the command-line lifecycle
-def _error(msg):
-    print(f"error: {msg}", file=sys.stderr, flush=True)
+def print_error(prog, message):
+    """Print the one-line refusal ``PROG: error: MESSAGE`` on stderr, as ``argparse`` prints a usage
+    error (:class:`ArgumentParser`), so every refusal of a command line reads the same; returns 2."""
+    print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
     return 2
+
+
+def prog_of(command):
+    """The program part of a shell ``command``: its words before the first flag
+    (``"python -m toy NAME --out D --resume"`` -> ``"python -m toy NAME"``)."""
+    words = shlex.split(command)
+    start = 2 if words[1:2] == ["-m"] else 1                 # python -m MODULE: its "-m" is no flag
+    head = next((i for i in range(start, len(words)) if words[i].startswith("-")), len(words))
+    return " ".join(words[:head]) or command
+
+
+#: the final metrics a finished run's summary line shows first, where its metrics.json has them
+KEY_METRICS = ("modes", "high_quality", "w1", "w2", "sliced_w1", "fd")
+#: the standard record's fields (:func:`refimpl.harness.run_record`), never shown as results
+_RECORD = {"seconds", "iterations", "seed", "backend", "threads", "dtype", "method", "dataset", "config",
+           "train_seconds", "train_cpu_seconds", "eval_seconds", "n_eval", "n", "quick", "n_runs", "seeds"}
+
+
+def _number(v):
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _shown(m, limit=5, fallback=True):
+    """``"k v, ..."`` of ``m``'s :data:`KEY_METRICS`, else (``fallback``) of its first ``limit`` scalar results."""
+    keys = [k for k in KEY_METRICS if isinstance(m.get(k), (int, float))]
+    if not keys and fallback:
+        keys = [k for k, v in m.items() if k not in _RECORD and isinstance(v, (bool, int, float))][:limit]
+    return ", ".join(f"{k} {_number(m[k])}" for k in keys)
+
+
+def summary_lines(out, metrics=None):
+    """The few lines a command line prints after a finished run in ``out`` (instead of its whole
+    metrics): its key metrics (:data:`KEY_METRICS`; per entry of a field such as ``methods`` whose
+    entries hold them, one line each; the chance ``baseline``'s beside them) and where
+    ``metrics.json`` is. For a multi-run experiment (its ``metrics.json`` lists ``variants`` with
+    their run folders) one line per variant: the mean of each key metric over its runs.
+    ``metrics``: the run's metrics when ``out`` has no ``metrics.json``."""
+    out = pathlib.Path(out)
+    path = out / "metrics.json"
+    try:
+        m = json.loads(path.read_text())
+    except (OSError, ValueError):
+        m = None
+    m = m if isinstance(m, dict) else (metrics or {})
+    variants = m.get("variants")
+    runs = {k: v.get("folders") for k, v in variants.items() if isinstance(v, dict)} if isinstance(variants, dict) else {}
+    if runs and all(isinstance(r, list) for r in runs.values()):
+        lines = [f"finished {m.get('n_runs', sum(map(len, runs.values())))} runs of {m.get('experiment', 'the experiment')} "
+                 f"(seeds {', '.join(map(str, m.get('seeds', [])))}):"]
+        for key, folders in runs.items():
+            ms = []
+            for f in folders:
+                try:
+                    ms.append(json.loads((out / f / "metrics.json").read_text()))
+                except (OSError, ValueError):
+                    pass
+            keys = [k for k in KEY_METRICS if ms and all(isinstance(r.get(k), (int, float)) for r in ms)]
+            mean = {k: sum(r[k] for r in ms) / len(ms) for k in keys}
+            lines.append(f"  {key}: {_shown(mean) if keys else 'see its metrics.json'}"
+                         + (f" (mean of {len(ms)} runs)" if len(ms) > 1 and keys else ""))
+    else:
+        seconds = m.get("seconds") if isinstance(m.get("seconds"), (int, float)) else None
+        done = ("finished" if seconds is None else
+                f"{m['iterations']} iterations in {seconds:.1f} s" if isinstance(m.get("iterations"), int) else
+                f"finished in {seconds:.1f} s")
+        groups = [(name, g) for name, g in m.items() if name != "baseline" and isinstance(g, dict) and g
+                  and all(isinstance(e, dict) and _shown(e, fallback=False) for e in g.values())]
+        if _shown(m, fallback=False) or not groups:
+            lines = [f"{done}: {_shown(m) or 'see metrics.json'}"]
+        else:
+            name, g = groups[0]
+            lines = [f"{done}, per entry of {name}:", *(f"  {k}: {_shown(e)}" for k, e in g.items())]
+        base = m.get("baseline")
+        if isinstance(base, dict) and _shown(base, fallback=False):
+            lines.append(f"chance baseline: {_shown(base, fallback=False)}")
+    lines.append(f"all metrics: {path}")
+    return lines
 
 
 def _os_error(e: OSError):
@@ -98,16 +178,22 @@ def _os_error(e: OSError):
     return f"{where}: {reason}" if where else reason
 
 
-def execute(run: Callable, opts: RunOptions, *, resume_command: str, stream=None):
+def execute(run: Callable, opts: RunOptions, *, resume_command: str, prog=None, stream=None):
     """Run ``run(opts)`` with the whole lifecycle; returns ``(exit status, metrics or None)``.
 
     Claims ``opts.out``, limits BLAS threads, turns SIGTERM/SIGHUP into interrupts, and maps
-    every expected failure to one line on stderr: exit 2 for bad options, OS errors (path and
-    reason), unreadable or foreign checkpoints, non-finite losses and missing packages; 130
-    (or 128 + the signal) for an interrupt, after which ``resume_command`` is printed.
-    ``resume_command`` (required, keyword) is the shell command that resumes this run, e.g.
-    ``"python -m toy NAME --out DIR --resume"``; ``stream`` (default stderr) receives the lines.
+    every expected failure to one line on stderr, ``PROG: error: REASON`` (:func:`print_error`):
+    exit 2 for bad options, OS errors (path and reason), unreadable or foreign checkpoints,
+    non-finite losses and missing packages; 130 (or 128 + the signal) for an interrupt, after which
+    ``resume_command`` is printed. ``resume_command`` (required, keyword) is the shell command that
+    resumes this run, e.g. ``"python -m toy NAME --out DIR --resume"``; ``prog`` names the command
+    line in the error lines (default: ``resume_command``'s words before its first flag, e.g.
+    ``python -m toy NAME``); ``stream`` (default stderr) receives the lines.
     """
+    prog = prog or prog_of(resume_command)
+
+    def _error(message):
+        return print_error(prog, message)
     out = pathlib.Path(opts.out)
     created, metrics, interrupted = False, None, False
     threads = opts.threads or default_threads()

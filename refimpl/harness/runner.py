@@ -19,7 +19,21 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .flags import RunOptions
-from .folders import CHECKPOINT, LEGACY_CHECKPOINT, PROGRESS, OutputError, checkpoint_file
+from .folders import CHECKPOINT, LEGACY_CHECKPOINT, MARKER, PROGRESS, OutputError, checkpoint_file
+
+
+def refused_resume(out, error) -> str:
+    """The one line of a refused resume (:class:`refimpl.checkpointer.CheckpointRefused`) of the run
+    in ``out``, ending with the way out. A run of a multi-run experiment (a folder without a marker of
+    its own, in its parent's) names the experiment's folder, which a fresh start needs deleted. Nothing
+    is ever deleted for the user."""
+    out = pathlib.Path(out)
+    top = out.parent if not (out / MARKER).exists() and (out.parent / MARKER).exists() else out
+    start = f"start over: --out ANOTHER_DIR, or delete {'that folder' if top == out else top} first"
+    if error.diff:
+        return (f"{out} holds a checkpoint of a different run (checkpoint -> this run: {'; '.join(error.diff)}); "
+                f"resume it with its original flags, or {start}")
+    return f"{error}; {start}"
 
 
 def train_run(opts: RunOptions, method, data, *, dataset, xp, dtype="float32", iters, eval_fn=None,
@@ -30,7 +44,8 @@ def train_run(opts: RunOptions, method, data, *, dataset, xp, dtype="float32", i
     The checkpoint is ``opts.out / checkpoint.npz``; ``--resume`` also reads a legacy
     ``checkpoint.pkl`` (restricted unpickler). The fingerprint adds ``opts.experiment``,
     ``dataset`` and ``opts.quick`` (and ``run_info``) to the method, config, seed and dtype, so a
-    full run refuses to resume a ``--quick`` run's checkpoint. Checkpoints are written
+    full run refuses to resume a ``--quick`` run's checkpoint (an ``OutputError`` whose line ends
+    with the way out, :func:`refused_resume`; so does a checkpoint with a non-finite state). Checkpoints are written
     every ``opts.checkpoint_every`` iterations (0: ``checkpoint_every``, else every evaluation)
     and every ``opts.checkpoint_seconds``. An interrupted run raises ``KeyboardInterrupt`` after
     its checkpoint is written (``NonFiniteLoss`` instead, when the state to checkpoint holds a NaN
@@ -45,6 +60,7 @@ def train_run(opts: RunOptions, method, data, *, dataset, xp, dtype="float32", i
     -------
     refimpl.train.TrainResult
     """
+    from ..checkpointer import CheckpointRefused
     from ..outputs import write_json
     from ..progress import CLOCKS
     from ..train import train
@@ -59,14 +75,17 @@ def train_run(opts: RunOptions, method, data, *, dataset, xp, dtype="float32", i
     def record(event):                  # the loop's progress hook: the latest event, atomically
         last.update(event)
         write_json(out / PROGRESS, event)
-    res = train(method, data, xp=xp, dtype=dtype, device=device, seed=opts.seed, iters=iters, eval_fn=eval_fn,
-                eval_every=eval_every, checkpoint_path=ck, checkpoint_every=every,
-                checkpoint_seconds=opts.checkpoint_seconds, resume=opts.resume,
-                resume_from=checkpoint_file(out), check_every=check_every,
-                run_info={"experiment": opts.experiment, "dataset": dataset, "quick": bool(opts.quick),
-                          **(run_info or {})},
-                progress=progress, max_train_cpu_seconds=max_train_cpu_seconds, cuda_graph=cuda_graph,
-                on_progress=record, clock=clock)
+    try:
+        res = train(method, data, xp=xp, dtype=dtype, device=device, seed=opts.seed, iters=iters, eval_fn=eval_fn,
+                    eval_every=eval_every, checkpoint_path=ck, checkpoint_every=every,
+                    checkpoint_seconds=opts.checkpoint_seconds, resume=opts.resume,
+                    resume_from=checkpoint_file(out), check_every=check_every,
+                    run_info={"experiment": opts.experiment, "dataset": dataset, "quick": bool(opts.quick),
+                              **(run_info or {})},
+                    progress=progress, max_train_cpu_seconds=max_train_cpu_seconds, cuda_graph=cuda_graph,
+                    on_progress=record, clock=clock)
+    except CheckpointRefused as e:      # the refusal, and the way out
+        raise OutputError(refused_resume(out, e)) from None
     if last:            # a stopped run must not read as a running one: its status, at its checkpoint's iteration
         record({**last, "status": "interrupted" if res.interrupted else "finished", "iteration": res.iterations,
                 "elapsed_seconds": res.seconds, "left_seconds": None if res.interrupted else 0.0, "time": time.time(),
