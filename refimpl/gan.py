@@ -194,7 +194,8 @@ class GANMethod:
         cp = flatten(self.critic.init(rng, xp=xp, dtype=dtype, device=device))
         if self.objective.name == "wgan":
             _clip_in_place(cp, self.objective.clip)
-        return {"gen": gp, "critic": cp, "opt_gen": self.opt_gen._init(gp), "opt_critic": self.opt_critic._init(cp)}
+        return {"gen": gp, "critic": cp, "opt_gen": self.opt_gen.init.unchecked(gp),
+                "opt_critic": self.opt_critic.init.unchecked(cp)}
 
     def adopt_state(self, state):
         """A state loaded from a checkpoint (plain lists) with the layout :meth:`init_state` makes:
@@ -208,7 +209,7 @@ class GANMethod:
 
     def generate(self, state, z):
         """``G(z)`` in training units (data / ``data_scale``)."""
-        return self.gen._forward(state["gen"], z)[0]
+        return self.gen.forward.unchecked(state["gen"], z)[0]
 
     def samples(self, state, z):
         """Generated samples in data units: ``data_scale * G(z)`` (what metrics see)."""
@@ -222,7 +223,7 @@ class GANMethod:
         z = self.latent(rng, self.cfg.batch_size, real)
         fake = self.generate(state, z)
         loss, grads, logs = critic_grads.unchecked(self.objective, self.critic, state["critic"], real, fake, rng)
-        cp, oc = self.opt_critic._step(state["critic"], grads, state["opt_critic"])
+        cp, oc = self.opt_critic.step.unchecked(state["critic"], grads, state["opt_critic"])
         if self.objective.name == "wgan":
             cp = _clip_in_place(cp, self.objective.clip)
         return {**state, "critic": cp, "opt_critic": oc}, logs
@@ -230,7 +231,7 @@ class GANMethod:
     def generator_step(self, state, rng, data):
         z = self.latent(rng, self.cfg.batch_size, state["gen"][0][0])
         loss, grads, _ = generator_grads.unchecked(self.objective, self.gen, state["gen"], self.critic, state["critic"], z)
-        gp, og = self.opt_gen._step(state["gen"], grads, state["opt_gen"])
+        gp, og = self.opt_gen.step.unchecked(state["gen"], grads, state["opt_gen"])
         return {**state, "gen": gp, "opt_gen": og}, {"gen_loss": loss}
 
     # -- phases. The fused phases (refimpl.steps) draw every random number of the phase on the host
@@ -299,7 +300,7 @@ class GANMethod:
             _, grads, logs = steps.critic_loss_grads(self.objective, self.critic, cp, real_all[rows], fake,
                                                      None if noise_all is None else noise_all[rows], consts,
                                                      self.penalty_seed)
-            cp, oc = self.opt_critic._step(cp, grads, oc)
+            cp, oc = self.opt_critic.step.unchecked(cp, grads, oc)
             if self.objective.name == "wgan":
                 cp = _clip_in_place(cp, self.objective.clip)
         return {**state, "critic": cp, "opt_critic": oc}, logs
@@ -312,7 +313,7 @@ class GANMethod:
         for k in range(self.cfg.n_gen):
             loss, grads, _ = steps.generator_loss_grads(self.objective, self.gen, gp, self.critic, state["critic"],
                                                        dev["z_gen"][k * B:(k + 1) * B, :], consts)
-            gp, og = self.opt_gen._step(gp, grads, og)
+            gp, og = self.opt_gen.step.unchecked(gp, grads, og)
         return {**state, "gen": gp, "opt_gen": og}, {"gen_loss": loss}
 
     def _phase(self, state, rng, data, critic):

@@ -259,7 +259,7 @@ def _classifier_inputs(mlp, params, images, batch):
         raise ValueError(f"images must have shape (N, ...), got {tuple(images.shape)}")
     xp = namespace(images)
     flat = xp.reshape(images, (images.shape[0], math.prod(images.shape[1:])))
-    params, x = mlp._validate(params, ("images", flat, (None, mlp.sizes[0])))
+    params, x = mlp.validate(params, ("images", flat, (None, mlp.sizes[0])))
     return params, x, batch
 
 
@@ -267,7 +267,7 @@ def _classifier_features(mlp, params, x, batch=1000):
     out = [_np.zeros((0, mlp.sizes[-2]))]
     n = x.shape[0]
     for i in range(0, n, batch):
-        _, cache = mlp._forward(params, x[i:min(i + batch, n), :])
+        _, cache = mlp.forward.unchecked(params, x[i:min(i + batch, n), :])
         out.append(_np.asarray(to_numpy(cache.hs[-2]), dtype=_np.float64))
     return _np.concatenate(out, axis=0)
 
@@ -284,7 +284,7 @@ def classifier_accuracy(mlp, params, images, labels, batch=1000):
     pred = []
     n = x.shape[0]
     for i in range(0, n, batch):
-        pred.append(_np.argmax(to_numpy(mlp._forward(params, x[i:min(i + batch, n), :])[0]), axis=1))
+        pred.append(_np.argmax(to_numpy(mlp.forward.unchecked(params, x[i:min(i + batch, n), :])[0]), axis=1))
     return float(_np.mean(_np.concatenate(pred) == _np.asarray(to_numpy(labels))))
 
 
@@ -355,10 +355,10 @@ def train_classifier(images, labels, *, hidden=(128, 64), activation="relu", ste
     for t in range(1, steps + 1):
         idx = from_host(rng.integers(0, x.shape[0], size=batch_size), xp, None, dev)
         xb, yb = xp.take(x, idx, axis=0), xp.take(labels, idx, axis=0)
-        logits, cache = mlp._forward(params, xb)
+        logits, cache = mlp.forward.unchecked(params, xb)
         loss, dlogits = _softmax_cross_entropy(logits, yb)
-        _, grads = mlp._backward(params, cache, dlogits, need_dx=False)
-        params, state = opt._step(params, grads, state)
+        _, grads = mlp.backward.unchecked(params, cache, dlogits, need_dx=False)
+        params, state = opt.step.unchecked(params, grads, state)
         if progress is not None and (t % 500 == 0 or t == steps):
             progress(f"classifier step {t}/{steps}: loss {float(to_numpy(loss)):.4f}")
     info = {"spec": spec, "train_loss": float(to_numpy(loss)) if loss is not None else math.nan}

@@ -6,8 +6,9 @@ The maths of the four passes is written out in ``docs/engine.md``.
 
 Every public function and method validates its arrays at entry (:mod:`refimpl.validation`):
 parameters with the layer shapes; inputs of a network must have its parameters' dtype
-(integer inputs are promoted to float64 first). The ``_``-prefixed twins (``MLP._forward`` ...) skip the
-checks; training steps call those, so a step makes no host round trip.
+(integer inputs are promoted to float64 first). Each pass is a checked layer over an unchecked
+core, ``net.forward.unchecked(params, x)`` (bound to ``net``; :func:`refimpl.validation.checked`),
+which skips the checks; training steps call those, so a step makes no host round trip.
 
 Layer ``l`` (1..L) computes ``a_l = h_{l-1} W_l + b_l``, ``h_l = s_l(a_l)`` with ``h_0 = x``;
 ``s_l`` is the hidden activation for ``l < L`` and the output activation for ``l = L``.
@@ -183,17 +184,20 @@ class MLP:
         return params
 
     # -- checks at the public entry points (one host round trip for all finiteness checks)
-    def _param_shapes(self):
+    def param_shapes(self):
+        """``[((fan_in, fan_out), (fan_out,)), ...]`` per layer: the shapes of ``(W, b)``."""
         return [((a, b), (b,)) for a, b in zip(self.sizes[:-1], self.sizes[1:])]
 
-    def _validate(self, params, *items, pname="params", nonempty=False):
+    @checks.checked()
+    def validate(self, params, *items, pname="params", nonempty=False):
         """Validated ``(params, *arrays)`` for ``items = (name, array, shape), ...``: the
         parameters with this network's layout, each array of its ``shape`` (``None``
         entries free; no zero-length axis when ``nonempty``) and the parameters' dtype; one
-        finiteness reduction for all."""
+        finiteness reduction for all. The entry check of the passes, and of other modules'
+        checked functions that take this network's parameters (``pname`` names them)."""
         flat = params if hasattr(params, "buffer") else None   # flat parameters: one reduction over the buffer,
         buffer = None if flat is None or flat.finite else flat.buffer   # none while known finite
-        params = checks.params(params, pname, shapes=self._param_shapes(), finite=False)
+        params = checks.params(params, pname, shapes=self.param_shapes(), finite=False)
         xp = namespace(params)
         dt = params[0][0].dtype
         arrs = []
@@ -220,7 +224,17 @@ class MLP:
         return (params, *arrs)
 
     # -- pass 1: forward
-    @checks.checked()
+    def _forward(self, params, x):
+        hs, as_ = [x], []
+        h = x
+        for l, (W, b) in enumerate(params):
+            a = h @ W + b                                   # (B, n_l)
+            h = self.act(l).f(a)
+            as_.append(a)
+            hs.append(h)
+        return h, Cache(hs, as_)
+
+    @checks.checked(_forward)
     def forward(self, params, x):
         """``y = f(x)``.
 
@@ -239,21 +253,25 @@ class MLP:
         TypeError, ValueError
             By the input rules below, naming ``params[l][k]`` or ``x``.
         """
-        params, x = self._validate(params, ("x", x, (None, self.sizes[0])))
+        params, x = self.validate(params, ("x", x, (None, self.sizes[0])))
         return self._forward(params, x)
 
-    def _forward(self, params, x):
-        hs, as_ = [x], []
-        h = x
-        for l, (W, b) in enumerate(params):
-            a = h @ W + b                                   # (B, n_l)
-            h = self.act(l).f(a)
-            as_.append(a)
-            hs.append(h)
-        return h, Cache(hs, as_)
-
     # -- pass 2: backward
-    @checks.checked()
+    def _backward(self, params, cache, dy, need_dx=True, need_params=True):
+        xp = namespace(dy)
+        grads = [None] * self.n_layers
+        dh = dy
+        for l in range(self.n_layers - 1, -1, -1):
+            W = params[l][0]
+            a, h = cache.as_[l], cache.hs[l + 1]
+            da = dh * self.act(l).df(a, h)                  # (B, n_l)
+            if need_params:
+                grads[l] = (cache.hs[l].T @ da, xp.sum(da, axis=0))
+            if l > 0 or need_dx:
+                dh = _times_wt(da, W)                       # (B, n_{l-1})
+        return (dh if need_dx else None), (grads if need_params else None)
+
+    @checks.checked(_backward)
     def backward(self, params, cache, dy, need_dx=True, need_params=True):
         """Reverse pass: ``dx = dy^T dy/dx`` and ``grads = d<dy, y>/dparams``.
 
@@ -278,43 +296,11 @@ class MLP:
         if not isinstance(cache, Cache):
             raise TypeError(f"cache must be the Cache returned by forward, got {type(cache).__name__}")
         y = cache.hs[-1]
-        params, dy = self._validate(params, ("dy", dy, tuple(y.shape)))
+        params, dy = self.validate(params, ("dy", dy, tuple(y.shape)))
         return self._backward(params, cache, dy, checks.boolean(need_dx, "need_dx"),
                               checks.boolean(need_params, "need_params"))
 
-    def _backward(self, params, cache, dy, need_dx=True, need_params=True):
-        xp = namespace(dy)
-        grads = [None] * self.n_layers
-        dh = dy
-        for l in range(self.n_layers - 1, -1, -1):
-            W = params[l][0]
-            a, h = cache.as_[l], cache.hs[l + 1]
-            da = dh * self.act(l).df(a, h)                  # (B, n_l)
-            if need_params:
-                grads[l] = (cache.hs[l].T @ da, xp.sum(da, axis=0))
-            if l > 0 or need_dx:
-                dh = _times_wt(da, W)                       # (B, n_{l-1})
-        return (dh if need_dx else None), (grads if need_params else None)
-
     # -- pass 3: input gradient
-    @checks.checked()
-    def input_gradient(self, params, x):
-        """Per-sample input gradient ``g_b = grad_x f(x_b)`` of a scalar-output network.
-
-        Parameters
-        ----------
-        params : list of (W, b); x : array (B, sizes[0]), finite
-
-        Returns
-        -------
-        g : array (B, sizes[0])
-        tape : Tape, for :meth:`input_gradient_vjp`.
-        """
-        if self.sizes[-1] != 1:
-            raise ValueError(f"input_gradient needs a scalar-output network, this one has {self.sizes[-1]} outputs")
-        params, x = self._validate(params, ("x", x, (None, self.sizes[0])))
-        return self._input_gradient(params, x)
-
     def _input_gradient(self, params, x):
         xp = namespace(x)
         _, cache = self._forward(params, x)
@@ -329,34 +315,25 @@ class MLP:
             ds[l] = d
         return d, Tape(cache, dacts, ds, es)
 
-    # -- pass 4: double backward
-    @checks.checked()
-    def input_gradient_vjp(self, params, tape, u, need_dx=True, need_params=True):
-        """Gradients of ``Q = sum_b <u_b, g_b>`` (``g`` from :meth:`input_gradient`).
-
-        Reverse mode through the input-gradient computation. With adjoints ``bar``:
-        ``bar d_0 = u``; for ``l = 1..L``: ``bar e_l = bar d_{l-1} W_l``,
-        ``bar W_l += bar d_{l-1}^T e_l``, ``bar d_l = bar e_l * s'(a_l)`` and
-        ``bar a_l = bar e_l * d_l * s''(a_l)``. Then back through the forward pass
-        (``l = L..1``): ``bar a_l += bar h_l * s'(a_l)``, ``bar W_l += h_{l-1}^T bar a_l``,
-        ``bar b_l += sum bar a_l``, ``bar h_{l-1} = bar a_l W_l^T``; ``dx = bar h_0``.
-        The second pass is skipped when every activation has ``s'' = 0`` (ReLU family).
+    @checks.checked(_input_gradient)
+    def input_gradient(self, params, x):
+        """Per-sample input gradient ``g_b = grad_x f(x_b)`` of a scalar-output network.
 
         Parameters
         ----------
-        u : array (B, sizes[0]), finite, the input's dtype
+        params : list of (W, b); x : array (B, sizes[0]), finite
 
         Returns
         -------
-        dx : array (B, sizes[0]) or None
-        grads : list of (dW, db) like ``params``, or None
+        g : array (B, sizes[0])
+        tape : Tape, for :meth:`input_gradient_vjp`.
         """
-        if not isinstance(tape, Tape):
-            raise TypeError(f"tape must be the Tape returned by input_gradient, got {type(tape).__name__}")
-        params, u = self._validate(params, ("u", u, tuple(tape.cache.hs[0].shape)))
-        return self._input_gradient_vjp(params, tape, u, checks.boolean(need_dx, "need_dx"),
-                                        checks.boolean(need_params, "need_params"))
+        if self.sizes[-1] != 1:
+            raise ValueError(f"input_gradient needs a scalar-output network, this one has {self.sizes[-1]} outputs")
+        params, x = self.validate(params, ("x", x, (None, self.sizes[0])))
+        return self._input_gradient(params, x)
 
+    # -- pass 4: double backward
     def _input_gradient_vjp(self, params, tape, u, need_dx=True, need_params=True):
         cache, dacts, ds, es = tape
         x = cache.hs[0]
@@ -399,3 +376,31 @@ class MLP:
         if need_dx:
             dx = bar_h if bar_h is not None else xp.zeros_like(x)
         return dx, grads
+
+    @checks.checked(_input_gradient_vjp)
+    def input_gradient_vjp(self, params, tape, u, need_dx=True, need_params=True):
+        """Gradients of ``Q = sum_b <u_b, g_b>`` (``g`` from :meth:`input_gradient`).
+
+        Reverse mode through the input-gradient computation. With adjoints ``bar``:
+        ``bar d_0 = u``; for ``l = 1..L``: ``bar e_l = bar d_{l-1} W_l``,
+        ``bar W_l += bar d_{l-1}^T e_l``, ``bar d_l = bar e_l * s'(a_l)`` and
+        ``bar a_l = bar e_l * d_l * s''(a_l)``. Then back through the forward pass
+        (``l = L..1``): ``bar a_l += bar h_l * s'(a_l)``, ``bar W_l += h_{l-1}^T bar a_l``,
+        ``bar b_l += sum bar a_l``, ``bar h_{l-1} = bar a_l W_l^T``; ``dx = bar h_0``.
+        The second pass is skipped when every activation has ``s'' = 0`` (ReLU family).
+
+        Parameters
+        ----------
+        u : array (B, sizes[0]), finite, the input's dtype
+
+        Returns
+        -------
+        dx : array (B, sizes[0]) or None
+        grads : list of (dW, db) like ``params``, or None
+        """
+        if not isinstance(tape, Tape):
+            raise TypeError(f"tape must be the Tape returned by input_gradient, got {type(tape).__name__}")
+        params, u = self.validate(params, ("u", u, tuple(tape.cache.hs[0].shape)))
+        return self._input_gradient_vjp(params, tape, u, checks.boolean(need_dx, "need_dx"),
+                                        checks.boolean(need_params, "need_params"))
+

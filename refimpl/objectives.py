@@ -84,7 +84,7 @@ def _scores(name, f, xp=None):
 def _gradient_penalty(critic, cparams, x_hat, lam, kind="two-sided"):
     xp = namespace(x_hat)
     B = x_hat.shape[0]
-    g, tape = critic._input_gradient(cparams, x_hat)          # (B, d)
+    g, tape = critic.input_gradient.unchecked(cparams, x_hat)  # (B, d)
     norm = xp.sqrt(xp.sum(g * g, axis=1))                    # (B,)
     r = norm - 1.0
     if kind == "one-sided":
@@ -92,7 +92,7 @@ def _gradient_penalty(critic, cparams, x_hat, lam, kind="two-sided"):
     pen = lam * xp.mean(r * r)
     pos = norm > 0
     coef = xp.where(pos, (2.0 * lam / B) * r / xp.where(pos, norm, xp.ones_like(norm)), xp.zeros_like(norm))
-    _, grads = critic._input_gradient_vjp(cparams, tape, coef[:, None] * g, need_dx=False)
+    _, grads = critic.input_gradient_vjp.unchecked(cparams, tape, coef[:, None] * g, need_dx=False)
     return pen, grads, norm
 
 
@@ -120,7 +120,7 @@ def gradient_penalty(critic, cparams, x_hat, lam, kind="two-sided"):
     checks.choice(kind, "kind", ("two-sided", "one-sided"))
     checks.network(critic, "critic")
     lam = checks.real(lam, "lam", gt=0)
-    cparams, x_hat = critic._validate(cparams, ("x_hat", x_hat, (None, critic.sizes[0])), pname="cparams")
+    cparams, x_hat = critic.validate(cparams, ("x_hat", x_hat, (None, critic.sizes[0])), pname="cparams")
     if x_hat.shape[0] == 0:
         raise ValueError("x_hat must be non-empty, got shape (0, ...)")
     return _gradient_penalty(critic, cparams, x_hat, lam, kind)
@@ -210,9 +210,9 @@ def generator_scores_loss(obj, f_fake):
 def _critic_grads(obj, critic, cparams, real, fake, rng):
     xp = namespace(real, fake)
     br = real.shape[0]
-    scores, cache = critic._forward(cparams, xp.concat([real, fake], axis=0))   # one pass, (Br+Bf, 1)
+    scores, cache = critic.forward.unchecked(cparams, xp.concat([real, fake], axis=0))  # one pass, (Br+Bf, 1)
     loss, d_real, d_fake = _critic_scores_loss(obj, scores[:br, :], scores[br:, :])
-    _, grads = critic._backward(cparams, cache, xp.concat([d_real, d_fake], axis=0), need_dx=False)
+    _, grads = critic.backward.unchecked(cparams, cache, xp.concat([d_real, d_fake], axis=0), need_dx=False)
     logs = {"critic_loss": loss}
     if obj.penalty is not None:
         pen, pgrads, _ = _gradient_penalty(critic, cparams, _penalty_points(obj, real, fake, rng), obj.lam,
@@ -242,7 +242,7 @@ def critic_grads(obj, critic, cparams, real, fake, rng):
     """
     _obj(obj), checks.network(critic, "critic"), checks.random_generator(rng)
     d = critic.sizes[0]
-    cparams, real, fake = critic._validate(cparams, ("real", real, (None, d)), ("fake", fake, (None, d)),
+    cparams, real, fake = critic.validate(cparams, ("real", real, (None, d)), ("fake", fake, (None, d)),
                                            pname="cparams", nonempty=True)
     if obj.penalty is not None and obj.name != "dragan" and real.shape[0] != fake.shape[0]:
         raise ValueError(f"fake must have as many rows as real for the interpolate penalty, "
@@ -272,9 +272,9 @@ def clip_params(params, c):
 
 
 def _generator_dfake(obj, critic, cparams, fake):
-    scores, cache = critic._forward(cparams, fake)
+    scores, cache = critic.forward.unchecked(cparams, fake)
     loss, dscores = _generator_scores_loss(obj, scores)
-    dfake, _ = critic._backward(cparams, cache, dscores, need_params=False)
+    dfake, _ = critic.backward.unchecked(cparams, cache, dscores, need_params=False)
     return loss, dfake
 
 
@@ -289,16 +289,16 @@ def generator_dfake(obj, critic, cparams, fake):
     loss : 0-d array; dfake : (B, d)
     """
     _obj(obj), checks.network(critic, "critic")
-    cparams, fake = critic._validate(cparams, ("fake", fake, (None, critic.sizes[0])), pname="cparams")
+    cparams, fake = critic.validate(cparams, ("fake", fake, (None, critic.sizes[0])), pname="cparams")
     if fake.shape[0] == 0:
         raise ValueError(f"fake must be non-empty, got shape {tuple(fake.shape)}")
     return _generator_dfake(obj, critic, cparams, fake)
 
 
 def _generator_grads(obj, gen, gparams, critic, cparams, z):
-    fake, gcache = gen._forward(gparams, z)
+    fake, gcache = gen.forward.unchecked(gparams, z)
     loss, dfake = _generator_dfake(obj, critic, cparams, fake)
-    _, grads = gen._backward(gparams, gcache, dfake, need_dx=False)
+    _, grads = gen.backward.unchecked(gparams, gcache, dfake, need_dx=False)
     return loss, grads, fake
 
 
@@ -315,7 +315,7 @@ def generator_grads(obj, gen, gparams, critic, cparams, z):
     """
     _obj(obj), checks.network(critic, "critic")
     gparams, z = checks.generator_inputs(gen, gparams, z, critic)
-    cparams = checks.params(cparams, "cparams", xp=namespace(z), shapes=critic._param_shapes(), dtype=z.dtype)
+    cparams = checks.params(cparams, "cparams", xp=namespace(z), shapes=critic.param_shapes(), dtype=z.dtype)
     if not (isinstance(gen, MLP) and isinstance(critic, MLP)):
         return _generator_grads(obj, gen, gparams, critic, cparams, z)
     from .steps import constants, generator_loss_grads

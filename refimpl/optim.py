@@ -9,10 +9,10 @@ operations; the same object is returned (bitwise the update of the list path on 
 State holds arrays in the parameters' namespace plus a Python step counter, so it can be
 checkpointed with :func:`refimpl.checkpoint.save`.
 
-Input rules: ``init`` and ``step`` validate their parameter lists at entry by the rules
-of :mod:`refimpl.validation` (float32/float64 arrays, one namespace and dtype, finite;
+``init`` and ``step`` validate their parameter lists at entry (:mod:`refimpl.validation`;
 ``grads`` with ``params``' layout; errors name ``params[l][k]``/``grads[l][k]``);
-hyper-parameters are checked when the optimiser is built. ``_step`` skips the checks:
+hyper-parameters are checked when the optimiser is built. ``opt.step.unchecked(params,
+grads, state)`` (bound to ``opt``: the optimiser's own unchecked core) skips the checks:
 training steps call it, so a step makes no host round trip.
 """
 from __future__ import annotations
@@ -38,15 +38,24 @@ def _in01(v, name):
 
 
 class _Optimiser:
-    """Shared entry checks of ``init`` and ``step``."""
+    """Shared entry checks of ``init`` and ``step``, checked layers over each optimiser's own
+    unchecked cores ``_init`` and ``_step`` (``opt.step.unchecked`` is the subclass's ``_step``)."""
     #: finite parameters and gradients give finite parameters (the update is bounded)
     keeps_finite = False
 
+    def _init(self, params):
+        raise NotImplementedError
+
+    def _step(self, params, grads, state):
+        raise NotImplementedError
+
+    @checks.checked(_init)
     def init(self, params):
         """Fresh state for ``params`` (a finite parameter list)."""
         checked = checks.params(params, "params")
         return self._init(params if isinstance(params, FlatParams) else checked)
 
+    @checks.checked(_step)
     def step(self, params, grads, state):
         """One update; returns ``(new_params, new_state)``.
 

@@ -133,17 +133,17 @@ def rwp_generator_grads(obj, gen, gparams, gprev, critic, cparams, z, h):
     checks.network(critic, "critic")
     gparams, z = checks.generator_inputs(gen, gparams, z, critic)
     kw = dict(xp=namespace(z), dtype=z.dtype)
-    gprev = checks.params(gprev, "gprev", shapes=gen._param_shapes(), **kw)
-    cparams = checks.params(cparams, "cparams", shapes=critic._param_shapes(), **kw)
+    gprev = checks.params(gprev, "gprev", shapes=gen.param_shapes(), **kw)
+    cparams = checks.params(cparams, "cparams", shapes=critic.param_shapes(), **kw)
     return _rwp_generator_grads(obj, gen, gparams, gprev, critic, cparams, z, h)
 
 
 def _rwp_generator_grads(obj, gen, gparams, gprev, critic, cparams, z, h):
-    fake, cache = gen._forward(gparams, z)
-    fake_prev, _ = gen._forward(gprev, z)
+    fake, cache = gen.forward.unchecked(gparams, z)
+    fake_prev, _ = gen.forward.unchecked(gprev, z)
     loss, dfake = generator_dfake.unchecked(obj, critic, cparams, fake)
     prox, dprox = _proximal_term(fake, fake_prev, h)
-    _, grads = gen._backward(gparams, cache, dfake + dprox, need_dx=False)
+    _, grads = gen.backward.unchecked(gparams, cache, dfake + dprox, need_dx=False)
     return loss + prox, grads, {"gen_loss": loss, "prox": prox}
 
 
@@ -190,7 +190,7 @@ class RWPMethod(GANMethod):
         z = self.latent(rng, self.cfg.batch_size, state["gen"][0][0])
         _, grads, logs = _rwp_generator_grads(self.objective, self.gen, state["gen"], gprev,
                                              self.critic, state["critic"], z, self.h)
-        gp, og = self.opt_gen._step(state["gen"], grads, state["opt_gen"])
+        gp, og = self.opt_gen.step.unchecked(state["gen"], grads, state["opt_gen"])
         return {**state, "gen": gp, "opt_gen": og}, logs
 
     @checks.training_step
@@ -221,7 +221,7 @@ class RWPMethod(GANMethod):
             grads, logs = rwp_generator_grads_fused(self.objective, self.gen, gp, gprev, self.critic, state["critic"],
                                                     z_all[k * B:(k + 1) * B, :], self.h, consts,
                                                     logs=k == self.l - 1)
-            gp, og = self.opt_gen._step(gp, grads, og)
+            gp, og = self.opt_gen.step.unchecked(gp, grads, og)
         return {**state, "gen": gp, "opt_gen": og}, logs
 
     def _anchor(self, gp):

@@ -83,7 +83,7 @@ def potential_objective(potential, pparams, x_new, x_prev, h):
     h = check_h(h)
     checks.network(potential, "potential")
     d = potential.sizes[0]
-    pparams, x_new, x_prev = potential._validate(pparams, ("x_new", x_new, (None, d)), ("x_prev", x_prev, (None, d)),
+    pparams, x_new, x_prev = potential.validate(pparams, ("x_new", x_new, (None, d)), ("x_prev", x_prev, (None, d)),
                                                  pname="pparams", nonempty=True)
     return _potential_objective(potential, pparams, x_new, x_prev, h)
 
@@ -91,15 +91,16 @@ def potential_objective(potential, pparams, x_new, x_prev, h):
 def _potential_objective(potential, pparams, x_new, x_prev, h):
     xp = namespace(x_new, x_prev)
     B_new, B_prev = x_new.shape[0], x_prev.shape[0]
-    phi_new, cache_new = potential._forward(pparams, x_new)                  # (B, 1)
-    g_prev, tape = potential._input_gradient(pparams, x_prev)                # (B, n); tape holds Phi(y)
+    phi_new, cache_new = potential.forward.unchecked(pparams, x_new)         # (B, 1)
+    g_prev, tape = potential.input_gradient.unchecked(pparams, x_prev)       # (B, n); tape holds Phi(y)
     phi_prev = tape.cache.hs[-1]                                             # (B, 1)
     gap = (xp.mean(phi_new) - xp.mean(phi_prev)) / h
     gsq = xp.mean(xp.sum(g_prev * g_prev, axis=1))
     J = gap - 0.5 * gsq / h
-    _, g1 = potential._backward(pparams, cache_new, xp.full_like(phi_new, 1.0 / (h * B_new)), need_dx=False)
-    _, g2 = potential._backward(pparams, tape.cache, xp.full_like(phi_prev, -1.0 / (h * B_prev)), need_dx=False)
-    _, g3 = potential._input_gradient_vjp(pparams, tape, g_prev * (-1.0 / (h * B_prev)), need_dx=False)
+    _, g1 = potential.backward.unchecked(pparams, cache_new, xp.full_like(phi_new, 1.0 / (h * B_new)), need_dx=False)
+    _, g2 = potential.backward.unchecked(pparams, tape.cache, xp.full_like(phi_prev, -1.0 / (h * B_prev)),
+                                         need_dx=False)
+    _, g3 = potential.input_gradient_vjp.unchecked(pparams, tape, g_prev * (-1.0 / (h * B_prev)), need_dx=False)
     grads = add_params.unchecked(add_params.unchecked(g1, g2), g3)
     return J, grads, {"phi_obj": J, "phi_gap": gap, "phi_grad_sq": gsq}
 
@@ -126,11 +127,11 @@ def sbe_generator_dfake(obj, critic, cparams, potential, pparams, fake, h):
     if not isinstance(obj, Objective):
         raise TypeError(f"obj must be an Objective, got {type(obj).__name__}")
     checks.network(critic, "critic"), checks.network(potential, "potential")
-    cparams, fake = critic._validate(cparams, ("fake", fake, (None, critic.sizes[0])), pname="cparams")
+    cparams, fake = critic.validate(cparams, ("fake", fake, (None, critic.sizes[0])), pname="cparams")
     if fake.shape[0] == 0:
         raise ValueError(f"fake must be non-empty, got shape {tuple(fake.shape)}")
     pparams = checks.params(pparams, "pparams", xp=namespace(fake), dtype=fake.dtype,
-                             shapes=potential._param_shapes())
+                             shapes=potential.param_shapes())
     return _sbe_generator_dfake(obj, critic, cparams, potential, pparams, fake, h)
 
 
@@ -138,9 +139,9 @@ def _sbe_generator_dfake(obj, critic, cparams, potential, pparams, fake, h):
     xp = namespace(fake)
     B = fake.shape[0]
     loss, dfake = generator_dfake.unchecked(obj, critic, cparams, fake)
-    phi, pcache = potential._forward(pparams, fake)
+    phi, pcache = potential.forward.unchecked(pparams, fake)
     term = xp.mean(phi) / h
-    dphi, _ = potential._backward(pparams, pcache, xp.full_like(phi, 1.0 / (h * B)), need_params=False)
+    dphi, _ = potential.backward.unchecked(pparams, pcache, xp.full_like(phi, 1.0 / (h * B)), need_params=False)
     return loss + term, dfake + dphi, {"gen_loss": loss, "phi_term": term}
 
 
@@ -160,15 +161,15 @@ def sbe_generator_grads(obj, gen, gparams, critic, cparams, potential, pparams, 
     checks.network(critic, "critic"), checks.network(potential, "potential")
     gparams, z = checks.generator_inputs(gen, gparams, z, critic, potential)
     kw = dict(xp=namespace(z), dtype=z.dtype)
-    cparams = checks.params(cparams, "cparams", shapes=critic._param_shapes(), **kw)
-    pparams = checks.params(pparams, "pparams", shapes=potential._param_shapes(), **kw)
+    cparams = checks.params(cparams, "cparams", shapes=critic.param_shapes(), **kw)
+    pparams = checks.params(pparams, "pparams", shapes=potential.param_shapes(), **kw)
     return _sbe_generator_grads(obj, gen, gparams, critic, cparams, potential, pparams, z, h)
 
 
 def _sbe_generator_grads(obj, gen, gparams, critic, cparams, potential, pparams, z, h):
-    fake, cache = gen._forward(gparams, z)
+    fake, cache = gen.forward.unchecked(gparams, z)
     total, dfake, logs = _sbe_generator_dfake(obj, critic, cparams, potential, pparams, fake, h)
-    _, grads = gen._backward(gparams, cache, dfake, need_dx=False)
+    _, grads = gen.backward.unchecked(gparams, cache, dfake, need_dx=False)
     return total, grads, logs
 
 
@@ -216,18 +217,18 @@ class SBEMethod(GANMethod):
         """The method's state, as :meth:`refimpl.gan.GANMethod.init_state`."""
         state = super().init_state(rng, xp, dtype, device)
         pp = flatten(self.potential.init(rng, xp=xp, dtype=dtype, device=device))
-        return {**state, "phi": pp, "opt_phi": self.opt_phi._init(pp), "gen_prev": flatten(state["gen"])}
+        return {**state, "phi": pp, "opt_phi": self.opt_phi.init.unchecked(pp), "gen_prev": flatten(state["gen"])}
 
     @checks.training_step
     def potential_step(self, state, rng, data):
         """One ascent step on :func:`potential_objective` (live generator vs ``gen_prev``, same fresh ``z``).
         """
         z = self.latent(rng, self.cfg.batch_size, state["gen"][0][0])
-        x_new = self.gen._forward(state["gen"], z)[0]
-        x_prev = self.gen._forward(state["gen_prev"], z)[0]
+        x_new = self.gen.forward.unchecked(state["gen"], z)[0]
+        x_prev = self.gen.forward.unchecked(state["gen_prev"], z)[0]
         _, grads, logs = _potential_objective(self.potential, state["phi"], x_new, x_prev, self.h)
         neg = [(-dW, -db) for dW, db in grads]                      # the optimiser minimises -J
-        pp, op = self.opt_phi._step(state["phi"], neg, state["opt_phi"])
+        pp, op = self.opt_phi.step.unchecked(state["phi"], neg, state["opt_phi"])
         return {**state, "phi": pp, "opt_phi": op}, logs
 
     @checks.training_step
@@ -249,7 +250,7 @@ class SBEMethod(GANMethod):
         z = self.latent(rng, self.cfg.batch_size, state["gen"][0][0])
         _, grads, logs = _sbe_generator_grads(self.objective, self.gen, state["gen"], self.critic, state["critic"],
                                              self.potential, state["phi"], z, self.h)
-        gp, og = self.opt_gen._step(state["gen"], grads, state["opt_gen"])
+        gp, og = self.opt_gen.step.unchecked(state["gen"], grads, state["opt_gen"])
         return {**state, "gen": gp, "opt_gen": og}, logs
 
     @checks.training_step
@@ -288,7 +289,7 @@ class SBEMethod(GANMethod):
             rows = (slice(k * B, (k + 1) * B), slice(None))
             X = xp.concat([x_new[rows], x_prev[rows]], axis=0)
             grads, logs = potential_grads_fused(self.potential, pp, X, self.h, consts, logs=k == self.n_phi - 1)
-            pp, op = self.opt_phi._step(pp, grads, op)
+            pp, op = self.opt_phi.step.unchecked(pp, grads, op)
         return {**state, "phi": pp, "opt_phi": op}, logs
 
     def _fused_generator_phase(self, state, rng):
@@ -305,7 +306,7 @@ class SBEMethod(GANMethod):
             grads, logs = sbe_generator_grads_fused(self.objective, self.gen, gp, self.critic, state["critic"],
                                                     self.potential, state["phi"], z[k * B:(k + 1) * B, :], self.h,
                                                     consts, logs=k == self.cfg.n_gen - 1)
-            gp, og = self.opt_gen._step(gp, grads, og)
+            gp, og = self.opt_gen.step.unchecked(gp, grads, og)
         return {**state, "gen": gp, "opt_gen": og, "gen_prev": prev}, logs
 
     def _potential_constants(self, like):

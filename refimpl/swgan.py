@@ -197,8 +197,8 @@ class SWGANMethod(GANMethod):
         gp = flatten(self.gen.init(rng, xp=xp, dtype=dtype, device=device))
         php = flatten(self.phi_net.init(rng, xp=xp, dtype=dtype, device=device))
         psp = flatten(self.psi_net.init(rng, xp=xp, dtype=dtype, device=device))
-        return {"gen": gp, "phi": php, "psi": psp, "opt_gen": self.opt_gen._init(gp),
-                "opt_phi": self.opt_critic._init(php), "opt_psi": self.opt_critic._init(psp),
+        return {"gen": gp, "phi": php, "psi": psp, "opt_gen": self.opt_gen.init.unchecked(gp),
+                "opt_phi": self.opt_critic.init.unchecked(php), "opt_psi": self.opt_critic.init.unchecked(psp),
                 "dual_steps": 0, "outer": 0}
 
     @checks.checked()
@@ -211,8 +211,8 @@ class SWGANMethod(GANMethod):
         """
         if not isinstance(state, dict) or "psi" not in state:
             raise TypeError(f"state must be a dict from init_state with a 'psi' entry, got {type(state).__name__}")
-        psi, x = self.psi_net._validate(state["psi"], ("x", x, (None, self.cfg.data_dim)), pname='state["psi"]')
-        return -self.psi_net._forward(psi, x)[0][:, 0]
+        psi, x = self.psi_net.validate(state["psi"], ("x", x, (None, self.cfg.data_dim)), pname='state["psi"]')
+        return -self.psi_net.forward.unchecked(psi, x)[0][:, 0]
 
     # -- dual oracle
     @checks.training_step
@@ -329,8 +329,8 @@ class SWGANMethod(GANMethod):
                 F, stat = F_i, stat_i
                 break
             old = core.snapshot([php, psp, oph, ops], xp) if on_device else None
-            php, oph = self.opt_critic._step(php, gphi, oph)
-            psp, ops = self.opt_critic._step(psp, gpsi, ops)
+            php, oph = self.opt_critic.step.unchecked(php, gphi, oph)
+            psp, ops = self.opt_critic.step.unchecked(psp, gpsi, ops)
             if on_device:
                 F, stat, done = core.device_stop(xp, done, F, stat, F_i, stat_i, cfg.stop_tol)
                 php, psp, oph, ops = core.select(done, old, [php, psp, oph, ops], xp)
@@ -360,8 +360,8 @@ class SWGANMethod(GANMethod):
                     break
             keys = ("phi", "psi", "opt_phi", "opt_psi")
             old = core.snapshot({k: state[k] for k in keys}, namespace(x)) if on_device else None
-            php, oph = self.opt_critic._step(state["phi"], gphi, state["opt_phi"])
-            psp, ops = self.opt_critic._step(state["psi"], gpsi, state["opt_psi"])
+            php, oph = self.opt_critic.step.unchecked(state["phi"], gphi, state["opt_phi"])
+            psp, ops = self.opt_critic.step.unchecked(state["psi"], gpsi, state["opt_psi"])
             new = {"phi": php, "psi": psp, "opt_phi": oph, "opt_psi": ops}
             if on_device:
                 xp = namespace(x)
@@ -386,7 +386,7 @@ class SWGANMethod(GANMethod):
         z = self.latent(rng, cfg.batch_size, y)
         loss, grads, _ = core.generator_grads(self.gen, state["gen"], z, y, self.phi_net, state["phi"],
                                           self.psi_net, state["psi"], cfg.lam, self.reg, cfg.cost)
-        gp, og = self.opt_gen._step(state["gen"], grads, state["opt_gen"])
+        gp, og = self.opt_gen.step.unchecked(state["gen"], grads, state["opt_gen"])
         return {**state, "gen": gp, "opt_gen": og}, {"gen_loss": loss}
 
     @checks.training_step
@@ -415,7 +415,7 @@ class SWGANMethod(GANMethod):
             zk = z if z.shape[0] == M else z[z0 + k * M:z0 + (k + 1) * M, :]
             loss, grads, _ = core.fused_generator_grads(self.gen, gp, zk, yk, self.phi_net, state["phi"], self.psi_net,
                                                     state["psi"], cfg.lam, self.reg, cfg.cost)
-            gp, og = self.opt_gen._step(gp, grads, og)
+            gp, og = self.opt_gen.step.unchecked(gp, grads, og)
         return {**state, "gen": gp, "opt_gen": og}, {"gen_loss": loss}
 
     def outer_step_drawn(self, state, dev, data):

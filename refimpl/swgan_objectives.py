@@ -99,7 +99,7 @@ def _check_nets(nets, arrays):
     xp = dt = None
     out, leaves, names = [], [], []
     for net, params, pname in nets:
-        params = checks.params(params, pname, xp=xp, dtype=dt, shapes=net._param_shapes(), finite=False)
+        params = checks.params(params, pname, xp=xp, dtype=dt, shapes=net.param_shapes(), finite=False)
         xp, dt = namespace(params[0][0]), params[0][0].dtype
         out.append(params)
         leaves += [a for Wb in params for a in Wb]

@@ -60,13 +60,13 @@ def generator_objective(x, y, m, cost, C, xp):
 def generator_grads(gen, gparams, z, y, phi_net, phi_params, psi_net, psi_params, lam, reg, cost):
     """:func:`generator_grads` without validation (training steps: no host round trip)."""
     xp = namespace(y)
-    x, cache = gen._forward(gparams, z)
+    x, cache = gen.forward.unchecked(gparams, z)
     C = cost_matrix.unchecked(x, y, cost, xp)
-    phi = phi_net._forward(phi_params, x)[0][:, 0]
-    psi = psi_net._forward(psi_params, y)[0][:, 0]
+    phi = phi_net.forward.unchecked(phi_params, x)[0][:, 0]
+    psi = psi_net.forward.unchecked(psi_params, y)[0][:, 0]
     m = reg.density(phi[:, None] - psi[None, :] - C, lam)
     loss, dx = generator_objective(x, y, m, cost, C, xp)
-    _, grads = gen._backward(gparams, cache, dx, need_dx=False)
+    _, grads = gen.backward.unchecked(gparams, cache, dx, need_dx=False)
     return loss, grads, m
 
 
@@ -74,11 +74,11 @@ def dual_loss_grads(phi_net, phi_params, psi_net, psi_params, x, y, lam, reg, co
     """:func:`dual_loss_grads` without validation (training steps: no host round trip)."""
     xp = namespace(x)
     C = cost_matrix.unchecked(x, y, cost, xp)
-    phi_out, cphi = phi_net._forward(phi_params, x)
-    psi_out, cpsi = psi_net._forward(psi_params, y)
+    phi_out, cphi = phi_net.forward.unchecked(phi_params, x)
+    psi_out, cpsi = psi_net.forward.unchecked(psi_params, y)
     F, dphi, dpsi = dual_objective.unchecked(phi_out[:, 0], psi_out[:, 0], C, lam, reg, None, None, xp)
-    _, gphi = phi_net._backward(phi_params, cphi, -dphi[:, None], need_dx=False)
-    _, gpsi = psi_net._backward(psi_params, cpsi, -dpsi[:, None], need_dx=False)
+    _, gphi = phi_net.backward.unchecked(phi_params, cphi, -dphi[:, None], need_dx=False)
+    _, gpsi = psi_net.backward.unchecked(psi_params, cpsi, -dpsi[:, None], need_dx=False)
     return F, gphi, gpsi, 1.0 - xp.sum(dphi)
 
 

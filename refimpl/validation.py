@@ -23,8 +23,11 @@ Every public function that takes arrays or scalars is declared with :func:`check
 writes the rules into its docstring (no docstring restates them). Functions called inside a
 training step skip these checks on arrays that are already validated: where a hot path
 needs a public function, that function is a thin checked layer over an unchecked core,
-``f.unchecked``, which never validates (and so never synchronises a device). A core is
-private to its module; no module imports another's ``_`` names. Modules of training-step
+``f.unchecked``, which never validates (and so never synchronises a device). Methods too:
+``net.forward.unchecked(params, x)`` is the core bound to ``net`` (:class:`CheckedMethod`),
+``MLP.forward.unchecked`` the unbound one. A core is private to its module (a ``_`` function
+or method); other modules reach it through ``.unchecked`` only, and no module imports
+another's ``_`` names or calls another class's ``_`` methods. Modules of training-step
 internals (``steps``, ``kernels``, ``flat``, ``graph``, ``swgan_steps``, ``ot_solver``,
 ``host_ot``) hold unchecked functions under plain names, and say so in their docstrings.
 """
@@ -35,6 +38,7 @@ import numbers
 import textwrap
 
 from .backend import namespace
+from .checked_method import BoundChecked, CheckedMethod  # noqa: F401 (re-exported)
 
 _FLOAT_OK = ("float32", "float64")
 
@@ -57,7 +61,12 @@ def checked(core=None, *, rules=None):
     The rules are written here, once, into the docstring (as scipy's ``xp_capabilities`` writes
     its table): :data:`RULES_NOTE`, then ``rules`` (str: the function's own domain rules, e.g.
     the OT problem's) and, with a core, a line naming ``f.unchecked``. ``f.input_rules`` is the
-    text written. Returns the function itself.
+    text written. Returns the function itself; a method (a function defined in a class body)
+    with a core is returned as a :class:`CheckedMethod`, so that ``obj.f.unchecked`` is the core
+    bound to ``obj``. Such a core is a function of the same arguments, ``self`` first: a
+    module-level ``_`` function, or a ``_`` method defined earlier in the class body, which a
+    subclass may override (``obj.f.unchecked`` is then the override, as ``self._core(...)``
+    in the body finds it).
 
     Raises
     ------
@@ -76,16 +85,25 @@ def checked(core=None, *, rules=None):
         if RESTATED in doc.lower():
             raise ValueError(f"{f.__qualname__}'s docstring restates the input rules; checked writes them")
         notes = [RULES_NOTE] + ([" ".join(rules.split())] if rules else [])
+        method = core is not None and _in_class_body(f)
         if core is not None:
             f.unchecked = core
-            notes.append(f"Unchecked core: ``{f.__name__}.unchecked`` (the same arguments, validated by the caller).")
+            notes.append(f"Unchecked core: ``{f.__name__}.unchecked`` ("
+                         + ("bound to the instance; " if method else "")
+                         + "the same arguments, validated by the caller).")
         body = [ln for ln in doc.splitlines()[1:] if ln.strip()]
         indent = " " * min((len(ln) - len(ln.lstrip()) for ln in body), default=0)
         f.input_rules = "\n".join(notes)
         f.__doc__ = doc.rstrip() + "\n\n" + "\n".join(
             textwrap.fill(n, 92, initial_indent=indent, subsequent_indent=indent) for n in notes) + "\n"
-        return f
+        return CheckedMethod(f, core) if method else f
     return declare
+
+
+def _in_class_body(f):
+    """``f`` was defined in a class body (``Owner.f``, not ``outer.<locals>.f`` or a module's ``f``)."""
+    scope = f.__qualname__.split(".")[:-1]
+    return bool(scope) and scope[-1] != "<locals>"
 
 
 #: the sentence :func:`training_step` writes into a training step's docstring
@@ -352,7 +370,7 @@ def generator_inputs(gen, gparams, z, *nets):
         if gen.sizes[-1] != net.sizes[0]:
             raise ValueError(f"gen outputs {gen.sizes[-1]} coordinates but the networks take "
                              f"{', '.join(str(n.sizes[0]) for n in nets)}")
-    gparams, z = gen._validate(gparams, ("z", z, (None, gen.sizes[0])), pname="gparams")
+    gparams, z = gen.validate(gparams, ("z", z, (None, gen.sizes[0])), pname="gparams")
     if z.shape[0] == 0:
         raise ValueError(f"z must be non-empty, got shape {tuple(z.shape)}")
     return gparams, z

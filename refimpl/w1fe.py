@@ -91,12 +91,12 @@ def euler_targets(critic, cparams, y, eps):
     """
     eps = _check_eps(eps)
     checks.network(critic, "critic")
-    cparams, y = critic._validate(cparams, ("y", y, (None, critic.sizes[0])), pname="cparams")
+    cparams, y = critic.validate(cparams, ("y", y, (None, critic.sizes[0])), pname="cparams")
     return _euler_targets(critic, cparams, y, eps)
 
 
 def _euler_targets(critic, cparams, y, eps):
-    g, _ = critic._input_gradient(cparams, y)                # (B, d)
+    g, _ = critic.input_gradient.unchecked(cparams, y)       # (B, d)
     return y + eps * g, g
 
 
@@ -131,7 +131,7 @@ def persistent_loss_grads(gen, gparams, z, zeta):
     """
     if not isinstance(gen, NETWORKS):
         raise TypeError(f"gen must be a refimpl.nn.MLP or a refimpl.cnn.flat.FlatIO, got {type(gen).__name__}")
-    gparams, z = gen._validate(gparams, ("z", z, (None, gen.sizes[0])), pname="gparams")
+    gparams, z = gen.validate(gparams, ("z", z, (None, gen.sizes[0])), pname="gparams")
     if z.shape[0] == 0:
         raise ValueError(f"z must be non-empty, got shape {tuple(z.shape)}")
     zeta = checks.array(zeta, "zeta", shape=(z.shape[0], gen.sizes[-1]), xp=namespace(z))
@@ -142,11 +142,11 @@ def persistent_loss_grads(gen, gparams, z, zeta):
 
 def _persistent_loss_grads(gen, gparams, z, zeta):
     xp = namespace(z, zeta)
-    fake, cache = gen._forward(gparams, z)                   # (B, d)
+    fake, cache = gen.forward.unchecked(gparams, z)          # (B, d)
     B = fake.shape[0]
     r = fake - zeta                                          # (B, d)
     loss = xp.sum(r * r) / B
-    _, grads = gen._backward(gparams, cache, (2.0 / B) * r, need_dx=False)
+    _, grads = gen.backward.unchecked(gparams, cache, (2.0 / B) * r, need_dx=False)
     return loss, grads
 
 
@@ -219,7 +219,7 @@ class W1FE(GANMethod):
         losses = []
         for _ in range(self.K):
             loss, grads = _persistent_loss_grads(self.gen, gp, z, zeta)
-            gp, og = self.opt_gen._step(gp, grads, og)
+            gp, og = self.opt_gen.step.unchecked(gp, grads, og)
             losses.append(loss)
         return {**state, "gen": gp, "opt_gen": og}, losses
 
@@ -250,13 +250,14 @@ class W1FE(GANMethod):
             z = z_all[k * B:(k + 1) * B, :]
             grads, logs, zeta = euler_phase_grads(self.objective, self.gen, gp, self.critic, state["critic"], z, self.eps,
                                                   seeds, persistent=self.K > 1)
-            gp, og = self.opt_gen._step(gp, grads, og)
+            gp, og = self.opt_gen.step.unchecked(gp, grads, og)
             for j in range(1, self.K):                   # the persistent steps 2..K on the same (z, zeta)
                 hs, as_ = steps.forward(self.gen, gp, z)
                 r = hs[-1] - zeta
                 if j == self.K - 1:
                     logs["gen_loss_last"] = namespace(r).sum(r * r) / B
-                gp, og = self.opt_gen._step(gp, steps.backward_params(self.gen, gp, hs, as_, (2.0 / B) * r), og)
+                gp, og = self.opt_gen.step.unchecked(gp, steps.backward_params(self.gen, gp, hs, as_, (2.0 / B) * r),
+                                                     og)
         return {**state, "gen": gp, "opt_gen": og}, logs
 
     def _seeds(self, like):

@@ -95,7 +95,7 @@ def wasserstein_penalty(critic, cparams, x_hat, lam, graph, alpha=0.0, gamma=0.0
     lam, alpha, gamma = _scalars(lam, alpha, gamma)
     checks.network(critic, "critic")
     _graph(graph, critic.sizes[0])
-    cparams, x_hat = critic._validate(cparams, ("x_hat", x_hat, (None, critic.sizes[0])), pname="cparams")
+    cparams, x_hat = critic.validate(cparams, ("x_hat", x_hat, (None, critic.sizes[0])), pname="cparams")
     if x_hat.shape[0] == 0:
         raise ValueError(f"x_hat must be non-empty, got shape {tuple(x_hat.shape)}")
     return _wasserstein_penalty(critic, cparams, x_hat, lam, graph, alpha, gamma)
@@ -127,9 +127,9 @@ def _wasserstein_seed(g, x_hat, lam, graph, alpha, gamma):
 
 
 def _wasserstein_penalty(critic, cparams, x_hat, lam, graph, alpha=0.0, gamma=0.0):
-    g, tape = critic._input_gradient(cparams, x_hat)                      # (B, d)
+    g, tape = critic.input_gradient.unchecked(cparams, x_hat)             # (B, d)
     pen, u, s = _wasserstein_seed(g, x_hat, lam, graph, alpha, gamma)
-    _, grads = critic._input_gradient_vjp(cparams, tape, u, need_dx=False)
+    _, grads = critic.input_gradient_vjp.unchecked(cparams, tape, u, need_dx=False)
     return pen, grads, s
 
 
@@ -161,7 +161,7 @@ def wwgan_critic_grads(critic, cparams, real, fake, rng, lam, graph, alpha=0.0, 
     _graph(graph, critic.sizes[0])
     checks.random_generator(rng, "rng")
     d = critic.sizes[0]
-    cparams, real, fake = critic._validate(cparams, ("real", real, (None, d)), ("fake", fake, (None, d)),
+    cparams, real, fake = critic.validate(cparams, ("real", real, (None, d)), ("fake", fake, (None, d)),
                                            pname="cparams")
     if real.shape[0] == 0 or fake.shape[0] != real.shape[0]:
         raise ValueError(f"real and fake must be non-empty batches of one size, got {tuple(real.shape)} "
@@ -173,9 +173,9 @@ def _wwgan_critic_grads(critic, cparams, real, fake, rng, lam, graph, alpha=0.0,
     xp = namespace(real, fake)
     br = real.shape[0]
     obj = Objective("wgan-gp", lam)
-    scores, cache = critic._forward(cparams, xp.concat([real, fake], axis=0))
+    scores, cache = critic.forward.unchecked(cparams, xp.concat([real, fake], axis=0))
     loss, d_real, d_fake = critic_scores_loss.unchecked(obj, scores[:br, :], scores[br:, :])
-    _, grads = critic._backward(cparams, cache, xp.concat([d_real, d_fake], axis=0), need_dx=False)
+    _, grads = critic.backward.unchecked(cparams, cache, xp.concat([d_real, d_fake], axis=0), need_dx=False)
     pen, pgrads, s = _wasserstein_penalty(critic, cparams, penalty_points.unchecked(obj, real, fake, rng),
                                           lam, graph, alpha, gamma)
     loss = loss + pen
@@ -251,5 +251,5 @@ class WWGANMethod(GANMethod):
         fake = self.generate(state, z)
         _, grads, logs = _wwgan_critic_grads(self.critic, state["critic"], real, fake, rng, self.cfg.lam,
                                             self.graph, self.alpha, self.gamma)
-        cp, oc = self.opt_critic._step(state["critic"], grads, state["opt_critic"])
+        cp, oc = self.opt_critic.step.unchecked(state["critic"], grads, state["opt_critic"])
         return {**state, "critic": cp, "opt_critic": oc}, logs

@@ -53,8 +53,8 @@ def test_capturable_adam_keeps_its_step_on_the_device(xp):
     assert_xp(sb["step"], xp, "float64") and sb["step"].shape == ()
     for _ in range(5):
         g = _grads(rng, p, xp, "float64")
-        sa = a._step(fa, g, sa)[1]
-        sb = b._step(fb, g, sb)[1]
+        sa = a.step.unchecked(fa, g, sa)[1]
+        sb = b.step.unchecked(fb, g, sb)[1]
     assert float(sb["step"]) == 5.0
     assert np.max(np.abs(to_numpy(fa.buffer) - to_numpy(fb.buffer))) <= 1e-15
     assert np.max(np.abs(to_numpy(fa.buffer) - to_numpy(flatten(p).buffer))) > 1e-3
@@ -67,7 +67,7 @@ def test_a_list_cannot_take_a_flat_state():
     opt = Adam()
     state = opt.init(flatten(p))
     with pytest.raises(TypeError, match="FlatParams"):
-        opt._step(p, p, state)
+        opt.step.unchecked(p, p, state)
     with pytest.raises(TypeError, match="state does not match"):
         opt.step(p, p, state)
 
@@ -77,7 +77,7 @@ def test_copy_state_is_independent_and_adopt_restores_the_layout(xp):
     p = flatten(MLP((2, 4, 1)).init(np.random.default_rng(3), xp=xp))
     state = {"gen": p, "opt_gen": opt.init(p), "t": 1}
     kept = copy_state(state)
-    opt._step(p, _grads(np.random.default_rng(4), p, xp, "float64"), state["opt_gen"])
+    opt.step.unchecked(p, _grads(np.random.default_rng(4), p, xp, "float64"), state["opt_gen"])
     assert isinstance(kept["gen"], FlatParams) and kept["gen"].buffer is not p.buffer
     assert np.max(np.abs(to_numpy(kept["gen"].buffer) - to_numpy(p.buffer))) > 1e-4
     host = tree_to_host(state)                            # as a checkpoint holds it: plain lists
@@ -105,7 +105,7 @@ def test_flat_parameters_are_checked_once_until_an_unchecked_update():
     sgd.step(p, g, sgd.init(p))
     assert not p.finite                                   # SGD's step can overflow: checked again next time
     critic_grads(obj, net, p, real, fake, rng)
-    adam._step(p, g, s)                                   # an unchecked (training) update clears it
+    adam.step.unchecked(p, g, s)                          # an unchecked (training) update clears it
     assert not p.finite
     p.buffer[0] = np.nan
     with pytest.raises(ValueError, match=r"cparams\[0\]\[0\]"):

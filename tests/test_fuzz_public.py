@@ -118,6 +118,8 @@ def public_callables():
                 out.append((f"{info.name}.{name}", mod, None, obj))
             elif inspect.isclass(obj):
                 for k, f in sorted(vars(obj).items()):
+                    if isinstance(f, refimpl.validation.CheckedMethod):   # a checked method over a core
+                        f = f.__func__
                     if not k.startswith("_") and inspect.isfunction(f):
                         out.append((f"{info.name}.{name}.{k}", mod, obj, f))
     return out
@@ -489,7 +491,7 @@ def test_fuzz(xp, key, owner, f, data):
         inst = INSTANCES[owner](c)
         if "state" in kw:
             kw["state"] = inst.init(c.cparams)
-        call = lambda: f(inst, **kw)                          # noqa: E731
+        call = lambda: getattr(inst, key.rsplit(".", 1)[-1])(**kw)   # noqa: E731  (as a caller reaches it)
     else:
         call = lambda: f(**kw)                                # noqa: E731
     old = signal.signal(signal.SIGALRM, _alarm)
@@ -551,7 +553,9 @@ CTOR_EXCUSED = {"ClassifierFrechet": "arrays, fuzzed through its score method",
                 "Reference": "a kernel table (tests/test_kernels.py)", "NumPyKernels": "a kernel table (tests/test_kernels.py)",
                 "CuPyKernels": "a kernel table (tests/test_kernels.py)",
                 "GraphStep": "a method and a data source; refusals in tests/test_steps.py",
-                "PotentialConstants": "seeds of SBE's fused potential step (tests/test_fused_methods.py)"}
+                "PotentialConstants": "seeds of SBE's fused potential step (tests/test_fused_methods.py)",
+                "CheckedMethod": "made by refimpl.validation.checked on a method (tests/test_shape.py)",
+                "BoundChecked": "made by CheckedMethod for an instance (tests/test_shape.py)"}
 
 
 def public_classes():

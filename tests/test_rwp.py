@@ -8,6 +8,7 @@ import numpy as np
 from refimpl.flat import copy_state
 import pytest
 
+from refimpl import validation as checks
 from refimpl.backend import from_host, to_numpy
 from refimpl.nn import copy_params
 from refimpl.objectives import Objective
@@ -113,11 +114,16 @@ class InPlaceSGD:
     def init(self, params):
         return {"t": 0}
 
-    def _step(self, params, grads, state):          # the unchecked step the training loop calls
+    def _step(self, params, grads, state):          # the unchecked core the training loop calls (step.unchecked)
         for (W, b), (dW, db) in zip(params, grads):
             W -= self.lr * dW
             b -= self.lr * db
         return params, {"t": state["t"] + 1}
+
+    @checks.checked(_step)
+    def step(self, params, grads, state):
+        """One in-place update."""
+        return self._step(checks.params(params, "params"), checks.params(grads, "grads"), state)
 
 
 def test_theta_prev_is_a_real_copy(xp):

@@ -1,7 +1,11 @@
-"""The code's shape (issue 25): no module reaches into another's ``_`` names, no library module is
-longer than 450 lines, and the checked layer (:func:`refimpl.validation.checked`) is what it says."""
+"""The code's shape (issue 25): no module reaches into another's ``_`` names (nor calls another
+class's unchecked twins), no library module is longer than 450 lines, and the checked layer
+(:func:`refimpl.validation.checked`, on functions and methods) is what it says."""
 import ast
+import copy
+import inspect
 import pathlib
+import pickle
 import sys
 
 import numpy as np
@@ -9,7 +13,8 @@ import pytest
 
 from refimpl import validation
 from refimpl.metrics import w1
-from refimpl.nn import add_params
+from refimpl.nn import MLP, add_params
+from refimpl.optim import SGD, RMSprop, Adam
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PACKAGES = ("refimpl", "toy", "gpu")
@@ -151,3 +156,155 @@ def test_library_cores_skip_the_checks_and_give_the_same_values(rng):
     with pytest.raises(ValueError, match="p"):
         add_params(bad, p)
     assert np.isnan(add_params.unchecked(bad, p)[0][0]).all()
+
+
+# ----------------------------------------------------------------------------- checked methods (issue 25 item 4)
+#: the ``_``-prefixed unchecked twins the networks and optimisers had: other modules reach a core
+#: through the public method only, as ``net.forward.unchecked``
+TWINS = ("_forward", "_backward", "_input_gradient", "_input_gradient_vjp", "_validate", "_step", "_init")
+
+
+def _twin_uses(source):
+    """``(line, name)`` for each ``.X`` (or ``getattr(o, "X")``), ``X`` in :data:`TWINS`, that reaches
+    past its module: ``.X`` is allowed only on ``self``/``cls``/``super()`` in a module whose class
+    bodies define ``X`` (a class calling its own core)."""
+    tree = ast.parse(source)
+    defined = {n.name for c in ast.walk(tree) if isinstance(c, ast.ClassDef) for n in c.body
+               if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+    def own(v):
+        return (isinstance(v, ast.Name) and v.id in ("self", "cls")) or (
+            isinstance(v, ast.Call) and isinstance(v.func, ast.Name) and v.func.id == "super")
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in TWINS and not (node.attr in defined and own(node.value)):
+            found.append((node.lineno, node.attr))
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+              and node.func.id in ("getattr", "hasattr", "setattr") and len(node.args) >= 2
+              and isinstance(node.args[1], ast.Constant) and node.args[1].value in TWINS):
+            found.append((node.lineno, node.args[1].value))
+    return sorted(found)
+
+
+def test_no_module_calls_another_classs_unchecked_twin():
+    found = {str(p.relative_to(ROOT)): u for pkg in PACKAGES for p in sorted((ROOT / pkg).rglob("*.py"))
+             if (u := _twin_uses(p.read_text()))}
+    assert not found, f"reach a core as obj.method.unchecked, not through its _ name: {found}"
+
+
+def test_the_twin_scan_sees_a_reach_into_another_class():
+    """The scan above has teeth: a class's own ``self._forward`` passes; another object's, a
+    ``getattr`` by name and a name no class of the module defines are found."""
+    src = ("class A:\n"
+           "    def _forward(self, p, x):\n"
+           "        return self._forward(p, x) + super()._forward(p, x)\n"
+           "    def g(self):\n"
+           "        return self.net._forward(1, 2)\n"                  # 5: another object's core
+           "def f(net, opt):\n"
+           "    net._forward(1, 2)\n"                                  # 7
+           "    y = opt._step\n"                                       # 8
+           "    return getattr(net, '_validate')\n"                    # 9
+           "class B:\n"
+           "    def h(self):\n"
+           "        return self._init() + self._input_gradient_vjp\n")  # 12: not defined in this module
+    assert _twin_uses(src) == [(5, "_forward"), (7, "_forward"), (8, "_step"), (9, "_validate"),
+                               (12, "_init"), (12, "_input_gradient_vjp")]
+    assert _twin_uses("net.forward.unchecked(p, x)\nopt.step.unchecked(p, g, s)\n") == []
+
+
+def test_a_checked_method_binds_its_core_and_subclasses_override_either():
+    class Base:
+        def _core(self, x):
+            return "base", self
+
+        @validation.checked(_core)
+        def run(self, x):
+            """Run.
+
+            Parameters
+            ----------
+            x : array
+            """
+            return self._core(validation.array(x, "x"))
+
+    class Sub(Base):                       # overrides the core only: the base's checked layer calls it
+        def _core(self, x):
+            return "sub", self
+
+    class Own(Base):                       # declares its own checked method over its own core
+        def _other(self, x):
+            return "own", self
+
+        @validation.checked(_other)
+        def run(self, x):
+            """Run its own."""
+            return self._other(validation.array(x, "x"))
+
+    nan = np.array([np.nan])
+    for obj, tag in ((Base(), "base"), (Sub(), "sub"), (Own(), "own")):
+        with pytest.raises(ValueError, match="x has non-finite"):
+            obj.run(nan)
+        assert obj.run(np.ones(1)) == (tag, obj)
+        assert obj.run.unchecked(nan) == (tag, obj) and obj.run.unchecked.__self__ is obj   # bound, unchecked
+        assert type(obj).run.unchecked(obj, nan) == (tag, obj)                           # unbound: the class's core
+        assert type(obj).run(obj, np.ones(1)) == (tag, obj)
+        assert obj.run is obj.run and obj.run.__self__ is obj and obj.run.input_rules == type(obj).run.input_rules
+        assert list(inspect.signature(obj.run).parameters) == ["x"]
+        assert list(inspect.signature(type(obj).run).parameters) == ["self", "x"]
+        assert "``run.unchecked`` (bound to the instance" in " ".join(obj.run.__doc__.split())
+        c = copy.deepcopy(obj)
+        assert c.run.unchecked.__self__ is c and c.run.__self__ is c
+
+
+def _nets():
+    from refimpl.cnn import CNN, Conv2d, Dense
+    from refimpl.cnn.flat import FlatIO
+    cnn = CNN((1, 4, 4), (Conv2d(2, kernel=3, stride=2, padding=1, activation="tanh"), Dense(1)))
+    return {"mlp": (MLP((16, 5, 1), "tanh"), (2, 16)), "cnn": (cnn, (2, 1, 4, 4)), "flatio": (FlatIO(cnn), (2, 16))}
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn", "flatio"])
+def test_a_networks_unchecked_passes_are_bound_and_let_nan_through(kind, rng):
+    net, shape = _nets()[kind]
+    params = net.init(rng)
+    x = rng.standard_normal(shape)
+    x[0, 0] = np.nan
+    with pytest.raises(ValueError, match="x has non-finite"):
+        net.forward(params, x)
+    with pytest.raises(ValueError, match="x has non-finite"):
+        net.input_gradient(params, x)
+    y, cache = net.forward.unchecked(params, x)
+    assert np.isnan(y[0]).any() and np.isfinite(y[1]).all()
+    assert net.forward.unchecked.__self__ is net and net.forward.unchecked.__func__ is type(net).forward.unchecked
+    np.testing.assert_array_equal(type(net).forward.unchecked(net, params, x)[0], y)
+    g, tape = net.input_gradient.unchecked(params, x)
+    assert np.isnan(g[0]).any() and np.isfinite(g[1]).all()
+    dx, grads = net.input_gradient_vjp.unchecked(params, tape, g)
+    assert np.isnan(dx[0]).any() and np.isfinite(dx[1]).all()
+    with pytest.raises(ValueError, match="u has non-finite"):
+        net.input_gradient_vjp(params, tape, g)
+    seed = np.full(y.shape, np.nan)
+    assert np.isnan(net.backward.unchecked(params, cache, seed)[0]).any()
+    with pytest.raises(ValueError, match="dy has non-finite"):
+        net.backward(params, cache, seed)
+    ok = np.nan_to_num(x)
+    np.testing.assert_array_equal(net.forward(params, ok)[0], net.forward.unchecked(params, ok)[0])
+    copied = pickle.loads(pickle.dumps(net))                       # the bound passes follow the copy
+    assert copied == net and copied.forward.unchecked.__self__ is copied
+
+
+@pytest.mark.parametrize("opt", [SGD(0.1, 0.5), Adam(), RMSprop()], ids=["sgd", "adam", "rmsprop"])
+def test_an_optimisers_unchecked_step_is_its_own_core_and_lets_nan_through(opt, rng):
+    params = MLP((2, 3, 1)).init(rng)
+    grads = [(np.full_like(W, np.nan), np.zeros_like(b)) for W, b in params]
+    state = opt.init(params)
+    with pytest.raises(ValueError, match=r"grads\[0\]\[0\] has non-finite"):
+        opt.step(params, grads, state)
+    new, st = opt.step.unchecked(params, grads, state)
+    assert np.isnan(new[0][0]).all() and st["t"] == 1
+    assert opt.step.unchecked.__self__ is opt and opt.step.unchecked.__func__ is type(opt).step.unchecked
+    assert len({SGD.step.unchecked, Adam.step.unchecked, RMSprop.step.unchecked}) == 3   # each optimiser's own
+    bad = [(np.full_like(W, np.nan), b) for W, b in params]
+    with pytest.raises(ValueError, match=r"params\[0\]\[0\] has non-finite"):
+        opt.init(bad)
+    assert opt.init.unchecked(bad)["t"] == 0

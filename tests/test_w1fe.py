@@ -37,7 +37,7 @@ def _random_state(method, xp, seed):
     for key in ("gen", "critic"):
         st[key] = [(W, b + from_host(0.3 * rng.standard_normal(tuple(b.shape)), xp, "float64")) for W, b in st[key]]
     # parameter lists take the optimisers' list path (new arrays each step); flat ones would be updated in place
-    st["opt_gen"], st["opt_critic"] = method.opt_gen._init(st["gen"]), method.opt_critic._init(st["critic"])
+    st["opt_gen"], st["opt_critic"] = method.opt_gen.init.unchecked(st["gen"]), method.opt_critic.init.unchecked(st["critic"])
     return st
 
 

@@ -6,13 +6,13 @@ layer norm, leaky ReLU 0.2, a linear unit), batch 64, float32. One critic step::
     eps ~ U(0, 1) (B, 1, 1, 1),   x_hat = eps real + (1 - eps) fake,
     loss = mean D(fake) - mean D(real) + 10 mean_n (||grad_x D(x_hat_n)|| - 1)^2,
 
-its parameter gradient, then an Adam update (lr 1e-4, betas (0.5, 0.9)). refimpl: one
-``_forward`` over ``[real, fake]`` and ``_backward`` with the seed ``-1/B, +1/B``;
-``_input_gradient`` at ``x_hat``; ``_input_gradient_vjp`` with ``u_n = 10 * 2 (n - 1)/n g_n / B``
-(``n = ||g_n||``); the two gradient lists summed; ``Adam._step`` on flat parameters. Peer: the same
-network in ``torch.nn`` with the same weights, ``torch.autograd.grad(..., create_graph=True)`` and
-``torch.optim.Adam``. A parity check in float64 runs first (the two gradients and the updated
-parameters agree to 1e-9 relative, asserted).
+its parameter gradient, then an Adam update (lr 1e-4, betas (0.5, 0.9)). refimpl, on the unchecked
+cores (``net.forward.unchecked`` ...): one ``forward`` over ``[real, fake]`` and ``backward`` with the
+seed ``-1/B, +1/B``; ``input_gradient`` at ``x_hat``; ``input_gradient_vjp`` with
+``u_n = 10 * 2 (n - 1)/n g_n / B`` (``n = ||g_n||``); the two gradient lists summed; ``Adam.step`` on
+flat parameters. Peer: the same network in ``torch.nn`` with the same weights,
+``torch.autograd.grad(..., create_graph=True)`` and ``torch.optim.Adam``. A parity check in float64
+runs first (the two gradients and the updated parameters agree to 1e-9 relative, asserted).
 
 Rows: the step at the builder's default width and at a smaller one, and the forward alone (the
 step's forward over the ``2B`` real and fake images; PyTorch with autograd recording, as in the
@@ -60,14 +60,14 @@ def refimpl_critic_grads(net, params, real, fake, eps, lam=LAM):
     ``real``, ``fake`` (B, C, H, W); ``eps`` (B, 1, 1, 1); ``grads`` a list of ``(dW, db)``."""
     xp = namespace(real)
     B = real.shape[0]
-    y, cache = net._forward(params, xp.concat([real, fake], axis=0))
+    y, cache = net.forward.unchecked(params, xp.concat([real, fake], axis=0))
     seed = xp.concat([xp.full((B, 1), -1.0 / B, dtype=y.dtype), xp.full((B, 1), 1.0 / B, dtype=y.dtype)], axis=0)
-    _, g_loss = net._backward(params, cache, seed, need_dx=False)
+    _, g_loss = net.backward.unchecked(params, cache, seed, need_dx=False)
     x_hat = eps * real + (1 - eps) * fake
-    g, tape = net._input_gradient(params, x_hat)
+    g, tape = net.input_gradient.unchecked(params, x_hat)
     n = xp.sqrt(xp.sum(g * g, axis=(1, 2, 3), keepdims=True))
     u = ((2.0 * lam / B) * (n - 1.0) / n) * g
-    _, g_pen = net._input_gradient_vjp(params, tape, u, need_dx=False)
+    _, g_pen = net.input_gradient_vjp.unchecked(params, tape, u, need_dx=False)
     grads = [(a + c, b + d) for (a, b), (c, d) in zip(g_loss, g_pen)]
     loss = xp.mean(y[B:]) - xp.mean(y[:B]) + lam * xp.mean((n - 1.0) ** 2)
     return loss, grads
@@ -81,14 +81,14 @@ def refimpl_step_fn(net, params, real, fake, seed=0, eps=None):
     xp = namespace(real)
     flat = flatten(params)
     opt = Adam(LR, *BETAS, ADAM_EPS)
-    state = {"o": opt._init(flat)}
+    state = {"o": opt.init.unchecked(flat)}
     rng = np.random.default_rng(seed)
     B = real.shape[0]
 
     def step():
         e = xp.asarray(rng.uniform(size=(B, 1, 1, 1)), dtype=real.dtype) if eps is None else eps
         _, grads = refimpl_critic_grads(net, flat, real, fake, e)
-        state["o"] = opt._step(flat, grads, state["o"])[1]
+        state["o"] = opt.step.unchecked(flat, grads, state["o"])[1]
     step.params = flat
     return step
 
@@ -97,7 +97,7 @@ def refimpl_forward_fn(net, params, real, fake):
     """The step's forward alone (over ``[real, fake]``, cache kept) as a closure."""
     xp = namespace(real)
     x = xp.concat([real, fake], axis=0)
-    return lambda: net._forward(params, x)
+    return lambda: net.forward.unchecked(params, x)
 
 
 # ----------------------------------------------------------------------------- PyTorch side

@@ -39,7 +39,8 @@ class FlatIO:
     sizes : (int, int)
         Row widths of the input and the output (the ends of an MLP's ``sizes``).
 
-    Passes as :class:`refimpl.nn.MLP`'s (same signatures and errors); parameters are ``net``'s.
+    Passes as :class:`refimpl.nn.MLP`'s (same signatures and errors, the same checked layers over
+    unchecked cores: ``flat.forward.unchecked`` ...); parameters are ``net``'s.
     """
     net: CNN
 
@@ -58,12 +59,14 @@ class FlatIO:
     def init(self, rng, xp=None, dtype="float64", device=None):
         return self.net.init(rng, xp=xp, dtype=dtype, device=device)
 
-    def _param_shapes(self):
+    def param_shapes(self):
+        """``[(W shape, b shape), ...]`` per layer (``net``'s)."""
         return self.net.param_shapes()
 
-    def _validate(self, params, *items, pname="params", nonempty=False):
-        """``(params, *arrays)`` validated as :meth:`refimpl.nn.MLP._validate` does."""
-        params = checks.params(params, pname, shapes=self._param_shapes(), finite=False)
+    @checks.checked()
+    def validate(self, params, *items, pname="params", nonempty=False):
+        """``(params, *arrays)`` validated as :meth:`refimpl.nn.MLP.validate` does."""
+        params = checks.params(params, pname, shapes=self.param_shapes(), finite=False)
         xp = namespace(params)
         dt = params[0][0].dtype
         arrs = []
@@ -78,46 +81,47 @@ class FlatIO:
                            + [it[0] for it in items])
         return (params, *arrs)
 
-    # -- the four passes, unchecked
+    # -- the four passes: unchecked cores (``net``'s, through rows), each under its checked layer
     def _forward(self, params, x):
-        y, cache = self.net._forward(params, _rows_to(x, self.net.input_shape))
+        y, cache = self.net.forward.unchecked(params, _rows_to(x, self.net.input_shape))
         return _to_rows(y), cache
 
-    def _backward(self, params, cache, dy, need_dx=True, need_params=True):
-        dx, grads = self.net._backward(params, cache, _rows_to(dy, self.net.output_shape), need_dx, need_params)
-        return (None if dx is None else _to_rows(dx)), grads
-
-    def _input_gradient(self, params, x):
-        self.net._check_critic()
-        g, tape = self.net._input_gradient(params, _rows_to(x, self.net.input_shape))
-        return _to_rows(g), tape
-
-    def _input_gradient_vjp(self, params, tape, u, need_dx=True, need_params=True):
-        dx, grads = self.net._input_gradient_vjp(params, tape, _rows_to(u, self.net.input_shape), need_dx,
-                                                 need_params)
-        return (None if dx is None else _to_rows(dx)), grads
-
-    # -- checked
+    @checks.checked(_forward)
     def forward(self, params, x):
         """``(y (N, sizes[-1]), cache)`` for ``x`` (N, sizes[0])."""
-        params, x = self._validate(params, ("x", x, (None, self.sizes[0])))
+        params, x = self.validate(params, ("x", x, (None, self.sizes[0])))
         return self._forward(params, x)
 
-    @checks.checked()
+    def _backward(self, params, cache, dy, need_dx=True, need_params=True):
+        dx, grads = self.net.backward.unchecked(params, cache, _rows_to(dy, self.net.output_shape), need_dx,
+                                                need_params)
+        return (None if dx is None else _to_rows(dx)), grads
+
+    @checks.checked(_backward)
     def backward(self, params, cache, dy, need_dx=True, need_params=True):
         """``(dx (N, sizes[0]) or None, grads or None)`` for ``dy`` (N, sizes[-1])."""
-        params, dy = self._validate(params, ("dy", dy, (None, self.sizes[-1])))
+        params, dy = self.validate(params, ("dy", dy, (None, self.sizes[-1])))
         return self._backward(params, cache, dy, checks.boolean(need_dx, "need_dx"),
                               checks.boolean(need_params, "need_params"))
 
+    def _input_gradient(self, params, x):
+        g, tape = self.net.input_gradient.unchecked(params, _rows_to(x, self.net.input_shape))
+        return _to_rows(g), tape
+
+    @checks.checked(_input_gradient)
     def input_gradient(self, params, x):
         """``(g (N, sizes[0]), tape)``: the per-row input gradient of a scalar-output critic."""
-        params, x = self._validate(params, ("x", x, (None, self.sizes[0])))
+        params, x = self.validate(params, ("x", x, (None, self.sizes[0])))
         return self._input_gradient(params, x)
 
-    @checks.checked()
+    def _input_gradient_vjp(self, params, tape, u, need_dx=True, need_params=True):
+        dx, grads = self.net.input_gradient_vjp.unchecked(params, tape, _rows_to(u, self.net.input_shape), need_dx,
+                                                          need_params)
+        return (None if dx is None else _to_rows(dx)), grads
+
+    @checks.checked(_input_gradient_vjp)
     def input_gradient_vjp(self, params, tape, u, need_dx=True, need_params=True):
         """Gradients of ``sum_n <u_n, g_n>``, ``u`` (N, sizes[0])."""
-        params, u = self._validate(params, ("u", u, (None, self.sizes[0])))
+        params, u = self.validate(params, ("u", u, (None, self.sizes[0])))
         return self._input_gradient_vjp(params, tape, u, checks.boolean(need_dx, "need_dx"),
                                         checks.boolean(need_params, "need_params"))

@@ -8,7 +8,9 @@ as they take an MLP's. Images are NCHW at the public boundary and CHWN inside
 
 The public methods validate once at entry (:mod:`refimpl.validation`): parameters with the
 layer shapes; inputs of the parameters' dtype and of the network's input shape and channel
-count. The ``_``-prefixed twins skip the checks and make no host round trip.
+count. Each pass is a checked layer over an unchecked core, ``net.forward.unchecked(params, x)``
+(bound to ``net``; :func:`refimpl.validation.checked`), which skips the checks and makes no
+host round trip.
 """
 from __future__ import annotations
 
@@ -186,7 +188,19 @@ class CNN:
         return (None, *self.input_shape)
 
     # -- pass 1: forward
-    @checks.checked()
+    def _forward(self, params, x, stats=None):
+        stat_of = dict(zip(self._bn_layers(), stats)) if stats is not None else {}
+        h = _inward(x)
+        hs, as_, ops = [h], [], []
+        for l, layer in enumerate(self.layers):
+            a, c = layer.fwd(params[l], h, stat_of.get(l))
+            h = get_activation(layer.activation).f(a)
+            as_.append(a)
+            ops.append(c)
+            hs.append(h)
+        return _outward(h), Cache(hs, as_, ops)
+
+    @checks.checked(_forward)
     def forward(self, params, x, stats=None):
         """``y = f(x)``.
 
@@ -212,17 +226,6 @@ class CNN:
         params, stats, (x,) = self._validate(params, ("x", x, self._in_shape()), stats=stats)
         return self._forward(params, x, stats)
 
-    def _forward(self, params, x, stats=None):
-        stat_of = dict(zip(self._bn_layers(), stats)) if stats is not None else {}
-        h = _inward(x)
-        hs, as_, ops = [h], [], []
-        for l, layer in enumerate(self.layers):
-            a, c = layer.fwd(params[l], h, stat_of.get(l))
-            h = get_activation(layer.activation).f(a)
-            as_.append(a)
-            ops.append(c)
-            hs.append(h)
-        return _outward(h), Cache(hs, as_, ops)
 
     @checks.checked()
     def update_stats(self, stats, cache):
@@ -250,7 +253,16 @@ class CNN:
         return out
 
     # -- pass 2: backward
-    @checks.checked()
+    def _backward(self, params, cache, dy, need_dx=True, need_params=True):
+        grads = [None] * self.n_layers
+        dh = _inward(dy)
+        for l in range(self.n_layers - 1, -1, -1):
+            layer = self.layers[l]
+            da = dh * get_activation(layer.activation).df(cache.as_[l], cache.hs[l + 1])
+            dh, grads[l] = layer.vjp(params[l], cache.hs[l], cache.ops[l], da, l > 0 or need_dx, need_params)
+        return (_outward(dh) if need_dx else None), (grads if need_params else None)
+
+    @checks.checked(_backward)
     def backward(self, params, cache, dy, need_dx=True, need_params=True):
         """Reverse pass: ``dx = dy^T dy/dx`` and ``grads = d<dy, y>/dparams``.
 
@@ -276,15 +288,6 @@ class CNN:
         return self._backward(params, cache, dy, checks.boolean(need_dx, "need_dx"),
                               checks.boolean(need_params, "need_params"))
 
-    def _backward(self, params, cache, dy, need_dx=True, need_params=True):
-        grads = [None] * self.n_layers
-        dh = _inward(dy)
-        for l in range(self.n_layers - 1, -1, -1):
-            layer = self.layers[l]
-            da = dh * get_activation(layer.activation).df(cache.as_[l], cache.hs[l + 1])
-            dh, grads[l] = layer.vjp(params[l], cache.hs[l], cache.ops[l], da, l > 0 or need_dx, need_params)
-        return (_outward(dh) if need_dx else None), (grads if need_params else None)
-
     # -- pass 3: input gradient
     def _check_critic(self):
         if self.output_shape != (1,):
@@ -293,7 +296,23 @@ class CNN:
             raise ValueError("input_gradient: batch norm couples the samples of a batch, so the per-sample "
                              "input gradient of a gradient penalty is undefined; use LayerNorm or no norm")
 
-    @checks.checked()
+    def _input_gradient(self, params, x):
+        self._check_critic()                                # structural: no array is read
+        xp = namespace(x)
+        _, cache = self._forward(params, x)
+        L = self.n_layers
+        dacts, es, ds = [None] * L, [None] * L, [None] * (L + 1)
+        d = xp.ones_like(cache.hs[-1])
+        ds[L] = d
+        for l in range(L - 1, -1, -1):
+            layer = self.layers[l]
+            dacts[l] = get_activation(layer.activation).df(cache.as_[l], cache.hs[l + 1])
+            es[l] = d * dacts[l]
+            d = layer.vjp(params[l], cache.hs[l], cache.ops[l], es[l], True, False)[0]
+            ds[l] = d
+        return _outward(d), Tape(cache, dacts, ds, es)
+
+    @checks.checked(_input_gradient)
     def input_gradient(self, params, x):
         """Per-sample input gradient ``g_n = grad_x f(x_n)`` of a scalar-output critic.
 
@@ -312,51 +331,10 @@ class CNN:
             The output is not scalar, or the network has batch norm layers; bad inputs as in
             :meth:`forward`.
         """
-        self._check_critic()
         params, _, (x,) = self._validate(params, ("x", x, self._in_shape()))
         return self._input_gradient(params, x)
 
-    def _input_gradient(self, params, x):
-        xp = namespace(x)
-        _, cache = self._forward(params, x)
-        L = self.n_layers
-        dacts, es, ds = [None] * L, [None] * L, [None] * (L + 1)
-        d = xp.ones_like(cache.hs[-1])
-        ds[L] = d
-        for l in range(L - 1, -1, -1):
-            layer = self.layers[l]
-            dacts[l] = get_activation(layer.activation).df(cache.as_[l], cache.hs[l + 1])
-            es[l] = d * dacts[l]
-            d = layer.vjp(params[l], cache.hs[l], cache.ops[l], es[l], True, False)[0]
-            ds[l] = d
-        return _outward(d), Tape(cache, dacts, ds, es)
-
     # -- pass 4: double backward
-    @checks.checked()
-    def input_gradient_vjp(self, params, tape, u, need_dx=True, need_params=True):
-        """Gradients of ``Q = sum_n <u_n, g_n>`` (``g`` from :meth:`input_gradient`).
-
-        Two sweeps (``docs/cnn.md``): forward over the input-gradient pass, each layer's
-        ``dvjp`` giving ``bar e_l``, ``bar theta_l`` and (norm layers) ``bar h_l``, with
-        ``bar d_{l+1} = bar e_l * s'(a_l)`` and ``bar a_l = bar e_l * d_{l+1} * s''(a_l)``;
-        then backward through the forward pass with those ``bar a_l`` and ``bar h_l`` as seeds.
-
-        Parameters
-        ----------
-        u : array (N, *input_shape), the input's dtype, finite
-
-        Returns
-        -------
-        dx : array (N, *input_shape) or None
-        grads : list of (dW, db) like ``params``, or None
-        """
-        if not isinstance(tape, Tape):
-            raise TypeError(f"tape must be the Tape returned by input_gradient, got {type(tape).__name__}")
-        self._check_critic()
-        params, _, (u,) = self._validate(params, ("u", u, tuple(_outward(tape.cache.hs[0]).shape)))
-        return self._input_gradient_vjp(params, tape, u, checks.boolean(need_dx, "need_dx"),
-                                        checks.boolean(need_params, "need_params"))
-
     def _input_gradient_vjp(self, params, tape, u, need_dx=True, need_params=True):
         cache, dacts, ds, es = tape
         xp = namespace(u)
@@ -388,3 +366,29 @@ class CNN:
         if need_dx:
             dx = _outward(bar_h[0]) if bar_h[0] is not None else xp.zeros_like(u)
         return dx, (grads if need_params else None)
+
+    @checks.checked(_input_gradient_vjp)
+    def input_gradient_vjp(self, params, tape, u, need_dx=True, need_params=True):
+        """Gradients of ``Q = sum_n <u_n, g_n>`` (``g`` from :meth:`input_gradient`).
+
+        Two sweeps (``docs/cnn.md``): forward over the input-gradient pass, each layer's
+        ``dvjp`` giving ``bar e_l``, ``bar theta_l`` and (norm layers) ``bar h_l``, with
+        ``bar d_{l+1} = bar e_l * s'(a_l)`` and ``bar a_l = bar e_l * d_{l+1} * s''(a_l)``;
+        then backward through the forward pass with those ``bar a_l`` and ``bar h_l`` as seeds.
+
+        Parameters
+        ----------
+        u : array (N, *input_shape), the input's dtype, finite
+
+        Returns
+        -------
+        dx : array (N, *input_shape) or None
+        grads : list of (dW, db) like ``params``, or None
+        """
+        if not isinstance(tape, Tape):
+            raise TypeError(f"tape must be the Tape returned by input_gradient, got {type(tape).__name__}")
+        self._check_critic()
+        params, _, (u,) = self._validate(params, ("u", u, tuple(_outward(tape.cache.hs[0]).shape)))
+        return self._input_gradient_vjp(params, tape, u, checks.boolean(need_dx, "need_dx"),
+                                        checks.boolean(need_params, "need_params"))
+
