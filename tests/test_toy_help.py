@@ -197,7 +197,7 @@ def test_swgan_grid(monkeypatch):
     from refimpl.swgan import SWGANConfig
     from toy import protocols
     from toy import swgan_grid as s
-    (cfg, latent, iters, _), (qcfg, _, qiters, _) = (s._settings(opts(q, "swgan-grid")) for q in (False, True))
+    (cfg, latent, iters, _), (qcfg, _, qiters, _) = (s.settings(opts(q, "swgan-grid")) for q in (False, True))
     assert cfg == SWGANConfig()                                          # the dataclass is the home
     for f in ("lam", "n_gen", "batch_size", "lr_gen", "lr_critic"):
         assert default("swgan-grid", f) == str(getattr(cfg, f)), f
@@ -208,12 +208,12 @@ def test_swgan_grid(monkeypatch):
     assert f"WGAN-GP {lim_ye} iterations" in default("swgan-grid", "protocol")
     moved(monkeypatch, "swgan-grid", "n_critic", lambda: monkeypatch.setattr(s, "QUICK_DUAL_STEPS", 2),
           f"{cfg.n_critic} dual steps (quick: {qcfg.n_critic})", f"{cfg.n_critic} dual steps (quick: 2)")
-    monkeypatch.setattr(SWGANConfig, "latent_dim", 3)                   # the field's default, read by _settings
-    assert default("swgan-grid", "latent_dim") == "3" == str(s._settings(opts(experiment="swgan-grid"))[1])
+    monkeypatch.setattr(SWGANConfig, "latent_dim", 3)                   # the field's default, read by settings
+    assert default("swgan-grid", "latent_dim") == "3" == str(s.settings(opts(experiment="swgan-grid"))[1])
     moved_cfg = dataclasses.dataclass(frozen=True)(type("Moved", (SWGANConfig,), {"__annotations__": {"lam": float},
                                                                                   "lam": 0.02}))
     monkeypatch.setattr(s, "SWGANConfig", moved_cfg)
-    assert default("swgan-grid", "lam") == "0.02" == str(s._settings(opts(experiment="swgan-grid"))[0].lam)
+    assert default("swgan-grid", "lam") == "0.02" == str(s.settings(opts(experiment="swgan-grid"))[0].lam)
 
 
 # ----------------------------------------------------------------------------- what --lam means

@@ -191,10 +191,10 @@ def _by_penalty(per, shared=""):
 
 
 def _swgan_defaults():
-    """swgan-grid's defaults: what :func:`toy.swgan_grid._settings` gives SWGAN, and the protocols'."""
+    """swgan-grid's defaults: what :func:`toy.swgan_grid.settings` gives SWGAN, and the protocols'."""
     from . import protocols
     from . import swgan_grid as s
-    (cfg, latent, iters, _), (qcfg, _, qiters, _) = (s._settings(_opts(q, "swgan-grid")) for q in (False, True))
+    (cfg, latent, iters, _), (qcfg, _, qiters, _) = (s.settings(_opts(q, "swgan-grid")) for q in (False, True))
     out = _configs(cfg, qcfg, ("lam", "n_gen", "batch_size", "lr_gen", "lr_critic"))
     out.update({"iters": _quick(iters, qiters), "latent_dim": latent, "seeds": _seeds(s.run),
                 "n_critic": _quick(cfg.n_critic, qcfg.n_critic, "dual steps"),

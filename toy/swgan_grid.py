@@ -139,7 +139,7 @@ def train_and_evaluate(opts: RunOptions, method, *, iters, eval_every, n_eval, t
                          run_info={"n_eval": n_eval, **({"protocol": protocol.name} if protocol else {})})
 
 
-def _settings(opts: RunOptions):
+def settings(opts: RunOptions):
     """(SWGAN config, latent dim, iterations, evaluation samples) of every run; validates."""
     protocols.get(opts)
     latent = opts.extra.get("latent_dim") or SWGANConfig.latent_dim
@@ -154,7 +154,7 @@ def _settings(opts: RunOptions):
 def variants(opts: RunOptions):
     """``swgan``, then ``wgan-gp`` given the same training wall-clock as the ``swgan`` run of its
     seed (which must finish first; quick runs are not matched in time, so need no peer)."""
-    _settings(opts)
+    settings(opts)
     timed = not opts.quick and protocols.get(opts) is None      # lim-ye: WGAN-GP at the paper's 30,000 iterations
     return [Variant("swgan", "SWGAN"),
             Variant("wgan-gp", "WGAN-GP", base="swgan", after=("swgan",) if timed else ())]
@@ -162,7 +162,7 @@ def variants(opts: RunOptions):
 
 def train(opts: RunOptions, v: Variant) -> dict:
     """One run of ``v`` with seed ``opts.seed`` into ``opts.out``; returns its metrics."""
-    cfg, latent, iters, n_eval = _settings(opts)
+    cfg, latent, iters, n_eval = settings(opts)
     proto = protocols.get(opts)
     dataset = proto.dataset if proto else DATASET
     if v.key == "swgan":
