@@ -17,6 +17,7 @@ training steps call it, so a step makes no host round trip.
 """
 from __future__ import annotations
 
+import abc
 import math
 from dataclasses import dataclass
 
@@ -37,17 +38,19 @@ def _in01(v, name):
         raise ValueError(f"{name} must be in [0, 1), got {v!r}")
 
 
-class _Optimiser:
+class _Optimiser(abc.ABC):
     """Shared entry checks of ``init`` and ``step``, checked layers over each optimiser's own
     unchecked cores ``_init`` and ``_step`` (``opt.step.unchecked`` is the subclass's ``_step``)."""
     #: finite parameters and gradients give finite parameters (the update is bounded)
     keeps_finite = False
 
+    @abc.abstractmethod
     def _init(self, params):
-        raise NotImplementedError
+        """The unchecked core of :meth:`init`: a fresh state for ``params``."""
 
+    @abc.abstractmethod
     def _step(self, params, grads, state):
-        raise NotImplementedError
+        """The unchecked core of :meth:`step`: ``(new params, new state)``."""
 
     @checks.checked(_init)
     def init(self, params):
